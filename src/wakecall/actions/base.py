@@ -1,0 +1,40 @@
+"""What a run does: one small interface, one module per kind of action."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from wakecall.clock import Clock
+from wakecall.models import Run, Task
+
+__all__ = ["ActionContext", "ActionFailed", "Executor", "Executors"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    task: Task
+    run: Run
+    attempt: int
+    clock: Clock
+
+
+class ActionFailed(Exception):
+    """The action ran and failed. `output` (JSON) is kept on the run next to the message."""
+
+    def __init__(self, message: str, output: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.output = output
+
+
+class Executor(Protocol):
+    """Executes one kind of action. Returns the run's output (JSON-able) on success, raises
+    `ActionFailed` on failure. It is cancelled (timeout, cancel request) through anyio
+    cancellation and must clean up after itself when it is."""
+
+    async def execute(self, ctx: ActionContext) -> Any: ...
+
+
+Executors = Mapping[str, Executor]

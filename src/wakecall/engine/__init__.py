@@ -1,0 +1,9 @@
+"""The engine: the scheduler loop, the runner, and the task operations built on them."""
+
+from __future__ import annotations
+
+from wakecall.engine.config import EngineConfig
+from wakecall.engine.scheduler import Engine, EventListener, schedule_of
+from wakecall.engine.service import TaskService, WakeupReceipt
+
+__all__ = ["Engine", "EngineConfig", "EventListener", "TaskService", "WakeupReceipt", "schedule_of"]

@@ -1,0 +1,55 @@
+"""Engine settings, with the defaults DESIGN.md names."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from wakecall.ids import new_id
+
+__all__ = ["EngineConfig", "default_node_id"]
+
+
+def default_node_id() -> str:
+    """A node id unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id('n')[-6:]}"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    node_id: str = field(default_factory=default_node_id)
+    #: Runs executing at once on this node, over all tasks.
+    concurrency: int = 8
+    #: Due tasks claimed, and finished runs written, per transaction.
+    batch_size: int = 500
+    #: Longest sleep of the loop: bounds how late it notices changes made by other processes
+    #: (the CLI, other nodes) that could not wake it directly.
+    poll_interval: timedelta = timedelta(seconds=2)
+    #: How long a claim on a task or run holds without renewal.
+    lease: timedelta = timedelta(seconds=30)
+    #: Shortest interval (and `@every`) a schedule may have.
+    min_interval: timedelta = timedelta(seconds=1)
+    #: Runs that `catchup = all` may replay after downtime.
+    catchup_all_cap: int = 100
+    #: With `catchup = skip`, how late the only due fire may still be started.
+    skip_grace: timedelta = timedelta(seconds=60)
+    #: Bounds of `schedule_wakeup` delays; requests outside are clamped.
+    wakeup_min: timedelta = timedelta(seconds=10)
+    wakeup_max: timedelta = timedelta(days=30)
+    #: Tasks (active or paused) one owner may hold.
+    max_tasks_per_owner: int = 10_000
+    #: Retention: finished runs kept per task, and the age past which runs and events go.
+    runs_per_task: int = 100
+    run_max_age: timedelta = timedelta(days=30)
+    event_max_age: timedelta = timedelta(days=7)
+    prune_every: timedelta = timedelta(minutes=10)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if self.lease < timedelta(seconds=1):
+            raise ValueError("lease must be at least 1s")

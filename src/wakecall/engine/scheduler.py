@@ -1,0 +1,519 @@
+"""The engine: one scheduler loop and the runs it executes, inside one task group.
+
+The loop, each time it wakes:
+
+1. takes over runs whose lease expired (their node died) and finishes them as interrupted,
+   retried when they have attempts left;
+2. claims due tasks in batches, plans their fires (`policies.plan_fires`) and records the runs
+   and the tasks' next fires in one transaction per batch;
+3. claims queued runs up to the free concurrency and starts them;
+4. renews the leases of the runs in flight and cancels those whose cancellation was asked;
+5. prunes old history now and then;
+
+then sleeps until the earliest of: the next fire, the next queued run, the next lease renewal,
+the polling fallback (changes made by other processes), or a wake-up from this process
+(create, patch, resume, a finished run). It never polls in a tight loop: a due instant that
+cannot be acted on yet (a run blocked by its task's overlap policy) does not shorten the sleep;
+the finish of the blocking run wakes the loop instead.
+
+Finished runs are written in batches by one writer task, so a burst of short runs costs one
+transaction per batch, not several per run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from wakecall.actions import ActionContext, ActionFailed, Executor, default_executors
+from wakecall.clock import Clock, SystemClock
+from wakecall.engine.config import EngineConfig
+from wakecall.engine.policies import plan_fires, retry_at
+from wakecall.errors import StoreError
+from wakecall.models import AttemptStatus, Event, Run, Task
+from wakecall.schedules import Schedule, schedule_from_spec
+from wakecall.store.base import RunOutcome, Store
+
+__all__ = ["Engine", "EventListener"]
+
+log = logging.getLogger(__name__)
+
+#: Called with each batch of events just written. Must not block; runs on the engine's loop.
+EventListener = Callable[[Sequence[Event]], None]
+
+
+@lru_cache(maxsize=65536)
+def _schedule_from_json(spec_json: str) -> Schedule:
+    return schedule_from_spec(json.loads(spec_json))
+
+
+def schedule_of(task: Task) -> Schedule:
+    """The task's parsed schedule (cached by its stored form)."""
+    return _schedule_from_json(json.dumps(task.schedule, sort_keys=True))
+
+
+@dataclass(eq=False)
+class _Flight:
+    run: Run
+    task: Task
+    scope: anyio.CancelScope | None = None
+    cancel_reason: AttemptStatus | None = None  # CANCELLED or INTERRUPTED when we cancel it
+    cancel_message: str = ""
+    started: datetime | None = None
+    outcome_queued: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine:
+    """Schedules and runs tasks from one `Store`. Use as an async context manager::
+
+        async with Engine(store) as engine:
+            task, _ = await engine.tasks.create("me", TaskSpec(name="x", schedule="@every 1m"))
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        config: EngineConfig | None = None,
+        executors: Mapping[str, Executor] | None = None,
+    ) -> None:
+        from wakecall.engine.service import TaskService
+
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.config = config or EngineConfig()
+        self.node = self.config.node_id
+        self.executors: dict[str, Executor] = dict(
+            default_executors() if executors is None else executors
+        )
+        self.tasks = TaskService(self)
+        self._listeners: list[EventListener] = []
+        self._wake = anyio.Event()
+        self._changed = anyio.Event()
+        self._sleep_deadline: datetime | None = None
+        self._inflight: dict[str, _Flight] = {}
+        self._outcomes: list[RunOutcome] = []
+        self._outcome_ready = anyio.Event()
+        self._writing = False
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._next_reap: datetime | None = None
+        self._next_extend: datetime | None = None
+        self._next_prune: datetime | None = None
+        self._stopping = False
+        self.started = anyio.Event()
+
+    # --- life cycle -----------------------------------------------------------------------
+    async def __aenter__(self) -> Engine:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._loop, name="wakecall-scheduler")
+        self._tg.start_soon(self._writer, name="wakecall-run-writer")
+        self.started.set()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        assert self._tg is not None
+        self._stopping = True
+        with anyio.CancelScope(shield=True):
+            # Runs still executing are interrupted: recorded as such and retried by whichever
+            # node (this one, after a restart) picks them up.
+            for flight in list(self._inflight.values()):
+                self._cancel_flight(flight, AttemptStatus.INTERRUPTED, "the scheduler stopped")
+            with anyio.move_on_after(10):
+                while self._inflight:
+                    await self._wait_changed()
+        self._tg.cancel_scope.cancel()
+        return await self._tg.__aexit__(*exc_info)
+
+    # --- hooks for the layers above -------------------------------------------------------
+    def add_listener(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def publish(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(events)
+            except Exception:  # a listener's bug must not stop the engine
+                log.exception("event listener %r failed", listener)
+
+    def wake(self) -> None:
+        """Make the loop recompute its deadline now (after a create, patch or resume)."""
+        self._wake.set()
+        self._notify()
+
+    def cancel_local(self, run_ids: Sequence[str], message: str) -> None:
+        """Cancel runs of this node now (a delete or `cancel_previous`)."""
+        for run_id in run_ids:
+            flight = self._inflight.get(run_id)
+            if flight is not None:
+                self._cancel_flight(flight, AttemptStatus.CANCELLED, message)
+
+    @property
+    def inflight(self) -> list[Run]:
+        return [f.run for f in self._inflight.values()]
+
+    # --- idleness (for tests and the testing helpers) -------------------------------------
+    def is_idle(self) -> bool:
+        """True when the loop sleeps until a future instant with nothing in flight."""
+        deadline = self._sleep_deadline
+        return (
+            deadline is not None
+            and deadline > self.clock.now()
+            and not self._wake.is_set()
+            and not self._inflight
+            and not self._outcomes
+            and not self._writing
+        )
+
+    def is_settled(self) -> bool:
+        """Like `is_idle`, but runs may still be executing (held by their actions)."""
+        deadline = self._sleep_deadline
+        return (
+            deadline is not None
+            and deadline > self.clock.now()
+            and not self._wake.is_set()
+            and not self._outcomes
+            and not self._writing
+        )
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait (without polling time) until `predicate()` holds after some engine change."""
+        while not predicate():
+            await self._wait_changed()
+
+    async def wait_idle(self) -> None:
+        await self.wait_until(self.is_idle)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _wait_changed(self) -> None:
+        await self._changed.wait()
+
+    # --- the loop -------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        while True:
+            self._wake = anyio.Event()
+            now = self.clock.now()
+            try:
+                more = await self._step(now)
+                deadline = None if more else await self._next_deadline(now)
+            except StoreError as exc:
+                log.error("scheduler step failed, retrying in 1s: %s", exc)
+                more, deadline = False, now + timedelta(seconds=1)
+            if more:
+                await anyio.lowlevel.checkpoint()
+                continue
+            assert deadline is not None
+            await self._sleep(deadline)
+
+    async def _step(self, now: datetime) -> bool:
+        """One pass. True when a batch was full and the loop should go again at once."""
+        cfg = self.config
+        more = False
+        # Renew our own leases first, so that a stall of this process (or a jump of the clock)
+        # never makes it reap its own live runs.
+        if self._inflight and (self._next_extend is None or now >= self._next_extend):
+            await self._extend(now)
+        if self._next_reap is None or now > self._next_reap:
+            more |= await self._reap(now)
+        more |= await self._fire(now)
+        await self._dispatch(now)
+        if self._next_prune is None or now >= self._next_prune:
+            self._next_prune = now + cfg.prune_every
+            counts = await self.store.prune(
+                now,
+                runs_per_task=cfg.runs_per_task,
+                run_max_age=cfg.run_max_age,
+                event_max_age=cfg.event_max_age,
+            )
+            if counts.runs or counts.events:
+                log.info("pruned %d runs and %d events", counts.runs, counts.events)
+        return more
+
+    async def _next_deadline(self, now: datetime) -> datetime:
+        candidates = [now + self.config.poll_interval]
+        if self._next_prune is not None:
+            candidates.append(self._next_prune)
+        # A lease that expires is a node that died: wake just after it to take its runs over.
+        expiry = await self.store.next_lease_expiry()
+        self._next_reap = expiry or datetime.max.replace(tzinfo=now.tzinfo)
+        if expiry is not None and expiry >= now:
+            candidates.append(expiry + timedelta(microseconds=1))
+        if self._inflight and self._next_extend is not None:
+            candidates.append(self._next_extend)
+        fire = await self.store.next_fire_at()
+        if fire is not None and fire > now:
+            candidates.append(fire)
+        if len(self._inflight) < self.config.concurrency:
+            due = await self.store.next_run_due_at()
+            if due is not None and due > now:
+                candidates.append(due)
+        return max(min(candidates), now + timedelta(microseconds=1))
+
+    async def _sleep(self, deadline: datetime) -> None:
+        if self._wake.is_set():
+            return
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def sleeper() -> None:
+                    # Marked asleep only now: a fake clock registers the sleeper before its
+                    # first checkpoint, so whoever sees the mark also sees the sleeper.
+                    self._sleep_deadline = deadline
+                    self._notify()
+                    await self.clock.sleep_until(deadline)
+                    tg.cancel_scope.cancel()
+
+                async def waiter() -> None:
+                    await self._wake.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(sleeper)
+                tg.start_soon(waiter)
+        finally:
+            self._sleep_deadline = None
+            self._notify()
+
+    async def _reap(self, now: datetime) -> bool:
+        cfg = self.config
+        runs = await self.store.claim_expired_runs(self.node, now, cfg.batch_size, cfg.lease)
+        if not runs:
+            return False
+        outcomes = []
+        for run in runs:
+            log.warning(
+                "run %s of task %s lost its node (lease expired); recording it as interrupted",
+                run.id,
+                run.task_id,
+                extra={"action": "reap", "run_id": run.id, "task_id": run.task_id},
+            )
+            outcomes.append(self._outcome_for_interrupted(run, now, "lease expired"))
+        await self._write(outcomes)
+        return len(runs) == cfg.batch_size
+
+    def _outcome_for_interrupted(self, run: Run, now: datetime, why: str) -> RunOutcome:
+        retry = None
+        message = f"interrupted: {why} (the node running attempt {run.attempt} stopped)"
+        if run.attempt < run.max_attempts:
+            retry = now
+            message += "; retrying"
+        return RunOutcome(
+            run_id=run.id,
+            attempt_status=AttemptStatus.INTERRUPTED,
+            finished_at=now,
+            error_message=message,
+            retry_at=retry,
+        )
+
+    async def _fire(self, now: datetime) -> bool:
+        cfg = self.config
+        due = await self.store.claim_due_tasks(self.node, now, cfg.batch_size, cfg.lease)
+        if not due:
+            return False
+        plans = []
+        broken = []
+        for item in due:
+            try:
+                plans.append(plan_fires(item, schedule_of(item.task), now, cfg))
+            except Exception:
+                log.exception("cannot plan task %s; leaving it for later", item.task.id)
+                broken.append(item.task.id)
+        if broken:
+            await self.store.release_tasks(self.node, broken)
+        result = await self.store.record_fires(self.node, now, plans)
+        for plan in plans:
+            if plan.cancel_run_ids:
+                self.cancel_local(
+                    plan.cancel_run_ids, "cancelled: a newer fire replaced it (cancel_previous)"
+                )
+        self.publish(result.events)
+        return len(due) == cfg.batch_size
+
+    async def _dispatch(self, now: datetime) -> None:
+        cfg = self.config
+        free = cfg.concurrency - len(self._inflight)
+        if free <= 0 or self._stopping:
+            return
+        claimed = await self.store.claim_runs(self.node, now, free, cfg.lease)
+        if not claimed:
+            return
+        started = await self.store.start_attempts(self.node, now, [r.id for r in claimed])
+        if not started:
+            return
+        tasks = {}
+        for run in started:
+            if run.task_id not in tasks:
+                try:
+                    tasks[run.task_id] = await self.store.get_task(None, run.task_id)
+                except LookupError:
+                    continue
+        self._next_extend = self._next_extend or now + cfg.lease / 3
+        assert self._tg is not None
+        for run in started:
+            task = tasks.get(run.task_id)
+            if task is None:
+                continue
+            flight = _Flight(run=run, task=task, started=now)
+            self._inflight[run.id] = flight
+            if run.cancel_requested:
+                self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
+            self._tg.start_soon(self._execute, flight, name=f"run {run.id}")
+        self._notify()
+
+    async def _extend(self, now: datetime) -> None:
+        cfg = self.config
+        self._next_extend = now + cfg.lease / 3
+        ids = [rid for rid, f in self._inflight.items() if not f.outcome_queued]
+        if not ids:
+            return
+        held, cancel = await self.store.extend_leases(self.node, ids, now + cfg.lease)
+        for run_id in ids:
+            flight = self._inflight.get(run_id)
+            if flight is None:
+                continue
+            if run_id not in held:
+                self._cancel_flight(
+                    flight, AttemptStatus.CANCELLED, "cancelled: the run was deleted or taken over"
+                )
+            elif run_id in cancel:
+                self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
+
+    def _cancel_flight(self, flight: _Flight, reason: AttemptStatus, message: str) -> None:
+        if flight.cancel_reason is None:
+            flight.cancel_reason = reason
+            flight.cancel_message = message
+        if flight.scope is not None:
+            flight.scope.cancel()
+
+    # --- executing one run ----------------------------------------------------------------
+    async def _execute(self, flight: _Flight) -> None:
+        run, task = flight.run, flight.task
+        clock = self.clock
+        start = clock.now()
+        status = AttemptStatus.SUCCESS
+        output: Any = None
+        error: str | None = None
+        executor = self.executors.get(str(task.action.get("type")))
+        timed_out = False
+        box: list[Any] = []
+        try:
+            if executor is None:
+                raise ActionFailed(
+                    f"this server cannot run {task.action.get('type')!r} actions "
+                    f"(available: {', '.join(sorted(self.executors))})"
+                )
+            ctx = ActionContext(task=task, run=run, attempt=run.attempt, clock=clock)
+            with anyio.CancelScope() as scope:
+                flight.scope = scope
+                if flight.cancel_reason is not None:
+                    scope.cancel()
+                if task.timeout_s is None:
+                    output = await executor.execute(ctx)
+                else:
+                    deadline = start + timedelta(seconds=task.timeout_s)
+                    async with anyio.create_task_group() as tg:
+
+                        async def timer() -> None:
+                            nonlocal timed_out
+                            await clock.sleep_until(deadline)
+                            while clock.now() < deadline:
+                                await clock.sleep_until(deadline)
+                            timed_out = True
+                            tg.cancel_scope.cancel()
+
+                        async def work() -> None:
+                            box.append(await executor.execute(ctx))
+                            tg.cancel_scope.cancel()
+
+                        tg.start_soon(timer)
+                        tg.start_soon(work)
+                    if box:
+                        output = box[0]
+            if timed_out and not box:
+                status = AttemptStatus.TIMEOUT
+                error = f"timeout: the attempt took longer than {task.timeout_s:g}s"
+            elif scope.cancelled_caught:
+                status = flight.cancel_reason or AttemptStatus.CANCELLED
+                error = flight.cancel_message or "cancelled"
+        except ActionFailed as exc:
+            status, error, output = AttemptStatus.FAILURE, exc.message, exc.output
+        except Exception as exc:  # an action's own bug: record it, keep the engine running
+            log.exception("action of run %s raised", run.id)
+            status, error = AttemptStatus.FAILURE, f"{type(exc).__name__}: {exc}"
+        finished = clock.now()
+        retry = None
+        if status == AttemptStatus.INTERRUPTED:
+            outcome = self._outcome_for_interrupted(run, finished, flight.cancel_message)
+        else:
+            if status in (AttemptStatus.FAILURE, AttemptStatus.TIMEOUT) and (
+                run.attempt < run.max_attempts
+            ):
+                retry = retry_at(task.retry, run.id, run.attempt + 1, finished)
+            outcome = RunOutcome(
+                run_id=run.id,
+                attempt_status=status,
+                finished_at=finished,
+                output=output,
+                error_message=error,
+                retry_at=retry,
+                duration_ms=int((finished - start).total_seconds() * 1000),
+            )
+        flight.outcome_queued = True
+        self._outcomes.append(outcome)
+        self._outcome_ready.set()
+        self._notify()
+
+    # --- writing finished runs ------------------------------------------------------------
+    async def _writer(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready = anyio.Event()
+            batch = self._outcomes[: self.config.batch_size]
+            del self._outcomes[: len(batch)]
+            if self._outcomes:
+                self._outcome_ready.set()
+            self._writing = True
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._write_with_retry(batch)
+                for outcome in batch:
+                    self._inflight.pop(outcome.run_id, None)
+            finally:
+                self._writing = False
+            if not self._inflight:
+                self._next_extend = None
+            self.wake()
+
+    async def _write_with_retry(self, outcomes: list[RunOutcome]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._write(outcomes)
+                return
+            except StoreError as exc:
+                log.error("writing %d finished runs failed, retrying: %s", len(outcomes), exc)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _write(self, outcomes: list[RunOutcome]) -> None:
+        _, events = await self.store.finish_runs(self.node, outcomes)
+        self.publish(events)

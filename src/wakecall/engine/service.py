@@ -1,0 +1,362 @@
+"""The operations agents and operators perform on tasks, with every check made before anything
+is written: a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from wakecall.errors import Conflict, InvalidInput, InvalidSchedule, LimitReached
+from wakecall.ids import new_id
+from wakecall.models import (
+    Run,
+    RunStatus,
+    Task,
+    TaskPatch,
+    TaskSpec,
+    TaskStatus,
+    Trigger,
+    WakeupAction,
+)
+from wakecall.schedules import Schedule, parse_duration, parse_schedule
+from wakecall.store.base import NewRun
+
+if TYPE_CHECKING:
+    from wakecall.engine.scheduler import Engine
+
+__all__ = ["TaskService", "WakeupReceipt"]
+
+_ENDED = (TaskStatus.COMPLETED, TaskStatus.EXPIRED)
+
+
+@dataclass(frozen=True)
+class WakeupReceipt:
+    task: Task
+    scheduled_for: datetime
+    clamped: bool
+    requested: datetime
+    created: bool
+
+
+def _check_callback_url(url: str | None) -> None:
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(
+            f"callback_url {url!r} is not an http(s) URL",
+            field="callback_url",
+            example='"https://app.example.com/hooks/wakecall"',
+        )
+
+
+class TaskService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def _store(self) -> Any:
+        return self.engine.store
+
+    def _now(self) -> datetime:
+        return self.engine.clock.now()
+
+    def parse(
+        self,
+        schedule: str | Mapping[str, Any],
+        *,
+        timezone: str | None,
+        jitter: timedelta | None,
+        now: datetime,
+    ) -> Schedule:
+        return parse_schedule(
+            schedule,
+            timezone=timezone,
+            now=now,
+            jitter=jitter,
+            min_interval=self.engine.config.min_interval,
+        )
+
+    # --- create ---------------------------------------------------------------------------
+    async def create(self, owner: str, spec: TaskSpec, *, kind: str = "task") -> tuple[Task, bool]:
+        """Create a task (or return the owner's existing one with the same idempotency key)."""
+        now = self._now()
+        zone = spec.timezone if "timezone" in spec.model_fields_set else None
+        schedule = self.parse(spec.schedule, timezone=zone, jitter=spec.jitter, now=now)
+        first = schedule.next_after(now)
+        if first is None:
+            raise InvalidSchedule(
+                "the schedule has no fire after now",
+                field="schedule",
+                example='"in 5m" or "0 9 * * MON-FRI"',
+            )
+        if spec.expires_at is not None and spec.expires_at <= now:
+            raise InvalidInput(
+                "expires_at is in the past",
+                field="expires_at",
+                example=(now + timedelta(days=7)).isoformat().replace("+00:00", "Z"),
+            )
+        if spec.expires_at is not None and first > spec.expires_at:
+            raise InvalidInput(
+                f"expires_at ({spec.expires_at.isoformat()}) comes before the first fire "
+                f"({first.isoformat()}), so the task would never run",
+                field="expires_at",
+            )
+        _check_callback_url(spec.callback_url)
+        limit = self.engine.config.max_tasks_per_owner
+        if await self._store.count_tasks(owner, active_only=True) >= limit:
+            raise LimitReached(
+                f"you already have {limit} tasks, the most one owner may hold; delete tasks "
+                "you no longer need (list_tasks shows them)"
+            )
+        active = spec.active
+        task = Task(
+            id=new_id("tsk"),
+            owner=owner,
+            name=spec.name,
+            kind="wakeup" if kind == "wakeup" else "task",
+            schedule=schedule.to_spec(),
+            timezone=schedule.timezone,
+            action=spec.action.model_dump(mode="json"),
+            retry=spec.retry,
+            timeout_s=None if spec.timeout is None else spec.timeout.total_seconds(),
+            overlap=spec.overlap,
+            max_queued=spec.max_queued,
+            catchup=spec.catchup,
+            catchup_window_s=spec.catchup_window.total_seconds(),
+            max_runs=spec.max_runs,
+            expires_at=spec.expires_at,
+            status=TaskStatus.ACTIVE if active else TaskStatus.PAUSED,
+            pause_note=None if active else "created paused",
+            callback_url=spec.callback_url,
+            metadata=spec.metadata,
+            idempotency_key=spec.idempotency_key,
+            created_at=now,
+            updated_at=now,
+            next_fire_at=first if active else None,
+            last_fire_at=None,
+            run_count=0,
+        )
+        stored, created = await self._store.create_task(task)
+        if created:
+            self.engine.wake()
+        return stored, created
+
+    # --- read -----------------------------------------------------------------------------
+    async def get(self, owner: str | None, task_id: str) -> Task:
+        return await self._store.get_task(owner, task_id)  # type: ignore[no-any-return]
+
+    # --- change ---------------------------------------------------------------------------
+    async def patch(self, owner: str, task_id: str, patch: TaskPatch) -> Task:
+        """Change any mutable field; a new schedule, zone or jitter recomputes the next fire."""
+        task = await self.get(owner, task_id)
+        now = self._now()
+        given = patch.model_fields_set
+        if not given:
+            raise InvalidInput(
+                "nothing to change: give at least one field",
+                example='{"schedule": "*/10 * * * *"}',
+            )
+        if task.status in _ENDED and given - {"name", "metadata", "callback_url"}:
+            raise Conflict(
+                f"task {task.id} has ended ({task.status}"
+                f"{', ' + task.end_reason if task.end_reason else ''}); only its name, metadata "
+                "and callback_url can still change. Create a new task to schedule more runs."
+            )
+        changes: dict[str, Any] = {}
+        if given & {"schedule", "timezone", "jitter"}:
+            source: str | Mapping[str, Any] = (
+                patch.schedule if patch.schedule is not None else task.schedule
+            )
+            if "timezone" in given and patch.timezone is not None:
+                zone: str | None = patch.timezone
+            elif "schedule" in given and isinstance(source, str):
+                zone = task.timezone
+            elif "schedule" in given:
+                zone = None if "timezone" in source else task.timezone
+            else:
+                zone = task.timezone
+            jitter: timedelta | None
+            if "jitter" in given:
+                jitter = patch.jitter
+            else:
+                stored = task.schedule.get("jitter")
+                jitter = None if stored is None else parse_duration(stored)
+            if isinstance(source, Mapping) and "schedule" not in given:
+                source = {k: v for k, v in source.items() if k not in ("timezone", "jitter")}
+            schedule = self.parse(source, timezone=zone, jitter=jitter, now=now)
+            first = schedule.next_after(now)
+            if first is None:
+                raise InvalidSchedule(
+                    "the new schedule has no fire after now", field="schedule", example='"in 5m"'
+                )
+            changes["schedule"] = schedule.to_spec()
+            changes["timezone"] = schedule.timezone
+            if task.status == TaskStatus.ACTIVE:
+                changes["next_fire_at"] = first
+        if "name" in given and patch.name is not None:
+            changes["name"] = patch.name
+        if "action" in given and patch.action is not None:
+            changes["action"] = patch.action.model_dump(mode="json")
+        if "retry" in given and patch.retry is not None:
+            changes["retry"] = patch.retry
+        if "timeout" in given:
+            changes["timeout_s"] = None if patch.timeout is None else patch.timeout.total_seconds()
+        for name in ("overlap", "max_queued", "catchup"):
+            if name in given and getattr(patch, name) is not None:
+                changes[name] = getattr(patch, name)
+        if "catchup_window" in given and patch.catchup_window is not None:
+            changes["catchup_window_s"] = patch.catchup_window.total_seconds()
+        if "max_runs" in given:
+            if patch.max_runs is not None and patch.max_runs <= task.run_count:
+                raise InvalidInput(
+                    f"max_runs must be above the {task.run_count} runs already made, or null "
+                    "for no limit",
+                    field="max_runs",
+                    example=str(task.run_count + 10),
+                )
+            changes["max_runs"] = patch.max_runs
+        if "expires_at" in given:
+            if patch.expires_at is not None and patch.expires_at <= now:
+                raise InvalidInput(
+                    "expires_at is in the past",
+                    field="expires_at",
+                    example=(now + timedelta(days=7)).isoformat().replace("+00:00", "Z"),
+                )
+            changes["expires_at"] = patch.expires_at
+        if "callback_url" in given:
+            _check_callback_url(patch.callback_url)
+            changes["callback_url"] = patch.callback_url
+        if "metadata" in given and patch.metadata is not None:
+            changes["metadata"] = patch.metadata
+        updated = await self._store.update_task(owner, task_id, changes, now)
+        self.engine.wake()
+        return updated  # type: ignore[no-any-return]
+
+    async def pause(self, owner: str, task_id: str, note: str | None = None) -> Task:
+        task = await self.get(owner, task_id)
+        if task.status in _ENDED:
+            raise Conflict(f"task {task.id} has ended ({task.status}); there is nothing to pause")
+        if note is not None and len(note) > 2000:
+            raise InvalidInput("note is longer than 2000 characters", field="note")
+        return await self._store.update_task(  # type: ignore[no-any-return]
+            owner,
+            task_id,
+            {"status": TaskStatus.PAUSED, "pause_note": note, "next_fire_at": None},
+            self._now(),
+        )
+
+    async def resume(self, owner: str, task_id: str) -> Task:
+        """Resume from now: fires missed while paused are not replayed."""
+        task = await self.get(owner, task_id)
+        if task.status in _ENDED:
+            raise Conflict(
+                f"task {task.id} has ended ({task.status}); create a new task instead"
+            )
+        now = self._now()
+        from wakecall.engine.scheduler import schedule_of
+
+        first = schedule_of(task).next_after(now)
+        if first is None:
+            raise Conflict(
+                f"task {task.id} has no fire after now (its only fire passed while it was "
+                "paused); patch_schedule it to a new time, e.g. {\"schedule\": \"in 5m\"}"
+            )
+        if task.expires_at is not None and first > task.expires_at:
+            raise Conflict(
+                f"task {task.id} would next fire after its expires_at "
+                f"({task.expires_at.isoformat()}); patch expires_at first"
+            )
+        updated = await self._store.update_task(
+            owner,
+            task_id,
+            {"status": TaskStatus.ACTIVE, "pause_note": None, "next_fire_at": first},
+            now,
+        )
+        self.engine.wake()
+        return updated  # type: ignore[no-any-return]
+
+    async def delete(self, owner: str, task_id: str) -> None:
+        running = await self._store.delete_task(owner, task_id)
+        self.engine.cancel_local(running, "cancelled: the task was deleted")
+
+    async def run_now(self, owner: str, task_id: str) -> Run:
+        """Queue a manual run at once (also for a paused task). Manual runs do not count
+        toward max_runs."""
+        task = await self.get(owner, task_id)
+        if task.status in _ENDED:
+            raise Conflict(f"task {task.id} has ended ({task.status}); it cannot run again")
+        now = self._now()
+        run = await self._store.create_run(
+            owner,
+            task_id,
+            NewRun(
+                id=new_id("run"),
+                scheduled_for=None,
+                due_at=now,
+                status=RunStatus.QUEUED,
+                trigger=Trigger.MANUAL,
+                counts=False,
+            ),
+            now,
+        )
+        self.engine.wake()
+        return run  # type: ignore[no-any-return]
+
+    # --- wakeups --------------------------------------------------------------------------
+    async def schedule_wakeup(
+        self,
+        owner: str,
+        *,
+        delay: str | float | timedelta | None = None,
+        at: datetime | None = None,
+        reason: str = "",
+        context: Any = None,
+        dedupe_key: str | None = None,
+    ) -> WakeupReceipt:
+        """A durable one-shot that wakes `owner`. The delay is clamped to the configured
+        bounds; the receipt says when it will fire and whether it was clamped."""
+        if (delay is None) == (at is None):
+            raise InvalidInput(
+                "give exactly one of 'in' (a delay) or 'at' (an instant)",
+                example='{"in": "15m", "reason": "check the deploy"}',
+            )
+        now = self._now()
+        if at is not None:
+            if at.tzinfo is None:
+                raise InvalidInput(
+                    "'at' needs a UTC offset", field="at", example='"2026-12-01T09:00:00Z"'
+                )
+            requested = at
+        else:
+            assert delay is not None
+            wait = parse_duration(delay, field="in")
+            requested = now + wait
+        cfg = self.engine.config
+        low, high = now + cfg.wakeup_min, now + cfg.wakeup_max
+        scheduled = min(max(requested, low), high)
+        clamped = scheduled != requested
+        spec = TaskSpec(
+            name=f"wakeup: {reason[:80]}" if reason else "wakeup",
+            schedule={"type": "once", "at": scheduled.isoformat()},
+            action=WakeupAction(reason=reason, context=context),
+            idempotency_key=None if dedupe_key is None else f"wakeup:{dedupe_key}",
+        )
+        task, created = await self.create(owner, spec, kind="wakeup")
+        fire = task.next_fire_at or scheduled
+        return WakeupReceipt(task, fire, clamped and created, requested, created)
+
+    async def cancel_wakeup(self, owner: str, task_id: str) -> Task:
+        task = await self.get(owner, task_id)
+        if task.kind != "wakeup":
+            raise InvalidInput(
+                f"{task_id} is a task, not a wakeup; use delete to remove a task",
+                field="wakeup_id",
+            )
+        await self.delete(owner, task_id)
+        return task
+

@@ -1,0 +1,411 @@
+"""The nouns of wakecall: task specs at the edge, and the records the store keeps.
+
+`TaskSpec`, `TaskPatch`, `RetryPolicy` and the actions are pydantic models: they validate what
+agents and operators send. `Task`, `Run`, `Attempt` and `Event` are plain frozen records that the
+store reads and writes on the hot path; they are built from validated specs only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+)
+
+from wakecall.errors import InvalidInput
+from wakecall.schedules import format_duration, parse_duration
+
+__all__ = [
+    "MAX_METADATA_BYTES",
+    "MAX_NAME_LENGTH",
+    "Action",
+    "Attempt",
+    "AttemptStatus",
+    "CatchUp",
+    "Duration",
+    "Event",
+    "EventType",
+    "NoopAction",
+    "Overlap",
+    "RetryPolicy",
+    "Run",
+    "RunStatus",
+    "TERMINAL_RUN_STATUSES",
+    "Task",
+    "TaskPatch",
+    "TaskSpec",
+    "TaskStatus",
+    "Trigger",
+    "WakeupAction",
+    "invalid_input_from",
+]
+
+MAX_NAME_LENGTH = 200
+MAX_METADATA_BYTES = 16 * 1024
+
+
+class TaskStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"  # a schedule with no more fires (a once that fired)
+    EXPIRED = "expired"  # ended by max_runs or expires_at
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+TERMINAL_RUN_STATUSES = frozenset(s for s in RunStatus if s.is_terminal)
+
+
+class AttemptStatus(StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # its lease expired: the process running it died
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    CATCHUP = "catchup"
+
+
+class Overlap(StrEnum):
+    SKIP = "skip"
+    QUEUE = "queue"
+    CANCEL_PREVIOUS = "cancel_previous"
+    ALLOW = "allow"
+
+
+class CatchUp(StrEnum):
+    LATEST = "latest"
+    ALL = "all"
+    SKIP = "skip"
+
+
+class EventType(StrEnum):
+    RUN_COMPLETED = "task.run.completed"
+    RUN_FAILED = "task.run.failed"
+    RUN_MISSED = "task.run.missed"
+    TASK_EXPIRED = "task.expired"
+    WAKEUP_FIRED = "wakeup.fired"
+
+
+def _duration(value: Any) -> timedelta:
+    return parse_duration(value)
+
+
+#: A length of time: "30s", "5m", "1h30m", or a number of seconds.
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryPolicy(_Model):
+    """How a failed or timed-out attempt is retried. `attempts` counts the first one too."""
+
+    attempts: int = Field(1, ge=1, le=20, description="total attempts, the first included")
+    backoff: Literal["none", "linear", "exponential"] = "exponential"
+    delay: Duration = Field(timedelta(seconds=1), description="wait before the first retry")
+    max_delay: Duration = Field(timedelta(hours=1), description="cap on any single wait")
+    jitter: bool = Field(True, description="add up to 10% random extra to each wait")
+
+    def wait_before(self, attempt: int) -> timedelta:
+        """The wait before attempt number `attempt` (2 for the first retry), without jitter."""
+        n = max(attempt - 1, 1)
+        if self.backoff == "none":
+            wait = self.delay
+        elif self.backoff == "linear":
+            wait = self.delay * n
+        else:
+            wait = self.delay * (2 ** min(n - 1, 30))
+        return min(wait, self.max_delay)
+
+
+class NoopAction(_Model):
+    """Does nothing and succeeds: useful for tests and for tasks that only produce events."""
+
+    type: Literal["noop"] = "noop"
+
+
+class WakeupAction(_Model):
+    """Calls nothing outside: the run's result is the event that wakes the agent."""
+
+    type: Literal["wakeup"] = "wakeup"
+    reason: str = Field("", max_length=2000, description="what the agent should do when woken")
+    context: Any = Field(None, description="any JSON, handed back at wake time")
+
+
+Action = Annotated[NoopAction | WakeupAction, Field(discriminator="type")]
+
+
+class TaskSpec(_Model):
+    """Everything needed to create a task. The schedule stays as given here; the engine parses
+    it (with the zone, `now` and the configured bounds) before anything is stored."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    schedule: str | dict[str, Any]
+    timezone: str = "UTC"
+    jitter: Duration | None = None
+    action: Action = Field(default_factory=WakeupAction)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    timeout: Duration | None = Field(None, description="per attempt")
+    overlap: Overlap = Overlap.SKIP
+    max_queued: int = Field(1, ge=1, le=100)
+    catchup: CatchUp = CatchUp.LATEST
+    catchup_window: Duration = timedelta(hours=1)
+    max_runs: int | None = Field(None, ge=1)
+    expires_at: datetime | None = None
+    active: bool = True
+    callback_url: str | None = Field(None, max_length=2048)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v <= timedelta(0):
+            raise ValueError("timeout must be positive, e.g. '30s'")
+        return v
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("expires_at needs a UTC offset, e.g. '2026-12-31T23:59:00Z'")
+        return v
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _check_json_size(v, "metadata")
+        return v
+
+
+class TaskPatch(_Model):
+    """The mutable fields of a task; only the fields given change."""
+
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH)
+    schedule: str | dict[str, Any] | None = None
+    timezone: str | None = None
+    jitter: Duration | None = None
+    action: Action | None = None
+    retry: RetryPolicy | None = None
+    timeout: Duration | None = None
+    overlap: Overlap | None = None
+    max_queued: int | None = Field(None, ge=1, le=100)
+    catchup: CatchUp | None = None
+    catchup_window: Duration | None = None
+    max_runs: int | None = Field(None, ge=1)
+    expires_at: datetime | None = None
+    callback_url: str | None = Field(None, max_length=2048)
+    metadata: dict[str, Any] | None = None
+
+    _positive_timeout = field_validator("timeout")(TaskSpec._positive_timeout.__func__)  # type: ignore[attr-defined]
+    _aware = field_validator("expires_at")(TaskSpec._aware.__func__)  # type: ignore[attr-defined]
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            _check_json_size(v, "metadata")
+        return v
+
+
+def _check_json_size(value: Any, name: str) -> None:
+    import json
+
+    size = len(json.dumps(value, default=str))
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"{name} is {size} bytes of JSON; at most {MAX_METADATA_BYTES} allowed")
+
+
+def invalid_input_from(error: ValidationError) -> InvalidInput:
+    """One readable InvalidInput out of a pydantic ValidationError."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "input"
+        msg = item["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        parts.append(f"{where}: {msg}")
+    return InvalidInput("; ".join(parts))
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    owner: str
+    name: str
+    kind: Literal["task", "wakeup"]
+    schedule: dict[str, Any]  # the parsed schedule's to_spec()
+    timezone: str
+    action: dict[str, Any]
+    retry: RetryPolicy
+    timeout_s: float | None
+    overlap: Overlap
+    max_queued: int
+    catchup: CatchUp
+    catchup_window_s: float
+    max_runs: int | None
+    expires_at: datetime | None
+    status: TaskStatus
+    pause_note: str | None
+    callback_url: str | None
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    created_at: datetime
+    updated_at: datetime
+    next_fire_at: datetime | None
+    last_fire_at: datetime | None
+    run_count: int  # runs that count toward max_runs (scheduled, not skipped or missed)
+    claimed_by: str | None = None
+    claim_expires_at: datetime | None = None
+    end_reason: str | None = None
+
+    def replace(self, **changes: Any) -> Task:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def remaining_runs(self) -> int | None:
+        return None if self.max_runs is None else max(self.max_runs - self.run_count, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: str
+    task_id: str
+    owner: str
+    trigger: Trigger
+    scheduled_for: datetime | None  # the nominal fire; None for manual runs
+    due_at: datetime  # when the next attempt may start (fire + jitter, or a retry's time)
+    status: RunStatus
+    attempt: int  # the current (or last) attempt number, 1-based; 0 before the first starts
+    max_attempts: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    output: Any = None
+    error_message: str | None = None
+    claimed_by: str | None = None
+    lease_expires_at: datetime | None = None
+    cancel_requested: bool = False
+
+    def replace(self, **changes: Any) -> Run:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    run_id: str
+    number: int
+    status: AttemptStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    error_message: str | None = None
+    node: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    cursor: int  # strictly increasing across the log; per owner a strictly increasing sequence
+    owner: str
+    type: EventType
+    task_id: str | None
+    run_id: str | None
+    created_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+# --- event payloads ------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    return {"id": task.id, "name": task.name, "metadata": task.metadata}
+
+
+def task_stats(task: Task) -> dict[str, Any]:
+    return {
+        "totalRuns": task.run_count,
+        "remainingRuns": task.remaining_runs,
+        "expiresAt": _iso(task.expires_at),
+    }
+
+
+def run_event_payload(task: Task, run: Run) -> dict[str, Any]:
+    """The payload of a run's event: the callback shape without `event` and `timestamp`
+    (which the event carries itself), plus the fire it was for and, for wakeups, the reason
+    and context the agent left for itself."""
+    payload: dict[str, Any] = {
+        "task": task_summary(task),
+        "run": {
+            "id": run.id,
+            "status": str(run.status),
+            "output": run.output,
+            "errorMessage": run.error_message,
+            "durationMs": run.duration_ms,
+            "attempt": run.attempt,
+            "trigger": str(run.trigger),
+            "scheduledFor": _iso(run.scheduled_for),
+        },
+        "stats": task_stats(task),
+        "reason": None,
+    }
+    if task.action.get("type") == "wakeup":
+        payload["wakeup"] = {
+            "reason": task.action.get("reason", ""),
+            "context": task.action.get("context"),
+        }
+    return payload
+
+
+def task_event_payload(task: Task, reason: str | None) -> dict[str, Any]:
+    """The payload of a task-level event such as `task.expired`."""
+    return {"task": task_summary(task), "run": None, "stats": task_stats(task), "reason": reason}
+
+
+def event_type_for(task: Task, run: Run) -> EventType:
+    if run.status == RunStatus.SUCCESS:
+        return EventType.WAKEUP_FIRED if task.kind == "wakeup" else EventType.RUN_COMPLETED
+    if run.status == RunStatus.MISSED:
+        return EventType.RUN_MISSED
+    return EventType.RUN_FAILED

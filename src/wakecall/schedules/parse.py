@@ -1,0 +1,435 @@
+"""Reading schedules from text and from mappings, and rebuilding stored ones."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from wakecall.errors import InvalidInput, InvalidSchedule
+
+from .base import Schedule
+from .cron import CRON_EXAMPLE, DAY_NAMES, DAY_OF_WEEK, MACROS, _Extras, _parse_field
+from .durations import format_duration, read_duration
+from .kinds import DAILY_EXAMPLE, CronSchedule, DailySchedule, IntervalSchedule, OnceSchedule
+from .timeline import EPOCH, ONE_SECOND, load_zone, local_instant, timeline_for
+
+__all__ = ["parse_schedule", "schedule_from_spec"]
+
+MAX_TEXT = 1000
+SCHEDULE_EXAMPLE = (
+    '"0 9 * * MON-FRI", "@every 30m", "in 5m", "2026-12-01T09:00:00+01:00" or '
+    '{"type": "daily", "times": ["09:00"]}'
+)
+ISO_EXAMPLE = '"2026-12-01T09:00:00+01:00" or "2026-12-01T08:00:00Z"'
+INTERVAL_EXAMPLE = '"@every 30m" or {"type": "interval", "every": "30m"}'
+ONCE_EXAMPLE = '"in 5m" or {"type": "once", "at": "2026-12-01T09:00:00+01:00"}'
+
+_ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+_KEYS = {
+    "cron": ("expression",),
+    "interval": ("every", "start"),
+    "once": ("at", "in"),
+    "daily": ("times", "weekdays"),
+}
+_COMMON_KEYS = ("type", "kind", "timezone", "jitter")
+
+
+def parse_schedule(
+    value: str | Mapping[str, Any],
+    *,
+    timezone: str | None = None,
+    now: datetime,
+    jitter: str | float | timedelta | None = None,
+    min_interval: timedelta = timedelta(seconds=1),
+) -> Schedule:
+    """Read a schedule an agent or a person wrote, and check it against ``now``.
+
+    ``value`` is text (a cron expression, ``@daily`` and friends, ``@every 30m`` or
+    ``every 30m``, ``in 5m``, an ISO-8601 instant) or a mapping with a ``type`` key (``cron``,
+    ``interval``, ``once``, ``daily``). ``timezone`` and ``jitter``, when given, win over the
+    mapping's own keys. Raises ``InvalidSchedule`` (``UnknownTimeZone`` for a zone) with a
+    message that says what was wrong and shows an example, also when the schedule never
+    fires, fires only in the past, or fires more often than ``min_interval``.
+    """
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise InvalidInput(
+            f"now must be an aware datetime, got {now!r}.",
+            field="now",
+            example="datetime.now(UTC)",
+        )
+    if isinstance(value, str):
+        _check_length(value, "schedule")
+        schedule = _from_text(value, timezone or "UTC", _jitter(jitter), now)
+    elif isinstance(value, Mapping):
+        schedule = _from_mapping(value, timezone=timezone, jitter=jitter, now=now)
+    else:
+        raise InvalidSchedule(
+            f"must be text or an object, got {type(value).__name__}.",
+            field="schedule",
+            example=SCHEDULE_EXAMPLE,
+        )
+    _check_against_now(value, schedule, now, min_interval)
+    return schedule
+
+
+def schedule_from_spec(spec: Mapping[str, Any]) -> Schedule:
+    """Rebuild a schedule from ``Schedule.to_spec()``. Makes no check that depends on the
+    current time: a stored ``once`` in the past is fine."""
+    if not isinstance(spec, Mapping):
+        raise InvalidSchedule(
+            f"a stored schedule must be an object, got {type(spec).__name__}.",
+            field="schedule",
+            example='{"type": "cron", "expression": "0 9 * * *", "timezone": "UTC"}',
+        )
+    return _from_mapping(spec, timezone=None, jitter=None, now=None)
+
+
+def _check_length(text: str, name: str) -> None:
+    if len(text) > MAX_TEXT:
+        raise InvalidSchedule(
+            f"{name} is {len(text)} characters long; at most {MAX_TEXT} are accepted.",
+            field="schedule",
+            example=SCHEDULE_EXAMPLE,
+        )
+
+
+def _jitter(value: object) -> timedelta | None:
+    if value is None:
+        return None
+    jitter = read_duration(value, "jitter", InvalidSchedule)
+    return jitter or None
+
+
+def _from_text(text: str, zone: str, jitter: timedelta | None, now: datetime | None) -> Schedule:
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidSchedule("is empty.", field="schedule", example=SCHEDULE_EXAMPLE)
+    lowered = stripped.lower()
+    if lowered.startswith("@every") or lowered.startswith("every "):
+        rest = stripped[6:] if lowered.startswith("@every") else stripped[5:]
+        if not rest[:1].isspace():
+            raise InvalidSchedule(
+                f"could not read {stripped!r}; put the interval after '@every '.",
+                field="schedule",
+                example=INTERVAL_EXAMPLE,
+            )
+        every = read_duration(rest.strip(), "schedule", InvalidSchedule)
+        return IntervalSchedule(every, _needs_now(now, stripped), zone, jitter)
+    if lowered.startswith("@"):
+        if lowered not in MACROS:
+            raise InvalidSchedule(
+                f"unknown macro {stripped!r}; use one of {', '.join(MACROS)} or '@every 30m'.",
+                field="schedule",
+                example='"@daily"',
+            )
+        return CronSchedule(stripped, zone, jitter)
+    if lowered.startswith("in "):
+        delay = read_duration(stripped[3:].strip(), "schedule", InvalidSchedule)
+        if not delay:
+            raise InvalidSchedule(
+                f"{stripped!r} is not in the future; the delay must be longer than zero.",
+                field="schedule",
+                example=ONCE_EXAMPLE,
+            )
+        base = _needs_now(now, stripped, truncate=False)
+        return OnceSchedule(base + delay, zone, jitter)
+    if _ISO_START.match(stripped):
+        return OnceSchedule(_instant(stripped, zone), zone, jitter)
+    if len(stripped.split()) == 1:
+        raise InvalidSchedule(
+            f"could not read {stripped!r} as a schedule; write a cron expression, "
+            "'@every 30m', 'in 5m' or an ISO-8601 instant.",
+            field="schedule",
+            example=SCHEDULE_EXAMPLE,
+        )
+    return CronSchedule(stripped, zone, jitter)
+
+
+def _needs_now(now: datetime | None, what: str, *, truncate: bool = True) -> datetime:
+    if now is None:
+        raise InvalidSchedule(
+            f"{what!r} is relative to the current time, so it cannot be stored as is; store "
+            "an absolute start or instant.",
+            field="schedule",
+            example='{"type": "once", "at": "2026-12-01T09:00:00+01:00"}',
+        )
+    moment = now.astimezone(UTC)
+    return moment.replace(microsecond=0) if truncate else moment
+
+
+def _instant(value: object, zone: str) -> datetime:
+    """An ISO-8601 instant; a naive one is read in ``zone`` (first occurrence when clocks go
+    back, the end of the gap when they jump forward)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        _check_length(value, "instant")
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidSchedule(
+                f"could not read {value!r} as an ISO-8601 instant.",
+                field="schedule",
+                example=ISO_EXAMPLE,
+            ) from None
+    else:
+        raise InvalidSchedule(
+            f"an instant must be ISO-8601 text, got {type(value).__name__}.",
+            field="schedule",
+            example=ISO_EXAMPLE,
+        )
+    if moment.utcoffset() is not None:
+        return moment.astimezone(UTC)
+    zone_info = load_zone(zone)
+    local = moment.replace(tzinfo=zone_info, fold=0)
+    as_utc = local.astimezone(UTC)
+    if as_utc.astimezone(zone_info).replace(tzinfo=None) == moment:
+        return as_utc
+    # the local time falls in a gap: the first valid instant after it
+    wall = (moment.replace(microsecond=0) - EPOCH.replace(tzinfo=None)) // ONE_SECOND
+    return EPOCH + local_instant(timeline_for(zone), wall) * ONE_SECOND
+
+
+def _from_mapping(
+    value: Mapping[str, Any],
+    *,
+    timezone: str | None,
+    jitter: object,
+    now: datetime | None,
+) -> Schedule:
+    kind = value.get("type", value.get("kind"))
+    if "type" in value and "kind" in value and value["type"] != value["kind"]:
+        raise InvalidSchedule(
+            f"'type' ({value['type']!r}) and 'kind' ({value['kind']!r}) disagree; give one.",
+            field="schedule",
+            example=SCHEDULE_EXAMPLE,
+        )
+    if not isinstance(kind, str) or kind not in _KEYS:
+        raise InvalidSchedule(
+            f"needs a 'type' of cron, interval, once or daily, got {kind!r}.",
+            field="schedule",
+            example='{"type": "cron", "expression": "0 9 * * MON-FRI"}',
+        )
+    allowed = _KEYS[kind]
+    unknown = sorted(str(key) for key in value if key not in allowed and key not in _COMMON_KEYS)
+    if unknown:
+        names = ", ".join(repr(name[:50]) for name in unknown[:10])
+        raise InvalidSchedule(
+            f"unknown key{'s' if len(unknown) > 1 else ''} {names} in a {kind} schedule; "
+            f"it takes {', '.join(allowed + _COMMON_KEYS[2:])}.",
+            field="schedule",
+            example=_KIND_EXAMPLES[kind],
+        )
+    for key, item in value.items():
+        if isinstance(item, str):
+            _check_length(item, repr(key))
+    zone = timezone if timezone is not None else value.get("timezone", "UTC")
+    if zone is None:
+        zone = "UTC"
+    if not isinstance(zone, str):
+        raise InvalidSchedule(
+            f"timezone must be text, got {type(zone).__name__}.",
+            field="timezone",
+            example='"Europe/Paris"',
+        )
+    load_zone(zone)
+    jitter_value = _jitter(jitter if jitter is not None else value.get("jitter"))
+    if kind == "cron":
+        return _cron_from_mapping(value, zone, jitter_value, now)
+    if kind == "interval":
+        return _interval_from_mapping(value, zone, jitter_value, now)
+    if kind == "once":
+        return _once_from_mapping(value, zone, jitter_value, now)
+    return _daily_from_mapping(value, zone, jitter_value)
+
+
+_KIND_EXAMPLES = {
+    "cron": '{"type": "cron", "expression": "0 9 * * MON-FRI"}',
+    "interval": '{"type": "interval", "every": "30m"}',
+    "once": '{"type": "once", "at": "2026-12-01T09:00:00+01:00"}',
+    "daily": DAILY_EXAMPLE,
+}
+
+
+def _cron_from_mapping(
+    value: Mapping[str, Any], zone: str, jitter: timedelta | None, now: datetime | None
+) -> Schedule:
+    expression = value.get("expression")
+    if not isinstance(expression, str) or not expression.strip():
+        raise InvalidSchedule(
+            f"a cron schedule needs an 'expression', got {expression!r}.",
+            field="schedule",
+            example=_KIND_EXAMPLES["cron"],
+        )
+    stripped = expression.strip()
+    if stripped.lower().startswith("@every"):
+        return _from_text(stripped, zone, jitter, now)
+    if stripped.startswith("@") and stripped.lower() not in MACROS:
+        return _from_text(stripped, zone, jitter, now)
+    return CronSchedule(stripped, zone, jitter)
+
+
+def _interval_from_mapping(
+    value: Mapping[str, Any], zone: str, jitter: timedelta | None, now: datetime | None
+) -> Schedule:
+    if value.get("every") is None:
+        raise InvalidSchedule(
+            "an interval schedule needs 'every'.",
+            field="schedule",
+            example=_KIND_EXAMPLES["interval"],
+        )
+    every = read_duration(value["every"], "schedule", InvalidSchedule)
+    start_value = value.get("start")
+    start = (
+        _needs_now(now, "an interval without a start")
+        if start_value is None
+        else _instant(start_value, zone)
+    )
+    return IntervalSchedule(every, start, zone, jitter)
+
+
+def _once_from_mapping(
+    value: Mapping[str, Any], zone: str, jitter: timedelta | None, now: datetime | None
+) -> Schedule:
+    at, delay = value.get("at"), value.get("in")
+    if (at is None) == (delay is None):
+        raise InvalidSchedule(
+            "a once schedule needs exactly one of 'at' (an instant) or 'in' (a delay).",
+            field="schedule",
+            example='{"type": "once", "in": "5m"}',
+        )
+    if at is not None:
+        return OnceSchedule(_instant(at, zone), zone, jitter)
+    amount = read_duration(delay, "schedule", InvalidSchedule)
+    if not amount:
+        raise InvalidSchedule(
+            "'in' must be longer than zero.", field="schedule", example=ONCE_EXAMPLE
+        )
+    return OnceSchedule(_needs_now(now, f"in {delay}", truncate=False) + amount, zone, jitter)
+
+
+def _daily_from_mapping(value: Mapping[str, Any], zone: str, jitter: timedelta | None) -> Schedule:
+    raw_times = value.get("times")
+    if isinstance(raw_times, str):
+        raw_times = [raw_times]
+    if not isinstance(raw_times, list | tuple) or not raw_times:
+        raise InvalidSchedule(
+            f"a daily schedule needs 'times', a list of local times, got {raw_times!r}.",
+            field="schedule",
+            example=DAILY_EXAMPLE,
+        )
+    if len(raw_times) > 1440:
+        raise InvalidSchedule(
+            f"a daily schedule takes at most 1440 times, got {len(raw_times)}.",
+            field="schedule",
+            example=DAILY_EXAMPLE,
+        )
+    times = tuple(_time_of_day(item) for item in raw_times)
+    weekdays = _weekdays(value.get("weekdays"))
+    return DailySchedule(times, weekdays, zone, jitter)
+
+
+def _time_of_day(item: object) -> time:
+    if isinstance(item, time):
+        return item
+    match = _TIME_OF_DAY.fullmatch(item.strip()) if isinstance(item, str) else None
+    if match:
+        hour, minute, second = (int(part or 0) for part in match.groups())
+        if hour < 24 and minute < 60 and second < 60:
+            return time(hour, minute, second)
+    raise InvalidSchedule(
+        f"daily time {item!r} is not a local time HH:MM (00:00-23:59) or HH:MM:SS.",
+        field="schedule",
+        example=DAILY_EXAMPLE,
+    )
+
+
+_DAY_WORDS = {
+    "SUNDAY": 0,
+    "MONDAY": 1,
+    "TUESDAY": 2,
+    "WEDNESDAY": 3,
+    "THURSDAY": 4,
+    "FRIDAY": 5,
+    "SATURDAY": 6,
+}
+
+
+def _weekdays(raw: object) -> tuple[int, ...] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        extras = _Extras()
+        days = _parse_field(DAY_OF_WEEK, raw.strip().upper(), extras)
+        if extras.last_dows or extras.nth_dows:
+            raise InvalidSchedule(
+                f"daily weekdays {raw!r} cannot use L or #; use a cron schedule for those.",
+                field="schedule",
+                example=DAILY_EXAMPLE,
+            )
+        return tuple(sorted(days))
+    if not isinstance(raw, list | tuple) or not raw or len(raw) > 7 * 4:
+        raise InvalidSchedule(
+            f"daily weekdays must be a non-empty list of day names, got {raw!r}.",
+            field="schedule",
+            example=DAILY_EXAMPLE,
+        )
+    days_found = set()
+    for item in raw:
+        name = item.strip().upper() if isinstance(item, str) else None
+        if name in DAY_NAMES:
+            days_found.add(DAY_NAMES.index(name))
+        elif name in _DAY_WORDS:
+            days_found.add(_DAY_WORDS[name])
+        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 7:
+            days_found.add(item % 7)
+        else:
+            raise InvalidSchedule(
+                f"daily weekday {item!r} is not a day name (MON-SUN) or number 0-7 "
+                "(0 and 7 are Sunday).",
+                field="schedule",
+                example=DAILY_EXAMPLE,
+            )
+    return tuple(sorted(days_found))
+
+
+def _check_against_now(
+    value: object, schedule: Schedule, now: datetime, min_interval: timedelta
+) -> None:
+    if isinstance(schedule, OnceSchedule):
+        if schedule.at <= now:
+            raise InvalidSchedule(
+                f"once at {schedule.at.isoformat()} is not in the future (now is "
+                f"{now.astimezone(UTC).isoformat()}).",
+                field="schedule",
+                example=ONCE_EXAMPLE,
+            )
+        return
+    if isinstance(schedule, IntervalSchedule):
+        gap = schedule.every
+    elif isinstance(schedule, CronSchedule | DailySchedule):
+        if schedule.next_after(now) is None:
+            raise InvalidSchedule(
+                f"{_shown(value)} never fires within 50 years of now.",
+                field="schedule",
+                example=CRON_EXAMPLE,
+            )
+        gap = schedule.shortest_gap() if min_interval > ONE_SECOND else ONE_SECOND
+    else:  # pragma: no cover - every kind is handled above
+        return
+    if gap < min_interval:
+        raise InvalidSchedule(
+            f"{_shown(value)} can fire every {format_duration(gap)}, more often than the "
+            f"minimum interval of {format_duration(min_interval)}.",
+            field="schedule",
+            example=f'"@every {format_duration(min_interval)}"',
+        )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value.strip())
+    return "this schedule"

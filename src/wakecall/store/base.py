@@ -1,0 +1,307 @@
+"""The `Store` protocol: what every backend promises, method by method.
+
+The protocol is built for several scheduler nodes sharing one database:
+
+* Due tasks are *claimed* with a lease (`claim_due_tasks`), their fires recorded by the claimant
+  (`record_fires`, which checks the claim), or given back (`release_tasks`). An expired claim is
+  simply claimable again, which is how a dead node's claims are reaped.
+* Queued runs are claimed the same way (`claim_runs`), started and finished by the claimant only
+  (`start_attempts`, `finish_runs`), kept alive with `extend_leases`; a run whose lease expired
+  is taken over by `claim_expired_runs` and finished as interrupted (retried if it can be).
+* `(task_id, scheduled_for)` is unique: recording the same fire twice creates one run.
+* A run's final state and its event are written in one transaction.
+
+Every read and write that an agent can cause is scoped by `owner`; `owner=None` means "any
+owner" and is for operators and the engine only.
+
+All datetimes are aware UTC. Methods raise `TaskNotFound`/`RunNotFound` for unknown ids (and
+for ids of another owner), `StoreError` subclasses when the database cannot be used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from wakecall.models import (
+    AttemptStatus,
+    Event,
+    EventType,
+    Run,
+    RunStatus,
+    Task,
+    TaskStatus,
+    Trigger,
+)
+
+__all__ = [
+    "DueTask",
+    "FirePlan",
+    "FireResult",
+    "NewEvent",
+    "NewRun",
+    "PruneCounts",
+    "RunOutcome",
+    "Store",
+    "TaskEnd",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DueTask:
+    """A claimed task with what the overlap policy needs to know about its unfinished runs."""
+
+    task: Task
+    queued_runs: int
+    running_run_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    id: str
+    scheduled_for: datetime | None
+    due_at: datetime
+    status: RunStatus  # QUEUED, or SKIPPED / MISSED (terminal at birth)
+    trigger: Trigger = Trigger.SCHEDULE
+    error_message: str | None = None
+    output: Any = None
+    counts: bool = True  # counts toward max_runs
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    type: EventType
+    task_id: str | None
+    run_id: str | None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnd:
+    status: TaskStatus  # COMPLETED or EXPIRED
+    reason: str | None  # "max_runs_reached" | "expired_at_reached" | None
+
+
+@dataclass(frozen=True, slots=True)
+class FirePlan:
+    """What the engine decided for one claimed task: the runs to create and how the task moves on."""
+
+    task_id: str
+    runs: Sequence[NewRun]
+    next_fire_at: datetime | None
+    last_fire_at: datetime | None
+    end: TaskEnd | None = None
+    cancel_run_ids: Sequence[str] = ()
+    events: Sequence[NewEvent] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FireResult:
+    runs: list[Run]  # the runs actually created (a fire already recorded creates none)
+    events: list[Event]
+    lost_task_ids: list[str]  # plans refused because the claim was no longer ours
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How one attempt ended, and what happens to its run next."""
+
+    run_id: str
+    attempt_status: AttemptStatus
+    finished_at: datetime
+    output: Any = None
+    error_message: str | None = None
+    retry_at: datetime | None = None  # set: the run is queued again for this instant
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneCounts:
+    runs: int
+    events: int
+
+
+class Store(Protocol):
+    # --- life cycle -----------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect, create the schema on a new database or upgrade an older one.
+        Raises `NotAWakecallDatabase` for a file that is not ours, `StoreError` otherwise."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+        ...
+
+    # --- tasks ----------------------------------------------------------------------------
+    async def create_task(self, task: Task) -> tuple[Task, bool]:
+        """Insert `task`. When the owner already has a task with the same non-null
+        `idempotency_key`, nothing is written and `(existing, False)` is returned;
+        otherwise `(task, True)`."""
+        ...
+
+    async def get_task(self, owner: str | None, task_id: str) -> Task:
+        """The task, or `TaskNotFound` (also when it belongs to another owner)."""
+        ...
+
+    async def list_tasks(
+        self,
+        owner: str | None,
+        *,
+        status: TaskStatus | None = None,
+        kind: str | None = None,
+        name_contains: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[Task]:
+        """Tasks in id (= creation) order, those with id > `after`, at most `limit`.
+        `name_contains` matches case-insensitively; `metadata` keeps tasks whose metadata
+        holds every given key with an equal value."""
+        ...
+
+    async def count_tasks(self, owner: str, *, active_only: bool = False) -> int:
+        """How many tasks the owner has (active ones only when asked)."""
+        ...
+
+    async def update_task(
+        self, owner: str | None, task_id: str, changes: Mapping[str, Any], now: datetime
+    ) -> Task:
+        """Set the given `Task` fields (not id, owner, created_at, claims) and `updated_at`;
+        return the new task. `TaskNotFound` when absent. Does not touch runs."""
+        ...
+
+    async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
+        """Delete the task and its runs and attempts; return the ids of runs that were running
+        (their claimants find them gone when they finish). Events stay in the log."""
+        ...
+
+    async def next_fire_at(self) -> datetime | None:
+        """The earliest `next_fire_at` of any active task, or None."""
+        ...
+
+    # --- fires ----------------------------------------------------------------------------
+    async def claim_due_tasks(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[DueTask]:
+        """Claim up to `limit` active tasks with `next_fire_at <= now` that are unclaimed or
+        whose claim expired, earliest first, for `node` until `now + lease`."""
+        ...
+
+    async def record_fires(self, node: str, now: datetime, plans: Sequence[FirePlan]) -> FireResult:
+        """In one transaction, for each plan whose task `node` still claims: insert its runs
+        (a run whose `(task_id, scheduled_for)` exists already is not inserted), add the counted
+        ones to `run_count`, set `next_fire_at`/`last_fire_at`, apply `end`, mark
+        `cancel_run_ids` as cancel-requested, append the plan's events, and release the claim.
+        Plans for tasks no longer claimed by `node` change nothing and are listed in
+        `lost_task_ids`."""
+        ...
+
+    async def release_tasks(self, node: str, task_ids: Sequence[str]) -> None:
+        """Drop `node`'s claims on these tasks without other changes."""
+        ...
+
+    # --- runs -----------------------------------------------------------------------------
+    async def create_run(self, owner: str | None, task_id: str, run: NewRun, now: datetime) -> Run:
+        """Insert one run for a task outside the schedule (a manual run). `TaskNotFound` if the
+        task is absent."""
+        ...
+
+    async def claim_runs(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[Run]:
+        """Claim up to `limit` queued runs due at or before `now` (unclaimed or with an expired
+        claim), earliest due first, for `node` until `now + lease`. A task whose overlap policy
+        is not `allow` yields at most one run, and none while another of its runs is running."""
+        ...
+
+    async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
+        """Mark claimed runs running with their next attempt number and record each attempt.
+        Runs not claimed by `node` (or gone) are left out of the result."""
+        ...
+
+    async def extend_leases(
+        self, node: str, run_ids: Sequence[str], until: datetime
+    ) -> tuple[set[str], set[str]]:
+        """Extend `node`'s leases on these runs. Returns (ids still held, ids of those whose
+        cancellation was requested)."""
+        ...
+
+    async def finish_runs(
+        self, node: str, outcomes: Sequence[RunOutcome]
+    ) -> tuple[list[Run], list[Event]]:
+        """In one transaction, for each outcome whose run `node` still claims: close the attempt;
+        with `retry_at` queue the run again (unclaimed, due then), otherwise write its terminal
+        status (success, failure, timeout, cancelled; interrupted ends as failure), output,
+        error and duration, and append its event (`task.run.completed`, `task.run.failed`, or
+        `wakeup.fired` for a wakeup's success). When the run was the last unfinished run of a
+        task that has ended as expired, `task.expired` is appended too. Returns the runs as
+        written and the events appended; runs no longer claimed by `node` are skipped."""
+        ...
+
+    async def release_runs(self, node: str, run_ids: Sequence[str]) -> None:
+        """Give back claimed, not yet started runs."""
+        ...
+
+    async def claim_expired_runs(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[Run]:
+        """Claim running runs whose lease expired before `now` (their node died), for `node`.
+        The caller finishes each as `interrupted` through `finish_runs`."""
+        ...
+
+    async def next_lease_expiry(self) -> datetime | None:
+        """The earliest lease expiry of a running run, or None."""
+        ...
+
+    async def next_run_due_at(self) -> datetime | None:
+        """The earliest `due_at` of a queued run, or None."""
+        ...
+
+    async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
+        """Flag runs for cancellation; their claimant sees it at its next lease extension."""
+        ...
+
+    async def get_run(self, owner: str | None, run_id: str) -> Run:
+        """The run, or `RunNotFound`."""
+        ...
+
+    async def list_runs(
+        self,
+        owner: str | None,
+        *,
+        task_id: str | None = None,
+        status: RunStatus | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        """Runs newest first (by id), those with id < `before`, at most `limit`.
+        `TaskNotFound` if `task_id` is given and unknown to this owner."""
+        ...
+
+    async def list_attempts(self, owner: str | None, run_id: str) -> list[Any]:
+        """The attempts of a run, first first. `RunNotFound` if unknown."""
+        ...
+
+    # --- events ---------------------------------------------------------------------------
+    async def list_events(self, owner: str, *, after: int = 0, limit: int = 100) -> list[Event]:
+        """The owner's events with cursor > `after`, oldest first, at most `limit`."""
+        ...
+
+    async def latest_cursor(self, owner: str) -> int:
+        """The owner's newest event cursor, 0 when there is none."""
+        ...
+
+    # --- retention ------------------------------------------------------------------------
+    async def prune(
+        self,
+        now: datetime,
+        *,
+        runs_per_task: int,
+        run_max_age: timedelta,
+        event_max_age: timedelta,
+    ) -> PruneCounts:
+        """Delete finished runs beyond the newest `runs_per_task` of each task or older than
+        `run_max_age`, and events older than `event_max_age`. Unfinished runs are kept."""
+        ...

@@ -1,0 +1,1238 @@
+"""The embedded store: one SQLite file in WAL mode, reached through aiosqlite.
+
+Each store method is one transaction run as a single function on aiosqlite's connection thread
+(one thread round trip per method, however many rows it touches), so batches stay cheap and a
+transaction can never interleave with another on the same connection. Several processes may
+open the same file (the CLI next to a server); SQLite's write lock with a busy timeout
+serializes them, and every claim check is done inside the writing transaction.
+
+Instants are stored as integer microseconds since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from wakecall.errors import (
+    DatabaseBusy,
+    NotAWakecallDatabase,
+    RunNotFound,
+    StoreError,
+    TaskNotFound,
+)
+from wakecall.models import (
+    Attempt,
+    AttemptStatus,
+    CatchUp,
+    Event,
+    EventType,
+    Overlap,
+    RetryPolicy,
+    Run,
+    RunStatus,
+    Task,
+    TaskStatus,
+    Trigger,
+    event_type_for,
+    run_event_payload,
+    task_event_payload,
+)
+from wakecall.store.base import (
+    DueTask,
+    FirePlan,
+    FireResult,
+    NewEvent,
+    NewRun,
+    PruneCounts,
+    RunOutcome,
+)
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStore"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: PRAGMA application_id of a wakecall database ("WAKE").
+APPLICATION_ID = 0x57414B45
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        schedule TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        action TEXT NOT NULL,
+        retry TEXT NOT NULL,
+        timeout_s REAL,
+        overlap TEXT NOT NULL,
+        max_queued INTEGER NOT NULL,
+        catchup TEXT NOT NULL,
+        catchup_window_s REAL NOT NULL,
+        max_runs INTEGER,
+        expires_at INTEGER,
+        status TEXT NOT NULL,
+        pause_note TEXT,
+        callback_url TEXT,
+        metadata TEXT NOT NULL,
+        idempotency_key TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        next_fire_at INTEGER,
+        last_fire_at INTEGER,
+        run_count INTEGER NOT NULL DEFAULT 0,
+        claimed_by TEXT,
+        claim_expires_at INTEGER,
+        end_reason TEXT,
+        end_announced INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX tasks_idempotency ON tasks(owner, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX tasks_due ON tasks(next_fire_at)
+        WHERE status = 'active' AND next_fire_at IS NOT NULL;
+    CREATE INDEX tasks_owner ON tasks(owner, id);
+
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        scheduled_for INTEGER,
+        due_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        duration_ms INTEGER,
+        output TEXT,
+        error_message TEXT,
+        claimed_by TEXT,
+        lease_expires_at INTEGER,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        counts INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (task_id, scheduled_for)
+    );
+    CREATE INDEX runs_queued ON runs(due_at) WHERE status = 'queued';
+    CREATE INDEX runs_running ON runs(lease_expires_at) WHERE status = 'running';
+    CREATE INDEX runs_task ON runs(task_id, id);
+    CREATE INDEX runs_owner ON runs(owner, id);
+    CREATE INDEX runs_finished ON runs(finished_at) WHERE finished_at IS NOT NULL;
+
+    CREATE TABLE attempts (
+        run_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        error_message TEXT,
+        node TEXT,
+        PRIMARY KEY (run_id, number)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE events (
+        cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL,
+        type TEXT NOT NULL,
+        task_id TEXT,
+        run_id TEXT,
+        created_at INTEGER NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX events_owner ON events(owner, cursor);
+    CREATE INDEX events_created ON events(created_at);
+    """,
+}
+
+_TASK_COLUMNS = (
+    "id, owner, name, kind, schedule, timezone, action, retry, timeout_s, overlap, max_queued, "
+    "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
+    "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
+    "claimed_by, claim_expires_at, end_reason"
+)
+_RUN_COLUMNS = (
+    "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
+    "created_at, started_at, finished_at, duration_ms, output, error_message, claimed_by, "
+    "lease_expires_at, cancel_requested"
+)
+_EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
+
+# Task fields that update_task may set, and how each is written.
+_UPDATABLE: dict[str, Callable[[Any], Any]] = {
+    "name": str,
+    "schedule": lambda v: json.dumps(v),
+    "timezone": str,
+    "action": lambda v: json.dumps(v),
+    "retry": lambda v: v.model_dump_json(),
+    "timeout_s": lambda v: v,
+    "overlap": str,
+    "max_queued": int,
+    "catchup": str,
+    "catchup_window_s": float,
+    "max_runs": lambda v: v,
+    "expires_at": lambda v: _us_or_none(v),
+    "status": str,
+    "pause_note": lambda v: v,
+    "callback_url": lambda v: v,
+    "metadata": lambda v: json.dumps(v),
+    "next_fire_at": lambda v: _us_or_none(v),
+    "last_fire_at": lambda v: _us_or_none(v),
+    "end_reason": lambda v: v,
+}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(value: datetime) -> int:
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _us_or_none(value: datetime | None) -> int | None:
+    return None if value is None else _us(value)
+
+
+def _dt(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def _dt_req(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _load_json(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _task_from_row(row: Sequence[Any]) -> Task:
+    return Task(
+        id=row[0],
+        owner=row[1],
+        name=row[2],
+        kind=row[3],
+        schedule=json.loads(row[4]),
+        timezone=row[5],
+        action=json.loads(row[6]),
+        retry=RetryPolicy.model_validate_json(row[7]),
+        timeout_s=row[8],
+        overlap=Overlap(row[9]),
+        max_queued=row[10],
+        catchup=CatchUp(row[11]),
+        catchup_window_s=row[12],
+        max_runs=row[13],
+        expires_at=_dt(row[14]),
+        status=TaskStatus(row[15]),
+        pause_note=row[16],
+        callback_url=row[17],
+        metadata=json.loads(row[18]),
+        idempotency_key=row[19],
+        created_at=_dt_req(row[20]),
+        updated_at=_dt_req(row[21]),
+        next_fire_at=_dt(row[22]),
+        last_fire_at=_dt(row[23]),
+        run_count=row[24],
+        claimed_by=row[25],
+        claim_expires_at=_dt(row[26]),
+        end_reason=row[27],
+    )
+
+
+def _task_to_row(task: Task) -> tuple[Any, ...]:
+    return (
+        task.id,
+        task.owner,
+        task.name,
+        task.kind,
+        json.dumps(task.schedule),
+        task.timezone,
+        json.dumps(task.action),
+        task.retry.model_dump_json(),
+        task.timeout_s,
+        str(task.overlap),
+        task.max_queued,
+        str(task.catchup),
+        task.catchup_window_s,
+        task.max_runs,
+        _us_or_none(task.expires_at),
+        str(task.status),
+        task.pause_note,
+        task.callback_url,
+        json.dumps(task.metadata),
+        task.idempotency_key,
+        _us(task.created_at),
+        _us(task.updated_at),
+        _us_or_none(task.next_fire_at),
+        _us_or_none(task.last_fire_at),
+        task.run_count,
+        task.claimed_by,
+        _us_or_none(task.claim_expires_at),
+        task.end_reason,
+    )
+
+
+def _run_from_row(row: Sequence[Any]) -> Run:
+    return Run(
+        id=row[0],
+        task_id=row[1],
+        owner=row[2],
+        trigger=Trigger(row[3]),
+        scheduled_for=_dt(row[4]),
+        due_at=_dt_req(row[5]),
+        status=RunStatus(row[6]),
+        attempt=row[7],
+        max_attempts=row[8],
+        created_at=_dt_req(row[9]),
+        started_at=_dt(row[10]),
+        finished_at=_dt(row[11]),
+        duration_ms=row[12],
+        output=_load_json(row[13]),
+        error_message=row[14],
+        claimed_by=row[15],
+        lease_expires_at=_dt(row[16]),
+        cancel_requested=bool(row[17]),
+    )
+
+
+def _event_from_row(row: Sequence[Any]) -> Event:
+    return Event(
+        cursor=row[0],
+        owner=row[1],
+        type=EventType(row[2]),
+        task_id=row[3],
+        run_id=row[4],
+        created_at=_dt_req(row[5]),
+        payload=json.loads(row[6]),
+    )
+
+
+_ATTEMPT_STATUS_TO_RUN = {
+    AttemptStatus.SUCCESS: RunStatus.SUCCESS,
+    AttemptStatus.FAILURE: RunStatus.FAILURE,
+    AttemptStatus.INTERRUPTED: RunStatus.FAILURE,
+    AttemptStatus.TIMEOUT: RunStatus.TIMEOUT,
+    AttemptStatus.CANCELLED: RunStatus.CANCELLED,
+}
+
+
+class SQLiteStore:
+    """`Store` on one SQLite file. `path` may be ":memory:" for a private throwaway store."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+        self.path = str(path)
+        self.busy_timeout = busy_timeout
+        self._db: aiosqlite.Connection | None = None
+
+    # --- plumbing -------------------------------------------------------------------------
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` on the connection's thread, in one round trip."""
+        db = self._db
+        if db is None:
+            raise StoreError("the store is not open; call open() first")
+
+        def body() -> T:
+            conn: sqlite3.Connection = db._conn  # aiosqlite's connection, on its own thread
+            return fn(conn)
+
+        try:
+            return await db._execute(body)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise DatabaseBusy(self.path, self.busy_timeout) from exc
+            raise StoreError(f"{self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+
+        def body(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._call(body)
+
+    # --- life cycle -----------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(
+                self.path, isolation_level=None, timeout=self.busy_timeout
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        self._db = db
+        try:
+            await self._call(self._prepare)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise NotAWakecallDatabase(self.path, str(exc)) from exc
+        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+            raise NotAWakecallDatabase(
+                self.path, f"it holds {tables} tables of another application"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this wakecall "
+                f"understands ({SCHEMA_VERSION}); upgrade wakecall"
+            )
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        if self.path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                log.warning("SQLite refused WAL mode for %s (mode %s)", self.path, mode)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        if version < SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-read under the write lock: another process may have migrated meanwhile.
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[target].split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    log.info("upgraded %s to schema version %d", self.path, target)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+
+    async def schema_version(self) -> int:
+        return await self._call(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
+
+    # --- tasks ----------------------------------------------------------------------------
+    async def create_task(self, task: Task) -> tuple[Task, bool]:
+        row = _task_to_row(task)
+
+        def fn(conn: sqlite3.Connection) -> tuple[Task, bool]:
+            if task.idempotency_key is not None:
+                found = conn.execute(
+                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE owner = ? AND idempotency_key = ?",
+                    (task.owner, task.idempotency_key),
+                ).fetchone()
+                if found is not None:
+                    return _task_from_row(found), False
+            conn.execute(
+                f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
+            )
+            return task, True
+
+        return await self._tx(fn)
+
+    async def get_task(self, owner: str | None, task_id: str) -> Task:
+        def fn(conn: sqlite3.Connection) -> Task:
+            return _task_from_row(self._task_row(conn, owner, task_id))
+
+        return await self._call(fn)
+
+    @staticmethod
+    def _task_row(conn: sqlite3.Connection, owner: str | None, task_id: str) -> Sequence[Any]:
+        if owner is None:
+            row = conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+            ).fetchone()
+        else:
+            row = conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ? AND owner = ?", (task_id, owner)
+            ).fetchone()
+        if row is None:
+            raise TaskNotFound(task_id)
+        return row  # type: ignore[no-any-return]
+
+    async def list_tasks(
+        self,
+        owner: str | None,
+        *,
+        status: TaskStatus | None = None,
+        kind: str | None = None,
+        name_contains: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[Task]:
+        where: list[str] = []
+        args: list[Any] = []
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        if status is not None:
+            where.append("status = ?")
+            args.append(str(status))
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        if name_contains:
+            where.append("instr(lower(name), lower(?)) > 0")
+            args.append(name_contains)
+        for key, value in (metadata or {}).items():
+            where.append("json_extract(metadata, ?) IS NOT NULL")
+            where.append("json_extract(metadata, ?) = json_extract(?, '$')")
+            path = "$." + json.dumps(str(key))
+            args.extend([path, path, json.dumps(value)])
+        if after is not None:
+            where.append("id > ?")
+            args.append(after)
+        sql = f"SELECT {_TASK_COLUMNS} FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        rows = await self._call(lambda c: c.execute(sql, args).fetchall())
+        return [_task_from_row(r) for r in rows]
+
+    async def count_tasks(self, owner: str, *, active_only: bool = False) -> int:
+        sql = "SELECT count(*) FROM tasks WHERE owner = ?"
+        if active_only:
+            sql += " AND status IN ('active', 'paused')"
+        return await self._call(lambda c: c.execute(sql, (owner,)).fetchone()[0])
+
+    async def update_task(
+        self, owner: str | None, task_id: str, changes: Mapping[str, Any], now: datetime
+    ) -> Task:
+        unknown = set(changes) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"update_task cannot set {sorted(unknown)}")
+        sets = [f"{name} = ?" for name in changes] + ["updated_at = ?"]
+        values = [_UPDATABLE[name](value) for name, value in changes.items()] + [_us(now)]
+
+        def fn(conn: sqlite3.Connection) -> Task:
+            self._task_row(conn, owner, task_id)
+            conn.execute(
+                f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", (*values, task_id)
+            )
+            task = _task_from_row(self._task_row(conn, owner, task_id))
+            if "status" in changes and task.status == TaskStatus.EXPIRED:
+                self._announce_end_if_idle(conn, task, now)
+            return task
+
+        return await self._tx(fn)
+
+    async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
+        def fn(conn: sqlite3.Connection) -> list[str]:
+            self._task_row(conn, owner, task_id)
+            running = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM runs WHERE task_id = ? AND status = 'running'", (task_id,)
+                )
+            ]
+            conn.execute(
+                "DELETE FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE task_id = ?)",
+                (task_id,),
+            )
+            conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
+            conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            return running
+
+        return await self._tx(fn)
+
+    async def next_fire_at(self) -> datetime | None:
+        value = await self._call(
+            lambda c: c.execute(
+                "SELECT min(next_fire_at) FROM tasks "
+                "WHERE status = 'active' AND next_fire_at IS NOT NULL"
+            ).fetchone()[0]
+        )
+        return _dt(value)
+
+    # --- fires ----------------------------------------------------------------------------
+    async def claim_due_tasks(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[DueTask]:
+        now_us, until_us = _us(now), _us(now + lease)
+
+        def fn(conn: sqlite3.Connection) -> list[DueTask]:
+            rows = conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks "
+                "WHERE status = 'active' AND next_fire_at IS NOT NULL AND next_fire_at <= ? "
+                "AND (claimed_by IS NULL OR claim_expires_at < ?) "
+                "ORDER BY next_fire_at LIMIT ?",
+                (now_us, now_us, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            ids = [r[0] for r in rows]
+            marks = ", ".join("?" * len(ids))
+            conn.execute(
+                f"UPDATE tasks SET claimed_by = ?, claim_expires_at = ? WHERE id IN ({marks})",
+                (node, until_us, *ids),
+            )
+            queued: dict[str, int] = {}
+            running: dict[str, list[str]] = {}
+            for task_id, run_id, status in conn.execute(
+                f"SELECT task_id, id, status FROM runs WHERE task_id IN ({marks}) "
+                "AND status IN ('queued', 'running')",
+                ids,
+            ):
+                if status == "queued":
+                    queued[task_id] = queued.get(task_id, 0) + 1
+                else:
+                    running.setdefault(task_id, []).append(run_id)
+            out = []
+            for row in rows:
+                task = _task_from_row(row).replace(
+                    claimed_by=node, claim_expires_at=now + lease
+                )
+                out.append(
+                    DueTask(task, queued.get(task.id, 0), tuple(running.get(task.id, ())))
+                )
+            return out
+
+        return await self._tx(fn)
+
+    async def record_fires(
+        self, node: str, now: datetime, plans: Sequence[FirePlan]
+    ) -> FireResult:
+        now_us = _us(now)
+
+        def fn(conn: sqlite3.Connection) -> FireResult:
+            created: list[Run] = []
+            events: list[Event] = []
+            lost: list[str] = []
+            for plan in plans:
+                row = conn.execute(
+                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (plan.task_id,)
+                ).fetchone()
+                if row is None or row[25] != node:
+                    lost.append(plan.task_id)
+                    continue
+                task = _task_from_row(row)
+                counted = 0
+                for new in plan.runs:
+                    run = self._insert_run(conn, task, new, now)
+                    if run is None:
+                        continue
+                    if new.counts:
+                        counted += 1
+                    created.append(run)
+                    if run.status == RunStatus.MISSED:
+                        task_now = task.replace(run_count=task.run_count + counted)
+                        events.append(
+                            self._append_event(
+                                conn,
+                                task.owner,
+                                NewEvent(
+                                    EventType.RUN_MISSED,
+                                    task.id,
+                                    run.id,
+                                    run_event_payload(task_now, run),
+                                ),
+                                now_us,
+                            )
+                        )
+                end_status = str(plan.end.status) if plan.end else str(task.status)
+                end_reason = plan.end.reason if plan.end else task.end_reason
+                conn.execute(
+                    "UPDATE tasks SET next_fire_at = ?, last_fire_at = ?, "
+                    "run_count = run_count + ?, status = ?, end_reason = ?, "
+                    "claimed_by = NULL, claim_expires_at = NULL, updated_at = ? WHERE id = ?",
+                    (
+                        _us_or_none(plan.next_fire_at),
+                        _us_or_none(plan.last_fire_at),
+                        counted,
+                        end_status,
+                        end_reason,
+                        now_us,
+                        task.id,
+                    ),
+                )
+                if plan.cancel_run_ids:
+                    marks = ", ".join("?" * len(plan.cancel_run_ids))
+                    conn.execute(
+                        f"UPDATE runs SET cancel_requested = 1 WHERE id IN ({marks}) "
+                        "AND status IN ('queued', 'running')",
+                        tuple(plan.cancel_run_ids),
+                    )
+                for new_event in plan.events:
+                    events.append(self._append_event(conn, task.owner, new_event, now_us))
+                if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
+                    ended = _task_from_row(self._task_row(conn, None, task.id))
+                    announced = self._announce_end_if_idle(conn, ended, now)
+                    if announced is not None:
+                        events.append(announced)
+            return FireResult(created, events, lost)
+
+        return await self._tx(fn)
+
+    def _insert_run(
+        self, conn: sqlite3.Connection, task: Task, new: NewRun, now: datetime
+    ) -> Run | None:
+        terminal = new.status.is_terminal
+        run = Run(
+            id=new.id,
+            task_id=task.id,
+            owner=task.owner,
+            trigger=new.trigger,
+            scheduled_for=new.scheduled_for,
+            due_at=new.due_at,
+            status=new.status,
+            attempt=0,
+            max_attempts=task.retry.attempts,
+            created_at=now,
+            finished_at=now if terminal else None,
+            output=new.output,
+            error_message=new.error_message,
+        )
+        cursor = conn.execute(
+            f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.id,
+                run.task_id,
+                run.owner,
+                str(run.trigger),
+                _us_or_none(run.scheduled_for),
+                _us(run.due_at),
+                str(run.status),
+                run.attempt,
+                run.max_attempts,
+                _us(now),
+                None,
+                _us(now) if terminal else None,
+                None,
+                _json_or_none(run.output),
+                run.error_message,
+                None,
+                None,
+                0,
+                1 if new.counts else 0,
+            ),
+        )
+        return run if cursor.rowcount == 1 else None
+
+    @staticmethod
+    def _append_event(
+        conn: sqlite3.Connection, owner: str, event: NewEvent, now_us: int
+    ) -> Event:
+        payload = json.dumps(dict(event.payload), default=str)
+        cursor = conn.execute(
+            "INSERT INTO events (owner, type, task_id, run_id, created_at, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (owner, str(event.type), event.task_id, event.run_id, now_us, payload),
+        )
+        assert cursor.lastrowid is not None
+        return Event(
+            cursor=cursor.lastrowid,
+            owner=owner,
+            type=event.type,
+            task_id=event.task_id,
+            run_id=event.run_id,
+            created_at=_dt_req(now_us),
+            payload=json.loads(payload),
+        )
+
+    def _announce_end_if_idle(
+        self, conn: sqlite3.Connection, task: Task, now: datetime
+    ) -> Event | None:
+        """Append `task.expired` once the ended task has no unfinished run left."""
+        if task.status != TaskStatus.EXPIRED:
+            return None
+        busy = conn.execute(
+            "SELECT 1 FROM runs WHERE task_id = ? AND status IN ('queued', 'running') LIMIT 1",
+            (task.id,),
+        ).fetchone()
+        if busy is not None:
+            return None
+        changed = conn.execute(
+            "UPDATE tasks SET end_announced = 1 WHERE id = ? AND end_announced = 0", (task.id,)
+        ).rowcount
+        if not changed:
+            return None
+        return self._append_event(
+            conn,
+            task.owner,
+            NewEvent(
+                EventType.TASK_EXPIRED, task.id, None, task_event_payload(task, task.end_reason)
+            ),
+            _us(now),
+        )
+
+    async def release_tasks(self, node: str, task_ids: Sequence[str]) -> None:
+        if not task_ids:
+            return
+        marks = ", ".join("?" * len(task_ids))
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
+                f"WHERE claimed_by = ? AND id IN ({marks})",
+                (node, *task_ids),
+            )
+
+        await self._tx(fn)
+
+    # --- runs -----------------------------------------------------------------------------
+    async def create_run(
+        self, owner: str | None, task_id: str, run: NewRun, now: datetime
+    ) -> Run:
+        def fn(conn: sqlite3.Connection) -> Run:
+            task = _task_from_row(self._task_row(conn, owner, task_id))
+            created = self._insert_run(conn, task, run, now)
+            if created is None:
+                raise StoreError(f"run {run.id} for {run.scheduled_for} exists already")
+            return created
+
+        return await self._tx(fn)
+
+    async def claim_runs(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[Run]:
+        now_us, until_us = _us(now), _us(now + lease)
+
+        def fn(conn: sqlite3.Connection) -> list[Run]:
+            # Candidates in due order; a task that does not allow overlap contributes its
+            # earliest queued run only, and none while one of its runs is running.
+            rows = conn.execute(
+                "SELECT r.id, r.task_id, t.overlap FROM runs r JOIN tasks t ON t.id = r.task_id "
+                "WHERE r.status = 'queued' AND r.due_at <= ? "
+                "AND (r.claimed_by IS NULL OR r.lease_expires_at < ?) "
+                "ORDER BY r.due_at, r.id LIMIT ?",
+                (now_us, now_us, limit * 4),
+            ).fetchall()
+            if not rows:
+                return []
+            exclusive = {task_id for _, task_id, overlap in rows if overlap != "allow"}
+            busy: set[str] = set()
+            if exclusive:
+                marks = ", ".join("?" * len(exclusive))
+                busy = {
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT DISTINCT task_id FROM runs WHERE task_id IN ({marks}) AND "
+                        "(status = 'running' OR (status = 'queued' AND claimed_by IS NOT NULL "
+                        "AND lease_expires_at >= ?))",
+                        (*exclusive, now_us),
+                    )
+                }
+            chosen: list[str] = []
+            for run_id, task_id, overlap in rows:
+                if len(chosen) >= limit:
+                    break
+                if overlap != "allow":
+                    if task_id in busy:
+                        continue
+                    busy.add(task_id)
+                chosen.append(run_id)
+            if not chosen:
+                return []
+            marks = ", ".join("?" * len(chosen))
+            conn.execute(
+                f"UPDATE runs SET claimed_by = ?, lease_expires_at = ? WHERE id IN ({marks})",
+                (node, until_us, *chosen),
+            )
+            fetched = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN ({marks})", chosen
+            ).fetchall()
+            by_id = {r[0]: _run_from_row(r) for r in fetched}
+            return [by_id[i] for i in chosen]
+
+        return await self._tx(fn)
+
+    async def start_attempts(
+        self, node: str, now: datetime, run_ids: Sequence[str]
+    ) -> list[Run]:
+        if not run_ids:
+            return []
+        now_us = _us(now)
+        marks = ", ".join("?" * len(run_ids))
+
+        def fn(conn: sqlite3.Connection) -> list[Run]:
+            conn.execute(
+                "UPDATE runs SET status = 'running', attempt = attempt + 1, "
+                "started_at = coalesce(started_at, ?) "
+                f"WHERE claimed_by = ? AND status = 'queued' AND id IN ({marks})",
+                (now_us, node, *run_ids),
+            )
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE claimed_by = ? AND status = 'running' "
+                f"AND id IN ({marks})",
+                (node, *run_ids),
+            ).fetchall()
+            conn.executemany(
+                "INSERT OR REPLACE INTO attempts (run_id, number, status, started_at, node) "
+                "VALUES (?, ?, 'running', ?, ?)",
+                [(r[0], r[7], now_us, node) for r in rows],
+            )
+            by_id = {r[0]: _run_from_row(r) for r in rows}
+            return [by_id[i] for i in run_ids if i in by_id]
+
+        return await self._tx(fn)
+
+    async def extend_leases(
+        self, node: str, run_ids: Sequence[str], until: datetime
+    ) -> tuple[set[str], set[str]]:
+        if not run_ids:
+            return set(), set()
+        marks = ", ".join("?" * len(run_ids))
+
+        def fn(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
+            conn.execute(
+                f"UPDATE runs SET lease_expires_at = ? WHERE claimed_by = ? AND id IN ({marks}) "
+                "AND status IN ('queued', 'running')",
+                (_us(until), node, *run_ids),
+            )
+            held: set[str] = set()
+            cancel: set[str] = set()
+            for run_id, cancel_requested in conn.execute(
+                f"SELECT id, cancel_requested FROM runs WHERE claimed_by = ? AND id IN ({marks}) "
+                "AND status IN ('queued', 'running')",
+                (node, *run_ids),
+            ):
+                held.add(run_id)
+                if cancel_requested:
+                    cancel.add(run_id)
+            return held, cancel
+
+        return await self._tx(fn)
+
+    async def finish_runs(
+        self, node: str, outcomes: Sequence[RunOutcome]
+    ) -> tuple[list[Run], list[Event]]:
+        def fn(conn: sqlite3.Connection) -> tuple[list[Run], list[Event]]:
+            written: list[Run] = []
+            events: list[Event] = []
+            tasks: dict[str, Task] = {}
+            for outcome in outcomes:
+                row = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (outcome.run_id,)
+                ).fetchone()
+                if row is None or row[15] != node or row[6] not in ("queued", "running"):
+                    continue
+                run = _run_from_row(row)
+                fin_us = _us(outcome.finished_at)
+                conn.execute(
+                    "UPDATE attempts SET status = ?, finished_at = ?, error_message = ? "
+                    "WHERE run_id = ? AND number = ?",
+                    (
+                        str(outcome.attempt_status),
+                        fin_us,
+                        outcome.error_message,
+                        run.id,
+                        run.attempt,
+                    ),
+                )
+                if outcome.retry_at is not None:
+                    conn.execute(
+                        "UPDATE runs SET status = 'queued', due_at = ?, claimed_by = NULL, "
+                        "lease_expires_at = NULL, error_message = ?, output = ? WHERE id = ?",
+                        (
+                            _us(outcome.retry_at),
+                            outcome.error_message,
+                            _json_or_none(outcome.output),
+                            run.id,
+                        ),
+                    )
+                    written.append(
+                        run.replace(
+                            status=RunStatus.QUEUED,
+                            due_at=outcome.retry_at,
+                            claimed_by=None,
+                            lease_expires_at=None,
+                            error_message=outcome.error_message,
+                            output=outcome.output,
+                        )
+                    )
+                    continue
+                status = _ATTEMPT_STATUS_TO_RUN[outcome.attempt_status]
+                duration = outcome.duration_ms
+                if duration is None and run.started_at is not None:
+                    duration = int((outcome.finished_at - run.started_at).total_seconds() * 1000)
+                conn.execute(
+                    "UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, output = ?, "
+                    "error_message = ?, claimed_by = NULL, lease_expires_at = NULL WHERE id = ?",
+                    (
+                        str(status),
+                        fin_us,
+                        duration,
+                        _json_or_none(outcome.output),
+                        outcome.error_message,
+                        run.id,
+                    ),
+                )
+                final = run.replace(
+                    status=status,
+                    finished_at=outcome.finished_at,
+                    duration_ms=duration,
+                    output=outcome.output,
+                    error_message=outcome.error_message,
+                    claimed_by=None,
+                    lease_expires_at=None,
+                )
+                written.append(final)
+                task = tasks.get(run.task_id)
+                if task is None:
+                    task_row = conn.execute(
+                        f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (run.task_id,)
+                    ).fetchone()
+                    if task_row is None:
+                        continue  # deleted while running: no one to tell
+                    task = tasks[run.task_id] = _task_from_row(task_row)
+                events.append(
+                    self._append_event(
+                        conn,
+                        task.owner,
+                        NewEvent(
+                            event_type_for(task, final),
+                            task.id,
+                            final.id,
+                            run_event_payload(task, final),
+                        ),
+                        fin_us,
+                    )
+                )
+                announced = self._announce_end_if_idle(conn, task, outcome.finished_at)
+                if announced is not None:
+                    events.append(announced)
+            return written, events
+
+        return await self._tx(fn)
+
+    async def release_runs(self, node: str, run_ids: Sequence[str]) -> None:
+        if not run_ids:
+            return
+        marks = ", ".join("?" * len(run_ids))
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE runs SET claimed_by = NULL, lease_expires_at = NULL "
+                f"WHERE claimed_by = ? AND status = 'queued' AND id IN ({marks})",
+                (node, *run_ids),
+            )
+
+        await self._tx(fn)
+
+    async def claim_expired_runs(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[Run]:
+        now_us, until_us = _us(now), _us(now + lease)
+
+        def fn(conn: sqlite3.Connection) -> list[Run]:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM runs WHERE status = 'running' AND lease_expires_at < ? "
+                    "ORDER BY lease_expires_at LIMIT ?",
+                    (now_us, limit),
+                )
+            ]
+            if not ids:
+                return []
+            marks = ", ".join("?" * len(ids))
+            conn.execute(
+                f"UPDATE runs SET claimed_by = ?, lease_expires_at = ? WHERE id IN ({marks})",
+                (node, until_us, *ids),
+            )
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN ({marks})", ids
+            ).fetchall()
+            return [_run_from_row(r) for r in rows]
+
+        return await self._tx(fn)
+
+    async def next_lease_expiry(self) -> datetime | None:
+        value = await self._call(
+            lambda c: c.execute(
+                "SELECT min(lease_expires_at) FROM runs WHERE status = 'running'"
+            ).fetchone()[0]
+        )
+        return _dt(value)
+
+    async def next_run_due_at(self) -> datetime | None:
+        value = await self._call(
+            lambda c: c.execute("SELECT min(due_at) FROM runs WHERE status = 'queued'").fetchone()[
+                0
+            ]
+        )
+        return _dt(value)
+
+    async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
+        if not run_ids:
+            return
+        marks = ", ".join("?" * len(run_ids))
+        sql = (
+            f"UPDATE runs SET cancel_requested = 1 WHERE id IN ({marks}) "
+            "AND status IN ('queued', 'running')"
+        )
+        args: list[Any] = list(run_ids)
+        if owner is not None:
+            sql += " AND owner = ?"
+            args.append(owner)
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, args)
+
+        await self._tx(fn)
+
+    async def get_run(self, owner: str | None, run_id: str) -> Run:
+        def fn(conn: sqlite3.Connection) -> Run:
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or (owner is not None and row[2] != owner):
+                raise RunNotFound(run_id)
+            return _run_from_row(row)
+
+        return await self._call(fn)
+
+    async def list_runs(
+        self,
+        owner: str | None,
+        *,
+        task_id: str | None = None,
+        status: RunStatus | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        where: list[str] = []
+        args: list[Any] = []
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        if task_id is not None:
+            where.append("task_id = ?")
+            args.append(task_id)
+        if status is not None:
+            where.append("status = ?")
+            args.append(str(status))
+        if before is not None:
+            where.append("id < ?")
+            args.append(before)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+
+        def fn(conn: sqlite3.Connection) -> list[Run]:
+            if task_id is not None:
+                self._task_row(conn, owner, task_id)
+            return [_run_from_row(r) for r in conn.execute(sql, args).fetchall()]
+
+        return await self._call(fn)
+
+    async def list_attempts(self, owner: str | None, run_id: str) -> list[Attempt]:
+        def fn(conn: sqlite3.Connection) -> list[Attempt]:
+            row = conn.execute("SELECT owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or (owner is not None and row[0] != owner):
+                raise RunNotFound(run_id)
+            return [
+                Attempt(
+                    run_id=r[0],
+                    number=r[1],
+                    status=AttemptStatus(r[2]),
+                    started_at=_dt_req(r[3]),
+                    finished_at=_dt(r[4]),
+                    error_message=r[5],
+                    node=r[6],
+                )
+                for r in conn.execute(
+                    "SELECT run_id, number, status, started_at, finished_at, error_message, node "
+                    "FROM attempts WHERE run_id = ? ORDER BY number",
+                    (run_id,),
+                )
+            ]
+
+        return await self._call(fn)
+
+    # --- events ---------------------------------------------------------------------------
+    async def list_events(self, owner: str, *, after: int = 0, limit: int = 100) -> list[Event]:
+        rows = await self._call(
+            lambda c: c.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE owner = ? AND cursor > ? "
+                "ORDER BY cursor LIMIT ?",
+                (owner, after, limit),
+            ).fetchall()
+        )
+        return [_event_from_row(r) for r in rows]
+
+    async def latest_cursor(self, owner: str) -> int:
+        value = await self._call(
+            lambda c: c.execute(
+                "SELECT max(cursor) FROM events WHERE owner = ?", (owner,)
+            ).fetchone()[0]
+        )
+        return int(value or 0)
+
+    # --- retention ------------------------------------------------------------------------
+    async def prune(
+        self,
+        now: datetime,
+        *,
+        runs_per_task: int,
+        run_max_age: timedelta,
+        event_max_age: timedelta,
+    ) -> PruneCounts:
+        run_cutoff = _us(now - run_max_age)
+        event_cutoff = _us(now - event_max_age)
+        terminal = "status NOT IN ('queued', 'running')"
+
+        def fn(conn: sqlite3.Connection) -> PruneCounts:
+            doomed = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT id FROM runs WHERE {terminal} AND finished_at < ?", (run_cutoff,)
+                )
+            ]
+            doomed += [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM (SELECT id, finished_at, row_number() OVER "
+                    "(PARTITION BY task_id ORDER BY id DESC) AS n FROM runs "
+                    f"WHERE {terminal}) WHERE n > ? AND finished_at >= ?",
+                    (runs_per_task, run_cutoff),
+                )
+            ]
+            for start in range(0, len(doomed), 500):
+                chunk = doomed[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM attempts WHERE run_id IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+            events = conn.execute(
+                "DELETE FROM events WHERE created_at < ?", (event_cutoff,)
+            ).rowcount
+            return PruneCounts(runs=len(doomed), events=events)
+
+        return await self._tx(fn)

@@ -1,0 +1,150 @@
+"""Helpers for tests of wakecall and of code that uses it: a clock you drive, and ways to run
+the engine until it has nothing left to do at the current instant.
+
+    clock = FakeClock()
+    async with Engine(store, clock=clock) as engine:
+        await engine.tasks.create("me", TaskSpec(name="t", schedule="@every 1m"))
+        await advance(engine, clock, timedelta(minutes=1))   # the first fire has run
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import anyio.lowlevel
+
+from wakecall.actions import ActionContext, ActionFailed
+from wakecall.engine.scheduler import Engine
+
+__all__ = ["FakeClock", "ScriptedExecutor", "advance", "advance_to", "run_until_idle", "step_to"]
+
+DEFAULT_START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock that moves only when told. Sleepers wake when time passes their deadline."""
+
+    def __init__(self, start: datetime = DEFAULT_START) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs an aware start time")
+        self._now = start.astimezone(UTC)
+        self._sleepers: list[tuple[datetime, anyio.Event]] = []
+
+    def now(self) -> datetime:
+        return self._now
+
+    async def sleep_until(self, deadline: datetime) -> None:
+        if deadline <= self._now:
+            await anyio.lowlevel.checkpoint()
+            return
+        entry = (deadline, anyio.Event())
+        self._sleepers.append(entry)
+        try:
+            await entry[1].wait()
+        finally:
+            if entry in self._sleepers:
+                self._sleepers.remove(entry)
+
+    def set(self, instant: datetime) -> None:
+        """Move to `instant` (never backwards) and wake the sleepers it passes."""
+        instant = instant.astimezone(UTC)
+        if instant < self._now:
+            raise ValueError(f"FakeClock cannot go back from {self._now} to {instant}")
+        self._now = instant
+        for deadline, event in list(self._sleepers):
+            if deadline <= instant:
+                event.set()
+
+    def advance(self, delta: timedelta | float) -> None:
+        if not isinstance(delta, timedelta):
+            delta = timedelta(seconds=delta)
+        self.set(self._now + delta)
+
+    @property
+    def next_deadline(self) -> datetime | None:
+        return min((d for d, _ in self._sleepers), default=None)
+
+
+async def run_until_idle(engine: Engine) -> None:
+    """Return once the engine sleeps until a future instant with nothing in flight."""
+    await anyio.lowlevel.checkpoint()
+    await engine.wait_idle()
+
+
+async def advance(engine: Engine, clock: FakeClock, delta: timedelta | float) -> None:
+    """Move the clock forward and let the engine do everything due by then."""
+    clock.advance(delta)
+    await run_until_idle(engine)
+
+
+async def advance_to(engine: Engine, clock: FakeClock, instant: datetime) -> None:
+    clock.set(instant)
+    await run_until_idle(engine)
+
+
+async def step_to(engine: Engine, clock: FakeClock, instant: datetime) -> None:
+    """Move to `instant` one sleeper deadline at a time, letting the engine act at each, as
+    real time would (a plain `advance_to` jumps, which the engine sees as downtime)."""
+    await run_until_idle(engine)
+    while True:
+        deadline = clock.next_deadline
+        if deadline is None or deadline > instant:
+            break
+        clock.set(deadline)
+        await run_until_idle(engine)
+    if clock.now() < instant:
+        clock.set(instant)
+    await run_until_idle(engine)
+
+
+class ScriptedExecutor:
+    """An executor whose attempts succeed or fail as scripted, and that can hold each attempt
+    until released, so a test controls exactly when runs end.
+
+    `script` is consumed one entry per attempt: "ok" succeeds, any other string fails with that
+    message; when it runs out, attempts succeed. With `hold=True` every attempt waits for
+    `release()` (or for cancellation) before finishing.
+    """
+
+    def __init__(self, script: list[str] | None = None, *, hold: bool = False) -> None:
+        self.script = list(script or [])
+        self.hold = hold
+        self.calls: list[ActionContext] = []
+        self.active = 0
+        self.cancelled = 0
+        self._gate = anyio.Event()
+        self._changed = anyio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def wait_for(self, predicate: Callable[[ScriptedExecutor], bool]) -> None:
+        """Wait until `predicate(self)` holds (checked after each start and end of an attempt)."""
+        while not predicate(self):
+            await self._changed.wait()
+
+    def release(self) -> None:
+        """Let every held attempt (current ones) finish."""
+        self._gate.set()
+        self._gate = anyio.Event()
+
+    async def execute(self, ctx: ActionContext) -> object:
+        self.calls.append(ctx)
+        self.active += 1
+        self._notify()
+        try:
+            if self.hold:
+                await self._gate.wait()
+        except anyio.get_cancelled_exc_class():
+            self.cancelled += 1
+            raise
+        finally:
+            self.active -= 1
+            self._notify()
+        step = self.script.pop(0) if self.script else "ok"
+        if step != "ok":
+            raise ActionFailed(step, output={"call": len(self.calls)})
+        return {"call": len(self.calls)}

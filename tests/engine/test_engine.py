@@ -1,0 +1,495 @@
+"""The engine driven by a fake clock: fires, retries, timeouts, policies, limits, wakeups."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+from wakecall.actions import WakeupExecutor
+from wakecall.engine import Engine, EngineConfig
+from wakecall.errors import Conflict, InvalidInput, InvalidSchedule, LimitReached, TaskNotFound
+from wakecall.models import (
+    EventType,
+    NoopAction,
+    RetryPolicy,
+    RunStatus,
+    TaskPatch,
+    TaskSpec,
+    TaskStatus,
+    Trigger,
+)
+from wakecall.store import SQLiteStore
+from wakecall.testing import FakeClock, ScriptedExecutor, advance, run_until_idle, step_to
+
+START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+OWNER = "alice"
+
+
+@dataclass
+class Rig:
+    engine: Engine
+    clock: FakeClock
+    store: SQLiteStore
+    action: ScriptedExecutor
+
+    async def events(self, owner: str = OWNER) -> list[EventType]:
+        return [e.type for e in await self.store.list_events(owner)]
+
+    async def runs(self, task_id: str) -> list:  # type: ignore[type-arg]
+        return list(reversed(await self.store.list_runs(None, task_id=task_id)))
+
+
+def spec(schedule: str = "@every 1m", **kw: object) -> TaskSpec:
+    return TaskSpec(name="job", schedule=schedule, action=NoopAction(), **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def action() -> ScriptedExecutor:
+    return ScriptedExecutor()
+
+
+@pytest.fixture
+def config() -> EngineConfig:
+    return EngineConfig(
+        node_id="node-a", poll_interval=timedelta(hours=1), prune_every=timedelta(days=1)
+    )
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, action: ScriptedExecutor, config: EngineConfig) -> AsyncIterator[Rig]:
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    clock = FakeClock(START)
+    executors = {"noop": action, "wakeup": WakeupExecutor()}
+    try:
+        with anyio.fail_after(10):
+            async with Engine(store, clock=clock, config=config, executors=executors) as engine:
+                await run_until_idle(engine)
+                yield Rig(engine, clock, store, action)
+    finally:
+        await store.close()
+
+
+async def test_an_interval_task_fires_once_per_interval(rig: Rig) -> None:
+    task, created = await rig.engine.tasks.create(OWNER, spec("@every 1m"))
+    assert created and task.next_fire_at == START + timedelta(minutes=1)
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=3, seconds=30))
+    runs = await rig.runs(task.id)
+    assert [r.scheduled_for for r in runs] == [START + timedelta(minutes=m) for m in (1, 2, 3)]
+    assert all(r.status == RunStatus.SUCCESS and r.trigger == Trigger.SCHEDULE for r in runs)
+    assert await rig.events() == [EventType.RUN_COMPLETED] * 3
+    assert (await rig.store.get_task(None, task.id)).run_count == 3
+
+
+async def test_the_loop_sleeps_until_the_next_fire_and_a_create_wakes_it(rig: Rig) -> None:
+    await rig.engine.tasks.create(OWNER, spec("0 13 * * *"))
+    await run_until_idle(rig.engine)
+    assert rig.clock.next_deadline == START + timedelta(hours=1)
+    await rig.engine.tasks.create(OWNER, spec("in 30s"))
+    await run_until_idle(rig.engine)
+    assert rig.clock.next_deadline == START + timedelta(seconds=30)
+
+
+async def test_a_failed_attempt_is_retried_with_backoff(rig: Rig) -> None:
+    rig.action.script = ["boom 1", "boom 2", "ok"]
+    retry = RetryPolicy(attempts=3, backoff="exponential", delay="10s", jitter=False)
+    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m", retry=retry))
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=1))
+    (run,) = await rig.runs(task.id)
+    assert run.status == RunStatus.QUEUED and run.attempt == 1 and run.error_message == "boom 1"
+    assert run.due_at == START + timedelta(minutes=1, seconds=10)
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=1, seconds=30))
+    (run,) = await rig.runs(task.id)
+    assert run.status == RunStatus.SUCCESS and run.attempt == 3
+    starts = [c.run.attempt for c in rig.action.calls]
+    assert starts == [1, 2, 3]
+    attempts = await rig.store.list_attempts(None, run.id)
+    assert [a.started_at - START for a in attempts] == [
+        timedelta(minutes=1),
+        timedelta(minutes=1, seconds=10),
+        timedelta(minutes=1, seconds=30),  # 10s, then 20s
+    ]
+    assert await rig.events() == [EventType.RUN_COMPLETED]
+
+
+async def test_a_run_out_of_attempts_fails_with_its_message(rig: Rig) -> None:
+    rig.action.script = ["bad gateway", "bad gateway"]
+    task, _ = await rig.engine.tasks.create(
+        OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, backoff="none", delay="5s"))
+    )
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=2))
+    (run,) = await rig.runs(task.id)
+    assert run.status == RunStatus.FAILURE and run.error_message == "bad gateway"
+    (event,) = await rig.store.list_events(OWNER)
+    assert event.type == EventType.RUN_FAILED
+    assert event.payload["run"]["errorMessage"] == "bad gateway"
+    assert event.payload["run"]["attempt"] == 2
+
+
+async def test_an_attempt_past_its_timeout_is_cancelled_and_recorded(rig: Rig) -> None:
+    rig.action.hold = True
+    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m", timeout="5s"))
+    rig.clock.advance(timedelta(minutes=1))
+    await _running(rig, 1)
+    await advance(rig.engine, rig.clock, timedelta(seconds=5))
+    (run,) = await rig.runs(task.id)
+    assert run.status == RunStatus.TIMEOUT and "longer than 5s" in (run.error_message or "")
+    assert rig.action.cancelled == 1
+    assert await rig.events() == [EventType.RUN_FAILED]
+
+
+async def _running(rig: Rig, count: int, calls: int | None = None) -> None:
+    """Wait until `count` attempts are executing (and `calls` have started, when given)."""
+    await rig.action.wait_for(
+        lambda a: a.active == count and (calls is None or len(a.calls) == calls)
+    )
+    await _settle(rig)
+
+
+async def test_overlap_skip_records_a_skipped_run(rig: Rig) -> None:
+    rig.action.hold = True
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m"))
+    rig.clock.advance(timedelta(minutes=1))
+    await _running(rig, 1)
+    rig.clock.advance(timedelta(minutes=1))
+    await _settle(rig)
+    runs = await rig.runs(task.id)
+    assert [r.status for r in runs] == [RunStatus.RUNNING, RunStatus.SKIPPED]
+    assert "overlap policy 'skip'" in (runs[1].error_message or "")
+    rig.action.release()
+    await run_until_idle(rig.engine)
+    assert (await rig.store.get_task(None, task.id)).run_count == 1
+
+
+async def _settle(rig: Rig) -> None:
+    """Wait until the loop sleeps again, with runs possibly still held by the action."""
+    await anyio.sleep(0)
+    await rig.engine.wait_until(rig.engine.is_settled)
+
+
+async def test_overlap_queue_runs_the_next_fire_after_the_current_one(rig: Rig) -> None:
+    rig.action.hold = True
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", overlap="queue"))
+    rig.clock.advance(timedelta(minutes=1))
+    await _running(rig, 1)
+    rig.clock.advance(timedelta(minutes=1))
+    await _settle(rig)
+    runs = await rig.runs(task.id)
+    assert [r.status for r in runs] == [RunStatus.RUNNING, RunStatus.QUEUED]
+    rig.action.release()
+    await _running(rig, 1, calls=2)
+    runs = await rig.runs(task.id)
+    assert [r.status for r in runs] == [RunStatus.SUCCESS, RunStatus.RUNNING]
+    rig.action.release()
+    await run_until_idle(rig.engine)
+    assert [r.status for r in await rig.runs(task.id)] == [RunStatus.SUCCESS] * 2
+
+
+async def test_overlap_cancel_previous_cancels_the_running_run(rig: Rig) -> None:
+    rig.action.hold = True
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", overlap="cancel_previous"))
+    rig.clock.advance(timedelta(minutes=1))
+    await _running(rig, 1)
+    rig.clock.advance(timedelta(minutes=1))
+    await rig.action.wait_for(lambda a: a.cancelled == 1)
+    await _running(rig, 1, calls=2)
+    runs = await rig.runs(task.id)
+    assert [r.status for r in runs] == [RunStatus.CANCELLED, RunStatus.RUNNING]
+    assert "newer fire" in (runs[0].error_message or "")
+    rig.action.release()
+    await run_until_idle(rig.engine)
+
+
+async def test_overlap_allow_runs_fires_side_by_side(rig: Rig) -> None:
+    rig.action.hold = True
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", overlap="allow"))
+    rig.clock.advance(timedelta(minutes=1))
+    await _running(rig, 1)
+    rig.clock.advance(timedelta(minutes=1))
+    await _running(rig, 2)
+    rig.action.release()
+    await run_until_idle(rig.engine)
+    assert [r.status for r in await rig.runs(task.id)] == [RunStatus.SUCCESS] * 2
+
+
+@pytest.mark.parametrize(
+    "config", [EngineConfig(node_id="n", concurrency=3, poll_interval=timedelta(hours=1), prune_every=timedelta(days=1))]
+)
+async def test_the_global_concurrency_limit_holds(rig: Rig) -> None:
+    rig.action.hold = True
+    for _ in range(7):
+        await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    rig.clock.advance(timedelta(minutes=1))
+    for calls, active in ((3, 3), (6, 3), (7, 1)):
+        await _running(rig, active, calls=calls)
+        assert rig.action.active == active and len(rig.engine.inflight) == active
+        rig.action.release()
+    await run_until_idle(rig.engine)
+    done = await rig.store.list_runs(OWNER, status=RunStatus.SUCCESS)
+    assert len(done) == 7
+
+
+async def test_catch_up_latest_runs_once_for_fires_missed_while_down(
+    rig: Rig, tmp_path: Path
+) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m"))
+    # The clock jumps 10 minutes at once: to the engine that is downtime.
+    await advance(rig.engine, rig.clock, timedelta(minutes=10, seconds=5))
+    (run,) = await rig.runs(task.id)
+    assert run.scheduled_for == START + timedelta(minutes=10)
+    assert run.trigger == Trigger.CATCHUP and run.status == RunStatus.SUCCESS
+    moved = await rig.store.get_task(None, task.id)
+    assert moved.next_fire_at == START + timedelta(minutes=11)
+
+
+async def test_catch_up_records_fires_beyond_the_window_as_one_missed_run(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", catchup_window="10m"))
+    await advance(rig.engine, rig.clock, timedelta(hours=2))
+    missed, ran = await rig.runs(task.id)
+    assert missed.status == RunStatus.MISSED and ran.status == RunStatus.SUCCESS
+    # Fires at minutes 1..109 are older than the 10-minute window; minute 120 runs.
+    assert missed.output["missedFires"] == 109
+    assert missed.scheduled_for == START + timedelta(minutes=109)
+    assert ran.scheduled_for == START + timedelta(hours=2)
+    assert await rig.events() == [EventType.RUN_MISSED, EventType.RUN_COMPLETED]
+
+
+async def test_catch_up_all_replays_each_fire_inside_the_window(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", catchup="all"))
+    await advance(rig.engine, rig.clock, timedelta(minutes=5))
+    runs = await rig.runs(task.id)
+    assert [r.scheduled_for for r in runs] == [START + timedelta(minutes=m) for m in range(1, 6)]
+    assert all(r.status == RunStatus.SUCCESS for r in runs)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [EngineConfig(node_id="n", catchup_all_cap=3, poll_interval=timedelta(hours=1), prune_every=timedelta(days=1))],
+)
+async def test_catch_up_all_is_capped_and_the_rest_is_missed(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", catchup="all"))
+    await advance(rig.engine, rig.clock, timedelta(minutes=5))
+    runs = await rig.runs(task.id)
+    statuses = sorted((r.scheduled_for, r.status) for r in runs)
+    assert statuses == [
+        (START + timedelta(minutes=2), RunStatus.MISSED),
+        (START + timedelta(minutes=3), RunStatus.SUCCESS),
+        (START + timedelta(minutes=4), RunStatus.SUCCESS),
+        (START + timedelta(minutes=5), RunStatus.SUCCESS),
+    ]
+    missed = next(r for r in runs if r.status == RunStatus.MISSED)
+    assert missed.output["missedFires"] == 2
+
+
+async def test_catch_up_skip_runs_nothing_late_and_carries_on(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", catchup="skip"))
+    await advance(rig.engine, rig.clock, timedelta(minutes=5))
+    (missed,) = await rig.runs(task.id)
+    assert missed.status == RunStatus.MISSED and missed.output["missedFires"] == 5
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=6))
+    runs = await rig.runs(task.id)
+    assert runs[-1].scheduled_for == START + timedelta(minutes=6)
+    assert runs[-1].status == RunStatus.SUCCESS
+
+
+async def test_max_runs_ends_the_task_with_task_expired_after_the_last_run(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", max_runs=2))
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=5))
+    assert len(await rig.runs(task.id)) == 2
+    ended = await rig.store.get_task(None, task.id)
+    assert ended.status == TaskStatus.EXPIRED and ended.next_fire_at is None
+    events = await rig.store.list_events(OWNER)
+    assert [e.type for e in events] == [
+        EventType.RUN_COMPLETED,
+        EventType.RUN_COMPLETED,
+        EventType.TASK_EXPIRED,
+    ]
+    assert events[-1].payload["reason"] == "max_runs_reached"
+
+
+async def test_expires_at_ends_the_task(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(
+        OWNER, spec("@every 1m", expires_at=START + timedelta(minutes=2, seconds=30))
+    )
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=5))
+    assert [r.scheduled_for for r in await rig.runs(task.id)] == [
+        START + timedelta(minutes=1),
+        START + timedelta(minutes=2),
+    ]
+    events = await rig.store.list_events(OWNER)
+    assert events[-1].type == EventType.TASK_EXPIRED
+    assert events[-1].payload["reason"] == "expired_at_reached"
+
+
+async def test_a_once_task_completes_after_its_fire(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("in 5m"))
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=6))
+    done = await rig.store.get_task(None, task.id)
+    assert done.status == TaskStatus.COMPLETED and done.next_fire_at is None
+    assert await rig.events() == [EventType.RUN_COMPLETED]
+
+
+async def test_pause_stops_fires_and_resume_continues_from_now(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m"))
+    paused = await rig.engine.tasks.pause(OWNER, task.id, "maintenance")
+    assert paused.status == TaskStatus.PAUSED and paused.pause_note == "maintenance"
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=30, seconds=10))
+    assert await rig.runs(task.id) == []
+    resumed = await rig.engine.tasks.resume(OWNER, task.id)
+    assert resumed.next_fire_at == START + timedelta(minutes=31)
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=31))
+    (run,) = await rig.runs(task.id)
+    assert run.scheduled_for == START + timedelta(minutes=31)
+
+
+async def test_patching_the_schedule_takes_effect_at_once(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("0 13 * * *"))
+    await run_until_idle(rig.engine)
+    patched = await rig.engine.tasks.patch(OWNER, task.id, TaskPatch(schedule="*/5 * * * *"))
+    assert patched.next_fire_at == START + timedelta(minutes=5)
+    await run_until_idle(rig.engine)
+    assert rig.clock.next_deadline == START + timedelta(minutes=5)
+    patched = await rig.engine.tasks.patch(
+        OWNER, task.id, TaskPatch(timezone="America/New_York", schedule="0 9 * * *")
+    )
+    assert patched.timezone == "America/New_York"
+    assert patched.next_fire_at == datetime(2026, 1, 5, 14, 0, tzinfo=UTC)  # 09:00 EST
+
+
+async def test_same_idempotency_key_creates_one_task(rig: Rig) -> None:
+    a, created_a = await rig.engine.tasks.create(OWNER, spec(idempotency_key="daily-report"))
+    b, created_b = await rig.engine.tasks.create(OWNER, spec(idempotency_key="daily-report"))
+    assert created_a and not created_b and a.id == b.id
+
+
+async def test_delete_cancels_the_running_run(rig: Rig) -> None:
+    rig.action.hold = True
+    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    rig.clock.advance(timedelta(minutes=1))
+    await _running(rig, 1)
+    await rig.engine.tasks.delete(OWNER, task.id)
+    await run_until_idle(rig.engine)
+    assert rig.action.cancelled == 1
+    with pytest.raises(TaskNotFound):
+        await rig.store.get_task(None, task.id)
+
+
+async def test_run_now_runs_at_once_without_counting(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("0 0 1 1 *", max_runs=1))
+    run = await rig.engine.tasks.run_now(OWNER, task.id)
+    assert run.trigger == Trigger.MANUAL
+    await run_until_idle(rig.engine)
+    assert (await rig.store.get_run(None, run.id)).status == RunStatus.SUCCESS
+    assert (await rig.store.get_task(None, task.id)).run_count == 0
+
+
+async def test_a_wakeup_fires_with_its_reason_and_context(rig: Rig) -> None:
+    receipt = await rig.engine.tasks.schedule_wakeup(
+        OWNER, delay="15m", reason="check the deploy", context={"pr": 42}
+    )
+    assert receipt.scheduled_for == START + timedelta(minutes=15) and not receipt.clamped
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=15))
+    (event,) = await rig.store.list_events(OWNER)
+    assert event.type == EventType.WAKEUP_FIRED
+    assert event.payload["wakeup"] == {"reason": "check the deploy", "context": {"pr": 42}}
+
+
+async def test_wakeup_delays_are_clamped_to_the_configured_bounds(rig: Rig) -> None:
+    short = await rig.engine.tasks.schedule_wakeup(OWNER, delay="1s")
+    assert short.clamped and short.scheduled_for == START + timedelta(seconds=10)
+    long = await rig.engine.tasks.schedule_wakeup(OWNER, delay="90d")
+    assert long.clamped and long.scheduled_for == START + timedelta(days=30)
+
+
+async def test_a_wakeup_dedupe_key_gives_one_wakeup(rig: Rig) -> None:
+    a = await rig.engine.tasks.schedule_wakeup(OWNER, delay="5m", dedupe_key="poll-ci")
+    b = await rig.engine.tasks.schedule_wakeup(OWNER, delay="9m", dedupe_key="poll-ci")
+    assert a.task.id == b.task.id and not b.created
+    assert b.scheduled_for == a.scheduled_for
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ("61 * * * *", "minute"),
+        ("0 0 31 2 *", "never"),
+        ("@every 100ms", "minimum"),
+        ("not a schedule", "Example"),
+    ],
+)
+async def test_bad_schedules_are_refused_and_nothing_is_stored(
+    rig: Rig, schedule: str, message: str
+) -> None:
+    with pytest.raises(InvalidSchedule, match=message):
+        await rig.engine.tasks.create(OWNER, spec(schedule))
+    assert await rig.store.list_tasks(None) == []
+
+
+async def test_an_unknown_time_zone_is_refused(rig: Rig) -> None:
+    with pytest.raises(InvalidSchedule, match="Mars/Olympus"):
+        await rig.engine.tasks.create(OWNER, spec("0 9 * * *", timezone="Mars/Olympus"))
+    assert await rig.store.list_tasks(None) == []
+
+
+async def test_ended_tasks_refuse_changes_with_a_clear_reason(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=2))
+    with pytest.raises(Conflict, match="ended"):
+        await rig.engine.tasks.patch(OWNER, task.id, TaskPatch(schedule="in 5m"))
+    with pytest.raises(Conflict):
+        await rig.engine.tasks.resume(OWNER, task.id)
+    renamed = await rig.engine.tasks.patch(OWNER, task.id, TaskPatch(name="done"))
+    assert renamed.name == "done"
+
+
+async def test_expires_at_before_the_first_fire_is_refused(rig: Rig) -> None:
+    with pytest.raises(InvalidInput, match="before the first fire"):
+        await rig.engine.tasks.create(
+            OWNER, spec("0 0 1 1 *", expires_at=START + timedelta(days=1))
+        )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [EngineConfig(node_id="n", max_tasks_per_owner=2, poll_interval=timedelta(hours=1), prune_every=timedelta(days=1))],
+)
+async def test_the_per_owner_task_limit_is_enforced(rig: Rig) -> None:
+    await rig.engine.tasks.create(OWNER, spec())
+    await rig.engine.tasks.create(OWNER, spec())
+    with pytest.raises(LimitReached, match="2 tasks"):
+        await rig.engine.tasks.create(OWNER, spec())
+    await rig.engine.tasks.create("bob", spec())
+
+
+async def test_a_run_whose_node_died_is_reaped_and_retried(rig: Rig) -> None:
+    task, _ = await rig.engine.tasks.create(
+        OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, delay="1s", jitter=False))
+    )
+    await rig.engine.tasks.pause(OWNER, task.id)
+    # Another node claims the fire and starts the run, then dies without finishing it.
+    await rig.store.update_task(
+        None,
+        task.id,
+        {"status": TaskStatus.ACTIVE, "next_fire_at": START + timedelta(minutes=1)},
+        START,
+    )
+    from wakecall.engine.policies import plan_fires
+    from wakecall.engine.scheduler import schedule_of
+
+    fire = START + timedelta(minutes=1)
+    lease = timedelta(seconds=30)
+    (due,) = await rig.store.claim_due_tasks("dead", fire, 10, lease)
+    plan = plan_fires(due, schedule_of(due.task), fire, rig.engine.config)
+    await rig.store.record_fires("dead", fire, [plan])
+    (claimed,) = await rig.store.claim_runs("dead", fire, 10, lease)
+    await rig.store.start_attempts("dead", fire, [claimed.id])
+    await step_to(rig.engine, rig.clock, fire + timedelta(minutes=2))
+    (run,) = await rig.runs(task.id)
+    assert run.status == RunStatus.SUCCESS and run.attempt == 2
+    attempts = await rig.store.list_attempts(None, run.id)
+    assert [(a.status, a.node) for a in attempts] == [("interrupted", "dead"), ("success", "node-a")]

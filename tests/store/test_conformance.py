@@ -1,0 +1,601 @@
+"""The contract of `Store`, method by method, run against every backend (see conftest)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from wakecall.errors import RunNotFound, TaskNotFound
+from wakecall.ids import new_id
+from wakecall.models import (
+    AttemptStatus,
+    CatchUp,
+    EventType,
+    Overlap,
+    RetryPolicy,
+    RunStatus,
+    Task,
+    TaskStatus,
+    Trigger,
+)
+from wakecall.store import FirePlan, NewEvent, NewRun, RunOutcome, Store, TaskEnd
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+def make_task(owner: str = "alice", **changes: Any) -> Task:
+    base = Task(
+        id=new_id("tsk"),
+        owner=owner,
+        name="report",
+        kind="task",
+        schedule={"kind": "interval", "every": "1m", "start": T0.isoformat(), "timezone": "UTC"},
+        timezone="UTC",
+        action={"type": "noop"},
+        retry=RetryPolicy(attempts=2),
+        timeout_s=None,
+        overlap=Overlap.SKIP,
+        max_queued=1,
+        catchup=CatchUp.LATEST,
+        catchup_window_s=3600.0,
+        max_runs=None,
+        expires_at=None,
+        status=TaskStatus.ACTIVE,
+        pause_note=None,
+        callback_url=None,
+        metadata={"team": "ops"},
+        idempotency_key=None,
+        created_at=T0,
+        updated_at=T0,
+        next_fire_at=T0,
+        last_fire_at=None,
+        run_count=0,
+    )
+    return base.replace(**changes)
+
+
+def queued(fire: datetime | None = T0, **changes: Any) -> NewRun:
+    fields: dict[str, Any] = {
+        "id": new_id("run"),
+        "scheduled_for": fire,
+        "due_at": fire or T0,
+        "status": RunStatus.QUEUED,
+        "trigger": Trigger.SCHEDULE,
+    }
+    fields.update(changes)
+    return NewRun(**fields)
+
+
+async def fire_once(store: Store, task: Task, fire: datetime = T0, node: str = "n1") -> str:
+    """Claim the task and record one queued run for `fire`; returns the run id."""
+    due = await store.claim_due_tasks(node, fire, 10, LEASE)
+    assert task.id in [d.task.id for d in due]
+    run = queued(fire)
+    result = await store.record_fires(
+        node,
+        fire,
+        [FirePlan(task.id, [run], fire + timedelta(minutes=1), fire)],
+    )
+    assert [r.id for r in result.runs] == [run.id]
+    return run.id
+
+
+async def start(store: Store, run_id: str, now: datetime = T0, node: str = "n1") -> None:
+    claimed = await store.claim_runs(node, now, 10, LEASE)
+    assert run_id in [r.id for r in claimed]
+    started = await store.start_attempts(node, now, [run_id])
+    assert [r.id for r in started] == [run_id]
+
+
+# --- life cycle ---------------------------------------------------------------------------
+
+
+async def test_open_twice_is_harmless_and_keeps_data(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    await store.open()
+    assert (await store.get_task("alice", task.id)).id == task.id
+
+
+# --- tasks --------------------------------------------------------------------------------
+
+
+async def test_create_then_get_returns_every_field(store: Store) -> None:
+    task = make_task(
+        max_runs=5,
+        expires_at=T0 + timedelta(days=2),
+        callback_url="https://example.com/cb",
+        idempotency_key="k1",
+        timeout_s=12.5,
+    )
+    created, fresh = await store.create_task(task)
+    assert fresh and created == task
+    assert await store.get_task("alice", task.id) == task
+    assert await store.get_task(None, task.id) == task
+
+
+async def test_another_owners_task_reads_as_unknown(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    with pytest.raises(TaskNotFound, match=task.id):
+        await store.get_task("mallory", task.id)
+    with pytest.raises(TaskNotFound):
+        await store.update_task("mallory", task.id, {"name": "x"}, T0)
+    with pytest.raises(TaskNotFound):
+        await store.delete_task("mallory", task.id)
+    assert (await store.get_task("alice", task.id)).name == "report"
+
+
+async def test_same_idempotency_key_returns_the_existing_task(store: Store) -> None:
+    first = make_task(idempotency_key="once")
+    await store.create_task(first)
+    again, fresh = await store.create_task(make_task(idempotency_key="once", name="other"))
+    assert not fresh and again.id == first.id and again.name == "report"
+    other_owner, fresh = await store.create_task(make_task("bob", idempotency_key="once"))
+    assert fresh and other_owner.owner == "bob"
+
+
+async def test_list_tasks_filters_and_pages_in_creation_order(store: Store) -> None:
+    tasks = [make_task(name=f"job {i}", metadata={"i": i, "even": i % 2 == 0}) for i in range(5)]
+    for t in tasks:
+        await store.create_task(t)
+    await store.create_task(make_task("bob"))
+    await store.update_task("alice", tasks[1].id, {"status": TaskStatus.PAUSED}, T0)
+    page1 = await store.list_tasks("alice", limit=2)
+    page2 = await store.list_tasks("alice", after=page1[-1].id, limit=10)
+    assert [t.id for t in page1 + page2] == [t.id for t in tasks]
+    paused = await store.list_tasks("alice", status=TaskStatus.PAUSED)
+    assert [t.id for t in paused] == [tasks[1].id]
+    assert [t.id for t in await store.list_tasks("alice", name_contains="JOB 3")] == [tasks[3].id]
+    evens = await store.list_tasks("alice", metadata={"even": True})
+    assert [t.id for t in evens] == [tasks[0].id, tasks[2].id, tasks[4].id]
+    assert [t.id for t in await store.list_tasks("alice", metadata={"i": 4})] == [tasks[4].id]
+    assert await store.list_tasks("alice", metadata={"missing": None}) == []
+    assert len(await store.list_tasks(None)) == 6
+    assert await store.list_tasks("alice", kind="wakeup") == []
+
+
+async def test_count_tasks_counts_the_owners_live_tasks(store: Store) -> None:
+    a, b = make_task(), make_task()
+    await store.create_task(a)
+    await store.create_task(b)
+    await store.create_task(make_task("bob"))
+    await store.update_task(None, b.id, {"status": TaskStatus.EXPIRED}, T0)
+    assert await store.count_tasks("alice") == 2
+    assert await store.count_tasks("alice", active_only=True) == 1
+
+
+async def test_update_task_sets_fields_and_updated_at(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    later = T0 + timedelta(hours=1)
+    updated = await store.update_task(
+        "alice",
+        task.id,
+        {"name": "renamed", "retry": RetryPolicy(attempts=4), "next_fire_at": later},
+        later,
+    )
+    assert updated.name == "renamed" and updated.retry.attempts == 4
+    assert updated.next_fire_at == later and updated.updated_at == later
+    assert await store.get_task("alice", task.id) == updated
+
+
+async def test_delete_task_removes_runs_but_keeps_events(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await start(store, run_id)
+    await store.finish_runs(
+        "n1", [RunOutcome(run_id, AttemptStatus.SUCCESS, T0 + timedelta(seconds=1))]
+    )
+    run2 = await fire_once(store, task.replace(), T0 + timedelta(minutes=1))
+    await start(store, run2, T0 + timedelta(minutes=1))
+    running = await store.delete_task("alice", task.id)
+    assert running == [run2]
+    with pytest.raises(TaskNotFound):
+        await store.get_task("alice", task.id)
+    with pytest.raises(RunNotFound):
+        await store.get_run("alice", run_id)
+    assert [e.run_id for e in await store.list_events("alice")] == [run_id]
+    # The claimant of the deleted running run finds it gone.
+    runs, events = await store.finish_runs(
+        "n1", [RunOutcome(run2, AttemptStatus.SUCCESS, T0 + timedelta(minutes=2))]
+    )
+    assert runs == [] and events == []
+
+
+async def test_next_fire_at_is_the_earliest_active_fire(store: Store) -> None:
+    assert await store.next_fire_at() is None
+    soon, later = make_task(next_fire_at=T0), make_task(next_fire_at=T0 + timedelta(hours=1))
+    paused = make_task(next_fire_at=T0 - timedelta(hours=1), status=TaskStatus.PAUSED)
+    for t in (soon, later, paused):
+        await store.create_task(t)
+    assert await store.next_fire_at() == T0
+
+
+# --- fires --------------------------------------------------------------------------------
+
+
+async def test_claim_due_tasks_claims_only_due_active_unclaimed_tasks(store: Store) -> None:
+    due = make_task(next_fire_at=T0 - timedelta(seconds=1))
+    exact = make_task(next_fire_at=T0)
+    future = make_task(next_fire_at=T0 + timedelta(seconds=1))
+    paused = make_task(next_fire_at=T0 - timedelta(minutes=1), status=TaskStatus.PAUSED)
+    for t in (due, exact, future, paused):
+        await store.create_task(t)
+    claimed = await store.claim_due_tasks("n1", T0, 10, LEASE)
+    assert [d.task.id for d in claimed] == [due.id, exact.id]
+    assert all(d.task.claimed_by == "n1" for d in claimed)
+    assert await store.claim_due_tasks("n2", T0, 10, LEASE) == []
+    # An expired claim is claimable again: that is how a dead node's claims are reaped.
+    reclaimed = await store.claim_due_tasks("n2", T0 + LEASE + timedelta(seconds=1), 10, LEASE)
+    assert {d.task.id for d in reclaimed} == {due.id, exact.id, future.id}
+
+
+async def test_claim_due_tasks_respects_the_limit_earliest_first(store: Store) -> None:
+    tasks = [make_task(next_fire_at=T0 - timedelta(seconds=i)) for i in range(5)]
+    for t in tasks:
+        await store.create_task(t)
+    claimed = await store.claim_due_tasks("n1", T0, 2, LEASE)
+    assert [d.task.id for d in claimed] == [tasks[4].id, tasks[3].id]
+
+
+async def test_claim_due_tasks_reports_unfinished_runs(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await start(store, run_id)
+    await store.update_task(None, task.id, {"next_fire_at": T0 + timedelta(minutes=1)}, T0)
+    later = T0 + timedelta(minutes=1)
+    (due,) = await store.claim_due_tasks("n1", later, 10, LEASE)
+    assert due.running_run_ids == (run_id,) and due.queued_runs == 0
+
+
+async def test_record_fires_creates_runs_and_moves_the_task_on(store: Store) -> None:
+    task = make_task(max_runs=10)
+    await store.create_task(task)
+    await store.claim_due_tasks("n1", T0, 10, LEASE)
+    nxt = T0 + timedelta(minutes=1)
+    runs = [queued(T0), queued(T0 - timedelta(minutes=5), status=RunStatus.MISSED, counts=False)]
+    result = await store.record_fires("n1", T0, [FirePlan(task.id, runs, nxt, T0)])
+    assert {r.id for r in result.runs} == {r.id for r in runs}
+    assert result.lost_task_ids == []
+    moved = await store.get_task("alice", task.id)
+    assert moved.next_fire_at == nxt and moved.last_fire_at == T0 and moved.run_count == 1
+    assert moved.claimed_by is None
+    missed = await store.get_run("alice", runs[1].id)
+    assert missed.status == RunStatus.MISSED and missed.finished_at == T0
+    assert [e.type for e in result.events] == [EventType.RUN_MISSED]
+
+
+async def test_a_slot_never_yields_two_runs(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    first = await fire_once(store, task)
+    await store.update_task(None, task.id, {"next_fire_at": T0}, T0)
+    await store.claim_due_tasks("n2", T0, 10, LEASE)
+    again = await store.record_fires("n2", T0, [FirePlan(task.id, [queued(T0)], None, T0)])
+    assert again.runs == []
+    assert [r.id for r in await store.list_runs("alice", task_id=task.id)] == [first]
+    assert (await store.get_task(None, task.id)).run_count == 1
+
+
+async def test_record_fires_refuses_a_plan_whose_claim_was_lost(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    await store.claim_due_tasks("n1", T0, 10, LEASE)
+    late = T0 + LEASE + timedelta(seconds=1)
+    await store.claim_due_tasks("n2", late, 10, LEASE)
+    result = await store.record_fires("n1", late, [FirePlan(task.id, [queued(T0)], None, T0)])
+    assert result.lost_task_ids == [task.id] and result.runs == []
+    unchanged = await store.get_task(None, task.id)
+    assert unchanged.next_fire_at == T0 and unchanged.claimed_by == "n2"
+
+
+async def test_record_fires_ending_a_task_announces_after_its_last_run(store: Store) -> None:
+    task = make_task(max_runs=1)
+    await store.create_task(task)
+    await store.claim_due_tasks("n1", T0, 10, LEASE)
+    run = queued(T0)
+    result = await store.record_fires(
+        "n1",
+        T0,
+        [FirePlan(task.id, [run], None, T0, end=TaskEnd(TaskStatus.EXPIRED, "max_runs_reached"))],
+    )
+    assert result.events == []  # the last run has not finished yet
+    ended = await store.get_task(None, task.id)
+    assert ended.status == TaskStatus.EXPIRED and ended.end_reason == "max_runs_reached"
+    await start(store, run.id)
+    _, events = await store.finish_runs(
+        "n1", [RunOutcome(run.id, AttemptStatus.SUCCESS, T0 + timedelta(seconds=2))]
+    )
+    assert [e.type for e in events] == [EventType.RUN_COMPLETED, EventType.TASK_EXPIRED]
+    assert events[1].payload["reason"] == "max_runs_reached"
+    assert events[1].payload["stats"]["remainingRuns"] == 0
+
+
+async def test_record_fires_ending_an_idle_task_announces_at_once(store: Store) -> None:
+    task = make_task(expires_at=T0 + timedelta(seconds=30))
+    await store.create_task(task)
+    await store.claim_due_tasks("n1", T0, 10, LEASE)
+    result = await store.record_fires(
+        "n1",
+        T0,
+        [
+            FirePlan(
+                task.id,
+                [],
+                None,
+                T0,
+                end=TaskEnd(TaskStatus.EXPIRED, "expired_at_reached"),
+                events=[NewEvent(EventType.RUN_MISSED, task.id, None, {"note": "x"})],
+            )
+        ],
+    )
+    assert [e.type for e in result.events] == [EventType.RUN_MISSED, EventType.TASK_EXPIRED]
+
+
+async def test_record_fires_flags_runs_to_cancel(store: Store) -> None:
+    task = make_task(overlap=Overlap.CANCEL_PREVIOUS)
+    await store.create_task(task)
+    old = await fire_once(store, task)
+    await start(store, old)
+    later = T0 + timedelta(minutes=1)
+    await store.update_task(None, task.id, {"next_fire_at": later}, T0)
+    await store.claim_due_tasks("n1", later, 10, LEASE)
+    await store.record_fires(
+        "n1", later, [FirePlan(task.id, [queued(later)], None, later, cancel_run_ids=[old])]
+    )
+    held, cancel = await store.extend_leases("n1", [old], later + LEASE)
+    assert held == {old} and cancel == {old}
+
+
+async def test_release_tasks_gives_claims_back(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    await store.claim_due_tasks("n1", T0, 10, LEASE)
+    await store.release_tasks("n2", [task.id])  # not n2's: no effect
+    assert await store.claim_due_tasks("n2", T0, 10, LEASE) == []
+    await store.release_tasks("n1", [task.id])
+    assert len(await store.claim_due_tasks("n2", T0, 10, LEASE)) == 1
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+async def test_create_run_adds_a_manual_run(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run = await store.create_run(
+        "alice", task.id, queued(None, trigger=Trigger.MANUAL, counts=False), T0
+    )
+    assert run.trigger == Trigger.MANUAL and run.scheduled_for is None
+    # Manual runs have no fire, so several may exist side by side.
+    await store.create_run("alice", task.id, queued(None, trigger=Trigger.MANUAL), T0)
+    assert len(await store.list_runs("alice", task_id=task.id)) == 2
+    with pytest.raises(TaskNotFound):
+        await store.create_run("bob", task.id, queued(None), T0)
+
+
+async def test_claim_runs_takes_due_runs_once(store: Store) -> None:
+    task = make_task(overlap=Overlap.ALLOW)
+    await store.create_task(task)
+    due = await store.create_run(None, task.id, queued(None, due_at=T0), T0)
+    await store.create_run(None, task.id, queued(None, due_at=T0 + timedelta(seconds=5)), T0)
+    claimed = await store.claim_runs("n1", T0, 10, LEASE)
+    assert [r.id for r in claimed] == [due.id]
+    assert claimed[0].claimed_by == "n1" and claimed[0].lease_expires_at == T0 + LEASE
+    assert await store.claim_runs("n2", T0, 10, LEASE) == []
+    assert await store.next_run_due_at() == T0  # still queued until started
+
+
+async def test_claim_runs_serializes_a_task_that_does_not_allow_overlap(store: Store) -> None:
+    exclusive = make_task(overlap=Overlap.QUEUE)
+    shared = make_task(overlap=Overlap.ALLOW)
+    await store.create_task(exclusive)
+    await store.create_task(shared)
+    for t in (exclusive, shared):
+        for _ in range(2):
+            await store.create_run(None, t.id, queued(None), T0)
+    claimed = await store.claim_runs("n1", T0, 10, LEASE)
+    by_task = [r.task_id for r in claimed]
+    assert by_task.count(exclusive.id) == 1 and by_task.count(shared.id) == 2
+    await store.start_attempts("n1", T0, [r.id for r in claimed])
+    assert await store.claim_runs("n2", T0, 10, LEASE) == []
+
+
+async def test_start_attempts_only_for_the_claimant(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await store.claim_runs("n1", T0, 10, LEASE)
+    assert await store.start_attempts("n2", T0, [run_id]) == []
+    (run,) = await store.start_attempts("n1", T0, [run_id])
+    assert run.status == RunStatus.RUNNING and run.attempt == 1 and run.started_at == T0
+    (attempt,) = await store.list_attempts("alice", run_id)
+    assert attempt.number == 1 and attempt.status == AttemptStatus.RUNNING and attempt.node == "n1"
+
+
+async def test_extend_leases_reports_what_is_still_held(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await start(store, run_id)
+    held, cancel = await store.extend_leases("n1", [run_id, "run_unknown"], T0 + 2 * LEASE)
+    assert held == {run_id} and cancel == set()
+    assert (await store.get_run(None, run_id)).lease_expires_at == T0 + 2 * LEASE
+    assert await store.extend_leases("n2", [run_id], T0 + 3 * LEASE) == (set(), set())
+    await store.request_cancel("bob", [run_id])  # not bob's: no effect
+    assert (await store.extend_leases("n1", [run_id], T0 + LEASE))[1] == set()
+    await store.request_cancel("alice", [run_id])
+    assert (await store.extend_leases("n1", [run_id], T0 + LEASE))[1] == {run_id}
+
+
+async def test_finish_runs_writes_the_final_state_and_its_event_together(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await start(store, run_id)
+    end = T0 + timedelta(seconds=3)
+    runs, events = await store.finish_runs(
+        "n1",
+        [RunOutcome(run_id, AttemptStatus.SUCCESS, end, output={"rows": 3}, duration_ms=2500)],
+    )
+    (run,) = runs
+    assert run.status == RunStatus.SUCCESS and run.output == {"rows": 3}
+    assert run.duration_ms == 2500 and run.finished_at == end and run.claimed_by is None
+    assert await store.get_run("alice", run_id) == run
+    (event,) = events
+    assert event.type == EventType.RUN_COMPLETED and event.run_id == run_id
+    assert event.payload["run"]["output"] == {"rows": 3}
+    assert event.payload["task"] == {"id": task.id, "name": "report", "metadata": {"team": "ops"}}
+    assert await store.list_events("alice") == [event]
+    (attempt,) = await store.list_attempts(None, run_id)
+    assert attempt.status == AttemptStatus.SUCCESS and attempt.finished_at == end
+
+
+async def test_finish_runs_with_retry_queues_the_run_again(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await start(store, run_id)
+    retry = T0 + timedelta(seconds=10)
+    runs, events = await store.finish_runs(
+        "n1",
+        [RunOutcome(run_id, AttemptStatus.FAILURE, T0, error_message="boom", retry_at=retry)],
+    )
+    assert events == [] and runs[0].status == RunStatus.QUEUED
+    assert await store.next_run_due_at() == retry
+    assert await store.claim_runs("n2", retry - timedelta(seconds=1), 10, LEASE) == []
+    await start(store, run_id, retry, node="n2")
+    _, events = await store.finish_runs(
+        "n2", [RunOutcome(run_id, AttemptStatus.TIMEOUT, retry, error_message="slow")]
+    )
+    assert [e.type for e in events] == [EventType.RUN_FAILED]
+    final = await store.get_run(None, run_id)
+    assert final.status == RunStatus.TIMEOUT and final.attempt == 2
+    attempts = await store.list_attempts(None, run_id)
+    assert [(a.number, a.status, a.node) for a in attempts] == [
+        (1, AttemptStatus.FAILURE, "n1"),
+        (2, AttemptStatus.TIMEOUT, "n2"),
+    ]
+
+
+async def test_finish_runs_skips_runs_the_node_no_longer_holds(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await start(store, run_id)
+    late = T0 + LEASE + timedelta(seconds=1)
+    (taken,) = await store.claim_expired_runs("n2", late, 10, LEASE)
+    assert taken.id == run_id and taken.claimed_by == "n2"
+    runs, events = await store.finish_runs("n1", [RunOutcome(run_id, AttemptStatus.SUCCESS, late)])
+    assert runs == [] and events == []
+    runs, _ = await store.finish_runs(
+        "n2", [RunOutcome(run_id, AttemptStatus.INTERRUPTED, late, error_message="lost")]
+    )
+    assert runs[0].status == RunStatus.FAILURE
+
+
+async def test_a_wakeups_success_is_a_wakeup_fired_event(store: Store) -> None:
+    task = make_task(
+        kind="wakeup", action={"type": "wakeup", "reason": "check CI", "context": {"pr": 7}}
+    )
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await start(store, run_id)
+    _, (event,) = await store.finish_runs("n1", [RunOutcome(run_id, AttemptStatus.SUCCESS, T0)])
+    assert event.type == EventType.WAKEUP_FIRED
+    assert event.payload["wakeup"] == {"reason": "check CI", "context": {"pr": 7}}
+
+
+async def test_release_runs_returns_unstarted_claims(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await store.claim_runs("n1", T0, 10, LEASE)
+    await store.release_runs("n1", [run_id])
+    assert [r.id for r in await store.claim_runs("n2", T0, 10, LEASE)] == [run_id]
+
+
+async def test_claim_expired_runs_takes_only_expired_leases(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await start(store, run_id)
+    assert await store.claim_expired_runs("n2", T0 + LEASE - timedelta(seconds=1), 10, LEASE) == []
+    assert len(await store.claim_expired_runs("n2", T0 + LEASE + timedelta(seconds=1), 10, LEASE)) == 1
+
+
+async def test_get_and_list_runs_are_owner_scoped_newest_first(store: Store) -> None:
+    task = make_task(overlap=Overlap.ALLOW)
+    await store.create_task(task)
+    ids = [(await store.create_run(None, task.id, queued(None), T0)).id for _ in range(4)]
+    with pytest.raises(RunNotFound):
+        await store.get_run("bob", ids[0])
+    listed = await store.list_runs("alice", task_id=task.id, limit=3)
+    assert [r.id for r in listed] == ids[::-1][:3]
+    rest = await store.list_runs("alice", task_id=task.id, before=listed[-1].id)
+    assert [r.id for r in rest] == [ids[0]]
+    assert await store.list_runs("bob") == []
+    assert await store.list_runs("alice", status=RunStatus.SUCCESS) == []
+    with pytest.raises(TaskNotFound):
+        await store.list_runs("bob", task_id=task.id)
+    with pytest.raises(RunNotFound):
+        await store.list_attempts("bob", ids[0])
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+async def test_events_are_per_owner_with_an_increasing_cursor(store: Store) -> None:
+    assert await store.latest_cursor("alice") == 0
+    cursors = {}
+    for owner in ("alice", "bob", "alice"):
+        task = make_task(owner)
+        await store.create_task(task)
+        run_id = await fire_once(store, task)
+        await start(store, run_id)
+        _, (event,) = await store.finish_runs(
+            "n1", [RunOutcome(run_id, AttemptStatus.FAILURE, T0, error_message="x")]
+        )
+        cursors.setdefault(owner, []).append(event.cursor)
+    alice = await store.list_events("alice")
+    assert [e.cursor for e in alice] == cursors["alice"]
+    assert cursors["alice"][0] < cursors["bob"][0] < cursors["alice"][1]
+    assert [e.cursor for e in await store.list_events("alice", after=alice[0].cursor)] == [
+        cursors["alice"][1]
+    ]
+    assert len(await store.list_events("alice", limit=1)) == 1
+    assert await store.latest_cursor("alice") == cursors["alice"][1]
+    assert await store.latest_cursor("carol") == 0
+
+
+# --- retention ----------------------------------------------------------------------------
+
+
+async def test_prune_bounds_history_by_count_and_age(store: Store) -> None:
+    task = make_task(overlap=Overlap.ALLOW)
+    await store.create_task(task)
+    finished = []
+    for i in range(5):
+        when = T0 + timedelta(days=i)
+        run = await store.create_run(None, task.id, queued(None, due_at=T0), T0)
+        await store.claim_runs("n1", when, 10, LEASE)
+        await store.start_attempts("n1", when, [run.id])
+        await store.finish_runs("n1", [RunOutcome(run.id, AttemptStatus.SUCCESS, when)])
+        finished.append(run.id)
+    unfinished = await store.create_run(None, task.id, queued(None, due_at=T0), T0)
+    now = T0 + timedelta(days=10)
+    counts = await store.prune(
+        now, runs_per_task=3, run_max_age=timedelta(days=8), event_max_age=timedelta(days=7)
+    )
+    left = {r.id for r in await store.list_runs(None, task_id=task.id)}
+    # Day 0 and 1 are older than 8 days; of the rest, the newest 3 are kept anyway.
+    assert left == {finished[2], finished[3], finished[4], unfinished.id}
+    assert counts.runs == 2
+    # Events older than 7 days (days 0-2) are gone.
+    assert counts.events == 3 and len(await store.list_events("alice")) == 2
