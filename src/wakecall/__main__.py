@@ -1,0 +1,5 @@
+import sys
+
+from wakecall.cli import main
+
+sys.exit(main())

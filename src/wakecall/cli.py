@@ -1,0 +1,97 @@
+"""The `wakecall` command: `serve` (the MCP server) and `preview` (a schedule's next fires)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from wakecall import __version__
+from wakecall.errors import WakecallError
+from wakecall.settings import SETTINGS, load_settings
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+EXIT_ERROR = 1
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the MCP server (stdio by default, --http for Streamable HTTP)",
+        description=(
+            "Run the MCP server and its scheduler. Each setting below can also come from the "
+            "environment (WAKECALL_<NAME>, e.g. WAKECALL_STORE) or from a TOML config file "
+            "(--config or WAKECALL_CONFIG), in that order of precedence after the flags. "
+            "Bearer tokens for HTTP come from --tokens-file or WAKECALL_TOKENS='TOKEN=OWNER,...'."
+        ),
+    )
+    p.add_argument("--config", help="TOML config file")
+    for setting in SETTINGS:
+        if not setting.flag:
+            continue
+        flag = "--" + setting.name.replace("_", "-")
+        if setting.default is False:
+            p.add_argument(flag, action="store_const", const=True, default=None, help=setting.help)
+        else:
+            shown = "" if setting.default in (None, ()) else f" (default: {setting.default})"
+            p.add_argument(flag, default=None, help=setting.help + shown)
+
+
+def _preview_parser(sub: Any) -> None:
+    p = sub.add_parser("preview", help="show a schedule's next fires and a description")
+    p.add_argument("schedule", help='e.g. "0 9 * * MON-FRI", "@every 30m", "in 5m"')
+    p.add_argument("--tz", default="UTC", help="IANA time zone (default UTC)")
+    p.add_argument("--count", type=int, default=5)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from wakecall.logs import configure_logging
+    from wakecall.server import serve
+
+    flags = {
+        s.name: getattr(args, s.name, None) for s in SETTINGS if s.flag
+    }
+    settings = load_settings(flags, config_file=args.config)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        anyio.run(serve, settings)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _run_preview(args: argparse.Namespace) -> int:
+    from wakecall.schedules import parse_schedule, preview
+
+    now = datetime.now(UTC)
+    schedule = parse_schedule(args.schedule, timezone=args.tz, now=now)
+    shown = preview(schedule, count=args.count, after=now)
+    print(shown.description)
+    for fire in shown.fires:
+        print(f"  {fire.local.isoformat()}   ({fire.utc.isoformat().replace('+00:00', 'Z')})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wakecall", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"wakecall {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _preview_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _run_serve(args)
+        return _run_preview(args)
+    except WakecallError as exc:
+        print(f"wakecall: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

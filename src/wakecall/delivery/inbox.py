@@ -1,0 +1,79 @@
+"""The inbox: the durable event log read with a cursor, with long polling.
+
+The log in the store is the source of truth; this module only adds waiting (a reader parked on
+an empty page is woken when the engine writes an event for its owner) and remembers, per owner,
+the newest cursor handed out so that tool answers can hint at unread events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from wakecall.engine import Engine
+from wakecall.models import Event
+
+__all__ = ["Inbox", "InboxPage"]
+
+#: Without a wake-up from this process (events written by another node or process), a waiting
+#: reader looks at the log again after this many seconds.
+RECHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    events: list[Event]
+    cursor: int
+    more: bool
+
+
+class Inbox:
+    def __init__(self, engine: Engine) -> None:
+        self.store = engine.store
+        self._waiters: dict[str, anyio.Event] = {}
+        self._read: dict[str, int] = {}
+        engine.add_listener(self._on_events)
+
+    def _on_events(self, events: Sequence[Event]) -> None:
+        for owner in {e.owner for e in events}:
+            waiter = self._waiters.pop(owner, None)
+            if waiter is not None:
+                waiter.set()
+
+    def last_read(self, owner: str) -> int:
+        return self._read.get(owner, 0)
+
+    async def read(
+        self, owner: str, *, after: int | None, wait: float = 0.0, limit: int = 50
+    ) -> InboxPage:
+        """Events after `after` (default: the newest cursor this owner was given), oldest
+        first. With `wait` > 0 and nothing to read, waits up to `wait` seconds for one."""
+        start = self.last_read(owner) if after is None else after
+        waiter = self._waiters.setdefault(owner, anyio.Event())
+        events = await self.store.list_events(owner, after=start, limit=limit + 1)
+        if not events and wait > 0:
+            with anyio.move_on_after(wait):
+                while not events:
+                    with anyio.move_on_after(RECHECK_SECONDS):
+                        await waiter.wait()
+                    waiter = self._waiters.setdefault(owner, anyio.Event())
+                    events = await self.store.list_events(owner, after=start, limit=limit + 1)
+        more = len(events) > limit
+        events = events[:limit]
+        cursor = events[-1].cursor if events else start
+        if cursor > self.last_read(owner):
+            self._read[owner] = cursor
+        return InboxPage(events, cursor, more)
+
+    async def hint(self, owner: str) -> str | None:
+        """A one-line hint when the owner has events newer than the cursor it last read."""
+        latest = await self.store.latest_cursor(owner)
+        seen = self.last_read(owner)
+        if latest <= seen:
+            return None
+        return (
+            f"New events after cursor {seen} (newest {latest}): call get_events(after={seen}) "
+            "to read them."
+        )

@@ -1,0 +1,496 @@
+"""Outgoing HTTP: the one shared client and the outgoing-URL guard.
+
+Webhook actions and callbacks go to URLs that agents choose, so wakecall must not become a way
+to reach what sits behind it (the loopback interface, the private network, the cloud metadata
+address). The guard works at two moments:
+
+- `check_url` when a URL is accepted: syntax (http or https, a host, no credentials, a valid
+  port) and hosts written as IP literals, in every form a resolver accepts (`2130706433`,
+  `0177.0.0.1`, `0x7f.1`, `[::ffff:127.0.0.1]`), judged as the address they stand for.
+- At connect time, inside the client's transport: the host is resolved by wakecall itself,
+  every resolved address is judged by `check_address`, and the connection goes to a vetted
+  address. A name that resolved to a public address when the task was created and to
+  127.0.0.1 later (DNS rebinding) is refused then. TLS still verifies the certificate against
+  the original host name, and the `Host` header keeps it too.
+
+The operator opens exceptions with an `OutboundPolicy` (`--allow-outbound 10.0.0.0/8`,
+`--allow-outbound loopback`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import urlsplit
+
+import anyio
+import httpcore2
+import httpx2
+
+from wakecall.errors import UnsafeURL
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "EXAMPLE_URL",
+    "GuardedBackend",
+    "GuardedTransport",
+    "IPAddress",
+    "IPNetwork",
+    "OutboundPolicy",
+    "Resolver",
+    "build_http_client",
+    "check_address",
+    "check_host",
+    "check_url",
+    "parse_ipv4_literal",
+    "resolve_host",
+    "user_agent",
+]
+
+log = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Resolves a host name and port to the addresses to connect to, in preference order.
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+EXAMPLE_URL = "https://example.com/hooks/wakecall"
+DEFAULT_TIMEOUT = 10.0
+MAX_URL_LENGTH = 2048
+
+LOOPBACK_WORD = "loopback"
+
+
+# --- policy --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundPolicy:
+    """Which addresses outside the public internet the operator lets wakecall call."""
+
+    allow_loopback: bool = False
+    allow_cidrs: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse_allow(cls, values: Iterable[str]) -> OutboundPolicy:
+        """A policy from `--allow-outbound` values: CIDRs (`10.0.0.0/8`, `fd00::/8`), single
+        addresses (`192.168.1.20`), and the word `loopback`."""
+        allow_loopback = False
+        cidrs: list[IPNetwork] = []
+        for raw in values:
+            value = raw.strip()
+            if value.lower() == LOOPBACK_WORD:
+                allow_loopback = True
+                continue
+            try:
+                cidrs.append(ipaddress.ip_network(value, strict=False))
+            except ValueError:
+                raise UnsafeURL(
+                    f"--allow-outbound {raw!r} is neither a CIDR nor the word 'loopback'",
+                    example="--allow-outbound 10.0.0.0/8 --allow-outbound loopback",
+                ) from None
+        return cls(allow_loopback=allow_loopback, allow_cidrs=tuple(cidrs))
+
+    def allows(self, ip: IPAddress) -> bool:
+        if self.allow_loopback and ip.is_loopback:
+            return True
+        return any(ip.version == net.version and ip in net for net in self.allow_cidrs)
+
+
+# --- addresses -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    network: IPNetwork
+    why: str
+    suggest: str | None = None  # what to pass to --allow-outbound; None: the address itself
+
+
+def _ranges(*rows: tuple[str, str] | tuple[str, str, str]) -> tuple[_Range, ...]:
+    return tuple(_Range(ipaddress.ip_network(row[0]), *row[1:]) for row in rows)
+
+
+_PRIVATE = "a private address"
+
+# Judged in order, first match wins; anything else must also be `is_global` to pass.
+_V4_BLOCKED = _ranges(
+    ("169.254.169.254/32", "the cloud metadata address"),
+    ("255.255.255.255/32", "the broadcast address"),
+    ("0.0.0.0/8", "an unspecified ('this network') address"),
+    ("10.0.0.0/8", _PRIVATE, "10.0.0.0/8"),
+    ("100.64.0.0/10", "a shared (carrier-grade NAT) address", "100.64.0.0/10"),
+    ("127.0.0.0/8", "a loopback address (this machine)", LOOPBACK_WORD),
+    ("169.254.0.0/16", "a link-local address", "169.254.0.0/16"),
+    ("172.16.0.0/12", _PRIVATE, "172.16.0.0/12"),
+    ("192.0.0.0/24", "an IETF protocol assignment"),
+    ("192.0.2.0/24", "a documentation address"),
+    ("192.88.99.0/24", "a reserved (6to4 relay) address"),
+    ("192.168.0.0/16", _PRIVATE, "192.168.0.0/16"),
+    ("198.18.0.0/15", "a benchmarking address"),
+    ("198.51.100.0/24", "a documentation address"),
+    ("203.0.113.0/24", "a documentation address"),
+    ("224.0.0.0/4", "a multicast address"),
+    ("240.0.0.0/4", "a reserved address"),
+)
+
+_V6_BLOCKED = _ranges(
+    ("::/128", "the unspecified address"),
+    ("::1/128", "the loopback address (this machine)", LOOPBACK_WORD),
+    ("64:ff9b:1::/48", "a local-use NAT64 address"),
+    ("100::/64", "a discard-only address"),
+    ("2001:db8::/32", "a documentation address"),
+    ("3fff::/20", "a documentation address"),
+    ("fc00::/7", "a unique local (private) address", "fc00::/7"),
+    ("fec0::/10", "a site-local (private) address"),
+    ("fe80::/10", "a link-local address", "fe80::/10"),
+    ("ff00::/8", "a multicast address"),
+)
+
+_V6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+_V4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
+    """The IPv4 address an IPv6 address stands for or tunnels to, and how it embeds it."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped, "IPv4-mapped"
+    if ip in _V4_COMPATIBLE and int(ip) > 1:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "IPv4-compatible"
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "NAT64"
+    if ip.sixtofour is not None:
+        return ip.sixtofour, "6to4"
+    if ip.teredo is not None:
+        return ip.teredo[1], "Teredo"
+    return None
+
+
+def _blocked_range(ip: IPAddress) -> _Range | None:
+    table = _V4_BLOCKED if ip.version == 4 else _V6_BLOCKED
+    for row in table:
+        if ip in row.network:
+            return row
+    if ip.version == 6 and ip not in _V6_GLOBAL_UNICAST:
+        return _Range(ipaddress.ip_network(f"{ip}/128"), "a reserved address")
+    if not ip.is_global:
+        return _Range(ipaddress.ip_network(f"{ip}/{ip.max_prefixlen}"), "a reserved address")
+    return None
+
+
+def _as_ip(value: IPAddress | str) -> IPAddress:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    return ipaddress.ip_address(value)
+
+
+def check_address(ip: IPAddress | str, policy: OutboundPolicy, *, host: str | None = None) -> None:
+    """Raise `UnsafeURL` unless `ip` is a global unicast address or the policy allows it.
+
+    An IPv6 address that stands for an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`,
+    IPv4-compatible, NAT64) or tunnels to one (6to4, Teredo) is judged by that IPv4 address.
+    `host` names the host the address belongs to, for the message.
+    """
+    address = _as_ip(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        address = ipaddress.IPv6Address(str(address).split("%", 1)[0])
+    if policy.allows(address):
+        return
+    judged: IPAddress = address
+    via = ""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_v4(address)
+        if embedded is not None:
+            judged, kind = embedded
+            if policy.allows(judged):
+                return
+            via = f" ({kind}, stands for {judged})"
+    row = _blocked_range(judged)
+    if row is None:
+        return
+    suggest = row.suggest or (f"{judged}/32" if judged.version == 4 else f"{judged}/128")
+    where = f"{host} at {address}" if host and host != str(address) else str(address)
+    raise UnsafeURL(
+        f"refusing to connect to {where}{via}: {row.why}, not a public internet address; "
+        f"the operator can allow it with --allow-outbound {suggest}"
+    )
+
+
+# --- URLs ----------------------------------------------------------------------------------
+
+_IPV4_PART = re.compile(r"^(0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*)$", re.IGNORECASE)
+_HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+_LOCALHOST_NAMES = ("localhost", ".localhost")
+
+
+def parse_ipv4_literal(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a host written as numbers stands for, as `inet_aton` (and so most
+    resolvers) reads it: one to four parts, each decimal, octal (leading 0) or hex (0x), the
+    last part filling the remaining bytes (`127.1`, `2130706433`, `0x7f.0.0.1`,
+    `0177.0.0.1`). None when `host` is not written that way (a host name)."""
+    text = host[:-1] if host.endswith(".") else host
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4 or not all(_IPV4_PART.match(p) for p in parts):
+        return None
+    numbers: list[int] = []
+    for part in parts:
+        if part[:2].lower() == "0x":
+            numbers.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part.startswith("0"):
+            numbers.append(int(part, 8))
+        else:
+            numbers.append(int(part))
+    *head, last = numbers
+    if any(n > 255 for n in head) or last >= 256 ** (4 - len(head)):
+        return None
+    value = last
+    for i, n in enumerate(head):
+        value |= n << (8 * (3 - i))
+    return ipaddress.IPv4Address(value)
+
+
+def _refuse(message: str, field: str | None) -> UnsafeURL:
+    return UnsafeURL(message, field=field, example=EXAMPLE_URL)
+
+
+def _judge_literal(host: str, policy: OutboundPolicy, field: str | None) -> None:
+    """Judge a host written as an IP literal or a localhost name; host names pass."""
+    lowered = host.lower().rstrip(".")
+    if lowered == "localhost" or lowered.endswith(_LOCALHOST_NAMES[1]):
+        if not policy.allow_loopback:
+            raise UnsafeURL(
+                f"refusing to connect to {host}: it names this machine (loopback); the "
+                f"operator can allow it with --allow-outbound {LOOPBACK_WORD}",
+                field=field,
+                example=EXAMPLE_URL,
+            )
+        return
+    if ":" in host:  # an IPv6 literal, possibly with a %25-encoded zone
+        try:
+            ip: IPAddress = ipaddress.IPv6Address(host.replace("%25", "%"))
+        except ValueError:
+            raise _refuse(f"{host!r} is not a valid IPv6 address", field) from None
+        _check(ip, policy, field)
+        return
+    ipv4 = parse_ipv4_literal(host)
+    if ipv4 is None:
+        return
+    _check(ipv4, policy, field)
+    if host != str(ipv4):
+        raise _refuse(
+            f"host {host!r} is the IPv4 address {ipv4} written in a short, octal, hex or "
+            f"integer form; write it as {ipv4}",
+            field,
+        )
+
+
+def _check(ip: IPAddress, policy: OutboundPolicy, field: str | None) -> None:
+    try:
+        check_address(ip, policy)
+    except UnsafeURL as exc:
+        raise UnsafeURL(str(exc), field=field, example=EXAMPLE_URL) from None
+
+
+def check_url(url: str, policy: OutboundPolicy, *, field: str | None = None) -> httpx2.URL:
+    """Check an outgoing URL before it is stored and return it parsed.
+
+    Checks the syntax (http or https, a host, no credentials, a port in 1..65535) and judges a
+    host written as an IP literal, in any form, with `check_address`; `localhost` counts as
+    loopback. Host names are not resolved here: that happens, and is judged again, every
+    time wakecall connects. Raises `UnsafeURL` (naming `field` when given) with an example.
+    """
+    if not isinstance(url, str) or not url:
+        raise _refuse("the URL is empty", field)
+    if len(url) > MAX_URL_LENGTH:
+        raise _refuse(f"the URL is {len(url)} characters long; at most {MAX_URL_LENGTH}", field)
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise _refuse("the URL contains spaces or control characters; percent-encode them", field)
+    try:
+        parsed = httpx2.URL(url)
+    except httpx2.InvalidURL as exc:
+        # httpx2 refuses some numeric hosts that resolvers accept (`0177.0.0.1`): judge
+        # the address first so the message says what it is.
+        host = urlsplit(url).hostname or ""
+        if host:
+            _judge_literal(host, policy, field)
+        raise _refuse(f"{url!r} is not a valid URL ({exc})", field) from None
+    if parsed.scheme not in ("http", "https"):
+        scheme = parsed.scheme or "no scheme"
+        raise _refuse(f"the URL must start with http:// or https://, not {scheme}", field)
+    if parsed.userinfo:
+        raise _refuse(
+            "the URL carries credentials (user:password@); send them in a header such as "
+            "Authorization instead",
+            field,
+        )
+    host = parsed.host
+    if not host:
+        raise _refuse(f"{url!r} has no host", field)
+    port = parsed.port
+    if port is not None and not 1 <= port <= 65535:
+        raise _refuse(f"port {port} is out of range; use 1 to 65535", field)
+    _judge_literal(host, policy, field)
+    raw_host = parsed.raw_host.decode("ascii").lower()
+    if ":" not in raw_host and not _is_host_name(raw_host):
+        raise _refuse(f"{host!r} is not a valid host name", field)
+    return parsed
+
+
+def _is_host_name(name: str) -> bool:
+    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
+    return len(name) <= 254 and all(_HOST_LABEL.match(label) for label in labels)
+
+
+# --- connect-time guard --------------------------------------------------------------------
+
+
+async def resolve_host(host: str, port: int) -> list[IPAddress]:
+    """The addresses `host` resolves to for TCP, in the resolver's order, without repeats."""
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: dict[str, IPAddress] = {}
+    for family, _type, _proto, _name, sockaddr in infos:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        text = str(sockaddr[0])
+        seen.setdefault(text, ipaddress.ip_address(text.split("%", 1)[0]))
+    return list(seen.values())
+
+
+async def check_host(
+    host: str, port: int, policy: OutboundPolicy, *, resolver: Resolver | None = None
+) -> list[IPAddress]:
+    """Resolve `host` and judge every address it resolves to; return them all.
+
+    Refuses the host (`UnsafeURL`) when any one address is refused: a name that answers with
+    one public and one private address is not safe to call.
+    """
+    addresses = await (resolver or resolve_host)(host, port)
+    for ip in addresses:
+        check_address(ip, policy, host=host)
+    return addresses
+
+
+class GuardedBackend(httpcore2.AsyncNetworkBackend):
+    """An httpcore2 network backend that resolves each host itself, judges every address, and
+    connects only to a vetted one. TLS is layered on top by httpcore2 with the original host
+    name as SNI and for certificate verification."""
+
+    def __init__(self, policy: OutboundPolicy, *, resolver: Resolver | None = None) -> None:
+        self.policy = policy
+        self._resolver = resolver
+        self._backend = httpcore2.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        deadline = None if timeout is None else anyio.current_time() + timeout
+        try:
+            with anyio.fail_after(timeout):
+                addresses = await check_host(host, port, self.policy, resolver=self._resolver)
+        except TimeoutError:
+            raise httpcore2.ConnectTimeout(
+                f"resolving {host} took longer than {timeout}s"
+            ) from None
+        except OSError as exc:
+            raise httpcore2.ConnectError(f"could not resolve {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore2.ConnectError(f"{host} resolves to no address")
+        last_error: Exception | None = None
+        for ip in addresses:
+            remaining = None if deadline is None else deadline - anyio.current_time()
+            if remaining is not None and remaining <= 0:
+                break
+            try:
+                return await self._backend.connect_tcp(
+                    str(ip),
+                    port,
+                    timeout=remaining,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore2.ConnectError as exc:
+                log.debug("connecting to %s (%s) port %d failed: %s", host, ip, port, exc)
+                last_error = exc
+        if last_error is None:
+            raise httpcore2.ConnectTimeout(f"connecting to {host} took longer than {timeout}s")
+        raise last_error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        raise httpcore2.ConnectError("wakecall does not connect to unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
+class GuardedTransport(httpx2.AsyncHTTPTransport):
+    """`httpx2.AsyncHTTPTransport` whose connections all go through a `GuardedBackend`.
+
+    Never reads proxy settings from the environment: a proxy would make the connect-time
+    check judge the proxy's address instead of the target's.
+    """
+
+    def __init__(
+        self,
+        policy: OutboundPolicy,
+        *,
+        resolver: Resolver | None = None,
+        verify: ssl.SSLContext | bool = True,
+        limits: httpx2.Limits | None = None,
+    ) -> None:
+        limits = limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20)
+        super().__init__(verify=verify, trust_env=False, limits=limits)
+        self.backend = GuardedBackend(policy, resolver=resolver)
+        self._pool = httpcore2.AsyncConnectionPool(
+            ssl_context=httpx2.create_ssl_context(verify=verify, trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=self.backend,
+        )
+
+
+def user_agent() -> str:
+    try:
+        return f"wakecall/{version('wakecall')}"
+    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+        return "wakecall"
+
+
+def build_http_client(
+    policy: OutboundPolicy,
+    *,
+    timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
+    resolver: Resolver | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx2.AsyncClient:
+    """The one shared client for outgoing HTTP: every connection is judged by `policy` at
+    connect time, redirects are never followed, proxies are never read from the environment.
+
+    `resolver` replaces DNS resolution (tests); `verify` is the TLS verification setting
+    (an `ssl.SSLContext` to trust a private CA). Close it with `aclose()` (or `async with`).
+    """
+    return httpx2.AsyncClient(
+        transport=GuardedTransport(policy, resolver=resolver, verify=verify),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": user_agent()},
+    )

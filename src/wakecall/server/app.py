@@ -1,0 +1,251 @@
+"""The MCP server: one runtime (store, engine, inbox, pushes) per process, served over stdio or
+Streamable HTTP (stateful sessions, both protocol generations of `mcp` 2.x).
+
+The engine is started once per process by `open_runtime`, outside the SDK's lifespan (which
+runs once per connection over stdio and in memory): the server only borrows it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from mcp import types
+from mcp.server import MCPServer
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl, BaseModel
+from starlette.applications import Starlette
+
+from wakecall import __version__
+from wakecall.clock import Clock
+from wakecall.delivery import Inbox
+from wakecall.engine import Engine, EngineConfig
+from wakecall.errors import InvalidInput
+from wakecall.server.auth import StaticTokenVerifier, current_owner
+from wakecall.server.push import Pusher, SessionRegistry
+from wakecall.server.resources import register_resources
+from wakecall.server.tools import register_tools
+from wakecall.settings import Settings
+from wakecall.store import Store, open_store
+
+__all__ = ["Runtime", "build_http_app", "build_server", "open_runtime", "serve"]
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "wakecall schedules work for you and tells you how it went. Create tasks (cron, intervals, "
+    "one-shots, daily times; a time zone per task, UTC by default) whose runs call a webhook, "
+    "run a command, or just wake you; or call schedule_wakeup to be woken later with a context "
+    "you choose. Results arrive as events: read them with get_events (pass the cursor you last "
+    "saw; `wait` long-polls), they are pushed to live sessions, and they are POSTed (signed) to "
+    "a task's callback_url. Adapt a task with patch_schedule, pause, resume or delete."
+)
+
+
+@dataclass
+class Runtime:
+    """What the tools need, shared by every session of the process."""
+
+    engine: Engine
+    settings: Settings
+    inbox: Inbox
+    pusher: Pusher
+    registry: SessionRegistry
+    bus: InMemorySubscriptionBus
+
+    def owner(self) -> str:
+        return current_owner(self.settings.owner)
+
+    def check_action(self, action: BaseModel) -> None:
+        """Refuse, before anything is stored, an action this server cannot run."""
+        kind = getattr(action, "type", None)
+        if kind not in self.engine.executors:
+            raise InvalidInput(
+                f"this server cannot run {kind!r} actions; it runs: "
+                f"{', '.join(sorted(self.engine.executors))}",
+                field="action.type",
+            )
+        validate = getattr(self.engine.executors[kind], "validate", None)
+        if validate is not None:
+            validate(action)
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        concurrency=settings.concurrency,
+        lease=settings.lease,
+        min_interval=settings.min_interval,
+        wakeup_min=settings.wakeup_min,
+        wakeup_max=settings.wakeup_max,
+        max_tasks_per_owner=settings.max_tasks,
+        runs_per_task=settings.runs_per_task,
+        run_max_age=settings.run_retention,
+        event_max_age=settings.event_retention,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    config: EngineConfig | None = None,
+    executors: dict[str, Any] | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the store, start the engine and the push task; stop them all on exit."""
+    own_store = store is None
+    if store is None:
+        store = open_store(settings.store_path)
+    await store.open()
+    try:
+        async with Engine(
+            store, clock=clock, config=config or engine_config(settings), executors=executors
+        ) as engine:
+            registry = SessionRegistry()
+            bus = InMemorySubscriptionBus()
+            pusher = Pusher(bus, registry, channel=settings.channel)
+            engine.add_listener(pusher.on_events)
+            rt = Runtime(engine, settings, Inbox(engine), pusher, registry, bus)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pusher.run, name="wakecall-push")
+                try:
+                    yield rt
+                finally:
+                    tg.cancel_scope.cancel()
+    finally:
+        if own_store:
+            await store.close()
+
+
+def build_server(rt: Runtime, *, token_owners: dict[str, str] | None = None) -> MCPServer[Any]:
+    """The MCP surface over `rt`. With `token_owners`, HTTP requests need a bearer token."""
+
+    async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method in ("initialize", "server/discover") and isinstance(result, dict):
+            if rt.settings.channel:
+                caps = result.setdefault("capabilities", {})
+                caps["experimental"] = {**(caps.get("experimental") or {}), "claude/channel": {}}
+        elif ctx.method == "notifications/initialized":
+            rt.registry.register(ctx.session, rt.owner())
+        return result
+
+    kwargs: dict[str, Any] = {}
+    if token_owners:
+        kwargs["token_verifier"] = StaticTokenVerifier(token_owners)
+        kwargs["auth"] = AuthSettings(
+            issuer_url=AnyHttpUrl("https://wakecall.invalid"), resource_server_url=None
+        )
+    mcp: MCPServer[Any] = MCPServer(
+        "wakecall",
+        title="wakecall",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        subscriptions=rt.bus,
+        middleware=[middleware],
+        **kwargs,
+    )
+
+    async def on_subscribe(
+        ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        live = rt.registry.lookup(ctx.session) or rt.registry.register(ctx.session, rt.owner())
+        live.subscriptions.add(str(params.uri))
+        return types.EmptyResult()
+
+    async def on_unsubscribe(
+        ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        live = rt.registry.lookup(ctx.session)
+        if live is not None:
+            live.subscriptions.discard(str(params.uri))
+        return types.EmptyResult()
+
+    async def on_set_level(
+        ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
+        live = rt.registry.lookup(ctx.session) or rt.registry.register(ctx.session, rt.owner())
+        live.log_level = params.level
+        return types.EmptyResult()
+
+    # MCPServer registers no handlers for these; the low-level server has no public accessor.
+    lowlevel = mcp._lowlevel_server
+    lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, on_subscribe)
+    lowlevel.add_request_handler(
+        "resources/unsubscribe", types.UnsubscribeRequestParams, on_unsubscribe
+    )
+    lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, on_set_level)
+
+    register_tools(mcp, rt)
+    register_resources(mcp, rt)
+    return mcp
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    for host in settings.allowed_hosts:
+        hosts += [host, f"{host}:*"] if ":" not in host else [host]
+        origins += [f"https://{host}", f"http://{host}"]
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+    return mcp.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=False,
+        transport_security=security,
+        session_idle_timeout=30 * 60,
+    )
+
+
+async def serve(settings: Settings, *, ready: Any = None) -> None:
+    """Serve until cancelled: stdio, or HTTP when `settings.http`."""
+    token_owners = settings.token_owners() if settings.http else {}
+    if settings.http and not _is_loopback(settings.host) and not token_owners:
+        raise InvalidInput(
+            f"refusing to serve HTTP on {settings.host} without bearer tokens: give "
+            "--tokens-file (lines of 'TOKEN OWNER') or WAKECALL_TOKENS='TOKEN=OWNER,...', or "
+            "bind 127.0.0.1"
+        )
+    print(f"wakecall {__version__}: store {settings.store_path}", file=sys.stderr)
+    async with open_runtime(settings) as rt:
+        mcp = build_server(rt, token_owners=token_owners or None)
+        if not settings.http:
+            await mcp.run_stdio_async()
+            return
+        import uvicorn
+
+        app = build_http_app(mcp, settings)
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+        port = sock.getsockname()[1]
+        print(
+            f"wakecall: serving MCP on http://{settings.host}:{port}/mcp "
+            f"({len(token_owners)} bearer tokens)",
+            file=sys.stderr,
+            flush=True,
+        )
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        await uvicorn.Server(config).serve(sockets=[sock])

@@ -1,0 +1,219 @@
+"""What tools and resources answer: pydantic models shaped for an agent to read.
+
+Every view of a task echoes its time zone and its next fires, in that zone and in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from wakecall.engine.scheduler import schedule_of
+from wakecall.models import Event, Run, Task
+from wakecall.schedules import format_duration
+from wakecall.schedules import preview as preview_schedule
+
+__all__ = [
+    "DeleteResult",
+    "EventPage",
+    "EventView",
+    "FireTime",
+    "PreviewView",
+    "RunPage",
+    "RunView",
+    "TaskPage",
+    "TaskView",
+    "WakeupView",
+    "event_view",
+    "run_view",
+    "task_view",
+]
+
+NEXT_FIRES = 3
+
+
+class FireTime(BaseModel):
+    local: datetime = Field(description="in the task's time zone")
+    utc: datetime
+
+
+class TaskView(BaseModel):
+    id: str
+    name: str
+    kind: Literal["task", "wakeup"]
+    status: str = Field(description="active, paused, completed (no fires left) or expired")
+    schedule: dict[str, Any]
+    schedule_description: str
+    timezone: str
+    next_fires: list[FireTime] = Field(description="the next fires, empty when paused or ended")
+    action: dict[str, Any]
+    retry: dict[str, Any]
+    timeout: str | None
+    overlap: str
+    max_queued: int
+    catchup: str
+    catchup_window: str
+    max_runs: int | None
+    run_count: int
+    remaining_runs: int | None
+    expires_at: datetime | None
+    pause_note: str | None
+    end_reason: str | None
+    callback_url: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    last_fire_at: datetime | None
+    created: bool | None = Field(
+        None, description="on create: false when an existing task was returned"
+    )
+    callback_secret: str | None = Field(
+        None, description="the webhook signing secret; shown only when it is created"
+    )
+    hint: str | None = None
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskView]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
+    hint: str | None = None
+
+
+class RunView(BaseModel):
+    id: str
+    task_id: str
+    status: str
+    trigger: str
+    scheduled_for: datetime | None
+    due_at: datetime
+    attempt: int
+    max_attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    output: Any = None
+    error_message: str | None
+
+
+class RunPage(BaseModel):
+    runs: list[RunView] = Field(description="newest first")
+    next_cursor: str | None
+    hint: str | None = None
+
+
+class EventView(BaseModel):
+    cursor: int
+    type: str
+    task_id: str | None
+    run_id: str | None
+    created_at: datetime
+    payload: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    events: list[EventView] = Field(description="oldest first")
+    cursor: int = Field(description="the newest cursor read; pass as `after` next time")
+    more: bool = Field(description="true when more events wait after this page")
+
+
+class WakeupView(BaseModel):
+    wakeup_id: str
+    scheduled_for: datetime
+    scheduled_for_local: datetime
+    timezone: str
+    clamped: bool = Field(description="true when the delay was moved into the allowed bounds")
+    requested_for: datetime
+    reason: str
+    created: bool = Field(description="false when dedupe_key matched an existing wakeup")
+    hint: str | None = None
+
+
+class PreviewView(BaseModel):
+    description: str
+    timezone: str
+    fires: list[FireTime]
+
+
+class DeleteResult(BaseModel):
+    deleted: bool
+    id: str
+    hint: str | None = None
+
+
+def next_fires(task: Task, count: int = NEXT_FIRES) -> list[FireTime]:
+    """The task's next fires from its stored next fire on, in its zone and in UTC."""
+    if task.next_fire_at is None:
+        return []
+    after = task.next_fire_at - timedelta(microseconds=1)
+    shown = preview_schedule(schedule_of(task), count=count, after=after)
+    return [FireTime(local=f.local, utc=f.utc) for f in shown.fires]
+
+
+def task_view(task: Task, **extra: Any) -> TaskView:
+    schedule = schedule_of(task)
+    return TaskView(
+        id=task.id,
+        name=task.name,
+        kind=task.kind,
+        status=str(task.status),
+        schedule=task.schedule,
+        schedule_description=schedule.describe(),
+        timezone=task.timezone,
+        next_fires=next_fires(task),
+        action=task.action,
+        retry=task.retry.model_dump(mode="json"),
+        timeout=None if task.timeout_s is None else format_duration(_seconds(task.timeout_s)),
+        overlap=str(task.overlap),
+        max_queued=task.max_queued,
+        catchup=str(task.catchup),
+        catchup_window=format_duration(_seconds(task.catchup_window_s)),
+        max_runs=task.max_runs,
+        run_count=task.run_count,
+        remaining_runs=task.remaining_runs,
+        expires_at=task.expires_at,
+        pause_note=task.pause_note,
+        end_reason=task.end_reason,
+        callback_url=task.callback_url,
+        metadata=task.metadata,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        last_fire_at=task.last_fire_at,
+        **extra,
+    )
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def run_view(run: Run) -> RunView:
+    return RunView(
+        id=run.id,
+        task_id=run.task_id,
+        status=str(run.status),
+        trigger=str(run.trigger),
+        scheduled_for=run.scheduled_for,
+        due_at=run.due_at,
+        attempt=run.attempt,
+        max_attempts=run.max_attempts,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        duration_ms=run.duration_ms,
+        output=run.output,
+        error_message=run.error_message,
+    )
+
+
+def event_view(event: Event) -> EventView:
+    return EventView(
+        cursor=event.cursor,
+        type=str(event.type),
+        task_id=event.task_id,
+        run_id=event.run_id,
+        created_at=event.created_at,
+        payload=event.payload,
+    )
