@@ -122,6 +122,8 @@ async def open_runtime(
                 try:
                     yield rt
                 finally:
+                    engine.remove_listener(pusher.on_events)
+                    pusher.close()
                     tg.cancel_scope.cancel()
     finally:
         if own_store:

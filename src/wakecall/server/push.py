@@ -148,12 +148,17 @@ class Pusher:
         self._send, self._receive = anyio.create_memory_object_stream[_Push](10_000)
         self.dropped = 0
 
+    def close(self) -> None:
+        self._send.close()
+
     def _queue(self, item: _Push) -> None:
         try:
             self._send.send_nowait(item)
         except anyio.WouldBlock:
             self.dropped += 1
             log.warning("push queue full; dropping a push (the inbox still has every event)")
+        except anyio.ClosedResourceError:
+            pass  # shutting down
 
     def on_events(self, events: Sequence[Event]) -> None:
         """Engine listener: queue the pushes of written events. Never blocks."""
