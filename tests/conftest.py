@@ -36,3 +36,28 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         if request.param != "sqlite":
             await s.drop_schema()  # type: ignore[attr-defined]
         await s.close()
+
+
+# --- CI guard: when PostgreSQL is required, its tests must have run -----------------------
+_REQUIRE_POSTGRES = os.environ.get("WAKECALL_REQUIRE_POSTGRES") == "1"
+_postgres_passed = 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _REQUIRE_POSTGRES and not POSTGRES_URL:
+        raise pytest.UsageError(
+            "WAKECALL_REQUIRE_POSTGRES=1 but WAKECALL_TEST_POSTGRES_URL is not set: the "
+            "PostgreSQL tests would be skipped"
+        )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _postgres_passed
+    if report.when == "call" and report.passed and "postgres" in report.nodeid:
+        _postgres_passed += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _REQUIRE_POSTGRES and _postgres_passed == 0 and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nerror: WAKECALL_REQUIRE_POSTGRES=1 but no PostgreSQL test passed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -53,15 +54,11 @@ def _run_serve(args: argparse.Namespace) -> int:
     from wakecall.logs import configure_logging
     from wakecall.server import serve
 
-    flags = {
-        s.name: getattr(args, s.name, None) for s in SETTINGS if s.flag
-    }
+    flags = {s.name: getattr(args, s.name, None) for s in SETTINGS if s.flag}
     settings = load_settings(flags, config_file=args.config)
     configure_logging(settings.log_level, settings.log_format)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve, settings)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -46,9 +46,7 @@ class NotFound(WakecallError, LookupError):
 class TaskNotFound(NotFound):
     def __init__(self, task_id: str):
         self.task_id = task_id
-        super().__init__(
-            f"no task with id {task_id!r}; list_tasks shows the ids of your tasks"
-        )
+        super().__init__(f"no task with id {task_id!r}; list_tasks shows the ids of your tasks")
 
 
 class RunNotFound(NotFound):

@@ -29,6 +29,7 @@ from wakecall.schedules import format_duration, parse_duration
 __all__ = [
     "MAX_METADATA_BYTES",
     "MAX_NAME_LENGTH",
+    "TERMINAL_RUN_STATUSES",
     "Action",
     "Attempt",
     "AttemptStatus",
@@ -41,7 +42,6 @@ __all__ = [
     "RetryPolicy",
     "Run",
     "RunStatus",
-    "TERMINAL_RUN_STATUSES",
     "Task",
     "TaskPatch",
     "TaskSpec",

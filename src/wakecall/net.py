@@ -323,8 +323,8 @@ def check_url(url: str, policy: OutboundPolicy, *, field: str | None = None) -> 
             _judge_literal(host, policy, field)
         raise _refuse(f"{url!r} is not a valid URL ({exc})", field) from None
     if parsed.scheme not in ("http", "https"):
-        scheme = parsed.scheme or "no scheme"
-        raise _refuse(f"the URL must start with http:// or https://, not {scheme}", field)
+        found = f"not {parsed.scheme}://" if parsed.scheme else "and has no scheme"
+        raise _refuse(f"the URL must start with http:// or https://, {found}", field)
     if parsed.userinfo:
         raise _refuse(
             "the URL carries credentials (user:password@); send them in a header such as "

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from wakecall.actions import WakeupExecutor
@@ -168,7 +169,7 @@ async def test_overlap_skip_records_a_skipped_run(rig: Rig) -> None:
 
 async def _settle(rig: Rig) -> None:
     """Wait until the loop sleeps again, with runs possibly still held by the action."""
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     await rig.engine.wait_until(rig.engine.is_settled)
 
 
@@ -218,7 +219,15 @@ async def test_overlap_allow_runs_fires_side_by_side(rig: Rig) -> None:
 
 
 @pytest.mark.parametrize(
-    "config", [EngineConfig(node_id="n", concurrency=3, poll_interval=timedelta(hours=1), prune_every=timedelta(days=1))]
+    "config",
+    [
+        EngineConfig(
+            node_id="n",
+            concurrency=3,
+            poll_interval=timedelta(hours=1),
+            prune_every=timedelta(days=1),
+        )
+    ],
 )
 async def test_the_global_concurrency_limit_holds(rig: Rig) -> None:
     rig.action.hold = True
@@ -269,7 +278,14 @@ async def test_catch_up_all_replays_each_fire_inside_the_window(rig: Rig) -> Non
 
 @pytest.mark.parametrize(
     "config",
-    [EngineConfig(node_id="n", catchup_all_cap=3, poll_interval=timedelta(hours=1), prune_every=timedelta(days=1))],
+    [
+        EngineConfig(
+            node_id="n",
+            catchup_all_cap=3,
+            poll_interval=timedelta(hours=1),
+            prune_every=timedelta(days=1),
+        )
+    ],
 )
 async def test_catch_up_all_is_capped_and_the_rest_is_missed(rig: Rig) -> None:
     task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", catchup="all"))
@@ -456,7 +472,14 @@ async def test_expires_at_before_the_first_fire_is_refused(rig: Rig) -> None:
 
 @pytest.mark.parametrize(
     "config",
-    [EngineConfig(node_id="n", max_tasks_per_owner=2, poll_interval=timedelta(hours=1), prune_every=timedelta(days=1))],
+    [
+        EngineConfig(
+            node_id="n",
+            max_tasks_per_owner=2,
+            poll_interval=timedelta(hours=1),
+            prune_every=timedelta(days=1),
+        )
+    ],
 )
 async def test_the_per_owner_task_limit_is_enforced(rig: Rig) -> None:
     await rig.engine.tasks.create(OWNER, spec())
@@ -492,4 +515,7 @@ async def test_a_run_whose_node_died_is_reaped_and_retried(rig: Rig) -> None:
     (run,) = await rig.runs(task.id)
     assert run.status == RunStatus.SUCCESS and run.attempt == 2
     attempts = await rig.store.list_attempts(None, run.id)
-    assert [(a.status, a.node) for a in attempts] == [("interrupted", "dead"), ("success", "node-a")]
+    assert [(a.status, a.node) for a in attempts] == [
+        ("interrupted", "dead"),
+        ("success", "node-a"),
+    ]

@@ -123,7 +123,9 @@ async def test_create_task_takes_every_engine_field(agent: Agent) -> None:
     assert (task["catchup"], task["catchup_window"], task["max_runs"]) == ("all", "2h", 5)
     assert task["metadata"] == {"team": "ops"} and task["callback_url"].startswith("https://")
     assert task["schedule"]["jitter"] == "5s"
-    again = await agent.call("create_task", name="other", schedule="@daily", idempotency_key="sync-1")
+    again = await agent.call(
+        "create_task", name="other", schedule="@daily", idempotency_key="sync-1"
+    )
     assert again["id"] == task["id"] and again["created"] is False
 
 
@@ -396,7 +398,9 @@ async def test_an_owner_never_sees_another_owners_tasks(rt: tuple[Runtime, FakeC
             task = await alice.call("create_task", name="secret", schedule="@daily")
     finally:
         auth_context_var.reset(token)
-    token = auth_context_var.set(AuthenticatedUser(AccessToken(token="b", client_id="bob", scopes=[])))
+    token = auth_context_var.set(
+        AuthenticatedUser(AccessToken(token="b", client_id="bob", scopes=[]))
+    )
     try:
         async with Client(server) as client:
             bob = Agent(client, runtime, clock)

@@ -527,7 +527,9 @@ async def test_claim_expired_runs_takes_only_expired_leases(store: Store) -> Non
     run_id = await fire_once(store, task)
     await start(store, run_id)
     assert await store.claim_expired_runs("n2", T0 + LEASE - timedelta(seconds=1), 10, LEASE) == []
-    assert len(await store.claim_expired_runs("n2", T0 + LEASE + timedelta(seconds=1), 10, LEASE)) == 1
+    assert (
+        len(await store.claim_expired_runs("n2", T0 + LEASE + timedelta(seconds=1), 10, LEASE)) == 1
+    )
 
 
 async def test_get_and_list_runs_are_owner_scoped_newest_first(store: Store) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -76,8 +77,8 @@ class _Flight:
 class Engine:
     """Schedules and runs tasks from one `Store`. Use as an async context manager::
 
-        async with Engine(store) as engine:
-            task, _ = await engine.tasks.create("me", TaskSpec(name="x", schedule="@every 1m"))
+    async with Engine(store) as engine:
+        task, _ = await engine.tasks.create("me", TaskSpec(name="x", schedule="@every 1m"))
     """
 
     def __init__(
@@ -122,7 +123,12 @@ class Engine:
         self.started.set()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> bool | None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
         assert self._tg is not None
         self._stopping = True
         with anyio.CancelScope(shield=True):
@@ -134,7 +140,7 @@ class Engine:
                 while self._inflight:
                     await self._wait_changed()
         self._tg.cancel_scope.cancel()
-        return await self._tg.__aexit__(*exc_info)
+        return await self._tg.__aexit__(exc_type, exc, tb)
 
     # --- hooks for the layers above -------------------------------------------------------
     def add_listener(self, listener: EventListener) -> None:

@@ -148,7 +148,7 @@ class TaskService:
 
     # --- read -----------------------------------------------------------------------------
     async def get(self, owner: str | None, task_id: str) -> Task:
-        return await self._store.get_task(owner, task_id)  # type: ignore[no-any-return]
+        return await self._store.get_task(owner, task_id)
 
     # --- change ---------------------------------------------------------------------------
     async def patch(self, owner: str, task_id: str, patch: TaskPatch) -> Task:
@@ -235,7 +235,7 @@ class TaskService:
             changes["metadata"] = patch.metadata
         updated = await self._store.update_task(owner, task_id, changes, now)
         self.engine.wake()
-        return updated  # type: ignore[no-any-return]
+        return updated
 
     async def pause(self, owner: str, task_id: str, note: str | None = None) -> Task:
         task = await self.get(owner, task_id)
@@ -243,7 +243,7 @@ class TaskService:
             raise Conflict(f"task {task.id} has ended ({task.status}); there is nothing to pause")
         if note is not None and len(note) > 2000:
             raise InvalidInput("note is longer than 2000 characters", field="note")
-        return await self._store.update_task(  # type: ignore[no-any-return]
+        return await self._store.update_task(
             owner,
             task_id,
             {"status": TaskStatus.PAUSED, "pause_note": note, "next_fire_at": None},
@@ -254,9 +254,7 @@ class TaskService:
         """Resume from now: fires missed while paused are not replayed."""
         task = await self.get(owner, task_id)
         if task.status in _ENDED:
-            raise Conflict(
-                f"task {task.id} has ended ({task.status}); create a new task instead"
-            )
+            raise Conflict(f"task {task.id} has ended ({task.status}); create a new task instead")
         now = self._now()
         from wakecall.engine.scheduler import schedule_of
 
@@ -264,7 +262,7 @@ class TaskService:
         if first is None:
             raise Conflict(
                 f"task {task.id} has no fire after now (its only fire passed while it was "
-                "paused); patch_schedule it to a new time, e.g. {\"schedule\": \"in 5m\"}"
+                'paused); patch_schedule it to a new time, e.g. {"schedule": "in 5m"}'
             )
         if task.expires_at is not None and first > task.expires_at:
             raise Conflict(
@@ -278,7 +276,7 @@ class TaskService:
             now,
         )
         self.engine.wake()
-        return updated  # type: ignore[no-any-return]
+        return updated
 
     async def delete(self, owner: str, task_id: str) -> None:
         running = await self._store.delete_task(owner, task_id)
@@ -305,7 +303,7 @@ class TaskService:
             now,
         )
         self.engine.wake()
-        return run  # type: ignore[no-any-return]
+        return run
 
     # --- wakeups --------------------------------------------------------------------------
     async def schedule_wakeup(
@@ -359,4 +357,3 @@ class TaskService:
             )
         await self.delete(owner, task_id)
         return task
-

@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -43,7 +43,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHANNEL_METHOD = "notifications/claude/channel"
+CHANNEL_METHOD: Final = "notifications/claude/channel"
 LOG_LEVELS: tuple[str, ...] = get_args(types.LoggingLevel)  # by rising severity
 SEND_TIMEOUT = 5.0
 

@@ -81,7 +81,7 @@ ScheduleArg = Annotated[
     Field(
         description=(
             "A string: cron '0 9 * * MON-FRI', '@daily', '@every 30m', 'in 5m', or an ISO-8601 "
-            "instant; or an object such as {\"type\": \"daily\", \"times\": [\"09:00\"]}"
+            'instant; or an object such as {"type": "daily", "times": ["09:00"]}'
         )
     ),
 ]
@@ -112,7 +112,7 @@ def _tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
-def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - one place for all
+def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     engine = rt.engine
     store = engine.store
 
@@ -141,7 +141,9 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
             Field(description="what a run does; default: wake the agent with the task's name"),
         ] = None,
         retry: RetryPolicy | None = None,
-        timeout: Annotated[DurationArg | None, Field(description="per attempt, e.g. '30s'")] = None,
+        timeout: Annotated[  # noqa: ASYNC109 - the task's per-attempt timeout, not ours
+            DurationArg | None, Field(description="per attempt, e.g. '30s'")
+        ] = None,
         overlap: Literal["skip", "queue", "cancel_previous", "allow"] = "skip",
         max_queued: int = 1,
         catchup: Literal["latest", "all", "skip"] = "latest",
@@ -186,7 +188,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
         task, created = await engine.tasks.create(owner, spec)
         if created:
             rt.pusher.changed(owner, task.id)
-        return await with_hint(owner, task_view(task, created=created))  # type: ignore[no-any-return]
+        return await with_hint(owner, task_view(task, created=created))
 
     @mcp.tool(
         title="Get a task",
@@ -196,7 +198,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
     async def get_task(task_id: str) -> TaskView:
         owner = rt.owner()
         task = await engine.tasks.get(owner, task_id)
-        return await with_hint(owner, task_view(task))  # type: ignore[no-any-return]
+        return await with_hint(owner, task_view(task))
 
     @mcp.tool(
         title="List tasks",
@@ -227,7 +229,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
         )
         page = tasks[:limit]
         nxt = page[-1].id if len(tasks) > limit else None
-        return await with_hint(  # type: ignore[no-any-return]
+        return await with_hint(
             owner, TaskPage(tasks=[task_view(t) for t in page], next_cursor=nxt)
         )
 
@@ -248,7 +250,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
         name: str | None = None,
         action: Action | None = None,
         retry: RetryPolicy | None = None,
-        timeout: DurationArg | None = None,
+        timeout: DurationArg | None = None,  # noqa: ASYNC109 - the task's, not ours
         overlap: Literal["skip", "queue", "cancel_previous", "allow"] | None = None,
         max_queued: int | None = None,
         catchup: Literal["latest", "all", "skip"] | None = None,
@@ -259,11 +261,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
         metadata: dict[str, Any] | None = None,
         jitter: DurationArg | None = None,
         clear: Annotated[
-            list[
-                Literal[
-                    "timeout", "max_runs", "expires_at", "callback_url", "jitter", "metadata"
-                ]
-            ]
+            list[Literal["timeout", "max_runs", "expires_at", "callback_url", "jitter", "metadata"]]
             | None,
             Field(description="fields to reset to their default (none/empty)"),
         ] = None,
@@ -299,7 +297,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
             rt.check_action(patch.action)
         task = await engine.tasks.patch(owner, task_id, patch)
         rt.pusher.changed(owner, task.id)
-        return await with_hint(owner, task_view(task))  # type: ignore[no-any-return]
+        return await with_hint(owner, task_view(task))
 
     @mcp.tool(
         title="Pause a task",
@@ -311,7 +309,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
         owner = rt.owner()
         task = await engine.tasks.pause(owner, task_id, note)
         rt.pusher.changed(owner, task.id)
-        return await with_hint(owner, task_view(task))  # type: ignore[no-any-return]
+        return await with_hint(owner, task_view(task))
 
     @mcp.tool(
         title="Resume a task",
@@ -325,7 +323,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
         owner = rt.owner()
         task = await engine.tasks.resume(owner, task_id)
         rt.pusher.changed(owner, task.id)
-        return await with_hint(owner, task_view(task))  # type: ignore[no-any-return]
+        return await with_hint(owner, task_view(task))
 
     @mcp.tool(
         title="Delete a task",
@@ -339,7 +337,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
         owner = rt.owner()
         await engine.tasks.delete(owner, task_id)
         rt.pusher.changed(owner, task_id)
-        return await with_hint(owner, DeleteResult(deleted=True, id=task_id))  # type: ignore[no-any-return]
+        return await with_hint(owner, DeleteResult(deleted=True, id=task_id))
 
     @mcp.tool(
         title="Run a task now",
@@ -382,7 +380,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
         )
         page = runs[:limit]
         nxt = page[-1].id if len(runs) > limit else None
-        return await with_hint(  # type: ignore[no-any-return]
+        return await with_hint(
             owner, RunPage(runs=[run_view(r) for r in page], next_cursor=nxt)
         )
 
@@ -421,7 +419,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
             reason=reason,
             created=receipt.created,
         )
-        return await with_hint(owner, view)  # type: ignore[no-any-return]
+        return await with_hint(owner, view)
 
     @mcp.tool(
         title="Cancel a wakeup",
@@ -432,7 +430,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:  # noqa: C901 - on
         owner = rt.owner()
         await engine.tasks.cancel_wakeup(owner, wakeup_id)
         rt.pusher.changed(owner, wakeup_id)
-        return await with_hint(owner, DeleteResult(deleted=True, id=wakeup_id))  # type: ignore[no-any-return]
+        return await with_hint(owner, DeleteResult(deleted=True, id=wakeup_id))
 
     @mcp.tool(
         title="Read events",

@@ -86,7 +86,7 @@ class TaskEnd:
 
 @dataclass(frozen=True, slots=True)
 class FirePlan:
-    """What the engine decided for one claimed task: the runs to create and how the task moves on."""
+    """What the engine decided for one claimed task: its new runs and how the task moves on."""
 
     task_id: str
     runs: Sequence[NewRun]
@@ -208,9 +208,7 @@ class Store(Protocol):
         task is absent."""
         ...
 
-    async def claim_runs(
-        self, node: str, now: datetime, limit: int, lease: timedelta
-    ) -> list[Run]:
+    async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
         """Claim up to `limit` queued runs due at or before `now` (unclaimed or with an expired
         claim), earliest due first, for `node` until `now + lease`. A task whose overlap policy
         is not `allow` yields at most one run, and none while another of its runs is running."""

@@ -383,9 +383,7 @@ class SQLiteStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = await aiosqlite.connect(
-                self.path, isolation_level=None, timeout=self.busy_timeout
-            )
+            db = await aiosqlite.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._db = db
@@ -482,7 +480,7 @@ class SQLiteStore:
             ).fetchone()
         if row is None:
             raise TaskNotFound(task_id)
-        return row  # type: ignore[no-any-return]
+        return row
 
     async def list_tasks(
         self,
@@ -542,9 +540,7 @@ class SQLiteStore:
 
         def fn(conn: sqlite3.Connection) -> Task:
             self._task_row(conn, owner, task_id)
-            conn.execute(
-                f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", (*values, task_id)
-            )
+            conn.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", (*values, task_id))
             task = _task_from_row(self._task_row(conn, owner, task_id))
             if "status" in changes and task.status == TaskStatus.EXPIRED:
                 self._announce_end_if_idle(conn, task, now)
@@ -615,19 +611,13 @@ class SQLiteStore:
                     running.setdefault(task_id, []).append(run_id)
             out = []
             for row in rows:
-                task = _task_from_row(row).replace(
-                    claimed_by=node, claim_expires_at=now + lease
-                )
-                out.append(
-                    DueTask(task, queued.get(task.id, 0), tuple(running.get(task.id, ())))
-                )
+                task = _task_from_row(row).replace(claimed_by=node, claim_expires_at=now + lease)
+                out.append(DueTask(task, queued.get(task.id, 0), tuple(running.get(task.id, ()))))
             return out
 
         return await self._tx(fn)
 
-    async def record_fires(
-        self, node: str, now: datetime, plans: Sequence[FirePlan]
-    ) -> FireResult:
+    async def record_fires(self, node: str, now: datetime, plans: Sequence[FirePlan]) -> FireResult:
         now_us = _us(now)
 
         def fn(conn: sqlite3.Connection) -> FireResult:
@@ -746,9 +736,7 @@ class SQLiteStore:
         return run if cursor.rowcount == 1 else None
 
     @staticmethod
-    def _append_event(
-        conn: sqlite3.Connection, owner: str, event: NewEvent, now_us: int
-    ) -> Event:
+    def _append_event(conn: sqlite3.Connection, owner: str, event: NewEvent, now_us: int) -> Event:
         payload = json.dumps(dict(event.payload), default=str)
         cursor = conn.execute(
             "INSERT INTO events (owner, type, task_id, run_id, created_at, payload) "
@@ -807,9 +795,7 @@ class SQLiteStore:
         await self._tx(fn)
 
     # --- runs -----------------------------------------------------------------------------
-    async def create_run(
-        self, owner: str | None, task_id: str, run: NewRun, now: datetime
-    ) -> Run:
+    async def create_run(self, owner: str | None, task_id: str, run: NewRun, now: datetime) -> Run:
         def fn(conn: sqlite3.Connection) -> Run:
             task = _task_from_row(self._task_row(conn, owner, task_id))
             created = self._insert_run(conn, task, run, now)
@@ -819,9 +805,7 @@ class SQLiteStore:
 
         return await self._tx(fn)
 
-    async def claim_runs(
-        self, node: str, now: datetime, limit: int, lease: timedelta
-    ) -> list[Run]:
+    async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
         now_us, until_us = _us(now), _us(now + lease)
 
         def fn(conn: sqlite3.Connection) -> list[Run]:
@@ -873,9 +857,7 @@ class SQLiteStore:
 
         return await self._tx(fn)
 
-    async def start_attempts(
-        self, node: str, now: datetime, run_ids: Sequence[str]
-    ) -> list[Run]:
+    async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:
             return []
         now_us = _us(now)
@@ -1110,7 +1092,9 @@ class SQLiteStore:
 
     async def get_run(self, owner: str | None, run_id: str) -> Run:
         def fn(conn: sqlite3.Connection) -> Run:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
             if row is None or (owner is not None and row[2] != owner):
                 raise RunNotFound(run_id)
             return _run_from_row(row)
