@@ -6,6 +6,8 @@ it to an agent unchanged.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class WakecallError(Exception):
     """Base of every error wakecall raises on purpose."""
@@ -93,3 +95,15 @@ class DatabaseBusy(StoreError):
 
 class UnsafeURL(InvalidInput):
     """An outgoing URL points somewhere wakecall refuses to connect to."""
+
+
+def invalid_input_from(error: ValidationError) -> InvalidInput:
+    """One readable InvalidInput out of a pydantic ValidationError."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "input"
+        msg = item["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        parts.append(f"{where}: {msg}")
+    return InvalidInput("; ".join(parts))

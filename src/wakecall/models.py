@@ -19,14 +19,16 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    ValidationError,
     field_validator,
 )
 
-from wakecall.errors import InvalidInput
+from wakecall.actions.command import CommandAction
+from wakecall.actions.webhook import WebhookAction
+from wakecall.errors import invalid_input_from
 from wakecall.schedules import format_duration, parse_duration
 
 __all__ = [
+    "CALLBACK_EVENTS",
     "MAX_METADATA_BYTES",
     "MAX_NAME_LENGTH",
     "TERMINAL_RUN_STATUSES",
@@ -34,6 +36,9 @@ __all__ = [
     "Attempt",
     "AttemptStatus",
     "CatchUp",
+    "CommandAction",
+    "Delivery",
+    "DeliveryStatus",
     "Duration",
     "Event",
     "EventType",
@@ -48,6 +53,7 @@ __all__ = [
     "TaskStatus",
     "Trigger",
     "WakeupAction",
+    "WebhookAction",
     "invalid_input_from",
 ]
 
@@ -167,7 +173,9 @@ class WakeupAction(_Model):
     context: Any = Field(None, description="any JSON, handed back at wake time")
 
 
-Action = Annotated[NoopAction | WakeupAction, Field(discriminator="type")]
+Action = Annotated[
+    NoopAction | WakeupAction | WebhookAction | CommandAction, Field(discriminator="type")
+]
 
 
 class TaskSpec(_Model):
@@ -249,18 +257,6 @@ def _check_json_size(value: Any, name: str) -> None:
     size = len(json.dumps(value, default=str))
     if size > MAX_METADATA_BYTES:
         raise ValueError(f"{name} is {size} bytes of JSON; at most {MAX_METADATA_BYTES} allowed")
-
-
-def invalid_input_from(error: ValidationError) -> InvalidInput:
-    """One readable InvalidInput out of a pydantic ValidationError."""
-    parts = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(p) for p in item["loc"]) or "input"
-        msg = item["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        parts.append(f"{where}: {msg}")
-    return InvalidInput("; ".join(parts))
 
 
 # --- records -------------------------------------------------------------------------------
@@ -350,6 +346,39 @@ class Event:
     run_id: str | None
     created_at: datetime
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # dead-lettered: retries exhausted, 410 Gone, or given up
+
+
+#: Events that go to a task's callback_url.
+CALLBACK_EVENTS = frozenset(
+    {EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.TASK_EXPIRED, EventType.WAKEUP_FIRED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event sent to one callback URL; retried until delivered or dead-lettered."""
+
+    id: str  # the `webhook-id`, stable across retries
+    owner: str
+    task_id: str | None
+    event_cursor: int
+    event_type: EventType
+    url: str
+    body: str  # the exact JSON sent on every attempt
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    last_status: int | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+    claimed_by: str | None = None
 
 
 # --- event payloads ------------------------------------------------------------------------

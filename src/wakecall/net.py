@@ -33,7 +33,7 @@ import anyio
 import httpcore2
 import httpx2
 
-from wakecall.errors import UnsafeURL
+from wakecall.errors import InvalidInput, UnsafeURL
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -92,9 +92,10 @@ class OutboundPolicy:
             try:
                 cidrs.append(ipaddress.ip_network(value, strict=False))
             except ValueError:
-                raise UnsafeURL(
-                    f"--allow-outbound {raw!r} is neither a CIDR nor the word 'loopback'",
-                    example="--allow-outbound 10.0.0.0/8 --allow-outbound loopback",
+                raise InvalidInput(
+                    f"{raw!r} is neither a CIDR nor the word 'loopback'",
+                    field="allow_outbound",
+                    example="--allow-outbound 10.0.0.0/8,loopback",
                 ) from None
         return cls(allow_loopback=allow_loopback, allow_cidrs=tuple(cidrs))
 
@@ -318,7 +319,10 @@ def check_url(url: str, policy: OutboundPolicy, *, field: str | None = None) -> 
     except httpx2.InvalidURL as exc:
         # httpx2 refuses some numeric hosts that resolvers accept (`0177.0.0.1`): judge
         # the address first so the message says what it is.
-        host = urlsplit(url).hostname or ""
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:
+            host = ""
         if host:
             _judge_literal(host, policy, field)
         raise _refuse(f"{url!r} is not a valid URL ({exc})", field) from None
@@ -456,10 +460,12 @@ class GuardedTransport(httpx2.AsyncHTTPTransport):
         limits: httpx2.Limits | None = None,
     ) -> None:
         limits = limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20)
-        super().__init__(verify=verify, trust_env=False, limits=limits)
+        ssl_context = httpx2.create_ssl_context(verify=verify, trust_env=False)
+        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
         self.backend = GuardedBackend(policy, resolver=resolver)
+        # The pool the base class built, rebuilt with the guarded network backend.
         self._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=httpx2.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -76,6 +76,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("runs_per_task", 100, int, "finished runs kept per task"),
     Setting("run_retention", timedelta(days=30), _duration, "age after which runs are pruned"),
     Setting("event_retention", timedelta(days=7), _duration, "age after which events are pruned"),
+    Setting(
+        "allow_outbound",
+        (),
+        _list,
+        "outgoing HTTP exceptions: CIDRs and/or 'loopback' (default: public addresses only)",
+    ),
+    Setting(
+        "commands",
+        (),
+        _list,
+        "executables that command actions may run (none: command actions are off)",
+    ),
+    Setting("secret_grace", timedelta(hours=24), _duration, "old callback secret keeps signing"),
+    Setting("callback_attempts", 24, int, "callback attempts before dead-lettering"),
     Setting("channel", True, _bool, "push events as Claude Code channel messages"),
     Setting("max_wait", timedelta(seconds=120), _duration, "longest get_events long poll"),
     Setting("log_level", "INFO", str, "DEBUG, INFO, WARNING or ERROR"),
@@ -102,6 +116,10 @@ class Settings:
     runs_per_task: int = 100
     run_retention: timedelta = timedelta(days=30)
     event_retention: timedelta = timedelta(days=7)
+    allow_outbound: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()
+    secret_grace: timedelta = timedelta(hours=24)
+    callback_attempts: int = 24
     channel: bool = True
     max_wait: timedelta = timedelta(seconds=120)
     log_level: str = "INFO"

@@ -62,7 +62,7 @@ async def _serve(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Loo
     tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     server = LoopbackServer(port=tcp.extra(anyio.abc.SocketAttribute.local_port))
     if ssl_context is not None:
-        ssl_context.sni_callback = lambda _obj, name, _ctx: server.sni.append(name)  # type: ignore[assignment,misc]
+        ssl_context.sni_callback = lambda _obj, name, _ctx: server.sni.append(name)
         listener = TLSListener(tcp, ssl_context, standard_compatible=False)
     else:
         listener = tcp
@@ -152,9 +152,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
                 ),
                 critical=False,
             )
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
                 critical=False,

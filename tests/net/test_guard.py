@@ -120,8 +120,12 @@ def test_allow_values_accept_ipv6_cidrs_and_single_addresses() -> None:
 
 
 def test_an_allow_value_that_is_no_cidr_is_refused_with_an_example() -> None:
-    with pytest.raises(UnsafeURL, match="--allow-outbound 10.0.0.0/8"):
+    with pytest.raises(InvalidInput) as caught:
         OutboundPolicy.parse_allow(["intranet"])
+    assert str(caught.value) == (
+        "allow_outbound: 'intranet' is neither a CIDR nor the word 'loopback' "
+        "Example: --allow-outbound 10.0.0.0/8,loopback"
+    )
 
 
 @pytest.mark.parametrize(
@@ -174,6 +178,11 @@ def test_hosts_written_as_blocked_addresses_are_refused_in_every_literal_form(
         ("http://exa$mple.com/", "not a valid host name"),
         ("https://example.com/" + "a" * 2100, "at most 2048"),
         ("http://134744072/", "write it as 8.8.8.8"),
+        ("http://[::1/", "not a valid URL"),
+        ("http://[zz]/", "not a valid URL"),
+        ("http://a:b:c/", "not a valid URL"),
+        ("http://%zz/", "not a valid host name"),
+        ("//example.com/", "has no scheme"),
     ],
 )
 def test_malformed_urls_are_refused_with_an_example_of_a_valid_one(
@@ -239,8 +248,6 @@ def test_a_refusal_names_the_field_it_is_about() -> None:
         ("1e100.net", None),
     ],
 )
-def test_numeric_hosts_are_read_the_way_resolvers_read_them(
-    host: str, address: str | None
-) -> None:
+def test_numeric_hosts_are_read_the_way_resolvers_read_them(host: str, address: str | None) -> None:
     parsed = parse_ipv4_literal(host)
     assert (None if parsed is None else str(parsed)) == address

@@ -76,6 +76,8 @@ async def test_all_tools_are_listed_with_descriptions_and_examples(agent: Agent)
         "cancel_wakeup",
         "get_events",
         "preview_schedule",
+        "list_deliveries",
+        "redeliver",
     }
     for tool in tools.values():
         assert tool.description and "Example" in tool.description, tool.name

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from wakecall.clock import Clock
-from wakecall.models import Run, Task
+if TYPE_CHECKING:
+    from wakecall.clock import Clock
+    from wakecall.models import Run, Task
 
 __all__ = ["ActionContext", "ActionFailed", "Executor", "Executors"]
 

@@ -23,8 +23,7 @@ import anyio.abc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wakecall.actions.base import ActionContext, ActionFailed
-from wakecall.errors import InvalidInput
-from wakecall.models import invalid_input_from
+from wakecall.errors import InvalidInput, invalid_input_from
 
 __all__ = [
     "CommandAction",
@@ -39,10 +38,13 @@ log = logging.getLogger(__name__)
 MAX_ARGS = 256
 MAX_ARG_LENGTH = 8192
 MAX_ENV_VARS = 100
+KILL_WAIT = 5.0  # seconds to wait for a SIGKILLed group to disappear
 #: Variables that would let a task load code into an allowed executable.
 _REFUSED_ENV_PREFIXES = ("LD_", "DYLD_")
-_ENABLE_HINT = "the operator can enable them with --enable-commands --allow-command NAME"
-_EXAMPLE = '{"type": "command", "argv": ["backup", "--quick"], "cwd": "/srv/data"}'
+_ENABLE_HINT = (
+    "the operator can enable them by listing the executables they may run with "
+    "--commands NAME[,NAME...] (or WAKECALL_COMMANDS)"
+)
 
 
 class CommandAction(BaseModel):
@@ -154,7 +156,7 @@ def validate_command(action: CommandAction | Mapping[str, Any], policy: CommandP
         listed = ", ".join(policy.allow) if policy.allow else "nothing yet"
         raise _refused(
             f"{program!r} is not on this server's command allow-list ({listed}); the operator "
-            f"can allow it with --allow-command {program}"
+            f"can allow it by adding {program} to --commands (or WAKECALL_COMMANDS)"
         )
     if executable is None or not os.access(executable, os.X_OK) or os.path.isdir(executable):
         raise _refused(f"{program!r} is allowed but is not an executable file on this server")
@@ -231,19 +233,28 @@ def _group_has_live_members(pgid: int) -> bool:
     return False
 
 
+async def _group_gone(process: anyio.abc.Process, pgid: int) -> None:
+    """Return once the command's process has exited and no live process is left in its group."""
+    if process.returncode is None:
+        await process.wait()
+    # Nothing signals when the command's own children exit: poll the group.
+    while _group_has_live_members(pgid):  # noqa: ASYNC110
+        await anyio.sleep(0.02)
+
+
 async def _end_group(process: anyio.abc.Process, pgid: int, grace: float) -> None:
-    """Terminate every process in the group and reap the command's own process."""
+    """Terminate every process in the group (SIGTERM, then SIGKILL after `grace` seconds),
+    wait until they are gone, and reap the command's own process."""
     if _group_has_live_members(pgid):
         _signal_group(pgid, signal.SIGTERM)
         with anyio.move_on_after(grace):
-            if process.returncode is None:
-                await process.wait()
-            # Nothing signals when the command's own children exit: poll the group.
-            while _group_has_live_members(pgid):  # noqa: ASYNC110
-                await anyio.sleep(0.02)
+            await _group_gone(process, pgid)
         if _group_has_live_members(pgid):
             log.info("process group %d outlived SIGTERM; sending SIGKILL", pgid)
             _signal_group(pgid, signal.SIGKILL)
+            # SIGKILL cannot be caught, but it takes effect asynchronously.
+            with anyio.move_on_after(KILL_WAIT):
+                await _group_gone(process, pgid)
     if process.returncode is None:
         await process.wait()
 
@@ -269,15 +280,18 @@ class CommandExecutor:
             raise ActionFailed(str(exc)) from None
         program = action.argv[0]
         try:
-            process = await anyio.open_process(
-                [executable, *action.argv[1:]],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=action.cwd,
-                env={**minimal_environment(), **action.env},
-                start_new_session=True,
-            )
+            # Shielded: a cancellation arriving mid-spawn is handled below, once the process
+            # group exists and can be ended as a whole.
+            with anyio.CancelScope(shield=True):
+                process = await anyio.open_process(
+                    [executable, *action.argv[1:]],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=action.cwd,
+                    env={**minimal_environment(), **action.env},
+                    start_new_session=True,
+                )
         except OSError as exc:
             where = f" in {action.cwd}" if action.cwd else ""
             raise ActionFailed(

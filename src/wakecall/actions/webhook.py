@@ -19,8 +19,7 @@ import httpx2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wakecall.actions.base import ActionContext, ActionFailed
-from wakecall.errors import UnsafeURL
-from wakecall.models import invalid_input_from
+from wakecall.errors import UnsafeURL, invalid_input_from
 from wakecall.net import MAX_URL_LENGTH, OutboundPolicy, check_url
 
 __all__ = ["WebhookAction", "WebhookExecutor", "validate_webhook"]
@@ -177,12 +176,13 @@ class WebhookExecutor:
             "body": _decode_body(response, raw, truncated),
             "truncated": truncated,
         }
-        log.debug("webhook %s %s answered %d", action.method, url, status)
+        log.debug(
+            "webhook %s %s answered %d", action.method, url, status, extra={"action": "webhook"}
+        )
         if 200 <= status < 300:
             return output
         if 300 <= status < 400:
-            location = response.headers.get("location")
-            target = str(response.url.join(location)) if location else "no Location header"
+            target = _redirect_target(response)
             raise ActionFailed(
                 f"HTTP {status} from {url}: redirects are not followed (it pointed to "
                 f"{target}); put the final URL in the task's action",
@@ -208,6 +208,16 @@ class WebhookExecutor:
             return f"{action.timeout:g}s"
         configured = getattr(self.client.timeout, phase)
         return f"{configured:g}s" if configured is not None else "the time allowed"
+
+
+def _redirect_target(response: httpx2.Response) -> str:
+    location = response.headers.get("location")
+    if not location:
+        return "no Location header"
+    try:
+        return str(response.url.join(location))
+    except httpx2.InvalidURL:
+        return repr(location)
 
 
 def _is_json(content_type: str) -> bool:

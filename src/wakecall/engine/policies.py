@@ -149,7 +149,7 @@ def plan_fires(
             end = TaskEnd(TaskStatus.EXPIRED, "max_runs_reached")
     if task.expires_at is not None:
         to_run = [f for f in to_run if f <= task.expires_at]
-        if end is None and (nxt is None or nxt > task.expires_at):
+        if end is None and nxt is not None and nxt > task.expires_at:
             end = TaskEnd(TaskStatus.EXPIRED, "expired_at_reached")
     if end is None and nxt is None:
         end = TaskEnd(TaskStatus.COMPLETED, None)

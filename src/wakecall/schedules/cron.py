@@ -87,7 +87,7 @@ DAY_OF_WEEK = _FieldSpec("day-of-week", 0, 7, DAY_NAMES, 0)
 
 def _error(spec: _FieldSpec, term: str, why: str) -> InvalidSchedule:
     return InvalidSchedule(
-        f"{spec.name} field {term!r} {why}", field="schedule", example=CRON_EXAMPLE
+        f"{spec.name} field {term!r} {why}.", field="schedule", example=CRON_EXAMPLE
     )
 
 
@@ -216,7 +216,7 @@ class CronPattern:
             raise InvalidSchedule(
                 f"cron expression {text!r} has {len(fields)} field"
                 f"{'' if len(fields) == 1 else 's'}; it needs 5 (minute hour day-of-month "
-                "month day-of-week) or 6 (second first)",
+                "month day-of-week) or 6 (second first).",
                 field="schedule",
                 example=CRON_EXAMPLE,
             )
@@ -259,7 +259,7 @@ class CronPattern:
             months = ", ".join(MONTH_WORDS[m - 1] for m in sorted(self.months))
             raise InvalidSchedule(
                 f"cron expression {self.expression!r} never fires: no day-of-month "
-                f"{min(self.days)} in {months}",
+                f"{min(self.days)} in {months}.",
                 field="schedule",
                 example='"0 0 28 2 *" (February 28) or "0 0 L 2 *" (last day of February)',
             )
@@ -402,8 +402,23 @@ class CronPattern:
         return min(gaps)
 
     def describe(self) -> str:
-        parts = [self._describe_time(), self._describe_days(), self._describe_months()]
-        return " ".join(p for p in parts if p)
+        time_text = self._describe_time()
+        day_text = self._describe_days()
+        month_text = self._describe_months()
+        extras = self.extras
+        if (
+            len(self.days) == 1
+            and len(self.months) == 1
+            and len(self.weekdays) == 7
+            and self.day_and
+            and not (extras.last_day or extras.last_weekday or extras.last_dows)
+            and not extras.nth_dows
+        ):
+            (day,), (month,) = self.days, self.months
+            day_text, month_text = f"on {MONTH_WORDS[month - 1]} {day}", ""
+        if not day_text and not month_text and time_text.startswith("at ") and ":" in time_text:
+            day_text = "every day"
+        return " ".join(p for p in (time_text, day_text, month_text) if p)
 
     def _describe_time(self) -> str:
         raw_second, raw_minute, raw_hour = self.fields[:3]
@@ -420,31 +435,30 @@ class CronPattern:
         all_hours = len(hours) == 24
         if seconds == {0} and minutes == {0} and all_hours:
             return "every hour"
-        if seconds == {0} and minutes == {0}:
-            return "at minute 0 of hours " + _runs(hours, str)
         parts = []
         if seconds != {0}:
             if len(seconds) == 60:
                 parts.append("every second")
-            elif raw_second.startswith("*/"):
-                parts.append(f"every {raw_second[2:]} seconds")
+            elif step := _star_step(raw_second):
+                parts.append(f"every {step} seconds")
             else:
                 parts.append("at second" + _plural(seconds) + " " + _runs(seconds, str))
         if len(minutes) == 60:
             if not parts:
                 parts.append("every minute")
-        elif raw_minute.startswith("*/"):
-            parts.append(("of " if parts else "") + f"every {raw_minute[2:]} minutes")
+        elif step := _star_step(raw_minute):
+            parts.append(("of " if parts else "") + f"every {step} minutes")
         else:
             parts.append(
                 ("of minute" if parts else "at minute")
                 + _plural(minutes)
                 + " "
                 + _runs(minutes, str)
+                + (" of every hour" if all_hours else "")
             )
         if not all_hours:
-            if raw_hour.startswith("*/"):
-                parts.append(f"during every {raw_hour[2:]} hours")
+            if step := _star_step(raw_hour):
+                parts.append(f"during every {_ordinal(step)} hour")
             else:
                 parts.append("during hour" + _plural(hours) + " " + _runs(hours, str))
         return " ".join(parts)
@@ -452,20 +466,20 @@ class CronPattern:
     def _describe_days(self) -> str:
         extras = self.extras
         dom_parts = []
-        if len(self.days) < 31 or self.fields[3] not in ("*", "?"):
-            if self.days and len(self.days) < 31:
+        if self.days and len(self.days) < 31:
+            if step := _star_step(self.fields[3]):
+                dom_parts.append(f"every {_ordinal(step)} day of the month")
+            else:
                 dom_parts.append(
                     "day" + _plural(self.days) + " " + _runs(self.days, str) + " of the month"
                 )
-            if extras.last_day:
-                dom_parts.append("the last day of the month")
-            if extras.last_weekday:
-                dom_parts.append("the last weekday of the month")
+        if extras.last_day:
+            dom_parts.append("the last day of the month")
+        if extras.last_weekday:
+            dom_parts.append("the last weekday of the month")
         dow_parts = []
-        if len(self.weekdays) < 7 and self.weekdays:
+        if self.weekdays and len(self.weekdays) < 7:
             dow_parts.append(_runs(self.weekdays, lambda d: DAY_WORDS[d]))
-        elif len(self.weekdays) == 7 and self.fields[5] not in ("*", "?"):
-            dow_parts.append("every day of the week")
         for day in sorted(extras.last_dows):
             dow_parts.append(f"the last {DAY_WORDS[day]} of the month")
         for day, nth in sorted(extras.nth_dows):
@@ -476,16 +490,30 @@ class CronPattern:
             if self.day_and:
                 return f"on {dom_text} if it is {dow_text}"
             return f"on {dom_text} or on {dow_text}"
-        if dom_text:
-            return "on " + dom_text
-        if dow_text:
-            return "on " + dow_text
+        if dom_text or dow_text:
+            return "on " + (dom_text or dow_text)
         return ""
 
     def _describe_months(self) -> str:
         if len(self.months) == 12:
             return ""
         return "in " + _runs(self.months, lambda m: MONTH_WORDS[m - 1])
+
+
+def _star_step(raw: str) -> int | None:
+    """n when a field is exactly ``*/n``."""
+    if raw.startswith(("*/", "?/")) and raw[2:].isdigit():
+        return int(raw[2:])
+    return None
+
+
+def _ordinal(number: int) -> str:
+    if number == 1:
+        return ""
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
 
 
 _ORDINALS = ("", "first", "second", "third", "fourth", "fifth")

@@ -66,27 +66,27 @@ def read_duration(value: object, field: str, error: type[InvalidInput]) -> timed
     if isinstance(value, timedelta):
         if value < timedelta(0):
             raise error(
-                f"must not be negative, got {format_duration(value)}",
+                f"must not be negative, got {format_duration(value)}.",
                 field=field,
                 example=DURATION_EXAMPLE,
             )
         return _bounded(value // timedelta(microseconds=1), field, error)
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise error(
-            f"must be a duration, got {type(value).__name__}",
+            f"must be a duration, got {type(value).__name__}.",
             field=field,
             example=DURATION_EXAMPLE,
         )
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
             raise error(
-                f"must be a finite number of seconds, got {value!r}",
+                f"must be a finite number of seconds, got {value!r}.",
                 field=field,
                 example=DURATION_EXAMPLE,
             )
         if value < 0:
             raise error(
-                f"must not be negative, got {value!r}", field=field, example=DURATION_EXAMPLE
+                f"must not be negative, got {value!r}.", field=field, example=DURATION_EXAMPLE
             )
         if value > _MAX_MICROSECONDS // 1_000_000:
             return _bounded(_MAX_MICROSECONDS + 1, field, error)
@@ -97,15 +97,15 @@ def read_duration(value: object, field: str, error: type[InvalidInput]) -> timed
 def _parse_text(text: str, field: str, error: type[InvalidInput]) -> timedelta:
     if len(text) > _MAX_TEXT:
         raise error(
-            f"is {len(text)} characters long; a duration is at most {_MAX_TEXT}",
+            f"is {len(text)} characters long; a duration is at most {_MAX_TEXT}.",
             field=field,
             example=DURATION_EXAMPLE,
         )
     stripped = text.strip()
     if not stripped:
-        raise error("is empty", field=field, example=DURATION_EXAMPLE)
+        raise error("is empty.", field=field, example=DURATION_EXAMPLE)
     if stripped.startswith("-"):
-        raise error(f"must not be negative, got {text!r}", field=field, example=DURATION_EXAMPLE)
+        raise error(f"must not be negative, got {text!r}.", field=field, example=DURATION_EXAMPLE)
     plain = _PLAIN_NUMBER.fullmatch(stripped)
     if plain:
         return _bounded(round(float(plain.group(1)) * 1_000_000), field, error)
@@ -116,7 +116,7 @@ def _parse_text(text: str, field: str, error: type[InvalidInput]) -> timedelta:
         part = _PART.match(lowered, position)
         if part is None or part.group(2) not in _UNIT_MICROSECONDS:
             raise error(
-                f"could not read {text!r} as a duration",
+                f"could not read {text!r} as a duration.",
                 field=field,
                 example=DURATION_EXAMPLE,
             )
@@ -128,7 +128,7 @@ def _parse_text(text: str, field: str, error: type[InvalidInput]) -> timedelta:
 
 def _bounded(microseconds: int, field: str, error: type[InvalidInput]) -> timedelta:
     if microseconds > _MAX_MICROSECONDS:
-        raise error("is longer than 100 years", field=field, example=DURATION_EXAMPLE)
+        raise error("is longer than 100 years.", field=field, example=DURATION_EXAMPLE)
     return timedelta(microseconds=microseconds)
 
 

@@ -160,16 +160,29 @@ class Timeline:
                     found.append((at, new))
         return offset, found
 
-    def second_occurrence_end(self, instant: int) -> int | None:
-        """If ``instant`` lies in the second pass of a repeated wall-clock stretch (clocks went
-        back), the wall time at which the repetition ends; otherwise None."""
-        changes = self.changes_between(instant - DAY, instant)[1]
-        if changes:
-            at, new = changes[-1]
-            before = self._offset(at - 1)
-            if before > new and instant < at + (before - new):
-                return at + before
-        return None
+    def last_change(self, instant: int) -> tuple[int, int, int] | None:
+        """``(at, offset before, offset after)`` of the last change at or before ``instant``,
+        looking back at least one stretch (~388 days); None when there is none that recent."""
+        index = instant >> _CHUNK_BITS
+        first, changes = self._chunk(index)
+        found = None
+        before = None
+        for at, new in changes:
+            if at > instant:
+                break
+            found, before = (at, new), first if found is None else found[1]
+        if found is None:
+            previous_first, previous = self._chunk(index - 1)
+            if not previous:
+                return None
+            found = previous[-1]
+            before = previous[-2][1] if len(previous) > 1 else previous_first
+            if found[0] == (index - 1) << _CHUNK_BITS:
+                before = self._offset(found[0] - 1)
+        elif found == changes[0] and found[0] == index << _CHUNK_BITS:
+            before = self._offset(found[0] - 1)
+        assert before is not None
+        return found[0], before, found[1]
 
     def fold0_instant(self, wall: int) -> int:
         """The instant a fixed-time job set for ``wall`` fires: the first instant showing that
@@ -209,6 +222,16 @@ def timeline_for(name: str) -> Timeline | None:
     return timeline
 
 
+def _repeat_end(change: tuple[int, int, int] | None, instant: int) -> int | None:
+    """The wall time ending the repeated stretch ``instant`` is the second pass of, or None."""
+    if change is None:
+        return None
+    at, before, after = change
+    if before > after and instant < at + (before - after):
+        return at + before
+    return None
+
+
 def next_fire(pattern: Pattern, timeline: Timeline | None, fixed: bool, after: int) -> int | None:
     """The first fire instant strictly after the instant ``after``, or None within the horizon."""
     start = after + 1
@@ -218,11 +241,15 @@ def next_fire(pattern: Pattern, timeline: Timeline | None, fixed: bool, after: i
     if timeline is None:
         return pattern.next_match(start, horizon)
     if fixed:
-        repeat_end = timeline.second_occurrence_end(after)
-        low = repeat_end if repeat_end is not None else start + timeline.offset_at(after)
+        offset, end = timeline.segment_forward(after)
+        repeat_end = _repeat_end(timeline.last_change(after), after)
+        low = repeat_end if repeat_end is not None else start + offset
         wall = pattern.next_match(low, horizon + DAY)
         if wall is None:
             return None
+        if wall - offset < end:
+            # same offset as `after`, past any repeated stretch: the wall time's only instant
+            return wall - offset
         return timeline.fold0_instant(wall)
     low = start
     while low < horizon:
@@ -243,11 +270,19 @@ def latest_fire(pattern: Pattern, timeline: Timeline | None, fixed: bool, at: in
     if timeline is None:
         return pattern.prev_match(at, floor)
     if fixed:
-        repeat_end = timeline.second_occurrence_end(at)
-        high = repeat_end - 1 if repeat_end is not None else at + timeline.offset_at(at)
+        change = timeline.last_change(at)
+        offset = change[2] if change is not None else timeline.offset_at(at)
+        repeat_end = _repeat_end(change, at)
+        high = repeat_end - 1 if repeat_end is not None else at + offset
         wall = pattern.prev_match(high, floor - DAY)
         if wall is None:
             return None
+        instant = wall - offset
+        # without a recent change the offset has held since at least the previous stretch
+        since = change[0] if change is not None else ((at >> _CHUNK_BITS) - 1) << _CHUNK_BITS
+        if instant >= since and _repeat_end(change, instant) is None:
+            # same offset as `at`, and not the second pass of a repeated stretch
+            return instant
         return timeline.fold0_instant(wall)
     high = at
     while high >= floor:

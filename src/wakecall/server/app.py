@@ -27,10 +27,21 @@ from pydantic import AnyHttpUrl, BaseModel
 from starlette.applications import Starlette
 
 from wakecall import __version__
+from wakecall.actions import default_executors
+from wakecall.actions.command import (
+    CommandAction,
+    CommandExecutor,
+    CommandPolicy,
+    validate_command,
+)
+from wakecall.actions.webhook import WebhookAction, WebhookExecutor, validate_webhook
 from wakecall.clock import Clock
 from wakecall.delivery import Inbox
+from wakecall.delivery.callbacks import CallbackDispatcher
+from wakecall.delivery.signing import new_secret
 from wakecall.engine import Engine, EngineConfig
 from wakecall.errors import InvalidInput
+from wakecall.net import OutboundPolicy, build_http_client, check_url
 from wakecall.server.auth import StaticTokenVerifier, current_owner
 from wakecall.server.push import Pusher, SessionRegistry
 from wakecall.server.resources import register_resources
@@ -62,6 +73,8 @@ class Runtime:
     pusher: Pusher
     registry: SessionRegistry
     bus: InMemorySubscriptionBus
+    callbacks: CallbackDispatcher
+    outbound: OutboundPolicy
 
     def owner(self) -> str:
         return current_owner(self.settings.owner)
@@ -75,9 +88,27 @@ class Runtime:
                 f"{', '.join(sorted(self.engine.executors))}",
                 field="action.type",
             )
-        validate = getattr(self.engine.executors[kind], "validate", None)
-        if validate is not None:
-            validate(action)
+        if isinstance(action, WebhookAction):
+            validate_webhook(action, self.outbound)
+        elif isinstance(action, CommandAction):
+            validate_command(action, self.command_policy)
+
+    @property
+    def command_policy(self) -> CommandPolicy:
+        return CommandPolicy(enabled=bool(self.settings.commands), allow=self.settings.commands)
+
+    def check_callback_url(self, url: str | None) -> None:
+        if url is not None:
+            check_url(url, self.outbound, field="callback_url")
+
+    async def issue_secret(self, task_id: str, *, rotate: bool) -> str:
+        """A new signing secret for the task's callbacks (shown to the caller once). On a
+        rotation the previous secrets keep signing for the configured grace period."""
+        now = self.engine.clock.now()
+        secret = new_secret()
+        retire = now + self.settings.secret_grace if rotate else now
+        await self.engine.store.add_callback_secret(task_id, secret, now, retire)
+        return secret
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -107,24 +138,47 @@ async def open_runtime(
     own_store = store is None
     if store is None:
         store = open_store(settings.store_path)
+    outbound = OutboundPolicy.parse_allow(settings.allow_outbound)
     await store.open()
     try:
-        async with Engine(
-            store, clock=clock, config=config or engine_config(settings), executors=executors
-        ) as engine:
-            registry = SessionRegistry()
-            bus = InMemorySubscriptionBus()
-            pusher = Pusher(bus, registry, channel=settings.channel)
-            engine.add_listener(pusher.on_events)
-            rt = Runtime(engine, settings, Inbox(engine), pusher, registry, bus)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(pusher.run, name="wakecall-push")
-                try:
-                    yield rt
-                finally:
-                    engine.remove_listener(pusher.on_events)
-                    pusher.close()
-                    tg.cancel_scope.cancel()
+        async with build_http_client(outbound) as client:
+            if executors is None:
+                executors = {
+                    **default_executors(),
+                    "webhook": WebhookExecutor(client),
+                    "command": CommandExecutor(
+                        CommandPolicy(enabled=bool(settings.commands), allow=settings.commands)
+                    ),
+                }
+            async with Engine(
+                store, clock=clock, config=config or engine_config(settings), executors=executors
+            ) as engine:
+                registry = SessionRegistry()
+                bus = InMemorySubscriptionBus()
+                pusher = Pusher(bus, registry, channel=settings.channel)
+                callbacks = CallbackDispatcher(
+                    store,
+                    client,
+                    clock=engine.clock,
+                    node=engine.node,
+                    max_attempts=settings.callback_attempts,
+                    poll_interval=engine.config.poll_interval,
+                )
+                engine.add_listener(pusher.on_events)
+                engine.add_listener(callbacks.on_events)
+                rt = Runtime(
+                    engine, settings, Inbox(engine), pusher, registry, bus, callbacks, outbound
+                )
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(pusher.run, name="wakecall-push")
+                    tg.start_soon(callbacks.run, name="wakecall-callbacks")
+                    try:
+                        yield rt
+                    finally:
+                        engine.remove_listener(pusher.on_events)
+                        engine.remove_listener(callbacks.on_events)
+                        pusher.close()
+                        tg.cancel_scope.cancel()
     finally:
         if own_store:
             await store.close()

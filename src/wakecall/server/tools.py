@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from wakecall.errors import InvalidInput, WakecallError
 from wakecall.models import (
     Action,
+    DeliveryStatus,
     RetryPolicy,
     RunStatus,
     TaskPatch,
@@ -26,6 +27,8 @@ from wakecall.models import (
 from wakecall.schedules import parse_schedule, preview
 from wakecall.server.views import (
     DeleteResult,
+    DeliveryPage,
+    DeliveryView,
     EventPage,
     FireTime,
     PreviewView,
@@ -34,6 +37,7 @@ from wakecall.server.views import (
     TaskPage,
     TaskView,
     WakeupView,
+    delivery_view,
     event_view,
     run_view,
     task_view,
@@ -185,10 +189,15 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
                 fields[key] = value
         spec = TaskSpec.model_validate(fields)
         rt.check_action(spec.action)
+        rt.check_callback_url(spec.callback_url)
         task, created = await engine.tasks.create(owner, spec)
+        secret = None
         if created:
+            if task.callback_url:
+                secret = await rt.issue_secret(task.id, rotate=False)
             rt.pusher.changed(owner, task.id)
-        return await with_hint(owner, task_view(task, created=created))
+        view = task_view(task, created=created, callback_secret=secret)
+        return await with_hint(owner, view)
 
     @mcp.tool(
         title="Get a task",
@@ -229,9 +238,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         )
         page = tasks[:limit]
         nxt = page[-1].id if len(tasks) > limit else None
-        return await with_hint(
-            owner, TaskPage(tasks=[task_view(t) for t in page], next_cursor=nxt)
-        )
+        return await with_hint(owner, TaskPage(tasks=[task_view(t) for t in page], next_cursor=nxt))
 
     @mcp.tool(
         title="Change a task",
@@ -260,6 +267,13 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         callback_url: str | None = None,
         metadata: dict[str, Any] | None = None,
         jitter: DurationArg | None = None,
+        rotate_callback_secret: Annotated[
+            bool,
+            Field(
+                description="issue a new signing secret (shown once); the old one keeps "
+                "signing for a grace period"
+            ),
+        ] = False,
         clear: Annotated[
             list[Literal["timeout", "max_runs", "expires_at", "callback_url", "jitter", "metadata"]]
             | None,
@@ -292,12 +306,19 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             if name_ in given:
                 raise InvalidInput(f"{name_} is both given and cleared; choose one")
             given[name_] = {} if name_ == "metadata" else None
+        if rotate_callback_secret and not given:
+            given = {"name": (await engine.tasks.get(owner, task_id)).name}
         patch = TaskPatch.model_validate(given)
         if patch.action is not None:
             rt.check_action(patch.action)
+        rt.check_callback_url(patch.callback_url)
+        before = await engine.tasks.get(owner, task_id)
         task = await engine.tasks.patch(owner, task_id, patch)
+        secret = None
+        if task.callback_url and (rotate_callback_secret or not before.callback_url):
+            secret = await rt.issue_secret(task.id, rotate=rotate_callback_secret)
         rt.pusher.changed(owner, task.id)
-        return await with_hint(owner, task_view(task))
+        return await with_hint(owner, task_view(task, callback_secret=secret))
 
     @mcp.tool(
         title="Pause a task",
@@ -380,9 +401,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         )
         page = runs[:limit]
         nxt = page[-1].id if len(runs) > limit else None
-        return await with_hint(
-            owner, RunPage(runs=[run_view(r) for r in page], next_cursor=nxt)
-        )
+        return await with_hint(owner, RunPage(runs=[run_view(r) for r in page], next_cursor=nxt))
 
     @mcp.tool(
         title="Wake me later",
@@ -483,3 +502,44 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             timezone=shown.timezone,
             fires=[FireTime(local=f.local, utc=f.utc) for f in shown.fires],
         )
+
+    @mcp.tool(
+        title="List callback deliveries",
+        description=(
+            "Webhook callbacks of your tasks, newest first: pending (being retried), delivered, "
+            'or failed (dead-lettered, see last_error). Example: {"status": "failed"}'
+        ),
+    )
+    @_tool_errors
+    async def list_deliveries(
+        status: Literal["pending", "delivered", "failed"] | None = None,
+        task_id: str | None = None,
+        cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+    ) -> DeliveryPage:
+        owner = rt.owner()
+        found = await store.list_deliveries(
+            owner,
+            status=None if status is None else DeliveryStatus(status),
+            task_id=task_id,
+            before=cursor,
+            limit=limit + 1,
+        )
+        page = found[:limit]
+        nxt = page[-1].id if len(found) > limit else None
+        view = DeliveryPage(deliveries=[delivery_view(d) for d in page], next_cursor=nxt)
+        return await with_hint(owner, view)
+
+    @mcp.tool(
+        title="Send a callback again",
+        description=(
+            "Queue a callback delivery again now (for example a dead-lettered one after the "
+            'receiver is fixed); same webhook-id. Example: {"delivery_id": "msg_01…"}'
+        ),
+    )
+    @_tool_errors
+    async def redeliver(delivery_id: str) -> DeliveryView:
+        owner = rt.owner()
+        delivery = await store.redeliver(owner, delivery_id, engine.clock.now())
+        rt.callbacks.wake()
+        return delivery_view(delivery)

@@ -11,12 +11,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from wakecall.engine.scheduler import schedule_of
-from wakecall.models import Event, Run, Task
+from wakecall.models import Delivery, Event, Run, Task
 from wakecall.schedules import format_duration
 from wakecall.schedules import preview as preview_schedule
 
 __all__ = [
     "DeleteResult",
+    "DeliveryPage",
+    "DeliveryView",
     "EventPage",
     "EventView",
     "FireTime",
@@ -26,6 +28,7 @@ __all__ = [
     "TaskPage",
     "TaskView",
     "WakeupView",
+    "delivery_view",
     "event_view",
     "run_view",
     "task_view",
@@ -137,6 +140,27 @@ class PreviewView(BaseModel):
     fires: list[FireTime]
 
 
+class DeliveryView(BaseModel):
+    id: str = Field(description="the webhook-id, the same on every attempt")
+    task_id: str | None
+    event: str
+    event_cursor: int
+    url: str
+    status: str = Field(description="pending, delivered or failed (dead-lettered)")
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryPage(BaseModel):
+    deliveries: list[DeliveryView] = Field(description="newest first")
+    next_cursor: str | None
+    hint: str | None = None
+
+
 class DeleteResult(BaseModel):
     deleted: bool
     id: str
@@ -216,4 +240,21 @@ def event_view(event: Event) -> EventView:
         run_id=event.run_id,
         created_at=event.created_at,
         payload=event.payload,
+    )
+
+
+def delivery_view(delivery: Delivery) -> DeliveryView:
+    return DeliveryView(
+        id=delivery.id,
+        task_id=delivery.task_id,
+        event=str(delivery.event_type),
+        event_cursor=delivery.event_cursor,
+        url=delivery.url,
+        status=str(delivery.status),
+        attempts=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at,
+        last_status=delivery.last_status,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at,
+        delivered_at=delivery.delivered_at,
     )

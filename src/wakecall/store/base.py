@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 from wakecall.models import (
     AttemptStatus,
+    Delivery,
+    DeliveryStatus,
     Event,
     EventType,
     Run,
@@ -289,6 +291,65 @@ class Store(Protocol):
 
     async def latest_cursor(self, owner: str) -> int:
         """The owner's newest event cursor, 0 when there is none."""
+        ...
+
+    # --- callbacks ------------------------------------------------------------------------
+    # Every event appended for a task that has a `callback_url` (of the types in
+    # `CALLBACK_EVENTS`) creates a pending `Delivery` in the same transaction, with the body
+    # `{"event", "timestamp", **payload}` fixed once.
+
+    async def add_callback_secret(
+        self, task_id: str, secret: str, now: datetime, retire_others_at: datetime | None
+    ) -> None:
+        """Store a new signing secret for the task; the task's other live secrets stop signing
+        at `retire_others_at` (now when None)."""
+        ...
+
+    async def callback_secrets(self, task_id: str, now: datetime) -> list[str]:
+        """The task's secrets that still sign at `now`, newest first."""
+        ...
+
+    async def claim_deliveries(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[Delivery]:
+        """Claim up to `limit` pending deliveries due at or before `now` (unclaimed or with an
+        expired claim), earliest first, for `node` until `now + lease`."""
+        ...
+
+    async def finish_delivery(
+        self,
+        node: str,
+        delivery_id: str,
+        now: datetime,
+        *,
+        delivered: bool,
+        retry_at: datetime | None,
+        status_code: int | None,
+        error: str | None,
+    ) -> Delivery | None:
+        """Record one attempt by its claimant: delivered; or pending again at `retry_at`; or
+        failed (dead-lettered) when neither. None when `node` no longer holds it."""
+        ...
+
+    async def list_deliveries(
+        self,
+        owner: str | None,
+        *,
+        status: DeliveryStatus | None = None,
+        task_id: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Delivery]:
+        """Deliveries newest first (by id), those with id < `before`."""
+        ...
+
+    async def redeliver(self, owner: str | None, delivery_id: str, now: datetime) -> Delivery:
+        """Make a delivery pending again, due now, with a fresh attempt count. Raises
+        `NotFound` for an unknown id."""
+        ...
+
+    async def next_delivery_due_at(self) -> datetime | None:
+        """The earliest `next_attempt_at` of a pending delivery, or None."""
         ...
 
     # --- retention ------------------------------------------------------------------------

@@ -24,14 +24,19 @@ import aiosqlite
 from wakecall.errors import (
     DatabaseBusy,
     NotAWakecallDatabase,
+    NotFound,
     RunNotFound,
     StoreError,
     TaskNotFound,
 )
+from wakecall.ids import new_id
 from wakecall.models import (
+    CALLBACK_EVENTS,
     Attempt,
     AttemptStatus,
     CatchUp,
+    Delivery,
+    DeliveryStatus,
     Event,
     EventType,
     Overlap,
@@ -63,7 +68,7 @@ T = TypeVar("T")
 
 #: PRAGMA application_id of a wakecall database ("WAKE").
 APPLICATION_ID = 0x57414B45
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -155,7 +160,42 @@ _MIGRATIONS: dict[int, str] = {
     CREATE INDEX events_owner ON events(owner, cursor);
     CREATE INDEX events_created ON events(created_at);
     """,
+    2: """
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        task_id TEXT,
+        event_cursor INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        url TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER,
+        created_at INTEGER NOT NULL,
+        last_status INTEGER,
+        last_error TEXT,
+        delivered_at INTEGER,
+        claimed_by TEXT,
+        lease_expires_at INTEGER
+    );
+    CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX deliveries_owner ON deliveries(owner, id);
+
+    CREATE TABLE callback_secrets (
+        task_id TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        retires_at INTEGER,
+        PRIMARY KEY (task_id, secret)
+    ) WITHOUT ROWID;
+    """,
 }
+
+_DELIVERY_COLUMNS = (
+    "id, owner, task_id, event_cursor, event_type, url, body, status, attempts, "
+    "next_attempt_at, created_at, last_status, last_error, delivered_at, claimed_by"
+)
 
 _TASK_COLUMNS = (
     "id, owner, name, kind, schedule, timezone, action, retry, timeout_s, overlap, max_queued, "
@@ -307,6 +347,26 @@ def _run_from_row(row: Sequence[Any]) -> Run:
         claimed_by=row[15],
         lease_expires_at=_dt(row[16]),
         cancel_requested=bool(row[17]),
+    )
+
+
+def _delivery_from_row(row: Sequence[Any]) -> Delivery:
+    return Delivery(
+        id=row[0],
+        owner=row[1],
+        task_id=row[2],
+        event_cursor=row[3],
+        event_type=EventType(row[4]),
+        url=row[5],
+        body=row[6],
+        status=DeliveryStatus(row[7]),
+        attempts=row[8],
+        next_attempt_at=_dt(row[9]),
+        created_at=_dt_req(row[10]),
+        last_status=row[11],
+        last_error=row[12],
+        delivered_at=_dt(row[13]),
+        claimed_by=row[14],
     )
 
 
@@ -563,6 +623,12 @@ class SQLiteStore:
             )
             conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
             conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            # Pending deliveries keep their signing secrets until they are done.
+            conn.execute(
+                "DELETE FROM callback_secrets WHERE task_id = ? AND NOT EXISTS (SELECT 1 FROM "
+                "deliveries d WHERE d.task_id = ? AND d.status = 'pending')",
+                (task_id, task_id),
+            )
             return running
 
         return await self._tx(fn)
@@ -679,7 +745,9 @@ class SQLiteStore:
                         tuple(plan.cancel_run_ids),
                     )
                 for new_event in plan.events:
-                    events.append(self._append_event(conn, task.owner, new_event, now_us))
+                    events.append(
+                        self._append_event(conn, task.owner, new_event, now_us, task.callback_url)
+                    )
                 if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
                     ended = _task_from_row(self._task_row(conn, None, task.id))
                     announced = self._announce_end_if_idle(conn, ended, now)
@@ -736,7 +804,13 @@ class SQLiteStore:
         return run if cursor.rowcount == 1 else None
 
     @staticmethod
-    def _append_event(conn: sqlite3.Connection, owner: str, event: NewEvent, now_us: int) -> Event:
+    def _append_event(
+        conn: sqlite3.Connection,
+        owner: str,
+        event: NewEvent,
+        now_us: int,
+        callback_url: str | None = None,
+    ) -> Event:
         payload = json.dumps(dict(event.payload), default=str)
         cursor = conn.execute(
             "INSERT INTO events (owner, type, task_id, run_id, created_at, payload) "
@@ -744,13 +818,33 @@ class SQLiteStore:
             (owner, str(event.type), event.task_id, event.run_id, now_us, payload),
         )
         assert cursor.lastrowid is not None
+        created = _dt_req(now_us)
+        if callback_url and event.type in CALLBACK_EVENTS:
+            stamp = created.isoformat().replace("+00:00", "Z")
+            body = f'{{"event": {json.dumps(str(event.type))}, "timestamp": "{stamp}", '
+            body += payload[1:] if payload != "{}" else "}"
+            conn.execute(
+                f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, NULL, NULL)",
+                (
+                    new_id("msg"),
+                    owner,
+                    event.task_id,
+                    cursor.lastrowid,
+                    str(event.type),
+                    callback_url,
+                    body,
+                    now_us,
+                    now_us,
+                ),
+            )
         return Event(
             cursor=cursor.lastrowid,
             owner=owner,
             type=event.type,
             task_id=event.task_id,
             run_id=event.run_id,
-            created_at=_dt_req(now_us),
+            created_at=created,
             payload=json.loads(payload),
         )
 
@@ -778,6 +872,7 @@ class SQLiteStore:
                 EventType.TASK_EXPIRED, task.id, None, task_event_payload(task, task.end_reason)
             ),
             _us(now),
+            task.callback_url,
         )
 
     async def release_tasks(self, node: str, task_ids: Sequence[str]) -> None:
@@ -1005,6 +1100,7 @@ class SQLiteStore:
                             run_event_payload(task, final),
                         ),
                         fin_us,
+                        task.callback_url,
                     )
                 )
                 announced = self._announce_end_if_idle(conn, task, outcome.finished_at)
@@ -1180,6 +1276,166 @@ class SQLiteStore:
         )
         return int(value or 0)
 
+    # --- callbacks ------------------------------------------------------------------------
+    async def add_callback_secret(
+        self, task_id: str, secret: str, now: datetime, retire_others_at: datetime | None
+    ) -> None:
+        now_us = _us(now)
+        retire_us = _us(retire_others_at or now)
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE callback_secrets SET retires_at = ? WHERE task_id = ? "
+                "AND (retires_at IS NULL OR retires_at > ?)",
+                (retire_us, task_id, retire_us),
+            )
+            conn.execute(
+                "INSERT INTO callback_secrets (task_id, secret, created_at, retires_at) "
+                "VALUES (?, ?, ?, NULL)",
+                (task_id, secret, now_us),
+            )
+
+        await self._tx(fn)
+
+    async def callback_secrets(self, task_id: str, now: datetime) -> list[str]:
+        rows = await self._call(
+            lambda c: c.execute(
+                "SELECT secret FROM callback_secrets WHERE task_id = ? "
+                "AND (retires_at IS NULL OR retires_at > ?) ORDER BY created_at DESC",
+                (task_id, _us(now)),
+            ).fetchall()
+        )
+        return [r[0] for r in rows]
+
+    async def claim_deliveries(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[Delivery]:
+        now_us, until_us = _us(now), _us(now + lease)
+
+        def fn(conn: sqlite3.Connection) -> list[Delivery]:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? "
+                    "AND (claimed_by IS NULL OR lease_expires_at < ?) "
+                    "ORDER BY next_attempt_at, id LIMIT ?",
+                    (now_us, now_us, limit),
+                )
+            ]
+            if not ids:
+                return []
+            marks = ", ".join("?" * len(ids))
+            conn.execute(
+                f"UPDATE deliveries SET claimed_by = ?, lease_expires_at = ? WHERE id IN ({marks})",
+                (node, until_us, *ids),
+            )
+            rows = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks})", ids
+            ).fetchall()
+            by_id = {r[0]: _delivery_from_row(r) for r in rows}
+            return [by_id[i] for i in ids]
+
+        return await self._tx(fn)
+
+    async def finish_delivery(
+        self,
+        node: str,
+        delivery_id: str,
+        now: datetime,
+        *,
+        delivered: bool,
+        retry_at: datetime | None,
+        status_code: int | None,
+        error: str | None,
+    ) -> Delivery | None:
+        if delivered:
+            status, due = "delivered", None
+        elif retry_at is not None:
+            status, due = "pending", _us(retry_at)
+        else:
+            status, due = "failed", None
+
+        def fn(conn: sqlite3.Connection) -> Delivery | None:
+            changed = conn.execute(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
+                "last_status = ?, last_error = ?, delivered_at = ?, claimed_by = NULL, "
+                "lease_expires_at = NULL "
+                "WHERE id = ? AND claimed_by = ? AND status = 'pending'",
+                (
+                    status,
+                    due,
+                    status_code,
+                    error,
+                    _us(now) if delivered else None,
+                    delivery_id,
+                    node,
+                ),
+            ).rowcount
+            if not changed:
+                return None
+            row = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+            return _delivery_from_row(row)
+
+        return await self._tx(fn)
+
+    async def list_deliveries(
+        self,
+        owner: str | None,
+        *,
+        status: DeliveryStatus | None = None,
+        task_id: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Delivery]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("owner", owner), ("task_id", task_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if status is not None:
+            where.append("status = ?")
+            args.append(str(status))
+        if before is not None:
+            where.append("id < ?")
+            args.append(before)
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        rows = await self._call(lambda c: c.execute(sql, args).fetchall())
+        return [_delivery_from_row(r) for r in rows]
+
+    async def redeliver(self, owner: str | None, delivery_id: str, now: datetime) -> Delivery:
+        def fn(conn: sqlite3.Connection) -> Delivery:
+            row = conn.execute(
+                "SELECT owner FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+            if row is None or (owner is not None and row[0] != owner):
+                raise NotFound(f"no delivery with id {delivery_id!r}; list_deliveries shows them")
+            conn.execute(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, "
+                "claimed_by = NULL, lease_expires_at = NULL WHERE id = ?",
+                (_us(now), delivery_id),
+            )
+            found = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+            return _delivery_from_row(found)
+
+        return await self._tx(fn)
+
+    async def next_delivery_due_at(self) -> datetime | None:
+        value = await self._call(
+            lambda c: c.execute(
+                "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+            ).fetchone()[0]
+        )
+        return _dt(value)
+
     # --- retention ------------------------------------------------------------------------
     async def prune(
         self,
@@ -1217,6 +1473,10 @@ class SQLiteStore:
             events = conn.execute(
                 "DELETE FROM events WHERE created_at < ?", (event_cutoff,)
             ).rowcount
+            conn.execute(
+                "DELETE FROM deliveries WHERE status != 'pending' AND created_at < ?",
+                (event_cutoff,),
+            )
             return PruneCounts(runs=len(doomed), events=events)
 
         return await self._tx(fn)

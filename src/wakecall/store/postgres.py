@@ -1,0 +1,1502 @@
+"""The store for several nodes: PostgreSQL through an asyncpg pool.
+
+Tables live in one PostgreSQL schema (`wakecall` unless told otherwise), reached through the
+`search_path` of every pooled connection. `open()` creates or upgrades them under a
+transaction-level advisory lock, so nodes starting together migrate once; the `meta` table holds
+the schema version. Instants are `timestamptz`, JSON is `jsonb`, the event cursor a `bigserial`.
+
+Every method is one short transaction (or one statement), with batches sent as arrays through
+`unnest`, so a method costs a handful of round trips however many rows it touches. The instants
+the engine passes in (`now`) are the only clock: the database clock is never read.
+
+Concurrency, method by method:
+
+* Claims (`claim_due_tasks`, `claim_runs`, `claim_expired_runs`) select their rows
+  `FOR UPDATE SKIP LOCKED`: two nodes never take the same row, and neither waits for the other.
+* The overlap rule of `claim_runs` (one run per task that does not allow overlap, none while
+  another is running or claimed) cannot be checked with row locks on runs alone: two nodes could
+  each lock a different queued run of one task. So a claimant also takes a per-task advisory
+  transaction lock for every such task (in key order, so two claimants cannot deadlock) and only
+  then reads which tasks are busy, with a fresh snapshot that sees the other's committed claim.
+  Task rows are not locked for this: `record_fires` holds task rows while it flags runs, and a
+  claimant that locked runs first and then tasks could deadlock with it.
+* Writers that touch both take task rows before run rows (`record_fires`, `finish_runs`,
+  `delete_task`). `finish_runs` locks the tasks of the runs it finishes so that "this was the
+  last unfinished run of an expired task" is decided by one transaction at a time: otherwise two
+  nodes finishing the last two runs at once would each see the other's run unfinished, and
+  `task.expired` would never be announced. The `end_announced` flag makes it exactly once.
+* Every write after a claim checks the claimant (`claimed_by = node`) on a locked row.
+
+Event cursors: a `bigserial` value is taken when a row is inserted, not when its transaction
+commits, so two concurrent writers could commit cursors 8 and 7 in that order; a reader that
+already saw 8 would then never see 7. Here every transaction that appends events first takes one
+transaction-level advisory lock (per schema) and appends all its events in one statement at its
+very end, so event inserts are serialized and commit in cursor order: a reader never skips an
+event. The other way out (reading only below the oldest in-flight cursor) delays every reader
+behind the slowest writer and needs bookkeeping of in-flight transactions; the lock costs one
+short critical section per event-writing transaction, taken after its row writes are done.
+
+PostgreSQL text cannot hold the NUL character: in run output, error messages and event payloads
+(written from what actions return) it is replaced by U+FFFD; elsewhere it is refused as a
+`StoreError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import zlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import asyncpg
+
+from wakecall.errors import NotAWakecallDatabase, RunNotFound, StoreError, TaskNotFound
+from wakecall.models import (
+    Attempt,
+    AttemptStatus,
+    CatchUp,
+    Event,
+    EventType,
+    Overlap,
+    RetryPolicy,
+    Run,
+    RunStatus,
+    Task,
+    TaskStatus,
+    Trigger,
+    event_type_for,
+    run_event_payload,
+    task_event_payload,
+)
+from wakecall.store.base import (
+    DueTask,
+    FirePlan,
+    FireResult,
+    NewEvent,
+    NewRun,
+    PruneCounts,
+    RunOutcome,
+)
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+#: First key of wakecall's two-key advisory locks ("WAKE").
+_LOCK_CLASS = 0x57414B45
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE tasks (
+        id text PRIMARY KEY,
+        owner text NOT NULL,
+        name text NOT NULL,
+        kind text NOT NULL,
+        schedule jsonb NOT NULL,
+        timezone text NOT NULL,
+        action jsonb NOT NULL,
+        retry jsonb NOT NULL,
+        timeout_s double precision,
+        overlap text NOT NULL,
+        max_queued integer NOT NULL,
+        catchup text NOT NULL,
+        catchup_window_s double precision NOT NULL,
+        max_runs bigint,
+        expires_at timestamptz,
+        status text NOT NULL,
+        pause_note text,
+        callback_url text,
+        metadata jsonb NOT NULL,
+        idempotency_key text,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        next_fire_at timestamptz,
+        last_fire_at timestamptz,
+        run_count bigint NOT NULL DEFAULT 0,
+        claimed_by text,
+        claim_expires_at timestamptz,
+        end_reason text,
+        end_announced boolean NOT NULL DEFAULT false
+    );
+    CREATE UNIQUE INDEX tasks_idempotency ON tasks (owner, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX tasks_due ON tasks (next_fire_at)
+        WHERE status = 'active' AND next_fire_at IS NOT NULL;
+    CREATE INDEX tasks_owner ON tasks (owner, id);
+
+    CREATE TABLE runs (
+        id text PRIMARY KEY,
+        task_id text NOT NULL,
+        owner text NOT NULL,
+        trigger text NOT NULL,
+        scheduled_for timestamptz,
+        due_at timestamptz NOT NULL,
+        status text NOT NULL,
+        attempt integer NOT NULL,
+        max_attempts integer NOT NULL,
+        created_at timestamptz NOT NULL,
+        started_at timestamptz,
+        finished_at timestamptz,
+        duration_ms bigint,
+        output jsonb,
+        error_message text,
+        claimed_by text,
+        lease_expires_at timestamptz,
+        cancel_requested boolean NOT NULL DEFAULT false,
+        counts boolean NOT NULL DEFAULT true,
+        -- NULLs are distinct: manual runs (no scheduled_for) never collide.
+        UNIQUE (task_id, scheduled_for)
+    );
+    CREATE INDEX runs_queued ON runs (due_at) WHERE status = 'queued';
+    CREATE INDEX runs_running ON runs (lease_expires_at) WHERE status = 'running';
+    CREATE INDEX runs_task ON runs (task_id, id);
+    CREATE INDEX runs_owner ON runs (owner, id);
+    CREATE INDEX runs_finished ON runs (finished_at) WHERE finished_at IS NOT NULL;
+
+    CREATE TABLE attempts (
+        run_id text NOT NULL,
+        number integer NOT NULL,
+        status text NOT NULL,
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz,
+        error_message text,
+        node text,
+        PRIMARY KEY (run_id, number)
+    );
+
+    CREATE TABLE events (
+        cursor bigserial PRIMARY KEY,
+        owner text NOT NULL,
+        type text NOT NULL,
+        task_id text,
+        run_id text,
+        created_at timestamptz NOT NULL,
+        payload jsonb NOT NULL
+    );
+    CREATE INDEX events_owner ON events (owner, cursor);
+    CREATE INDEX events_created ON events (created_at);
+    """,
+}
+
+_META = "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)"
+
+_TASK_COLUMNS = (
+    "id, owner, name, kind, schedule, timezone, action, retry, timeout_s, overlap, max_queued, "
+    "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
+    "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
+    "claimed_by, claim_expires_at, end_reason"
+)
+_RUN_COLUMNS = (
+    "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
+    "created_at, started_at, finished_at, duration_ms, output, error_message, claimed_by, "
+    "lease_expires_at, cancel_requested"
+)
+_EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
+_UNFINISHED = "status IN ('queued', 'running')"
+
+# Task fields that update_task may set, and how each is written.
+_UPDATABLE: dict[str, Callable[[Any], Any]] = {
+    "name": str,
+    "schedule": lambda v: json.dumps(v),
+    "timezone": str,
+    "action": lambda v: json.dumps(v),
+    "retry": lambda v: v.model_dump_json(),
+    "timeout_s": lambda v: v,
+    "overlap": str,
+    "max_queued": int,
+    "catchup": str,
+    "catchup_window_s": float,
+    "max_runs": lambda v: v,
+    "expires_at": lambda v: v,
+    "status": str,
+    "pause_note": lambda v: v,
+    "callback_url": lambda v: v,
+    "metadata": lambda v: json.dumps(v),
+    "next_fire_at": lambda v: v,
+    "last_fire_at": lambda v: v,
+    "end_reason": lambda v: v,
+}
+
+_ATTEMPT_STATUS_TO_RUN = {
+    AttemptStatus.SUCCESS: RunStatus.SUCCESS,
+    AttemptStatus.FAILURE: RunStatus.FAILURE,
+    AttemptStatus.INTERRUPTED: RunStatus.FAILURE,
+    AttemptStatus.TIMEOUT: RunStatus.TIMEOUT,
+    AttemptStatus.CANCELLED: RunStatus.CANCELLED,
+}
+
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)[^\s&]+", re.IGNORECASE)
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+# Errors of the client or the connection (as opposed to a statement the server refused).
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError)
+_LOST_CONNECTION = (OSError, TimeoutError, asyncpg.PostgresConnectionError)
+
+
+# --- values ------------------------------------------------------------------------------
+
+
+def _no_nul(text: str | None) -> str | None:
+    return None if text is None else text.replace("\x00", "\ufffd")
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    return value
+
+
+def _dumps(value: Any) -> str:
+    """JSON text for a `jsonb` column (which refuses the NUL character)."""
+    text = json.dumps(value, default=str)
+    if "\\u0000" in text:
+        text = json.dumps(_strip_nul(json.loads(text)))
+    return text
+
+
+def _dumps_or_none(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
+
+
+def _load_json(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _lock_key(text: str) -> int:
+    """A stable signed 32-bit key for a two-key advisory lock."""
+    value = zlib.crc32(text.encode())
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _task_lock_key(schema: str, task_id: str) -> int:
+    """A stable signed 64-bit key for a one-key advisory lock on a task (a separate key space
+    from the two-key locks)."""
+    digest = hashlib.blake2b(f"{schema}:{task_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _redact(url: str) -> str:
+    """The URL (or key=value DSN) without its password, for messages."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            host = parts.netloc.rsplit("@", 1)[1]
+            url = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "<unparsable PostgreSQL URL>"
+    return _PASSWORD_PARAM.sub(r"\1***", url)
+
+
+def _task_from_row(row: Mapping[str, Any]) -> Task:
+    return Task(
+        id=row["id"],
+        owner=row["owner"],
+        name=row["name"],
+        kind=row["kind"],
+        schedule=json.loads(row["schedule"]),
+        timezone=row["timezone"],
+        action=json.loads(row["action"]),
+        retry=RetryPolicy.model_validate_json(row["retry"]),
+        timeout_s=row["timeout_s"],
+        overlap=Overlap(row["overlap"]),
+        max_queued=row["max_queued"],
+        catchup=CatchUp(row["catchup"]),
+        catchup_window_s=row["catchup_window_s"],
+        max_runs=row["max_runs"],
+        expires_at=row["expires_at"],
+        status=TaskStatus(row["status"]),
+        pause_note=row["pause_note"],
+        callback_url=row["callback_url"],
+        metadata=json.loads(row["metadata"]),
+        idempotency_key=row["idempotency_key"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        next_fire_at=row["next_fire_at"],
+        last_fire_at=row["last_fire_at"],
+        run_count=row["run_count"],
+        claimed_by=row["claimed_by"],
+        claim_expires_at=row["claim_expires_at"],
+        end_reason=row["end_reason"],
+    )
+
+
+def _task_to_row(task: Task) -> tuple[Any, ...]:
+    return (
+        task.id,
+        task.owner,
+        task.name,
+        task.kind,
+        json.dumps(task.schedule),
+        task.timezone,
+        json.dumps(task.action),
+        task.retry.model_dump_json(),
+        task.timeout_s,
+        str(task.overlap),
+        task.max_queued,
+        str(task.catchup),
+        task.catchup_window_s,
+        task.max_runs,
+        task.expires_at,
+        str(task.status),
+        task.pause_note,
+        task.callback_url,
+        json.dumps(task.metadata),
+        task.idempotency_key,
+        task.created_at,
+        task.updated_at,
+        task.next_fire_at,
+        task.last_fire_at,
+        task.run_count,
+        task.claimed_by,
+        task.claim_expires_at,
+        task.end_reason,
+    )
+
+
+def _run_from_row(row: Mapping[str, Any]) -> Run:
+    return Run(
+        id=row["id"],
+        task_id=row["task_id"],
+        owner=row["owner"],
+        trigger=Trigger(row["trigger"]),
+        scheduled_for=row["scheduled_for"],
+        due_at=row["due_at"],
+        status=RunStatus(row["status"]),
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration_ms=row["duration_ms"],
+        output=_load_json(row["output"]),
+        error_message=row["error_message"],
+        claimed_by=row["claimed_by"],
+        lease_expires_at=row["lease_expires_at"],
+        cancel_requested=row["cancel_requested"],
+    )
+
+
+def _event_from_row(row: Mapping[str, Any]) -> Event:
+    return Event(
+        cursor=row["cursor"],
+        owner=row["owner"],
+        type=EventType(row["type"]),
+        task_id=row["task_id"],
+        run_id=row["run_id"],
+        created_at=row["created_at"],
+        payload=json.loads(row["payload"]),
+    )
+
+
+class _PendingEvent:
+    """An event to append at the end of a transaction; its cursor is known once written."""
+
+    __slots__ = ("created_at", "event", "owner", "payload")
+
+    def __init__(self, owner: str, event: NewEvent, created_at: datetime) -> None:
+        self.owner = owner
+        self.event = event
+        self.created_at = created_at
+        self.payload = _dumps(dict(event.payload))
+
+    def written(self, cursor: int) -> Event:
+        return Event(
+            cursor=cursor,
+            owner=self.owner,
+            type=self.event.type,
+            task_id=self.event.task_id,
+            run_id=self.event.run_id,
+            created_at=self.created_at,
+            payload=json.loads(self.payload),
+        )
+
+
+class _EndMark:
+    """Where a task's `task.expired` goes in a transaction's events, if it is announced."""
+
+    __slots__ = ("at", "task")
+
+    def __init__(self, task: Task, at: datetime) -> None:
+        self.task = task
+        self.at = at
+
+
+def _place_ends(
+    pending: Sequence[_PendingEvent | _EndMark], announced: set[str]
+) -> list[_PendingEvent]:
+    """The events in order, each announced task's `task.expired` at its last mark."""
+    last = {p.task.id: i for i, p in enumerate(pending) if isinstance(p, _EndMark)}
+    out: list[_PendingEvent] = []
+    for i, p in enumerate(pending):
+        if not isinstance(p, _EndMark):
+            out.append(p)
+        elif p.task.id in announced and last[p.task.id] == i:
+            payload = task_event_payload(p.task, p.task.end_reason)
+            out.append(
+                _PendingEvent(
+                    p.task.owner, NewEvent(EventType.TASK_EXPIRED, p.task.id, None, payload), p.at
+                )
+            )
+    return out
+
+
+class PostgresStore:
+    """`Store` on a PostgreSQL database, shared by any number of nodes.
+
+    `url` is a libpq URL (`postgresql://user:password@host:port/database`); `schema` names the
+    PostgreSQL schema that holds wakecall's tables (created when missing). Each node keeps a
+    pool of `min_pool`..`max_pool` connections; a statement that takes longer than
+    `command_timeout` seconds, or a connection not made within `connect_timeout`, is a
+    `StoreError`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "wakecall",
+        min_pool: int = 1,
+        max_pool: int = 10,
+        command_timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ValueError(
+                f"schema {schema!r} is not a plain PostgreSQL name; use letters, digits and _ "
+                "(at most 63), e.g. 'wakecall'"
+            )
+        if not 0 <= min_pool <= max_pool or max_pool < 1:
+            raise ValueError(
+                f"need 0 <= min_pool <= max_pool and max_pool >= 1, got {min_pool} and {max_pool}"
+            )
+        self.url = url
+        self.schema = schema
+        self.min_pool = min_pool
+        self.max_pool = max_pool
+        self.command_timeout = command_timeout
+        self.connect_timeout = connect_timeout
+        self._pool: asyncpg.Pool | None = None
+        self._where = f"schema {schema!r} at {_redact(url)}"
+        self._ident = f'"{schema}"'
+        self._migrate_lock = _lock_key(f"{schema}:migrate")
+        self._events_lock = _lock_key(f"{schema}:events")
+
+    # --- plumbing -------------------------------------------------------------------------
+    def _translate(self, exc: BaseException) -> StoreError:
+        if isinstance(exc, _LOST_CONNECTION):
+            return StoreError(f"lost the connection to PostgreSQL ({self._where}): {exc}")
+        return StoreError(f"PostgreSQL refused a statement ({self._where}): {exc}")
+
+    async def _call(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run `fn(conn)` on a pooled connection (each statement commits on its own)."""
+        pool = self._pool
+        if pool is None:
+            raise StoreError("the store is not open; call open() first")
+        try:
+            async with pool.acquire(timeout=self.command_timeout) as conn:
+                return await fn(conn)
+        except asyncpg.IntegrityConstraintViolationError:
+            raise
+        except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            raise self._translate(exc) from exc
+
+    async def _write(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`_call` for a write of one statement, shielded from cancellation: once sent, it
+        completes (or fails) before the caller sees the cancellation, as a write to the SQLite
+        store does. Bounded by `command_timeout`."""
+        with anyio.CancelScope(shield=True):
+            result = await self._call(fn)
+        return result
+
+    async def _tx(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`_write` for several statements: `fn(conn)` runs in one transaction, rolled back on
+        any error."""
+
+        async def body(conn: asyncpg.Connection) -> T:
+            async with conn.transaction():
+                return await fn(conn)
+
+        return await self._write(body)
+
+    # --- life cycle -----------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self.min_pool,
+                max_size=self.max_pool,
+                command_timeout=self.command_timeout,
+                timeout=self.connect_timeout,
+                server_settings={
+                    "search_path": self._ident,
+                    "application_name": "wakecall",
+                    "jit": "off",
+                },
+            )
+        except (*_CONNECTION_ERRORS, asyncpg.PostgresError, ValueError) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {_redact(self.url)}: {exc}") from exc
+        self._pool = pool
+        try:
+            await self._call(self._prepare)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _read_version(self, conn: asyncpg.Connection) -> int:
+        """The schema version, 0 for an empty or missing schema; `NotAWakecallDatabase` for
+        a schema that holds tables of something else."""
+        row = await conn.fetchrow(
+            "SELECT to_regclass($1) IS NOT NULL AS has_meta, "
+            "(SELECT count(*) FROM pg_tables WHERE schemaname = $2) AS tables",
+            f"{self._ident}.meta",
+            self.schema,
+        )
+        assert row is not None
+        if not row["has_meta"]:
+            if row["tables"]:
+                raise NotAWakecallDatabase(
+                    self._where, f"it holds {row['tables']} tables of another application"
+                )
+            return 0
+        try:
+            meta = dict(await conn.fetch(f"SELECT key, value FROM {self._ident}.meta"))
+        except asyncpg.UndefinedColumnError as exc:
+            raise NotAWakecallDatabase(self._where, "its meta table is not wakecall's") from exc
+        if meta.get("application") != "wakecall":
+            raise NotAWakecallDatabase(self._where, "its meta table belongs to something else")
+        return int(meta.get("schema_version", "0"))
+
+    async def _prepare(self, conn: asyncpg.Connection) -> None:
+        version = await self._read_version(conn)
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self._where} has schema version {version}, newer than this wakecall "
+                f"understands ({SCHEMA_VERSION}); upgrade wakecall"
+            )
+        async with conn.transaction():
+            # Several nodes may start at once: one migrates, the others wait and re-read.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)", _LOCK_CLASS, self._migrate_lock
+            )
+            version = await self._read_version(conn)
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self._where} has schema version {version}, newer than this wakecall "
+                    f"understands ({SCHEMA_VERSION}); upgrade wakecall"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._ident}")
+            # The pool's search_path names the schema; it may not have existed at connect time.
+            await conn.execute(f"SET LOCAL search_path TO {self._ident}")
+            if version == 0:
+                await conn.execute(_META)
+                await conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('application', 'wakecall'), "
+                    "('schema_version', '0')"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                await conn.execute(_MIGRATIONS[target])
+                log.info("upgraded %s to schema version %d", self._where, target)
+            await conn.execute(
+                "UPDATE meta SET value = $1 WHERE key = 'schema_version'", str(SCHEMA_VERSION)
+            )
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await pool.close()
+            except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+                log.warning("closing the PostgreSQL pool of %s: %s", self._where, exc)
+                pool.terminate()
+
+    async def schema_version(self) -> int:
+        return await self._call(self._read_version)
+
+    async def drop_schema(self) -> None:
+        """Drop the schema and everything in it (for tests)."""
+        sql = f"DROP SCHEMA IF EXISTS {self._ident} CASCADE"
+        if self._pool is not None:
+            await self._call(lambda c: c.execute(sql))
+            return
+        try:
+            conn = await asyncpg.connect(self.url)
+        except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            raise self._translate(exc) from exc
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    # --- tasks ----------------------------------------------------------------------------
+    async def create_task(self, task: Task) -> tuple[Task, bool]:
+        row = _task_to_row(task)
+        values = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+        insert = f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({values})"
+        if task.idempotency_key is None:
+            await self._write(lambda c: c.execute(insert, *row))
+            return task, True
+        insert += (
+            " ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL "
+            "DO NOTHING RETURNING id"
+        )
+
+        async def fn(conn: asyncpg.Connection) -> tuple[Task, bool]:
+            # A concurrent create with the same key may commit or vanish between the two
+            # statements; a second round settles it.
+            for _ in range(3):
+                if await conn.fetchval(insert, *row) is not None:
+                    return task, True
+                found = await conn.fetchrow(
+                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE owner = $1 AND idempotency_key = $2",
+                    task.owner,
+                    task.idempotency_key,
+                )
+                if found is not None:
+                    return _task_from_row(found), False
+            raise StoreError(
+                f"task with idempotency key {task.idempotency_key!r} kept changing; try again"
+            )
+
+        return await self._write(fn)
+
+    async def get_task(self, owner: str | None, task_id: str) -> Task:
+        async def fn(conn: asyncpg.Connection) -> Task:
+            return _task_from_row(await self._task_row(conn, owner, task_id))
+
+        return await self._call(fn)
+
+    @staticmethod
+    async def _task_row(
+        conn: asyncpg.Connection, owner: str | None, task_id: str, lock: str = ""
+    ) -> asyncpg.Record:
+        if owner is None:
+            row = await conn.fetchrow(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = $1 {lock}", task_id
+            )
+        else:
+            row = await conn.fetchrow(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = $1 AND owner = $2 {lock}",
+                task_id,
+                owner,
+            )
+        if row is None:
+            raise TaskNotFound(task_id)
+        return row
+
+    async def list_tasks(
+        self,
+        owner: str | None,
+        *,
+        status: TaskStatus | None = None,
+        kind: str | None = None,
+        name_contains: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[Task]:
+        where: list[str] = []
+        args: list[Any] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if owner is not None:
+            where.append(f"owner = {arg(owner)}")
+        if status is not None:
+            where.append(f"status = {arg(str(status))}")
+        if kind is not None:
+            where.append(f"kind = {arg(kind)}")
+        if name_contains:
+            where.append(f"strpos(lower(name), lower({arg(name_contains)})) > 0")
+        for key, value in (metadata or {}).items():
+            where.append(f"metadata -> {arg(str(key))} = {arg(json.dumps(value))}::jsonb")
+        if after is not None:
+            where.append(f"id > {arg(after)}")
+        sql = f"SELECT {_TASK_COLUMNS} FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY id LIMIT {arg(limit)}"
+        rows = await self._call(lambda c: c.fetch(sql, *args))
+        return [_task_from_row(r) for r in rows]
+
+    async def count_tasks(self, owner: str, *, active_only: bool = False) -> int:
+        sql = "SELECT count(*) FROM tasks WHERE owner = $1"
+        if active_only:
+            sql += " AND status IN ('active', 'paused')"
+        value = await self._call(lambda c: c.fetchval(sql, owner))
+        return int(value)
+
+    async def update_task(
+        self, owner: str | None, task_id: str, changes: Mapping[str, Any], now: datetime
+    ) -> Task:
+        unknown = set(changes) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"update_task cannot set {sorted(unknown)}")
+        values = [_UPDATABLE[name](value) for name, value in changes.items()] + [now, task_id]
+        sets = [f"{name} = ${i}" for i, name in enumerate(changes, start=1)]
+        sets.append(f"updated_at = ${len(changes) + 1}")
+        sql = f"UPDATE tasks SET {', '.join(sets)} WHERE id = ${len(changes) + 2}"
+        if owner is not None:
+            values.append(owner)
+            sql += f" AND owner = ${len(values)}"
+        sql += f" RETURNING {_TASK_COLUMNS}"
+
+        async def fn(conn: asyncpg.Connection) -> Task:
+            row = await conn.fetchrow(sql, *values)
+            if row is None:
+                raise TaskNotFound(task_id)
+            task = _task_from_row(row)
+            if "status" in changes and task.status == TaskStatus.EXPIRED:
+                announced = await self._mark_ends_announced(conn, [task.id])
+                await self._append_events(conn, _place_ends([_EndMark(task, now)], announced))
+            return task
+
+        return await self._tx(fn)
+
+    async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
+        owner_check = "" if owner is None else " AND owner = $2"
+        sql = (
+            f"WITH t AS (DELETE FROM tasks WHERE id = $1{owner_check} RETURNING id), "
+            "r AS (DELETE FROM runs WHERE task_id IN (SELECT id FROM t) RETURNING id, status), "
+            "a AS (DELETE FROM attempts WHERE run_id IN (SELECT id FROM r)) "
+            "SELECT (SELECT count(*) FROM t) AS found, "
+            "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM r "
+            "WHERE status = 'running') AS running"
+        )
+        args = (task_id,) if owner is None else (task_id, owner)
+
+        async def fn(conn: asyncpg.Connection) -> list[str]:
+            row = await conn.fetchrow(sql, *args)
+            assert row is not None
+            if not row["found"]:
+                raise TaskNotFound(task_id)
+            return list(row["running"])
+
+        return await self._write(fn)
+
+    async def next_fire_at(self) -> datetime | None:
+        value: datetime | None = await self._call(
+            lambda c: c.fetchval(
+                "SELECT min(next_fire_at) FROM tasks "
+                "WHERE status = 'active' AND next_fire_at IS NOT NULL"
+            )
+        )
+        return value
+
+    # --- fires ----------------------------------------------------------------------------
+    async def claim_due_tasks(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[DueTask]:
+        sql = (
+            "WITH due AS ("
+            "  SELECT id FROM tasks"
+            "  WHERE status = 'active' AND next_fire_at IS NOT NULL AND next_fire_at <= $1"
+            "  AND (claimed_by IS NULL OR claim_expires_at < $1)"
+            "  ORDER BY next_fire_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+            "), claimed AS ("
+            "  UPDATE tasks t SET claimed_by = $3, claim_expires_at = $4 FROM due"
+            f"  WHERE t.id = due.id RETURNING {', '.join('t.' + c for c in _cols(_TASK_COLUMNS))}"
+            ") "
+            "SELECT c.*,"
+            " (SELECT count(*) FROM runs r WHERE r.task_id = c.id AND r.status = 'queued')"
+            "   AS queued_runs,"
+            " (SELECT coalesce(array_agg(r.id ORDER BY r.id), '{}') FROM runs r"
+            "   WHERE r.task_id = c.id AND r.status = 'running') AS running_run_ids "
+            "FROM claimed c ORDER BY c.next_fire_at, c.id"
+        )
+
+        async def fn(conn: asyncpg.Connection) -> list[DueTask]:
+            rows = await conn.fetch(sql, now, limit, node, now + lease)
+            return [
+                DueTask(_task_from_row(r), r["queued_runs"], tuple(r["running_run_ids"]))
+                for r in rows
+            ]
+
+        return await self._write(fn)
+
+    async def record_fires(self, node: str, now: datetime, plans: Sequence[FirePlan]) -> FireResult:
+        if not plans:
+            return FireResult([], [], [])
+        wanted = sorted({p.task_id for p in plans})
+
+        async def fn(conn: asyncpg.Connection) -> FireResult:
+            rows = await conn.fetch(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) "
+                "ORDER BY id FOR UPDATE",
+                wanted,
+            )
+            tasks = {r["id"]: _task_from_row(r) for r in rows}
+            lost: list[str] = []
+            accepted: list[tuple[FirePlan, Task]] = []
+            seen: set[str] = set()
+            for plan in plans:
+                task = tasks.get(plan.task_id)
+                # A second plan for one task finds the claim already released by the first.
+                if task is None or task.claimed_by != node or plan.task_id in seen:
+                    lost.append(plan.task_id)
+                    continue
+                seen.add(plan.task_id)
+                accepted.append((plan, task))
+            if not accepted:
+                return FireResult([], [], lost)
+
+            candidates = [
+                (self._new_run(task, new, now), new.counts)
+                for plan, task in accepted
+                for new in plan.runs
+            ]
+            inserted = set(await self._write_fires(conn, node, now, accepted, candidates))
+
+            created: list[Run] = []
+            pending: list[_PendingEvent | _EndMark] = []
+            ended: list[str] = []
+            position = 0
+            for plan, task in accepted:
+                counted = 0
+                for _ in plan.runs:
+                    run, counts = candidates[position]
+                    position += 1
+                    if run.id not in inserted:
+                        continue
+                    if counts:
+                        counted += 1
+                    created.append(run)
+                    if run.status == RunStatus.MISSED:
+                        task_now = task.replace(run_count=task.run_count + counted)
+                        pending.append(
+                            _PendingEvent(
+                                task.owner,
+                                NewEvent(
+                                    EventType.RUN_MISSED,
+                                    task.id,
+                                    run.id,
+                                    run_event_payload(task_now, run),
+                                ),
+                                now,
+                            )
+                        )
+                pending.extend(_PendingEvent(task.owner, e, now) for e in plan.events)
+                if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
+                    # The task as just written; announced after the plan's own events.
+                    ended.append(task.id)
+                    pending.append(
+                        _EndMark(
+                            task.replace(
+                                next_fire_at=plan.next_fire_at,
+                                last_fire_at=plan.last_fire_at,
+                                run_count=task.run_count + counted,
+                                status=plan.end.status,
+                                end_reason=plan.end.reason,
+                                claimed_by=None,
+                                claim_expires_at=None,
+                                updated_at=now,
+                            ),
+                            now,
+                        )
+                    )
+            announced = await self._mark_ends_announced(conn, ended)
+            events = await self._append_events(conn, _place_ends(pending, announced))
+            return FireResult(created, events, lost)
+
+        return await self._tx(fn)
+
+    @staticmethod
+    def _new_run(task: Task, new: NewRun, now: datetime) -> Run:
+        return Run(
+            id=new.id,
+            task_id=task.id,
+            owner=task.owner,
+            trigger=new.trigger,
+            scheduled_for=new.scheduled_for,
+            due_at=new.due_at,
+            status=new.status,
+            attempt=0,
+            max_attempts=task.retry.attempts,
+            created_at=now,
+            finished_at=now if new.status.is_terminal else None,
+            output=new.output,
+            error_message=new.error_message,
+        )
+
+    @staticmethod
+    async def _write_fires(
+        conn: asyncpg.Connection,
+        node: str,
+        now: datetime,
+        accepted: Sequence[tuple[FirePlan, Task]],
+        candidates: Sequence[tuple[Run, bool]],
+    ) -> list[str]:
+        """Insert the runs (a fire already recorded is skipped), move the tasks on, release
+        their claims and flag runs to cancel, in one statement; returns the inserted run ids."""
+        runs = [r for r, _ in candidates]
+        cancel = [run_id for plan, _ in accepted for run_id in plan.cancel_run_ids]
+        rows = await conn.fetch(
+            "WITH ins AS ("
+            "  INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status,"
+            "    attempt, max_attempts, created_at, finished_at, output, error_message, counts)"
+            "  SELECT u.id, u.task_id, u.owner, u.trigger, u.scheduled_for, u.due_at, u.status,"
+            "    0, u.max_attempts, $1, u.finished_at, u.output::jsonb, u.error_message, u.counts"
+            "  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],"
+            "    $7::timestamptz[], $8::text[], $9::int[], $10::timestamptz[], $11::text[],"
+            "    $12::text[], $13::bool[]) WITH ORDINALITY AS u(id, task_id, owner, trigger,"
+            "    scheduled_for, due_at, status, max_attempts, finished_at, output,"
+            "    error_message, counts, n)"
+            "  ORDER BY u.n"
+            "  ON CONFLICT DO NOTHING"
+            "  RETURNING id, task_id, counts"
+            "), counted AS ("
+            "  SELECT task_id, count(*) AS n FROM ins WHERE counts GROUP BY task_id"
+            "), moved AS ("
+            "  UPDATE tasks t SET next_fire_at = p.next_fire_at, last_fire_at = p.last_fire_at,"
+            "    run_count = t.run_count + coalesce(c.n, 0), status = p.status,"
+            "    end_reason = p.end_reason, claimed_by = NULL, claim_expires_at = NULL,"
+            "    updated_at = $1"
+            "  FROM unnest($14::text[], $15::timestamptz[], $16::timestamptz[], $17::text[],"
+            "    $18::text[]) AS p(id, next_fire_at, last_fire_at, status, end_reason)"
+            "  LEFT JOIN counted c ON c.task_id = p.id"
+            "  WHERE t.id = p.id AND t.claimed_by = $19"
+            "), flagged AS ("
+            "  UPDATE runs SET cancel_requested = true"
+            f"  WHERE id = ANY($20::text[]) AND {_UNFINISHED}"
+            ") "
+            "SELECT id FROM ins",
+            now,
+            [r.id for r in runs],
+            [r.task_id for r in runs],
+            [r.owner for r in runs],
+            [str(r.trigger) for r in runs],
+            [r.scheduled_for for r in runs],
+            [r.due_at for r in runs],
+            [str(r.status) for r in runs],
+            [r.max_attempts for r in runs],
+            [r.finished_at for r in runs],
+            [_dumps_or_none(r.output) for r in runs],
+            [_no_nul(r.error_message) for r in runs],
+            [counts for _, counts in candidates],
+            [task.id for _, task in accepted],
+            [plan.next_fire_at for plan, _ in accepted],
+            [plan.last_fire_at for plan, _ in accepted],
+            [str(plan.end.status if plan.end else task.status) for plan, task in accepted],
+            [plan.end.reason if plan.end else task.end_reason for plan, task in accepted],
+            node,
+            cancel,
+        )
+        return [r["id"] for r in rows]
+
+    @staticmethod
+    async def _mark_ends_announced(conn: asyncpg.Connection, task_ids: Sequence[str]) -> set[str]:
+        """Of these tasks, those that have ended as expired, have no unfinished run left and
+        were not announced yet; they are marked announced here, so each is announced once."""
+        if not task_ids:
+            return set()
+        rows = await conn.fetch(
+            "UPDATE tasks t SET end_announced = true "
+            "WHERE t.id = ANY($1::text[]) AND t.status = 'expired' AND NOT t.end_announced "
+            f"AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.task_id = t.id AND r.{_UNFINISHED}) "
+            "RETURNING t.id",
+            list(task_ids),
+        )
+        return {r["id"] for r in rows}
+
+    async def _append_events(
+        self, conn: asyncpg.Connection, pending: Sequence[_PendingEvent]
+    ) -> list[Event]:
+        """Append events in the given order, as the last write of the transaction: the events
+        lock is held until commit, so cursors commit in order (see the module docstring)."""
+        if not pending:
+            return []
+        cursors = await conn.fetch(
+            "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2)), "
+            "c AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('events', 'cursor'))"
+            "  AS cursor FROM l, generate_series(1, $3)), "
+            "s AS (SELECT cursor, row_number() OVER (ORDER BY cursor) AS n FROM c) "
+            "INSERT INTO events (cursor, owner, type, task_id, run_id, created_at, payload) "
+            "SELECT s.cursor, u.owner, u.type, u.task_id, u.run_id, u.created_at, "
+            "u.payload::jsonb FROM s JOIN unnest($4::text[], $5::text[], $6::text[], "
+            "$7::text[], $8::timestamptz[], $9::text[]) WITH ORDINALITY "
+            "AS u(owner, type, task_id, run_id, created_at, payload, n) ON u.n = s.n "
+            "RETURNING cursor",
+            _LOCK_CLASS,
+            self._events_lock,
+            len(pending),
+            [p.owner for p in pending],
+            [str(p.event.type) for p in pending],
+            [p.event.task_id for p in pending],
+            [p.event.run_id for p in pending],
+            [p.created_at for p in pending],
+            [p.payload for p in pending],
+        )
+        ordered = sorted(r["cursor"] for r in cursors)
+        return [p.written(c) for p, c in zip(pending, ordered, strict=True)]
+
+    async def release_tasks(self, node: str, task_ids: Sequence[str]) -> None:
+        if not task_ids:
+            return
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
+                "WHERE claimed_by = $1 AND id = ANY($2::text[])",
+                node,
+                list(task_ids),
+            )
+        )
+
+    # --- runs -----------------------------------------------------------------------------
+    async def create_run(self, owner: str | None, task_id: str, run: NewRun, now: datetime) -> Run:
+        async def fn(conn: asyncpg.Connection) -> Run:
+            # FOR SHARE: the task cannot be deleted under the new run.
+            task = _task_from_row(await self._task_row(conn, owner, task_id, "FOR SHARE"))
+            created = self._new_run(task, run, now)
+            inserted = await conn.fetchval(
+                "INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status, "
+                "attempt, max_attempts, created_at, finished_at, output, error_message, counts) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11::jsonb, $12, $13) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                created.id,
+                created.task_id,
+                created.owner,
+                str(created.trigger),
+                created.scheduled_for,
+                created.due_at,
+                str(created.status),
+                created.max_attempts,
+                now,
+                created.finished_at,
+                _dumps_or_none(created.output),
+                _no_nul(created.error_message),
+                run.counts,
+            )
+            if inserted is None:
+                raise StoreError(f"run {run.id} for {run.scheduled_for} exists already")
+            return created
+
+        return await self._tx(fn)
+
+    async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
+        async def fn(conn: asyncpg.Connection) -> list[Run]:
+            # Candidates in due order, locked so no other claimant takes them meanwhile.
+            rows = await conn.fetch(
+                "SELECT r.id, r.task_id, t.overlap FROM runs r JOIN tasks t ON t.id = r.task_id "
+                "WHERE r.status = 'queued' AND r.due_at <= $1 "
+                "AND (r.claimed_by IS NULL OR r.lease_expires_at < $1) "
+                "ORDER BY r.due_at, r.id LIMIT $2 FOR UPDATE OF r SKIP LOCKED",
+                now,
+                limit * 4,
+            )
+            if not rows:
+                return []
+            exclusive = sorted({r["task_id"] for r in rows if r["overlap"] != "allow"})
+            busy: set[str] = set()
+            if exclusive:
+                # One claimant at a time per task that does not allow overlap, then a fresh
+                # look at which of them are busy (this statement sees the other's commit).
+                keys = sorted({_task_lock_key(self.schema, t) for t in exclusive})
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) "
+                    "WITH ORDINALITY AS u(k, n) ORDER BY n",
+                    keys,
+                )
+                busy = {
+                    r["task_id"]
+                    for r in await conn.fetch(
+                        "SELECT DISTINCT task_id FROM runs WHERE task_id = ANY($1::text[]) AND "
+                        "(status = 'running' OR (status = 'queued' AND claimed_by IS NOT NULL "
+                        "AND lease_expires_at >= $2))",
+                        exclusive,
+                        now,
+                    )
+                }
+            chosen: list[str] = []
+            for row in rows:
+                if len(chosen) >= limit:
+                    break
+                if row["overlap"] != "allow":
+                    if row["task_id"] in busy:
+                        continue
+                    busy.add(row["task_id"])
+                chosen.append(row["id"])
+            if not chosen:
+                return []
+            fetched = await conn.fetch(
+                "UPDATE runs SET claimed_by = $1, lease_expires_at = $2 "
+                f"WHERE id = ANY($3::text[]) RETURNING {_RUN_COLUMNS}",
+                node,
+                now + lease,
+                chosen,
+            )
+            by_id = {r["id"]: _run_from_row(r) for r in fetched}
+            return [by_id[i] for i in chosen]
+
+        return await self._write(fn)
+
+    async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
+        if not run_ids:
+            return []
+        sql = (
+            "WITH started AS ("
+            "  UPDATE runs SET status = 'running', attempt = attempt + 1,"
+            "    started_at = coalesce(started_at, $1)"
+            f"  WHERE claimed_by = $2 AND status = 'queued' AND id = ANY($3::text[])"
+            f"  RETURNING {_RUN_COLUMNS}"
+            "), live AS ("
+            "  SELECT * FROM started UNION ALL"
+            f"  SELECT {_RUN_COLUMNS} FROM runs"
+            "  WHERE claimed_by = $2 AND status = 'running' AND id = ANY($3::text[])"
+            "), recorded AS ("
+            "  INSERT INTO attempts (run_id, number, status, started_at, node)"
+            "  SELECT id, attempt, 'running', $1, $2 FROM live"
+            "  ON CONFLICT (run_id, number) DO UPDATE SET status = 'running',"
+            "    started_at = excluded.started_at, finished_at = NULL, error_message = NULL,"
+            "    node = excluded.node"
+            ") "
+            "SELECT * FROM live"
+        )
+
+        async def fn(conn: asyncpg.Connection) -> list[Run]:
+            rows = await conn.fetch(sql, now, node, list(run_ids))
+            by_id = {r["id"]: _run_from_row(r) for r in rows}
+            return [by_id[i] for i in dict.fromkeys(run_ids) if i in by_id]
+
+        return await self._tx(fn)
+
+    async def extend_leases(
+        self, node: str, run_ids: Sequence[str], until: datetime
+    ) -> tuple[set[str], set[str]]:
+        if not run_ids:
+            return set(), set()
+        rows = await self._write(
+            lambda c: c.fetch(
+                "UPDATE runs SET lease_expires_at = $1 "
+                f"WHERE claimed_by = $2 AND id = ANY($3::text[]) AND {_UNFINISHED} "
+                "RETURNING id, cancel_requested",
+                until,
+                node,
+                list(run_ids),
+            )
+        )
+        return {r["id"] for r in rows}, {r["id"] for r in rows if r["cancel_requested"]}
+
+    async def finish_runs(
+        self, node: str, outcomes: Sequence[RunOutcome]
+    ) -> tuple[list[Run], list[Event]]:
+        if not outcomes:
+            return [], []
+        run_ids = list(dict.fromkeys(o.run_id for o in outcomes))
+
+        async def fn(conn: asyncpg.Connection) -> tuple[list[Run], list[Event]]:
+            # Tasks first, then runs: the order every writer locks them in.
+            task_rows = await conn.fetch(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id IN "
+                "(SELECT task_id FROM runs WHERE id = ANY($1::text[])) ORDER BY id FOR UPDATE",
+                run_ids,
+            )
+            tasks = {r["id"]: _task_from_row(r) for r in task_rows}
+            run_rows = await conn.fetch(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ANY($1::text[]) "
+                "ORDER BY id FOR UPDATE",
+                run_ids,
+            )
+            held = {
+                r["id"]: _run_from_row(r)
+                for r in run_rows
+                if r["claimed_by"] == node and r["status"] in ("queued", "running")
+            }
+            handled: list[tuple[Run, RunOutcome]] = []
+            for outcome in outcomes:
+                run = held.pop(outcome.run_id, None)
+                if run is None:
+                    continue  # not ours (any more), gone, or already handled in this batch
+                if outcome.retry_at is not None:
+                    run = run.replace(
+                        status=RunStatus.QUEUED,
+                        due_at=outcome.retry_at,
+                        claimed_by=None,
+                        lease_expires_at=None,
+                        error_message=outcome.error_message,
+                        output=outcome.output,
+                    )
+                else:
+                    duration = outcome.duration_ms
+                    if duration is None and run.started_at is not None:
+                        duration = int(
+                            (outcome.finished_at - run.started_at).total_seconds() * 1000
+                        )
+                    run = run.replace(
+                        status=_ATTEMPT_STATUS_TO_RUN[outcome.attempt_status],
+                        finished_at=outcome.finished_at,
+                        duration_ms=duration,
+                        output=outcome.output,
+                        error_message=outcome.error_message,
+                        claimed_by=None,
+                        lease_expires_at=None,
+                    )
+                handled.append((run, outcome))
+            if not handled:
+                return [], []
+            await self._write_outcomes(conn, handled)
+
+            # Events in outcome order; an expired task's announcement follows its last run.
+            pending: list[_PendingEvent | _EndMark] = []
+            for run, outcome in handled:
+                task = tasks.get(run.task_id)
+                if run.status == RunStatus.QUEUED or task is None:
+                    continue  # retried, or deleted while running: no one to tell
+                pending.append(
+                    _PendingEvent(
+                        task.owner,
+                        NewEvent(
+                            event_type_for(task, run), task.id, run.id, run_event_payload(task, run)
+                        ),
+                        outcome.finished_at,
+                    )
+                )
+                if task.status == TaskStatus.EXPIRED:
+                    pending.append(_EndMark(task, outcome.finished_at))
+            ending = [p.task.id for p in pending if isinstance(p, _EndMark)]
+            announced = await self._mark_ends_announced(conn, list(dict.fromkeys(ending)))
+            events = await self._append_events(conn, _place_ends(pending, announced))
+            return [run for run, _ in handled], events
+
+        return await self._tx(fn)
+
+    @staticmethod
+    async def _write_outcomes(
+        conn: asyncpg.Connection, handled: Sequence[tuple[Run, RunOutcome]]
+    ) -> None:
+        """Close the attempts and write the runs (queued again or final), in one statement."""
+        runs = [run for run, _ in handled]
+        final = [run.status != RunStatus.QUEUED for run in runs]
+        await conn.execute(
+            "WITH closed AS ("
+            "  UPDATE attempts a SET status = u.status, finished_at = u.finished_at,"
+            "    error_message = u.error_message"
+            "  FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[])"
+            "    AS u(run_id, number, status, finished_at, error_message)"
+            "  WHERE a.run_id = u.run_id AND a.number = u.number"
+            ") "
+            "UPDATE runs r SET status = u.status, due_at = coalesce(u.due_at, r.due_at),"
+            "  finished_at = CASE WHEN u.final THEN u.finished_at ELSE r.finished_at END,"
+            "  duration_ms = CASE WHEN u.final THEN u.duration_ms ELSE r.duration_ms END,"
+            "  output = u.output::jsonb, error_message = u.error_message,"
+            "  claimed_by = NULL, lease_expires_at = NULL "
+            "FROM unnest($1::text[], $6::text[], $7::timestamptz[], $4::timestamptz[],"
+            "  $8::bigint[], $9::text[], $5::text[], $10::bool[])"
+            "  AS u(id, status, due_at, finished_at, duration_ms, output, error_message, final) "
+            "WHERE r.id = u.id",
+            [run.id for run in runs],
+            [run.attempt for run in runs],
+            [str(outcome.attempt_status) for _, outcome in handled],
+            [outcome.finished_at for _, outcome in handled],
+            [_no_nul(run.error_message) for run in runs],
+            [str(run.status) for run in runs],
+            [None if f else run.due_at for run, f in zip(runs, final, strict=True)],
+            [run.duration_ms for run in runs],
+            [_dumps_or_none(run.output) for run in runs],
+            final,
+        )
+
+    async def release_runs(self, node: str, run_ids: Sequence[str]) -> None:
+        if not run_ids:
+            return
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE runs SET claimed_by = NULL, lease_expires_at = NULL "
+                "WHERE claimed_by = $1 AND status = 'queued' AND id = ANY($2::text[])",
+                node,
+                list(run_ids),
+            )
+        )
+
+    async def claim_expired_runs(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[Run]:
+        sql = (
+            "WITH expired AS ("
+            "  SELECT id FROM runs WHERE status = 'running' AND lease_expires_at < $1"
+            "  ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+            ") "
+            "UPDATE runs r SET claimed_by = $3, lease_expires_at = $4 FROM expired "
+            f"WHERE r.id = expired.id RETURNING {', '.join('r.' + c for c in _cols(_RUN_COLUMNS))}"
+        )
+
+        async def fn(conn: asyncpg.Connection) -> list[Run]:
+            rows = await conn.fetch(sql, now, limit, node, now + lease)
+            return sorted((_run_from_row(r) for r in rows), key=lambda r: r.id)
+
+        return await self._write(fn)
+
+    async def next_lease_expiry(self) -> datetime | None:
+        value: datetime | None = await self._call(
+            lambda c: c.fetchval("SELECT min(lease_expires_at) FROM runs WHERE status = 'running'")
+        )
+        return value
+
+    async def next_run_due_at(self) -> datetime | None:
+        value: datetime | None = await self._call(
+            lambda c: c.fetchval("SELECT min(due_at) FROM runs WHERE status = 'queued'")
+        )
+        return value
+
+    async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
+        if not run_ids:
+            return
+        sql = (
+            f"UPDATE runs SET cancel_requested = true WHERE id = ANY($1::text[]) AND {_UNFINISHED}"
+        )
+        args: list[Any] = [list(run_ids)]
+        if owner is not None:
+            sql += " AND owner = $2"
+            args.append(owner)
+        await self._write(lambda c: c.execute(sql, *args))
+
+    async def get_run(self, owner: str | None, run_id: str) -> Run:
+        row = await self._call(
+            lambda c: c.fetchrow(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = $1", run_id)
+        )
+        if row is None or (owner is not None and row["owner"] != owner):
+            raise RunNotFound(run_id)
+        return _run_from_row(row)
+
+    async def list_runs(
+        self,
+        owner: str | None,
+        *,
+        task_id: str | None = None,
+        status: RunStatus | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        where: list[str] = []
+        args: list[Any] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if owner is not None:
+            where.append(f"owner = {arg(owner)}")
+        if task_id is not None:
+            where.append(f"task_id = {arg(task_id)}")
+        if status is not None:
+            where.append(f"status = {arg(str(status))}")
+        if before is not None:
+            where.append(f"id < {arg(before)}")
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY id DESC LIMIT {arg(limit)}"
+
+        async def fn(conn: asyncpg.Connection) -> list[Run]:
+            if task_id is not None:
+                owner_check = "" if owner is None else " AND owner = $2"
+                found = await conn.fetchval(
+                    f"SELECT 1 FROM tasks WHERE id = $1{owner_check}",
+                    *((task_id,) if owner is None else (task_id, owner)),
+                )
+                if found is None:
+                    raise TaskNotFound(task_id)
+            return [_run_from_row(r) for r in await conn.fetch(sql, *args)]
+
+        return await self._call(fn)
+
+    async def list_attempts(self, owner: str | None, run_id: str) -> list[Attempt]:
+        async def fn(conn: asyncpg.Connection) -> list[Attempt]:
+            found = await conn.fetchval("SELECT owner FROM runs WHERE id = $1", run_id)
+            if found is None or (owner is not None and found != owner):
+                raise RunNotFound(run_id)
+            return [
+                Attempt(
+                    run_id=r["run_id"],
+                    number=r["number"],
+                    status=AttemptStatus(r["status"]),
+                    started_at=r["started_at"],
+                    finished_at=r["finished_at"],
+                    error_message=r["error_message"],
+                    node=r["node"],
+                )
+                for r in await conn.fetch(
+                    "SELECT run_id, number, status, started_at, finished_at, error_message, node "
+                    "FROM attempts WHERE run_id = $1 ORDER BY number",
+                    run_id,
+                )
+            ]
+
+        return await self._call(fn)
+
+    # --- events ---------------------------------------------------------------------------
+    async def list_events(self, owner: str, *, after: int = 0, limit: int = 100) -> list[Event]:
+        rows = await self._call(
+            lambda c: c.fetch(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE owner = $1 AND cursor > $2 "
+                "ORDER BY cursor LIMIT $3",
+                owner,
+                after,
+                limit,
+            )
+        )
+        return [_event_from_row(r) for r in rows]
+
+    async def latest_cursor(self, owner: str) -> int:
+        value = await self._call(
+            lambda c: c.fetchval("SELECT max(cursor) FROM events WHERE owner = $1", owner)
+        )
+        return int(value or 0)
+
+    # --- retention ------------------------------------------------------------------------
+    async def prune(
+        self,
+        now: datetime,
+        *,
+        runs_per_task: int,
+        run_max_age: timedelta,
+        event_max_age: timedelta,
+    ) -> PruneCounts:
+        terminal = "status NOT IN ('queued', 'running')"
+        sql = (
+            "WITH doomed AS ("
+            f"  SELECT id FROM runs WHERE {terminal} AND finished_at < $1"
+            "  UNION ALL"
+            "  SELECT id FROM (SELECT id, finished_at, row_number() OVER"
+            "    (PARTITION BY task_id ORDER BY id DESC) AS n FROM runs"
+            f"    WHERE {terminal}) ranked WHERE n > $2 AND finished_at >= $1"
+            "), gone_attempts AS ("
+            "  DELETE FROM attempts WHERE run_id IN (SELECT id FROM doomed)"
+            "), gone_runs AS ("
+            "  DELETE FROM runs WHERE id IN (SELECT id FROM doomed) RETURNING 1"
+            "), gone_events AS ("
+            "  DELETE FROM events WHERE created_at < $3 RETURNING 1"
+            ") "
+            "SELECT (SELECT count(*) FROM gone_runs) AS runs,"
+            " (SELECT count(*) FROM gone_events) AS events"
+        )
+
+        async def fn(conn: asyncpg.Connection) -> PruneCounts:
+            row = await conn.fetchrow(sql, now - run_max_age, runs_per_task, now - event_max_age)
+            assert row is not None
+            return PruneCounts(runs=row["runs"], events=row["events"])
+
+        return await self._write(fn)
+
+
+def _cols(columns: str) -> list[str]:
+    return [c.strip() for c in columns.split(",")]

@@ -1,0 +1,402 @@
+"""What only a shared PostgreSQL store has to get right: several nodes at once.
+
+Each test opens several `PostgresStore`s (one pool each, as separate nodes would) on one fresh
+schema and races them with `asyncio.gather`. Skipped unless `WAKECALL_TEST_POSTGRES_URL` is set
+(`scripts/start-postgres` starts a server and prints it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import asyncpg
+import pytest
+
+from wakecall.errors import NotAWakecallDatabase, StoreError, TaskNotFound
+from wakecall.ids import new_id
+from wakecall.models import (
+    AttemptStatus,
+    CatchUp,
+    EventType,
+    Overlap,
+    RetryPolicy,
+    Run,
+    RunStatus,
+    Task,
+    TaskStatus,
+    Trigger,
+)
+from wakecall.store import FirePlan, NewRun, RunOutcome
+
+URL = os.environ.get("WAKECALL_TEST_POSTGRES_URL")
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not URL, reason="set WAKECALL_TEST_POSTGRES_URL (scripts/start-postgres)"),
+]
+
+if URL:  # the module imports asyncpg-backed code only when a server is configured
+    from wakecall.store.postgres import SCHEMA_VERSION, PostgresStore
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+Nodes = Callable[[int], Awaitable[list["PostgresStore"]]]
+
+
+def make_task(owner: str = "alice", **changes: Any) -> Task:
+    base = Task(
+        id=new_id("tsk"),
+        owner=owner,
+        name="report",
+        kind="task",
+        schedule={"kind": "interval", "every": "1m", "start": T0.isoformat(), "timezone": "UTC"},
+        timezone="UTC",
+        action={"type": "noop"},
+        retry=RetryPolicy(attempts=1),
+        timeout_s=None,
+        overlap=Overlap.SKIP,
+        max_queued=1,
+        catchup=CatchUp.LATEST,
+        catchup_window_s=3600.0,
+        max_runs=None,
+        expires_at=None,
+        status=TaskStatus.ACTIVE,
+        pause_note=None,
+        callback_url=None,
+        metadata={},
+        idempotency_key=None,
+        created_at=T0,
+        updated_at=T0,
+        next_fire_at=T0,
+        last_fire_at=None,
+        run_count=0,
+    )
+    return base.replace(**changes)
+
+
+def queued(fire: datetime | None = T0, **changes: Any) -> NewRun:
+    fields: dict[str, Any] = {
+        "id": new_id("run"),
+        "scheduled_for": fire,
+        "due_at": fire or T0,
+        "status": RunStatus.QUEUED,
+        "trigger": Trigger.SCHEDULE if fire else Trigger.MANUAL,
+    }
+    fields.update(changes)
+    return NewRun(**fields)
+
+
+@pytest.fixture
+def schema() -> str:
+    return f"pgonly_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def nodes(schema: str) -> AsyncIterator[Nodes]:
+    """`await nodes(n)`: n open stores on one fresh schema, each with its own pool."""
+    opened: list[PostgresStore] = []
+
+    async def make(n: int) -> list[PostgresStore]:
+        stores = [PostgresStore(URL or "", schema=schema, max_pool=4) for _ in range(n)]
+        opened.extend(stores)
+        with anyio.fail_after(30):
+            await asyncio.gather(*(s.open() for s in stores))
+        return stores
+
+    try:
+        yield make
+    finally:
+        with anyio.fail_after(30):
+            if opened:
+                await opened[0].drop_schema()
+            for s in opened:
+                await s.close()
+
+
+async def test_stores_opening_at_once_create_the_schema_once(nodes: Nodes, schema: str) -> None:
+    stores = await nodes(6)
+    with anyio.fail_after(10):
+        versions = await asyncio.gather(*(s.schema_version() for s in stores))
+        assert versions == [SCHEMA_VERSION] * 6
+        # Opening again (even through a new store) changes nothing and keeps data.
+        task = make_task()
+        await stores[0].create_task(task)
+        (late,) = await nodes(1)
+        assert (await late.get_task(None, task.id)).id == task.id
+        conn = await asyncpg.connect(URL)
+        try:
+            meta = await conn.fetch(f'SELECT key, value FROM "{schema}".meta ORDER BY key')
+        finally:
+            await conn.close()
+    assert [tuple(r) for r in meta] == [
+        ("application", "wakecall"),
+        ("schema_version", str(SCHEMA_VERSION)),
+    ]
+
+
+async def test_nodes_racing_for_due_tasks_never_claim_one_twice(nodes: Nodes) -> None:
+    stores = await nodes(4)
+    tasks = [make_task(next_fire_at=T0 - timedelta(seconds=i % 7)) for i in range(300)]
+    with anyio.fail_after(30):
+        for t in tasks:
+            await stores[0].create_task(t)
+
+        async def claim_all(i: int) -> list[str]:
+            got: list[str] = []
+            for _ in range(200):
+                due = await stores[i].claim_due_tasks(f"n{i}", T0, 5 + i, LEASE)
+                if not due:
+                    break
+                got.extend(d.task.id for d in due)
+            return got
+
+        claims = await asyncio.gather(*(claim_all(i) for i in range(len(stores))))
+        everything = [task_id for got in claims for task_id in got]
+        assert len(everything) == len(set(everything)) == len(tasks)
+        for i, got in enumerate(claims):
+            for task_id in got[:20]:
+                assert (await stores[0].get_task(None, task_id)).claimed_by == f"n{i}"
+
+
+async def test_nodes_racing_for_runs_never_claim_one_twice_nor_overlap_a_task(
+    nodes: Nodes,
+) -> None:
+    stores = await nodes(4)
+    shared = [make_task(overlap=Overlap.ALLOW) for _ in range(20)]
+    exclusive = [make_task(overlap=Overlap.QUEUE, max_queued=5) for _ in range(40)]
+    with anyio.fail_after(30):
+        # Siblings are neighbours in claim order, so small claims split them across nodes.
+        order = [t for i, x in enumerate(exclusive) for t in (x, *shared[i : i + 1])]
+        for t in order:
+            await stores[0].create_task(t)
+            for _ in range(3):
+                await stores[0].create_run(None, t.id, queued(None, due_at=T0), T0)
+
+        async def claim_many(i: int) -> list[Run]:
+            got: list[Run] = []
+            for k in range(40):
+                got.extend(await stores[i].claim_runs(f"n{i}", T0, 1 + (i + k) % 3, LEASE))
+            return got
+
+        claims = await asyncio.gather(*(claim_many(i) for i in range(len(stores))))
+        # Whatever the race left (claims only look a few runs ahead), one sweep takes.
+        claims.append(await stores[0].claim_runs("sweeper", T0, 1000, LEASE))
+    everything = [run for got in claims for run in got]
+    ids = [run.id for run in everything]
+    assert len(ids) == len(set(ids))
+    per_task = Counter(run.task_id for run in everything)
+    # Every run of a task that allows overlap; exactly one run of each that does not.
+    assert {t.id: per_task[t.id] for t in shared} == {t.id: 3 for t in shared}
+    assert {t.id: per_task[t.id] for t in exclusive} == {t.id: 1 for t in exclusive}
+
+
+async def test_record_fires_from_two_nodes_for_one_slot_yields_one_run(nodes: Nodes) -> None:
+    n1, n2 = await nodes(2)
+    tasks = [make_task() for _ in range(40)]
+    with anyio.fail_after(30):
+        for t in tasks:
+            await n1.create_task(t)
+        # Each node holds some claims; each records the T0 fire of every task.
+        due1, due2 = await asyncio.gather(
+            n1.claim_due_tasks("n1", T0, 100, LEASE), n2.claim_due_tasks("n2", T0, 100, LEASE)
+        )
+
+        def plans(fire: datetime, nxt: datetime | None) -> list[FirePlan]:
+            return [FirePlan(t.id, [queued(fire)], nxt, fire) for t in tasks]
+
+        r1, r2 = await asyncio.gather(
+            n1.record_fires("n1", T0, plans(T0, T0 + timedelta(minutes=1))),
+            n2.record_fires("n2", T0, plans(T0, T0 + timedelta(minutes=1))),
+        )
+        assert sorted(r1.lost_task_ids) == sorted(d.task.id for d in due2)
+        assert sorted(r2.lost_task_ids) == sorted(d.task.id for d in due1)
+        for t in tasks:
+            runs = await n1.list_runs(None, task_id=t.id)
+            assert [r.scheduled_for for r in runs] == [T0]
+            assert (await n1.get_task(None, t.id)).run_count == 1
+
+        # A stale claimant and the node that took the task over, at once: one run.
+        later = T0 + timedelta(minutes=1)
+        await n1.claim_due_tasks("n1", later, 100, LEASE)
+        await n2.claim_due_tasks("n2", later + LEASE + timedelta(seconds=1), 100, LEASE)
+        r1, r2 = await asyncio.gather(
+            n1.record_fires("n1", later, plans(later, None)),
+            n2.record_fires("n2", later, plans(later, None)),
+        )
+        assert sorted(r1.lost_task_ids) == sorted(t.id for t in tasks) and r1.runs == []
+        assert len(r2.runs) == len(tasks) and r2.lost_task_ids == []
+
+
+async def test_one_fire_inserted_by_many_nodes_at_once_is_stored_once(nodes: Nodes) -> None:
+    stores = await nodes(4)
+    task = make_task(overlap=Overlap.ALLOW)
+    with anyio.fail_after(30):
+        await stores[0].create_task(task)
+        results = await asyncio.gather(
+            *(s.create_run(None, task.id, queued(T0), T0) for s in stores for _ in range(3)),
+            return_exceptions=True,
+        )
+        created = [r for r in results if isinstance(r, Run)]
+        refused = [r for r in results if isinstance(r, StoreError)]
+        assert len(created) == 1 and len(refused) == len(results) - 1
+        assert [r.id for r in await stores[0].list_runs(None, task_id=task.id)] == [created[0].id]
+
+
+async def test_a_reader_following_the_log_never_skips_an_event(nodes: Nodes) -> None:
+    *writers, reader = await nodes(5)
+    task = make_task(overlap=Overlap.ALLOW)
+    per_writer = 60
+    with anyio.fail_after(60):
+        await reader.create_task(task)
+        for _ in range(per_writer * len(writers)):
+            await reader.create_run(None, task.id, queued(None), T0)
+        for i, w in enumerate(writers):
+            runs = await w.claim_runs(f"n{i}", T0, per_writer, LEASE)
+            assert len(runs) == per_writer
+            await w.start_attempts(f"n{i}", T0, [r.id for r in runs])
+
+        done = anyio.Event()
+        seen: list[int] = []
+
+        async def follow() -> None:
+            cursor = 0
+            while True:
+                finished = done.is_set()
+                for event in await reader.list_events("alice", after=cursor, limit=1000):
+                    seen.append(event.cursor)
+                    cursor = event.cursor
+                if finished:
+                    return
+                await asyncio.sleep(0)
+
+        async def write(i: int) -> None:
+            runs = await writers[i].list_runs(
+                None, task_id=task.id, status=RunStatus.RUNNING, limit=1000
+            )
+            mine = [r.id for r in runs if r.claimed_by == f"n{i}"]
+            for k in range(0, len(mine), 3):
+                outcomes = [RunOutcome(rid, AttemptStatus.SUCCESS, T0) for rid in mine[k : k + 3]]
+                await writers[i].finish_runs(f"n{i}", outcomes)
+
+        async def write_all() -> None:
+            await asyncio.gather(*(write(i) for i in range(len(writers))))
+            done.set()
+
+        await asyncio.gather(follow(), write_all())
+        everything = [e.cursor for e in await reader.list_events("alice", limit=10_000)]
+    assert len(everything) == per_writer * len(writers)
+    assert seen == everything
+
+
+async def test_an_expired_task_is_announced_once_when_nodes_finish_its_last_runs_together(
+    nodes: Nodes,
+) -> None:
+    n1, n2 = await nodes(2)
+    tasks = [make_task(overlap=Overlap.ALLOW) for _ in range(15)]
+    with anyio.fail_after(30):
+        held: dict[str, list[str]] = {"n1": [], "n2": []}
+        for t in tasks:
+            await n1.create_task(t)
+            for node, store in (("n1", n1), ("n2", n2)):
+                run = await store.create_run(None, t.id, queued(None), T0)
+                assert [r.id for r in await store.claim_runs(node, T0, 1, LEASE)] == [run.id]
+                await store.start_attempts(node, T0, [run.id])
+                held[node].append(run.id)
+            await n1.update_task(
+                None, t.id, {"status": TaskStatus.EXPIRED, "end_reason": "max_runs_reached"}, T0
+            )
+        end = T0 + timedelta(seconds=5)
+        for k in range(len(tasks)):
+            await asyncio.gather(
+                n1.finish_runs("n1", [RunOutcome(held["n1"][k], AttemptStatus.SUCCESS, end)]),
+                n2.finish_runs("n2", [RunOutcome(held["n2"][k], AttemptStatus.SUCCESS, end)]),
+            )
+        events = await n1.list_events("alice", limit=1000)
+    expired = Counter(e.task_id for e in events if e.type == EventType.TASK_EXPIRED)
+    assert expired == {t.id: 1 for t in tasks}
+
+
+async def test_nul_characters_in_run_results_are_replaced_not_refused(nodes: Nodes) -> None:
+    (store,) = await nodes(1)
+    task = make_task()
+    with anyio.fail_after(10):
+        await store.create_task(task)
+        run = await store.create_run(None, task.id, queued(None), T0)
+        await store.claim_runs("n1", T0, 1, LEASE)
+        await store.start_attempts("n1", T0, [run.id])
+        _, (event,) = await store.finish_runs(
+            "n1",
+            [
+                RunOutcome(
+                    run.id,
+                    AttemptStatus.FAILURE,
+                    T0,
+                    output={"log": "a\x00b"},
+                    error_message="bad\x00byte",
+                )
+            ],
+        )
+        stored = await store.get_run(None, run.id)
+    assert stored.output == {"log": "a\ufffdb"} and stored.error_message == "bad\ufffdbyte"
+    assert event.payload["run"]["output"] == {"log": "a\ufffdb"}
+
+
+async def test_a_schema_of_another_application_is_refused(schema: str) -> None:
+    with anyio.fail_after(10):
+        conn = await asyncpg.connect(URL)
+        try:
+            await conn.execute(f'CREATE SCHEMA "{schema}"; CREATE TABLE "{schema}".users (id int)')
+            store = PostgresStore(URL or "", schema=schema)
+            with pytest.raises(NotAWakecallDatabase, match="another application"):
+                await store.open()
+            await store.close()
+        finally:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await conn.close()
+
+
+async def test_a_newer_schema_is_refused(nodes: Nodes, schema: str) -> None:
+    await nodes(1)
+    with anyio.fail_after(10):
+        conn = await asyncpg.connect(URL)
+        try:
+            await conn.execute(
+                f"UPDATE \"{schema}\".meta SET value = '999' WHERE key = 'schema_version'"
+            )
+        finally:
+            await conn.close()
+        newer = PostgresStore(URL or "", schema=schema)
+        with pytest.raises(StoreError, match="newer than this wakecall"):
+            await newer.open()
+        await newer.close()
+
+
+async def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
+    parts = (URL or "").rsplit(":", 1)
+    # Same credentials, a port nothing listens on.
+    dead = f"{parts[0]}:1/{parts[1].split('/', 1)[1]}"
+    store = PostgresStore(dead, schema="unused")
+    with anyio.fail_after(10), pytest.raises(StoreError) as caught:
+        await store.open()
+    assert "cannot connect to PostgreSQL" in str(caught.value)
+    secret = urlsplit(URL or "").password
+    assert secret and secret not in str(caught.value)
+
+
+async def test_a_closed_store_says_so(nodes: Nodes) -> None:
+    (store,) = await nodes(1)
+    await store.close()
+    with pytest.raises(StoreError, match="not open"):
+        await store.get_task(None, "tsk_x")
+    await store.open()
+    with pytest.raises(TaskNotFound):
+        await store.get_task(None, "tsk_x")
