@@ -93,7 +93,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve, [sock])
         with anyio.fail_after(5):
-            while not server.started:
+            while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
                 await anyio.sleep(0.01)
         yield rec
         server.should_exit = True

@@ -1147,7 +1147,7 @@ class PostgresStore:
             by_id = {r["id"]: _run_from_row(r) for r in fetched}
             return [by_id[i] for i in chosen]
 
-        return await self._write(fn)
+        return await self._tx(fn)
 
     async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:
@@ -1177,7 +1177,7 @@ class PostgresStore:
             by_id = {r["id"]: _run_from_row(r) for r in rows}
             return [by_id[i] for i in dict.fromkeys(run_ids) if i in by_id]
 
-        return await self._tx(fn)
+        return await self._write(fn)
 
     async def extend_leases(
         self, node: str, run_ids: Sequence[str], until: datetime

@@ -1,0 +1,295 @@
+"""wakecall over stdio, as a host runs it: a subprocess driven by the SDK's stdio client, in
+both protocol generations (2026-07-28 by default, the handshake generation as "legacy")."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import anyio
+import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
+from mcp import Client, types
+from mcp.client.subscriptions import ResourceUpdated
+
+import wakecall as wakecall_pkg
+
+pytestmark = pytest.mark.slow
+
+TOOL_NAMES = {
+    "create_task",
+    "get_task",
+    "list_tasks",
+    "patch_schedule",
+    "pause",
+    "resume",
+    "delete",
+    "run_now",
+    "list_runs",
+    "schedule_wakeup",
+    "cancel_wakeup",
+    "get_events",
+    "preview_schedule",
+}
+PROTOCOL = {"auto": "2026-07-28", "legacy": "2025-11-25"}
+MODES = pytest.mark.parametrize("mode", ["auto", "legacy"])
+
+
+@MODES
+async def test_an_agent_creates_reads_changes_runs_and_deletes_a_task(
+    wakecall: Any, mode: str
+) -> None:
+    async with Client(wakecall.stdio_params(), mode=mode) as client:
+        assert client.protocol_version == PROTOCOL[mode]
+        with anyio.fail_after(10):
+            tools = await client.list_tools()
+        assert {t.name for t in tools.tools} == TOOL_NAMES
+        assert all(t.description and t.output_schema for t in tools.tools)
+
+        created = await wakecall.call(
+            client,
+            "create_task",
+            {
+                "name": "nightly report",
+                "schedule": "0 2 * * *",
+                "timezone": "Europe/Paris",
+                "metadata": {"team": "ops"},
+            },
+        )
+        task_id = created["id"]
+        assert created["created"] is True
+        assert created["status"] == "active"
+        assert created["timezone"] == "Europe/Paris"
+        assert len(created["next_fires"]) == 3
+        assert created["next_fires"][0]["local"].endswith(("+01:00", "+02:00"))
+
+        fetched = await wakecall.call(client, "get_task", {"task_id": task_id})
+        assert fetched["name"] == "nightly report"
+        assert fetched["metadata"] == {"team": "ops"}
+        assert fetched["schedule"] == created["schedule"]
+
+        listed = await wakecall.call(client, "list_tasks", {})
+        assert [t["id"] for t in listed["tasks"]] == [task_id]
+
+        patched = await wakecall.call(
+            client,
+            "patch_schedule",
+            {"task_id": task_id, "schedule": "*/30 * * * *", "name": "half-hourly report"},
+        )
+        assert patched["name"] == "half-hourly report"
+        assert patched["schedule"] != created["schedule"]
+        assert patched["timezone"] == "Europe/Paris"  # unchanged fields stay
+        assert patched["metadata"] == {"team": "ops"}
+        assert (await wakecall.call(client, "get_task", {"task_id": task_id}))["name"] == (
+            "half-hourly report"
+        )
+
+        assert (await wakecall.call(client, "list_runs", {"task_id": task_id}))["runs"] == []
+        queued = await wakecall.call(client, "run_now", {"task_id": task_id})
+        assert queued["task_id"] == task_id and queued["trigger"] == "manual"
+        done = await wakecall.wait_for_event(client, "task.run.completed", task_id=task_id)
+        assert done["run_id"] == queued["id"]
+        runs = (await wakecall.call(client, "list_runs", {"task_id": task_id}))["runs"]
+        assert [(r["id"], r["status"]) for r in runs] == [(queued["id"], "success")]
+
+        deleted = await wakecall.call(client, "delete", {"task_id": task_id})
+        assert deleted["deleted"] is True and deleted["id"] == task_id
+        gone = await wakecall.call_error(client, "get_task", {"task_id": task_id})
+        assert f"no task with id {task_id!r}" in gone
+        assert (await wakecall.call(client, "list_tasks", {}))["tasks"] == []
+
+
+@MODES
+async def test_mistakes_come_back_as_tool_errors_that_say_how_to_fix_them(
+    wakecall: Any, mode: str
+) -> None:
+    async with Client(wakecall.stdio_params(), mode=mode) as client:
+        missing = await wakecall.call_error(client, "get_task", {"task_id": "tsk_nope"})
+        assert missing == (
+            "Error executing tool get_task: no task with id 'tsk_nope'; "
+            "list_tasks shows the ids of your tasks"
+        )
+        bad_zone = await wakecall.call_error(
+            client,
+            "create_task",
+            {"name": "x", "schedule": "0 9 * * *", "timezone": "Mars/Olympus"},
+        )
+        assert "unknown time zone 'Mars/Olympus'" in bad_zone
+        assert "Europe/Paris" in bad_zone  # an example of a valid one
+        bad_schedule = await wakecall.call_error(
+            client, "create_task", {"name": "x", "schedule": "whenever you like"}
+        )
+        assert "whenever you like" in bad_schedule or "schedule" in bad_schedule
+        # Nothing was stored by the failed calls.
+        assert (await wakecall.call(client, "list_tasks", {}))["tasks"] == []
+
+
+@MODES
+async def test_a_wakeup_fires_and_get_events_returns_its_context(wakecall: Any, mode: str) -> None:
+    context = {"pr": 42, "checks": ["lint", "unit"]}
+    async with Client(wakecall.stdio_params("--wakeup-min", "1s"), mode=mode) as client:
+        receipt = await wakecall.call(
+            client, "schedule_wakeup", {"in": "1s", "reason": "check the deploy", "context": context}
+        )
+        assert receipt["created"] is True and receipt["clamped"] is False
+        # The long poll returns as soon as the wakeup fires.
+        with anyio.fail_after(10):
+            page = await wakecall.call(client, "get_events", {"after": 0, "wait": 8})
+        [event] = page["events"]
+        assert event["type"] == "wakeup.fired"
+        assert event["task_id"] == receipt["wakeup_id"]
+        assert event["payload"]["wakeup"] == {"reason": "check the deploy", "context": context}
+        assert page["cursor"] == event["cursor"]
+        # Read once, the event is not handed out again from that cursor.
+        again = await wakecall.call(client, "get_events", {"after": page["cursor"]})
+        assert again["events"] == []
+
+
+async def test_a_listening_client_is_told_when_its_wakeup_fires(wakecall: Any) -> None:
+    async with Client(wakecall.stdio_params("--wakeup-min", "1s")) as client:
+        assert client.protocol_version == "2026-07-28"
+        receipt = await wakecall.call(client, "schedule_wakeup", {"in": "1s", "reason": "ping"})
+        uri = f"wakecall://tasks/{receipt['wakeup_id']}/runs"  # only a run changes this one
+        with anyio.fail_after(10):
+            async with client.listen(resource_subscriptions=[uri]) as updates:
+                assert await updates.__anext__() == ResourceUpdated(uri=uri)
+        event = await wakecall.wait_for_event(client, "wakeup.fired")
+        assert event["task_id"] == receipt["wakeup_id"]
+
+
+async def test_a_legacy_session_gets_the_fired_wakeup_as_log_channel_and_resource_update(
+    wakecall: Any,
+) -> None:
+    rec = wakecall.recorder()
+    transport = wakecall.stdio_transport("--wakeup-min", "1s", recorder=rec)
+    context = {"ticket": "OPS-7"}
+    async with wakecall.client(transport, mode="legacy", recorder=rec) as client:
+        assert client.protocol_version == "2025-11-25"
+        assert client.server_capabilities.experimental == {"claude/channel": {}}
+        receipt = await wakecall.call(
+            client, "schedule_wakeup", {"in": "1s", "reason": "follow up", "context": context}
+        )
+        wakeup_id = receipt["wakeup_id"]
+        uri = f"wakecall://tasks/{wakeup_id}"
+        await wakecall.subscribe(client, uri)
+
+        await rec.wait_for(
+            lambda: bool(rec.logs_of("wakeup.fired") and rec.channel_of("wakeup.fired")),
+            timeout=10,
+        )
+        await rec.wait_for(lambda: bool(rec.updated(uri)))
+
+    [log] = rec.logs_of("wakeup.fired")
+    assert log["wakeup"] == {"reason": "follow up", "context": context}
+    assert log["task"]["id"] == wakeup_id
+    [channel] = rec.channel_of("wakeup.fired")
+    assert channel.meta["task_id"] == wakeup_id
+    assert "follow up" in channel.content
+    assert json.dumps(context) in channel.content
+    # The same three, as they crossed the wire.
+    assert [m["params"]["uri"] for m in rec.raw_of("notifications/resources/updated")] == [uri]
+    [raw_log] = rec.raw_of("notifications/message")
+    assert raw_log["params"]["level"] == "info" and raw_log["params"]["logger"] == "wakecall"
+    [raw_channel] = rec.raw_of("notifications/claude/channel")
+    assert raw_channel["params"]["content"] == channel.content
+    # Nothing is pushed for resources the session did not subscribe to.
+    assert not rec.updated("wakecall://tasks")
+
+
+async def test_stdout_carries_nothing_but_json_rpc(wakecall: Any) -> None:
+    store = wakecall.new_store()
+    process = await anyio.open_process(
+        [sys.executable, *wakecall.serve_args(store=store)],
+        env=wakecall.full_env(),
+        cwd=str(wakecall.tmp_path),
+    )
+    assert process.stdin is not None and process.stdout is not None
+    assert process.stderr is not None
+    stdout_lines: list[bytes] = []
+    stderr = bytearray()
+    answers: dict[int, dict[str, Any]] = {}
+    answered = anyio.Event()
+    wanted = {1, 2, 3, 4}
+
+    async def send(message: dict[str, Any]) -> None:
+        assert process.stdin is not None
+        await process.stdin.send(json.dumps(message).encode() + b"\n")
+
+    async def read_stdout() -> None:
+        assert process.stdout is not None
+        lines = BufferedByteReceiveStream(process.stdout)
+        try:
+            while True:
+                line = await lines.receive_until(b"\n", 1 << 20)
+                stdout_lines.append(line)
+                message = json.loads(line)
+                if "id" in message and "method" not in message:
+                    answers[message["id"]] = message
+                    if wanted <= answers.keys() or message["id"] == 1:
+                        answered.set()
+        except (anyio.EndOfStream, anyio.IncompleteRead):
+            pass
+
+    async def read_stderr() -> None:
+        assert process.stderr is not None
+        async for chunk in process.stderr:
+            stderr.extend(chunk)
+
+    async with process:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_stdout)
+                tg.start_soon(read_stderr)
+                with anyio.fail_after(15):
+                    await send(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 1,
+                            "method": "initialize",
+                            "params": {
+                                "protocolVersion": "2025-11-25",
+                                "capabilities": {},
+                                "clientInfo": {"name": "raw", "version": "0"},
+                            },
+                        }
+                    )
+                    await answered.wait()
+                    answered = anyio.Event()
+                    await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                    await send(_tool_call(2, "preview_schedule", {"schedule": "0 9 * * MON-FRI"}))
+                    await send(_tool_call(3, "get_task", {"task_id": "tsk_missing"}))
+                    await send({"jsonrpc": "2.0", "id": 4, "method": "no/such/method"})
+                    await answered.wait()
+                    await process.stdin.aclose()  # end of input: the server exits
+                    await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+        sys.stderr.write(stderr.decode(errors="replace"))
+
+    assert process.returncode == 0
+    assert answers[1]["result"]["serverInfo"]["name"] == "wakecall"
+    preview = answers[2]["result"]
+    assert preview["isError"] is False
+    assert len(preview["structuredContent"]["fires"]) == 5
+    missing = answers[3]["result"]
+    assert missing["isError"] is True
+    assert "no task with id 'tsk_missing'" in missing["content"][0]["text"]
+    assert answers[4]["error"]["code"] == types.METHOD_NOT_FOUND
+    # Every line on stdout is one JSON-RPC message; everything else went to stderr.
+    assert stdout_lines
+    for line in stdout_lines:
+        types.jsonrpc_message_adapter.validate_json(line)
+    startup = f"wakecall {wakecall_pkg.__version__}: store {store}"
+    assert startup in stderr.decode()
+    assert startup.encode() not in b"\n".join(stdout_lines)
+
+
+def _tool_call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }

@@ -1,0 +1,109 @@
+"""The SQLite store facing bad files, other writers and old schemas: clear errors, no damage."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from wakecall.engine import Engine, EngineConfig
+from wakecall.errors import DatabaseBusy, InvalidInput, NotAWakecallDatabase, StoreError
+from wakecall.models import TaskSpec
+from wakecall.store.sqlite import _MIGRATIONS, APPLICATION_ID, SCHEMA_VERSION, SQLiteStore
+from wakecall.testing import FakeClock
+
+
+async def test_a_corrupt_file_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite at all\x00" * 200)
+    store = SQLiteStore(path)
+    with pytest.raises(NotAWakecallDatabase, match="not a wakecall database"):
+        await store.open()
+    assert path.read_bytes().startswith(b"this is not sqlite")
+
+
+async def test_another_applications_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.execute("INSERT INTO invoices (total) VALUES (9.5)")
+    with pytest.raises(NotAWakecallDatabase, match="1 tables of another application"):
+        await SQLiteStore(path).open()
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        assert tables == ["invoices"]
+
+
+async def test_a_database_from_a_newer_wakecall_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this wakecall"):
+        await SQLiteStore(path).open()
+
+
+async def test_an_older_schema_upgrades_itself_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for statement in _MIGRATIONS[1].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO events (owner, type, created_at, payload) "
+            "VALUES ('alice', 'task.expired', 0, '{}')"
+        )
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        assert [e.cursor for e in await store.list_events("alice")] == [1]
+        assert await store.list_deliveries(None) == []
+    finally:
+        await store.close()
+
+
+async def test_a_database_locked_by_another_writer_fails_clearly_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "busy.db"
+    store = SQLiteStore(path, busy_timeout=0.2)
+    await store.open()
+    clock = FakeClock(datetime(2026, 1, 5, tzinfo=UTC))
+    engine = Engine(store, clock=clock, config=EngineConfig(node_id="n"))
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(DatabaseBusy, match="locked by another writer"):
+            await engine.tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
+        other.execute("ROLLBACK")
+        assert await store.list_tasks(None) == []
+        task, _ = await engine.tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
+        assert (await store.get_task("alice", task.id)).name == "t"
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_huge_and_negative_inputs_are_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    engine = Engine(store, clock=FakeClock(), config=EngineConfig(node_id="n"))
+    try:
+        with pytest.raises(InvalidInput, match="long"):
+            await engine.tasks.create("a", TaskSpec(name="t", schedule="*" * 10_000_000))
+        with pytest.raises(ValueError, match="timeout"):
+            TaskSpec(name="t", schedule="@daily", timeout=timedelta(seconds=-5))
+        with pytest.raises(ValueError, match="overlap"):
+            TaskSpec(name="t", schedule="@daily", overlap="sometimes")  # type: ignore[arg-type]
+        assert await store.list_tasks(None) == []
+    finally:
+        await store.close()
