@@ -50,7 +50,7 @@ def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 async def _until(store: SQLiteStore, check: Callable[[], object]) -> None:
     """Poll the database (another process writes it) until `check()` is true."""
-    while not await check():  # type: ignore[misc]
+    while not await check():  # type: ignore[misc]  # noqa: ASYNC110 - another process writes
         await anyio.sleep(0.05)
 
 

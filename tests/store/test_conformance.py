@@ -12,6 +12,7 @@ from wakecall.ids import new_id
 from wakecall.models import (
     AttemptStatus,
     CatchUp,
+    DeliveryStatus,
     EventType,
     Overlap,
     RetryPolicy,
@@ -601,3 +602,90 @@ async def test_prune_bounds_history_by_count_and_age(store: Store) -> None:
     assert counts.runs == 2
     # Events older than 7 days (days 0-2) are gone.
     assert counts.events == 3 and len(await store.list_events("alice")) == 2
+
+
+# --- callbacks ----------------------------------------------------------------------------
+
+
+async def _finished_with_callback(store: Store, url: str = "https://app.example/cb") -> Task:
+    task = make_task(callback_url=url)
+    await store.create_task(task)
+    run_id = await fire_once(store, task)
+    await start(store, run_id)
+    await store.finish_runs("n1", [RunOutcome(run_id, AttemptStatus.SUCCESS, T0)])
+    return task
+
+
+async def test_a_callback_event_creates_a_pending_delivery_with_a_fixed_body(
+    store: Store,
+) -> None:
+    import json as _json
+
+    task = await _finished_with_callback(store)
+    (delivery,) = await store.list_deliveries("alice")
+    assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 0
+    assert delivery.url == "https://app.example/cb" and delivery.task_id == task.id
+    assert delivery.next_attempt_at == T0 and delivery.id.startswith("msg_")
+    body = _json.loads(delivery.body)
+    assert body["event"] == "task.run.completed" and body["timestamp"] == "2026-03-01T09:00:00Z"
+    assert body["task"]["name"] == "report" and body["run"]["status"] == "success"
+    (event,) = await store.list_events("alice")
+    assert delivery.event_cursor == event.cursor
+    assert await store.list_deliveries("bob") == []
+
+
+async def test_deliveries_are_claimed_once_and_finished_by_their_claimant(store: Store) -> None:
+    await _finished_with_callback(store)
+    assert await store.next_delivery_due_at() == T0
+    (claimed,) = await store.claim_deliveries("n1", T0, 10, LEASE)
+    assert await store.claim_deliveries("n2", T0, 10, LEASE) == []
+    retry = T0 + timedelta(seconds=5)
+    assert (
+        await store.finish_delivery(
+            "n2", claimed.id, T0, delivered=False, retry_at=retry, status_code=500, error="x"
+        )
+        is None
+    )
+    again = await store.finish_delivery(
+        "n1", claimed.id, T0, delivered=False, retry_at=retry, status_code=500, error="HTTP 500"
+    )
+    assert again is not None and again.status == DeliveryStatus.PENDING and again.attempts == 1
+    assert again.last_status == 500 and await store.next_delivery_due_at() == retry
+    assert await store.claim_deliveries("n1", T0, 10, LEASE) == []
+    (second,) = await store.claim_deliveries("n2", retry, 10, LEASE)
+    done = await store.finish_delivery(
+        "n2", second.id, retry, delivered=True, retry_at=None, status_code=200, error=None
+    )
+    assert done is not None and done.status == DeliveryStatus.DELIVERED
+    assert done.delivered_at == retry and done.attempts == 2
+    assert await store.next_delivery_due_at() is None
+
+
+async def test_a_dead_letter_can_be_redelivered(store: Store) -> None:
+    await _finished_with_callback(store)
+    (claimed,) = await store.claim_deliveries("n1", T0, 10, LEASE)
+    dead = await store.finish_delivery(
+        "n1", claimed.id, T0, delivered=False, retry_at=None, status_code=410, error="gone"
+    )
+    assert dead is not None and dead.status == DeliveryStatus.FAILED
+    assert [d.id for d in await store.list_deliveries("alice", status=DeliveryStatus.FAILED)] == [
+        claimed.id
+    ]
+    with pytest.raises(LookupError):
+        await store.redeliver("bob", claimed.id, T0)
+    later = T0 + timedelta(hours=1)
+    again = await store.redeliver("alice", claimed.id, later)
+    assert again.status == DeliveryStatus.PENDING and again.attempts == 0
+    assert again.next_attempt_at == later
+
+
+async def test_callback_secrets_rotate_with_a_grace_period(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    await store.add_callback_secret(task.id, "whsec_old", T0, None)
+    assert await store.callback_secrets(task.id, T0) == ["whsec_old"]
+    later = T0 + timedelta(minutes=1)
+    grace_end = later + timedelta(hours=24)
+    await store.add_callback_secret(task.id, "whsec_new", later, grace_end)
+    assert await store.callback_secrets(task.id, later) == ["whsec_new", "whsec_old"]
+    assert await store.callback_secrets(task.id, grace_end) == ["whsec_new"]
