@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
@@ -35,6 +36,7 @@ from wakecall.models import (
     Trigger,
 )
 from wakecall.store import FirePlan, NewRun, RunOutcome
+from wakecall.store.postgres import SCHEMA_VERSION, PostgresStore
 
 URL = os.environ.get("WAKECALL_TEST_POSTGRES_URL")
 
@@ -43,13 +45,10 @@ pytestmark = [
     pytest.mark.skipif(not URL, reason="set WAKECALL_TEST_POSTGRES_URL (scripts/start-postgres)"),
 ]
 
-if URL:  # the module imports asyncpg-backed code only when a server is configured
-    from wakecall.store.postgres import SCHEMA_VERSION, PostgresStore
-
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
-Nodes = Callable[[int], Awaitable[list["PostgresStore"]]]
+Nodes = Callable[[int], Awaitable[list[PostgresStore]]]
 
 
 def make_task(owner: str = "alice", **changes: Any) -> Task:
@@ -141,6 +140,30 @@ async def test_stores_opening_at_once_create_the_schema_once(nodes: Nodes, schem
         ("application", "wakecall"),
         ("schema_version", str(SCHEMA_VERSION)),
     ]
+
+
+async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
+    nodes: Nodes, schema: str
+) -> None:
+    (first,) = await nodes(1)
+    task = make_task(callback_url="https://app.example/cb")
+    with anyio.fail_after(30):
+        await first.create_task(task)
+        await first.close()
+        # Back to version 1: the tables of version 2 (callbacks) did not exist then.
+        conn = await asyncpg.connect(URL)
+        try:
+            await conn.execute(
+                f'DROP TABLE "{schema}".deliveries, "{schema}".callback_secrets; '
+                f"UPDATE \"{schema}\".meta SET value = '1' WHERE key = 'schema_version'"
+            )
+        finally:
+            await conn.close()
+        stores = await nodes(4)
+        versions = await asyncio.gather(*(s.schema_version() for s in stores))
+        assert versions == [SCHEMA_VERSION] * 4
+        assert (await stores[1].get_task(None, task.id)).callback_url == task.callback_url
+        assert await stores[2].list_deliveries(None) == []
 
 
 async def test_nodes_racing_for_due_tasks_never_claim_one_twice(nodes: Nodes) -> None:
@@ -325,7 +348,40 @@ async def test_an_expired_task_is_announced_once_when_nodes_finish_its_last_runs
     assert expired == {t.id: 1 for t in tasks}
 
 
-async def test_nul_characters_in_run_results_are_replaced_not_refused(nodes: Nodes) -> None:
+async def test_writers_touching_the_same_runs_at_once_do_not_deadlock(nodes: Nodes) -> None:
+    heartbeat, canceller, finisher = await nodes(3)
+    task = make_task(overlap=Overlap.ALLOW)
+    rng = random.Random(7)
+    with anyio.fail_after(60):
+        await finisher.create_task(task)
+        for _ in range(150):
+            await finisher.create_run(None, task.id, queued(None), T0)
+        ids = [r.id for r in await finisher.claim_runs("n1", T0, 1000, LEASE)]
+        await finisher.start_attempts("n1", T0, ids)
+
+        def shuffled() -> list[str]:
+            return rng.sample(ids, len(ids))
+
+        async def beat() -> None:
+            for k in range(15):
+                await heartbeat.extend_leases("n1", shuffled(), T0 + LEASE * (k + 2))
+
+        async def cancel() -> None:
+            for _ in range(15):
+                await canceller.request_cancel(None, shuffled())
+
+        async def finish() -> None:
+            order = shuffled()
+            for k in range(0, len(order), 10):
+                outcomes = [RunOutcome(i, AttemptStatus.SUCCESS, T0) for i in order[k : k + 10]]
+                await finisher.finish_runs("n1", outcomes)
+
+        await asyncio.gather(beat(), cancel(), finish())
+        runs = await finisher.list_runs(None, task_id=task.id, limit=1000)
+    assert Counter(r.status for r in runs) == {RunStatus.SUCCESS: len(ids)}
+
+
+async def test_what_jsonb_refuses_in_run_results_is_replaced_not_refused(nodes: Nodes) -> None:
     (store,) = await nodes(1)
     task = make_task()
     with anyio.fail_after(10):
@@ -340,14 +396,15 @@ async def test_nul_characters_in_run_results_are_replaced_not_refused(nodes: Nod
                     run.id,
                     AttemptStatus.FAILURE,
                     T0,
-                    output={"log": "a\x00b"},
+                    output={"log": "a\x00b", "ratio": float("nan")},
                     error_message="bad\x00byte",
                 )
             ],
         )
         stored = await store.get_run(None, run.id)
-    assert stored.output == {"log": "a\ufffdb"} and stored.error_message == "bad\ufffdbyte"
-    assert event.payload["run"]["output"] == {"log": "a\ufffdb"}
+    assert stored.output == {"log": "a\ufffdb", "ratio": None}
+    assert stored.error_message == "bad\ufffdbyte"
+    assert event.payload["run"]["output"] == {"log": "a\ufffdb", "ratio": None}
 
 
 async def test_a_schema_of_another_application_is_refused(schema: str) -> None:
@@ -380,23 +437,31 @@ async def test_a_newer_schema_is_refused(nodes: Nodes, schema: str) -> None:
         await newer.close()
 
 
-async def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
-    parts = (URL or "").rsplit(":", 1)
-    # Same credentials, a port nothing listens on.
-    dead = f"{parts[0]}:1/{parts[1].split('/', 1)[1]}"
-    store = PostgresStore(dead, schema="unused")
-    with anyio.fail_after(10), pytest.raises(StoreError) as caught:
+@pytest.mark.parametrize(
+    ("password", "port"), [("right", 1), ("wrong-secret", None)], ids=["no server", "bad password"]
+)
+async def test_a_server_that_cannot_be_used_is_a_store_error_without_the_password(
+    password: str, port: int | None
+) -> None:
+    parts = urlsplit(URL or "")
+    secret = parts.password if password == "right" else password
+    assert secret
+    netloc = f"{parts.username}:{secret}@{parts.hostname}:{port or parts.port}"
+    store = PostgresStore(urlunsplit(parts._replace(netloc=netloc)), schema="unused")
+    with anyio.fail_after(15), pytest.raises(StoreError) as caught:
         await store.open()
     assert "cannot connect to PostgreSQL" in str(caught.value)
-    secret = urlsplit(URL or "").password
-    assert secret and secret not in str(caught.value)
+    assert secret not in str(caught.value)
+    await store.close()
 
 
 async def test_a_closed_store_says_so(nodes: Nodes) -> None:
     (store,) = await nodes(1)
-    await store.close()
-    with pytest.raises(StoreError, match="not open"):
-        await store.get_task(None, "tsk_x")
-    await store.open()
-    with pytest.raises(TaskNotFound):
-        await store.get_task(None, "tsk_x")
+    with anyio.fail_after(10):
+        await store.close()
+        await store.close()  # idempotent
+        with pytest.raises(StoreError, match="not open"):
+            await store.get_task(None, "tsk_x")
+        await store.open()
+        with pytest.raises(TaskNotFound):
+            await store.get_task(None, "tsk_x")

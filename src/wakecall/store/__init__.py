@@ -31,11 +31,12 @@ __all__ = [
 
 
 def open_store(url: str) -> Store:
-    """A store for `url`: a file path, or `sqlite:///relative/path` / `sqlite:////abs/path`."""
+    """A store for `url`: `postgresql://…` (needs asyncpg: `pip install wakecall[postgres]`),
+    or a SQLite file path (`sqlite:///relative/path` and `sqlite:////abs/path` work too)."""
     if url.startswith(("postgres://", "postgresql://")):
-        from wakecall.errors import StoreError
+        from wakecall.store.postgres import PostgresStore
 
-        raise StoreError("this build of wakecall has no PostgreSQL store; use a SQLite file path")
+        return PostgresStore(url)
     if url.startswith("sqlite:///"):
         return SQLiteStore(url[len("sqlite:///") :])
     return SQLiteStore(url)

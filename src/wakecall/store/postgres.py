@@ -11,8 +11,10 @@ the engine passes in (`now`) are the only clock: the database clock is never rea
 
 Concurrency, method by method:
 
-* Claims (`claim_due_tasks`, `claim_runs`, `claim_expired_runs`) select their rows
-  `FOR UPDATE SKIP LOCKED`: two nodes never take the same row, and neither waits for the other.
+* Claims (`claim_due_tasks`, `claim_runs`, `claim_expired_runs`, `claim_deliveries`) select
+  their rows `FOR UPDATE SKIP LOCKED`: two nodes never take the same row, and neither waits for
+  the other. A row that another transaction holds for a moment (a task being finished, say) is
+  left for the next claim.
 * The overlap rule of `claim_runs` (one run per task that does not allow overlap, none while
   another is running or claimed) cannot be checked with row locks on runs alone: two nodes could
   each lock a different queued run of one task. So a claimant also takes a per-task advisory
@@ -21,24 +23,29 @@ Concurrency, method by method:
   Task rows are not locked for this: `record_fires` holds task rows while it flags runs, and a
   claimant that locked runs first and then tasks could deadlock with it.
 * Writers that touch both take task rows before run rows (`record_fires`, `finish_runs`,
-  `delete_task`). `finish_runs` locks the tasks of the runs it finishes so that "this was the
-  last unfinished run of an expired task" is decided by one transaction at a time: otherwise two
-  nodes finishing the last two runs at once would each see the other's run unfinished, and
-  `task.expired` would never be announced. The `end_announced` flag makes it exactly once.
+  `delete_task`), and every write of several runs locks them in id order first, so writers may
+  wait for each other but cannot deadlock. Claims skip locked rows instead of waiting, and the
+  only thing `claim_runs` waits for is another claimant's per-task lock.
+* `finish_runs` locks the tasks of the runs it finishes, so "this was the last unfinished run
+  of an expired task" is decided by one transaction at a time: otherwise two nodes finishing
+  the last two runs at once would each see the other's run unfinished, and `task.expired` would
+  never be announced. The `end_announced` flag makes it exactly once.
 * Every write after a claim checks the claimant (`claimed_by = node`) on a locked row.
 
 Event cursors: a `bigserial` value is taken when a row is inserted, not when its transaction
 commits, so two concurrent writers could commit cursors 8 and 7 in that order; a reader that
 already saw 8 would then never see 7. Here every transaction that appends events first takes one
-transaction-level advisory lock (per schema) and appends all its events in one statement at its
-very end, so event inserts are serialized and commit in cursor order: a reader never skips an
-event. The other way out (reading only below the oldest in-flight cursor) delays every reader
-behind the slowest writer and needs bookkeeping of in-flight transactions; the lock costs one
-short critical section per event-writing transaction, taken after its row writes are done.
+transaction-level advisory lock (per schema) and appends all its events, with the callback
+deliveries they create, in one statement at its very end. Event inserts are thus serialized and
+commit in cursor order: a reader never skips an event. The other way out (reading only below
+the oldest in-flight cursor) delays every reader behind the slowest writer and needs bookkeeping
+of in-flight transactions; the lock costs one short critical section (the insert and the commit)
+per event-writing transaction, taken after its row writes are done.
 
-PostgreSQL text cannot hold the NUL character: in run output, error messages and event payloads
-(written from what actions return) it is replaced by U+FFFD; elsewhere it is refused as a
-`StoreError`.
+PostgreSQL text cannot hold the NUL character, nor `jsonb` NaN or infinities: in run output,
+error messages and event payloads (written from whatever actions return) NUL is replaced by
+U+FFFD and a non-finite number by null, so a result is never lost for its content; in task
+fields they are refused as a `StoreError`.
 """
 
 from __future__ import annotations
@@ -46,21 +53,26 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
 
-from wakecall.errors import NotAWakecallDatabase, RunNotFound, StoreError, TaskNotFound
+from wakecall.errors import NotAWakecallDatabase, NotFound, RunNotFound, StoreError, TaskNotFound
+from wakecall.ids import new_id
 from wakecall.models import (
+    CALLBACK_EVENTS,
     Attempt,
     AttemptStatus,
     CatchUp,
+    Delivery,
+    DeliveryStatus,
     Event,
     EventType,
     Overlap,
@@ -90,7 +102,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: First key of wakecall's two-key advisory locks ("WAKE").
 _LOCK_CLASS = 0x57414B45
@@ -186,6 +198,36 @@ _MIGRATIONS: dict[int, str] = {
     CREATE INDEX events_owner ON events (owner, cursor);
     CREATE INDEX events_created ON events (created_at);
     """,
+    2: """
+    CREATE TABLE deliveries (
+        id text PRIMARY KEY,
+        owner text NOT NULL,
+        task_id text,
+        event_cursor bigint NOT NULL,
+        event_type text NOT NULL,
+        url text NOT NULL,
+        body text NOT NULL,
+        status text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz,
+        created_at timestamptz NOT NULL,
+        last_status integer,
+        last_error text,
+        delivered_at timestamptz,
+        claimed_by text,
+        lease_expires_at timestamptz
+    );
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX deliveries_owner ON deliveries (owner, id);
+
+    CREATE TABLE callback_secrets (
+        task_id text NOT NULL,
+        secret text NOT NULL,
+        created_at timestamptz NOT NULL,
+        retires_at timestamptz,
+        PRIMARY KEY (task_id, secret)
+    );
+    """,
 }
 
 _META = "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)"
@@ -202,7 +244,16 @@ _RUN_COLUMNS = (
     "lease_expires_at, cancel_requested"
 )
 _EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
+_DELIVERY_COLUMNS = (
+    "id, owner, task_id, event_cursor, event_type, url, body, status, attempts, "
+    "next_attempt_at, created_at, last_status, last_error, delivered_at, claimed_by"
+)
 _UNFINISHED = "status IN ('queued', 'running')"
+
+
+def _cols(columns: str) -> list[str]:
+    return [c.strip() for c in columns.split(",")]
+
 
 # Task fields that update_task may set, and how each is written.
 _UPDATABLE: dict[str, Callable[[Any], Any]] = {
@@ -250,21 +301,29 @@ def _no_nul(text: str | None) -> str | None:
     return None if text is None else text.replace("\x00", "\ufffd")
 
 
-def _strip_nul(value: Any) -> Any:
+def _jsonb_safe(value: Any) -> Any:
+    """`value` (plain JSON data) with what `jsonb` refuses replaced: NUL characters in strings
+    by U+FFFD, NaN and infinities by null."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, list):
-        return [_strip_nul(v) for v in value]
+        return [_jsonb_safe(v) for v in value]
     if isinstance(value, dict):
-        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+        return {_jsonb_safe(k): _jsonb_safe(v) for k, v in value.items()}
     return value
 
 
 def _dumps(value: Any) -> str:
-    """JSON text for a `jsonb` column (which refuses the NUL character)."""
-    text = json.dumps(value, default=str)
-    if "\\u0000" in text:
-        text = json.dumps(_strip_nul(json.loads(text)))
+    """JSON text for a `jsonb` column, as the SQLite store writes it where `jsonb` accepts it."""
+    text: str | None
+    try:
+        text = json.dumps(value, default=str, allow_nan=False)
+    except ValueError:  # NaN or an infinity
+        text = None
+    if text is None or "\\u0000" in text:
+        text = json.dumps(_jsonb_safe(json.loads(json.dumps(value, default=str))))
     return text
 
 
@@ -402,16 +461,50 @@ def _event_from_row(row: Mapping[str, Any]) -> Event:
     )
 
 
+def _delivery_from_row(row: Mapping[str, Any]) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        owner=row["owner"],
+        task_id=row["task_id"],
+        event_cursor=row["event_cursor"],
+        event_type=EventType(row["event_type"]),
+        url=row["url"],
+        body=row["body"],
+        status=DeliveryStatus(row["status"]),
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        created_at=row["created_at"],
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        delivered_at=row["delivered_at"],
+        claimed_by=row["claimed_by"],
+    )
+
+
 class _PendingEvent:
-    """An event to append at the end of a transaction; its cursor is known once written."""
+    """An event to append at the end of a transaction, with the callback delivery it creates
+    when its task has a `callback_url`; its cursor is known once written."""
 
-    __slots__ = ("created_at", "event", "owner", "payload")
+    __slots__ = ("body", "created_at", "delivery_id", "event", "owner", "payload", "url")
 
-    def __init__(self, owner: str, event: NewEvent, created_at: datetime) -> None:
+    def __init__(
+        self, owner: str, event: NewEvent, created_at: datetime, callback_url: str | None = None
+    ) -> None:
         self.owner = owner
         self.event = event
-        self.created_at = created_at
+        self.created_at = created_at.astimezone(UTC)
         self.payload = _dumps(dict(event.payload))
+        self.url: str | None = None
+        self.delivery_id: str | None = None
+        self.body: str | None = None
+        if callback_url and event.type in CALLBACK_EVENTS:
+            # The exact bytes every attempt sends: {"event", "timestamp", **payload}.
+            stamp = self.created_at.isoformat().replace("+00:00", "Z")
+            head = f'{{"event": {json.dumps(str(event.type))}, "timestamp": "{stamp}"'
+            rest = self.payload[1:]
+            self.body = head + (", " + rest if rest != "}" else "}")
+            self.url = callback_url
+            self.delivery_id = new_id("msg")
 
     def written(self, cursor: int) -> Event:
         return Event(
@@ -448,7 +541,10 @@ def _place_ends(
             payload = task_event_payload(p.task, p.task.end_reason)
             out.append(
                 _PendingEvent(
-                    p.task.owner, NewEvent(EventType.TASK_EXPIRED, p.task.id, None, payload), p.at
+                    p.task.owner,
+                    NewEvent(EventType.TASK_EXPIRED, p.task.id, None, payload),
+                    p.at,
+                    p.task.callback_url,
                 )
             )
     return out
@@ -777,8 +873,14 @@ class PostgresStore:
         owner_check = "" if owner is None else " AND owner = $2"
         sql = (
             f"WITH t AS (DELETE FROM tasks WHERE id = $1{owner_check} RETURNING id), "
-            "r AS (DELETE FROM runs WHERE task_id IN (SELECT id FROM t) RETURNING id, status), "
-            "a AS (DELETE FROM attempts WHERE run_id IN (SELECT id FROM r)) "
+            "l AS (SELECT id FROM runs WHERE task_id IN (SELECT id FROM t) "
+            "  ORDER BY id FOR UPDATE), "
+            "r AS (DELETE FROM runs WHERE id IN (SELECT id FROM l) RETURNING id, status), "
+            "a AS (DELETE FROM attempts WHERE run_id IN (SELECT id FROM r)), "
+            # Pending deliveries keep their signing secrets until they are done.
+            "k AS (DELETE FROM callback_secrets WHERE task_id IN (SELECT id FROM t) "
+            "  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.task_id = $1 "
+            "  AND d.status = 'pending')) "
             "SELECT (SELECT count(*) FROM t) AS found, "
             "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM r "
             "WHERE status = 'running') AS running"
@@ -895,7 +997,9 @@ class PostgresStore:
                                 now,
                             )
                         )
-                pending.extend(_PendingEvent(task.owner, e, now) for e in plan.events)
+                pending.extend(
+                    _PendingEvent(task.owner, e, now, task.callback_url) for e in plan.events
+                )
                 if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
                     # The task as just written; announced after the plan's own events.
                     ended.append(task.id)
@@ -975,9 +1079,11 @@ class PostgresStore:
             "    $18::text[]) AS p(id, next_fire_at, last_fire_at, status, end_reason)"
             "  LEFT JOIN counted c ON c.task_id = p.id"
             "  WHERE t.id = p.id AND t.claimed_by = $19"
+            "), to_flag AS ("
+            f"  SELECT id FROM runs WHERE id = ANY($20::text[]) AND {_UNFINISHED}"
+            "  ORDER BY id FOR UPDATE"
             "), flagged AS ("
-            "  UPDATE runs SET cancel_requested = true"
-            f"  WHERE id = ANY($20::text[]) AND {_UNFINISHED}"
+            "  UPDATE runs r SET cancel_requested = true FROM to_flag f WHERE r.id = f.id"
             ") "
             "SELECT id FROM ins",
             now,
@@ -1021,20 +1127,30 @@ class PostgresStore:
     async def _append_events(
         self, conn: asyncpg.Connection, pending: Sequence[_PendingEvent]
     ) -> list[Event]:
-        """Append events in the given order, as the last write of the transaction: the events
-        lock is held until commit, so cursors commit in order (see the module docstring)."""
+        """Append events in the given order (and the callback deliveries they create), as the
+        last write of the transaction: the events lock is held until commit, so cursors commit
+        in order (see the module docstring)."""
         if not pending:
             return []
         cursors = await conn.fetch(
             "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2)), "
             "c AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('events', 'cursor'))"
             "  AS cursor FROM l, generate_series(1, $3)), "
-            "s AS (SELECT cursor, row_number() OVER (ORDER BY cursor) AS n FROM c) "
+            "s AS MATERIALIZED (SELECT cursor, row_number() OVER (ORDER BY cursor) AS n FROM c), "
+            "u AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[],"
+            "  $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])"
+            "  WITH ORDINALITY AS u(owner, type, task_id, run_id, created_at, payload,"
+            "  delivery_id, url, body, n)), "
+            "delivered AS ("
+            "  INSERT INTO deliveries (id, owner, task_id, event_cursor, event_type, url, body,"
+            "    status, attempts, next_attempt_at, created_at)"
+            "  SELECT u.delivery_id, u.owner, u.task_id, s.cursor, u.type, u.url, u.body,"
+            "    'pending', 0, u.created_at, u.created_at"
+            "  FROM s JOIN u ON u.n = s.n WHERE u.delivery_id IS NOT NULL"
+            ") "
             "INSERT INTO events (cursor, owner, type, task_id, run_id, created_at, payload) "
             "SELECT s.cursor, u.owner, u.type, u.task_id, u.run_id, u.created_at, "
-            "u.payload::jsonb FROM s JOIN unnest($4::text[], $5::text[], $6::text[], "
-            "$7::text[], $8::timestamptz[], $9::text[]) WITH ORDINALITY "
-            "AS u(owner, type, task_id, run_id, created_at, payload, n) ON u.n = s.n "
+            "u.payload::jsonb FROM s JOIN u ON u.n = s.n "
             "RETURNING cursor",
             _LOCK_CLASS,
             self._events_lock,
@@ -1045,6 +1161,9 @@ class PostgresStore:
             [p.event.run_id for p in pending],
             [p.created_at for p in pending],
             [p.payload for p in pending],
+            [p.delivery_id for p in pending],
+            [p.url for p in pending],
+            [p.body for p in pending],
         )
         ordered = sorted(r["cursor"] for r in cursors)
         return [p.written(c) for p, c in zip(pending, ordered, strict=True)]
@@ -1153,11 +1272,15 @@ class PostgresStore:
         if not run_ids:
             return []
         sql = (
-            "WITH started AS ("
-            "  UPDATE runs SET status = 'running', attempt = attempt + 1,"
-            "    started_at = coalesce(started_at, $1)"
-            f"  WHERE claimed_by = $2 AND status = 'queued' AND id = ANY($3::text[])"
-            f"  RETURNING {_RUN_COLUMNS}"
+            "WITH l AS ("
+            "  SELECT id FROM runs"
+            "  WHERE claimed_by = $2 AND status = 'queued' AND id = ANY($3::text[])"
+            "  ORDER BY id FOR UPDATE"
+            "), started AS ("
+            "  UPDATE runs r SET status = 'running', attempt = r.attempt + 1,"
+            "    started_at = coalesce(r.started_at, $1)"
+            "  FROM l WHERE r.id = l.id"
+            f"  RETURNING {', '.join('r.' + c for c in _cols(_RUN_COLUMNS))}"
             "), live AS ("
             "  SELECT * FROM started UNION ALL"
             f"  SELECT {_RUN_COLUMNS} FROM runs"
@@ -1175,7 +1298,7 @@ class PostgresStore:
         async def fn(conn: asyncpg.Connection) -> list[Run]:
             rows = await conn.fetch(sql, now, node, list(run_ids))
             by_id = {r["id"]: _run_from_row(r) for r in rows}
-            return [by_id[i] for i in dict.fromkeys(run_ids) if i in by_id]
+            return [by_id[i] for i in run_ids if i in by_id]
 
         return await self._write(fn)
 
@@ -1186,9 +1309,13 @@ class PostgresStore:
             return set(), set()
         rows = await self._write(
             lambda c: c.fetch(
-                "UPDATE runs SET lease_expires_at = $1 "
-                f"WHERE claimed_by = $2 AND id = ANY($3::text[]) AND {_UNFINISHED} "
-                "RETURNING id, cancel_requested",
+                "WITH l AS ("
+                "  SELECT id FROM runs"
+                f"  WHERE claimed_by = $2 AND id = ANY($3::text[]) AND {_UNFINISHED}"
+                "  ORDER BY id FOR UPDATE"
+                ") "
+                "UPDATE runs r SET lease_expires_at = $1 FROM l WHERE r.id = l.id "
+                "RETURNING r.id, r.cancel_requested",
                 until,
                 node,
                 list(run_ids),
@@ -1268,6 +1395,7 @@ class PostgresStore:
                             event_type_for(task, run), task.id, run.id, run_event_payload(task, run)
                         ),
                         outcome.finished_at,
+                        task.callback_url,
                     )
                 )
                 if task.status == TaskStatus.EXPIRED:
@@ -1320,8 +1448,13 @@ class PostgresStore:
             return
         await self._write(
             lambda c: c.execute(
-                "UPDATE runs SET claimed_by = NULL, lease_expires_at = NULL "
-                "WHERE claimed_by = $1 AND status = 'queued' AND id = ANY($2::text[])",
+                "WITH l AS ("
+                "  SELECT id FROM runs"
+                "  WHERE claimed_by = $1 AND status = 'queued' AND id = ANY($2::text[])"
+                "  ORDER BY id FOR UPDATE"
+                ") "
+                "UPDATE runs r SET claimed_by = NULL, lease_expires_at = NULL "
+                "FROM l WHERE r.id = l.id",
                 node,
                 list(run_ids),
             )
@@ -1360,12 +1493,16 @@ class PostgresStore:
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
         if not run_ids:
             return
+        owner_check = "" if owner is None else " AND owner = $2"
         sql = (
-            f"UPDATE runs SET cancel_requested = true WHERE id = ANY($1::text[]) AND {_UNFINISHED}"
+            "WITH l AS ("
+            f"  SELECT id FROM runs WHERE id = ANY($1::text[]) AND {_UNFINISHED}{owner_check}"
+            "  ORDER BY id FOR UPDATE"
+            ") "
+            "UPDATE runs r SET cancel_requested = true FROM l WHERE r.id = l.id"
         )
         args: list[Any] = [list(run_ids)]
         if owner is not None:
-            sql += " AND owner = $2"
             args.append(owner)
         await self._write(lambda c: c.execute(sql, *args))
 
@@ -1462,6 +1599,150 @@ class PostgresStore:
         )
         return int(value or 0)
 
+    # --- callbacks ------------------------------------------------------------------------
+    async def add_callback_secret(
+        self, task_id: str, secret: str, now: datetime, retire_others_at: datetime | None
+    ) -> None:
+        retire = retire_others_at or now
+
+        async def fn(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "UPDATE callback_secrets SET retires_at = $1 WHERE task_id = $2 "
+                "AND (retires_at IS NULL OR retires_at > $1)",
+                retire,
+                task_id,
+            )
+            await conn.execute(
+                "INSERT INTO callback_secrets (task_id, secret, created_at, retires_at) "
+                "VALUES ($1, $2, $3, NULL)",
+                task_id,
+                secret,
+                now,
+            )
+
+        await self._tx(fn)
+
+    async def callback_secrets(self, task_id: str, now: datetime) -> list[str]:
+        rows = await self._call(
+            lambda c: c.fetch(
+                "SELECT secret FROM callback_secrets WHERE task_id = $1 "
+                "AND (retires_at IS NULL OR retires_at > $2) ORDER BY created_at DESC",
+                task_id,
+                now,
+            )
+        )
+        return [r["secret"] for r in rows]
+
+    async def claim_deliveries(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[Delivery]:
+        sql = (
+            "WITH due AS ("
+            "  SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1"
+            "  AND (claimed_by IS NULL OR lease_expires_at < $1)"
+            "  ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+            ") "
+            "UPDATE deliveries d SET claimed_by = $3, lease_expires_at = $4 FROM due "
+            f"WHERE d.id = due.id RETURNING {', '.join('d.' + c for c in _cols(_DELIVERY_COLUMNS))}"
+        )
+
+        async def fn(conn: asyncpg.Connection) -> list[Delivery]:
+            rows = await conn.fetch(sql, now, limit, node, now + lease)
+            found = [_delivery_from_row(r) for r in rows]
+            found.sort(key=lambda d: (d.next_attempt_at or now, d.id))
+            return found
+
+        return await self._write(fn)
+
+    async def finish_delivery(
+        self,
+        node: str,
+        delivery_id: str,
+        now: datetime,
+        *,
+        delivered: bool,
+        retry_at: datetime | None,
+        status_code: int | None,
+        error: str | None,
+    ) -> Delivery | None:
+        if delivered:
+            status, due = "delivered", None
+        elif retry_at is not None:
+            status, due = "pending", retry_at
+        else:
+            status, due = "failed", None
+        row = await self._write(
+            lambda c: c.fetchrow(
+                "UPDATE deliveries SET status = $1, attempts = attempts + 1, "
+                "next_attempt_at = $2, last_status = $3, last_error = $4, delivered_at = $5, "
+                "claimed_by = NULL, lease_expires_at = NULL "
+                "WHERE id = $6 AND claimed_by = $7 AND status = 'pending' "
+                f"RETURNING {_DELIVERY_COLUMNS}",
+                status,
+                due,
+                status_code,
+                _no_nul(error),
+                now if delivered else None,
+                delivery_id,
+                node,
+            )
+        )
+        return None if row is None else _delivery_from_row(row)
+
+    async def list_deliveries(
+        self,
+        owner: str | None,
+        *,
+        status: DeliveryStatus | None = None,
+        task_id: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Delivery]:
+        where: list[str] = []
+        args: list[Any] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if owner is not None:
+            where.append(f"owner = {arg(owner)}")
+        if task_id is not None:
+            where.append(f"task_id = {arg(task_id)}")
+        if status is not None:
+            where.append(f"status = {arg(str(status))}")
+        if before is not None:
+            where.append(f"id < {arg(before)}")
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY id DESC LIMIT {arg(limit)}"
+        rows = await self._call(lambda c: c.fetch(sql, *args))
+        return [_delivery_from_row(r) for r in rows]
+
+    async def redeliver(self, owner: str | None, delivery_id: str, now: datetime) -> Delivery:
+        owner_check = "" if owner is None else " AND owner = $3"
+        args = (now, delivery_id) if owner is None else (now, delivery_id, owner)
+        row = await self._write(
+            lambda c: c.fetchrow(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, "
+                "claimed_by = NULL, lease_expires_at = NULL "
+                f"WHERE id = $2{owner_check} RETURNING {_DELIVERY_COLUMNS}",
+                *args,
+            )
+        )
+        if row is None:
+            raise NotFound(f"no delivery with id {delivery_id!r}; list_deliveries shows them")
+        return _delivery_from_row(row)
+
+    async def next_delivery_due_at(self) -> datetime | None:
+        value: datetime | None = await self._call(
+            lambda c: c.fetchval(
+                "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+            )
+        )
+        return value
+
     # --- retention ------------------------------------------------------------------------
     async def prune(
         self,
@@ -1479,12 +1760,16 @@ class PostgresStore:
             "  SELECT id FROM (SELECT id, finished_at, row_number() OVER"
             "    (PARTITION BY task_id ORDER BY id DESC) AS n FROM runs"
             f"    WHERE {terminal}) ranked WHERE n > $2 AND finished_at >= $1"
+            "), locked AS ("
+            "  SELECT id FROM runs WHERE id IN (SELECT id FROM doomed) ORDER BY id FOR UPDATE"
             "), gone_attempts AS ("
-            "  DELETE FROM attempts WHERE run_id IN (SELECT id FROM doomed)"
+            "  DELETE FROM attempts WHERE run_id IN (SELECT id FROM locked)"
             "), gone_runs AS ("
-            "  DELETE FROM runs WHERE id IN (SELECT id FROM doomed) RETURNING 1"
+            "  DELETE FROM runs WHERE id IN (SELECT id FROM locked) RETURNING 1"
             "), gone_events AS ("
             "  DELETE FROM events WHERE created_at < $3 RETURNING 1"
+            "), gone_deliveries AS ("
+            "  DELETE FROM deliveries WHERE status != 'pending' AND created_at < $3"
             ") "
             "SELECT (SELECT count(*) FROM gone_runs) AS runs,"
             " (SELECT count(*) FROM gone_events) AS events"
@@ -1496,7 +1781,3 @@ class PostgresStore:
             return PruneCounts(runs=row["runs"], events=row["events"])
 
         return await self._write(fn)
-
-
-def _cols(columns: str) -> list[str]:
-    return [c.strip() for c in columns.split(",")]

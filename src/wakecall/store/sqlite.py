@@ -821,8 +821,9 @@ class SQLiteStore:
         created = _dt_req(now_us)
         if callback_url and event.type in CALLBACK_EVENTS:
             stamp = created.isoformat().replace("+00:00", "Z")
-            body = f'{{"event": {json.dumps(str(event.type))}, "timestamp": "{stamp}", '
-            body += payload[1:] if payload != "{}" else "}"
+            body = json.dumps(
+                {"event": str(event.type), "timestamp": stamp, **json.loads(payload)}, default=str
+            )
             conn.execute(
                 f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, NULL, NULL)",
