@@ -57,7 +57,12 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("store", None, str, "SQLite file path (default: the user data directory)"),
+    Setting(
+        "store",
+        None,
+        str,
+        "SQLite file path, or a postgresql:// URL (default: SQLite in the user data directory)",
+    ),
     Setting("owner", "local", str, "owner name of the stdio client"),
     Setting("http", False, _bool, "serve Streamable HTTP instead of stdio"),
     Setting("host", "127.0.0.1", str, "HTTP bind address; beyond loopback, tokens are required"),

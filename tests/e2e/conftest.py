@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -123,11 +124,11 @@ class Recorder:
     def raw_of(self, method: str) -> list[dict[str, Any]]:
         return [m for m in self.raw if m["method"] == method]
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float | None = 5) -> None:
-        """Wait until `predicate()` holds; re-checked on every received message."""
-        with anyio.fail_after(timeout):
-            while not predicate():
-                await self._changed.wait()
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until `predicate()` holds, re-checked on every received message. Unbounded:
+        the caller bounds it with `anyio.fail_after`."""
+        while not predicate():
+            await self._changed.wait()
 
 
 @asynccontextmanager
@@ -168,6 +169,7 @@ class HttpServer:
     store: Path
     process: Process
     stderr: bytearray = field(default_factory=bytearray)
+    returncode: int | None = None  # set once the server has been stopped
 
     @property
     def stderr_text(self) -> str:
@@ -256,17 +258,14 @@ class Wakecall:
         tokens = TOKENS if tokens is None else tokens
         extra = {"WAKECALL_TOKENS": ",".join(f"{t}={o}" for t, o in tokens.items())}
         store = self.new_store()
-        args = self.serve_args(
-            "--http", "--host", "127.0.0.1", "--port", "0", *flags, store=store
-        )
+        args = self.serve_args("--http", "--host", "127.0.0.1", "--port", "0", *flags, store=store)
         process = await anyio.open_process(
             [sys.executable, *args],
             env=self.full_env(**extra) if tokens else self.full_env(),
             cwd=str(self.tmp_path),
             stdin=None,
         )
-        server: HttpServer | None = None
-        seen = anyio.Event()
+        seen, drained = anyio.Event(), anyio.Event()
         stderr = bytearray()
         try:
             async with anyio.create_task_group() as tg:
@@ -278,10 +277,13 @@ class Wakecall:
                         while True:
                             line = await lines.receive_until(b"\n", 1 << 20)
                             stderr.extend(line + b"\n")
-                            if not seen.is_set() and SERVING.search(line):
+                            if SERVING.search(line):
                                 seen.set()
                     except (anyio.EndOfStream, anyio.IncompleteRead, anyio.ClosedResourceError):
+                        pass
+                    finally:
                         seen.set()
+                        drained.set()
 
                 tg.start_soon(drain)
                 with anyio.fail_after(START_TIMEOUT):
@@ -295,7 +297,10 @@ class Wakecall:
                 try:
                     yield server
                 finally:
-                    await _stop(process)
+                    with anyio.CancelScope(shield=True):
+                        server.returncode = await _stop(process)
+                        with anyio.move_on_after(5):
+                            await drained.wait()
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
@@ -309,9 +314,7 @@ class Wakecall:
     ) -> AsyncIterator[Any]:
         """Streamable HTTP with our own httpx2 client, which carries the bearer header."""
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        async with httpx2.AsyncClient(
-            headers=headers, timeout=httpx2.Timeout(10, read=60)
-        ) as http:
+        async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(10, read=60)) as http:
             transport = streamable_http_client(url, http_client=http)
             if recorder is not None:
                 transport = _raw_recording(transport, recorder)
@@ -360,10 +363,9 @@ class Wakecall:
         *,
         after: int = 0,
         task_id: str | None = None,
-        timeout: float = 10,
     ) -> dict[str, Any]:
         """Long-poll `get_events` until an event of this type (and task) arrives."""
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(15):
             while True:
                 page = await self.call(client, "get_events", {"after": after, "wait": 5})
                 for event in page["events"]:
@@ -381,17 +383,18 @@ class Wakecall:
             )
 
 
-async def _stop(process: Process) -> None:
-    """SIGTERM, then SIGKILL if the process has not exited within a few seconds."""
-    if process.returncode is not None:
-        return
-    process.terminate()
-    with anyio.move_on_after(5):
-        await process.wait()
-        return
-    process.kill()
-    with anyio.move_on_after(5):
-        await process.wait()
+async def _stop(process: Process) -> int | None:
+    """Ctrl-C (SIGINT), then SIGKILL if the process has not exited within a few seconds;
+    the exit status."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+        with anyio.move_on_after(5):
+            await process.wait()
+    if process.returncode is None:
+        process.kill()
+        with anyio.move_on_after(5):
+            await process.wait()
+    return process.returncode
 
 
 @pytest.fixture

@@ -181,6 +181,30 @@ def test_several_times_inside_one_gap_collapse_into_one_fire() -> None:
         assert fires[:2] == [utc(2026, 3, 8, 7), utc(2026, 3, 8, 7, 30)]
 
 
+@pytest.mark.parametrize(
+    ("expression", "fixed"),
+    [
+        ("30 2 * * *", True),
+        ("0 9 * * MON-FRI", True),
+        ("0,30 1-3 * * *", True),
+        ("@daily", True),
+        ("@weekly", True),
+        ("15 10 2 * * *", True),
+        ("*/15 2 * * *", False),  # a wildcard minute: Debian cron and cronsim follow real time
+        ("* 2 * * *", False),
+        ("0 */2 * * *", False),
+        ("0 * * * *", False),
+        ("@hourly", False),
+        ("* 30 2 * * *", False),  # a wildcard second
+    ],
+)
+def test_a_job_is_fixed_time_unless_its_hour_minute_or_second_starts_with_a_wildcard(
+    expression: str, fixed: bool
+) -> None:
+    schedule = CronSchedule(expression, "America/New_York")
+    assert schedule.fixed_time is fixed
+
+
 # (expression, zone, window start, window end, expected UTC fires): jobs with '*' in the hour or
 # minute follow real time: both passes of a repeated hour fire, a skipped hour does not
 REAL_TIME_CASES = [

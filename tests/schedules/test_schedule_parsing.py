@@ -14,6 +14,7 @@ from wakecall.schedules import (
     DailySchedule,
     IntervalSchedule,
     OnceSchedule,
+    Schedule,
     format_duration,
     parse_duration,
     parse_schedule,
@@ -139,6 +140,14 @@ def test_next_after_is_strictly_later_even_with_microseconds() -> None:
         2026, 6, 2, 9
     )
     assert schedule.next_after(utc(2026, 6, 2, 9) + timedelta(microseconds=1)) == utc(2026, 6, 3, 9)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0 9 * * *", "@every 5m", "in 5m", {"type": "daily", "times": ["09:00"]}],
+)
+def test_every_kind_satisfies_the_schedule_protocol(value: Any) -> None:
+    assert isinstance(parse_schedule(value, now=NOW), Schedule)
 
 
 # --- intervals, once, daily --------------------------------------------------------------------
@@ -440,6 +449,7 @@ def test_schedules_at_the_minimum_interval_are_accepted() -> None:
     [
         "0 9 * * *",
         {"type": "cron", "expression": "0 9 * * *", "timezone": "Mars/Olympus_Mons"},
+        {"type": "cron", "expression": "0 9 * * *", "timezone": ""},
         {"type": "daily", "times": ["09:00"], "timezone": "../../etc/passwd"},
     ],
 )

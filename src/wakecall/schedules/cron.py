@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
+from typing import NamedTuple
 
 from wakecall.errors import InvalidSchedule
 
@@ -165,6 +166,46 @@ def _parse_field(spec: _FieldSpec, text: str, extras: _Extras) -> frozenset[int]
     return frozenset(values)
 
 
+class _DaySpec(NamedTuple):
+    days: frozenset[int]
+    weekdays: frozenset[int]  # 0 = Sunday
+    last_day: bool
+    last_weekday: bool
+    last_dows: frozenset[int]
+    nth_dows: frozenset[tuple[int, int]]
+    day_and: bool
+
+
+@functools.lru_cache(maxsize=65536)
+def _day_table(spec: _DaySpec, length: int, first_weekday: int) -> tuple[int, ...]:
+    """The matching days of a month with ``length`` days starting on ``first_weekday``."""
+    matching = []
+    last_weekday = _last_weekday(length, first_weekday)
+    for day in range(1, length + 1):
+        weekday = (first_weekday + day - 1) % 7
+        dom = (
+            day in spec.days
+            or (spec.last_day and day == length)
+            or (spec.last_weekday and day == last_weekday)
+        )
+        dow = (
+            weekday in spec.weekdays
+            or (weekday in spec.last_dows and day + 7 > length)
+            or (weekday, (day + 6) // 7) in spec.nth_dows
+        )
+        if (dom and dow) if spec.day_and else (dom or dow):
+            matching.append(day)
+    return tuple(matching)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tables(
+    values: frozenset[int], size: int
+) -> tuple[frozenset[int], tuple[int | None, ...], tuple[int | None, ...]]:
+    """One shared copy of a field's values with its next and previous lookup tables."""
+    return values, _next_table(values, size), _prev_table(values, size)
+
+
 def _next_table(values: frozenset[int], size: int) -> tuple[int | None, ...]:
     """``table[v]`` = smallest allowed value >= v; ``table[size]`` = None (carry)."""
     table: list[int | None] = [None] * (size + 1)
@@ -241,15 +282,20 @@ class CronPattern:
         self.fixed = not any(f.startswith(wild) for f in clock_fields)
         self._check_possible()
 
-        self._next_second = _next_table(self.seconds, 60)
-        self._next_minute = _next_table(self.minutes, 60)
-        self._next_hour = _next_table(self.hours, 24)
-        self._next_month = _next_table(self.months, 13)
-        self._prev_second = _prev_table(self.seconds, 60)
-        self._prev_minute = _prev_table(self.minutes, 60)
-        self._prev_hour = _prev_table(self.hours, 24)
-        self._prev_month = _prev_table(self.months, 13)
-        self._day_tables: dict[int, tuple[int, ...]] = {}
+        # tables are shared between patterns with equal fields
+        self.seconds, self._next_second, self._prev_second = _tables(self.seconds, 60)
+        self.minutes, self._next_minute, self._prev_minute = _tables(self.minutes, 60)
+        self.hours, self._next_hour, self._prev_hour = _tables(self.hours, 24)
+        self.months, self._next_month, self._prev_month = _tables(self.months, 13)
+        self._day_spec = _DaySpec(
+            _tables(self.days, 32)[0],
+            _tables(self.weekdays, 7)[0],
+            extras.last_day,
+            extras.last_weekday,
+            extras.last_dows,
+            extras.nth_dows,
+            self.day_and,
+        )
 
     def _check_possible(self) -> None:
         if not self.day_and or not self.days or self.extras.last_day or self.extras.last_weekday:
@@ -263,31 +309,6 @@ class CronPattern:
                 field="schedule",
                 example='"0 0 28 2 *" (February 28) or "0 0 L 2 *" (last day of February)',
             )
-
-    def _day_table(self, length: int, first_weekday: int) -> tuple[int, ...]:
-        key = length * 7 + first_weekday
-        table = self._day_tables.get(key)
-        if table is None:
-            table = tuple(
-                d for d in range(1, length + 1) if self._day_matches(d, length, first_weekday)
-            )
-            self._day_tables[key] = table
-        return table
-
-    def _day_matches(self, day: int, length: int, first_weekday: int) -> bool:
-        extras = self.extras
-        weekday = (first_weekday + day - 1) % 7
-        dom = (
-            day in self.days
-            or (extras.last_day and day == length)
-            or (extras.last_weekday and day == _last_weekday(length, first_weekday))
-        )
-        dow = (
-            weekday in self.weekdays
-            or (weekday in extras.last_dows and day + 7 > length)
-            or (weekday, (day + 6) // 7) in extras.nth_dows
-        )
-        return (dom and dow) if self.day_and else (dom or dow)
 
     def next_match(self, wall: int, limit: int) -> int | None:
         if wall >= limit:
@@ -311,7 +332,7 @@ class CronPattern:
             if found_month != month:
                 month, day, hour, minute, second = found_month, 1, 0, 0, 0
             length, first_weekday, first_ordinal = _month_info(year, month)
-            table = self._day_table(length, first_weekday)
+            table = _day_table(self._day_spec, length, first_weekday)
             index = bisect_left(table, day)
             if index == len(table):
                 month, day, hour, minute, second = month + 1, 1, 0, 0, 0
@@ -360,7 +381,7 @@ class CronPattern:
             if found_month != month:
                 month, day, hour, minute, second = found_month, 31, 23, 59, 59
             length, first_weekday, first_ordinal = _month_info(year, month)
-            table = self._day_table(length, first_weekday)
+            table = _day_table(self._day_spec, length, first_weekday)
             index = bisect_right(table, day) - 1
             if index < 0:
                 month, day, hour, minute, second = month - 1, 31, 23, 59, 59

@@ -80,9 +80,9 @@ def _local_text(moment: datetime, zone: str) -> str:
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """A cron expression read in ``timezone``. Fixed-time expressions (no ``*`` in the hour,
-    minute or second field) keep their local time across DST changes; the others follow real
-    time (see ``timeline.py``)."""
+    """A cron expression read in ``timezone``. Fixed-time expressions (hour, minute and, with
+    6 fields, second not starting with ``*``) keep their local time across DST changes; the
+    others follow real time (see ``timeline.py``)."""
 
     expression: str
     timezone: str = "UTC"
@@ -157,7 +157,10 @@ class IntervalSchedule:
     def next_after(self, after: datetime) -> datetime | None:
         if after < self.start:
             return self.start
-        return self.start + ((after - self.start) // self.every + 1) * self.every
+        try:
+            return self.start + ((after - self.start) // self.every + 1) * self.every
+        except OverflowError:  # past year 9999
+            return None
 
     def latest_at_or_before(self, at: datetime) -> datetime | None:
         if at < self.start:

@@ -62,7 +62,8 @@ def parse_schedule(
         )
     if isinstance(value, str):
         _check_length(value, "schedule")
-        schedule = _from_text(value, timezone or "UTC", _jitter(jitter), now)
+        zone = "UTC" if timezone is None else timezone
+        schedule = _from_text(value, zone, _jitter(jitter), now)
     elif isinstance(value, Mapping):
         schedule = _from_mapping(value, timezone=timezone, jitter=jitter, now=now)
     else:

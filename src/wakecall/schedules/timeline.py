@@ -35,9 +35,9 @@ DAY = 86_400
 # Searches give up this far from their starting point (cronsim gives up after 50 years too);
 # a pattern with no match that far out is reported as never firing.
 HORIZON = 50 * 366 * DAY
-# datetime stops at year 9999; stay clear of the edges.
-MIN_INSTANT = (date(2, 1, 1).toordinal() - EPOCH_ORDINAL) * DAY
-MAX_INSTANT = (date(9998, 1, 1).toordinal() - EPOCH_ORDINAL) * DAY
+# datetime stops at years 1 and 9999; fires are found between these, clear of the edges.
+MIN_INSTANT = (date(3, 1, 1).toordinal() - EPOCH_ORDINAL) * DAY
+MAX_INSTANT = (date(9997, 1, 1).toordinal() - EPOCH_ORDINAL) * DAY
 
 _CHUNK_BITS = 25
 _CHUNK = 1 << _CHUNK_BITS
@@ -234,6 +234,7 @@ def _repeat_end(change: tuple[int, int, int] | None, instant: int) -> int | None
 
 def next_fire(pattern: Pattern, timeline: Timeline | None, fixed: bool, after: int) -> int | None:
     """The first fire instant strictly after the instant ``after``, or None within the horizon."""
+    after = max(after, MIN_INSTANT - 1)
     start = after + 1
     horizon = min(start + HORIZON, MAX_INSTANT)
     if start >= horizon:
@@ -264,6 +265,7 @@ def next_fire(pattern: Pattern, timeline: Timeline | None, fixed: bool, after: i
 
 def latest_fire(pattern: Pattern, timeline: Timeline | None, fixed: bool, at: int) -> int | None:
     """The last fire instant at or before the instant ``at``, or None within the horizon."""
+    at = min(at, MAX_INSTANT)
     floor = max(at - HORIZON, MIN_INSTANT)
     if at < floor:
         return None
