@@ -23,7 +23,7 @@ class InvalidInput(WakecallError, ValueError):
         if field and not message.startswith(field):
             text = f"{field}: {message}"
         if example:
-            text = f"{text} Example: {example}"
+            text = f"{text.rstrip('.')}. Example: {example}"
         super().__init__(text)
 
 

@@ -123,7 +123,7 @@ def test_an_allow_value_that_is_no_cidr_is_refused_with_an_example() -> None:
     with pytest.raises(InvalidInput) as caught:
         OutboundPolicy.parse_allow(["intranet"])
     assert str(caught.value) == (
-        "allow_outbound: 'intranet' is neither a CIDR nor the word 'loopback' "
+        "allow_outbound: 'intranet' is neither a CIDR nor the word 'loopback'. "
         "Example: --allow-outbound 10.0.0.0/8,loopback"
     )
 

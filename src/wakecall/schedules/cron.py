@@ -206,6 +206,14 @@ def _tables(
     return values, _next_table(values, size), _prev_table(values, size)
 
 
+def parse_weekdays(text: str) -> tuple[frozenset[int], bool]:
+    """A day-of-week field ("MON-FRI", "1,3,5") as days 0-6 (0 = Sunday), and whether it used
+    ``L`` or ``#``, which only cron schedules understand."""
+    extras = _Extras()
+    days = _parse_field(DAY_OF_WEEK, text.strip().upper(), extras)
+    return days, bool(extras.last_dows or extras.nth_dows)
+
+
 def _next_table(values: frozenset[int], size: int) -> tuple[int | None, ...]:
     """``table[v]`` = smallest allowed value >= v; ``table[size]`` = None (carry)."""
     table: list[int | None] = [None] * (size + 1)

@@ -10,7 +10,7 @@ from typing import Any
 from wakecall.errors import InvalidInput, InvalidSchedule
 
 from .base import Schedule
-from .cron import CRON_EXAMPLE, DAY_NAMES, DAY_OF_WEEK, MACROS, _Extras, _parse_field
+from .cron import CRON_EXAMPLE, DAY_NAMES, MACROS, parse_weekdays
 from .durations import format_duration, read_duration
 from .kinds import DAILY_EXAMPLE, CronSchedule, DailySchedule, IntervalSchedule, OnceSchedule
 from .timeline import EPOCH, ONE_SECOND, load_zone, local_instant, timeline_for
@@ -363,9 +363,8 @@ def _weekdays(raw: object) -> tuple[int, ...] | None:
     if raw is None:
         return None
     if isinstance(raw, str):
-        extras = _Extras()
-        days = _parse_field(DAY_OF_WEEK, raw.strip().upper(), extras)
-        if extras.last_dows or extras.nth_dows:
+        days, special = parse_weekdays(raw)
+        if special:
             raise InvalidSchedule(
                 f"daily weekdays {raw!r} cannot use L or #; use a cron schedule for those.",
                 field="schedule",

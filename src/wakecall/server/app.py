@@ -21,7 +21,6 @@ from mcp import types
 from mcp.server import MCPServer
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import AnyHttpUrl, BaseModel
 from starlette.applications import Starlette
@@ -43,7 +42,7 @@ from wakecall.engine import Engine, EngineConfig
 from wakecall.errors import InvalidInput
 from wakecall.net import OutboundPolicy, build_http_client, check_url
 from wakecall.server.auth import StaticTokenVerifier, current_owner
-from wakecall.server.push import Pusher, SessionRegistry
+from wakecall.server.push import OwnerBus, Pusher, SessionRegistry
 from wakecall.server.resources import register_resources
 from wakecall.server.tools import register_tools
 from wakecall.settings import Settings
@@ -72,7 +71,7 @@ class Runtime:
     inbox: Inbox
     pusher: Pusher
     registry: SessionRegistry
-    bus: InMemorySubscriptionBus
+    bus: OwnerBus
     callbacks: CallbackDispatcher
     outbound: OutboundPolicy
 
@@ -154,7 +153,7 @@ async def open_runtime(
                 store, clock=clock, config=config or engine_config(settings), executors=executors
             ) as engine:
                 registry = SessionRegistry()
-                bus = InMemorySubscriptionBus()
+                bus = OwnerBus(lambda: current_owner(settings.owner))
                 pusher = Pusher(bus, registry, channel=settings.channel)
                 callbacks = CallbackDispatcher(
                     store,

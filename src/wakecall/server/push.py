@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import types
 from mcp.server.session import ServerSession
-from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
+from mcp.server.subscriptions import ResourceUpdated, ServerEvent
 from pydantic import BaseModel, Field
 
 from wakecall.models import Event, EventType
@@ -36,6 +37,7 @@ __all__ = [
     "ChannelNotification",
     "ChannelParams",
     "LiveSession",
+    "OwnerBus",
     "Pusher",
     "SessionRegistry",
     "event_uris",
@@ -73,6 +75,39 @@ def _connection_of(session: ServerSession) -> Any:
     # mcp 2.3 has no public path from a request context to its connection, whose exit stack is
     # the only reliable signal that a session ended (sends to a dead session do not fail).
     return session._connection
+
+
+class OwnerBus:
+    """The SDK's `SubscriptionBus`, scoped by owner: a `subscriptions/listen` stream hears only
+    about its own owner's resources (the SDK's in-memory bus would tell every stream)."""
+
+    def __init__(self, owner_of: Callable[[], str]) -> None:
+        self._owner_of = owner_of
+        self._listeners: dict[object, tuple[str, Callable[[ServerEvent], None]]] = {}
+
+    async def publish(self, event: ServerEvent) -> None:
+        """Publish to the listeners of the current request's owner."""
+        await self.publish_for(self._owner_of(), event)
+
+    async def publish_for(self, owner: str, event: ServerEvent) -> None:
+        for listener_owner, listener in list(self._listeners.values()):
+            if listener_owner != owner:
+                continue
+            try:
+                listener(event)
+            except Exception:  # one bad listener must not starve the others
+                log.exception("subscription listener raised; continuing")
+        await anyio.lowlevel.checkpoint()
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        """Called inside the listen request, so the owner is the caller's."""
+        token = object()
+        self._listeners[token] = (self._owner_of(), listener)
+
+        def unsubscribe() -> None:
+            self._listeners.pop(token, None)
+
+        return unsubscribe
 
 
 class SessionRegistry:
@@ -139,7 +174,7 @@ class _Push:
 
 
 class Pusher:
-    def __init__(self, bus: SubscriptionBus | None, registry: SessionRegistry, *, channel: bool):
+    def __init__(self, bus: OwnerBus | None, registry: SessionRegistry, *, channel: bool):
         self.bus = bus
         self.registry = registry
         self.channel = channel
@@ -182,7 +217,7 @@ class Pusher:
     async def _push(self, item: _Push) -> None:
         if self.bus is not None:
             for uri in item.uris:
-                await self.bus.publish(ResourceUpdated(uri=uri))
+                await self.bus.publish_for(item.owner, ResourceUpdated(uri=uri))
         event = item.event
         for live in self.registry.of_owner(item.owner):
             with anyio.move_on_after(SEND_TIMEOUT):
