@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from types import TracebackType
@@ -69,9 +69,7 @@ class _Flight:
     scope: anyio.CancelScope | None = None
     cancel_reason: AttemptStatus | None = None  # CANCELLED or INTERRUPTED when we cancel it
     cancel_message: str = ""
-    started: datetime | None = None
     outcome_queued: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine:
@@ -378,7 +376,7 @@ class Engine:
             task = tasks.get(run.task_id)
             if task is None:
                 continue
-            flight = _Flight(run=run, task=task, started=now)
+            flight = _Flight(run=run, task=task)
             self._inflight[run.id] = flight
             if run.cancel_requested:
                 self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")

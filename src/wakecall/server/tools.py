@@ -306,13 +306,13 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             if name_ in given:
                 raise InvalidInput(f"{name_} is both given and cleared; choose one")
             given[name_] = {} if name_ == "metadata" else None
+        before = await engine.tasks.get(owner, task_id)
         if rotate_callback_secret and not given:
-            given = {"name": (await engine.tasks.get(owner, task_id)).name}
+            given = {"name": before.name}  # a rotation alone changes no field
         patch = TaskPatch.model_validate(given)
         if patch.action is not None:
             rt.check_action(patch.action)
         rt.check_callback_url(patch.callback_url)
-        before = await engine.tasks.get(owner, task_id)
         task = await engine.tasks.patch(owner, task_id, patch)
         secret = None
         if task.callback_url and (rotate_callback_secret or not before.callback_url):

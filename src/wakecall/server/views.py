@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from wakecall.engine.scheduler import schedule_of
 from wakecall.models import Delivery, Event, Run, Task
-from wakecall.schedules import format_duration
+from wakecall.schedules import Schedule, format_duration
 from wakecall.schedules import preview as preview_schedule
 
 __all__ = [
@@ -167,12 +167,14 @@ class DeleteResult(BaseModel):
     hint: str | None = None
 
 
-def next_fires(task: Task, count: int = NEXT_FIRES) -> list[FireTime]:
+def next_fires(
+    task: Task, count: int = NEXT_FIRES, schedule: Schedule | None = None
+) -> list[FireTime]:
     """The task's next fires from its stored next fire on, in its zone and in UTC."""
     if task.next_fire_at is None:
         return []
     after = task.next_fire_at - timedelta(microseconds=1)
-    shown = preview_schedule(schedule_of(task), count=count, after=after)
+    shown = preview_schedule(schedule or schedule_of(task), count=count, after=after)
     return [FireTime(local=f.local, utc=f.utc) for f in shown.fires]
 
 
@@ -186,7 +188,7 @@ def task_view(task: Task, **extra: Any) -> TaskView:
         schedule=task.schedule,
         schedule_description=schedule.describe(),
         timezone=task.timezone,
-        next_fires=next_fires(task),
+        next_fires=next_fires(task, schedule=schedule),
         action=task.action,
         retry=task.retry.model_dump(mode="json"),
         timeout=None if task.timeout_s is None else format_duration(_seconds(task.timeout_s)),
