@@ -4,150 +4,17 @@ real loopback HTTP server plays the endpoints the tasks call and the callbacks t
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
-import uvicorn
 from mcp import Client, types
-from standardwebhooks import Webhook, WebhookVerificationError
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from wakecall.engine import EngineConfig
-from wakecall.server import Runtime, build_server, open_runtime
-from wakecall.settings import Settings
-from wakecall.testing import FakeClock, run_until_idle, step_to
-
-
-@dataclass
-class Receiver:
-    """Loopback endpoints: `/hook` verifies signed callbacks; `/flaky` and `/progress` answer
-    task actions from a script of (status, JSON body) replies."""
-
-    port: int = 0
-    secrets: list[str] = field(default_factory=list)
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    replies: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
-    calls: dict[str, int] = field(default_factory=dict)
-    changed: anyio.Event = field(default_factory=anyio.Event)
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    async def hook(self, request: Request) -> Response:
-        raw = await request.body()
-        verified = None
-        for secret in self.secrets:
-            try:
-                verified = Webhook(secret).verify(raw, dict(request.headers))
-                break
-            except WebhookVerificationError:
-                continue
-        if verified is None:
-            self._notify()
-            return JSONResponse({"error": "bad signature"}, status_code=401)
-        self.bodies.append(verified)
-        self._notify()
-        return JSONResponse({"ok": True})
-
-    async def scripted(self, request: Request) -> Response:
-        path = request.url.path
-        self.calls[path] = self.calls.get(path, 0) + 1
-        script = self.replies.get(path, [])
-        status, body = script.pop(0) if len(script) > 1 else script[0]
-        self._notify()
-        return JSONResponse(body, status_code=status)
-
-    def _notify(self) -> None:
-        self.changed.set()
-        self.changed = anyio.Event()
-
-    async def wait_for(self, predicate: Any) -> None:
-        while not predicate():
-            await self.changed.wait()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    app = Starlette(
-        routes=[
-            Route("/hook", rec.hook, methods=["POST"]),
-            Route("/flaky", rec.scripted, methods=["POST", "GET"]),
-            Route("/progress", rec.scripted, methods=["POST", "GET"]),
-        ]
-    )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    rec.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        with anyio.fail_after(5):
-            while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
-                await anyio.sleep(0.01)
-        yield rec
-        server.should_exit = True
-    sock.close()
-
-
-@dataclass
-class Loop:
-    rt: Runtime
-    client: Client
-    clock: FakeClock
-    cursor: int = 0
-
-    async def call(self, tool: str, **args: Any) -> dict[str, Any]:
-        result = await self.client.call_tool(tool, args)
-        assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
-        assert result.structured_content is not None
-        return result.structured_content
-
-    async def settle(self) -> None:
-        await run_until_idle(self.rt.engine)
-        await self.rt.callbacks.wait_idle()
-
-    async def step(self, delta: timedelta) -> None:
-        with anyio.fail_after(10):
-            await step_to(self.rt.engine, self.clock, self.clock.now() + delta)
-            await self.settle()
-
-    async def new_events(self) -> list[dict[str, Any]]:
-        """What the agent has not read yet, as it would read it."""
-        page = await self.call("get_events", after=self.cursor)
-        self.cursor = page["cursor"]
-        return page["events"]
-
-
-def _settings(tmp_path: Path) -> Settings:
-    return Settings(store=str(tmp_path / "w.db"), allow_outbound=("loopback",))
-
-
-CONFIG = EngineConfig(node_id="n1", poll_interval=timedelta(hours=1), prune_every=timedelta(days=1))
-
-
-def _clock() -> FakeClock:
-    # Receivers check `webhook-timestamp` against real time, so the fake clock starts there.
-    return FakeClock(datetime.now(UTC).replace(microsecond=0))
-
-
-@pytest.fixture
-async def loop(tmp_path: Path) -> AsyncIterator[Loop]:
-    clock = _clock()
-    with anyio.fail_after(30):
-        async with open_runtime(_settings(tmp_path), clock=clock, config=CONFIG) as rt:
-            async with Client(build_server(rt)) as client:
-                yield Loop(rt, client, clock)
+from support.loopback import CONFIG, Loop, Receiver, loop_settings, open_loop, real_time_clock
+from wakecall.server import build_server, open_runtime
 
 
 def _at(value: str) -> datetime:
@@ -307,24 +174,22 @@ class Pushes:
 async def test_a_wakeup_scheduled_before_a_restart_fires_after_it_and_reaches_the_agent(
     tmp_path: Path,
 ) -> None:
-    clock = _clock()
+    clock = real_time_clock()
     context = {"pr": 7}
     with anyio.fail_after(30):
-        async with open_runtime(_settings(tmp_path), clock=clock, config=CONFIG) as rt:
-            async with Client(build_server(rt)) as client:
-                loop = Loop(rt, client, clock)
-                receipt = await loop.call(
-                    "schedule_wakeup", **{"in": "30s"}, reason="check the deploy", context=context
-                )
-                assert receipt["created"] and not receipt["clamped"]
-                due = _at(receipt["scheduled_for"])
-                assert due == clock.now() + timedelta(seconds=30)
-                await loop.step(timedelta(seconds=10))
-                assert (await loop.new_events()) == []
+        async with open_loop(tmp_path, clock) as loop:
+            receipt = await loop.call(
+                "schedule_wakeup", **{"in": "30s"}, reason="check the deploy", context=context
+            )
+            assert receipt["created"] and not receipt["clamped"]
+            due = _at(receipt["scheduled_for"])
+            assert due == clock.now() + timedelta(seconds=30)
+            await loop.step(timedelta(seconds=10))
+            assert (await loop.new_events()) == []
         # The server is down for a moment, then back on the same store.
         clock.advance(timedelta(seconds=5))
         pushes = Pushes()
-        async with open_runtime(_settings(tmp_path), clock=clock, config=CONFIG) as rt:
+        async with open_runtime(loop_settings(tmp_path), clock=clock, config=CONFIG) as rt:
             async with Client(
                 build_server(rt),
                 mode="legacy",
