@@ -550,6 +550,28 @@ def _place_ends(
     return out
 
 
+
+def _newest_first(
+    columns: str, table: str, filters: Mapping[str, Any], before: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """A page query: rows whose columns equal every non-None filter, with id < `before`,
+    newest (highest id) first."""
+    args: list[Any] = []
+    where = []
+    for column, value in filters.items():
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    if before is not None:
+        args.append(before)
+        where.append(f"id < ${len(args)}")
+    sql = f"SELECT {columns} FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    args.append(limit)
+    return sql + f" ORDER BY id DESC LIMIT ${len(args)}", args
+
+
 class PostgresStore:
     """`Store` on a PostgreSQL database, shared by any number of nodes.
 
@@ -1523,25 +1545,8 @@ class PostgresStore:
         before: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
-        where: list[str] = []
-        args: list[Any] = []
-
-        def arg(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
-
-        if owner is not None:
-            where.append(f"owner = {arg(owner)}")
-        if task_id is not None:
-            where.append(f"task_id = {arg(task_id)}")
-        if status is not None:
-            where.append(f"status = {arg(str(status))}")
-        if before is not None:
-            where.append(f"id < {arg(before)}")
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY id DESC LIMIT {arg(limit)}"
+        filters = {"owner": owner, "task_id": task_id, "status": status and str(status)}
+        sql, args = _newest_first(_RUN_COLUMNS, "runs", filters, before, limit)
 
         async def fn(conn: asyncpg.Connection) -> list[Run]:
             if task_id is not None:
@@ -1698,25 +1703,8 @@ class PostgresStore:
         before: str | None = None,
         limit: int = 50,
     ) -> list[Delivery]:
-        where: list[str] = []
-        args: list[Any] = []
-
-        def arg(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
-
-        if owner is not None:
-            where.append(f"owner = {arg(owner)}")
-        if task_id is not None:
-            where.append(f"task_id = {arg(task_id)}")
-        if status is not None:
-            where.append(f"status = {arg(str(status))}")
-        if before is not None:
-            where.append(f"id < {arg(before)}")
-        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY id DESC LIMIT {arg(limit)}"
+        filters = {"owner": owner, "task_id": task_id, "status": status and str(status)}
+        sql, args = _newest_first(_DELIVERY_COLUMNS, "deliveries", filters, before, limit)
         rows = await self._call(lambda c: c.fetch(sql, *args))
         return [_delivery_from_row(r) for r in rows]
 

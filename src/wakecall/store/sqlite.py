@@ -382,6 +382,22 @@ def _event_from_row(row: Sequence[Any]) -> Event:
     )
 
 
+def _newest_first(
+    columns: str, table: str, filters: Mapping[str, Any], before: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """A page query: rows whose columns equal every non-None filter, with id < `before`,
+    newest (highest id) first."""
+    where = [f"{column} = ?" for column, value in filters.items() if value is not None]
+    args = [value for value in filters.values() if value is not None]
+    if before is not None:
+        where.append("id < ?")
+        args.append(before)
+    sql = f"SELECT {columns} FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + " ORDER BY id DESC LIMIT ?", [*args, limit]
+
+
 _ATTEMPT_STATUS_TO_RUN = {
     AttemptStatus.SUCCESS: RunStatus.SUCCESS,
     AttemptStatus.FAILURE: RunStatus.FAILURE,
@@ -1207,25 +1223,8 @@ class SQLiteStore:
         before: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
-        where: list[str] = []
-        args: list[Any] = []
-        if owner is not None:
-            where.append("owner = ?")
-            args.append(owner)
-        if task_id is not None:
-            where.append("task_id = ?")
-            args.append(task_id)
-        if status is not None:
-            where.append("status = ?")
-            args.append(str(status))
-        if before is not None:
-            where.append("id < ?")
-            args.append(before)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
+        filters = {"owner": owner, "task_id": task_id, "status": status and str(status)}
+        sql, args = _newest_first(_RUN_COLUMNS, "runs", filters, before, limit)
 
         def fn(conn: sqlite3.Connection) -> list[Run]:
             if task_id is not None:
@@ -1390,23 +1389,8 @@ class SQLiteStore:
         before: str | None = None,
         limit: int = 50,
     ) -> list[Delivery]:
-        where: list[str] = []
-        args: list[Any] = []
-        for column, value in (("owner", owner), ("task_id", task_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if status is not None:
-            where.append("status = ?")
-            args.append(str(status))
-        if before is not None:
-            where.append("id < ?")
-            args.append(before)
-        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
+        filters = {"owner": owner, "task_id": task_id, "status": status and str(status)}
+        sql, args = _newest_first(_DELIVERY_COLUMNS, "deliveries", filters, before, limit)
         rows = await self._call(lambda c: c.execute(sql, args).fetchall())
         return [_delivery_from_row(r) for r in rows]
 
