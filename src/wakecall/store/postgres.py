@@ -550,7 +550,6 @@ def _place_ends(
     return out
 
 
-
 def _newest_first(
     columns: str, table: str, filters: Mapping[str, Any], before: str | None, limit: int
 ) -> tuple[str, list[Any]]:
