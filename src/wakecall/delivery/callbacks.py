@@ -25,7 +25,7 @@ import httpx2
 from wakecall.clock import Clock
 from wakecall.errors import StoreError, UnsafeURL
 from wakecall.models import CALLBACK_EVENTS, Delivery, Event
-from wakecall.store.base import Store
+from wakecall.store.base import Hint, Store
 
 from .signing import sign
 
@@ -100,6 +100,12 @@ class CallbackDispatcher:
     def on_events(self, events: Sequence[Event]) -> None:
         """Engine listener: new callback events may have created deliveries."""
         if any(e.type in CALLBACK_EVENTS for e in events):
+            self.wake()
+
+    def on_hint(self, hint: Hint) -> None:
+        """Engine hint listener: another node wrote events (perhaps with deliveries) or made
+        one pending again; any node may send them."""
+        if hint.due or hint.owners or hint.all_owners:
             self.wake()
 
     def wake(self) -> None:

@@ -7,18 +7,19 @@ the newest cursor handed out so that tool answers can hint at unread events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import anyio
 
 from wakecall.engine import Engine
 from wakecall.models import Event
+from wakecall.store.base import Hint
 
 __all__ = ["Inbox", "InboxPage"]
 
-#: Without a wake-up from this process (events written by another node or process), a waiting
-#: reader looks at the log again after this many seconds.
+#: Events written by another node or process wake readers through the store's hints; as hints
+#: may be lost, a waiting reader also looks at the log again after this many seconds.
 RECHECK_SECONDS = 1.0
 
 
@@ -35,9 +36,17 @@ class Inbox:
         self._waiters: dict[str, anyio.Event] = {}
         self._read: dict[str, int] = {}
         engine.add_listener(self._on_events)
+        engine.add_hint_listener(self._on_hint)
 
     def _on_events(self, events: Sequence[Event]) -> None:
-        for owner in {e.owner for e in events}:
+        self._wake_owners({e.owner for e in events})
+
+    def _on_hint(self, hint: Hint) -> None:
+        """Events written by another node or process."""
+        self._wake_owners(list(self._waiters) if hint.all_owners else hint.owners)
+
+    def _wake_owners(self, owners: Iterable[str]) -> None:
+        for owner in owners:
             waiter = self._waiters.pop(owner, None)
             if waiter is not None:
                 waiter.set()

@@ -42,7 +42,7 @@ from wakecall.engine.policies import plan_fires, retry_at
 from wakecall.errors import StoreError
 from wakecall.models import AttemptStatus, Event, Run, Task
 from wakecall.schedules import Schedule, schedule_from_spec
-from wakecall.store.base import RunOutcome, Store
+from wakecall.store.base import Hint, HintListener, RunOutcome, Store
 
 __all__ = ["Engine", "EventListener"]
 
@@ -98,6 +98,7 @@ class Engine:
         )
         self.tasks = TaskService(self)
         self._listeners: list[EventListener] = []
+        self._hint_listeners: list[HintListener] = []
         self._wake = anyio.Event()
         self._changed = anyio.Event()
         self._sleep_deadline: datetime | None = None
@@ -118,6 +119,7 @@ class Engine:
         await self._tg.__aenter__()
         self._tg.start_soon(self._loop, name="wakecall-scheduler")
         self._tg.start_soon(self._writer, name="wakecall-run-writer")
+        self._tg.start_soon(self.store.watch, self._on_hint, name="wakecall-watch")
         self.started.set()
         return self
 
@@ -147,6 +149,23 @@ class Engine:
     def remove_listener(self, listener: EventListener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def add_hint_listener(self, listener: HintListener) -> None:
+        """Hear of changes other processes made to the store (see `Store.watch`)."""
+        self._hint_listeners.append(listener)
+
+    def remove_hint_listener(self, listener: HintListener) -> None:
+        if listener in self._hint_listeners:
+            self._hint_listeners.remove(listener)
+
+    def _on_hint(self, hint: Hint) -> None:
+        if hint.due:
+            self.wake()
+        for listener in list(self._hint_listeners):
+            try:
+                listener(hint)
+            except Exception:  # a listener's bug must not stop the watch
+                log.exception("hint listener %r failed", listener)
 
     def publish(self, events: Sequence[Event]) -> None:
         if not events:

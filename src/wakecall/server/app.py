@@ -154,7 +154,13 @@ async def open_runtime(
             ) as engine:
                 registry = SessionRegistry()
                 bus = OwnerBus(lambda: current_owner(settings.owner))
-                pusher = Pusher(bus, registry, channel=settings.channel)
+                pusher = Pusher(
+                    bus,
+                    registry,
+                    store,
+                    channel=settings.channel,
+                    poll_interval=engine.config.poll_interval.total_seconds(),
+                )
                 callbacks = CallbackDispatcher(
                     store,
                     client,
@@ -165,6 +171,8 @@ async def open_runtime(
                 )
                 engine.add_listener(pusher.on_events)
                 engine.add_listener(callbacks.on_events)
+                engine.add_hint_listener(pusher.on_hint)
+                engine.add_hint_listener(callbacks.on_hint)
                 rt = Runtime(
                     engine, settings, Inbox(engine), pusher, registry, bus, callbacks, outbound
                 )
@@ -176,6 +184,8 @@ async def open_runtime(
                     finally:
                         engine.remove_listener(pusher.on_events)
                         engine.remove_listener(callbacks.on_events)
+                        engine.remove_hint_listener(pusher.on_hint)
+                        engine.remove_hint_listener(callbacks.on_hint)
                         pusher.close()
                         tg.cancel_scope.cancel()
     finally:

@@ -1,7 +1,8 @@
 """Push to live MCP sessions: best effort, never in the engine's way.
 
-The engine hands each batch of written events to `Pusher.on_events` (synchronous, never
-blocks: a full queue drops the push, the inbox keeps the event). A task of the server then:
+The engine tells `Pusher.on_events` which owners have new events (synchronous, never blocks),
+and the store's hints tell `Pusher.on_hint` of events other nodes wrote. A task of the server
+then reads each such owner's new events from the log and, for each:
 
 * publishes `ResourceUpdated` for the task's and run's resources on the subscription bus
   (2026-07-28 clients listening with `subscriptions/listen`);
@@ -18,19 +19,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
 import anyio
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import types
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import ResourceUpdated, ServerEvent
 from pydantic import BaseModel, Field
 
 from wakecall.models import Event, EventType
+from wakecall.store.base import Hint, Store
 
 __all__ = [
     "CHANNEL_METHOD",
@@ -99,6 +101,12 @@ class OwnerBus:
                 log.exception("subscription listener raised; continuing")
         await anyio.lowlevel.checkpoint()
 
+    def has_listeners(self, owner: str) -> bool:
+        return any(o == owner for o, _ in self._listeners.values())
+
+    def owners(self) -> set[str]:
+        return {o for o, _ in self._listeners.values()}
+
     def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
         """Called inside the listen request, so the owner is the caller's."""
         token = object()
@@ -133,6 +141,9 @@ class SessionRegistry:
 
     def of_owner(self, owner: str) -> list[LiveSession]:
         return [s for s in self._live.values() if s.owner == owner]
+
+    def owners(self) -> set[str]:
+        return {s.owner for s in self._live.values()}
 
 
 def event_uris(event: Event) -> list[str]:
@@ -174,45 +185,124 @@ class _Push:
 
 
 class Pusher:
-    def __init__(self, bus: OwnerBus | None, registry: SessionRegistry, *, channel: bool):
+    """Pushes each owner's events, in cursor order, to the owner's live sessions and listeners.
+
+    Events are read back from the log, whoever wrote them: this node's engine (its listener
+    says which owners have new events, and from which cursor), another node or process (the
+    store's hints say which owners), or nobody known (every `poll_interval`, the owners that
+    have live sessions are looked at, since hints may be lost). Per owner, the cursor pushed
+    last is kept while the owner has a live session or listener, so each event is pushed once
+    by each node that has a session of its owner; event cursors commit in order (see the
+    stores), so reading after that cursor never skips an event.
+    """
+
+    PAGE = 200
+
+    def __init__(
+        self,
+        bus: OwnerBus | None,
+        registry: SessionRegistry,
+        store: Store,
+        *,
+        channel: bool,
+        poll_interval: float = 2.0,
+        max_changes: int = 10_000,
+    ) -> None:
         self.bus = bus
         self.registry = registry
+        self.store = store
         self.channel = channel
-        self._send: MemoryObjectSendStream[_Push]
-        self._receive: MemoryObjectReceiveStream[_Push]
-        self._send, self._receive = anyio.create_memory_object_stream[_Push](10_000)
+        self.poll_interval = poll_interval
+        self._tails: dict[str, int] = {}  # owner -> newest cursor pushed
+        self._dirty: dict[str, int | None] = {}  # owner -> lowest new cursor known, if any
+        self._changes: deque[_Push] = deque()
+        self._max_changes = max_changes
+        self._kick = anyio.Event()
+        self._closed = False
         self.dropped = 0
 
     def close(self) -> None:
-        self._send.close()
+        self._closed = True
+        self._kick.set()
 
-    def _queue(self, item: _Push) -> None:
-        try:
-            self._send.send_nowait(item)
-        except anyio.WouldBlock:
-            self.dropped += 1
-            log.warning("push queue full; dropping a push (the inbox still has every event)")
-        except anyio.ClosedResourceError:
-            pass  # shutting down
+    def _has_audience(self, owner: str) -> bool:
+        return bool(self.registry.of_owner(owner)) or (
+            self.bus is not None and self.bus.has_listeners(owner)
+        )
+
+    def _audience(self) -> set[str]:
+        owners = self.registry.owners()
+        if self.bus is not None:
+            owners |= self.bus.owners()
+        return owners
+
+    def _mark(self, owner: str, first: int | None) -> None:
+        known = self._dirty.get(owner)
+        if known is not None and first is not None:
+            first = min(known, first)
+        self._dirty[owner] = known if first is None else first
+        self._kick.set()
 
     def on_events(self, events: Sequence[Event]) -> None:
-        """Engine listener: queue the pushes of written events. Never blocks."""
+        """Engine listener: this node wrote events. Never blocks."""
         for event in events:
-            self._queue(_Push(event.owner, event_uris(event), event))
+            self._mark(event.owner, event.cursor)
+
+    def on_hint(self, hint: Hint) -> None:
+        """Engine hint listener: another node or process wrote events."""
+        for owner in self._audience() if hint.all_owners else hint.owners:
+            self._mark(owner, None)
 
     def changed(self, owner: str, task_id: str | None) -> None:
         """Announce that a task (or the task list) changed through a tool."""
+        if len(self._changes) >= self._max_changes:
+            self.dropped += 1
+            log.warning("push queue full; dropping a resource-updated push")
+            return
         uris = ["wakecall://tasks"] + ([f"wakecall://tasks/{task_id}"] if task_id else [])
-        self._queue(_Push(owner, uris, None))
+        self._changes.append(_Push(owner, uris, None))
+        self._kick.set()
 
     async def run(self) -> None:
-        """Deliver queued pushes until cancelled."""
-        async with self._receive:
-            async for item in self._receive:
+        """Deliver pushes until closed or cancelled."""
+        while not self._closed:
+            with anyio.move_on_after(self.poll_interval) as waited:
+                await self._kick.wait()
+            self._kick = anyio.Event()
+            if waited.cancelled_caught:  # the polling fallback
+                for owner in self.registry.owners():
+                    self._mark(owner, None)
+            while self._changes:
+                await self._push_safely(self._changes.popleft())
+            dirty, self._dirty = self._dirty, {}
+            for owner, first in dirty.items():
                 try:
-                    await self._push(item)
-                except Exception:  # best effort: one failed push must not stop the others
-                    log.exception("a push to live sessions failed")
+                    await self._catch_up(owner, first)
+                except Exception:  # best effort: the inbox keeps every event
+                    log.exception("pushing the events of %s failed", owner)
+
+    async def _catch_up(self, owner: str, first: int | None) -> None:
+        """Push the owner's events after the cursor pushed last."""
+        if not self._has_audience(owner):
+            self._tails.pop(owner, None)  # whoever connects later starts from then
+            return
+        tail = self._tails.get(owner)
+        if tail is None:
+            tail = first - 1 if first is not None else await self.store.latest_cursor(owner)
+            self._tails[owner] = tail
+        while True:
+            events = await self.store.list_events(owner, after=tail, limit=self.PAGE)
+            for event in events:
+                await self._push_safely(_Push(owner, event_uris(event), event))
+                tail = self._tails[owner] = event.cursor
+            if len(events) < self.PAGE:
+                return
+
+    async def _push_safely(self, item: _Push) -> None:
+        try:
+            await self._push(item)
+        except Exception:  # best effort: one failed push must not stop the others
+            log.exception("a push to live sessions failed")
 
     async def _push(self, item: _Push) -> None:
         if self.bus is not None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from wakecall.store.base import (
+    RESYNC,
     DueTask,
     FirePlan,
     FireResult,
+    Hint,
+    HintListener,
     NewEvent,
     NewRun,
     PruneCounts,
@@ -16,9 +19,12 @@ from wakecall.store.base import (
 from wakecall.store.sqlite import SQLiteStore
 
 __all__ = [
+    "RESYNC",
     "DueTask",
     "FirePlan",
     "FireResult",
+    "Hint",
+    "HintListener",
     "NewEvent",
     "NewRun",
     "PruneCounts",

@@ -14,13 +14,17 @@ The protocol is built for several scheduler nodes sharing one database:
 Every read and write that an agent can cause is scoped by `owner`; `owner=None` means "any
 owner" and is for operators and the engine only.
 
+Several processes may share one store (scheduler nodes on PostgreSQL; the `wakecall` command
+line next to a server on SQLite). `watch` tells a process about the others' changes, as hints:
+a hint may be late or lost, so whoever acts on hints also polls now and then.
+
 All datetimes are aware UTC. Methods raise `TaskNotFound`/`RunNotFound` for unknown ids (and
 for ids of another owner), `StoreError` subclasses when the database cannot be used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -39,9 +43,12 @@ from wakecall.models import (
 )
 
 __all__ = [
+    "RESYNC",
     "DueTask",
     "FirePlan",
     "FireResult",
+    "Hint",
+    "HintListener",
     "NewEvent",
     "NewRun",
     "PruneCounts",
@@ -125,6 +132,27 @@ class PruneCounts:
     events: int
 
 
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """Another process changed the store.
+
+    `due`: something may be due sooner than this process thinks (a task created, patched or
+    resumed, a run queued, a claim given back): the scheduler should look again. `owners`:
+    these owners have new events. `all_owners`: anyone may have new events (sent after hints
+    may have been lost, e.g. when the listening connection came back)."""
+
+    due: bool = False
+    owners: frozenset[str] = frozenset()
+    all_owners: bool = False
+
+
+#: Look at everything again: hints may have been lost.
+RESYNC = Hint(due=True, all_owners=True)
+
+#: Called with each hint, on the event loop. Must not block.
+HintListener = Callable[[Hint], None]
+
+
 class Store(Protocol):
     # --- life cycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -134,6 +162,12 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release connections. Idempotent."""
+        ...
+
+    async def watch(self, on_hint: HintListener) -> None:
+        """Until cancelled, call `on_hint` when another process (not this store object) commits
+        a change. Never returns otherwise and never raises for a lost connection: it reconnects
+        and then sends `RESYNC`, since hints may have been lost meanwhile."""
         ...
 
     # --- tasks ----------------------------------------------------------------------------

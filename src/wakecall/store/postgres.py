@@ -87,9 +87,12 @@ from wakecall.models import (
     task_event_payload,
 )
 from wakecall.store.base import (
+    RESYNC,
     DueTask,
     FirePlan,
     FireResult,
+    Hint,
+    HintListener,
     NewEvent,
     NewRun,
     PruneCounts,
@@ -291,6 +294,7 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 # Errors of the client or the connection (as opposed to a statement the server refused).
 _CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError)
+_MAX_HINT_BYTES = 7000
 _LOST_CONNECTION = (OSError, TimeoutError, asyncpg.PostgresConnectionError)
 
 
@@ -610,6 +614,12 @@ class PostgresStore:
         self._ident = f'"{schema}"'
         self._migrate_lock = _lock_key(f"{schema}:migrate")
         self._events_lock = _lock_key(f"{schema}:events")
+        #: The NOTIFY channel of this schema's hints (a channel name is at most 63 bytes).
+        self.channel = "wakecall_" + hashlib.sha256(schema.encode()).hexdigest()[:24]
+        #: Tags this object's own hints, which its `watch` skips.
+        self._sender = new_id("st")
+        #: How often `watch` checks that its listening connection still works.
+        self.listen_check = 5.0
 
     # --- plumbing -------------------------------------------------------------------------
     def _translate(self, exc: BaseException) -> StoreError:
@@ -647,6 +657,87 @@ class PostgresStore:
                 return await fn(conn)
 
         return await self._write(body)
+
+    # --- hints to other nodes -------------------------------------------------------------
+    def _hint_payload(self, *, due: bool, owners: Sequence[str] = ()) -> str:
+        body: dict[str, Any] = {"s": self._sender, "d": due, "o": sorted(set(owners))}
+        text = json.dumps(body, separators=(",", ":"))
+        if len(text.encode()) > _MAX_HINT_BYTES:  # NOTIFY payloads stop at 8000 bytes
+            text = json.dumps({"s": self._sender, "d": due, "a": True}, separators=(",", ":"))
+        return text
+
+    async def _hint(
+        self, conn: asyncpg.Connection, *, due: bool, owners: Sequence[str] = ()
+    ) -> None:
+        """NOTIFY the other nodes; inside a transaction, sent when (and if) it commits."""
+        await conn.execute(
+            "SELECT pg_notify($1, $2)", self.channel, self._hint_payload(due=due, owners=owners)
+        )
+
+    def _parse_hint(self, payload: str) -> Hint | None:
+        try:
+            body = json.loads(payload)
+            if body.get("s") == self._sender:
+                return None  # our own change: this process knows already
+            return Hint(
+                due=bool(body.get("d")),
+                owners=frozenset(str(o) for o in body.get("o") or ()),
+                all_owners=bool(body.get("a")),
+            )
+        except (ValueError, TypeError, AttributeError):
+            log.warning("ignoring a malformed hint on %s: %.200r", self.channel, payload)
+            return None
+
+    async def watch(self, on_hint: HintListener) -> None:
+        """LISTEN on the schema's channel with a connection of its own. A lost connection is
+        made again (backing off up to 10 s), followed by `RESYNC`; the connection is checked
+        every `listen_check` seconds, so a silently dead one is noticed too."""
+        delay = 0.2
+        resync = False
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    self.url,
+                    timeout=self.connect_timeout,
+                    server_settings={"application_name": "wakecall-listen"},
+                )
+            except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+                log.warning("listening for hints: cannot connect (%s); again in %.1fs", exc, delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = 0.2
+            try:
+                await self._listen(conn, on_hint, resync=resync)
+            except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+                log.warning("listening for hints on %s: connection lost (%s)", self._where, exc)
+            finally:
+                conn.terminate()
+            resync = True
+
+    async def _listen(
+        self, conn: asyncpg.Connection, on_hint: HintListener, *, resync: bool
+    ) -> None:
+        """Hand hints to `on_hint` until `conn` is lost."""
+        lost = anyio.Event()
+
+        def received(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            hint = self._parse_hint(payload)
+            if hint is not None:
+                on_hint(hint)
+
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(self.channel, received)
+        if resync:
+            log.info("listening for hints on %s again", self._where)
+            on_hint(RESYNC)
+        while not lost.is_set():
+            with anyio.move_on_after(self.listen_check):
+                await lost.wait()
+            if not lost.is_set():
+                with anyio.fail_after(self.connect_timeout):
+                    await conn.fetchval("SELECT 1")
+        log.warning("listening for hints on %s: the connection closed", self._where)
 
     # --- life cycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -769,7 +860,12 @@ class PostgresStore:
         values = ", ".join(f"${i}" for i in range(1, len(row) + 1))
         insert = f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({values})"
         if task.idempotency_key is None:
-            await self._write(lambda c: c.execute(insert, *row))
+
+            async def plain(conn: asyncpg.Connection) -> None:
+                await conn.execute(insert, *row)
+                await self._hint(conn, due=True)
+
+            await self._write(plain)
             return task, True
         insert += (
             " ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL "
@@ -781,6 +877,7 @@ class PostgresStore:
             # statements; a second round settles it.
             for _ in range(3):
                 if await conn.fetchval(insert, *row) is not None:
+                    await self._hint(conn, due=True)
                     return task, True
                 found = await conn.fetchrow(
                     f"SELECT {_TASK_COLUMNS} FROM tasks WHERE owner = $1 AND idempotency_key = $2",
@@ -885,7 +982,11 @@ class PostgresStore:
             task = _task_from_row(row)
             if "status" in changes and task.status == TaskStatus.EXPIRED:
                 announced = await self._mark_ends_announced(conn, [task.id])
-                await self._append_events(conn, _place_ends([_EndMark(task, now)], announced))
+                await self._append_events(
+                    conn, _place_ends([_EndMark(task, now)], announced), due=True
+                )
+            else:
+                await self._hint(conn, due=True)
             return task
 
         return await self._tx(fn)
@@ -1040,7 +1141,9 @@ class PostgresStore:
                         )
                     )
             announced = await self._mark_ends_announced(conn, ended)
-            events = await self._append_events(conn, _place_ends(pending, announced))
+            # Queued runs may be more than this node can start: wake the others.
+            due = any(r.status == RunStatus.QUEUED for r in created)
+            events = await self._append_events(conn, _place_ends(pending, announced), due=due)
             return FireResult(created, events, lost)
 
         return await self._tx(fn)
@@ -1146,12 +1249,15 @@ class PostgresStore:
         return {r["id"] for r in rows}
 
     async def _append_events(
-        self, conn: asyncpg.Connection, pending: Sequence[_PendingEvent]
+        self, conn: asyncpg.Connection, pending: Sequence[_PendingEvent], *, due: bool = False
     ) -> list[Event]:
         """Append events in the given order (and the callback deliveries they create), as the
         last write of the transaction: the events lock is held until commit, so cursors commit
-        in order (see the module docstring)."""
+        in order (see the module docstring). The same statement notifies the other nodes of
+        the owners that have new events (and, with `due`, that something may be due)."""
         if not pending:
+            if due:
+                await self._hint(conn, due=True)
             return []
         cursors = await conn.fetch(
             "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2)), "
@@ -1168,10 +1274,11 @@ class PostgresStore:
             "  SELECT u.delivery_id, u.owner, u.task_id, s.cursor, u.type, u.url, u.body,"
             "    'pending', 0, u.created_at, u.created_at"
             "  FROM s JOIN u ON u.n = s.n WHERE u.delivery_id IS NOT NULL"
-            ") "
+            "), "
+            "hint AS MATERIALIZED (SELECT pg_notify($13, $14) FROM l) "
             "INSERT INTO events (cursor, owner, type, task_id, run_id, created_at, payload) "
             "SELECT s.cursor, u.owner, u.type, u.task_id, u.run_id, u.created_at, "
-            "u.payload::jsonb FROM s JOIN u ON u.n = s.n "
+            "u.payload::jsonb FROM s JOIN u ON u.n = s.n CROSS JOIN hint "
             "RETURNING cursor",
             _LOCK_CLASS,
             self._events_lock,
@@ -1185,6 +1292,8 @@ class PostgresStore:
             [p.delivery_id for p in pending],
             [p.url for p in pending],
             [p.body for p in pending],
+            self.channel,
+            self._hint_payload(due=due, owners=[p.owner for p in pending]),
         )
         ordered = sorted(r["cursor"] for r in cursors)
         return [p.written(c) for p, c in zip(pending, ordered, strict=True)]
@@ -1192,14 +1301,17 @@ class PostgresStore:
     async def release_tasks(self, node: str, task_ids: Sequence[str]) -> None:
         if not task_ids:
             return
-        await self._write(
-            lambda c: c.execute(
+
+        async def fn(conn: asyncpg.Connection) -> None:
+            await conn.execute(
                 "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
                 "WHERE claimed_by = $1 AND id = ANY($2::text[])",
                 node,
                 list(task_ids),
             )
-        )
+            await self._hint(conn, due=True)
+
+        await self._write(fn)
 
     # --- runs -----------------------------------------------------------------------------
     async def create_run(self, owner: str | None, task_id: str, run: NewRun, now: datetime) -> Run:
@@ -1228,6 +1340,7 @@ class PostgresStore:
             )
             if inserted is None:
                 raise StoreError(f"run {run.id} for {run.scheduled_for} exists already")
+            await self._hint(conn, due=True)
             return created
 
         return await self._tx(fn)
@@ -1423,7 +1536,8 @@ class PostgresStore:
                     pending.append(_EndMark(task, outcome.finished_at))
             ending = [p.task.id for p in pending if isinstance(p, _EndMark)]
             announced = await self._mark_ends_announced(conn, list(dict.fromkeys(ending)))
-            events = await self._append_events(conn, _place_ends(pending, announced))
+            retried = any(run.status == RunStatus.QUEUED for run, _ in handled)
+            events = await self._append_events(conn, _place_ends(pending, announced), due=retried)
             return [run for run, _ in handled], events
 
         return await self._tx(fn)
@@ -1467,8 +1581,9 @@ class PostgresStore:
     async def release_runs(self, node: str, run_ids: Sequence[str]) -> None:
         if not run_ids:
             return
-        await self._write(
-            lambda c: c.execute(
+
+        async def fn(conn: asyncpg.Connection) -> None:
+            await conn.execute(
                 "WITH l AS ("
                 "  SELECT id FROM runs"
                 "  WHERE claimed_by = $1 AND status = 'queued' AND id = ANY($2::text[])"
@@ -1479,7 +1594,9 @@ class PostgresStore:
                 node,
                 list(run_ids),
             )
-        )
+            await self._hint(conn, due=True)
+
+        await self._write(fn)
 
     async def claim_expired_runs(
         self, node: str, now: datetime, limit: int, lease: timedelta
@@ -1710,14 +1827,19 @@ class PostgresStore:
     async def redeliver(self, owner: str | None, delivery_id: str, now: datetime) -> Delivery:
         owner_check = "" if owner is None else " AND owner = $3"
         args = (now, delivery_id) if owner is None else (now, delivery_id, owner)
-        row = await self._write(
-            lambda c: c.fetchrow(
+
+        async def fn(conn: asyncpg.Connection) -> asyncpg.Record | None:
+            row = await conn.fetchrow(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, "
                 "claimed_by = NULL, lease_expires_at = NULL "
                 f"WHERE id = $2{owner_check} RETURNING {_DELIVERY_COLUMNS}",
                 *args,
             )
-        )
+            if row is not None:
+                await self._hint(conn, due=True)
+            return row
+
+        row = await self._write(fn)
         if row is None:
             raise NotFound(f"no delivery with id {delivery_id!r}; list_deliveries shows them")
         return _delivery_from_row(row)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+import anyio
 
 from wakecall.errors import (
     DatabaseBusy,
@@ -51,9 +52,11 @@ from wakecall.models import (
     task_event_payload,
 )
 from wakecall.store.base import (
+    RESYNC,
     DueTask,
     FirePlan,
     FireResult,
+    HintListener,
     NewEvent,
     NewRun,
     PruneCounts,
@@ -410,9 +413,12 @@ _ATTEMPT_STATUS_TO_RUN = {
 class SQLiteStore:
     """`Store` on one SQLite file. `path` may be ":memory:" for a private throwaway store."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 5.0, watch_interval: float = 1.0
+    ) -> None:
         self.path = str(path)
         self.busy_timeout = busy_timeout
+        self.watch_interval = watch_interval
         self._db: aiosqlite.Connection | None = None
 
     # --- plumbing -------------------------------------------------------------------------
@@ -518,6 +524,22 @@ class SQLiteStore:
 
     async def schema_version(self) -> int:
         return await self._call(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
+
+    async def watch(self, on_hint: HintListener) -> None:
+        """SQLite has no notifications: every `watch_interval` seconds, look whether another
+        connection committed (`PRAGMA data_version`) and if so send `RESYNC`, since what changed
+        is unknown. Costs one tiny read per interval."""
+        seen: int | None = None
+        while True:
+            try:
+                version = await self._call(lambda c: c.execute("PRAGMA data_version").fetchone()[0])
+            except StoreError as exc:
+                log.debug("watching %s: %s", self.path, exc)
+            else:
+                if seen is not None and version != seen:
+                    on_hint(RESYNC)
+                seen = version
+            await anyio.sleep(self.watch_interval)
 
     # --- tasks ----------------------------------------------------------------------------
     async def create_task(self, task: Task) -> tuple[Task, bool]:
