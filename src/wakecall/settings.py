@@ -72,8 +72,17 @@ SETTINGS: tuple[Setting, ...] = (
         "tokens", (), _list, "TOKEN=OWNER pairs (prefer the file or the environment)", flag=False
     ),
     Setting("allowed_hosts", (), _list, "extra Host header values the HTTP server accepts"),
+    Setting("pg_schema", "wakecall", str, "PostgreSQL schema that holds wakecall's tables"),
+    Setting("pg_pool", 10, int, "PostgreSQL connections this node may open (pool size)"),
+    Setting("node", None, str, "this node's name in claims (default: host:pid:random)"),
     Setting("concurrency", 8, int, "runs executing at once"),
     Setting("lease", timedelta(seconds=30), _duration, "claim lease, e.g. 30s"),
+    Setting(
+        "poll_interval",
+        timedelta(seconds=2),
+        _duration,
+        "longest scheduler sleep: bounds how late a lost hint from another node is noticed",
+    ),
     Setting("min_interval", timedelta(seconds=1), _duration, "shortest schedule interval"),
     Setting("wakeup_min", timedelta(seconds=10), _duration, "shortest schedule_wakeup delay"),
     Setting("wakeup_max", timedelta(days=30), _duration, "longest schedule_wakeup delay"),
@@ -112,8 +121,12 @@ class Settings:
     tokens_file: str | None = None
     tokens: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
+    pg_schema: str = "wakecall"
+    pg_pool: int = 10
+    node: str | None = None
     concurrency: int = 8
     lease: timedelta = timedelta(seconds=30)
+    poll_interval: timedelta = timedelta(seconds=2)
     min_interval: timedelta = timedelta(seconds=1)
     wakeup_min: timedelta = timedelta(seconds=10)
     wakeup_max: timedelta = timedelta(days=30)

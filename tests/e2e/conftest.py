@@ -166,7 +166,7 @@ class HttpServer:
     """A running ``wakecall serve --http`` process."""
 
     url: str
-    store: Path
+    store: str | Path
     process: Process
     stderr: bytearray = field(default_factory=bytearray)
     returncode: int | None = None  # set once the server has been stopped
@@ -215,7 +215,7 @@ class Wakecall:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("WAKECALL_")}
         return {**inherited, **self.env(**extra)}
 
-    def serve_args(self, *flags: str, store: Path | None = None) -> list[str]:
+    def serve_args(self, *flags: str, store: str | Path | None = None) -> list[str]:
         store = store or self.new_store()
         return ["-W", "error", "-m", "wakecall", "serve", "--store", str(store), *flags]
 
@@ -252,18 +252,26 @@ class Wakecall:
 
     @asynccontextmanager
     async def http_server(
-        self, *flags: str, tokens: dict[str, str] | None = None
+        self,
+        *flags: str,
+        tokens: dict[str, str] | None = None,
+        store: str | Path | None = None,
+        new_session: bool = False,
     ) -> AsyncIterator[HttpServer]:
-        """`wakecall serve --http` on a free loopback port; the URL is read from stderr."""
+        """`wakecall serve --http` on a free loopback port; the URL is read from stderr.
+        `store` may be a SQLite path or a PostgreSQL URL (default: a new SQLite file); with
+        `new_session` the server leads its own process group (to SIGKILL it with its
+        children)."""
         tokens = TOKENS if tokens is None else tokens
         extra = {"WAKECALL_TOKENS": ",".join(f"{t}={o}" for t, o in tokens.items())}
-        store = self.new_store()
+        store = store or self.new_store()
         args = self.serve_args("--http", "--host", "127.0.0.1", "--port", "0", *flags, store=store)
         process = await anyio.open_process(
             [sys.executable, *args],
             env=self.full_env(**extra) if tokens else self.full_env(),
             cwd=str(self.tmp_path),
             stdin=None,
+            start_new_session=new_session,
         )
         seen, drained = anyio.Event(), anyio.Event()
         stderr = bytearray()

@@ -35,7 +35,7 @@ from wakecall.models import (
     TaskStatus,
     Trigger,
 )
-from wakecall.store import FirePlan, NewRun, RunOutcome
+from wakecall.store import RESYNC, FirePlan, Hint, NewRun, RunOutcome
 from wakecall.store.postgres import SCHEMA_VERSION, PostgresStore
 
 URL = os.environ.get("WAKECALL_TEST_POSTGRES_URL")
@@ -465,3 +465,96 @@ async def test_a_closed_store_says_so(nodes: Nodes) -> None:
         await store.open()
         with pytest.raises(TaskNotFound):
             await store.get_task(None, "tsk_x")
+
+
+# --- hints between nodes ---------------------------------------------------------------------
+class Hints:
+    """Collects the hints a store's `watch` hands over."""
+
+    def __init__(self) -> None:
+        self.got: list[Hint] = []
+        self._changed = anyio.Event()
+
+    def __call__(self, hint: Hint) -> None:
+        self.got.append(hint)
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def wait_for(self, predicate: Callable[[Hint], bool]) -> Hint:
+        while True:
+            for hint in self.got:
+                if predicate(hint):
+                    return hint
+            await self._changed.wait()
+
+
+async def _listening(store: PostgresStore) -> None:
+    """Until the store's listening connection is up (hints sent before it are not heard)."""
+    while not await store._call(  # noqa: ASYNC110 - the server is asked, nothing to wait on
+        lambda c: c.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wakecall-listen' "
+            "AND query ILIKE 'LISTEN%'"
+        )
+    ):
+        await anyio.sleep(0.02)
+
+
+async def test_a_change_on_one_node_is_hinted_to_the_others_and_not_to_itself(
+    nodes: Nodes,
+) -> None:
+    a, b = await nodes(2)
+    heard_a, heard_b = Hints(), Hints()
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.watch, heard_a)
+            tg.start_soon(b.watch, heard_b)
+            await _listening(a)
+            while (  # noqa: ASYNC110 - both listeners must be up
+                await a._call(
+                    lambda c: c.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE application_name = 'wakecall-listen' AND query ILIKE 'LISTEN%'"
+                    )
+                )
+                < 2
+            ):
+                await anyio.sleep(0.02)
+
+            task, _ = await a.create_task(make_task("alice"))
+            assert await heard_b.wait_for(lambda h: h.due)
+            # Events carry their owners, so only those owners' readers look again.
+            await a.claim_due_tasks("n1", T0, 10, LEASE)
+            await a.record_fires(
+                "n1",
+                T0,
+                [FirePlan(task.id, [queued(T0, status=RunStatus.MISSED)], T0 + LEASE, T0)],
+            )
+            hint = await heard_b.wait_for(lambda h: bool(h.owners))
+            assert hint.owners == {"alice"} and not hint.all_owners
+            tg.cancel_scope.cancel()
+    assert heard_a.got == []  # a store is not told of its own changes
+
+
+async def test_a_lost_listening_connection_comes_back_and_says_hints_may_be_lost(
+    nodes: Nodes,
+) -> None:
+    (a, b) = await nodes(2)
+    a.listen_check = 0.2
+    heard = Hints()
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.watch, heard)
+            await _listening(a)
+            killed = await b._call(
+                lambda c: c.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'wakecall-listen'"
+                )
+            )
+            assert killed == 1
+            assert await heard.wait_for(lambda h: h == RESYNC)
+            # Listening again: a change made after the resync is heard.
+            await _listening(a)
+            await b.create_task(make_task("bob"))
+            await heard.wait_for(lambda h: h.due and h != RESYNC)
+            tg.cancel_scope.cancel()

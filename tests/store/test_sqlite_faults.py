@@ -6,11 +6,13 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from wakecall.engine import Engine, EngineConfig
 from wakecall.errors import DatabaseBusy, InvalidInput, NotAWakecallDatabase, StoreError
 from wakecall.models import TaskSpec
+from wakecall.store import RESYNC, Hint
 from wakecall.store.sqlite import _MIGRATIONS, APPLICATION_ID, SCHEMA_VERSION, SQLiteStore
 from wakecall.testing import FakeClock
 
@@ -107,3 +109,31 @@ async def test_huge_and_negative_inputs_are_refused_before_anything_is_written(
         assert await store.list_tasks(None) == []
     finally:
         await store.close()
+
+
+async def test_a_write_by_another_connection_is_hinted_and_ones_own_is_not(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.db"
+    watcher, writer = SQLiteStore(path, watch_interval=0.02), SQLiteStore(path)
+    await watcher.open()
+    await writer.open()
+    heard: list[Hint] = []
+    spec = TaskSpec(name="x", schedule="@every 1m")
+    mine = Engine(watcher, clock=FakeClock(), config=EngineConfig(node_id="a")).tasks
+    theirs = Engine(writer, clock=FakeClock(), config=EngineConfig(node_id="b")).tasks
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watcher.watch, heard.append)
+                await mine.create("alice", spec)  # its own: no hint
+                await anyio.sleep(0.2)  # several looks at the file find nothing new
+                assert heard == []
+                await theirs.create("alice", spec)
+                while not heard:  # noqa: ASYNC110 - the watcher looks every 20 ms
+                    await anyio.sleep(0.02)
+                tg.cancel_scope.cancel()
+        assert heard[0] == RESYNC
+    finally:
+        await watcher.close()
+        await writer.close()

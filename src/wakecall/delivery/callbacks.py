@@ -252,16 +252,29 @@ class CallbackDispatcher:
         status: int | None,
         error: str | None,
     ) -> None:
-        with anyio.CancelScope(shield=True):
-            await self.store.finish_delivery(
-                self.node,
-                delivery.id,
-                now,
-                delivered=delivered,
-                retry_at=retry_at,
-                status_code=status,
-                error=error,
-            )
+        # The attempt happened: keep trying to record it (the database may be restarting)
+        # for half the claim's lease, after which another node may take the delivery over.
+        give_up = anyio.current_time() + self.lease.total_seconds() / 2
+        delay = 0.1
+        while True:
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self.store.finish_delivery(
+                        self.node,
+                        delivery.id,
+                        now,
+                        delivered=delivered,
+                        retry_at=retry_at,
+                        status_code=status,
+                        error=error,
+                    )
+                break
+            except StoreError as exc:
+                if anyio.current_time() + delay > give_up:
+                    raise
+                log.warning("recording callback %s failed, retrying: %s", delivery.id, exc)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         if not delivered and retry_at is None:
             log.warning(
                 "callback %s to %s dead-lettered: %s",

@@ -39,6 +39,7 @@ from wakecall.delivery import Inbox
 from wakecall.delivery.callbacks import CallbackDispatcher
 from wakecall.delivery.signing import new_secret
 from wakecall.engine import Engine, EngineConfig
+from wakecall.engine.config import default_node_id
 from wakecall.errors import InvalidInput
 from wakecall.net import OutboundPolicy, build_http_client, check_url
 from wakecall.server.auth import StaticTokenVerifier, current_owner
@@ -47,6 +48,7 @@ from wakecall.server.resources import register_resources
 from wakecall.server.tools import register_tools
 from wakecall.settings import Settings
 from wakecall.store import Store, open_store
+from wakecall.store.urls import redact
 
 __all__ = ["Runtime", "build_http_app", "build_server", "open_runtime", "serve"]
 
@@ -112,8 +114,10 @@ class Runtime:
 
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
+        node_id=settings.node or default_node_id(),
         concurrency=settings.concurrency,
         lease=settings.lease,
+        poll_interval=settings.poll_interval,
         min_interval=settings.min_interval,
         wakeup_min=settings.wakeup_min,
         wakeup_max=settings.wakeup_max,
@@ -136,7 +140,9 @@ async def open_runtime(
     """Open the store, start the engine and the push task; stop them all on exit."""
     own_store = store is None
     if store is None:
-        store = open_store(settings.store_path)
+        store = open_store(
+            settings.store_path, pg_schema=settings.pg_schema, pg_pool=settings.pg_pool
+        )
     outbound = OutboundPolicy.parse_allow(settings.allow_outbound)
     await store.open()
     try:
@@ -292,7 +298,7 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
             "--tokens-file (lines of 'TOKEN OWNER') or WAKECALL_TOKENS='TOKEN=OWNER,...', or "
             "bind 127.0.0.1"
         )
-    print(f"wakecall {__version__}: store {settings.store_path}", file=sys.stderr)
+    print(f"wakecall {__version__}: store {redact(settings.store_path)}", file=sys.stderr)
     async with open_runtime(settings) as rt:
         mcp = build_server(rt, token_owners=token_owners or None)
         if not settings.http:

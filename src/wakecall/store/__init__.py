@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wakecall.errors import InvalidInput
 from wakecall.store.base import (
     RESYNC,
     DueTask,
@@ -36,13 +37,17 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, pg_schema: str = "wakecall", pg_pool: int = 10) -> Store:
     """A store for `url`: `postgresql://…` (needs asyncpg: `pip install wakecall[postgres]`),
-    or a SQLite file path (`sqlite:///relative/path` and `sqlite:////abs/path` work too)."""
+    with its tables in the schema `pg_schema` and at most `pg_pool` connections; or a SQLite
+    file path (`sqlite:///relative/path` and `sqlite:////abs/path` work too)."""
     if url.startswith(("postgres://", "postgresql://")):
         from wakecall.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        try:
+            return PostgresStore(url, schema=pg_schema, max_pool=pg_pool)
+        except ValueError as exc:
+            raise InvalidInput(f"PostgreSQL store settings: {exc}") from exc
     if url.startswith("sqlite:///"):
         return SQLiteStore(url[len("sqlite:///") :])
     return SQLiteStore(url)

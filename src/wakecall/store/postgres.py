@@ -59,7 +59,6 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
@@ -98,6 +97,7 @@ from wakecall.store.base import (
     PruneCounts,
     RunOutcome,
 )
+from wakecall.store.urls import redact as _redact
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -289,7 +289,6 @@ _ATTEMPT_STATUS_TO_RUN = {
     AttemptStatus.CANCELLED: RunStatus.CANCELLED,
 }
 
-_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)[^\s&]+", re.IGNORECASE)
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 # Errors of the client or the connection (as opposed to a statement the server refused).
@@ -350,18 +349,6 @@ def _task_lock_key(schema: str, task_id: str) -> int:
     from the two-key locks)."""
     digest = hashlib.blake2b(f"{schema}:{task_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def _redact(url: str) -> str:
-    """The URL (or key=value DSN) without its password, for messages."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            host = parts.netloc.rsplit("@", 1)[1]
-            url = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-    except ValueError:
-        return "<unparsable PostgreSQL URL>"
-    return _PASSWORD_PARAM.sub(r"\1***", url)
 
 
 def _task_from_row(row: Mapping[str, Any]) -> Task:
