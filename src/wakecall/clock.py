@@ -6,13 +6,14 @@ The engine never calls `datetime.now()` or `anyio.sleep()` itself. Production us
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["MAX_SLEEP", "Clock", "SystemClock", "utcnow"]
+__all__ = ["MAX_SLEEP", "Clock", "OffsetClock", "SystemClock", "utcnow"]
 
 #: The longest single sleep of the system clock: a wall-clock jump (suspend, NTP step) is
 #: noticed within this many seconds.
@@ -51,3 +52,17 @@ class SystemClock:
             await anyio.sleep(min(delay, self.max_sleep))
         else:
             await anyio.lowlevel.checkpoint()
+
+
+class OffsetClock(SystemClock):
+    """Wall-clock time corrected by the offset of a reference clock, read at each `now()`.
+
+    Nodes sharing a PostgreSQL database schedule by the database server's clock this way, so
+    that their leases and fire times agree even when their own clocks do not."""
+
+    def __init__(self, offset: Callable[[], timedelta], max_sleep: float = MAX_SLEEP) -> None:
+        super().__init__(max_sleep)
+        self._offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset()

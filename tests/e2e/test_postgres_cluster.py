@@ -9,6 +9,8 @@ and inspects the database; only the nodes run anything.
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,12 +24,14 @@ from support.loopback import Receiver, serve_receiver
 from support.postgres import (
     POSTGRES_URL,
     Database,
+    PrivateServer,
     database,
+    find_bindir,
     poll_until,
 )
 from wakecall.delivery.signing import new_secret
 from wakecall.engine import Engine, EngineConfig
-from wakecall.models import CatchUp, NoopAction, Task, TaskSpec
+from wakecall.models import CatchUp, CommandAction, NoopAction, RetryPolicy, Task, TaskSpec
 
 pytestmark = [
     pytest.mark.slow,
@@ -121,8 +125,12 @@ async def assert_every_event_once(db: Database) -> None:
     assert silent == 0
 
 
-async def assert_every_callback_once(db: Database, receiver: Receiver) -> None:
-    """Every callback event made one delivery, delivered, and the receiver took each once."""
+async def assert_every_callback_once(
+    db: Database, receiver: Receiver, *, repeats_allowed: int = 0
+) -> None:
+    """Every callback event made one delivery, delivered, and the receiver took each once
+    (callbacks are at least once: one in flight when a node dies is sent again, with the same
+    `webhook-id`, so a fault test allows a few repeats)."""
     deliveries = await db.rows("SELECT id, status FROM deliveries")
     callback_events = await db.value(
         "SELECT count(*) FROM events e JOIN tasks t ON t.id = e.task_id "
@@ -132,8 +140,9 @@ async def assert_every_callback_once(db: Database, receiver: Receiver) -> None:
     assert {d["status"] for d in deliveries} == {"delivered"}
     received = Counter(a["webhook-id"] for a in receiver.attempts)
     assert set(received) == {d["id"] for d in deliveries}
-    assert max(received.values()) == 1, [k for k, n in received.items() if n > 1][:5]
-    assert len(receiver.bodies) == len(deliveries)  # each verified with the task's secret
+    repeated = sum(n - 1 for n in received.values())
+    assert repeated <= repeats_allowed, [k for k, n in received.items() if n > 1][:5]
+    assert len(receiver.bodies) == len(receiver.attempts)  # each verified with its secret
 
 
 async def assert_slots_contiguous(db: Database, task_ids: list[str]) -> dict[str, int]:
@@ -248,3 +257,195 @@ def _event_logs(recorder: Any) -> list[dict[str, Any]]:
 
 async def _past(instant: datetime) -> bool:
     return datetime.now(UTC) >= instant
+
+
+async def test_postgres_a_killed_node_is_taken_over_and_nothing_is_lost_or_doubled(
+    wakecall: Any,
+) -> None:
+    assert POSTGRES_URL
+    flags = ("--commands", "sleep", "--lease", "3s", "--concurrency", "8")
+    async with (
+        database(POSTGRES_URL) as db,
+        serve_receiver() as receiver,
+        nodes(wakecall, db, 2, *flags, new_session=True) as servers,
+    ):
+        setup = Setup(db, receiver)
+        hook = receiver.url("/hook")
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+        specs = [
+            (
+                "local",
+                TaskSpec(
+                    name=f"slow-{i}",
+                    schedule={"type": "once", "at": due.isoformat()},
+                    action=CommandAction(argv=["sleep", "3"]),
+                    # Ten may be retried once; six may not.
+                    retry=RetryPolicy(attempts=2 if i < 10 else 1, delay="1s", jitter=False),
+                    callback_url=hook,
+                ),
+            )
+            for i in range(16)
+        ]
+        slow = await setup.create_many(specs)
+        ticker = await setup.create(
+            "local",
+            TaskSpec(
+                name="tick",
+                schedule="@every 1s",
+                action=NoopAction(),
+                catchup=CatchUp.ALL,
+                callback_url=hook,
+            ),
+        )
+        slow_ids = [t.id for t in slow]
+
+        async def all_started() -> bool:
+            started = await db.value(
+                "SELECT count(*) FROM runs WHERE task_id = ANY($1::text[]) AND status = 'running'",
+                slow_ids,
+            )
+            return bool(started == len(slow_ids))
+
+        with anyio.fail_after(60):
+            await poll_until(all_started)
+            held = {
+                r["id"]: r["task_id"]
+                for r in await db.rows(
+                    "SELECT id, task_id FROM runs WHERE claimed_by = 'node-0' "
+                    "AND status = 'running' AND task_id = ANY($1::text[])",
+                    slow_ids,
+                )
+            }
+            assert held, "node-0 runs none of the slow runs"
+            os.killpg(servers[0].process.pid, signal.SIGKILL)  # the node and its `sleep`s
+            await servers[0].process.wait()
+
+            async def slow_done() -> bool:
+                left = await db.value(
+                    "SELECT count(*) FROM runs WHERE task_id = ANY($1::text[]) "
+                    "AND status IN ('queued', 'running')",
+                    slow_ids,
+                )
+                return bool(left == 0)
+
+            await poll_until(slow_done)
+            await setup.engine.tasks.pause("local", ticker.id)
+            await poll_until(lambda: settled(db))
+
+        assert servers[1].process.returncode is None
+        for task in slow:
+            runs = await db.rows("SELECT id, status FROM runs WHERE task_id = $1", task.id)
+            assert len(runs) == 1, (task.name, runs)  # one run per slot, none lost
+            (run,) = runs
+            attempts = await db.rows(
+                "SELECT status, node, error_message FROM attempts WHERE run_id = $1 "
+                "ORDER BY number",
+                run["id"],
+            )
+            if run["id"] not in held:
+                assert [a["status"] for a in attempts] == ["success"]
+                assert run["status"] == "success"
+                continue
+            # Taken over from the dead node after its lease: interrupted, then retried by the
+            # survivor when the policy allows.
+            assert attempts[0]["status"] == "interrupted" and attempts[0]["node"] == "node-0"
+            assert "lease expired" in attempts[0]["error_message"]
+            if task.retry.attempts == 2:
+                assert [(a["status"], a["node"]) for a in attempts[1:]] == [("success", "node-1")]
+                assert run["status"] == "success"
+            else:
+                assert len(attempts) == 1 and run["status"] == "failure"
+        await assert_slots_contiguous(db, [ticker.id])
+        await assert_every_event_once(db)
+        await assert_every_callback_once(db, receiver, repeats_allowed=3)
+
+
+BINDIR = find_bindir()
+
+
+@pytest.mark.skipif(BINDIR is None, reason="needs PostgreSQL's initdb and pg_ctl")
+async def test_postgres_nodes_ride_out_a_database_restart(wakecall: Any) -> None:
+    assert BINDIR is not None
+    async with (
+        PrivateServer(BINDIR) as server,
+        database(server.url) as db,
+        serve_receiver() as receiver,
+        nodes(wakecall, db, 2, "--commands", "sleep") as servers,
+    ):
+        setup = Setup(db, receiver)
+        hook = receiver.url("/hook")
+        start = datetime.now(UTC).replace(microsecond=0)
+        tickers = [
+            await setup.create(
+                "local",
+                TaskSpec(
+                    name=f"tick-{i}",
+                    schedule="@every 1s",
+                    action=NoopAction(),
+                    catchup=CatchUp.ALL,
+                    callback_url=hook,
+                ),
+            )
+            for i in range(2)
+        ]
+        # Two runs still executing while the database is down; fifty fires due meanwhile.
+        in_flight = [
+            await setup.create(
+                "local",
+                TaskSpec(
+                    name=f"long-{i}",
+                    schedule={"type": "once", "at": (start + timedelta(seconds=3)).isoformat()},
+                    action=CommandAction(argv=["sleep", "5"]),
+                    callback_url=hook,
+                ),
+            )
+            for i in range(2)
+        ]
+        during = await setup.create_many(
+            [
+                ("local", once_at(start + timedelta(seconds=7), f"during-{i}", callback_url=hook))
+                for i in range(50)
+            ]
+        )
+        long_ids = [t.id for t in in_flight]
+
+        async def long_running() -> bool:
+            n = await db.value(
+                "SELECT count(*) FROM runs WHERE task_id = ANY($1::text[]) AND status = 'running'",
+                long_ids,
+            )
+            return bool(n == len(long_ids))
+
+        with anyio.fail_after(90):
+            await poll_until(long_running)
+            await db.conn.close()
+            await server.stop()
+            await anyio.sleep(4)  # the outage: the long runs end and the fifty fall due
+            await server.start()
+            await db.reconnect()
+            await poll_until(lambda: _past(start + timedelta(seconds=16)))
+            for ticker in tickers:
+                await setup.engine.tasks.pause("local", ticker.id)
+            await poll_until(lambda: settled(db))
+
+        assert [s.process.returncode for s in servers] == [None, None]
+        # The runs that were executing finished once, on their first attempt.
+        for task in in_flight:
+            runs = await db.rows("SELECT status, attempt FROM runs WHERE task_id = $1", task.id)
+            assert [(r["status"], r["attempt"]) for r in runs] == [("success", 1)]
+        # The fires due during the outage ran once each, afterwards.
+        per_task = dict(
+            await db.rows(
+                "SELECT task_id, count(*) FROM runs WHERE task_id = ANY($1::text[]) "
+                "AND status = 'success' GROUP BY task_id",
+                [t.id for t in during],
+            )
+        )
+        assert len(per_task) == len(during) and set(per_task.values()) == {1}
+        # The tickers' seconds, including those of the outage (caught up), each ran once.
+        counts = await assert_slots_contiguous(db, [t.id for t in tickers])
+        assert min(counts.values()) >= 12
+        await assert_every_event_once(db)
+        await assert_every_callback_once(db, receiver, repeats_allowed=3)
+        for node in servers:
+            assert "listening for hints" in node.stderr_text  # came back by itself

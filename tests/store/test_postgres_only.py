@@ -21,6 +21,7 @@ import anyio
 import asyncpg
 import pytest
 
+from wakecall.clock import OffsetClock
 from wakecall.errors import NotAWakecallDatabase, StoreError, TaskNotFound
 from wakecall.ids import new_id
 from wakecall.models import (
@@ -35,6 +36,7 @@ from wakecall.models import (
     TaskStatus,
     Trigger,
 )
+from wakecall.server.app import store_clock
 from wakecall.store import RESYNC, FirePlan, Hint, NewRun, RunOutcome
 from wakecall.store.postgres import SCHEMA_VERSION, PostgresStore
 
@@ -488,14 +490,21 @@ class Hints:
             await self._changed.wait()
 
 
-async def _listening(store: PostgresStore) -> None:
-    """Until the store's listening connection is up (hints sent before it are not heard)."""
-    while not await store._call(  # noqa: ASYNC110 - the server is asked, nothing to wait on
+async def _listeners(store: PostgresStore) -> int:
+    """How many connections listen on the store's channel."""
+    count: int = await store._call(
         lambda c: c.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wakecall-listen' "
-            "AND query ILIKE 'LISTEN%'"
+            "AND query LIKE 'LISTEN %' || $1 || '%'",
+            store.channel,
         )
-    ):
+    )
+    return count
+
+
+async def _listening(store: PostgresStore, count: int = 1) -> None:
+    """Until `count` connections listen (hints sent before that are not heard)."""
+    while await _listeners(store) < count:  # noqa: ASYNC110 - the server is asked
         await anyio.sleep(0.02)
 
 
@@ -508,17 +517,7 @@ async def test_a_change_on_one_node_is_hinted_to_the_others_and_not_to_itself(
         async with anyio.create_task_group() as tg:
             tg.start_soon(a.watch, heard_a)
             tg.start_soon(b.watch, heard_b)
-            await _listening(a)
-            while (  # noqa: ASYNC110 - both listeners must be up
-                await a._call(
-                    lambda c: c.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE application_name = 'wakecall-listen' AND query ILIKE 'LISTEN%'"
-                    )
-                )
-                < 2
-            ):
-                await anyio.sleep(0.02)
+            await _listening(a, 2)
 
             task, _ = await a.create_task(make_task("alice"))
             assert await heard_b.wait_for(lambda h: h.due)
@@ -548,7 +547,9 @@ async def test_a_lost_listening_connection_comes_back_and_says_hints_may_be_lost
             killed = await b._call(
                 lambda c: c.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = 'wakecall-listen'"
+                    "WHERE application_name = 'wakecall-listen' "
+                    "AND query LIKE 'LISTEN %' || $1 || '%'",
+                    a.channel,
                 )
             )
             assert killed == 1
@@ -558,3 +559,14 @@ async def test_a_lost_listening_connection_comes_back_and_says_hints_may_be_lost
             await b.create_task(make_task("bob"))
             await heard.wait_for(lambda h: h.due and h != RESYNC)
             tg.cancel_scope.cancel()
+
+
+async def test_a_server_on_postgresql_reads_time_from_the_database_server(nodes: Nodes) -> None:
+    (store,) = await nodes(1)
+    clock = store_clock(store)
+    assert isinstance(clock, OffsetClock)
+    server_now = await store._call(lambda c: c.fetchval("SELECT clock_timestamp()"))
+    assert abs(clock.now() - server_now) < timedelta(seconds=0.5)
+    # A machine whose clock is off by an hour still schedules by the server's clock.
+    store.clock_offset += timedelta(hours=1)
+    assert timedelta(minutes=59) < clock.now() - datetime.now(UTC) < timedelta(minutes=61)

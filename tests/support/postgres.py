@@ -51,6 +51,10 @@ class Database:
     async def value(self, sql: str, *args: Any) -> Any:
         return await self.conn.fetchval(sql, *args)
 
+    async def reconnect(self) -> None:
+        """A new inspection connection (after the server restarted)."""
+        self.conn = await asyncpg.connect(self.url, server_settings={"search_path": self.schema})
+
 
 @asynccontextmanager
 async def database(url: str) -> AsyncIterator[Database]:

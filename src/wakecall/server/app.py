@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -34,7 +35,7 @@ from wakecall.actions.command import (
     validate_command,
 )
 from wakecall.actions.webhook import WebhookAction, WebhookExecutor, validate_webhook
-from wakecall.clock import Clock
+from wakecall.clock import Clock, OffsetClock, SystemClock
 from wakecall.delivery import Inbox
 from wakecall.delivery.callbacks import CallbackDispatcher
 from wakecall.delivery.signing import new_secret
@@ -112,6 +113,14 @@ class Runtime:
         return secret
 
 
+def store_clock(store: Store) -> Clock:
+    """The clock of a server on `store`: the database server's for a store that measures its
+    offset (PostgreSQL, shared by nodes whose clocks may differ), else this machine's."""
+    if isinstance(getattr(store, "clock_offset", None), timedelta):
+        return OffsetClock(lambda: store.clock_offset)  # type: ignore[attr-defined]
+    return SystemClock()
+
+
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         node_id=settings.node or default_node_id(),
@@ -155,6 +164,8 @@ async def open_runtime(
                         CommandPolicy(enabled=bool(settings.commands), allow=settings.commands)
                     ),
                 }
+            if clock is None:
+                clock = store_clock(store)
             async with Engine(
                 store, clock=clock, config=config or engine_config(settings), executors=executors
             ) as engine:
@@ -172,6 +183,9 @@ async def open_runtime(
                     client,
                     clock=engine.clock,
                     node=engine.node,
+                    # Long enough for one attempt (10 s at most) and for recording it; if the
+                    # node dies, another resends after this (same webhook-id).
+                    lease=max(settings.lease, timedelta(seconds=20)),
                     max_attempts=settings.callback_attempts,
                     poll_interval=engine.config.poll_interval,
                 )

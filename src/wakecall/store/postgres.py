@@ -7,7 +7,10 @@ the schema version. Instants are `timestamptz`, JSON is `jsonb`, the event curso
 
 Every method is one short transaction (or one statement), with batches sent as arrays through
 `unnest`, so a method costs a handful of round trips however many rows it touches. The instants
-the engine passes in (`now`) are the only clock: the database clock is never read.
+the engine passes in (`now`) are the only clock the store uses. A server's engine reads time
+through `OffsetClock` corrected by `clock_offset` (the database server's clock minus this
+machine's, measured every few seconds), so every node's `now`, and with it every lease and fire
+time, is on the database's clock.
 
 Concurrency, method by method:
 
@@ -55,6 +58,7 @@ import json
 import logging
 import math
 import re
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -292,9 +296,17 @@ _ATTEMPT_STATUS_TO_RUN = {
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 # Errors of the client or the connection (as opposed to a statement the server refused).
-_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError)
+# InternalClientError: asyncpg's protocol state broke, seen when the server goes away while a
+# pooled connection is being reset; the connection is dropped, so it counts as lost.
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 _MAX_HINT_BYTES = 7000
-_LOST_CONNECTION = (OSError, TimeoutError, asyncpg.PostgresConnectionError)
+_OFFSET_WARNING = timedelta(seconds=1)
+_LOST_CONNECTION = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,
+)
 
 
 # --- values ------------------------------------------------------------------------------
@@ -576,7 +588,7 @@ class PostgresStore:
         url: str,
         *,
         schema: str = "wakecall",
-        min_pool: int = 1,
+        min_pool: int = 0,
         max_pool: int = 10,
         command_timeout: float = 60.0,
         connect_timeout: float = 10.0,
@@ -605,8 +617,13 @@ class PostgresStore:
         self.channel = "wakecall_" + hashlib.sha256(schema.encode()).hexdigest()[:24]
         #: Tags this object's own hints, which its `watch` skips.
         self._sender = new_id("st")
-        #: How often `watch` checks that its listening connection still works.
+        #: How often `watch` checks that its listening connection still works (and measures
+        #: the clock offset again).
         self.listen_check = 5.0
+        #: The database server's clock minus this machine's, measured at `open()` and at each
+        #: check of `watch`. Nodes read time through it (`OffsetClock`), so leases and fire
+        #: times are on the database's clock.
+        self.clock_offset = timedelta(0)
 
     # --- plumbing -------------------------------------------------------------------------
     def _translate(self, exc: BaseException) -> StoreError:
@@ -723,7 +740,7 @@ class PostgresStore:
                 await lost.wait()
             if not lost.is_set():
                 with anyio.fail_after(self.connect_timeout):
-                    await conn.fetchval("SELECT 1")
+                    await self._measure_offset(conn)
         log.warning("listening for hints on %s: the connection closed", self._where)
 
     # --- life cycle -----------------------------------------------------------------------
@@ -745,12 +762,34 @@ class PostgresStore:
             )
         except (*_CONNECTION_ERRORS, asyncpg.PostgresError, ValueError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(self.url)}: {exc}") from exc
+        try:
+            # The pool connects lazily (no floor to restore while the server is away): make
+            # the first connection now, so a bad URL or password fails here.
+            await pool.release(await pool.acquire(timeout=self.connect_timeout))
+        except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            pool.terminate()
+            raise StoreError(f"cannot connect to PostgreSQL at {_redact(self.url)}: {exc}") from exc
         self._pool = pool
         try:
             await self._call(self._prepare)
+            await self._call(self._measure_offset)
         except BaseException:
             await self.close()
             raise
+
+    async def _measure_offset(self, conn: asyncpg.Connection) -> None:
+        before = time.time()
+        server: datetime = await conn.fetchval("SELECT clock_timestamp()")
+        after = time.time()
+        offset = server - datetime.fromtimestamp((before + after) / 2, UTC)
+        if abs(offset - self.clock_offset) > _OFFSET_WARNING and abs(offset) > _OFFSET_WARNING:
+            log.warning(
+                "this machine's clock is %.3fs %s the database server's; scheduling by the "
+                "server's (keep clocks in sync with NTP)",
+                abs(offset.total_seconds()),
+                "behind" if offset > timedelta(0) else "ahead of",
+            )
+        self.clock_offset = offset
 
     async def _read_version(self, conn: asyncpg.Connection) -> int:
         """The schema version, 0 for an empty or missing schema; `NotAWakecallDatabase` for
