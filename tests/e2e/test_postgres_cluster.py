@@ -449,3 +449,32 @@ async def test_postgres_nodes_ride_out_a_database_restart(wakecall: Any) -> None
         await assert_every_callback_once(db, receiver, repeats_allowed=3)
         for node in servers:
             assert "listening for hints" in node.stderr_text  # came back by itself
+
+
+async def test_postgres_a_task_created_elsewhere_wakes_sleeping_nodes_at_once(
+    wakecall: Any,
+) -> None:
+    """The nodes would sleep a minute between looks; the hint of the new task wakes them."""
+    assert POSTGRES_URL
+    async with (
+        database(POSTGRES_URL) as db,
+        serve_receiver() as receiver,
+        nodes(wakecall, db, 2, "--poll-interval", "60s"),
+    ):
+        setup = Setup(db, receiver)
+        # Both nodes have looked at the empty store and gone to sleep for a minute.
+        await anyio.sleep(1)
+        task = await setup.create(
+            "local", once_at(datetime.now(UTC) + timedelta(seconds=1), "soon")
+        )
+
+        async def ran() -> bool:
+            status = await db.value("SELECT status FROM runs WHERE task_id = $1", task.id)
+            return bool(status == "success")
+
+        with anyio.fail_after(20):  # well under the 60 s a node would otherwise sleep
+            await poll_until(ran)
+        started, fire = (
+            await db.rows("SELECT started_at, scheduled_for FROM runs WHERE task_id = $1", task.id)
+        )[0]
+        assert started - fire < timedelta(seconds=5)
