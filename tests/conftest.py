@@ -41,6 +41,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 # --- CI guard: when PostgreSQL is required, its tests must have run -----------------------
 _REQUIRE_POSTGRES = os.environ.get("WAKECALL_REQUIRE_POSTGRES") == "1"
 _postgres_passed = 0
+_postgres_skipped: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,11 +54,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     global _postgres_passed
-    if report.when == "call" and report.passed and "postgres" in report.nodeid:
+    if "postgres" not in report.nodeid:
+        return
+    if report.when == "call" and report.passed:
         _postgres_passed += 1
+    elif report.skipped:
+        _postgres_skipped.append(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _REQUIRE_POSTGRES and _postgres_passed == 0 and exitstatus == 0:
+    if not _REQUIRE_POSTGRES or exitstatus != 0:
+        return
+    if _postgres_passed == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         print("\nerror: WAKECALL_REQUIRE_POSTGRES=1 but no PostgreSQL test passed")
+    elif _postgres_skipped:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nerror: WAKECALL_REQUIRE_POSTGRES=1 but these PostgreSQL tests were skipped:")
+        for nodeid in _postgres_skipped:
+            print(f"  {nodeid}")
