@@ -118,6 +118,16 @@ async def test_create_then_get_returns_every_field(store: Store) -> None:
     assert await store.get_task(None, task.id) == task
 
 
+async def test_get_tasks_reads_many_at_once_and_leaves_out_unknown_ids(store: Store) -> None:
+    tasks = [make_task("alice" if i % 2 else "bob") for i in range(1200)]
+    for task in tasks:
+        await store.create_task(task)
+    wanted = [t.id for t in tasks[::2]] + ["tsk_unknown"] + [tasks[0].id]  # a repeat too
+    found = await store.get_tasks(wanted)
+    assert found == {t.id: t for t in tasks[::2]}
+    assert await store.get_tasks([]) == {}
+
+
 async def test_another_owners_task_reads_as_unknown(store: Store) -> None:
     task = make_task()
     await store.create_task(task)

@@ -382,13 +382,7 @@ class Engine:
         started = await self.store.start_attempts(self.node, now, [r.id for r in claimed])
         if not started:
             return
-        tasks = {}
-        for run in started:
-            if run.task_id not in tasks:
-                try:
-                    tasks[run.task_id] = await self.store.get_task(None, run.task_id)
-                except LookupError:
-                    continue
+        tasks = await self.store.get_tasks([run.task_id for run in started])
         self._next_extend = self._next_extend or now + cfg.lease / 3
         assert self._tg is not None
         for run in started:

@@ -181,6 +181,10 @@ class Store(Protocol):
         """The task, or `TaskNotFound` (also when it belongs to another owner)."""
         ...
 
+    async def get_tasks(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        """The tasks of these ids that exist, by id, in one read (for the engine)."""
+        ...
+
     async def list_tasks(
         self,
         owner: str | None,

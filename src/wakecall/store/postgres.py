@@ -924,6 +924,17 @@ class PostgresStore:
 
         return await self._call(fn)
 
+    async def get_tasks(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        wanted = list(dict.fromkeys(task_ids))
+        if not wanted:
+            return {}
+        rows = await self._call(
+            lambda c: c.fetch(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])", wanted
+            )
+        )
+        return {r["id"]: _task_from_row(r) for r in rows}
+
     @staticmethod
     async def _task_row(
         conn: asyncpg.Connection, owner: str | None, task_id: str, lock: str = ""

@@ -238,6 +238,9 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+#: Ids per `IN (...)` list, well under SQLite's limit on bound parameters.
+_IN_CHUNK = 500
+
 
 def _us(value: datetime) -> int:
     delta = value - _EPOCH
@@ -563,6 +566,27 @@ class SQLiteStore:
     async def get_task(self, owner: str | None, task_id: str) -> Task:
         def fn(conn: sqlite3.Connection) -> Task:
             return _task_from_row(self._task_row(conn, owner, task_id))
+
+        return await self._call(fn)
+
+    async def get_tasks(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        wanted = list(dict.fromkeys(task_ids))
+        if not wanted:
+            return {}
+
+        def fn(conn: sqlite3.Connection) -> dict[str, Task]:
+            found: dict[str, Task] = {}
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows = conn.execute(
+                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                for row in rows:
+                    task = _task_from_row(row)
+                    found[task.id] = task
+            return found
 
         return await self._call(fn)
 
