@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -438,3 +439,9 @@ def event_type_for(task: Task, run: Run) -> EventType:
     if run.status == RunStatus.MISSED:
         return EventType.RUN_MISSED
     return EventType.RUN_FAILED
+
+
+@lru_cache(maxsize=4096)
+def retry_policy_from_json(text: str) -> RetryPolicy:
+    """A stored retry policy, parsed once per distinct text (policies are immutable)."""
+    return RetryPolicy.model_validate_json(text)

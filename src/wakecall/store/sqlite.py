@@ -41,13 +41,13 @@ from wakecall.models import (
     Event,
     EventType,
     Overlap,
-    RetryPolicy,
     Run,
     RunStatus,
     Task,
     TaskStatus,
     Trigger,
     event_type_for,
+    retry_policy_from_json,
     run_event_payload,
     task_event_payload,
 )
@@ -267,6 +267,10 @@ def _load_json(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
+def _attempts(retry_json: str) -> int:
+    return retry_policy_from_json(retry_json).attempts
+
+
 def _task_from_row(row: Sequence[Any]) -> Task:
     return Task(
         id=row[0],
@@ -276,7 +280,7 @@ def _task_from_row(row: Sequence[Any]) -> Task:
         schedule=json.loads(row[4]),
         timezone=row[5],
         action=json.loads(row[6]),
-        retry=RetryPolicy.model_validate_json(row[7]),
+        retry=retry_policy_from_json(row[7]),
         timeout_s=row[8],
         overlap=Overlap(row[9]),
         max_queued=row[10],
@@ -575,18 +579,8 @@ class SQLiteStore:
             return {}
 
         def fn(conn: sqlite3.Connection) -> dict[str, Task]:
-            found: dict[str, Task] = {}
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start : start + _IN_CHUNK]
-                rows = conn.execute(
-                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id IN "
-                    f"({', '.join('?' * len(chunk))})",
-                    chunk,
-                ).fetchall()
-                for row in rows:
-                    task = _task_from_row(row)
-                    found[task.id] = task
-            return found
+            rows = self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", wanted)
+            return {r[0]: _task_from_row(r) for r in rows}
 
         return await self._call(fn)
 
@@ -749,26 +743,63 @@ class SQLiteStore:
         now_us = _us(now)
 
         def fn(conn: sqlite3.Connection) -> FireResult:
-            created: list[Run] = []
-            events: list[Event] = []
+            wanted = list(dict.fromkeys(p.task_id for p in plans))
+            # The claim and what new runs need; a whole task is read only for the rare plan
+            # that writes events (missed fires, wakeups, an end).
+            rows = {
+                r[0]: r
+                for r in self._rows_by_id(
+                    conn,
+                    "SELECT id, claimed_by, owner, retry, status, end_reason FROM tasks",
+                    wanted,
+                )
+            }
             lost: list[str] = []
+            accepted: list[tuple[FirePlan, Sequence[Any]]] = []
             for plan in plans:
-                row = conn.execute(
-                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (plan.task_id,)
-                ).fetchone()
-                if row is None or row[25] != node:
+                row = rows.pop(plan.task_id, None)  # a second plan for a task finds it gone
+                if row is None or row[1] != node:
                     lost.append(plan.task_id)
                     continue
-                task = _task_from_row(row)
+                accepted.append((plan, row))
+            candidates = [
+                (self._new_run(row[0], row[2], _attempts(row[3]), new, now), new.counts)
+                for plan, row in accepted
+                for new in plan.runs
+            ]
+            conn.executemany(
+                f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self._run_row(run, now_us, counts) for run, counts in candidates],
+            )
+            # Run ids are new, so a candidate is absent only when its slot had a run already.
+            inserted = {
+                r[0]
+                for r in self._rows_by_id(
+                    conn, "SELECT id FROM runs", [run.id for run, _ in candidates]
+                )
+            }
+            created: list[Run] = []
+            events: list[Event] = []
+            task_rows = []
+            cancel_rows = []
+            position = 0
+            for plan, row in accepted:
+                task_id, owner, status, end_reason = row[0], row[2], row[4], row[5]
+                task: Task | None = None
+                if plan.events or any(n.status == RunStatus.MISSED for n in plan.runs):
+                    task = _task_from_row(self._task_row(conn, None, task_id))
                 counted = 0
-                for new in plan.runs:
-                    run = self._insert_run(conn, task, new, now)
-                    if run is None:
+                for _ in plan.runs:
+                    run, counts = candidates[position]
+                    position += 1
+                    if run.id not in inserted:
                         continue
-                    if new.counts:
+                    if counts:
                         counted += 1
                     created.append(run)
                     if run.status == RunStatus.MISSED:
+                        assert task is not None
                         task_now = task.replace(run_count=task.run_count + counted)
                         events.append(
                             self._append_event(
@@ -783,35 +814,37 @@ class SQLiteStore:
                                 now_us,
                             )
                         )
-                end_status = str(plan.end.status) if plan.end else str(task.status)
-                end_reason = plan.end.reason if plan.end else task.end_reason
-                conn.execute(
-                    "UPDATE tasks SET next_fire_at = ?, last_fire_at = ?, "
-                    "run_count = run_count + ?, status = ?, end_reason = ?, "
-                    "claimed_by = NULL, claim_expires_at = NULL, updated_at = ? WHERE id = ?",
+                task_rows.append(
                     (
                         _us_or_none(plan.next_fire_at),
                         _us_or_none(plan.last_fire_at),
                         counted,
-                        end_status,
-                        end_reason,
+                        str(plan.end.status) if plan.end else status,
+                        plan.end.reason if plan.end else end_reason,
                         now_us,
-                        task.id,
-                    ),
+                        task_id,
+                    )
                 )
-                if plan.cancel_run_ids:
-                    marks = ", ".join("?" * len(plan.cancel_run_ids))
-                    conn.execute(
-                        f"UPDATE runs SET cancel_requested = 1 WHERE id IN ({marks}) "
-                        "AND status IN ('queued', 'running')",
-                        tuple(plan.cancel_run_ids),
-                    )
+                cancel_rows += [(run_id,) for run_id in plan.cancel_run_ids]
                 for new_event in plan.events:
+                    assert task is not None
                     events.append(
-                        self._append_event(conn, task.owner, new_event, now_us, task.callback_url)
+                        self._append_event(conn, owner, new_event, now_us, task.callback_url)
                     )
+            conn.executemany(
+                "UPDATE tasks SET next_fire_at = ?, last_fire_at = ?, "
+                "run_count = run_count + ?, status = ?, end_reason = ?, "
+                "claimed_by = NULL, claim_expires_at = NULL, updated_at = ? WHERE id = ?",
+                task_rows,
+            )
+            conn.executemany(
+                "UPDATE runs SET cancel_requested = 1 WHERE id = ? "
+                "AND status IN ('queued', 'running')",
+                cancel_rows,
+            )
+            for plan, row in accepted:
                 if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
-                    ended = _task_from_row(self._task_row(conn, None, task.id))
+                    ended = _task_from_row(self._task_row(conn, None, row[0]))
                     announced = self._announce_end_if_idle(conn, ended, now)
                     if announced is not None:
                         events.append(announced)
@@ -819,49 +852,57 @@ class SQLiteStore:
 
         return await self._tx(fn)
 
-    def _insert_run(
-        self, conn: sqlite3.Connection, task: Task, new: NewRun, now: datetime
-    ) -> Run | None:
+    @staticmethod
+    def _new_run(task_id: str, owner: str, max_attempts: int, new: NewRun, now: datetime) -> Run:
         terminal = new.status.is_terminal
-        run = Run(
+        return Run(
             id=new.id,
-            task_id=task.id,
-            owner=task.owner,
+            task_id=task_id,
+            owner=owner,
             trigger=new.trigger,
             scheduled_for=new.scheduled_for,
             due_at=new.due_at,
             status=new.status,
             attempt=0,
-            max_attempts=task.retry.attempts,
+            max_attempts=max_attempts,
             created_at=now,
             finished_at=now if terminal else None,
             output=new.output,
             error_message=new.error_message,
         )
+
+    @staticmethod
+    def _run_row(run: Run, now_us: int, counts: bool) -> tuple[Any, ...]:
+        return (
+            run.id,
+            run.task_id,
+            run.owner,
+            str(run.trigger),
+            _us_or_none(run.scheduled_for),
+            _us(run.due_at),
+            str(run.status),
+            run.attempt,
+            run.max_attempts,
+            now_us,
+            None,
+            now_us if run.finished_at is not None else None,
+            None,
+            _json_or_none(run.output),
+            run.error_message,
+            None,
+            None,
+            0,
+            1 if counts else 0,
+        )
+
+    def _insert_run(
+        self, conn: sqlite3.Connection, task: Task, new: NewRun, now: datetime
+    ) -> Run | None:
+        run = self._new_run(task.id, task.owner, task.retry.attempts, new, now)
         cursor = conn.execute(
             f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run.id,
-                run.task_id,
-                run.owner,
-                str(run.trigger),
-                _us_or_none(run.scheduled_for),
-                _us(run.due_at),
-                str(run.status),
-                run.attempt,
-                run.max_attempts,
-                _us(now),
-                None,
-                _us(now) if terminal else None,
-                None,
-                _json_or_none(run.output),
-                run.error_message,
-                None,
-                None,
-                0,
-                1 if new.counts else 0,
-            ),
+            self._run_row(run, _us(now), new.counts),
         )
         return run if cursor.rowcount == 1 else None
 
@@ -873,7 +914,8 @@ class SQLiteStore:
         now_us: int,
         callback_url: str | None = None,
     ) -> Event:
-        payload = json.dumps(dict(event.payload), default=str)
+        values = dict(event.payload)
+        payload = json.dumps(values, default=str)
         cursor = conn.execute(
             "INSERT INTO events (owner, type, task_id, run_id, created_at, payload) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -883,9 +925,7 @@ class SQLiteStore:
         created = _dt_req(now_us)
         if callback_url and event.type in CALLBACK_EVENTS:
             stamp = created.isoformat().replace("+00:00", "Z")
-            body = json.dumps(
-                {"event": str(event.type), "timestamp": stamp, **json.loads(payload)}, default=str
-            )
+            body = json.dumps({"event": str(event.type), "timestamp": stamp, **values}, default=str)
             conn.execute(
                 f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, NULL, NULL)",
@@ -908,7 +948,7 @@ class SQLiteStore:
             task_id=event.task_id,
             run_id=event.run_id,
             created_at=created,
-            payload=json.loads(payload),
+            payload=values,
         )
 
     def _announce_end_if_idle(
@@ -1074,46 +1114,42 @@ class SQLiteStore:
         self, node: str, outcomes: Sequence[RunOutcome]
     ) -> tuple[list[Run], list[Event]]:
         def fn(conn: sqlite3.Connection) -> tuple[list[Run], list[Event]]:
-            written: list[Run] = []
-            events: list[Event] = []
-            tasks: dict[str, Task] = {}
+            wanted = list(dict.fromkeys(o.run_id for o in outcomes))
+            runs = {
+                r[0]: r
+                for r in self._rows_by_id(conn, f"SELECT {_RUN_COLUMNS} FROM runs", wanted)
+                if r[15] == node and r[6] in ("queued", "running")
+            }
+            handled: list[tuple[Run, RunOutcome]] = []
             for outcome in outcomes:
-                row = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (outcome.run_id,)
-                ).fetchone()
-                if row is None or row[15] != node or row[6] not in ("queued", "running"):
-                    continue
-                run = _run_from_row(row)
+                row = runs.pop(outcome.run_id, None)  # an outcome twice: the first one counts
+                if row is not None:
+                    handled.append((_run_from_row(row), outcome))
+            task_ids = list(dict.fromkeys(run.task_id for run, _ in handled))
+            tasks = {
+                r[0]: _task_from_row(r)
+                for r in self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", task_ids)
+            }
+            written: list[Run] = []
+            attempt_rows = []
+            retry_rows = []
+            final_rows = []
+            for run, outcome in handled:
                 fin_us = _us(outcome.finished_at)
-                conn.execute(
-                    "UPDATE attempts SET status = ?, finished_at = ?, error_message = ? "
-                    "WHERE run_id = ? AND number = ?",
-                    (
-                        str(outcome.attempt_status),
-                        fin_us,
-                        outcome.error_message,
-                        run.id,
-                        run.attempt,
-                    ),
+                error = outcome.error_message
+                attempt_rows.append(
+                    (str(outcome.attempt_status), fin_us, error, run.id, run.attempt)
                 )
+                output = _json_or_none(outcome.output)
                 if outcome.retry_at is not None:
-                    conn.execute(
-                        "UPDATE runs SET status = 'queued', due_at = ?, claimed_by = NULL, "
-                        "lease_expires_at = NULL, error_message = ?, output = ? WHERE id = ?",
-                        (
-                            _us(outcome.retry_at),
-                            outcome.error_message,
-                            _json_or_none(outcome.output),
-                            run.id,
-                        ),
-                    )
+                    retry_rows.append((_us(outcome.retry_at), error, output, run.id))
                     written.append(
                         run.replace(
                             status=RunStatus.QUEUED,
                             due_at=outcome.retry_at,
                             claimed_by=None,
                             lease_expires_at=None,
-                            error_message=outcome.error_message,
+                            error_message=error,
                             output=outcome.output,
                         )
                     )
@@ -1122,36 +1158,41 @@ class SQLiteStore:
                 duration = outcome.duration_ms
                 if duration is None and run.started_at is not None:
                     duration = int((outcome.finished_at - run.started_at).total_seconds() * 1000)
-                conn.execute(
-                    "UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, output = ?, "
-                    "error_message = ?, claimed_by = NULL, lease_expires_at = NULL WHERE id = ?",
-                    (
-                        str(status),
-                        fin_us,
-                        duration,
-                        _json_or_none(outcome.output),
-                        outcome.error_message,
-                        run.id,
-                    ),
+                final_rows.append((str(status), fin_us, duration, output, error, run.id))
+                written.append(
+                    run.replace(
+                        status=status,
+                        finished_at=outcome.finished_at,
+                        duration_ms=duration,
+                        output=outcome.output,
+                        error_message=error,
+                        claimed_by=None,
+                        lease_expires_at=None,
+                    )
                 )
-                final = run.replace(
-                    status=status,
-                    finished_at=outcome.finished_at,
-                    duration_ms=duration,
-                    output=outcome.output,
-                    error_message=outcome.error_message,
-                    claimed_by=None,
-                    lease_expires_at=None,
-                )
-                written.append(final)
-                task = tasks.get(run.task_id)
-                if task is None:
-                    task_row = conn.execute(
-                        f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (run.task_id,)
-                    ).fetchone()
-                    if task_row is None:
-                        continue  # deleted while running: no one to tell
-                    task = tasks[run.task_id] = _task_from_row(task_row)
+            conn.executemany(
+                "UPDATE attempts SET status = ?, finished_at = ?, error_message = ? "
+                "WHERE run_id = ? AND number = ?",
+                attempt_rows,
+            )
+            conn.executemany(
+                "UPDATE runs SET status = 'queued', due_at = ?, claimed_by = NULL, "
+                "lease_expires_at = NULL, error_message = ?, output = ? WHERE id = ?",
+                retry_rows,
+            )
+            conn.executemany(
+                "UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, output = ?, "
+                "error_message = ?, claimed_by = NULL, lease_expires_at = NULL WHERE id = ?",
+                final_rows,
+            )
+            # Events in outcome order; an ended task is announced after the batch's runs.
+            events: list[Event] = []
+            ending: dict[str, datetime] = {}
+            for final in written:
+                task = tasks.get(final.task_id)
+                if final.status == RunStatus.QUEUED or task is None:
+                    continue  # retried, or deleted while running: no one to tell
+                assert final.finished_at is not None
                 events.append(
                     self._append_event(
                         conn,
@@ -1162,16 +1203,33 @@ class SQLiteStore:
                             final.id,
                             run_event_payload(task, final),
                         ),
-                        fin_us,
+                        _us(final.finished_at),
                         task.callback_url,
                     )
                 )
-                announced = self._announce_end_if_idle(conn, task, outcome.finished_at)
+                if task.status == TaskStatus.EXPIRED:
+                    ending.pop(task.id, None)  # keep the order of each task's last run
+                    ending[task.id] = final.finished_at
+            for task_id, finished_at in ending.items():
+                announced = self._announce_end_if_idle(conn, tasks[task_id], finished_at)
                 if announced is not None:
                     events.append(announced)
             return written, events
 
         return await self._tx(fn)
+
+    @staticmethod
+    def _rows_by_id(
+        conn: sqlite3.Connection, select: str, ids: Sequence[str]
+    ) -> list[Sequence[Any]]:
+        """`select` (a query without WHERE) for these ids, in chunks."""
+        rows: list[Sequence[Any]] = []
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            rows += conn.execute(
+                f"{select} WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+            ).fetchall()
+        return rows
 
     async def release_runs(self, node: str, run_ids: Sequence[str]) -> None:
         if not run_ids:
