@@ -430,6 +430,31 @@ async def test_start_attempts_only_for_the_claimant(store: Store) -> None:
     assert attempt.number == 1 and attempt.status == AttemptStatus.RUNNING and attempt.node == "n1"
 
 
+async def test_start_due_runs_claims_and_starts_with_the_tasks_in_one_step(store: Store) -> None:
+    exclusive = make_task(overlap=Overlap.QUEUE, name="exclusive")
+    shared = make_task(overlap=Overlap.ALLOW, name="shared")
+    for t in (exclusive, shared):
+        await store.create_task(t)
+        for _ in range(2):
+            await store.create_run(None, t.id, queued(None), T0)
+    await store.create_run(None, shared.id, queued(None, due_at=T0 + timedelta(hours=1)), T0)
+    started = await store.start_due_runs("n1", T0, 10, LEASE)
+    by_task = [run.task_id for run, _ in started]
+    # Only due runs, one of the exclusive task's: the same choice as claim_runs.
+    assert by_task.count(exclusive.id) == 1 and by_task.count(shared.id) == 2
+    for run, task in started:
+        assert run.status == RunStatus.RUNNING and run.attempt == 1 and run.started_at == T0
+        assert run.claimed_by == "n1" and run.lease_expires_at == T0 + LEASE
+        assert task == (exclusive if run.task_id == exclusive.id else shared)
+        (attempt,) = await store.list_attempts(None, run.id)
+        assert attempt.status == AttemptStatus.RUNNING and attempt.node == "n1"
+    # Nothing left for another node, and a limit is a limit.
+    assert await store.start_due_runs("n2", T0, 10, LEASE) == []
+    await store.create_run(None, shared.id, queued(None), T0)
+    await store.create_run(None, shared.id, queued(None), T0)
+    assert len(await store.start_due_runs("n2", T0, 1, LEASE)) == 1
+
+
 async def test_extend_leases_reports_what_is_still_held(store: Store) -> None:
     task = make_task()
     await store.create_task(task)

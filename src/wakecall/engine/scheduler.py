@@ -376,19 +376,12 @@ class Engine:
         free = cfg.concurrency - len(self._inflight)
         if free <= 0 or self._stopping:
             return
-        claimed = await self.store.claim_runs(self.node, now, free, cfg.lease)
-        if not claimed:
-            return
-        started = await self.store.start_attempts(self.node, now, [r.id for r in claimed])
+        started = await self.store.start_due_runs(self.node, now, free, cfg.lease)
         if not started:
             return
-        tasks = await self.store.get_tasks([run.task_id for run in started])
         self._next_extend = self._next_extend or now + cfg.lease / 3
         assert self._tg is not None
-        for run in started:
-            task = tasks.get(run.task_id)
-            if task is None:
-                continue
+        for run, task in started:
             flight = _Flight(run=run, task=task)
             self._inflight[run.id] = flight
             if run.cancel_requested:

@@ -259,6 +259,13 @@ class Store(Protocol):
         Runs not claimed by `node` (or gone) are left out of the result."""
         ...
 
+    async def start_due_runs(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[tuple[Run, Task]]:
+        """`claim_runs` then `start_attempts` of the claimed runs, in one transaction, with
+        each started run's task: the engine's one round trip to start a batch."""
+        ...
+
     async def extend_leases(
         self, node: str, run_ids: Sequence[str], until: datetime
     ) -> tuple[set[str], set[str]]:

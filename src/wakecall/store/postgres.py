@@ -1383,66 +1383,97 @@ class PostgresStore:
         return await self._tx(fn)
 
     async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
-        async def fn(conn: asyncpg.Connection) -> list[Run]:
-            # Candidates in due order, locked so no other claimant takes them meanwhile.
-            rows = await conn.fetch(
-                "SELECT r.id, r.task_id, t.overlap FROM runs r JOIN tasks t ON t.id = r.task_id "
-                "WHERE r.status = 'queued' AND r.due_at <= $1 "
-                "AND (r.claimed_by IS NULL OR r.lease_expires_at < $1) "
-                "ORDER BY r.due_at, r.id LIMIT $2 FOR UPDATE OF r SKIP LOCKED",
-                now,
-                limit * 4,
-            )
-            if not rows:
+        return await self._tx(lambda conn: self._claim_runs_on(conn, node, now, limit, lease))
+
+    async def start_due_runs(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[tuple[Run, Task]]:
+        async def fn(conn: asyncpg.Connection) -> list[tuple[Run, Task]]:
+            claimed = await self._claim_runs_on(conn, node, now, limit, lease)
+            if not claimed:
                 return []
-            exclusive = sorted({r["task_id"] for r in rows if r["overlap"] != "allow"})
-            busy: set[str] = set()
-            if exclusive:
-                # One claimant at a time per task that does not allow overlap, then a fresh
-                # look at which of them are busy (this statement sees the other's commit).
-                keys = sorted({_task_lock_key(self.schema, t) for t in exclusive})
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) "
-                    "WITH ORDINALITY AS u(k, n) ORDER BY n",
-                    keys,
-                )
-                busy = {
-                    r["task_id"]
-                    for r in await conn.fetch(
-                        "SELECT DISTINCT task_id FROM runs WHERE task_id = ANY($1::text[]) AND "
-                        "(status = 'running' OR (status = 'queued' AND claimed_by IS NOT NULL "
-                        "AND lease_expires_at >= $2))",
-                        exclusive,
-                        now,
-                    )
-                }
-            chosen: list[str] = []
-            for row in rows:
-                if len(chosen) >= limit:
-                    break
-                if row["overlap"] != "allow":
-                    if row["task_id"] in busy:
-                        continue
-                    busy.add(row["task_id"])
-                chosen.append(row["id"])
-            if not chosen:
-                return []
-            fetched = await conn.fetch(
-                "UPDATE runs SET claimed_by = $1, lease_expires_at = $2 "
-                f"WHERE id = ANY($3::text[]) RETURNING {_RUN_COLUMNS}",
-                node,
-                now + lease,
-                chosen,
+            ids = [r.id for r in claimed]
+            rows = await conn.fetch(self._start_sql, now, node, ids)
+            runs = {r["id"]: _run_from_row(r) for r in rows}
+            task_rows = await conn.fetch(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])",
+                list({run.task_id for run in runs.values()}),
             )
-            by_id = {r["id"]: _run_from_row(r) for r in fetched}
-            return [by_id[i] for i in chosen]
+            tasks = {r["id"]: _task_from_row(r) for r in task_rows}
+            return [(runs[i], tasks[runs[i].task_id]) for i in ids if i in runs]
 
         return await self._tx(fn)
+
+    async def _claim_runs_on(
+        self, conn: asyncpg.Connection, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[Run]:
+        """Claim queued runs due at `now` for `node`, in due order (inside a transaction)."""
+        # Candidates in due order, locked so no other claimant takes them meanwhile.
+        rows = await conn.fetch(
+            "SELECT r.id, r.task_id, t.overlap FROM runs r JOIN tasks t ON t.id = r.task_id "
+            "WHERE r.status = 'queued' AND r.due_at <= $1 "
+            "AND (r.claimed_by IS NULL OR r.lease_expires_at < $1) "
+            "ORDER BY r.due_at, r.id LIMIT $2 FOR UPDATE OF r SKIP LOCKED",
+            now,
+            limit * 4,
+        )
+        if not rows:
+            return []
+        exclusive = sorted({r["task_id"] for r in rows if r["overlap"] != "allow"})
+        busy: set[str] = set()
+        if exclusive:
+            # One claimant at a time per task that does not allow overlap, then a fresh
+            # look at which of them are busy (this statement sees the other's commit).
+            keys = sorted({_task_lock_key(self.schema, t) for t in exclusive})
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) "
+                "WITH ORDINALITY AS u(k, n) ORDER BY n",
+                keys,
+            )
+            busy = {
+                r["task_id"]
+                for r in await conn.fetch(
+                    "SELECT DISTINCT task_id FROM runs WHERE task_id = ANY($1::text[]) AND "
+                    "(status = 'running' OR (status = 'queued' AND claimed_by IS NOT NULL "
+                    "AND lease_expires_at >= $2))",
+                    exclusive,
+                    now,
+                )
+            }
+        chosen: list[str] = []
+        for row in rows:
+            if len(chosen) >= limit:
+                break
+            if row["overlap"] != "allow":
+                if row["task_id"] in busy:
+                    continue
+                busy.add(row["task_id"])
+            chosen.append(row["id"])
+        if not chosen:
+            return []
+        fetched = await conn.fetch(
+            "UPDATE runs SET claimed_by = $1, lease_expires_at = $2 "
+            f"WHERE id = ANY($3::text[]) RETURNING {_RUN_COLUMNS}",
+            node,
+            now + lease,
+            chosen,
+        )
+        by_id = {r["id"]: _run_from_row(r) for r in fetched}
+        return [by_id[i] for i in chosen]
 
     async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:
             return []
-        sql = (
+
+        async def fn(conn: asyncpg.Connection) -> list[Run]:
+            rows = await conn.fetch(self._start_sql, now, node, list(run_ids))
+            by_id = {r["id"]: _run_from_row(r) for r in rows}
+            return [by_id[i] for i in run_ids if i in by_id]
+
+        return await self._write(fn)
+
+    #: Start the next attempt of runs claimed by $2 ($3: their ids) at $1; the running rows.
+    _start_sql = (
             "WITH l AS ("
             "  SELECT id FROM runs"
             "  WHERE claimed_by = $2 AND status = 'queued' AND id = ANY($3::text[])"
@@ -1465,13 +1496,6 @@ class PostgresStore:
             ") "
             "SELECT * FROM live"
         )
-
-        async def fn(conn: asyncpg.Connection) -> list[Run]:
-            rows = await conn.fetch(sql, now, node, list(run_ids))
-            by_id = {r["id"]: _run_from_row(r) for r in rows}
-            return [by_id[i] for i in run_ids if i in by_id]
-
-        return await self._write(fn)
 
     async def extend_leases(
         self, node: str, run_ids: Sequence[str], until: datetime

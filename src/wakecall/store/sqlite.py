@@ -1007,79 +1007,107 @@ class SQLiteStore:
         now_us, until_us = _us(now), _us(now + lease)
 
         def fn(conn: sqlite3.Connection) -> list[Run]:
-            # Candidates in due order; a task that does not allow overlap contributes its
-            # earliest queued run only, and none while one of its runs is running.
-            rows = conn.execute(
-                "SELECT r.id, r.task_id, t.overlap FROM runs r JOIN tasks t ON t.id = r.task_id "
-                "WHERE r.status = 'queued' AND r.due_at <= ? "
-                "AND (r.claimed_by IS NULL OR r.lease_expires_at < ?) "
-                "ORDER BY r.due_at, r.id LIMIT ?",
-                (now_us, now_us, limit * 4),
-            ).fetchall()
-            if not rows:
-                return []
-            exclusive = {task_id for _, task_id, overlap in rows if overlap != "allow"}
-            busy: set[str] = set()
-            if exclusive:
-                marks = ", ".join("?" * len(exclusive))
-                busy = {
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT DISTINCT task_id FROM runs WHERE task_id IN ({marks}) AND "
-                        "(status = 'running' OR (status = 'queued' AND claimed_by IS NOT NULL "
-                        "AND lease_expires_at >= ?))",
-                        (*exclusive, now_us),
-                    )
-                }
-            chosen: list[str] = []
-            for run_id, task_id, overlap in rows:
-                if len(chosen) >= limit:
-                    break
-                if overlap != "allow":
-                    if task_id in busy:
-                        continue
-                    busy.add(task_id)
-                chosen.append(run_id)
-            if not chosen:
-                return []
-            marks = ", ".join("?" * len(chosen))
-            conn.execute(
-                f"UPDATE runs SET claimed_by = ?, lease_expires_at = ? WHERE id IN ({marks})",
-                (node, until_us, *chosen),
-            )
-            fetched = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN ({marks})", chosen
-            ).fetchall()
+            chosen = self._claim_runs_on(conn, node, now_us, until_us, limit)
+            fetched = self._rows_by_id(conn, f"SELECT {_RUN_COLUMNS} FROM runs", chosen)
             by_id = {r[0]: _run_from_row(r) for r in fetched}
             return [by_id[i] for i in chosen]
 
         return await self._tx(fn)
 
+    @staticmethod
+    def _claim_runs_on(
+        conn: sqlite3.Connection, node: str, now_us: int, until_us: int, limit: int
+    ) -> list[str]:
+        """Claim queued runs due at `now_us` for `node`; their ids in due order."""
+        # Candidates in due order; a task that does not allow overlap contributes its
+        # earliest queued run only, and none while one of its runs is running.
+        rows = conn.execute(
+            "SELECT r.id, r.task_id, t.overlap FROM runs r JOIN tasks t ON t.id = r.task_id "
+            "WHERE r.status = 'queued' AND r.due_at <= ? "
+            "AND (r.claimed_by IS NULL OR r.lease_expires_at < ?) "
+            "ORDER BY r.due_at, r.id LIMIT ?",
+            (now_us, now_us, limit * 4),
+        ).fetchall()
+        if not rows:
+            return []
+        exclusive = {task_id for _, task_id, overlap in rows if overlap != "allow"}
+        busy: set[str] = set()
+        if exclusive:
+            marks = ", ".join("?" * len(exclusive))
+            busy = {
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT task_id FROM runs WHERE task_id IN ({marks}) AND "
+                    "(status = 'running' OR (status = 'queued' AND claimed_by IS NOT NULL "
+                    "AND lease_expires_at >= ?))",
+                    (*exclusive, now_us),
+                )
+            }
+        chosen: list[str] = []
+        for run_id, task_id, overlap in rows:
+            if len(chosen) >= limit:
+                break
+            if overlap != "allow":
+                if task_id in busy:
+                    continue
+                busy.add(task_id)
+            chosen.append(run_id)
+        if chosen:
+            conn.executemany(
+                "UPDATE runs SET claimed_by = ?, lease_expires_at = ? WHERE id = ?",
+                [(node, until_us, run_id) for run_id in chosen],
+            )
+        return chosen
+
     async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:
             return []
         now_us = _us(now)
-        marks = ", ".join("?" * len(run_ids))
 
         def fn(conn: sqlite3.Connection) -> list[Run]:
-            conn.execute(
-                "UPDATE runs SET status = 'running', attempt = attempt + 1, "
-                "started_at = coalesce(started_at, ?) "
-                f"WHERE claimed_by = ? AND status = 'queued' AND id IN ({marks})",
-                (now_us, node, *run_ids),
-            )
-            rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE claimed_by = ? AND status = 'running' "
-                f"AND id IN ({marks})",
-                (node, *run_ids),
-            ).fetchall()
-            conn.executemany(
-                "INSERT OR REPLACE INTO attempts (run_id, number, status, started_at, node) "
-                "VALUES (?, ?, 'running', ?, ?)",
-                [(r[0], r[7], now_us, node) for r in rows],
-            )
-            by_id = {r[0]: _run_from_row(r) for r in rows}
+            by_id = {r[0]: _run_from_row(r) for r in self._start_on(conn, node, now_us, run_ids)}
             return [by_id[i] for i in run_ids if i in by_id]
+
+        return await self._tx(fn)
+
+    def _start_on(
+        self, conn: sqlite3.Connection, node: str, now_us: int, run_ids: Sequence[str]
+    ) -> list[Sequence[Any]]:
+        """Start the next attempt of these runs of `node`; the rows of those running."""
+        conn.executemany(
+            "UPDATE runs SET status = 'running', attempt = attempt + 1, "
+            "started_at = coalesce(started_at, ?) "
+            "WHERE claimed_by = ? AND status = 'queued' AND id = ?",
+            [(now_us, node, run_id) for run_id in run_ids],
+        )
+        rows = [
+            r
+            for r in self._rows_by_id(conn, f"SELECT {_RUN_COLUMNS} FROM runs", list(run_ids))
+            if r[15] == node and r[6] == "running"
+        ]
+        conn.executemany(
+            "INSERT OR REPLACE INTO attempts (run_id, number, status, started_at, node) "
+            "VALUES (?, ?, 'running', ?, ?)",
+            [(r[0], r[7], now_us, node) for r in rows],
+        )
+        return rows
+
+    async def start_due_runs(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[tuple[Run, Task]]:
+        now_us, until_us = _us(now), _us(now + lease)
+
+        def fn(conn: sqlite3.Connection) -> list[tuple[Run, Task]]:
+            chosen = self._claim_runs_on(conn, node, now_us, until_us, limit)
+            if not chosen:
+                return []
+            runs = {r[0]: _run_from_row(r) for r in self._start_on(conn, node, now_us, chosen)}
+            task_ids = list(dict.fromkeys(run.task_id for run in runs.values()))
+            tasks = {
+                r[0]: _task_from_row(r)
+                for r in self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", task_ids)
+            }
+            return [(runs[i], tasks[runs[i].task_id]) for i in chosen if i in runs]
 
         return await self._tx(fn)
 
