@@ -75,7 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pg_schema", "wakecall", str, "PostgreSQL schema that holds wakecall's tables"),
     Setting("pg_pool", 10, int, "PostgreSQL connections this node may open (pool size)"),
     Setting("node", None, str, "this node's name in claims (default: host:pid:random)"),
-    Setting("concurrency", 8, int, "runs executing at once"),
+    Setting("concurrency", 64, int, "runs executing at once"),
     Setting("lease", timedelta(seconds=30), _duration, "claim lease, e.g. 30s"),
     Setting(
         "poll_interval",
@@ -124,7 +124,7 @@ class Settings:
     pg_schema: str = "wakecall"
     pg_pool: int = 10
     node: str | None = None
-    concurrency: int = 8
+    concurrency: int = 64
     lease: timedelta = timedelta(seconds=30)
     poll_interval: timedelta = timedelta(seconds=2)
     min_interval: timedelta = timedelta(seconds=1)

@@ -21,7 +21,7 @@ from wakecall.models import (
     TaskStatus,
     Trigger,
 )
-from wakecall.store import FirePlan, NewEvent, NewRun, RunOutcome, Store, TaskEnd
+from wakecall.store import FirePlan, NewEvent, NewRun, RunOutcome, Store, TaskEnd, Upcoming
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -453,6 +453,21 @@ async def test_start_due_runs_claims_and_starts_with_the_tasks_in_one_step(store
     await store.create_run(None, shared.id, queued(None), T0)
     await store.create_run(None, shared.id, queued(None), T0)
     assert len(await store.start_due_runs("n2", T0, 1, LEASE)) == 1
+
+
+async def test_upcoming_gives_the_three_next_instants_in_one_read(store: Store) -> None:
+    assert await store.upcoming() == Upcoming(None, None, None)
+    task = make_task(next_fire_at=T0 + timedelta(minutes=5))
+    await store.create_task(task)
+    await store.create_run(None, task.id, queued(None, due_at=T0 + timedelta(minutes=1)), T0)
+    running = await store.create_run(None, task.id, queued(None, due_at=T0), T0)
+    await store.start_due_runs("n1", T0, 1, LEASE)
+    upcoming = await store.upcoming()
+    assert upcoming == Upcoming(T0 + timedelta(minutes=5), T0 + timedelta(minutes=1), T0 + LEASE)
+    assert upcoming.fire_at == await store.next_fire_at()
+    assert upcoming.run_due_at == await store.next_run_due_at()
+    assert upcoming.lease_expiry == await store.next_lease_expiry()
+    assert (await store.get_run(None, running.id)).status == RunStatus.RUNNING
 
 
 async def test_extend_leases_reports_what_is_still_held(store: Store) -> None:

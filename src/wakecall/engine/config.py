@@ -21,7 +21,7 @@ def default_node_id() -> str:
 class EngineConfig:
     node_id: str = field(default_factory=default_node_id)
     #: Runs executing at once on this node, over all tasks.
-    concurrency: int = 8
+    concurrency: int = 64
     #: Due tasks claimed, and finished runs written, per transaction.
     batch_size: int = 500
     #: Longest sleep of the loop: bounds how late it notices changes made by other processes

@@ -276,20 +276,20 @@ class Engine:
         candidates = [now + self.config.poll_interval]
         if self._next_prune is not None:
             candidates.append(self._next_prune)
+        upcoming = await self.store.upcoming()
         # A lease that expires is a node that died: wake just after it to take its runs over.
-        expiry = await self.store.next_lease_expiry()
+        expiry = upcoming.lease_expiry
         self._next_reap = expiry or datetime.max.replace(tzinfo=now.tzinfo)
         if expiry is not None and expiry >= now:
             candidates.append(expiry + timedelta(microseconds=1))
         if self._inflight and self._next_extend is not None:
             candidates.append(self._next_extend)
-        fire = await self.store.next_fire_at()
+        fire = upcoming.fire_at
         if fire is not None and fire > now:
             candidates.append(fire)
-        if len(self._inflight) < self.config.concurrency:
-            due = await self.store.next_run_due_at()
-            if due is not None and due > now:
-                candidates.append(due)
+        due = upcoming.run_due_at
+        if len(self._inflight) < self.config.concurrency and due is not None and due > now:
+            candidates.append(due)
         return max(min(candidates), now + timedelta(microseconds=1))
 
     async def _sleep(self, deadline: datetime) -> None:

@@ -4,13 +4,14 @@ is written: a refused request changes nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from wakecall.errors import Conflict, InvalidInput, InvalidSchedule, LimitReached
+from wakecall.errors import Conflict, InvalidInput, InvalidSchedule, LimitReached, TaskNotFound
 from wakecall.ids import new_id
 from wakecall.models import (
     Run,
@@ -28,9 +29,12 @@ from wakecall.store.base import NewRun
 if TYPE_CHECKING:
     from wakecall.engine.scheduler import Engine
 
-__all__ = ["TaskService", "WakeupReceipt"]
+__all__ = ["TASK_ID_PATTERN", "TaskService", "WakeupReceipt"]
 
 _ENDED = (TaskStatus.COMPLETED, TaskStatus.EXPIRED)
+
+#: An id chosen by an operator (`wakecall tasks add --id`, task files): safe in URIs and paths.
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,21 @@ class TaskService:
         )
 
     # --- create ---------------------------------------------------------------------------
-    async def create(self, owner: str, spec: TaskSpec, *, kind: str = "task") -> tuple[Task, bool]:
-        """Create a task (or return the owner's existing one with the same idempotency key)."""
+    async def create(
+        self, owner: str, spec: TaskSpec, *, kind: str = "task", task_id: str | None = None
+    ) -> tuple[Task, bool]:
+        """Create a task (or return the owner's existing one with the same idempotency key).
+
+        `task_id` names the task instead of a generated `tsk_` id (operators and task files
+        use it to address a task by a stable name); `Conflict` when a task (of any owner) has
+        that id already."""
+        if task_id is not None and not TASK_ID_PATTERN.fullmatch(task_id):
+            raise InvalidInput(
+                f"{task_id!r} is not a valid task id: use 1 to 100 letters, digits, '_', '.' "
+                "or '-', starting with a letter or digit",
+                field="id",
+                example='"nightly-report"',
+            )
         now = self._now()
         zone = spec.timezone if "timezone" in spec.model_fields_set else None
         schedule = self.parse(spec.schedule, timezone=zone, jitter=spec.jitter, now=now)
@@ -113,9 +130,16 @@ class TaskService:
                 f"you already have {limit} tasks, the most one owner may hold; delete tasks "
                 "you no longer need (list_tasks shows them)"
             )
+        if task_id is not None:
+            try:
+                await self._store.get_task(None, task_id)
+            except TaskNotFound:
+                pass
+            else:
+                raise Conflict(f"a task with id {task_id!r} exists already; choose another id")
         active = spec.active
         task = Task(
-            id=new_id("tsk"),
+            id=task_id or new_id("tsk"),
             owner=owner,
             name=spec.name,
             kind="wakeup" if kind == "wakeup" else "task",

@@ -16,6 +16,7 @@ from wakecall.store.base import (
     RunOutcome,
     Store,
     TaskEnd,
+    Upcoming,
 )
 from wakecall.store.sqlite import SQLiteStore
 
@@ -33,6 +34,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "TaskEnd",
+    "Upcoming",
     "open_store",
 ]
 

@@ -55,6 +55,7 @@ __all__ = [
     "RunOutcome",
     "Store",
     "TaskEnd",
+    "Upcoming",
 ]
 
 
@@ -124,6 +125,15 @@ class RunOutcome:
     error_message: str | None = None
     retry_at: datetime | None = None  # set: the run is queued again for this instant
     duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Upcoming:
+    """When the scheduler has something to do next (None: nothing of that kind)."""
+
+    fire_at: datetime | None  # `next_fire_at`
+    run_due_at: datetime | None  # `next_run_due_at`
+    lease_expiry: datetime | None  # `next_lease_expiry`
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +312,10 @@ class Store(Protocol):
 
     async def next_run_due_at(self) -> datetime | None:
         """The earliest `due_at` of a queued run, or None."""
+        ...
+
+    async def upcoming(self) -> Upcoming:
+        """`next_fire_at`, `next_run_due_at` and `next_lease_expiry` in one read."""
         ...
 
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:

@@ -100,6 +100,7 @@ from wakecall.store.base import (
     NewRun,
     PruneCounts,
     RunOutcome,
+    Upcoming,
 )
 from wakecall.store.urls import redact as _redact
 
@@ -1474,28 +1475,28 @@ class PostgresStore:
 
     #: Start the next attempt of runs claimed by $2 ($3: their ids) at $1; the running rows.
     _start_sql = (
-            "WITH l AS ("
-            "  SELECT id FROM runs"
-            "  WHERE claimed_by = $2 AND status = 'queued' AND id = ANY($3::text[])"
-            "  ORDER BY id FOR UPDATE"
-            "), started AS ("
-            "  UPDATE runs r SET status = 'running', attempt = r.attempt + 1,"
-            "    started_at = coalesce(r.started_at, $1)"
-            "  FROM l WHERE r.id = l.id"
-            f"  RETURNING {', '.join('r.' + c for c in _cols(_RUN_COLUMNS))}"
-            "), live AS ("
-            "  SELECT * FROM started UNION ALL"
-            f"  SELECT {_RUN_COLUMNS} FROM runs"
-            "  WHERE claimed_by = $2 AND status = 'running' AND id = ANY($3::text[])"
-            "), recorded AS ("
-            "  INSERT INTO attempts (run_id, number, status, started_at, node)"
-            "  SELECT id, attempt, 'running', $1, $2 FROM live"
-            "  ON CONFLICT (run_id, number) DO UPDATE SET status = 'running',"
-            "    started_at = excluded.started_at, finished_at = NULL, error_message = NULL,"
-            "    node = excluded.node"
-            ") "
-            "SELECT * FROM live"
-        )
+        "WITH l AS ("
+        "  SELECT id FROM runs"
+        "  WHERE claimed_by = $2 AND status = 'queued' AND id = ANY($3::text[])"
+        "  ORDER BY id FOR UPDATE"
+        "), started AS ("
+        "  UPDATE runs r SET status = 'running', attempt = r.attempt + 1,"
+        "    started_at = coalesce(r.started_at, $1)"
+        "  FROM l WHERE r.id = l.id"
+        f"  RETURNING {', '.join('r.' + c for c in _cols(_RUN_COLUMNS))}"
+        "), live AS ("
+        "  SELECT * FROM started UNION ALL"
+        f"  SELECT {_RUN_COLUMNS} FROM runs"
+        "  WHERE claimed_by = $2 AND status = 'running' AND id = ANY($3::text[])"
+        "), recorded AS ("
+        "  INSERT INTO attempts (run_id, number, status, started_at, node)"
+        "  SELECT id, attempt, 'running', $1, $2 FROM live"
+        "  ON CONFLICT (run_id, number) DO UPDATE SET status = 'running',"
+        "    started_at = excluded.started_at, finished_at = NULL, error_message = NULL,"
+        "    node = excluded.node"
+        ") "
+        "SELECT * FROM live"
+    )
 
     async def extend_leases(
         self, node: str, run_ids: Sequence[str], until: datetime
@@ -1688,6 +1689,18 @@ class PostgresStore:
             lambda c: c.fetchval("SELECT min(due_at) FROM runs WHERE status = 'queued'")
         )
         return value
+
+    async def upcoming(self) -> Upcoming:
+        row = await self._call(
+            lambda c: c.fetchrow(
+                "SELECT (SELECT min(next_fire_at) FROM tasks "
+                "WHERE status = 'active' AND next_fire_at IS NOT NULL) AS fire_at, "
+                "(SELECT min(due_at) FROM runs WHERE status = 'queued') AS run_due_at, "
+                "(SELECT min(lease_expires_at) FROM runs WHERE status = 'running') AS expiry"
+            )
+        )
+        assert row is not None
+        return Upcoming(row["fire_at"], row["run_due_at"], row["expiry"])
 
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
         if not run_ids:

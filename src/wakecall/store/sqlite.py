@@ -61,6 +61,7 @@ from wakecall.store.base import (
     NewRun,
     PruneCounts,
     RunOutcome,
+    Upcoming,
 )
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStore"]
@@ -1316,6 +1317,17 @@ class SQLiteStore:
             ]
         )
         return _dt(value)
+
+    async def upcoming(self) -> Upcoming:
+        row = await self._call(
+            lambda c: c.execute(
+                "SELECT (SELECT min(next_fire_at) FROM tasks "
+                "WHERE status = 'active' AND next_fire_at IS NOT NULL), "
+                "(SELECT min(due_at) FROM runs WHERE status = 'queued'), "
+                "(SELECT min(lease_expires_at) FROM runs WHERE status = 'running')"
+            ).fetchone()
+        )
+        return Upcoming(_dt(row[0]), _dt(row[1]), _dt(row[2]))
 
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
         if not run_ids:
