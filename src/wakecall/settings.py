@@ -16,6 +16,7 @@ from typing import Any
 
 import platformdirs
 
+from wakecall.engine.config import EngineConfig, default_node_id
 from wakecall.errors import InvalidInput
 from wakecall.schedules import parse_duration
 
@@ -64,6 +65,12 @@ SETTINGS: tuple[Setting, ...] = (
         "SQLite file path, or a postgresql:// URL (default: SQLite in the user data directory)",
     ),
     Setting("owner", "local", str, "owner name of the stdio client"),
+    Setting(
+        "tasks_file",
+        None,
+        str,
+        "TOML file of tasks applied (idempotently, by id) to the owner's tasks at start",
+    ),
     Setting("http", False, _bool, "serve Streamable HTTP instead of stdio"),
     Setting("host", "127.0.0.1", str, "HTTP bind address; beyond loopback, tokens are required"),
     Setting("port", 8765, int, "HTTP port (0 picks a free one)"),
@@ -115,6 +122,7 @@ SETTINGS: tuple[Setting, ...] = (
 class Settings:
     store: str | None = None
     owner: str = "local"
+    tasks_file: str | None = None
     http: bool = False
     host: str = "127.0.0.1"
     port: int = 8765
@@ -147,6 +155,22 @@ class Settings:
     @property
     def store_path(self) -> str:
         return self.store or str(default_db_path())
+
+    def engine_config(self) -> EngineConfig:
+        """The scheduler's settings among these."""
+        return EngineConfig(
+            node_id=self.node or default_node_id(),
+            concurrency=self.concurrency,
+            lease=self.lease,
+            poll_interval=self.poll_interval,
+            min_interval=self.min_interval,
+            wakeup_min=self.wakeup_min,
+            wakeup_max=self.wakeup_max,
+            max_tasks_per_owner=self.max_tasks,
+            runs_per_task=self.runs_per_task,
+            run_max_age=self.run_retention,
+            event_max_age=self.event_retention,
+        )
 
     def token_owners(self) -> dict[str, str]:
         """Bearer token → owner, from `tokens`, WAKECALL_TOKENS and the tokens file."""

@@ -40,7 +40,6 @@ from wakecall.delivery import Inbox
 from wakecall.delivery.callbacks import CallbackDispatcher
 from wakecall.delivery.signing import new_secret
 from wakecall.engine import Engine, EngineConfig
-from wakecall.engine.config import default_node_id
 from wakecall.errors import InvalidInput
 from wakecall.net import OutboundPolicy, build_http_client, check_url
 from wakecall.server.auth import StaticTokenVerifier, current_owner
@@ -121,22 +120,6 @@ def store_clock(store: Store) -> Clock:
     return SystemClock()
 
 
-def engine_config(settings: Settings) -> EngineConfig:
-    return EngineConfig(
-        node_id=settings.node or default_node_id(),
-        concurrency=settings.concurrency,
-        lease=settings.lease,
-        poll_interval=settings.poll_interval,
-        min_interval=settings.min_interval,
-        wakeup_min=settings.wakeup_min,
-        wakeup_max=settings.wakeup_max,
-        max_tasks_per_owner=settings.max_tasks,
-        runs_per_task=settings.runs_per_task,
-        run_max_age=settings.run_retention,
-        event_max_age=settings.event_retention,
-    )
-
-
 @asynccontextmanager
 async def open_runtime(
     settings: Settings,
@@ -167,7 +150,7 @@ async def open_runtime(
             if clock is None:
                 clock = store_clock(store)
             async with Engine(
-                store, clock=clock, config=config or engine_config(settings), executors=executors
+                store, clock=clock, config=config or settings.engine_config(), executors=executors
             ) as engine:
                 registry = SessionRegistry()
                 bus = OwnerBus(lambda: current_owner(settings.owner))
@@ -303,6 +286,29 @@ def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
     )
 
 
+async def apply_tasks_file(settings: Settings) -> None:
+    """Apply `--tasks-file` to the owner's tasks before the scheduler starts (a bad file stops
+    the start, nothing applied); what changed goes to stderr, with the signing secret of each
+    new callback (shown once)."""
+    from wakecall.taskfile import ActionPolicy, apply_file
+
+    assert settings.tasks_file is not None
+    store = open_store(settings.store_path, pg_schema=settings.pg_schema, pg_pool=settings.pg_pool)
+    await store.open()
+    try:
+        engine = Engine(store, clock=store_clock(store), config=settings.engine_config())
+        report = await apply_file(
+            engine.tasks,
+            settings.owner,
+            settings.tasks_file,
+            check=ActionPolicy.from_settings(settings).check_spec,
+        )
+    finally:
+        await store.close()
+    for line in report.lines():
+        print(f"wakecall: {settings.tasks_file}: {line}", file=sys.stderr, flush=True)
+
+
 async def serve(settings: Settings, *, ready: Any = None) -> None:
     """Serve until cancelled: stdio, or HTTP when `settings.http`."""
     token_owners = settings.token_owners() if settings.http else {}
@@ -313,6 +319,8 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
             "bind 127.0.0.1"
         )
     print(f"wakecall {__version__}: store {redact(settings.store_path)}", file=sys.stderr)
+    if settings.tasks_file:
+        await apply_tasks_file(settings)
     async with open_runtime(settings) as rt:
         mcp = build_server(rt, token_owners=token_owners or None)
         if not settings.http:

@@ -1,26 +1,20 @@
-"""The `wakecall` command: `serve` (the MCP server) and `preview` (a schedule's next fires)."""
+"""`wakecall serve` (the MCP server) and `wakecall preview` (a schedule's next fires)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 
-from wakecall import __version__
-from wakecall.errors import WakecallError
 from wakecall.settings import SETTINGS, load_settings
 
-__all__ = ["main"]
-
-EXIT_USAGE = 2
-EXIT_ERROR = 1
+__all__ = ["add_parsers", "run_preview", "run_serve"]
 
 
-def _serve_parser(sub: Any) -> None:
+def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "serve",
         help="run the MCP server (stdio by default, --http for Streamable HTTP)",
@@ -41,16 +35,16 @@ def _serve_parser(sub: Any) -> None:
         else:
             shown = "" if setting.default in (None, ()) else f" (default: {setting.default})"
             p.add_argument(flag, default=None, help=setting.help + shown)
+    p.set_defaults(handler=None)
 
-
-def _preview_parser(sub: Any) -> None:
     p = sub.add_parser("preview", help="show a schedule's next fires and a description")
     p.add_argument("schedule", help='e.g. "0 9 * * MON-FRI", "@every 30m", "in 5m"')
     p.add_argument("--tz", default="UTC", help="IANA time zone (default UTC)")
     p.add_argument("--count", type=int, default=5)
+    p.set_defaults(handler=None)
 
 
-def _run_serve(args: argparse.Namespace) -> int:
+def run_serve(args: argparse.Namespace) -> int:
     from wakecall.logs import configure_logging
     from wakecall.server import serve
 
@@ -62,7 +56,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_preview(args: argparse.Namespace) -> int:
+def run_preview(args: argparse.Namespace) -> int:
     from wakecall.schedules import parse_schedule, preview
 
     now = datetime.now(UTC)
@@ -72,23 +66,3 @@ def _run_preview(args: argparse.Namespace) -> int:
     for fire in shown.fires:
         print(f"  {fire.local.isoformat()}   ({fire.utc.isoformat().replace('+00:00', 'Z')})")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wakecall", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"wakecall {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _serve_parser(sub)
-    _preview_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "serve":
-            return _run_serve(args)
-        return _run_preview(args)
-    except WakecallError as exc:
-        print(f"wakecall: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_ERROR
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,123 @@
+"""`wakecall apply FILE` and `wakecall export`: task files (see `wakecall.taskfile`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC
+from typing import Any
+
+import anyio
+
+from wakecall.cli.context import Context, add_store_options
+from wakecall.errors import InvalidInput
+from wakecall.taskfile import ApplyFailed, apply_file, export_tasks, list_owner_tasks
+
+__all__ = ["add_parsers"]
+
+FORMAT_HELP = """\
+A task file is TOML, one [[tasks]] table per task:
+
+  [[tasks]]
+  id = "nightly-report"          # how the file finds its task again
+  name = "nightly report"        # default: the id
+  schedule = "0 2 * * *"         # or a table: {type = "daily", times = ["09:00"]}
+  timezone = "Europe/Paris"      # default UTC
+  enabled = true                 # false: kept paused
+  # also: jitter, max_runs, expires_at, callback_url, metadata
+
+  [tasks.action]                 # default: wake the agent with the task's name
+  type = "webhook"               # noop | wakeup | webhook | command
+  url = "https://reports.example.com/run"
+
+  [tasks.execution]
+  timeout = "10m"
+  retries = 2                    # retries after the first attempt
+  retry_delay = "30s"
+  overlap = "skip"               # skip | queue | cancel_previous | allow
+  # also: retry_backoff, retry_max_delay, retry_jitter, max_queued, catchup, catchup_window
+"""
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "apply",
+        help="make the owner's tasks match a task file (idempotent by id)",
+        description=(
+            "Create the file's tasks that do not exist, change those that differ and leave the "
+            "others; each line of the answer says which (+ created, ~ changed, = unchanged, "
+            "- deleted). A field the file leaves out gets its default. The whole file is "
+            "checked first: with any problem, nothing is applied."
+        ),
+        epilog=FORMAT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", metavar="FILE", help="the task file (TOML)")
+    p.add_argument(
+        "--prune", action="store_true", help="delete the owner's tasks the file does not name"
+    )
+    p.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_store_options(p)
+    p.set_defaults(handler=run_apply, create=True)
+
+    p = sub.add_parser(
+        "export",
+        help="write the owner's tasks as a task file",
+        description=(
+            "Write the owner's tasks (wakeups left out) as a task file; applying it to the "
+            "same store changes nothing."
+        ),
+        epilog=FORMAT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    add_store_options(p)
+    p.set_defaults(handler=run_export, create=False)
+
+
+async def run_apply(ctx: Context, args: argparse.Namespace) -> int:
+    try:
+        report = await apply_file(
+            ctx.service,
+            ctx.owner,
+            args.file,
+            prune=args.prune,
+            dry_run=args.dry_run,
+            check=ctx.policy.check_spec,
+        )
+    except ApplyFailed as exc:
+        for line in exc.report.lines()[:-1]:
+            ctx.out.line(line)
+        raise
+    if ctx.out.json_mode:
+        ctx.out.json(report.to_json())
+        return 0
+    styles = {"create": "green", "change": "yellow", "delete": "red"}
+    for change in report.changes:
+        ctx.out.line(ctx.out.style(change.describe(dry_run=report.dry_run), styles.get(change.op)))
+    ctx.out.line(report.summary())
+    return 0
+
+
+async def run_export(ctx: Context, args: argparse.Namespace) -> int:
+    tasks = await list_owner_tasks(ctx.service, ctx.owner, kind="task")
+    stamp = ctx.now().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    count = f"{len(tasks)} task{'s' if len(tasks) != 1 else ''}"
+    header = (
+        f"wakecall tasks of owner {ctx.owner!r}, exported {stamp} ({count}).\n"
+        "Apply with: wakecall apply FILE  (--prune also deletes tasks not listed here)"
+    )
+    text, warnings = export_tasks(tasks, header=header)
+    for warning in warnings:
+        print(f"wakecall: warning: {warning}", file=sys.stderr)
+    if args.output is None or args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    path = anyio.Path(args.output)
+    try:
+        await path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from exc
+    ctx.out.line(f"exported {len(tasks)} tasks to {path}")
+    return 0
