@@ -15,7 +15,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import anyio
@@ -95,12 +95,18 @@ class CallbackDispatcher:
         self._changed = anyio.Event()
         self._inflight: set[str] = set()
         self._sleeping_until: datetime | None = None
+        self._listeners: list[Callable[[Delivery], None]] = []
 
     # --- hooks ----------------------------------------------------------------------------
     def on_events(self, events: Sequence[Event]) -> None:
         """Engine listener: new callback events may have created deliveries."""
         if any(e.type in CALLBACK_EVENTS for e in events):
             self.wake()
+
+    def add_listener(self, listener: Callable[[Delivery], None]) -> None:
+        """Hear of each attempt this node records, with the delivery as it now stands
+        (delivered, pending again, or failed). Must not block."""
+        self._listeners.append(listener)
 
     def on_hint(self, hint: Hint) -> None:
         """Engine hint listener: another node wrote events (perhaps with deliveries) or made
@@ -259,7 +265,7 @@ class CallbackDispatcher:
         while True:
             try:
                 with anyio.CancelScope(shield=True):
-                    await self.store.finish_delivery(
+                    updated = await self.store.finish_delivery(
                         self.node,
                         delivery.id,
                         now,
@@ -275,6 +281,12 @@ class CallbackDispatcher:
                 log.warning("recording callback %s failed, retrying: %s", delivery.id, exc)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if updated is not None:
+            for listener in list(self._listeners):
+                try:
+                    listener(updated)
+                except Exception:  # a listener's bug must not stop the callbacks
+                    log.exception("delivery listener %r failed", listener)
         if not delivered and retry_at is None:
             log.warning(
                 "callback %s to %s dead-lettered: %s",

@@ -44,12 +44,29 @@ from wakecall.models import AttemptStatus, Event, Run, Task
 from wakecall.schedules import Schedule, schedule_from_spec
 from wakecall.store.base import Hint, HintListener, RunOutcome, Store
 
-__all__ = ["Engine", "EventListener"]
+__all__ = ["Engine", "EventListener", "RunListener", "RunNews"]
 
 log = logging.getLogger(__name__)
 
 #: Called with each batch of events just written. Must not block; runs on the engine's loop.
 EventListener = Callable[[Sequence[Event]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunNews:
+    """What this node just wrote about runs (for metrics and the like)."""
+
+    #: Runs created by fires: queued, or skipped/missed at birth.
+    created: Sequence[Run] = ()
+    #: Runs whose attempt just ended, as written (final, or queued again for a retry), with
+    #: how that attempt ended.
+    finished: Sequence[tuple[Run, AttemptStatus]] = ()
+    #: Runs whose attempt just started.
+    started: Sequence[Run] = ()
+
+
+#: Called with each `RunNews`. Must not block; runs on the engine's loop.
+RunListener = Callable[[RunNews], None]
 
 
 @lru_cache(maxsize=65536)
@@ -99,6 +116,7 @@ class Engine:
         self.tasks = TaskService(self)
         self._listeners: list[EventListener] = []
         self._hint_listeners: list[HintListener] = []
+        self._run_listeners: list[RunListener] = []
         self._wake = anyio.Event()
         self._changed = anyio.Event()
         self._sleep_deadline: datetime | None = None
@@ -149,6 +167,21 @@ class Engine:
     def remove_listener(self, listener: EventListener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def add_run_listener(self, listener: RunListener) -> None:
+        """Hear of runs this node creates, starts and finishes."""
+        self._run_listeners.append(listener)
+
+    def remove_run_listener(self, listener: RunListener) -> None:
+        if listener in self._run_listeners:
+            self._run_listeners.remove(listener)
+
+    def _tell_runs(self, news: RunNews) -> None:
+        for listener in list(self._run_listeners):
+            try:
+                listener(news)
+            except Exception:  # a listener's bug must not stop the engine
+                log.exception("run listener %r failed", listener)
 
     def add_hint_listener(self, listener: HintListener) -> None:
         """Hear of changes other processes made to the store (see `Store.watch`)."""
@@ -369,6 +402,8 @@ class Engine:
                     plan.cancel_run_ids, "cancelled: a newer fire replaced it (cancel_previous)"
                 )
         self.publish(result.events)
+        if result.runs and self._run_listeners:
+            self._tell_runs(RunNews(created=result.runs))
         return len(due) == cfg.batch_size
 
     async def _dispatch(self, now: datetime) -> None:
@@ -381,6 +416,8 @@ class Engine:
             return
         self._next_extend = self._next_extend or now + cfg.lease / 3
         assert self._tg is not None
+        if self._run_listeners:
+            self._tell_runs(RunNews(started=[run for run, _ in started]))
         for run, task in started:
             flight = _Flight(run=run, task=task)
             self._inflight[run.id] = flight
@@ -525,5 +562,8 @@ class Engine:
                 delay = min(delay * 2, 5.0)
 
     async def _write(self, outcomes: list[RunOutcome]) -> None:
-        _, events = await self.store.finish_runs(self.node, outcomes)
+        written, events = await self.store.finish_runs(self.node, outcomes)
         self.publish(events)
+        if written and self._run_listeners:
+            how = {o.run_id: o.attempt_status for o in outcomes}
+            self._tell_runs(RunNews(finished=[(run, how[run.id]) for run in written]))
