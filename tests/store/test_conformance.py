@@ -470,6 +470,19 @@ async def test_upcoming_gives_the_three_next_instants_in_one_read(store: Store) 
     assert (await store.get_run(None, running.id)).status == RunStatus.RUNNING
 
 
+async def test_backlog_counts_what_is_due_and_not_yet_taken(store: Store) -> None:
+    assert await store.backlog(T0) == (0, 0)
+    due = make_task(next_fire_at=T0)
+    later = make_task(next_fire_at=T0 + timedelta(minutes=1))
+    paused = make_task(next_fire_at=T0, status=TaskStatus.PAUSED)
+    for t in (due, later, paused):
+        await store.create_task(t)
+    await store.create_run(None, later.id, queued(None, due_at=T0), T0)
+    await store.create_run(None, later.id, queued(None, due_at=T0 + timedelta(hours=1)), T0)
+    assert await store.backlog(T0) == (1, 1)
+    assert await store.backlog(T0 + timedelta(hours=2)) == (2, 2)
+
+
 async def test_extend_leases_reports_what_is_still_held(store: Store) -> None:
     task = make_task()
     await store.create_task(task)

@@ -314,6 +314,11 @@ class Store(Protocol):
         """The earliest `due_at` of a queued run, or None."""
         ...
 
+    async def backlog(self, now: datetime) -> tuple[int, int]:
+        """What is due at `now` and not yet taken: (active tasks whose next fire has come,
+        queued runs whose due time has come)."""
+        ...
+
     async def upcoming(self) -> Upcoming:
         """`next_fire_at`, `next_run_due_at` and `next_lease_expiry` in one read."""
         ...

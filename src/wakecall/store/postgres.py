@@ -1690,6 +1690,18 @@ class PostgresStore:
         )
         return value
 
+    async def backlog(self, now: datetime) -> tuple[int, int]:
+        row = await self._call(
+            lambda c: c.fetchrow(
+                "SELECT (SELECT count(*) FROM tasks WHERE status = 'active' "
+                "AND next_fire_at IS NOT NULL AND next_fire_at <= $1) AS tasks, "
+                "(SELECT count(*) FROM runs WHERE status = 'queued' AND due_at <= $1) AS runs",
+                now,
+            )
+        )
+        assert row is not None
+        return int(row["tasks"]), int(row["runs"])
+
     async def upcoming(self) -> Upcoming:
         row = await self._call(
             lambda c: c.fetchrow(

@@ -1318,6 +1318,18 @@ class SQLiteStore:
         )
         return _dt(value)
 
+    async def backlog(self, now: datetime) -> tuple[int, int]:
+        now_us = _us(now)
+        row = await self._call(
+            lambda c: c.execute(
+                "SELECT (SELECT count(*) FROM tasks WHERE status = 'active' "
+                "AND next_fire_at IS NOT NULL AND next_fire_at <= ?), "
+                "(SELECT count(*) FROM runs WHERE status = 'queued' AND due_at <= ?)",
+                (now_us, now_us),
+            ).fetchone()
+        )
+        return int(row[0]), int(row[1])
+
     async def upcoming(self) -> Upcoming:
         row = await self._call(
             lambda c: c.execute(
