@@ -119,6 +119,7 @@ class EventType(StrEnum):
     RUN_COMPLETED = "task.run.completed"
     RUN_FAILED = "task.run.failed"
     RUN_MISSED = "task.run.missed"
+    RUN_STALE = "task.run.stale"
     TASK_EXPIRED = "task.expired"
     WAKEUP_FIRED = "wakeup.fired"
 

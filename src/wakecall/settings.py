@@ -90,6 +90,13 @@ SETTINGS: tuple[Setting, ...] = (
         _duration,
         "longest scheduler sleep: bounds how late a lost hint from another node is noticed",
     ),
+    Setting(
+        "heartbeat_timeout",
+        timedelta(minutes=10),
+        _duration,
+        "a run silent this long (no output from a command) is reported stale; 0 turns it off",
+    ),
+    Setting("kill_stale", False, _bool, "also cancel stale runs (recorded as a timeout)"),
     Setting("min_interval", timedelta(seconds=1), _duration, "shortest schedule interval"),
     Setting("wakeup_min", timedelta(seconds=10), _duration, "shortest schedule_wakeup delay"),
     Setting("wakeup_max", timedelta(days=30), _duration, "longest schedule_wakeup delay"),
@@ -135,6 +142,8 @@ class Settings:
     concurrency: int = 64
     lease: timedelta = timedelta(seconds=30)
     poll_interval: timedelta = timedelta(seconds=2)
+    heartbeat_timeout: timedelta = timedelta(minutes=10)
+    kill_stale: bool = False
     min_interval: timedelta = timedelta(seconds=1)
     wakeup_min: timedelta = timedelta(seconds=10)
     wakeup_max: timedelta = timedelta(days=30)
@@ -163,6 +172,8 @@ class Settings:
             concurrency=self.concurrency,
             lease=self.lease,
             poll_interval=self.poll_interval,
+            heartbeat_timeout=self.heartbeat_timeout or None,
+            kill_stale=self.kill_stale,
             min_interval=self.min_interval,
             wakeup_min=self.wakeup_min,
             wakeup_max=self.wakeup_max,

@@ -3,6 +3,7 @@ ended on cancellation."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -275,3 +276,13 @@ async def test_processes_left_behind_by_a_finished_command_are_ended(
         pgid = await started_pid(marker)
     assert output["stdout"] == "done\n"
     assert live_members(pgid) == []
+
+
+async def test_each_chunk_of_output_is_a_heartbeat(make_context: MakeContext) -> None:
+    beats: list[int] = []
+    # Three writes with pauses between them arrive as separate chunks.
+    action = command("sh", "-c", "printf a; sleep 0.2; printf b >&2; sleep 0.2; printf c")
+    ctx = dataclasses.replace(make_context(action), beat=lambda: beats.append(1))
+    with anyio.fail_after(5):
+        await CommandExecutor(ALLOW_SH).execute(ctx)
+    assert len(beats) == 3

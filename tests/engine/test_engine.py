@@ -55,9 +55,14 @@ def action() -> ScriptedExecutor:
 
 
 @pytest.fixture
-def config() -> EngineConfig:
+def config(request: pytest.FixtureRequest) -> EngineConfig:
+    """The engine's settings; a test may change some with `@pytest.mark.engine(**changes)`."""
+    marker = request.node.get_closest_marker("engine")
     return EngineConfig(
-        node_id="node-a", poll_interval=timedelta(hours=1), prune_every=timedelta(days=1)
+        node_id="node-a",
+        poll_interval=timedelta(hours=1),
+        prune_every=timedelta(days=1),
+        **(marker.kwargs if marker else {}),
     )
 
 
@@ -519,3 +524,69 @@ async def test_a_run_whose_node_died_is_reaped_and_retried(rig: Rig) -> None:
         ("interrupted", "dead"),
         ("success", "node-a"),
     ]
+
+
+# --- heartbeats ------------------------------------------------------------------------------
+async def _advance_held(rig: Rig, delta: timedelta) -> None:
+    """Move the clock while a held run executes, and let the engine act on it."""
+    rig.clock.advance(delta)
+    await _settle(rig)
+
+
+@pytest.mark.engine(heartbeat_timeout=timedelta(minutes=5))
+async def test_a_silent_run_is_reported_stale_once_and_left_running(rig: Rig) -> None:
+    rig.action.hold = True
+    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    rig.clock.advance(timedelta(minutes=1))
+    await _running(rig, 1)
+    # Beats keep it fresh: 4 minutes, a beat, 4 more minutes: nothing to report.
+    await _advance_held(rig, timedelta(minutes=4))
+    rig.action.calls[-1].beat()
+    await _advance_held(rig, timedelta(minutes=4))
+    assert await rig.events() == []
+    # Five minutes without a beat: one stale event; the run goes on.
+    await _advance_held(rig, timedelta(minutes=1))
+    events = await rig.store.list_events(OWNER)
+    assert [e.type for e in events] == [EventType.RUN_STALE]
+    beat = events[0].payload["heartbeat"]
+    assert beat["silentS"] == 300 and beat["thresholdS"] == 300 and beat["killed"] is False
+    assert events[0].run_id == (await rig.runs(task.id))[0].id
+    await _advance_held(rig, timedelta(minutes=30))
+    assert await rig.events() == [EventType.RUN_STALE]  # reported once
+    rig.action.release()
+    await run_until_idle(rig.engine)
+    (run,) = await rig.runs(task.id)
+    assert run.status == RunStatus.SUCCESS
+    assert await rig.events() == [EventType.RUN_STALE, EventType.RUN_COMPLETED]
+
+
+@pytest.mark.engine(heartbeat_timeout=timedelta(minutes=5), kill_stale=True)
+async def test_a_stale_run_is_cancelled_when_so_configured_and_retried(rig: Rig) -> None:
+    rig.action.hold = True
+    task, _ = await rig.engine.tasks.create(
+        OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, delay="10s", jitter=False))
+    )
+    rig.clock.advance(timedelta(minutes=1))
+    await _running(rig, 1)
+    await _advance_held(rig, timedelta(minutes=5))
+    await _running(rig, 0)
+    assert rig.action.cancelled == 1
+    attempts = await rig.store.list_attempts(None, (await rig.runs(task.id))[0].id)
+    assert attempts[0].status == "timeout"
+    assert "no sign of life" in (attempts[0].error_message or "")
+    rig.action.hold = False
+    await advance(rig.engine, rig.clock, timedelta(seconds=10))
+    (run,) = await rig.runs(task.id)
+    assert run.status == RunStatus.SUCCESS and run.attempt == 2
+    assert await rig.events() == [EventType.RUN_STALE, EventType.RUN_COMPLETED]
+
+
+@pytest.mark.engine(heartbeat_timeout=None)
+async def test_without_a_heartbeat_timeout_a_silent_run_is_never_stale(rig: Rig) -> None:
+    rig.action.hold = True
+    await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    rig.clock.advance(timedelta(minutes=1))
+    await _running(rig, 1)
+    await _advance_held(rig, timedelta(hours=3))
+    assert await rig.events() == []
+    rig.action.release()

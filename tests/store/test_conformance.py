@@ -483,6 +483,35 @@ async def test_backlog_counts_what_is_due_and_not_yet_taken(store: Store) -> Non
     assert await store.backlog(T0 + timedelta(hours=2)) == (2, 2)
 
 
+async def test_append_events_goes_to_each_tasks_owner_with_its_callbacks(store: Store) -> None:
+    mine = make_task("alice", callback_url="https://example.com/cb")
+    theirs = make_task("bob")
+    await store.create_task(mine)
+    await store.create_task(theirs)
+    written = await store.append_events(
+        T0,
+        [
+            NewEvent(EventType.RUN_STALE, mine.id, "run_1", {"why": "no beat"}),
+            NewEvent(EventType.RUN_STALE, "tsk_gone", None, {}),  # dropped
+            NewEvent(EventType.TASK_EXPIRED, theirs.id, None, {"reason": "x"}),
+            NewEvent(EventType.TASK_EXPIRED, mine.id, None, {"reason": "y"}),
+        ],
+    )
+    assert [(e.owner, e.type, e.task_id) for e in written] == [
+        ("alice", EventType.RUN_STALE, mine.id),
+        ("bob", EventType.TASK_EXPIRED, theirs.id),
+        ("alice", EventType.TASK_EXPIRED, mine.id),
+    ]
+    assert written[0].cursor < written[1].cursor < written[2].cursor
+    assert [e.payload for e in await store.list_events("alice")] == [
+        {"why": "no beat"},
+        {"reason": "y"},
+    ]
+    # Only the callback event of the task with a callback URL made a delivery.
+    (delivery,) = await store.list_deliveries(None)
+    assert delivery.task_id == mine.id and delivery.event_type == EventType.TASK_EXPIRED
+
+
 async def test_extend_leases_reports_what_is_still_held(store: Store) -> None:
     task = make_task()
     await store.create_task(task)

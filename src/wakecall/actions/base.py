@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -13,12 +13,19 @@ if TYPE_CHECKING:
 __all__ = ["ActionContext", "ActionFailed", "Executor", "Executors"]
 
 
+def _no_beat() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ActionContext:
     task: Task
     run: Run
     attempt: int
     clock: Clock
+    #: Call to say the action is alive and making progress (a command's output does it);
+    #: a running run with no beat for the heartbeat timeout is reported as stale.
+    beat: Callable[[], None] = _no_beat
 
 
 class ActionFailed(Exception):

@@ -13,7 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -189,12 +189,16 @@ class _Tail:
 
 
 async def _drain(
-    stream: anyio.abc.ByteReceiveStream | None, tail: _Tail, done: anyio.Event
+    stream: anyio.abc.ByteReceiveStream | None,
+    tail: _Tail,
+    done: anyio.Event,
+    beat: Callable[[], None],
 ) -> None:
     try:
         if stream is not None:
             async for chunk in stream:
                 tail.add(chunk)
+                beat()  # output is a sign of life
     except (anyio.BrokenResourceError, anyio.ClosedResourceError):
         pass
     finally:
@@ -304,8 +308,8 @@ class CommandExecutor:
         try:
             async with anyio.create_task_group() as tg:
                 stdout_done, stderr_done = anyio.Event(), anyio.Event()
-                tg.start_soon(_drain, process.stdout, stdout, stdout_done)
-                tg.start_soon(_drain, process.stderr, stderr, stderr_done)
+                tg.start_soon(_drain, process.stdout, stdout, stdout_done, ctx.beat)
+                tg.start_soon(_drain, process.stderr, stderr, stderr_done, ctx.beat)
                 code = await process.wait()
                 # What the command left running in its group is ended with it.
                 await _end_group(process, pgid, self.kill_grace)

@@ -29,6 +29,12 @@ class EngineConfig:
     poll_interval: timedelta = timedelta(seconds=2)
     #: How long a claim on a task or run holds without renewal.
     lease: timedelta = timedelta(seconds=30)
+    #: A running run whose action gave no sign of life (a beat: its start, a command's
+    #: output) for this long is reported stale (logged, and a `task.run.stale` event); None
+    #: turns the check off.
+    heartbeat_timeout: timedelta | None = timedelta(minutes=10)
+    #: Also cancel a stale run's attempt (recorded as a timeout, retried per its policy).
+    kill_stale: bool = False
     #: Shortest interval (and `@every`) a schedule may have.
     min_interval: timedelta = timedelta(seconds=1)
     #: Runs that `catchup = all` may replay after downtime.

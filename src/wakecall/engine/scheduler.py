@@ -40,9 +40,9 @@ from wakecall.clock import Clock, SystemClock
 from wakecall.engine.config import EngineConfig
 from wakecall.engine.policies import plan_fires, retry_at
 from wakecall.errors import StoreError
-from wakecall.models import AttemptStatus, Event, Run, Task
+from wakecall.models import AttemptStatus, Event, EventType, Run, Task, run_event_payload
 from wakecall.schedules import Schedule, schedule_from_spec
-from wakecall.store.base import Hint, HintListener, RunOutcome, Store
+from wakecall.store.base import Hint, HintListener, NewEvent, RunOutcome, Store
 
 __all__ = ["Engine", "EventListener", "RunListener", "RunNews"]
 
@@ -83,10 +83,18 @@ def schedule_of(task: Task) -> Schedule:
 class _Flight:
     run: Run
     task: Task
+    last_beat: datetime
+    stale: bool = False
     scope: anyio.CancelScope | None = None
     cancel_reason: AttemptStatus | None = None  # CANCELLED or INTERRUPTED when we cancel it
     cancel_message: str = ""
     outcome_queued: bool = False
+
+    def beat_with(self, clock: Clock) -> Callable[[], None]:
+        def beat() -> None:
+            self.last_beat = clock.now()
+
+        return beat
 
 
 class Engine:
@@ -289,6 +297,8 @@ class Engine:
         # never makes it reap its own live runs.
         if self._inflight and (self._next_extend is None or now >= self._next_extend):
             await self._extend(now)
+        if self._inflight and cfg.heartbeat_timeout is not None:
+            await self._check_heartbeats(now, cfg.heartbeat_timeout)
         if self._next_reap is None or now > self._next_reap:
             more |= await self._reap(now)
         more |= await self._fire(now)
@@ -317,6 +327,11 @@ class Engine:
             candidates.append(expiry + timedelta(microseconds=1))
         if self._inflight and self._next_extend is not None:
             candidates.append(self._next_extend)
+        timeout = self.config.heartbeat_timeout
+        if timeout is not None:
+            beats = [f.last_beat for f in self._inflight.values() if not f.stale]
+            if beats:
+                candidates.append(min(beats) + timeout)
         fire = upcoming.fire_at
         if fire is not None and fire > now:
             candidates.append(fire)
@@ -419,7 +434,7 @@ class Engine:
         if self._run_listeners:
             self._tell_runs(RunNews(started=[run for run, _ in started]))
         for run, task in started:
-            flight = _Flight(run=run, task=task)
+            flight = _Flight(run=run, task=task, last_beat=now)
             self._inflight[run.id] = flight
             if run.cancel_requested:
                 self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
@@ -443,6 +458,46 @@ class Engine:
                 )
             elif run_id in cancel:
                 self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
+
+    async def _check_heartbeats(self, now: datetime, threshold: timedelta) -> None:
+        """Report (and, with `kill_stale`, cancel) runs whose action has not beaten for
+        `threshold`: logged with the task and run ids, and a `task.run.stale` event."""
+        stale = [
+            f
+            for f in self._inflight.values()
+            if not f.stale and not f.outcome_queued and now - f.last_beat >= threshold
+        ]
+        if not stale:
+            return
+        kill = self.config.kill_stale
+        events = []
+        for flight in stale:
+            flight.stale = True
+            silent = (now - flight.last_beat).total_seconds()
+            log.warning(
+                "run %s of task %s has given no sign of life for %.0fs%s",
+                flight.run.id,
+                flight.task.id,
+                silent,
+                "; cancelling it" if kill else "",
+                extra={"action": "stale", "run_id": flight.run.id, "task_id": flight.task.id},
+            )
+            payload = run_event_payload(flight.task, flight.run)
+            payload["heartbeat"] = {
+                "lastBeat": flight.last_beat.isoformat().replace("+00:00", "Z"),
+                "silentS": round(silent, 3),
+                "thresholdS": threshold.total_seconds(),
+                "killed": kill,
+            }
+            events.append(NewEvent(EventType.RUN_STALE, flight.task.id, flight.run.id, payload))
+            if kill:
+                self._cancel_flight(
+                    flight,
+                    AttemptStatus.TIMEOUT,
+                    f"timeout: no sign of life for {silent:.0f}s (heartbeat timeout "
+                    f"{threshold.total_seconds():g}s)",
+                )
+        self.publish(await self.store.append_events(now, events))
 
     def _cancel_flight(self, flight: _Flight, reason: AttemptStatus, message: str) -> None:
         if flight.cancel_reason is None:
@@ -468,7 +523,9 @@ class Engine:
                     f"this server cannot run {task.action.get('type')!r} actions "
                     f"(available: {', '.join(sorted(self.executors))})"
                 )
-            ctx = ActionContext(task=task, run=run, attempt=run.attempt, clock=clock)
+            ctx = ActionContext(
+                task=task, run=run, attempt=run.attempt, clock=clock, beat=flight.beat_with(clock)
+            )
             with anyio.CancelScope() as scope:
                 flight.scope = scope
                 if flight.cancel_reason is not None:

@@ -167,6 +167,13 @@ def channel_text(event: Event) -> str:
         if wakeup.get("context") is not None:
             text += f"\nContext: {json.dumps(wakeup['context'])[:2000]}"
         return text
+    if event.type == EventType.RUN_STALE:
+        beat = payload.get("heartbeat") or {}
+        what = "cancelling it" if beat.get("killed") else "it is still running"
+        return (
+            f"wakecall: task '{name}' ({event.task_id}) run {event.run_id} has given no sign of "
+            f"life for {beat.get('silentS', 0):.0f}s; {what}."
+        )
     if event.type == EventType.TASK_EXPIRED:
         return f"wakecall: task '{name}' ({event.task_id}) ended: {payload.get('reason')}"
     status = run.get("status")

@@ -353,6 +353,11 @@ class Store(Protocol):
         """The owner's events with cursor > `after`, oldest first, at most `limit`."""
         ...
 
+    async def append_events(self, now: datetime, events: Sequence[NewEvent]) -> list[Event]:
+        """Append events about tasks (each to its task's owner; an event of an unknown task is
+        dropped) at `now`, in order, with their callback deliveries as for any event."""
+        ...
+
     async def latest_cursor(self, owner: str) -> int:
         """The owner's newest event cursor, 0 when there is none."""
         ...

@@ -1800,6 +1800,22 @@ class PostgresStore:
         )
         return [_event_from_row(r) for r in rows]
 
+    async def append_events(self, now: datetime, events: Sequence[NewEvent]) -> list[Event]:
+        async def fn(conn: asyncpg.Connection) -> list[Event]:
+            rows = await conn.fetch(
+                "SELECT id, owner, callback_url FROM tasks WHERE id = ANY($1::text[])",
+                list({e.task_id for e in events if e.task_id}),
+            )
+            owners = {r["id"]: (r["owner"], r["callback_url"]) for r in rows}
+            pending = [
+                _PendingEvent(owners[e.task_id][0], e, now, owners[e.task_id][1])
+                for e in events
+                if e.task_id in owners
+            ]
+            return await self._append_events(conn, pending)
+
+        return await self._tx(fn)
+
     async def latest_cursor(self, owner: str) -> int:
         value = await self._call(
             lambda c: c.fetchval("SELECT max(cursor) FROM events WHERE owner = $1", owner)

@@ -1424,6 +1424,24 @@ class SQLiteStore:
         )
         return [_event_from_row(r) for r in rows]
 
+    async def append_events(self, now: datetime, events: Sequence[NewEvent]) -> list[Event]:
+        now_us = _us(now)
+
+        def fn(conn: sqlite3.Connection) -> list[Event]:
+            ids = list(dict.fromkeys(e.task_id for e in events if e.task_id))
+            owners = {
+                r[0]: (r[1], r[2])
+                for r in self._rows_by_id(conn, "SELECT id, owner, callback_url FROM tasks", ids)
+            }
+            written = []
+            for event in events:
+                found = owners.get(event.task_id or "")
+                if found is not None:
+                    written.append(self._append_event(conn, found[0], event, now_us, found[1]))
+            return written
+
+        return await self._tx(fn)
+
     async def latest_cursor(self, owner: str) -> int:
         value = await self._call(
             lambda c: c.execute(
