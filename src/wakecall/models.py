@@ -97,9 +97,13 @@ class AttemptStatus(StrEnum):
 
 
 class Trigger(StrEnum):
+    """What started a run. Every kind goes through the same queue and dispatcher."""
+
     SCHEDULE = "schedule"
-    MANUAL = "manual"
+    MANUAL = "manual"  # run_now, or the command line
     CATCHUP = "catchup"
+    EVENT = "event"  # POST /triggers/{task_id}
+    DEPENDENCY = "dependency"  # the task it depends on succeeded
 
 
 class Overlap(StrEnum):
@@ -294,6 +298,12 @@ class Task:
     claimed_by: str | None = None
     claim_expires_at: datetime | None = None
     end_reason: str | None = None
+    #: Runs after each success of this task (a chain), with that run's output as input.
+    depends_on: str | None = None
+    #: Inbound event triggers: {"secret": whsec_..., "token_sha256": ..., "per_minute": N}.
+    trigger: dict[str, Any] | None = None
+    #: A check before each attempt's action: {"url", "method", "timeout_s"}.
+    condition: dict[str, Any] | None = None
 
     def replace(self, **changes: Any) -> Task:
         return dataclasses.replace(self, **changes)
@@ -323,6 +333,8 @@ class Run:
     claimed_by: str | None = None
     lease_expires_at: datetime | None = None
     cancel_requested: bool = False
+    #: What the run was given: an event's body, or the upstream run of a chain.
+    input: Any = None
 
     def replace(self, **changes: Any) -> Run:
         return dataclasses.replace(self, **changes)

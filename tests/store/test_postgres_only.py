@@ -152,11 +152,16 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
     with anyio.fail_after(30):
         await first.create_task(task)
         await first.close()
-        # Back to version 1: the tables of version 2 (callbacks) did not exist then.
+        # Back to version 1: the tables of version 2 (callbacks) and the columns and table of
+        # version 3 (chains, triggers) did not exist then.
         conn = await asyncpg.connect(URL)
         try:
             await conn.execute(
-                f'DROP TABLE "{schema}".deliveries, "{schema}".callback_secrets; '
+                f'DROP TABLE "{schema}".deliveries, "{schema}".callback_secrets, '
+                f'"{schema}".trigger_events; '
+                f'ALTER TABLE "{schema}".tasks DROP COLUMN depends_on, DROP COLUMN trigger, '
+                "DROP COLUMN condition; "
+                f'ALTER TABLE "{schema}".runs DROP COLUMN input; '
                 f"UPDATE \"{schema}\".meta SET value = '1' WHERE key = 'schema_version'"
             )
         finally:

@@ -78,6 +78,7 @@ class NewRun:
     error_message: str | None = None
     output: Any = None
     counts: bool = True  # counts toward max_runs
+    input: Any = None  # what the run is given (an event's body, an upstream run)
 
 
 @dataclass(frozen=True, slots=True)

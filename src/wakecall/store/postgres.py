@@ -110,7 +110,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: First key of wakecall's two-key advisory locks ("WAKE").
 _LOCK_CLASS = 0x57414B45
@@ -236,6 +236,21 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (task_id, secret)
     );
     """,
+    3: """
+    ALTER TABLE tasks ADD COLUMN depends_on text;
+    ALTER TABLE tasks ADD COLUMN trigger jsonb;
+    ALTER TABLE tasks ADD COLUMN condition jsonb;
+    CREATE INDEX tasks_depends_on ON tasks (depends_on) WHERE depends_on IS NOT NULL;
+    ALTER TABLE runs ADD COLUMN input jsonb;
+    CREATE TABLE trigger_events (
+        task_id text NOT NULL,
+        event_id text NOT NULL,
+        run_id text NOT NULL,
+        received_at timestamptz NOT NULL,
+        PRIMARY KEY (task_id, event_id)
+    );
+    CREATE INDEX trigger_events_received ON trigger_events (received_at);
+    """,
 }
 
 _META = "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)"
@@ -244,12 +259,12 @@ _TASK_COLUMNS = (
     "id, owner, name, kind, schedule, timezone, action, retry, timeout_s, overlap, max_queued, "
     "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
     "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
-    "claimed_by, claim_expires_at, end_reason"
+    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition"
 )
 _RUN_COLUMNS = (
     "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
     "created_at, started_at, finished_at, duration_ms, output, error_message, claimed_by, "
-    "lease_expires_at, cancel_requested"
+    "lease_expires_at, cancel_requested, input"
 )
 _EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
 _DELIVERY_COLUMNS = (
@@ -284,6 +299,9 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "next_fire_at": lambda v: v,
     "last_fire_at": lambda v: v,
     "end_reason": lambda v: v,
+    "depends_on": lambda v: v,
+    "trigger": lambda v: _dumps_or_none(v),
+    "condition": lambda v: _dumps_or_none(v),
 }
 
 _ATTEMPT_STATUS_TO_RUN = {
@@ -394,6 +412,9 @@ def _task_from_row(row: Mapping[str, Any]) -> Task:
         claimed_by=row["claimed_by"],
         claim_expires_at=row["claim_expires_at"],
         end_reason=row["end_reason"],
+        depends_on=row["depends_on"],
+        trigger=_load_json(row["trigger"]),
+        condition=_load_json(row["condition"]),
     )
 
 
@@ -427,6 +448,9 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.claimed_by,
         task.claim_expires_at,
         task.end_reason,
+        task.depends_on,
+        _dumps_or_none(task.trigger),
+        _dumps_or_none(task.condition),
     )
 
 
@@ -450,6 +474,7 @@ def _run_from_row(row: Mapping[str, Any]) -> Run:
         claimed_by=row["claimed_by"],
         lease_expires_at=row["lease_expires_at"],
         cancel_requested=row["cancel_requested"],
+        input=_load_json(row["input"]),
     )
 
 
@@ -1202,6 +1227,7 @@ class PostgresStore:
             finished_at=now if new.status.is_terminal else None,
             output=new.output,
             error_message=new.error_message,
+            input=new.input,
         )
 
     @staticmethod
@@ -1359,9 +1385,10 @@ class PostgresStore:
             created = self._new_run(task, run, now)
             inserted = await conn.fetchval(
                 "INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status, "
-                "attempt, max_attempts, created_at, finished_at, output, error_message, counts) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11::jsonb, $12, $13) "
-                "ON CONFLICT DO NOTHING RETURNING id",
+                "attempt, max_attempts, created_at, finished_at, output, error_message, counts, "
+                "input) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11::jsonb, $12, $13, "
+                "$14::jsonb) ON CONFLICT DO NOTHING RETURNING id",
                 created.id,
                 created.task_id,
                 created.owner,
@@ -1375,6 +1402,7 @@ class PostgresStore:
                 _dumps_or_none(created.output),
                 _no_nul(created.error_message),
                 run.counts,
+                _dumps_or_none(run.input),
             )
             if inserted is None:
                 raise StoreError(f"run {run.id} for {run.scheduled_for} exists already")

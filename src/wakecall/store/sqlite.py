@@ -72,7 +72,7 @@ T = TypeVar("T")
 
 #: PRAGMA application_id of a wakecall database ("WAKE").
 APPLICATION_ID = 0x57414B45
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -194,6 +194,21 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (task_id, secret)
     ) WITHOUT ROWID;
     """,
+    3: """
+    ALTER TABLE tasks ADD COLUMN depends_on TEXT;
+    ALTER TABLE tasks ADD COLUMN trigger TEXT;
+    ALTER TABLE tasks ADD COLUMN condition TEXT;
+    CREATE INDEX tasks_depends_on ON tasks(depends_on) WHERE depends_on IS NOT NULL;
+    ALTER TABLE runs ADD COLUMN input TEXT;
+    CREATE TABLE trigger_events (
+        task_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (task_id, event_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX trigger_events_received ON trigger_events(received_at);
+    """,
 }
 
 _DELIVERY_COLUMNS = (
@@ -205,13 +220,14 @@ _TASK_COLUMNS = (
     "id, owner, name, kind, schedule, timezone, action, retry, timeout_s, overlap, max_queued, "
     "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
     "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
-    "claimed_by, claim_expires_at, end_reason"
+    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition"
 )
 _RUN_COLUMNS = (
     "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
     "created_at, started_at, finished_at, duration_ms, output, error_message, claimed_by, "
-    "lease_expires_at, cancel_requested"
+    "lease_expires_at, cancel_requested, input"
 )
+_RUN_MARKS = ", ".join("?" * (_RUN_COLUMNS.count(",") + 2))  # the columns and `counts`
 _EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
 
 # Task fields that update_task may set, and how each is written.
@@ -235,6 +251,9 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "next_fire_at": lambda v: _us_or_none(v),
     "last_fire_at": lambda v: _us_or_none(v),
     "end_reason": lambda v: v,
+    "depends_on": lambda v: v,
+    "trigger": lambda v: _json_or_none(v),
+    "condition": lambda v: _json_or_none(v),
 }
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -302,6 +321,9 @@ def _task_from_row(row: Sequence[Any]) -> Task:
         claimed_by=row[25],
         claim_expires_at=_dt(row[26]),
         end_reason=row[27],
+        depends_on=row[28],
+        trigger=_load_json(row[29]),
+        condition=_load_json(row[30]),
     )
 
 
@@ -335,6 +357,9 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.claimed_by,
         _us_or_none(task.claim_expires_at),
         task.end_reason,
+        task.depends_on,
+        _json_or_none(task.trigger),
+        _json_or_none(task.condition),
     )
 
 
@@ -358,6 +383,7 @@ def _run_from_row(row: Sequence[Any]) -> Run:
         claimed_by=row[15],
         lease_expires_at=_dt(row[16]),
         cancel_requested=bool(row[17]),
+        input=_load_json(row[18]),
     )
 
 
@@ -770,7 +796,7 @@ class SQLiteStore:
             ]
             conn.executemany(
                 f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"VALUES ({_RUN_MARKS})",
                 [self._run_row(run, now_us, counts) for run, counts in candidates],
             )
             # Run ids are new, so a candidate is absent only when its slot had a run already.
@@ -870,6 +896,7 @@ class SQLiteStore:
             finished_at=now if terminal else None,
             output=new.output,
             error_message=new.error_message,
+            input=new.input,
         )
 
     @staticmethod
@@ -893,6 +920,7 @@ class SQLiteStore:
             None,
             None,
             0,
+            _json_or_none(run.input),
             1 if counts else 0,
         )
 
@@ -901,8 +929,7 @@ class SQLiteStore:
     ) -> Run | None:
         run = self._new_run(task.id, task.owner, task.retry.attempts, new, now)
         cursor = conn.execute(
-            f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) VALUES ({_RUN_MARKS})",
             self._run_row(run, _us(now), new.counts),
         )
         return run if cursor.rowcount == 1 else None
