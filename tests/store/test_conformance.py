@@ -550,6 +550,61 @@ async def test_finish_runs_writes_the_final_state_and_its_event_together(store: 
     assert attempt.status == AttemptStatus.SUCCESS and attempt.finished_at == end
 
 
+async def test_a_success_queues_a_run_of_each_active_dependent_with_the_upstream_run(
+    store: Store,
+) -> None:
+    extract = make_task(name="extract")
+    transform = make_task(name="transform", depends_on=extract.id, next_fire_at=None)
+    paused = make_task(name="paused", depends_on=extract.id, status=TaskStatus.PAUSED)
+    foreign = make_task("mallory", name="foreign", depends_on=extract.id)
+    for t in (extract, transform, paused, foreign):
+        await store.create_task(t)
+    assert (await store.get_task(None, transform.id)).depends_on == extract.id
+    run_id = await fire_once(store, extract)
+    await start(store, run_id)
+    end = T0 + timedelta(seconds=3)
+    await store.finish_runs("n1", [RunOutcome(run_id, AttemptStatus.SUCCESS, end, output=[1, 2])])
+    (queued_run,) = await store.list_runs(None, task_id=transform.id)
+    assert queued_run.status == RunStatus.QUEUED and queued_run.trigger == Trigger.DEPENDENCY
+    assert queued_run.due_at == end and queued_run.scheduled_for is None
+    assert queued_run.input == {
+        "task": {"id": extract.id, "name": "extract"},
+        "run": {
+            "id": run_id,
+            "status": "success",
+            "output": [1, 2],
+            "finishedAt": end.isoformat().replace("+00:00", "Z"),
+            "trigger": "schedule",
+        },
+    }
+    # Neither the paused task nor another owner's task is chained; a failure chains nothing.
+    assert await store.list_runs(None, task_id=paused.id) == []
+    assert await store.list_runs(None, task_id=foreign.id) == []
+    second = await fire_once(store, extract, T0 + timedelta(minutes=1))
+    await start(store, second, T0 + timedelta(minutes=1))
+    await store.finish_runs("n1", [RunOutcome(second, AttemptStatus.FAILURE, end)])
+    assert len(await store.list_runs(None, task_id=transform.id)) == 1
+
+
+async def test_an_event_run_is_created_once_per_event_id(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    first = queued(None, trigger=Trigger.EVENT, input={"order": 7})
+    assert await store.create_event_run(task.id, "evt-1", first, T0) == (first.id, True)
+    again = queued(None, trigger=Trigger.EVENT, input={"order": 7})
+    assert await store.create_event_run(task.id, "evt-1", again, T0) == (first.id, False)
+    other = queued(None, trigger=Trigger.EVENT)
+    assert await store.create_event_run(task.id, "evt-2", other, T0) == (other.id, True)
+    (run,) = [r for r in await store.list_runs(None, task_id=task.id) if r.id == first.id]
+    assert run.input == {"order": 7} and run.trigger == Trigger.EVENT
+    assert len(await store.list_runs(None, task_id=task.id)) == 2
+    assert await store.count_runs_since(task.id, Trigger.EVENT, T0) == 2
+    assert await store.count_runs_since(task.id, Trigger.EVENT, T0 + timedelta(seconds=1)) == 0
+    assert await store.count_runs_since(task.id, Trigger.MANUAL, T0) == 0
+    with pytest.raises(TaskNotFound):
+        await store.create_event_run("tsk_unknown", "evt-1", queued(None), T0)
+
+
 async def test_finish_runs_with_retry_queues_the_run_again(store: Store) -> None:
     task = make_task()
     await store.create_task(task)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from wakecall.ids import new_id
 from wakecall.models import (
     AttemptStatus,
     Delivery,
@@ -56,6 +57,7 @@ __all__ = [
     "Store",
     "TaskEnd",
     "Upcoming",
+    "dependency_run",
 ]
 
 
@@ -79,6 +81,28 @@ class NewRun:
     output: Any = None
     counts: bool = True  # counts toward max_runs
     input: Any = None  # what the run is given (an event's body, an upstream run)
+
+
+def dependency_run(upstream: Task, run: Run) -> NewRun:
+    """The run a task that depends on `upstream` gets when `run` of it succeeded."""
+    assert run.finished_at is not None
+    return NewRun(
+        id=new_id("run"),
+        scheduled_for=None,
+        due_at=run.finished_at,
+        status=RunStatus.QUEUED,
+        trigger=Trigger.DEPENDENCY,
+        input={
+            "task": {"id": upstream.id, "name": upstream.name},
+            "run": {
+                "id": run.id,
+                "status": str(run.status),
+                "output": run.output,
+                "finishedAt": run.finished_at.isoformat().replace("+00:00", "Z"),
+                "trigger": str(run.trigger),
+            },
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +283,18 @@ class Store(Protocol):
         task is absent."""
         ...
 
+    async def create_event_run(
+        self, task_id: str, event_id: str, run: NewRun, now: datetime
+    ) -> tuple[str, bool]:
+        """Queue `run` for an inbound event, once per `(task_id, event_id)`: the id of the run
+        and True, or, for an event seen before, the id of the run it made and False.
+        `TaskNotFound` if the task is unknown."""
+        ...
+
+    async def count_runs_since(self, task_id: str, trigger: Trigger, since: datetime) -> int:
+        """Runs of the task with this trigger created at or after `since`."""
+        ...
+
     async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
         """Claim up to `limit` queued runs due at or before `now` (unclaimed or with an expired
         claim), earliest due first, for `node` until `now + lease`. A task whose overlap policy
@@ -293,7 +329,10 @@ class Store(Protocol):
         error and duration, and append its event (`task.run.completed`, `task.run.failed`, or
         `wakeup.fired` for a wakeup's success). When the run was the last unfinished run of a
         task that has ended as expired, `task.expired` is appended too. Returns the runs as
-        written and the events appended; runs no longer claimed by `node` are skipped."""
+        written and the events appended; runs no longer claimed by `node` are skipped.
+        A task that `depends_on` the task of a run finished successfully (active, of the same
+        owner) gets a queued run in the same transaction, with trigger `dependency` and the
+        upstream run as its input: `{"task": {id, name}, "run": {id, output, ...}}`."""
         ...
 
     async def release_runs(self, node: str, run_ids: Sequence[str]) -> None:

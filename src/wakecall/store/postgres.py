@@ -101,6 +101,7 @@ from wakecall.store.base import (
     PruneCounts,
     RunOutcome,
     Upcoming,
+    dependency_run,
 )
 from wakecall.store.urls import redact as _redact
 
@@ -1382,34 +1383,79 @@ class PostgresStore:
         async def fn(conn: asyncpg.Connection) -> Run:
             # FOR SHARE: the task cannot be deleted under the new run.
             task = _task_from_row(await self._task_row(conn, owner, task_id, "FOR SHARE"))
-            created = self._new_run(task, run, now)
-            inserted = await conn.fetchval(
-                "INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status, "
-                "attempt, max_attempts, created_at, finished_at, output, error_message, counts, "
-                "input) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11::jsonb, $12, $13, "
-                "$14::jsonb) ON CONFLICT DO NOTHING RETURNING id",
-                created.id,
-                created.task_id,
-                created.owner,
-                str(created.trigger),
-                created.scheduled_for,
-                created.due_at,
-                str(created.status),
-                created.max_attempts,
-                now,
-                created.finished_at,
-                _dumps_or_none(created.output),
-                _no_nul(created.error_message),
-                run.counts,
-                _dumps_or_none(run.input),
-            )
-            if inserted is None:
-                raise StoreError(f"run {run.id} for {run.scheduled_for} exists already")
+            created = await self._insert_run(conn, task, run, now)
             await self._hint(conn, due=True)
             return created
 
         return await self._tx(fn)
+
+    async def create_event_run(
+        self, task_id: str, event_id: str, run: NewRun, now: datetime
+    ) -> tuple[str, bool]:
+        seen = "SELECT run_id FROM trigger_events WHERE task_id = $1 AND event_id = $2"
+
+        async def fn(conn: asyncpg.Connection) -> tuple[str, bool]:
+            found = await conn.fetchval(seen, task_id, event_id)
+            if found is not None:
+                return str(found), False
+            task = _task_from_row(await self._task_row(conn, None, task_id, "FOR SHARE"))
+            # A concurrent delivery of the same event waits here for the first to commit.
+            claimed = await conn.fetchval(
+                "INSERT INTO trigger_events (task_id, event_id, run_id, received_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING run_id",
+                task_id,
+                event_id,
+                run.id,
+                now,
+            )
+            if claimed is None:
+                return str(await conn.fetchval(seen, task_id, event_id)), False
+            await self._insert_run(conn, task, run, now)
+            await self._hint(conn, due=True)
+            return run.id, True
+
+        return await self._tx(fn)
+
+    async def count_runs_since(self, task_id: str, trigger: Trigger, since: datetime) -> int:
+        count = await self._call(
+            lambda c: c.fetchval(
+                "SELECT count(*) FROM runs WHERE task_id = $1 AND trigger = $2 "
+                "AND created_at >= $3",
+                task_id,
+                str(trigger),
+                since,
+            )
+        )
+        return int(count)
+
+    async def _insert_run(
+        self, conn: asyncpg.Connection, task: Task, run: NewRun, now: datetime
+    ) -> Run:
+        created = self._new_run(task, run, now)
+        inserted = await conn.fetchval(
+            "INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status, "
+            "attempt, max_attempts, created_at, finished_at, output, error_message, counts, "
+            "input) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11::jsonb, $12, $13, "
+            "$14::jsonb) ON CONFLICT DO NOTHING RETURNING id",
+            created.id,
+            created.task_id,
+            created.owner,
+            str(created.trigger),
+            created.scheduled_for,
+            created.due_at,
+            str(created.status),
+            created.max_attempts,
+            now,
+            created.finished_at,
+            _dumps_or_none(created.output),
+            _no_nul(created.error_message),
+            run.counts,
+            _dumps_or_none(run.input),
+        )
+        if inserted is None:
+            raise StoreError(f"run {run.id} for {run.scheduled_for} exists already")
+        return created
 
     async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
         return await self._tx(lambda conn: self._claim_runs_on(conn, node, now, limit, lease))
@@ -1626,11 +1672,43 @@ class PostgresStore:
                     pending.append(_EndMark(task, outcome.finished_at))
             ending = [p.task.id for p in pending if isinstance(p, _EndMark)]
             announced = await self._mark_ends_announced(conn, list(dict.fromkeys(ending)))
+            queued = await self._queue_dependents(conn, tasks, [run for run, _ in handled])
             retried = any(run.status == RunStatus.QUEUED for run, _ in handled)
-            events = await self._append_events(conn, _place_ends(pending, announced), due=retried)
+            events = await self._append_events(
+                conn, _place_ends(pending, announced), due=retried or queued
+            )
             return [run for run, _ in handled], events
 
         return await self._tx(fn)
+
+    async def _queue_dependents(
+        self, conn: asyncpg.Connection, tasks: Mapping[str, Task], written: Sequence[Run]
+    ) -> bool:
+        """A run, with the upstream run as input, for each active task that depends on the
+        task of a run that just succeeded; whether any was queued."""
+        succeeded = [r for r in written if r.status == RunStatus.SUCCESS and r.task_id in tasks]
+        if not succeeded:
+            return False
+        rows = await conn.fetch(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status = 'active' "
+            "AND depends_on = ANY($1::text[]) ORDER BY id",
+            list({r.task_id for r in succeeded}),
+        )
+        dependents: dict[str, list[Task]] = {}
+        for row in rows:
+            task = _task_from_row(row)
+            assert task.depends_on is not None
+            dependents.setdefault(task.depends_on, []).append(task)
+        queued = False
+        for run in succeeded:
+            upstream = tasks[run.task_id]
+            for task in dependents.get(run.task_id, ()):
+                if task.owner == upstream.owner:
+                    assert run.finished_at is not None
+                    new = dependency_run(upstream, run)
+                    await self._insert_run(conn, task, new, run.finished_at)
+                    queued = True
+        return queued
 
     @staticmethod
     async def _write_outcomes(
@@ -2009,6 +2087,8 @@ class PostgresStore:
             "  DELETE FROM events WHERE created_at < $3 RETURNING 1"
             "), gone_deliveries AS ("
             "  DELETE FROM deliveries WHERE status != 'pending' AND created_at < $3"
+            "), gone_trigger_events AS ("
+            "  DELETE FROM trigger_events WHERE received_at < $3"
             ") "
             "SELECT (SELECT count(*) FROM gone_runs) AS runs,"
             " (SELECT count(*) FROM gone_events) AS events"

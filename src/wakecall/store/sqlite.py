@@ -62,6 +62,7 @@ from wakecall.store.base import (
     PruneCounts,
     RunOutcome,
     Upcoming,
+    dependency_run,
 )
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStore"]
@@ -1031,6 +1032,38 @@ class SQLiteStore:
 
         return await self._tx(fn)
 
+    async def create_event_run(
+        self, task_id: str, event_id: str, run: NewRun, now: datetime
+    ) -> tuple[str, bool]:
+        def fn(conn: sqlite3.Connection) -> tuple[str, bool]:
+            found = conn.execute(
+                "SELECT run_id FROM trigger_events WHERE task_id = ? AND event_id = ?",
+                (task_id, event_id),
+            ).fetchone()
+            if found is not None:
+                return str(found[0]), False
+            task = _task_from_row(self._task_row(conn, None, task_id))
+            created = self._insert_run(conn, task, run, now)
+            if created is None:
+                raise StoreError(f"run {run.id} exists already")
+            conn.execute(
+                "INSERT INTO trigger_events (task_id, event_id, run_id, received_at) "
+                "VALUES (?, ?, ?, ?)",
+                (task_id, event_id, created.id, _us(now)),
+            )
+            return created.id, True
+
+        return await self._tx(fn)
+
+    async def count_runs_since(self, task_id: str, trigger: Trigger, since: datetime) -> int:
+        count = await self._call(
+            lambda c: c.execute(
+                "SELECT count(*) FROM runs WHERE task_id = ? AND trigger = ? AND created_at >= ?",
+                (task_id, str(trigger), _us(since)),
+            ).fetchone()[0]
+        )
+        return int(count)
+
     async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
         now_us, until_us = _us(now), _us(now + lease)
 
@@ -1270,9 +1303,38 @@ class SQLiteStore:
                 announced = self._announce_end_if_idle(conn, tasks[task_id], finished_at)
                 if announced is not None:
                     events.append(announced)
+            self._queue_dependents(conn, tasks, written)
             return written, events
 
         return await self._tx(fn)
+
+    def _queue_dependents(
+        self, conn: sqlite3.Connection, tasks: Mapping[str, Task], written: Sequence[Run]
+    ) -> None:
+        """A run, with the upstream run as input, for each active task that depends on the
+        task of a run that just succeeded."""
+        succeeded = [r for r in written if r.status == RunStatus.SUCCESS and r.task_id in tasks]
+        if not succeeded:
+            return
+        upstream_ids = list(dict.fromkeys(r.task_id for r in succeeded))
+        dependents: dict[str, list[Task]] = {}
+        for start in range(0, len(upstream_ids), _IN_CHUNK):
+            chunk = upstream_ids[start : start + _IN_CHUNK]
+            for row in conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status = 'active' AND depends_on IN "
+                f"({', '.join('?' * len(chunk))})",
+                chunk,
+            ):
+                task = _task_from_row(row)
+                assert task.depends_on is not None
+                dependents.setdefault(task.depends_on, []).append(task)
+        for run in succeeded:
+            upstream = tasks[run.task_id]
+            for task in dependents.get(run.task_id, ()):
+                if task.owner != upstream.owner:
+                    continue
+                assert run.finished_at is not None
+                self._insert_run(conn, task, dependency_run(upstream, run), run.finished_at)
 
     @staticmethod
     def _rows_by_id(
@@ -1663,6 +1725,8 @@ class SQLiteStore:
                 "DELETE FROM deliveries WHERE status != 'pending' AND created_at < ?",
                 (event_cutoff,),
             )
+            # Event ids are remembered (against redelivery) as long as events are kept.
+            conn.execute("DELETE FROM trigger_events WHERE received_at < ?", (event_cutoff,))
             return PruneCounts(runs=len(doomed), events=events)
 
         return await self._tx(fn)
