@@ -242,3 +242,19 @@ def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for sub in exc.exceptions for leaf in _leaf_exceptions(sub)]
     return [exc]
+
+
+async def test_metrics_are_served_to_holders_of_a_token(
+    wakecall: Any, tokens: dict[str, str]
+) -> None:
+    with anyio.fail_after(TEST_TIMEOUT):
+        async with wakecall.http_server() as server:
+            url = server.url.removesuffix("/mcp") + "/metrics"
+            async with httpx2.AsyncClient(timeout=10) as http:
+                refused = await http.get(url)
+                token = next(iter(tokens))
+                served = await http.get(url, headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401
+    assert served.status_code == 200 and served.headers["content-type"].startswith("text/plain")
+    assert "wakecall_runs_running 0.0" in served.text
+    assert "wakecall_due_tasks 0.0" in served.text

@@ -43,6 +43,7 @@ from wakecall.engine import Engine, EngineConfig
 from wakecall.errors import InvalidInput
 from wakecall.net import OutboundPolicy, build_http_client, check_url
 from wakecall.server.auth import StaticTokenVerifier, current_owner
+from wakecall.server.metrics import Metrics, metrics_route
 from wakecall.server.push import OwnerBus, Pusher, SessionRegistry
 from wakecall.server.resources import register_resources
 from wakecall.server.tools import register_tools
@@ -76,6 +77,7 @@ class Runtime:
     bus: OwnerBus
     callbacks: CallbackDispatcher
     outbound: OutboundPolicy
+    metrics: Metrics
 
     def owner(self) -> str:
         return current_owner(self.settings.owner)
@@ -176,8 +178,18 @@ async def open_runtime(
                 engine.add_listener(callbacks.on_events)
                 engine.add_hint_listener(pusher.on_hint)
                 engine.add_hint_listener(callbacks.on_hint)
+                metrics = Metrics()
+                metrics.attach(engine, callbacks)
                 rt = Runtime(
-                    engine, settings, Inbox(engine), pusher, registry, bus, callbacks, outbound
+                    engine,
+                    settings,
+                    Inbox(engine),
+                    pusher,
+                    registry,
+                    bus,
+                    callbacks,
+                    outbound,
+                    metrics,
                 )
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(pusher.run, name="wakecall-push")
@@ -189,6 +201,7 @@ async def open_runtime(
                         engine.remove_listener(callbacks.on_events)
                         engine.remove_hint_listener(pusher.on_hint)
                         engine.remove_hint_listener(callbacks.on_hint)
+                        metrics.detach(engine, callbacks)
                         pusher.close()
                         tg.cancel_scope.cancel()
     finally:
@@ -329,6 +342,8 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         import uvicorn
 
         app = build_http_app(mcp, settings)
+        # Task ids of every owner are labels: with bearer tokens, /metrics wants one too.
+        app.router.routes.append(metrics_route(rt.metrics, tokens=set(token_owners) or None))
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

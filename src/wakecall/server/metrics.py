@@ -1,0 +1,308 @@
+"""Prometheus metrics of one runtime, served at `/metrics` on the HTTP server.
+
+`Metrics` keeps its own `CollectorRegistry` (never the process-wide default, so several
+runtimes in one process do not clash) and is fed by the hooks the engine and the callback
+dispatcher already have:
+
+* `Engine.add_run_listener`: runs created (skipped, missed), started (lateness) and finished
+  (executions by task and status, durations, errors by kind);
+* `Engine.add_listener`: events written (`task.run.stale`: a run silent past the heartbeat
+  timeout);
+* `CallbackDispatcher.add_listener`: each webhook attempt (deliveries by channel and status).
+
+Those listeners run on the engine's loop for every batch, so they only bump counters in
+memory. What is cheaper to read than to track (runs in flight, the due backlog) is read when
+scraped, by `Metrics.render`.
+
+Counts are this node's: with several nodes on one database, sum them in Prometheus. Pushes to
+live MCP sessions are not counted (the pusher has no hook yet), so `channel` is only `webhook`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
+from prometheus_client.exposition import choose_encoder
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from wakecall.errors import StoreError
+from wakecall.models import (
+    AttemptStatus,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    EventType,
+    RunStatus,
+)
+
+if TYPE_CHECKING:
+    from wakecall.delivery.callbacks import CallbackDispatcher
+    from wakecall.engine.scheduler import Engine, RunNews
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "LATENESS_BUCKETS",
+    "Metrics",
+    "metrics_endpoint",
+    "metrics_route",
+]
+
+log = logging.getLogger(__name__)
+
+#: Run durations: from a no-op (milliseconds) to an hour-long command.
+DURATION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+)  # fmt: skip
+#: How late first attempts start after their fire: 1 ms to a couple of minutes.
+LATENESS_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
+)  # fmt: skip
+
+_DELIVERY_STATUS = {
+    DeliveryStatus.DELIVERED: "delivered",
+    DeliveryStatus.PENDING: "retrying",
+    DeliveryStatus.FAILED: "failed",
+}
+_ERROR_KINDS = tuple(
+    str(s) for s in AttemptStatus if s not in (AttemptStatus.SUCCESS, AttemptStatus.RUNNING)
+)
+
+
+class _Tap:
+    """A delivery listener that can be switched off."""
+
+    def __init__(self, listener: Callable[[Delivery], None]) -> None:
+        self.listener = listener
+        self.active = True
+
+    def __call__(self, delivery: Delivery) -> None:
+        if self.active:
+            self.listener(delivery)
+
+
+class Metrics:
+    """The metrics of one runtime, in a registry of its own.
+
+    `max_task_series` bounds the `task_id` label of `wakecall_runs_finished_total`: every
+    wakeup is a task of its own, so a long-lived server would otherwise grow one series per
+    wakeup forever. Past the bound, the task that finished a run least recently loses its
+    series (Prometheus reads the disappearance as the end of that series).
+    """
+
+    def __init__(self, *, process_metrics: bool = True, max_task_series: int = 10_000) -> None:
+        if max_task_series < 1:
+            raise ValueError("max_task_series must be at least 1")
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.max_task_series = max_task_series
+        if process_metrics:
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                self.registry.register(collector)
+        r = self.registry
+        self.runs_finished = Counter(
+            "wakecall_runs_finished",
+            "Attempts that ended, by task and by the run's status after it: the final status, "
+            "or 'retrying' when the run was queued again.",
+            ["task_id", "status"],
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "wakecall_run_duration_seconds",
+            "Duration of finished runs (their last attempt).",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.run_lateness = Histogram(
+            "wakecall_run_lateness_seconds",
+            "Delay from a run's scheduled fire to the start of its first attempt.",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.attempt_errors = Counter(
+            "wakecall_attempt_errors",
+            "Attempts that did not succeed, by how they ended.",
+            ["kind"],
+            registry=r,
+        )
+        self.runs_skipped = Counter(
+            "wakecall_runs_skipped",
+            "Runs recorded as skipped (overlap policy, or a condition that said no).",
+            registry=r,
+        )
+        self.runs_missed = Counter(
+            "wakecall_runs_missed",
+            "Runs recorded as missed (fires beyond the catch-up window or cap).",
+            registry=r,
+        )
+        self.runs_running = Gauge(
+            "wakecall_runs_running", "Runs executing on this node.", registry=r
+        )
+        self.heartbeats_stale = Counter(
+            "wakecall_heartbeats_stale",
+            "Runs reported silent past the heartbeat timeout (task.run.stale events).",
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "wakecall_deliveries",
+            "Delivery attempts, by channel and by the delivery's status after the attempt.",
+            ["channel", "status"],
+            registry=r,
+        )
+        self.due_tasks = Gauge(
+            "wakecall_due_tasks", "Active tasks whose fire has come, not yet fired.", registry=r
+        )
+        self.due_runs = Gauge(
+            "wakecall_due_runs", "Queued runs whose due time has come, not yet started.", registry=r
+        )
+        # Series that exist from the start, so rates and alerts see a 0 rather than nothing.
+        for kind in _ERROR_KINDS:
+            self.attempt_errors.labels(kind)
+        for status in _DELIVERY_STATUS.values():
+            self.deliveries.labels("webhook", status)
+        self._task_statuses: OrderedDict[str, set[str]] = OrderedDict()
+        self._engine: Engine | None = None
+        self._taps: dict[int, _Tap] = {}
+
+    # --- wiring ---------------------------------------------------------------------------
+    def attach(self, engine: Engine, callbacks: CallbackDispatcher | None = None) -> None:
+        """Listen to `engine` (and `callbacks`); scrapes then read the engine's store."""
+        self._engine = engine
+        engine.add_run_listener(self.on_runs)
+        engine.add_listener(self.on_events)
+        if callbacks is not None and id(callbacks) not in self._taps:
+            tap = self._taps[id(callbacks)] = _Tap(self.on_delivery)
+            callbacks.add_listener(tap)
+
+    def detach(self, engine: Engine, callbacks: CallbackDispatcher | None = None) -> None:
+        """Stop listening. The counters keep their values."""
+        engine.remove_run_listener(self.on_runs)
+        engine.remove_listener(self.on_events)
+        if callbacks is not None:
+            # The dispatcher cannot forget a listener: silence ours instead.
+            tap = self._taps.pop(id(callbacks), None)
+            if tap is not None:
+                tap.active = False
+        if self._engine is engine:
+            self._engine = None
+
+    # --- listeners (on the engine's loop: memory only) ------------------------------------
+    def on_runs(self, news: RunNews) -> None:
+        for run in news.created:
+            self._count_unexecuted(run.status)
+        for run in news.started:
+            if run.attempt == 1 and run.scheduled_for is not None and run.started_at is not None:
+                late = (run.started_at - run.scheduled_for).total_seconds()
+                self.run_lateness.observe(max(late, 0.0))
+        for run, how in news.finished:
+            final = run.status.is_terminal
+            self._count_finished(run.task_id, str(run.status) if final else "retrying")
+            if how != AttemptStatus.SUCCESS:
+                self.attempt_errors.labels(str(how)).inc()
+            if final:
+                if run.duration_ms is not None:
+                    self.run_duration.observe(run.duration_ms / 1000)
+                self._count_unexecuted(run.status)
+
+    def on_events(self, events: Sequence[Event]) -> None:
+        stale = sum(1 for e in events if e.type == EventType.RUN_STALE)
+        if stale:
+            self.heartbeats_stale.inc(stale)
+
+    def on_delivery(self, delivery: Delivery) -> None:
+        self.deliveries.labels("webhook", _DELIVERY_STATUS[delivery.status]).inc()
+
+    def _count_unexecuted(self, status: RunStatus) -> None:
+        if status == RunStatus.SKIPPED:
+            self.runs_skipped.inc()
+        elif status == RunStatus.MISSED:
+            self.runs_missed.inc()
+
+    def _count_finished(self, task_id: str, status: str) -> None:
+        seen = self._task_statuses.get(task_id)
+        if seen is None:
+            seen = self._task_statuses[task_id] = set()
+            while len(self._task_statuses) > self.max_task_series:
+                old_id, old_statuses = self._task_statuses.popitem(last=False)
+                for old in old_statuses:
+                    self.runs_finished.remove(old_id, old)
+        else:
+            self._task_statuses.move_to_end(task_id)
+        seen.add(status)
+        self.runs_finished.labels(task_id, status).inc()
+
+    # --- scraping -------------------------------------------------------------------------
+    async def refresh(self) -> None:
+        """Read what is measured at scrape time: runs in flight and the due backlog. A store
+        that cannot answer leaves the backlog gauges at NaN (and says so in the log)."""
+        engine = self._engine
+        if engine is None:
+            return
+        self.runs_running.set(len(engine.inflight))
+        due: tuple[float, float]
+        try:
+            due = await engine.store.backlog(engine.clock.now())
+        except StoreError as exc:
+            log.warning("metrics: reading the due backlog failed: %s", exc)
+            due = (float("nan"), float("nan"))
+        self.due_tasks.set(due[0])
+        self.due_runs.set(due[1])
+
+    async def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """`(body, content_type)` of a scrape, in the text format, or OpenMetrics when the
+        `Accept` header asks for it."""
+        await self.refresh()
+        encode, content_type = choose_encoder(accept or "")
+        return encode(self.registry), content_type
+
+
+def metrics_endpoint(
+    metrics: Metrics, *, tokens: Collection[str] | None = None
+) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint serving `metrics`. With `tokens`, a request needs
+    `Authorization: Bearer <one of them>` (task ids are in the labels)."""
+    wanted = [t.encode() for t in tokens or ()]
+
+    async def endpoint(request: Request) -> Response:
+        if wanted:
+            given = request.headers.get("authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not any(
+                hmac.compare_digest(token.strip().encode(), t) for t in wanted
+            ):
+                return Response(
+                    "a bearer token is needed\n",
+                    status_code=401,
+                    media_type="text/plain",
+                    headers={"www-authenticate": 'Bearer realm="wakecall metrics"'},
+                )
+        body, content_type = await metrics.render(request.headers.get("accept"))
+        return Response(body, headers={"content-type": content_type})
+
+    return endpoint
+
+
+def metrics_route(
+    metrics: Metrics, *, path: str = "/metrics", tokens: Collection[str] | None = None
+) -> Route:
+    """`GET path` (default `/metrics`) serving `metrics`; see `metrics_endpoint`."""
+    return Route(
+        path,
+        metrics_endpoint(metrics, tokens=tokens),
+        methods=["GET"],
+        name="metrics",
+        include_in_schema=False,
+    )
