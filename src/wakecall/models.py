@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     field_validator,
+    model_validator,
 )
 
 from wakecall.actions.command import CommandAction
@@ -53,6 +54,7 @@ __all__ = [
     "TaskSpec",
     "TaskStatus",
     "Trigger",
+    "TriggerSpec",
     "WakeupAction",
     "WebhookAction",
     "invalid_input_from",
@@ -124,6 +126,7 @@ class EventType(StrEnum):
     RUN_FAILED = "task.run.failed"
     RUN_MISSED = "task.run.missed"
     RUN_STALE = "task.run.stale"
+    TASK_PAUSED = "task.paused"  # by wakecall itself (the trigger circuit breaker)
     TASK_EXPIRED = "task.expired"
     WAKEUP_FIRED = "wakeup.fired"
 
@@ -184,9 +187,23 @@ Action = Annotated[
 ]
 
 
+class TriggerSpec(_Model):
+    """Let inbound HTTP events start the task: `POST /triggers/{task_id}` with the task's
+    trigger secret (a Standard Webhooks signature, or `Authorization: Bearer <secret>`); the
+    request's JSON body is the run's input."""
+
+    per_minute: int = Field(
+        60,
+        ge=1,
+        le=6000,
+        description="events a minute; more trips the circuit breaker, which pauses the task",
+    )
+
+
 class TaskSpec(_Model):
     """Everything needed to create a task. The schedule stays as given here; the engine parses
-    it (with the zone, `now` and the configured bounds) before anything is stored."""
+    it (with the zone, `now` and the configured bounds) before anything is stored. A task that
+    `depends_on` another needs no schedule of its own ("on demand")."""
 
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     schedule: str | dict[str, Any]
@@ -205,6 +222,15 @@ class TaskSpec(_Model):
     callback_url: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    depends_on: str | None = Field(None, min_length=1, max_length=100)
+    trigger: TriggerSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chains_need_no_schedule(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("schedule") is None and data.get("depends_on"):
+            return {**data, "schedule": "on demand"}
+        return data
 
     @field_validator("timeout")
     @classmethod
@@ -245,6 +271,10 @@ class TaskPatch(_Model):
     expires_at: datetime | None = None
     callback_url: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] | None = None
+    #: null ends the chain (the task then needs a schedule to fire by the clock).
+    depends_on: str | None = Field(None, min_length=1, max_length=100)
+    #: null turns inbound events off; given, a new trigger secret is issued.
+    trigger: TriggerSpec | None = None
 
     _positive_timeout = field_validator("timeout")(TaskSpec._positive_timeout.__func__)  # type: ignore[attr-defined]
     _aware = field_validator("expires_at")(TaskSpec._aware.__func__)  # type: ignore[attr-defined]
@@ -429,6 +459,7 @@ def run_event_payload(task: Task, run: Run) -> dict[str, Any]:
             "attempt": run.attempt,
             "trigger": str(run.trigger),
             "scheduledFor": _iso(run.scheduled_for),
+            "input": run.input,
         },
         "stats": task_stats(task),
         "reason": None,

@@ -13,7 +13,11 @@ import hmac
 import secrets
 from collections.abc import Sequence
 
-__all__ = ["new_secret", "sign"]
+__all__ = ["new_secret", "sign", "verify"]
+
+#: How far a signed message's timestamp may be from now (replay protection), as the
+#: Standard Webhooks libraries check it.
+TOLERANCE_S = 5 * 60
 
 PREFIX = "whsec_"
 
@@ -35,3 +39,21 @@ def sign(secrets_: Sequence[str], msg_id: str, timestamp: int, body: str) -> str
         digest = hmac.new(_key(secret), content, hashlib.sha256).digest()
         parts.append("v1," + base64.b64encode(digest).decode())
     return " ".join(parts)
+
+
+def verify(secret: str, msg_id: str, timestamp: str, body: bytes, header: str, now: float) -> bool:
+    """Whether `header` (a `webhook-signature` value) holds a valid `v1,` signature of `body`
+    by `secret`, with a timestamp within `TOLERANCE_S` of `now` (Unix seconds)."""
+    try:
+        stamp = int(timestamp)
+    except ValueError:
+        return False
+    if abs(now - stamp) > TOLERANCE_S:
+        return False
+    content = f"{msg_id}.{stamp}.".encode() + body
+    expected = base64.b64encode(hmac.new(_key(secret), content, hashlib.sha256).digest())
+    for part in header.split():
+        version, _, signature = part.partition(",")
+        if version == "v1" and hmac.compare_digest(signature.encode(), expected):
+            return True
+    return False

@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from wakecall.delivery.signing import new_secret
 from wakecall.errors import Conflict, InvalidInput, InvalidSchedule, LimitReached, TaskNotFound
 from wakecall.ids import new_id
 from wakecall.models import (
+    EventType,
     Run,
     RunStatus,
     Task,
@@ -21,10 +23,12 @@ from wakecall.models import (
     TaskSpec,
     TaskStatus,
     Trigger,
+    TriggerSpec,
     WakeupAction,
+    task_event_payload,
 )
-from wakecall.schedules import Schedule, parse_duration, parse_schedule
-from wakecall.store.base import NewRun
+from wakecall.schedules import OnDemandSchedule, Schedule, parse_duration, parse_schedule
+from wakecall.store.base import NewEvent, NewRun
 
 if TYPE_CHECKING:
     from wakecall.engine.scheduler import Engine
@@ -32,6 +36,14 @@ if TYPE_CHECKING:
 __all__ = ["TASK_ID_PATTERN", "TaskService", "WakeupReceipt"]
 
 _ENDED = (TaskStatus.COMPLETED, TaskStatus.EXPIRED)
+
+#: The longest chain of `depends_on` above a task.
+MAX_CHAIN = 50
+
+
+def new_trigger(spec: TriggerSpec) -> dict[str, Any]:
+    """A task's inbound-event settings, with a new secret (shown to the caller once)."""
+    return {"secret": new_secret(), "per_minute": spec.per_minute}
 
 #: An id chosen by an operator (`wakecall tasks add --id`, task files): safe in URIs and paths.
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -105,19 +117,22 @@ class TaskService:
         zone = spec.timezone if "timezone" in spec.model_fields_set else None
         schedule = self.parse(spec.schedule, timezone=zone, jitter=spec.jitter, now=now)
         first = schedule.next_after(now)
-        if first is None:
+        if first is None and not isinstance(schedule, OnDemandSchedule):
             raise InvalidSchedule(
                 "the schedule has no fire after now",
                 field="schedule",
                 example='"in 5m" or "0 9 * * MON-FRI"',
             )
+        new_id_ = task_id or new_id("tsk")
+        if spec.depends_on is not None:
+            await self._check_chain(owner, new_id_, spec.depends_on)
         if spec.expires_at is not None and spec.expires_at <= now:
             raise InvalidInput(
                 "expires_at is in the past",
                 field="expires_at",
                 example=(now + timedelta(days=7)).isoformat().replace("+00:00", "Z"),
             )
-        if spec.expires_at is not None and first > spec.expires_at:
+        if spec.expires_at is not None and first is not None and first > spec.expires_at:
             raise InvalidInput(
                 f"expires_at ({spec.expires_at.isoformat()}) comes before the first fire "
                 f"({first.isoformat()}), so the task would never run",
@@ -139,7 +154,7 @@ class TaskService:
                 raise Conflict(f"a task with id {task_id!r} exists already; choose another id")
         active = spec.active
         task = Task(
-            id=task_id or new_id("tsk"),
+            id=new_id_,
             owner=owner,
             name=spec.name,
             kind="wakeup" if kind == "wakeup" else "task",
@@ -164,6 +179,8 @@ class TaskService:
             next_fire_at=first if active else None,
             last_fire_at=None,
             run_count=0,
+            depends_on=spec.depends_on,
+            trigger=None if spec.trigger is None else new_trigger(spec.trigger),
         )
         stored, created = await self._store.create_task(task)
         if created:
@@ -214,7 +231,7 @@ class TaskService:
                 source = {k: v for k, v in source.items() if k not in ("timezone", "jitter")}
             schedule = self.parse(source, timezone=zone, jitter=jitter, now=now)
             first = schedule.next_after(now)
-            if first is None:
+            if first is None and not isinstance(schedule, OnDemandSchedule):
                 raise InvalidSchedule(
                     "the new schedule has no fire after now", field="schedule", example='"in 5m"'
                 )
@@ -257,6 +274,12 @@ class TaskService:
             changes["callback_url"] = patch.callback_url
         if "metadata" in given and patch.metadata is not None:
             changes["metadata"] = patch.metadata
+        if "depends_on" in given:
+            if patch.depends_on is not None:
+                await self._check_chain(owner, task.id, patch.depends_on)
+            changes["depends_on"] = patch.depends_on
+        if "trigger" in given:
+            changes["trigger"] = None if patch.trigger is None else new_trigger(patch.trigger)
         updated = await self._store.update_task(owner, task_id, changes, now)
         self.engine.wake()
         return updated
@@ -305,6 +328,90 @@ class TaskService:
     async def delete(self, owner: str, task_id: str) -> None:
         running = await self._store.delete_task(owner, task_id)
         self.engine.cancel_local(running, "cancelled: the task was deleted")
+
+    async def _check_chain(self, owner: str, task_id: str, upstream_id: str) -> None:
+        """`task_id` may depend on `upstream_id`: a task of the same owner, and no cycle."""
+        seen = [task_id]
+        current: str | None = upstream_id
+        while current is not None:
+            if current in seen:
+                path = " -> ".join([*seen, current])
+                raise InvalidInput(
+                    f"depends_on {upstream_id!r} would make a cycle ({path}); a chain must end",
+                    field="depends_on",
+                )
+            seen.append(current)
+            try:
+                upstream = await self._store.get_task(owner, current)
+            except TaskNotFound:
+                raise InvalidInput(
+                    f"depends_on names {current!r}, which is not one of your tasks; give the id "
+                    "of a task list_tasks shows",
+                    field="depends_on",
+                ) from None
+            if len(seen) > MAX_CHAIN:
+                raise InvalidInput(
+                    f"the chain above {task_id!r} is longer than {MAX_CHAIN} tasks",
+                    field="depends_on",
+                )
+            current = upstream.depends_on
+
+    async def trigger(
+        self, task: Task, event_id: str | None, body: Any
+    ) -> tuple[str, bool]:
+        """Queue a run of `task` for an inbound event (the caller checked the credentials):
+        the run's id and True, or the run an event with this id made before and False.
+
+        The task's rate limit guards against reactive loops: an event over `per_minute` in the
+        last minute trips the circuit breaker, which pauses the task (with a `task.paused`
+        event saying why) and refuses the event with `LimitReached`."""
+        config = task.trigger
+        if config is None:
+            raise Conflict(f"task {task.id} takes no inbound events")
+        if task.status != TaskStatus.ACTIVE:
+            raise Conflict(
+                f"task {task.id} is {task.status}"
+                + (f" ({task.pause_note})" if task.pause_note else "")
+                + "; it takes inbound events only while active"
+            )
+        now = self._now()
+        limit = int(config.get("per_minute", 60))
+        if event_id is None:
+            event_id = new_id("evt")
+        recent = await self._store.count_runs_since(
+            task.id, Trigger.EVENT, now - timedelta(minutes=1)
+        )
+        if recent >= limit:
+            note = (
+                f"circuit breaker: {recent} inbound events in the last minute, its limit is "
+                f"{limit}; resume it once the sender is fixed"
+            )
+            await self.pause(task.owner, task.id, note)
+            await self._store.append_events(
+                now,
+                [
+                    NewEvent(
+                        EventType.TASK_PAUSED,
+                        task.id,
+                        None,
+                        {**task_event_payload(task, "circuit_breaker"), "note": note},
+                    )
+                ],
+            )
+            raise LimitReached(f"task {task.id} was paused: {note}")
+        run = NewRun(
+            id=new_id("run"),
+            scheduled_for=None,
+            due_at=now,
+            status=RunStatus.QUEUED,
+            trigger=Trigger.EVENT,
+            counts=False,
+            input=body,
+        )
+        run_id, created = await self._store.create_event_run(task.id, event_id, run, now)
+        if created:
+            self.engine.wake()
+        return run_id, created
 
     async def run_now(self, owner: str, task_id: str) -> Run:
         """Queue a manual run at once (also for a paused task). Manual runs do not count

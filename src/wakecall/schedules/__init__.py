@@ -41,7 +41,7 @@ from __future__ import annotations
 from .base import Schedule
 from .durations import format_duration, parse_duration
 from .jitter import jittered
-from .kinds import CronSchedule, DailySchedule, IntervalSchedule, OnceSchedule
+from .kinds import CronSchedule, DailySchedule, IntervalSchedule, OnceSchedule, OnDemandSchedule
 from .parse import parse_schedule, schedule_from_spec
 from .preview import Preview, PreviewFire, preview
 
@@ -49,6 +49,7 @@ __all__ = [
     "CronSchedule",
     "DailySchedule",
     "IntervalSchedule",
+    "OnDemandSchedule",
     "OnceSchedule",
     "Preview",
     "PreviewFire",

@@ -1,4 +1,4 @@
-"""The four schedule kinds: cron, interval, once and daily, as frozen dataclasses.
+"""The schedule kinds: cron, interval, once, daily, and on demand, as frozen dataclasses.
 
 Constructing one validates it (expression, zone, times, jitter) but makes no check that depends
 on the current time; ``parse_schedule`` adds those.
@@ -27,7 +27,13 @@ from .timeline import (
     to_instant,
 )
 
-__all__ = ["CronSchedule", "DailySchedule", "IntervalSchedule", "OnceSchedule"]
+__all__ = [
+    "CronSchedule",
+    "DailySchedule",
+    "IntervalSchedule",
+    "OnDemandSchedule",
+    "OnceSchedule",
+]
 
 DAILY_EXAMPLE = '{"type": "daily", "times": ["09:00", "17:30"], "weekdays": ["MON", "FRI"]}'
 
@@ -207,6 +213,35 @@ class OnceSchedule:
 
     def to_spec(self) -> dict[str, Any]:
         return _common_spec(self, {"type": "once", "at": self.at.isoformat()})
+
+
+@dataclass(frozen=True)
+class OnDemandSchedule:
+    """Never fires by the clock: the task runs on `run_now`, on an inbound event, or after
+    each success of the task it depends on."""
+
+    timezone: str = "UTC"
+    jitter: timedelta | None = None
+    kind: ClassVar[str] = "on_demand"
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+
+    @property
+    def is_recurring(self) -> bool:
+        return False
+
+    def next_after(self, after: datetime) -> datetime | None:
+        return None
+
+    def latest_at_or_before(self, at: datetime) -> datetime | None:
+        return None
+
+    def describe(self) -> str:
+        return "on demand (run_now, an inbound event, or the task it depends on)"
+
+    def to_spec(self) -> dict[str, Any]:
+        return _common_spec(self, {"type": "on_demand"})
 
 
 class DailyPattern:

@@ -12,7 +12,14 @@ from wakecall.errors import InvalidInput, InvalidSchedule
 from .base import Schedule
 from .cron import CRON_EXAMPLE, DAY_NAMES, MACROS, parse_weekdays
 from .durations import format_duration, read_duration
-from .kinds import DAILY_EXAMPLE, CronSchedule, DailySchedule, IntervalSchedule, OnceSchedule
+from .kinds import (
+    DAILY_EXAMPLE,
+    CronSchedule,
+    DailySchedule,
+    IntervalSchedule,
+    OnceSchedule,
+    OnDemandSchedule,
+)
 from .timeline import EPOCH, ONE_SECOND, load_zone, local_instant, timeline_for
 
 __all__ = ["parse_schedule", "schedule_from_spec"]
@@ -33,6 +40,7 @@ _KEYS = {
     "interval": ("every", "start"),
     "once": ("at", "in"),
     "daily": ("times", "weekdays"),
+    "on_demand": (),
 }
 _COMMON_KEYS = ("type", "kind", "timezone", "jitter")
 
@@ -109,6 +117,8 @@ def _from_text(text: str, zone: str, jitter: timedelta | None, now: datetime | N
     if not stripped:
         raise InvalidSchedule("is empty.", field="schedule", example=SCHEDULE_EXAMPLE)
     lowered = stripped.lower()
+    if lowered in ("on demand", "on_demand", "@on_demand"):
+        return OnDemandSchedule(timezone=zone, jitter=jitter)
     if lowered.startswith("@every") or lowered.startswith("every "):
         rest = stripped[6:] if lowered.startswith("@every") else stripped[5:]
         if not rest[:1].isspace():
@@ -210,7 +220,7 @@ def _from_mapping(
         )
     if not isinstance(kind, str) or kind not in _KEYS:
         raise InvalidSchedule(
-            f"needs a 'type' of cron, interval, once or daily, got {kind!r}.",
+            f"needs a 'type' of cron, interval, once, daily or on_demand, got {kind!r}.",
             field="schedule",
             example='{"type": "cron", "expression": "0 9 * * MON-FRI"}',
         )
@@ -244,6 +254,8 @@ def _from_mapping(
         return _interval_from_mapping(value, zone, jitter_value, now)
     if kind == "once":
         return _once_from_mapping(value, zone, jitter_value, now)
+    if kind == "on_demand":
+        return OnDemandSchedule(timezone=zone, jitter=jitter_value)
     return _daily_from_mapping(value, zone, jitter_value)
 
 
@@ -252,6 +264,7 @@ _KIND_EXAMPLES = {
     "interval": '{"type": "interval", "every": "30m"}',
     "once": '{"type": "once", "at": "2026-12-01T09:00:00+01:00"}',
     "daily": DAILY_EXAMPLE,
+    "on_demand": '"on demand" or {"type": "on_demand"}',
 }
 
 
@@ -407,6 +420,8 @@ def _check_against_now(
                 field="schedule",
                 example=ONCE_EXAMPLE,
             )
+        return
+    if isinstance(schedule, OnDemandSchedule):
         return
     if isinstance(schedule, IntervalSchedule):
         gap = schedule.every

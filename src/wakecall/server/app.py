@@ -47,6 +47,7 @@ from wakecall.server.metrics import Metrics, metrics_route
 from wakecall.server.push import OwnerBus, Pusher, SessionRegistry
 from wakecall.server.resources import register_resources
 from wakecall.server.tools import register_tools
+from wakecall.server.triggers import trigger_route
 from wakecall.settings import Settings
 from wakecall.store import Store, open_store
 from wakecall.store.urls import redact
@@ -344,6 +345,7 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         app = build_http_app(mcp, settings)
         # Task ids of every owner are labels: with bearer tokens, /metrics wants one too.
         app.router.routes.append(metrics_route(rt.metrics, tokens=set(token_owners) or None))
+        app.router.routes.append(trigger_route(rt.engine.tasks))
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
