@@ -590,3 +590,68 @@ async def test_without_a_heartbeat_timeout_a_silent_run_is_never_stale(rig: Rig)
     await _advance_held(rig, timedelta(hours=3))
     assert await rig.events() == []
     rig.action.release()
+
+
+# --- chains ----------------------------------------------------------------------------------
+async def test_a_chain_runs_each_step_after_the_one_before_with_its_output(rig: Rig) -> None:
+    extract, _ = await rig.engine.tasks.create(
+        OWNER, TaskSpec(name="extract", schedule="in 1m", action=NoopAction())
+    )
+    transform, _ = await rig.engine.tasks.create(
+        OWNER, TaskSpec(name="transform", depends_on=extract.id, action=NoopAction())
+    )
+    load, _ = await rig.engine.tasks.create(
+        OWNER, TaskSpec(name="load", depends_on=transform.id, action=NoopAction())
+    )
+    assert transform.schedule["type"] == "on_demand" and transform.next_fire_at is None
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=2))
+    (first,) = await rig.runs(extract.id)
+    (second,) = await rig.runs(transform.id)
+    (third,) = await rig.runs(load.id)
+    assert [r.status for r in (first, second, third)] == [RunStatus.SUCCESS] * 3
+    assert second.trigger == Trigger.DEPENDENCY and third.trigger == Trigger.DEPENDENCY
+    assert second.input["run"] == {
+        "id": first.id,
+        "status": "success",
+        "output": first.output,
+        "finishedAt": first.finished_at.isoformat().replace("+00:00", "Z"),  # type: ignore[union-attr]
+        "trigger": "schedule",
+    }
+    assert third.input["task"] == {"id": transform.id, "name": "transform"}
+    # The actions ran in order, each handed its run's input.
+    assert [c.task.id for c in rig.action.calls] == [extract.id, transform.id, load.id]
+    assert rig.action.calls[1].run.input == second.input
+
+
+async def test_a_failed_step_ends_the_chain_there(rig: Rig) -> None:
+    rig.action.script = ["boom"]
+    extract, _ = await rig.engine.tasks.create(
+        OWNER, TaskSpec(name="extract", schedule="in 1m", action=NoopAction())
+    )
+    transform, _ = await rig.engine.tasks.create(
+        OWNER, TaskSpec(name="transform", depends_on=extract.id, action=NoopAction())
+    )
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=2))
+    assert [r.status for r in await rig.runs(extract.id)] == [RunStatus.FAILURE]
+    assert await rig.runs(transform.id) == []
+
+
+async def test_chains_refuse_cycles_and_tasks_that_are_not_yours(rig: Rig) -> None:
+    a, _ = await rig.engine.tasks.create(
+        OWNER, TaskSpec(name="a", schedule="@every 1h", action=NoopAction())
+    )
+    b, _ = await rig.engine.tasks.create(OWNER, TaskSpec(name="b", depends_on=a.id))
+    c, _ = await rig.engine.tasks.create(OWNER, TaskSpec(name="c", depends_on=b.id))
+    with pytest.raises(InvalidInput, match=r"cycle \(.*a.* -> .*c.* -> .*b.* -> .*a"):
+        await rig.engine.tasks.patch(OWNER, a.id, TaskPatch(depends_on=c.id))
+    with pytest.raises(InvalidInput, match="cycle"):
+        await rig.engine.tasks.patch(OWNER, a.id, TaskPatch(depends_on=a.id))
+    assert (await rig.engine.tasks.get(OWNER, a.id)).depends_on is None  # nothing changed
+    theirs, _ = await rig.engine.tasks.create(
+        "bob", TaskSpec(name="theirs", schedule="@every 1h", action=NoopAction())
+    )
+    with pytest.raises(InvalidInput, match="not one of your tasks"):
+        await rig.engine.tasks.create(OWNER, TaskSpec(name="d", depends_on=theirs.id))
+    with pytest.raises(InvalidInput, match="not one of your tasks"):
+        await rig.engine.tasks.create(OWNER, TaskSpec(name="e", depends_on="tsk_nope"))
+    assert len(await rig.store.list_tasks(OWNER)) == 3

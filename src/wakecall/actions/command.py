@@ -8,6 +8,7 @@ command leaves behind when it exits is ended the same way.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -188,6 +189,13 @@ class _Tail:
         return data.decode("utf-8", errors="replace")
 
 
+def _input_env(ctx: ActionContext) -> dict[str, str]:
+    """The run's input (an event's body, an upstream run), as JSON in `WAKECALL_INPUT`."""
+    if ctx.run.input is None:
+        return {}
+    return {"WAKECALL_INPUT": json.dumps(ctx.run.input, separators=(",", ":"))}
+
+
 async def _drain(
     stream: anyio.abc.ByteReceiveStream | None,
     tail: _Tail,
@@ -293,7 +301,7 @@ class CommandExecutor:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     cwd=action.cwd,
-                    env={**minimal_environment(), **action.env},
+                    env={**minimal_environment(), **action.env, **_input_env(ctx)},
                     start_new_session=True,
                 )
         except OSError as exc:

@@ -47,7 +47,8 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 class WebhookAction(BaseModel):
-    """Calls `url` with `method`, `headers` and, when set, `body` sent as JSON."""
+    """Calls `url` with `method`, `headers` and, when set, `body` sent as JSON (without a body,
+    the run's input is sent, when it has one)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -147,7 +148,8 @@ class WebhookExecutor:
                 action.method,
                 url,
                 headers=headers,
-                json=action.body,
+                # No body of its own: the run's input (an event's body, an upstream run).
+                json=action.body if action.body is not None else ctx.run.input,
                 timeout=timeout,
             )
             response = await self.client.send(request, stream=True)

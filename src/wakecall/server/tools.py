@@ -22,6 +22,7 @@ from wakecall.models import (
     TaskPatch,
     TaskSpec,
     TaskStatus,
+    TriggerSpec,
     invalid_input_from,
 )
 from wakecall.schedules import parse_schedule, preview
@@ -84,8 +85,9 @@ ScheduleArg = Annotated[
     str | CronIn | IntervalIn | OnceIn | DailyIn,
     Field(
         description=(
-            "A string: cron '0 9 * * MON-FRI', '@daily', '@every 30m', 'in 5m', or an ISO-8601 "
-            'instant; or an object such as {"type": "daily", "times": ["09:00"]}'
+            "A string: cron '0 9 * * MON-FRI', '@daily', '@every 30m', 'in 5m', an ISO-8601 "
+            "instant, or 'on demand' (no clock fires: run_now, inbound events, depends_on); or "
+            'an object such as {"type": "daily", "times": ["09:00"]}'
         )
     ),
 ]
@@ -130,6 +132,8 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             "Create a task: a schedule plus an action, with retry, timeout, overlap and catch-up "
             "policies. The time zone defaults to UTC. Each run's result comes back as an event "
             "(get_events), a push to live sessions, and a signed callback to callback_url. "
+            "A task may instead run after each success of another (depends_on, no schedule "
+            "needed) or on inbound HTTP events (trigger). "
             'Example: {"name": "standup reminder", "schedule": "0 9 * * MON-FRI", '
             '"timezone": "America/New_York", "action": {"type": "wakeup", "reason": "post the '
             'standup summary"}}'
@@ -138,7 +142,9 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @_tool_errors
     async def create_task(
         name: Annotated[str, Field(description="a short label")],
-        schedule: ScheduleArg,
+        schedule: Annotated[
+            ScheduleArg | None, Field(description="required unless depends_on is given")
+        ] = None,
         timezone: ZoneArg = "UTC",
         action: Annotated[
             Action | None,
@@ -163,11 +169,33 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         jitter: Annotated[
             DurationArg | None, Field(description="spread fires by up to this much, e.g. '30s'")
         ] = None,
+        depends_on: Annotated[
+            str | None,
+            Field(
+                description="run after each success of this task of yours (a chain), with its "
+                "run's output as input"
+            ),
+        ] = None,
+        trigger: Annotated[
+            TriggerSpec | None,
+            Field(
+                description="accept inbound events at POST /triggers/{task_id} (the secret is "
+                'shown once), e.g. {"per_minute": 60}'
+            ),
+        ] = None,
     ) -> TaskView:
         owner = rt.owner()
+        if schedule is None and depends_on is None:
+            raise InvalidInput(
+                "give a schedule, or depends_on for a task that runs after another",
+                field="schedule",
+                example='"0 9 * * MON-FRI" or "on demand"',
+            )
         fields: dict[str, Any] = {
             "name": name,
-            "schedule": _schedule_value(schedule),
+            "schedule": None if schedule is None else _schedule_value(schedule),
+            "depends_on": depends_on,
+            "trigger": trigger,
             "timezone": timezone,
             "overlap": overlap,
             "max_queued": max_queued,
@@ -196,7 +224,10 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             if task.callback_url:
                 secret = await rt.issue_secret(task.id, rotate=False)
             rt.pusher.changed(owner, task.id)
-        view = task_view(task, created=created, callback_secret=secret)
+        trigger_secret = (task.trigger or {}).get("secret") if created else None
+        view = task_view(
+            task, created=created, callback_secret=secret, trigger_secret=trigger_secret
+        )
         return await with_hint(owner, view)
 
     @mcp.tool(
@@ -267,6 +298,13 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         callback_url: str | None = None,
         metadata: dict[str, Any] | None = None,
         jitter: DurationArg | None = None,
+        depends_on: Annotated[
+            str | None, Field(description="run after each success of this task of yours")
+        ] = None,
+        trigger: Annotated[
+            TriggerSpec | None,
+            Field(description="turn inbound events on (or change the limit); a new secret"),
+        ] = None,
         rotate_callback_secret: Annotated[
             bool,
             Field(
@@ -275,7 +313,18 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             ),
         ] = False,
         clear: Annotated[
-            list[Literal["timeout", "max_runs", "expires_at", "callback_url", "jitter", "metadata"]]
+            list[
+                Literal[
+                    "timeout",
+                    "max_runs",
+                    "expires_at",
+                    "callback_url",
+                    "jitter",
+                    "metadata",
+                    "depends_on",
+                    "trigger",
+                ]
+            ]
             | None,
             Field(description="fields to reset to their default (none/empty)"),
         ] = None,
@@ -299,6 +348,8 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
                 "callback_url": callback_url,
                 "metadata": metadata,
                 "jitter": jitter,
+                "depends_on": depends_on,
+                "trigger": trigger,
             }.items()
             if v is not None
         }
@@ -318,7 +369,9 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         if task.callback_url and (rotate_callback_secret or not before.callback_url):
             secret = await rt.issue_secret(task.id, rotate=rotate_callback_secret)
         rt.pusher.changed(owner, task.id)
-        return await with_hint(owner, task_view(task, callback_secret=secret))
+        trigger_secret = (task.trigger or {}).get("secret") if trigger is not None else None
+        view = task_view(task, callback_secret=secret, trigger_secret=trigger_secret)
+        return await with_hint(owner, view)
 
     @mcp.tool(
         title="Pause a task",

@@ -42,6 +42,11 @@ class FireTime(BaseModel):
     utc: datetime
 
 
+class TriggerView(BaseModel):
+    path: str = Field(description="POST events here on the HTTP server")
+    per_minute: int = Field(description="more events a minute pause the task")
+
+
 class TaskView(BaseModel):
     id: str
     name: str
@@ -74,6 +79,13 @@ class TaskView(BaseModel):
     )
     callback_secret: str | None = Field(
         None, description="the webhook signing secret; shown only when it is created"
+    )
+    depends_on: str | None = Field(None, description="runs after each success of this task")
+    trigger: TriggerView | None = Field(None, description="inbound events, when turned on")
+    trigger_secret: str | None = Field(
+        None,
+        description="the secret inbound events must sign with (or send as a bearer token); "
+        "shown only when it is issued",
     )
     hint: str | None = None
 
@@ -207,6 +219,12 @@ def task_view(task: Task, **extra: Any) -> TaskView:
         created_at=task.created_at,
         updated_at=task.updated_at,
         last_fire_at=task.last_fire_at,
+        depends_on=task.depends_on,
+        trigger=None
+        if task.trigger is None
+        else TriggerView(
+            path=f"/triggers/{task.id}", per_minute=int(task.trigger.get("per_minute", 60))
+        ),
         **extra,
     )
 
