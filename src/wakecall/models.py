@@ -39,6 +39,7 @@ __all__ = [
     "AttemptStatus",
     "CatchUp",
     "CommandAction",
+    "ConditionSpec",
     "Delivery",
     "DeliveryStatus",
     "Duration",
@@ -96,6 +97,7 @@ class AttemptStatus(StrEnum):
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"  # its lease expired: the process running it died
+    SKIPPED = "skipped"  # the task's condition said not to proceed
 
 
 class Trigger(StrEnum):
@@ -127,6 +129,7 @@ class EventType(StrEnum):
     RUN_MISSED = "task.run.missed"
     RUN_STALE = "task.run.stale"
     TASK_PAUSED = "task.paused"  # by wakecall itself (the trigger circuit breaker)
+    RUN_SKIPPED = "task.run.skipped"  # the task's condition said not to proceed
     TASK_EXPIRED = "task.expired"
     WAKEUP_FIRED = "wakeup.fired"
 
@@ -187,6 +190,24 @@ Action = Annotated[
 ]
 
 
+class ConditionSpec(_Model):
+    """A check before each attempt: wakecall calls `url` (POST with the task and run as JSON,
+    or GET) and proceeds on a 2xx answer unless its JSON says `{"proceed": false, "reason":
+    "..."}`, in which case the run is recorded as skipped with that reason. Any other answer,
+    or no answer within `timeout`, fails the attempt (retried per the task's policy)."""
+
+    url: str = Field(max_length=2048)
+    method: Literal["GET", "POST"] = "POST"
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("timeout")
+    @classmethod
+    def _bounded(cls, v: timedelta) -> timedelta:
+        if not timedelta(0) < v <= timedelta(minutes=5):
+            raise ValueError("timeout must be above 0 and at most 5m, e.g. '10s'")
+        return v
+
+
 class TriggerSpec(_Model):
     """Let inbound HTTP events start the task: `POST /triggers/{task_id}` with the task's
     trigger secret (a Standard Webhooks signature, or `Authorization: Bearer <secret>`); the
@@ -224,6 +245,7 @@ class TaskSpec(_Model):
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
     depends_on: str | None = Field(None, min_length=1, max_length=100)
     trigger: TriggerSpec | None = None
+    condition: ConditionSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -275,6 +297,8 @@ class TaskPatch(_Model):
     depends_on: str | None = Field(None, min_length=1, max_length=100)
     #: null turns inbound events off; given, a new trigger secret is issued.
     trigger: TriggerSpec | None = None
+    #: null removes the check.
+    condition: ConditionSpec | None = None
 
     _positive_timeout = field_validator("timeout")(TaskSpec._positive_timeout.__func__)  # type: ignore[attr-defined]
     _aware = field_validator("expires_at")(TaskSpec._aware.__func__)  # type: ignore[attr-defined]
@@ -482,6 +506,8 @@ def event_type_for(task: Task, run: Run) -> EventType:
         return EventType.WAKEUP_FIRED if task.kind == "wakeup" else EventType.RUN_COMPLETED
     if run.status == RunStatus.MISSED:
         return EventType.RUN_MISSED
+    if run.status == RunStatus.SKIPPED:
+        return EventType.RUN_SKIPPED
     return EventType.RUN_FAILED
 
 

@@ -379,7 +379,7 @@ LONG = "0 9 * * * " + "x" * 1000
         (LONG, "1010 characters long; at most 1000"),
         (42, "must be text or an object, got int"),
         ({"expression": "0 9 * * *"}, "needs a 'type' of cron, interval, once, daily or on_demand"),
-        ({"type": "weekly"}, "needs a 'type' of cron, interval, once, daily or on_demand, got 'weekly'"),
+        ({"type": "weekly"}, "daily or on_demand, got 'weekly'"),
         ({"type": "cron", "kind": "once"}, "'type' ('cron') and 'kind' ('once') disagree"),
         ({"type": "cron"}, "needs an 'expression'"),
         ({"type": "cron", "expression": "0 9 * * *", "foo": 1}, "unknown key 'foo'"),

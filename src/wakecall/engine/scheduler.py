@@ -36,6 +36,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from wakecall.actions import ActionContext, ActionFailed, Executor, default_executors
+from wakecall.actions.condition import ConditionChecker
 from wakecall.clock import Clock, SystemClock
 from wakecall.engine.config import EngineConfig
 from wakecall.engine.policies import plan_fires, retry_at
@@ -79,6 +80,14 @@ def schedule_of(task: Task) -> Schedule:
     return _schedule_from_json(json.dumps(task.schedule, sort_keys=True))
 
 
+class _Skipped(Exception):
+    """The task's condition said not to proceed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(eq=False)
 class _Flight:
     run: Run
@@ -111,6 +120,7 @@ class Engine:
         clock: Clock | None = None,
         config: EngineConfig | None = None,
         executors: Mapping[str, Executor] | None = None,
+        conditions: ConditionChecker | None = None,
     ) -> None:
         from wakecall.engine.service import TaskService
 
@@ -121,6 +131,8 @@ class Engine:
         self.executors: dict[str, Executor] = dict(
             default_executors() if executors is None else executors
         )
+        #: Runs the checks of tasks that have a `condition` (None: such runs fail).
+        self.conditions = conditions
         self.tasks = TaskService(self)
         self._listeners: list[EventListener] = []
         self._hint_listeners: list[HintListener] = []
@@ -526,12 +538,23 @@ class Engine:
             ctx = ActionContext(
                 task=task, run=run, attempt=run.attempt, clock=clock, beat=flight.beat_with(clock)
             )
+            act = executor
+
+            async def attempt() -> Any:
+                if task.condition is not None:
+                    if self.conditions is None:
+                        raise ActionFailed("this server cannot check a task's condition")
+                    reason = await self.conditions.check(ctx)
+                    if reason is not None:
+                        raise _Skipped(reason)
+                return await act.execute(ctx)
+
             with anyio.CancelScope() as scope:
                 flight.scope = scope
                 if flight.cancel_reason is not None:
                     scope.cancel()
                 if task.timeout_s is None:
-                    output = await executor.execute(ctx)
+                    output = await attempt()
                 else:
                     deadline = start + timedelta(seconds=task.timeout_s)
                     async with anyio.create_task_group() as tg:
@@ -545,7 +568,7 @@ class Engine:
                             tg.cancel_scope.cancel()
 
                         async def work() -> None:
-                            box.append(await executor.execute(ctx))
+                            box.append(await attempt())
                             tg.cancel_scope.cancel()
 
                         tg.start_soon(timer)
@@ -558,6 +581,8 @@ class Engine:
             elif scope.cancelled_caught:
                 status = flight.cancel_reason or AttemptStatus.CANCELLED
                 error = flight.cancel_message or "cancelled"
+        except _Skipped as exc:
+            status, error = AttemptStatus.SKIPPED, f"skipped: {exc.reason}"
         except ActionFailed as exc:
             status, error, output = AttemptStatus.FAILURE, exc.message, exc.output
         except Exception as exc:  # an action's own bug: record it, keep the engine running

@@ -45,6 +45,7 @@ def new_trigger(spec: TriggerSpec) -> dict[str, Any]:
     """A task's inbound-event settings, with a new secret (shown to the caller once)."""
     return {"secret": new_secret(), "per_minute": spec.per_minute}
 
+
 #: An id chosen by an operator (`wakecall tasks add --id`, task files): safe in URIs and paths.
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
@@ -181,6 +182,7 @@ class TaskService:
             run_count=0,
             depends_on=spec.depends_on,
             trigger=None if spec.trigger is None else new_trigger(spec.trigger),
+            condition=None if spec.condition is None else spec.condition.model_dump(mode="json"),
         )
         stored, created = await self._store.create_task(task)
         if created:
@@ -280,6 +282,9 @@ class TaskService:
             changes["depends_on"] = patch.depends_on
         if "trigger" in given:
             changes["trigger"] = None if patch.trigger is None else new_trigger(patch.trigger)
+        if "condition" in given:
+            condition = patch.condition
+            changes["condition"] = None if condition is None else condition.model_dump(mode="json")
         updated = await self._store.update_task(owner, task_id, changes, now)
         self.engine.wake()
         return updated
@@ -356,9 +361,7 @@ class TaskService:
                 )
             current = upstream.depends_on
 
-    async def trigger(
-        self, task: Task, event_id: str | None, body: Any
-    ) -> tuple[str, bool]:
+    async def trigger(self, task: Task, event_id: str | None, body: Any) -> tuple[str, bool]:
         """Queue a run of `task` for an inbound event (the caller checked the credentials):
         the run's id and True, or the run an event with this id made before and False.
 

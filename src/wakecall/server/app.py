@@ -34,6 +34,7 @@ from wakecall.actions.command import (
     CommandPolicy,
     validate_command,
 )
+from wakecall.actions.condition import ConditionChecker
 from wakecall.actions.webhook import WebhookAction, WebhookExecutor, validate_webhook
 from wakecall.clock import Clock, OffsetClock, SystemClock
 from wakecall.delivery import Inbox
@@ -41,6 +42,7 @@ from wakecall.delivery.callbacks import CallbackDispatcher
 from wakecall.delivery.signing import new_secret
 from wakecall.engine import Engine, EngineConfig
 from wakecall.errors import InvalidInput
+from wakecall.models import ConditionSpec
 from wakecall.net import OutboundPolicy, build_http_client, check_url
 from wakecall.server.auth import StaticTokenVerifier, current_owner
 from wakecall.server.metrics import Metrics, metrics_route
@@ -105,6 +107,10 @@ class Runtime:
         if url is not None:
             check_url(url, self.outbound, field="callback_url")
 
+    def check_condition(self, condition: ConditionSpec | None) -> None:
+        if condition is not None:
+            check_url(condition.url, self.outbound, field="condition.url")
+
     async def issue_secret(self, task_id: str, *, rotate: bool) -> str:
         """A new signing secret for the task's callbacks (shown to the caller once). On a
         rotation the previous secrets keep signing for the configured grace period."""
@@ -153,7 +159,11 @@ async def open_runtime(
             if clock is None:
                 clock = store_clock(store)
             async with Engine(
-                store, clock=clock, config=config or settings.engine_config(), executors=executors
+                store,
+                clock=clock,
+                config=config or settings.engine_config(),
+                executors=executors,
+                conditions=ConditionChecker(client),
             ) as engine:
                 registry = SessionRegistry()
                 bus = OwnerBus(lambda: current_owner(settings.owner))

@@ -73,14 +73,15 @@ LATENESS_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 )  # fmt: skip
 
+#: Attempt endings that are not errors (a skip is the task's condition saying no).
+_NOT_ERRORS = (AttemptStatus.SUCCESS, AttemptStatus.RUNNING, AttemptStatus.SKIPPED)
+
 _DELIVERY_STATUS = {
     DeliveryStatus.DELIVERED: "delivered",
     DeliveryStatus.PENDING: "retrying",
     DeliveryStatus.FAILED: "failed",
 }
-_ERROR_KINDS = tuple(
-    str(s) for s in AttemptStatus if s not in (AttemptStatus.SUCCESS, AttemptStatus.RUNNING)
-)
+_ERROR_KINDS = tuple(str(s) for s in AttemptStatus if s not in _NOT_ERRORS)
 
 
 class _Tap:
@@ -210,7 +211,7 @@ class Metrics:
         for run, how in news.finished:
             final = run.status.is_terminal
             self._count_finished(run.task_id, str(run.status) if final else "retrying")
-            if how != AttemptStatus.SUCCESS:
+            if how not in _NOT_ERRORS:
                 self.attempt_errors.labels(str(how)).inc()
             if final:
                 if run.duration_ms is not None:

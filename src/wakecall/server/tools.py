@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from wakecall.errors import InvalidInput, WakecallError
 from wakecall.models import (
     Action,
+    ConditionSpec,
     DeliveryStatus,
     RetryPolicy,
     RunStatus,
@@ -183,6 +184,14 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
                 'shown once), e.g. {"per_minute": 60}'
             ),
         ] = None,
+        condition: Annotated[
+            ConditionSpec | None,
+            Field(
+                description="an HTTP check before each attempt; "
+                '{"proceed": false, "reason": "..."} skips the run, e.g. '
+                '{"url": "https://app.example.com/should-run"}'
+            ),
+        ] = None,
     ) -> TaskView:
         owner = rt.owner()
         if schedule is None and depends_on is None:
@@ -196,6 +205,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             "schedule": None if schedule is None else _schedule_value(schedule),
             "depends_on": depends_on,
             "trigger": trigger,
+            "condition": condition,
             "timezone": timezone,
             "overlap": overlap,
             "max_queued": max_queued,
@@ -218,6 +228,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         spec = TaskSpec.model_validate(fields)
         rt.check_action(spec.action)
         rt.check_callback_url(spec.callback_url)
+        rt.check_condition(spec.condition)
         task, created = await engine.tasks.create(owner, spec)
         secret = None
         if created:
@@ -305,6 +316,9 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             TriggerSpec | None,
             Field(description="turn inbound events on (or change the limit); a new secret"),
         ] = None,
+        condition: Annotated[
+            ConditionSpec | None, Field(description="an HTTP check before each attempt")
+        ] = None,
         rotate_callback_secret: Annotated[
             bool,
             Field(
@@ -323,6 +337,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
                     "metadata",
                     "depends_on",
                     "trigger",
+                    "condition",
                 ]
             ]
             | None,
@@ -350,6 +365,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
                 "jitter": jitter,
                 "depends_on": depends_on,
                 "trigger": trigger,
+                "condition": condition,
             }.items()
             if v is not None
         }
@@ -364,6 +380,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         if patch.action is not None:
             rt.check_action(patch.action)
         rt.check_callback_url(patch.callback_url)
+        rt.check_condition(patch.condition)
         task = await engine.tasks.patch(owner, task_id, patch)
         secret = None
         if task.callback_url and (rotate_callback_secret or not before.callback_url):

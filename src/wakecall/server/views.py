@@ -81,6 +81,7 @@ class TaskView(BaseModel):
         None, description="the webhook signing secret; shown only when it is created"
     )
     depends_on: str | None = Field(None, description="runs after each success of this task")
+    condition: dict[str, Any] | None = Field(None, description="the check before each attempt")
     trigger: TriggerView | None = Field(None, description="inbound events, when turned on")
     trigger_secret: str | None = Field(
         None,
@@ -220,6 +221,7 @@ def task_view(task: Task, **extra: Any) -> TaskView:
         updated_at=task.updated_at,
         last_fire_at=task.last_fire_at,
         depends_on=task.depends_on,
+        condition=task.condition,
         trigger=None
         if task.trigger is None
         else TriggerView(

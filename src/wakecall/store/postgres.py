@@ -311,6 +311,7 @@ _ATTEMPT_STATUS_TO_RUN = {
     AttemptStatus.INTERRUPTED: RunStatus.FAILURE,
     AttemptStatus.TIMEOUT: RunStatus.TIMEOUT,
     AttemptStatus.CANCELLED: RunStatus.CANCELLED,
+    AttemptStatus.SKIPPED: RunStatus.SKIPPED,
 }
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")

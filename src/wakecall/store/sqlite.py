@@ -442,6 +442,7 @@ _ATTEMPT_STATUS_TO_RUN = {
     AttemptStatus.INTERRUPTED: RunStatus.FAILURE,
     AttemptStatus.TIMEOUT: RunStatus.TIMEOUT,
     AttemptStatus.CANCELLED: RunStatus.CANCELLED,
+    AttemptStatus.SKIPPED: RunStatus.SKIPPED,
 }
 
 
@@ -796,8 +797,7 @@ class SQLiteStore:
                 for new in plan.runs
             ]
             conn.executemany(
-                f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) "
-                f"VALUES ({_RUN_MARKS})",
+                f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) VALUES ({_RUN_MARKS})",
                 [self._run_row(run, now_us, counts) for run, counts in candidates],
             )
             # Run ids are new, so a candidate is absent only when its slot had a run already.
