@@ -106,6 +106,7 @@ class Trigger(StrEnum):
     SCHEDULE = "schedule"
     MANUAL = "manual"  # run_now, or the command line
     CATCHUP = "catchup"
+    WAKEUP = "wakeup"  # a wakeup the agent scheduled for itself
     EVENT = "event"  # POST /triggers/{task_id}
     DEPENDENCY = "dependency"  # the task it depends on succeeded
 

@@ -419,6 +419,7 @@ async def test_a_wakeup_fires_with_its_reason_and_context(rig: Rig) -> None:
     (event,) = await rig.store.list_events(OWNER)
     assert event.type == EventType.WAKEUP_FIRED
     assert event.payload["wakeup"] == {"reason": "check the deploy", "context": {"pr": 42}}
+    assert event.payload["run"]["trigger"] == "wakeup"  # every run says what started it
 
 
 async def test_wakeup_delays_are_clamped_to_the_configured_bounds(rig: Rig) -> None:

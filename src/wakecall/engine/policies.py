@@ -159,7 +159,10 @@ def plan_fires(
     for i, fire in enumerate(to_run):
         following = to_run[i + 1] if i + 1 < len(to_run) else nxt
         due_at = jittered(schedule, task.id, fire, following) if schedule.jitter else fire
-        trigger = Trigger.SCHEDULE if fire == first else Trigger.CATCHUP
+        if task.kind == "wakeup":
+            trigger = Trigger.WAKEUP
+        else:
+            trigger = Trigger.SCHEDULE if fire == first else Trigger.CATCHUP
         status, reason = RunStatus.QUEUED, None
         if busy and i == 0:
             if task.overlap == Overlap.SKIP:

@@ -41,7 +41,15 @@ from wakecall.clock import Clock, SystemClock
 from wakecall.engine.config import EngineConfig
 from wakecall.engine.policies import plan_fires, retry_at
 from wakecall.errors import StoreError
-from wakecall.models import AttemptStatus, Event, EventType, Run, Task, run_event_payload
+from wakecall.models import (
+    AttemptStatus,
+    Event,
+    EventType,
+    Run,
+    RunStatus,
+    Task,
+    run_event_payload,
+)
 from wakecall.schedules import Schedule, schedule_from_spec
 from wakecall.store.base import Hint, HintListener, NewEvent, RunOutcome, Store
 
@@ -646,6 +654,18 @@ class Engine:
     async def _write(self, outcomes: list[RunOutcome]) -> None:
         written, events = await self.store.finish_runs(self.node, outcomes)
         self.publish(events)
+        for run in written:
+            ok = run.status in (RunStatus.SUCCESS, RunStatus.SKIPPED)
+            log.log(
+                logging.DEBUG if ok else logging.INFO,
+                "run %s of task %s: %s (attempt %d)%s",
+                run.id,
+                run.task_id,
+                run.status,
+                run.attempt,
+                f": {run.error_message}" if run.error_message else "",
+                extra={"action": "finish", "run_id": run.id, "task_id": run.task_id},
+            )
         if written and self._run_listeners:
             how = {o.run_id: o.attempt_status for o in outcomes}
             self._tell_runs(RunNews(finished=[(run, how[run.id]) for run in written]))
