@@ -244,17 +244,43 @@ def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-async def test_metrics_are_served_to_holders_of_a_token(
+async def test_metrics_are_served_to_holders_of_a_token_and_count_pushes(
     wakecall: Any, tokens: dict[str, str]
 ) -> None:
+    token = _token_of(tokens, "alice")
+    rec = wakecall.recorder()
     with anyio.fail_after(TEST_TIMEOUT):
         async with wakecall.http_server() as server:
             url = server.url.removesuffix("/mcp") + "/metrics"
-            async with httpx2.AsyncClient(timeout=10) as http:
+            async with (
+                httpx2.AsyncClient(timeout=10) as http,
+                wakecall.client(
+                    wakecall.http_transport(server.url, token, recorder=rec),
+                    mode="legacy",
+                    recorder=rec,
+                ) as alice,
+            ):
                 refused = await http.get(url)
-                token = next(iter(tokens))
-                served = await http.get(url, headers={"Authorization": f"Bearer {token}"})
-    assert refused.status_code == 401
-    assert served.status_code == 200 and served.headers["content-type"].startswith("text/plain")
-    assert "wakecall_runs_running 0.0" in served.text
-    assert "wakecall_due_tasks 0.0" in served.text
+                assert refused.status_code == 401
+                auth = {"Authorization": f"Bearer {token}"}
+                served = await http.get(url, headers=auth)
+                assert served.status_code == 200
+                assert served.headers["content-type"].startswith("text/plain")
+                assert "wakecall_runs_running 0.0" in served.text
+                assert "wakecall_due_tasks 0.0" in served.text
+                # A run's event pushed to alice's live session counts as a push delivery.
+                task = await wakecall.call(
+                    alice,
+                    "create_task",
+                    {"name": "p", "schedule": "on demand", "action": {"type": "noop"}},
+                )
+                await wakecall.call(alice, "run_now", {"task_id": task["id"]})
+                await rec.wait_until(lambda: bool(rec.logs_of("task.run.completed")))
+                pushed = 'wakecall_deliveries_total{channel="push",status="delivered"}'
+                # Another process counts: look again until it has.
+                while pushed not in (text := (await http.get(url, headers=auth)).text):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+                line = next(x for x in text.splitlines() if x.startswith(pushed))
+                assert float(line.split()[-1]) >= 1
+                run_line = f'{{status="success",task_id="{task["id"]}"}} 1.0'
+                assert "wakecall_runs_finished_total" + run_line in text

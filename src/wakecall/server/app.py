@@ -191,6 +191,7 @@ async def open_runtime(
                 engine.add_hint_listener(callbacks.on_hint)
                 metrics = Metrics()
                 metrics.attach(engine, callbacks)
+                pusher.on_pushed = metrics.on_push
                 rt = Runtime(
                     engine,
                     settings,

@@ -226,6 +226,13 @@ class Metrics:
     def on_delivery(self, delivery: Delivery) -> None:
         self.deliveries.labels("webhook", _DELIVERY_STATUS[delivery.status]).inc()
 
+    def on_push(self, sent: int, failed: int) -> None:
+        """Events pushed to live MCP sessions (`Pusher.on_pushed`): sent, or failed/timed out."""
+        if sent:
+            self.deliveries.labels("push", "delivered").inc(sent)
+        if failed:
+            self.deliveries.labels("push", "failed").inc(failed)
+
     def _count_unexecuted(self, status: RunStatus) -> None:
         if status == RunStatus.SKIPPED:
             self.runs_skipped.inc()

@@ -227,6 +227,8 @@ class Pusher:
         self._kick = anyio.Event()
         self._closed = False
         self.dropped = 0
+        #: Told, for each event pushed, to how many sessions it went and how many failed.
+        self.on_pushed: Callable[[int, int], None] | None = None
 
     def close(self) -> None:
         self._closed = True
@@ -316,33 +318,42 @@ class Pusher:
             for uri in item.uris:
                 await self.bus.publish_for(item.owner, ResourceUpdated(uri=uri))
         event = item.event
+        sent = failed = 0
         for live in self.registry.of_owner(item.owner):
-            with anyio.move_on_after(SEND_TIMEOUT):
-                for uri in item.uris:
-                    if uri in live.subscriptions:
-                        await live.session.send_resource_updated(uri)
-                if event is None:
-                    continue
-                level: types.LoggingLevel = (
-                    "warning" if event.type == EventType.RUN_FAILED else "info"
+            try:
+                with anyio.fail_after(SEND_TIMEOUT):
+                    await self._push_to(live, item, event)
+            except Exception:  # a session that is gone or stuck: the inbox has the event
+                failed += 1
+                log.debug("a push to session %s failed", live.key, exc_info=True)
+            else:
+                sent += 1
+        if event is not None and self.on_pushed is not None and (sent or failed):
+            self.on_pushed(sent, failed)
+
+    async def _push_to(self, live: LiveSession, item: _Push, event: Event | None) -> None:
+        """One session: resource updates it subscribed to, the log message, the channel."""
+        for uri in item.uris:
+            if uri in live.subscriptions:
+                await live.session.send_resource_updated(uri)
+        if event is None:
+            return
+        level: types.LoggingLevel = "warning" if event.type == EventType.RUN_FAILED else "info"
+        if LOG_LEVELS.index(level) >= LOG_LEVELS.index(live.log_level):
+            data = {"event": str(event.type), "cursor": event.cursor, **event.payload}
+            await live.session.send_notification(
+                types.LoggingMessageNotification(
+                    params=types.LoggingMessageNotificationParams(
+                        level=level, data=data, logger="wakecall"
+                    )
                 )
-                if LOG_LEVELS.index(level) >= LOG_LEVELS.index(live.log_level):
-                    data = {"event": str(event.type), "cursor": event.cursor, **event.payload}
-                    await live.session.send_notification(
-                        types.LoggingMessageNotification(
-                            params=types.LoggingMessageNotificationParams(
-                                level=level, data=data, logger="wakecall"
-                            )
-                        )
-                    )
-                if self.channel:
-                    meta = {
-                        "event": str(event.type),
-                        "cursor": str(event.cursor),
-                        "task_id": event.task_id or "",
-                        "run_id": event.run_id or "",
-                    }
-                    note = ChannelNotification(
-                        params=ChannelParams(content=channel_text(event), meta=meta)
-                    )
-                    await live.session.send_notification(note)  # type: ignore[arg-type]
+            )
+        if self.channel:
+            meta = {
+                "event": str(event.type),
+                "cursor": str(event.cursor),
+                "task_id": event.task_id or "",
+                "run_id": event.run_id or "",
+            }
+            note = ChannelNotification(params=ChannelParams(content=channel_text(event), meta=meta))
+            await live.session.send_notification(note)  # type: ignore[arg-type]
