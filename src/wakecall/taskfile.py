@@ -166,6 +166,8 @@ class ActionPolicy:
     def check_spec(self, spec: TaskSpec) -> None:
         self.check_action(spec.action)
         self.check_callback_url(spec.callback_url)
+        if spec.condition is not None:
+            check_url(spec.condition.url, self.outbound, field="condition.url")
 
 
 async def issue_callback_secret(

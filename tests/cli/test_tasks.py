@@ -374,3 +374,27 @@ def test_help_documents_the_exit_codes_and_preview_still_works(cli: Any) -> None
     assert "Monday through Friday" in lines[0]
     assert len(lines) == 4 and all("09:00:00-0" in line for line in lines[1:])
     assert "unknown time zone" in cli.fails(2, "preview", "@daily", "--tz", "Nowhere/City")
+
+
+def test_chains_inbound_events_and_conditions_have_flags(cli: Any) -> None:
+    cli.ok("tasks", "add", "extract", "@daily", "--id", "extract", "--noop")
+    added = cli.json(
+        "tasks", "add", "transform", "on demand", "--id", "transform", "--noop",
+        "--depends-on", "extract", "--trigger-per-minute", "10",
+        "--condition-url", "https://example.com/ok", "--condition-timeout", "3s",
+    )  # fmt: skip
+    assert added["depends_on"] == "extract" and added["schedule"]["type"] == "on_demand"
+    assert added["trigger"] == {"path": "/triggers/transform", "per_minute": 10}
+    assert added["trigger_secret"].startswith("whsec_")
+    condition = {"url": "https://example.com/ok", "method": "POST", "timeout": "3s"}
+    assert added["condition"] == condition
+    shown = cli.json("tasks", "show", "transform")
+    assert shown["trigger_secret"] is None  # shown once only
+    # A cycle is refused and changes nothing; so is a condition the guard refuses.
+    error = cli.fails(2, "tasks", "patch", "extract", "--depends-on", "transform")
+    assert "cycle (extract -> transform -> extract)" in error
+    assert cli.json("tasks", "show", "extract")["depends_on"] is None
+    error = cli.fails(2, "tasks", "patch", "transform", "--condition-url", "http://10.1.2.3/x")
+    assert "10.1.2.3" in error
+    cleared = cli.json("tasks", "patch", "transform", "--clear", "trigger", "--clear", "condition")
+    assert cleared["trigger"] is None and cleared["condition"] is None

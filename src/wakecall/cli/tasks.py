@@ -36,7 +36,17 @@ from wakecall.taskfile import MAX_RETRIES, issue_callback_secret, list_owner_tas
 
 __all__ = ["action_text", "add_parsers", "last_run_text"]
 
-CLEARABLE = ("timeout", "max_runs", "expires_at", "callback_url", "jitter", "metadata")
+CLEARABLE = (
+    "timeout",
+    "max_runs",
+    "expires_at",
+    "callback_url",
+    "jitter",
+    "metadata",
+    "depends_on",
+    "trigger",
+    "condition",
+)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -193,6 +203,27 @@ def _task_options(p: argparse.ArgumentParser, *, patch: bool) -> None:
     e.add_argument("--max-queued", type=int, metavar="N", help="with --overlap queue (1)")
     e.add_argument("--catchup", choices=[c.value for c in CatchUp], help="(latest)")
     e.add_argument("--catchup-window", metavar="DURATION", help="(1h)")
+
+    c = p.add_argument_group("chains, inbound events and conditions")
+    c.add_argument(
+        "--depends-on",
+        metavar="TASK_ID",
+        help="run after each success of this task (no schedule needed: use 'on demand')",
+    )
+    c.add_argument(
+        "--trigger-per-minute",
+        type=int,
+        metavar="N",
+        help="accept inbound events at POST /triggers/ID, at most N a minute (a new secret, "
+        "shown once)",
+    )
+    c.add_argument(
+        "--condition-url",
+        metavar="URL",
+        help='check this URL before each attempt; {"proceed": false} skips the run',
+    )
+    c.add_argument("--condition-method", choices=["GET", "POST"], help="(POST)")
+    c.add_argument("--condition-timeout", metavar="DURATION", help="(10s)")
 
     m = p.add_argument_group("limits, callback and metadata")
     m.add_argument("--max-runs", type=int, metavar="N", help="end after N scheduled runs")
@@ -358,7 +389,35 @@ def _metadata(args: argparse.Namespace, base: Mapping[str, Any]) -> dict[str, An
     return metadata
 
 
-_PLAIN = ("timezone", "jitter", "timeout", "overlap", "max_queued", "catchup", "catchup_window")
+_PLAIN = (
+    "timezone",
+    "jitter",
+    "timeout",
+    "overlap",
+    "max_queued",
+    "catchup",
+    "catchup_window",
+    "depends_on",
+)
+
+
+def _extras(args: argparse.Namespace) -> dict[str, Any]:
+    """The trigger and condition options, as task fields."""
+    fields: dict[str, Any] = {}
+    if args.trigger_per_minute is not None:
+        fields["trigger"] = {"per_minute": args.trigger_per_minute}
+    if args.condition_url is not None:
+        condition: dict[str, Any] = {"url": args.condition_url}
+        if args.condition_method is not None:
+            condition["method"] = args.condition_method
+        if args.condition_timeout is not None:
+            condition["timeout"] = args.condition_timeout
+        fields["condition"] = condition
+    elif args.condition_method is not None or args.condition_timeout is not None:
+        raise InvalidInput("--condition-method and --condition-timeout need --condition-url")
+    return fields
+
+
 _LIMITS = ("max_runs", "expires_at", "callback_url")
 
 
@@ -483,8 +542,20 @@ async def show_task(ctx: Context, task: Task, **extra: Any) -> None:
         ("created", utc_text(task.created_at)),
         ("updated", utc_text(task.updated_at)),
     ]
+    if task.depends_on:
+        pairs.append(("depends on", f"{task.depends_on} (runs after each of its successes)"))
+    if view.trigger is not None:
+        pairs.append(
+            ("inbound events", f"POST {view.trigger.path}, at most {view.trigger.per_minute}/min")
+        )
+    if task.condition:
+        pairs.append(
+            ("condition", f"{task.condition.get('method', 'POST')} {task.condition['url']}")
+        )
     if view.callback_secret:
         pairs.append(("callback secret", (f"{view.callback_secret} (shown once)", "bold")))
+    if view.trigger_secret:
+        pairs.append(("trigger secret", (f"{view.trigger_secret} (shown once)", "bold")))
     ctx.out.fields(pairs)
 
 
@@ -548,18 +619,22 @@ async def run_add(ctx: Context, args: argparse.Namespace) -> int:
         fields["metadata"] = metadata
     fields["action"] = _action(args, None) or {"type": "wakeup", "reason": args.name}
     fields["active"] = not args.paused
+    fields.update(_extras(args))
     spec = TaskSpec.model_validate(fields)
     ctx.policy.check_spec(spec)
     task, created = await ctx.service.create(ctx.owner, spec, task_id=args.task_id)
     secret = None
     if created and task.callback_url:
         secret = await issue_callback_secret(ctx.service, task.id)
+    trigger_secret = (task.trigger or {}).get("secret") if created else None
     if not ctx.out.json_mode:
         if created:
             ctx.out.line(f"created {task.id} ({task.name})")
         else:
             ctx.out.line(f"{task.id} ({task.name}) exists already with this idempotency key")
-    await show_task(ctx, task, created=created, callback_secret=secret)
+    await show_task(
+        ctx, task, created=created, callback_secret=secret, trigger_secret=trigger_secret
+    )
     return 0
 
 
@@ -582,6 +657,7 @@ async def run_patch(ctx: Context, args: argparse.Namespace) -> int:
     action = _action(args, before.action)
     if action is not None:
         given["action"] = action
+    given.update(_extras(args))
     for name in args.clear:
         if name in given:
             raise InvalidInput(f"{name} is both given and cleared (--clear {name}); choose one")
@@ -600,6 +676,8 @@ async def run_patch(ctx: Context, args: argparse.Namespace) -> int:
     if patch.action is not None:
         ctx.policy.check_action(patch.action)
     ctx.policy.check_callback_url(patch.callback_url)
+    if patch.condition is not None:
+        ctx.policy.check_callback_url(patch.condition.url)
     task = await ctx.service.patch(ctx.owner, args.task_id, patch)
     secret = None
     if task.callback_url and (args.rotate_callback_secret or not before.callback_url):
@@ -612,7 +690,8 @@ async def run_patch(ctx: Context, args: argparse.Namespace) -> int:
     if not ctx.out.json_mode:
         changed = sorted(set(given) - ({"name"} if given == {"name": before.name} else set()))
         ctx.out.line(f"changed {task.id} ({task.name}): {', '.join(changed) or 'callback secret'}")
-    await show_task(ctx, task, callback_secret=secret)
+    trigger_secret = (task.trigger or {}).get("secret") if "trigger" in given else None
+    await show_task(ctx, task, callback_secret=secret, trigger_secret=trigger_secret)
     return 0
 
 
