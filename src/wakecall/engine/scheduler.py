@@ -148,6 +148,8 @@ class Engine:
         self._wake = anyio.Event()
         self._changed = anyio.Event()
         self._sleep_deadline: datetime | None = None
+        self._must_claim = True
+        self._known_fire: datetime | None = None
         self._inflight: dict[str, _Flight] = {}
         self._outcomes: list[RunOutcome] = []
         self._outcome_ready = anyio.Event()
@@ -239,6 +241,13 @@ class Engine:
 
     def wake(self) -> None:
         """Make the loop recompute its deadline now (after a create, patch or resume)."""
+        self._must_claim = True  # tasks may have become due
+        self._wake.set()
+        self._notify()
+
+    def _wake_for_runs(self) -> None:
+        """Runs finished: start queued ones in the freed slots. Due tasks did not change, so
+        the loop claims them only when its last look says one is due."""
         self._wake.set()
         self._notify()
 
@@ -321,7 +330,11 @@ class Engine:
             await self._check_heartbeats(now, cfg.heartbeat_timeout)
         if self._next_reap is None or now > self._next_reap:
             more |= await self._reap(now)
-        more |= await self._fire(now)
+        # Claiming due tasks when none can be due costs a round trip per pass: skip it after
+        # a wake-up for finished runs when the last look put the next fire in the future.
+        if self._must_claim or self._known_fire is None or self._known_fire <= now:
+            self._must_claim = False
+            more |= await self._fire(now)
         await self._dispatch(now)
         if self._next_prune is None or now >= self._next_prune:
             self._next_prune = now + cfg.prune_every
@@ -340,6 +353,7 @@ class Engine:
         if self._next_prune is not None:
             candidates.append(self._next_prune)
         upcoming = await self.store.upcoming()
+        self._known_fire = upcoming.fire_at
         # A lease that expires is a node that died: wake just after it to take its runs over.
         expiry = upcoming.lease_expiry
         self._next_reap = expiry or datetime.max.replace(tzinfo=now.tzinfo)
@@ -372,6 +386,7 @@ class Engine:
                     self._sleep_deadline = deadline
                     self._notify()
                     await self.clock.sleep_until(deadline)
+                    self._must_claim = True  # a deadline or the poll: look at everything
                     tg.cancel_scope.cancel()
 
                 async def waiter() -> None:
@@ -638,7 +653,7 @@ class Engine:
                 self._writing = False
             if not self._inflight:
                 self._next_extend = None
-            self.wake()
+            self._wake_for_runs()
 
     async def _write_with_retry(self, outcomes: list[RunOutcome]) -> None:
         delay = 0.1
