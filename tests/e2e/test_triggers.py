@@ -102,6 +102,9 @@ async def test_inbound_events_start_runs_once_each_and_trip_the_breaker(wakecall
                     url, json={"order": 4}, headers={"authorization": bearer["authorization"]}
                 )
                 assert third.status_code == 202
+                # A sender's retry of an event already taken is a duplicate, not over the limit.
+                retried = await http.post(url, json={"order": 2}, headers=bearer)
+                assert retried.status_code == 200 and retried.json()["duplicate"]
                 tripped = await http.post(
                     url, json={"order": 5}, headers={"authorization": bearer["authorization"]}
                 )

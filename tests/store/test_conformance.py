@@ -593,6 +593,8 @@ async def test_an_event_run_is_created_once_per_event_id(store: Store) -> None:
     assert await store.create_event_run(task.id, "evt-1", first, T0) == (first.id, True)
     again = queued(None, trigger=Trigger.EVENT, input={"order": 7})
     assert await store.create_event_run(task.id, "evt-1", again, T0) == (first.id, False)
+    assert await store.event_run_id(task.id, "evt-1") == first.id
+    assert await store.event_run_id(task.id, "evt-9") is None
     other = queued(None, trigger=Trigger.EVENT)
     assert await store.create_event_run(task.id, "evt-2", other, T0) == (other.id, True)
     (run,) = [r for r in await store.list_runs(None, task_id=task.id) if r.id == first.id]

@@ -381,6 +381,12 @@ class TaskService:
         limit = int(config.get("per_minute", 60))
         if event_id is None:
             event_id = new_id("evt")
+        else:
+            # A sender's retry of an event already taken is answered as a duplicate, and does
+            # not count toward the limit (senders retry on timeouts).
+            seen = await self._store.event_run_id(task.id, event_id)
+            if seen is not None:
+                return seen, False
         recent = await self._store.count_runs_since(
             task.id, Trigger.EVENT, now - timedelta(minutes=1)
         )

@@ -291,6 +291,10 @@ class Store(Protocol):
         `TaskNotFound` if the task is unknown."""
         ...
 
+    async def event_run_id(self, task_id: str, event_id: str) -> str | None:
+        """The id of the run an event with this id made for the task, if it came before."""
+        ...
+
     async def count_runs_since(self, task_id: str, trigger: Trigger, since: datetime) -> int:
         """Runs of the task with this trigger created at or after `since`."""
         ...

@@ -1421,6 +1421,16 @@ class PostgresStore:
 
         return await self._tx(fn)
 
+    async def event_run_id(self, task_id: str, event_id: str) -> str | None:
+        found = await self._call(
+            lambda c: c.fetchval(
+                "SELECT run_id FROM trigger_events WHERE task_id = $1 AND event_id = $2",
+                task_id,
+                event_id,
+            )
+        )
+        return None if found is None else str(found)
+
     async def count_runs_since(self, task_id: str, trigger: Trigger, since: datetime) -> int:
         count = await self._call(
             lambda c: c.fetchval(

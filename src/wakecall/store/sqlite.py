@@ -1059,6 +1059,15 @@ class SQLiteStore:
 
         return await self._tx(fn)
 
+    async def event_run_id(self, task_id: str, event_id: str) -> str | None:
+        row = await self._call(
+            lambda c: c.execute(
+                "SELECT run_id FROM trigger_events WHERE task_id = ? AND event_id = ?",
+                (task_id, event_id),
+            ).fetchone()
+        )
+        return None if row is None else str(row[0])
+
     async def count_runs_since(self, task_id: str, trigger: Trigger, since: datetime) -> int:
         count = await self._call(
             lambda c: c.execute(
