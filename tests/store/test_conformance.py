@@ -118,16 +118,6 @@ async def test_create_then_get_returns_every_field(store: Store) -> None:
     assert await store.get_task(None, task.id) == task
 
 
-async def test_get_tasks_reads_many_at_once_and_leaves_out_unknown_ids(store: Store) -> None:
-    tasks = [make_task("alice" if i % 2 else "bob") for i in range(1200)]
-    for task in tasks:
-        await store.create_task(task)
-    wanted = [t.id for t in tasks[::2]] + ["tsk_unknown"] + [tasks[0].id]  # a repeat too
-    found = await store.get_tasks(wanted)
-    assert found == {t.id: t for t in tasks[::2]}
-    assert await store.get_tasks([]) == {}
-
-
 async def test_another_owners_task_reads_as_unknown(store: Store) -> None:
     task = make_task()
     await store.create_task(task)
@@ -219,12 +209,12 @@ async def test_delete_task_removes_runs_but_keeps_events(store: Store) -> None:
 
 
 async def test_next_fire_at_is_the_earliest_active_fire(store: Store) -> None:
-    assert await store.next_fire_at() is None
+    assert (await store.upcoming()).fire_at is None
     soon, later = make_task(next_fire_at=T0), make_task(next_fire_at=T0 + timedelta(hours=1))
     paused = make_task(next_fire_at=T0 - timedelta(hours=1), status=TaskStatus.PAUSED)
     for t in (soon, later, paused):
         await store.create_task(t)
-    assert await store.next_fire_at() == T0
+    assert (await store.upcoming()).fire_at == T0
 
 
 # --- fires --------------------------------------------------------------------------------
@@ -400,7 +390,7 @@ async def test_claim_runs_takes_due_runs_once(store: Store) -> None:
     assert [r.id for r in claimed] == [due.id]
     assert claimed[0].claimed_by == "n1" and claimed[0].lease_expires_at == T0 + LEASE
     assert await store.claim_runs("n2", T0, 10, LEASE) == []
-    assert await store.next_run_due_at() == T0  # still queued until started
+    assert (await store.upcoming()).run_due_at == T0  # still queued until started
 
 
 async def test_claim_runs_serializes_a_task_that_does_not_allow_overlap(store: Store) -> None:
@@ -464,9 +454,6 @@ async def test_upcoming_gives_the_three_next_instants_in_one_read(store: Store) 
     await store.start_due_runs("n1", T0, 1, LEASE)
     upcoming = await store.upcoming()
     assert upcoming == Upcoming(T0 + timedelta(minutes=5), T0 + timedelta(minutes=1), T0 + LEASE)
-    assert upcoming.fire_at == await store.next_fire_at()
-    assert upcoming.run_due_at == await store.next_run_due_at()
-    assert upcoming.lease_expiry == await store.next_lease_expiry()
     assert (await store.get_run(None, running.id)).status == RunStatus.RUNNING
 
 
@@ -618,7 +605,7 @@ async def test_finish_runs_with_retry_queues_the_run_again(store: Store) -> None
         [RunOutcome(run_id, AttemptStatus.FAILURE, T0, error_message="boom", retry_at=retry)],
     )
     assert events == [] and runs[0].status == RunStatus.QUEUED
-    assert await store.next_run_due_at() == retry
+    assert (await store.upcoming()).run_due_at == retry
     assert await store.claim_runs("n2", retry - timedelta(seconds=1), 10, LEASE) == []
     await start(store, run_id, retry, node="n2")
     _, events = await store.finish_runs(

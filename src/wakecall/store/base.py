@@ -156,9 +156,9 @@ class RunOutcome:
 class Upcoming:
     """When the scheduler has something to do next (None: nothing of that kind)."""
 
-    fire_at: datetime | None  # `next_fire_at`
-    run_due_at: datetime | None  # `next_run_due_at`
-    lease_expiry: datetime | None  # `next_lease_expiry`
+    fire_at: datetime | None  # the earliest next fire of an active task
+    run_due_at: datetime | None  # the earliest due time of a queued run
+    lease_expiry: datetime | None  # the earliest lease expiry of a running run
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,10 +216,6 @@ class Store(Protocol):
         """The task, or `TaskNotFound` (also when it belongs to another owner)."""
         ...
 
-    async def get_tasks(self, task_ids: Sequence[str]) -> dict[str, Task]:
-        """The tasks of these ids that exist, by id, in one read (for the engine)."""
-        ...
-
     async def list_tasks(
         self,
         owner: str | None,
@@ -250,10 +246,6 @@ class Store(Protocol):
     async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
         """Delete the task and its runs and attempts; return the ids of runs that were running
         (their claimants find them gone when they finish). Events stay in the log."""
-        ...
-
-    async def next_fire_at(self) -> datetime | None:
-        """The earliest `next_fire_at` of any active task, or None."""
         ...
 
     # --- fires ----------------------------------------------------------------------------
@@ -350,21 +342,14 @@ class Store(Protocol):
         The caller finishes each as `interrupted` through `finish_runs`."""
         ...
 
-    async def next_lease_expiry(self) -> datetime | None:
-        """The earliest lease expiry of a running run, or None."""
-        ...
-
-    async def next_run_due_at(self) -> datetime | None:
-        """The earliest `due_at` of a queued run, or None."""
-        ...
-
     async def backlog(self, now: datetime) -> tuple[int, int]:
         """What is due at `now` and not yet taken: (active tasks whose next fire has come,
         queued runs whose due time has come)."""
         ...
 
     async def upcoming(self) -> Upcoming:
-        """`next_fire_at`, `next_run_due_at` and `next_lease_expiry` in one read."""
+        """In one read: the earliest `next_fire_at` of an active task, the earliest `due_at`
+        of a queued run, and the earliest lease expiry of a running run (None when none)."""
         ...
 
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:

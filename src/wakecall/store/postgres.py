@@ -956,17 +956,6 @@ class PostgresStore:
 
         return await self._call(fn)
 
-    async def get_tasks(self, task_ids: Sequence[str]) -> dict[str, Task]:
-        wanted = list(dict.fromkeys(task_ids))
-        if not wanted:
-            return {}
-        rows = await self._call(
-            lambda c: c.fetch(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])", wanted
-            )
-        )
-        return {r["id"]: _task_from_row(r) for r in rows}
-
     @staticmethod
     async def _task_row(
         conn: asyncpg.Connection, owner: str | None, task_id: str, lock: str = ""
@@ -1086,15 +1075,6 @@ class PostgresStore:
             return list(row["running"])
 
         return await self._write(fn)
-
-    async def next_fire_at(self) -> datetime | None:
-        value: datetime | None = await self._call(
-            lambda c: c.fetchval(
-                "SELECT min(next_fire_at) FROM tasks "
-                "WHERE status = 'active' AND next_fire_at IS NOT NULL"
-            )
-        )
-        return value
 
     # --- fires ----------------------------------------------------------------------------
     async def claim_due_tasks(
@@ -1798,18 +1778,6 @@ class PostgresStore:
             return sorted((_run_from_row(r) for r in rows), key=lambda r: r.id)
 
         return await self._write(fn)
-
-    async def next_lease_expiry(self) -> datetime | None:
-        value: datetime | None = await self._call(
-            lambda c: c.fetchval("SELECT min(lease_expires_at) FROM runs WHERE status = 'running'")
-        )
-        return value
-
-    async def next_run_due_at(self) -> datetime | None:
-        value: datetime | None = await self._call(
-            lambda c: c.fetchval("SELECT min(due_at) FROM runs WHERE status = 'queued'")
-        )
-        return value
 
     async def backlog(self, now: datetime) -> tuple[int, int]:
         row = await self._call(

@@ -606,17 +606,6 @@ class SQLiteStore:
 
         return await self._call(fn)
 
-    async def get_tasks(self, task_ids: Sequence[str]) -> dict[str, Task]:
-        wanted = list(dict.fromkeys(task_ids))
-        if not wanted:
-            return {}
-
-        def fn(conn: sqlite3.Connection) -> dict[str, Task]:
-            rows = self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", wanted)
-            return {r[0]: _task_from_row(r) for r in rows}
-
-        return await self._call(fn)
-
     @staticmethod
     def _task_row(conn: sqlite3.Connection, owner: str | None, task_id: str) -> Sequence[Any]:
         if owner is None:
@@ -721,15 +710,6 @@ class SQLiteStore:
             return running
 
         return await self._tx(fn)
-
-    async def next_fire_at(self) -> datetime | None:
-        value = await self._call(
-            lambda c: c.execute(
-                "SELECT min(next_fire_at) FROM tasks "
-                "WHERE status = 'active' AND next_fire_at IS NOT NULL"
-            ).fetchone()[0]
-        )
-        return _dt(value)
 
     # --- fires ----------------------------------------------------------------------------
     async def claim_due_tasks(
@@ -1403,22 +1383,6 @@ class SQLiteStore:
             return [_run_from_row(r) for r in rows]
 
         return await self._tx(fn)
-
-    async def next_lease_expiry(self) -> datetime | None:
-        value = await self._call(
-            lambda c: c.execute(
-                "SELECT min(lease_expires_at) FROM runs WHERE status = 'running'"
-            ).fetchone()[0]
-        )
-        return _dt(value)
-
-    async def next_run_due_at(self) -> datetime | None:
-        value = await self._call(
-            lambda c: c.execute("SELECT min(due_at) FROM runs WHERE status = 'queued'").fetchone()[
-                0
-            ]
-        )
-        return _dt(value)
 
     async def backlog(self, now: datetime) -> tuple[int, int]:
         now_us = _us(now)
