@@ -1311,14 +1311,10 @@ class SQLiteStore:
             return
         upstream_ids = list(dict.fromkeys(r.task_id for r in succeeded))
         dependents: dict[str, list[Task]] = {}
-        for start in range(0, len(upstream_ids), _IN_CHUNK):
-            chunk = upstream_ids[start : start + _IN_CHUNK]
-            for row in conn.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status = 'active' AND depends_on IN "
-                f"({', '.join('?' * len(chunk))})",
-                chunk,
-            ):
-                task = _task_from_row(row)
+        select = f"SELECT {_TASK_COLUMNS} FROM tasks"
+        for row in self._rows_by_id(conn, select, upstream_ids, column="depends_on"):
+            task = _task_from_row(row)
+            if task.status == TaskStatus.ACTIVE:
                 assert task.depends_on is not None
                 dependents.setdefault(task.depends_on, []).append(task)
         for run in succeeded:
@@ -1331,14 +1327,15 @@ class SQLiteStore:
 
     @staticmethod
     def _rows_by_id(
-        conn: sqlite3.Connection, select: str, ids: Sequence[str]
+        conn: sqlite3.Connection, select: str, ids: Sequence[str], *, column: str = "id"
     ) -> list[Sequence[Any]]:
-        """`select` (a query without WHERE) for these ids, in chunks."""
+        """`select` (a query without WHERE) for the rows whose `column` is one of `ids`, in
+        chunks."""
         rows: list[Sequence[Any]] = []
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = ids[start : start + _IN_CHUNK]
             rows += conn.execute(
-                f"{select} WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                f"{select} WHERE {column} IN ({', '.join('?' * len(chunk))})", chunk
             ).fetchall()
         return rows
 
