@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from support.records import LEASE, T0, make_task
 from wakecall.errors import RunNotFound, TaskNotFound
 from wakecall.ids import new_id
 from wakecall.models import (
     AttemptStatus,
-    CatchUp,
     DeliveryStatus,
     EventType,
     Overlap,
@@ -22,40 +22,6 @@ from wakecall.models import (
     Trigger,
 )
 from wakecall.store import FirePlan, NewEvent, NewRun, RunOutcome, Store, TaskEnd, Upcoming
-
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-LEASE = timedelta(seconds=30)
-
-
-def make_task(owner: str = "alice", **changes: Any) -> Task:
-    base = Task(
-        id=new_id("tsk"),
-        owner=owner,
-        name="report",
-        kind="task",
-        schedule={"kind": "interval", "every": "1m", "start": T0.isoformat(), "timezone": "UTC"},
-        timezone="UTC",
-        action={"type": "noop"},
-        retry=RetryPolicy(attempts=2),
-        timeout_s=None,
-        overlap=Overlap.SKIP,
-        max_queued=1,
-        catchup=CatchUp.LATEST,
-        catchup_window_s=3600.0,
-        max_runs=None,
-        expires_at=None,
-        status=TaskStatus.ACTIVE,
-        pause_note=None,
-        callback_url=None,
-        metadata={"team": "ops"},
-        idempotency_key=None,
-        created_at=T0,
-        updated_at=T0,
-        next_fire_at=T0,
-        last_fire_at=None,
-        run_count=0,
-    )
-    return base.replace(**changes)
 
 
 def queued(fire: datetime | None = T0, **changes: Any) -> NewRun:

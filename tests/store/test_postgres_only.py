@@ -21,12 +21,13 @@ import anyio
 import asyncpg
 import pytest
 
+from support import records
+from support.records import LEASE, T0
 from wakecall.clock import OffsetClock
 from wakecall.errors import NotAWakecallDatabase, StoreError, TaskNotFound
 from wakecall.ids import new_id
 from wakecall.models import (
     AttemptStatus,
-    CatchUp,
     EventType,
     Overlap,
     RetryPolicy,
@@ -47,41 +48,12 @@ pytestmark = [
     pytest.mark.skipif(not URL, reason="set WAKECALL_TEST_POSTGRES_URL (scripts/start-postgres)"),
 ]
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-LEASE = timedelta(seconds=30)
-
 Nodes = Callable[[int], Awaitable[list[PostgresStore]]]
 
 
 def make_task(owner: str = "alice", **changes: Any) -> Task:
-    base = Task(
-        id=new_id("tsk"),
-        owner=owner,
-        name="report",
-        kind="task",
-        schedule={"kind": "interval", "every": "1m", "start": T0.isoformat(), "timezone": "UTC"},
-        timezone="UTC",
-        action={"type": "noop"},
-        retry=RetryPolicy(attempts=1),
-        timeout_s=None,
-        overlap=Overlap.SKIP,
-        max_queued=1,
-        catchup=CatchUp.LATEST,
-        catchup_window_s=3600.0,
-        max_runs=None,
-        expires_at=None,
-        status=TaskStatus.ACTIVE,
-        pause_note=None,
-        callback_url=None,
-        metadata={},
-        idempotency_key=None,
-        created_at=T0,
-        updated_at=T0,
-        next_fire_at=T0,
-        last_fire_at=None,
-        run_count=0,
-    )
-    return base.replace(**changes)
+    """The shared test task with one attempt and no metadata."""
+    return records.make_task(owner, **{"retry": RetryPolicy(attempts=1), "metadata": {}, **changes})
 
 
 def queued(fire: datetime | None = T0, **changes: Any) -> NewRun:
