@@ -420,7 +420,9 @@ async def test_postgres_nodes_ride_out_a_database_restart(wakecall: Any) -> None
             await poll_until(long_running)
             await db.conn.close()
             await server.stop()
-            await anyio.sleep(4)  # the outage: the long runs end and the fifty fall due
+            # The outage lasts until the long runs have ended (about start + 8 s) and the
+            # fifty have fallen due (start + 7 s).
+            await poll_until(lambda: _past(start + timedelta(seconds=8.5)))
             await server.start()
             await db.reconnect()
             await poll_until(lambda: _past(start + timedelta(seconds=16)))
@@ -462,8 +464,19 @@ async def test_postgres_a_task_created_elsewhere_wakes_sleeping_nodes_at_once(
         nodes(wakecall, db, 2, "--poll-interval", "60s"),
     ):
         setup = Setup(db, receiver)
-        # Both nodes have looked at the empty store and gone to sleep for a minute.
-        await anyio.sleep(1)
+
+        async def both_listening() -> bool:
+            listeners = await db.value(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                "'wakecall-listen' AND query LIKE 'LISTEN %' || $1 || '%'",
+                db.store.channel,
+            )
+            return bool(listeners == 2)
+
+        # Both nodes listen for hints (their first look at the empty store comes before: the
+        # listener connects after the loop has started).
+        with anyio.fail_after(20):
+            await poll_until(both_listening)
         task = await setup.create(
             "local", once_at(datetime.now(UTC) + timedelta(seconds=1), "soon")
         )
