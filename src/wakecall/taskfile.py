@@ -56,7 +56,7 @@ from wakecall.errors import (
     TaskNotFound,
     WakecallError,
 )
-from wakecall.models import RetryPolicy, Task, TaskPatch, TaskSpec, TaskStatus
+from wakecall.models import ConditionSpec, RetryPolicy, Task, TaskPatch, TaskSpec, TaskStatus
 from wakecall.net import OutboundPolicy, check_url
 from wakecall.schedules import format_duration, parse_duration
 
@@ -163,11 +163,14 @@ class ActionPolicy:
         if url is not None:
             check_url(url, self.outbound, field="callback_url")
 
+    def check_condition(self, condition: ConditionSpec | None) -> None:
+        if condition is not None:
+            check_url(condition.url, self.outbound, field="condition.url")
+
     def check_spec(self, spec: TaskSpec) -> None:
         self.check_action(spec.action)
         self.check_callback_url(spec.callback_url)
-        if spec.condition is not None:
-            check_url(spec.condition.url, self.outbound, field="condition.url")
+        self.check_condition(spec.condition)
 
 
 async def issue_callback_secret(

@@ -676,8 +676,7 @@ async def run_patch(ctx: Context, args: argparse.Namespace) -> int:
     if patch.action is not None:
         ctx.policy.check_action(patch.action)
     ctx.policy.check_callback_url(patch.callback_url)
-    if patch.condition is not None:
-        ctx.policy.check_callback_url(patch.condition.url)
+    ctx.policy.check_condition(patch.condition)
     task = await ctx.service.patch(ctx.owner, args.task_id, patch)
     secret = None
     if task.callback_url and (args.rotate_callback_secret or not before.callback_url):

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 import anyio
@@ -29,21 +30,18 @@ from starlette.applications import Starlette
 from wakecall import __version__
 from wakecall.actions import default_executors
 from wakecall.actions.command import (
-    CommandAction,
     CommandExecutor,
     CommandPolicy,
-    validate_command,
 )
 from wakecall.actions.condition import ConditionChecker
-from wakecall.actions.webhook import WebhookAction, WebhookExecutor, validate_webhook
+from wakecall.actions.webhook import WebhookExecutor
 from wakecall.clock import Clock, OffsetClock, SystemClock
 from wakecall.delivery import Inbox
 from wakecall.delivery.callbacks import CallbackDispatcher
-from wakecall.delivery.signing import new_secret
 from wakecall.engine import Engine, EngineConfig
 from wakecall.errors import InvalidInput
 from wakecall.models import ConditionSpec
-from wakecall.net import OutboundPolicy, build_http_client, check_url
+from wakecall.net import OutboundPolicy, build_http_client
 from wakecall.server.auth import StaticTokenVerifier, current_owner
 from wakecall.server.metrics import Metrics, metrics_route
 from wakecall.server.push import OwnerBus, Pusher, SessionRegistry
@@ -53,6 +51,7 @@ from wakecall.server.triggers import trigger_route
 from wakecall.settings import Settings
 from wakecall.store import Store, open_store
 from wakecall.store.urls import redact
+from wakecall.taskfile import ActionPolicy, issue_callback_secret
 
 __all__ = ["Runtime", "build_http_app", "build_server", "open_runtime", "serve"]
 
@@ -85,6 +84,15 @@ class Runtime:
     def owner(self) -> str:
         return current_owner(self.settings.owner)
 
+    @cached_property
+    def policy(self) -> ActionPolicy:
+        """The operator's limits on actions, callbacks and conditions, as the command line
+        and task files apply them too."""
+        return ActionPolicy(
+            self.outbound,
+            CommandPolicy(enabled=bool(self.settings.commands), allow=self.settings.commands),
+        )
+
     def check_action(self, action: BaseModel) -> None:
         """Refuse, before anything is stored, an action this server cannot run."""
         kind = getattr(action, "type", None)
@@ -94,31 +102,20 @@ class Runtime:
                 f"{', '.join(sorted(self.engine.executors))}",
                 field="action.type",
             )
-        if isinstance(action, WebhookAction):
-            validate_webhook(action, self.outbound)
-        elif isinstance(action, CommandAction):
-            validate_command(action, self.command_policy)
-
-    @property
-    def command_policy(self) -> CommandPolicy:
-        return CommandPolicy(enabled=bool(self.settings.commands), allow=self.settings.commands)
+        self.policy.check_action(action)
 
     def check_callback_url(self, url: str | None) -> None:
-        if url is not None:
-            check_url(url, self.outbound, field="callback_url")
+        self.policy.check_callback_url(url)
 
     def check_condition(self, condition: ConditionSpec | None) -> None:
-        if condition is not None:
-            check_url(condition.url, self.outbound, field="condition.url")
+        self.policy.check_condition(condition)
 
     async def issue_secret(self, task_id: str, *, rotate: bool) -> str:
         """A new signing secret for the task's callbacks (shown to the caller once). On a
         rotation the previous secrets keep signing for the configured grace period."""
-        now = self.engine.clock.now()
-        secret = new_secret()
-        retire = now + self.settings.secret_grace if rotate else now
-        await self.engine.store.add_callback_secret(task_id, secret, now, retire)
-        return secret
+        return await issue_callback_secret(
+            self.engine.tasks, task_id, rotate=rotate, grace=self.settings.secret_grace
+        )
 
 
 def store_clock(store: Store) -> Clock:
@@ -315,7 +312,7 @@ async def apply_tasks_file(settings: Settings) -> None:
     """Apply `--tasks-file` to the owner's tasks before the scheduler starts (a bad file stops
     the start, nothing applied); what changed goes to stderr, with the signing secret of each
     new callback (shown once)."""
-    from wakecall.taskfile import ActionPolicy, apply_file
+    from wakecall.taskfile import apply_file
 
     assert settings.tasks_file is not None
     store = open_store(settings.store_path, pg_schema=settings.pg_schema, pg_pool=settings.pg_pool)
