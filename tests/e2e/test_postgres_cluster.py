@@ -22,6 +22,7 @@ import pytest
 
 from support.loopback import Receiver, serve_receiver
 from support.postgres import (
+    LISTENERS_SQL,
     POSTGRES_URL,
     Database,
     PrivateServer,
@@ -466,11 +467,7 @@ async def test_postgres_a_task_created_elsewhere_wakes_sleeping_nodes_at_once(
         setup = Setup(db, receiver)
 
         async def both_listening() -> bool:
-            listeners = await db.value(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                "'wakecall-listen' AND query LIKE 'LISTEN %' || $1 || '%'",
-                db.store.channel,
-            )
+            listeners = await db.value(LISTENERS_SQL, db.store.channel)
             return bool(listeners == 2)
 
         # Both nodes listen for hints (their first look at the empty store comes before: the

@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 
 from support import records
+from support.postgres import LISTENERS_SQL
 from support.records import LEASE, T0
 from wakecall.clock import OffsetClock
 from wakecall.errors import NotAWakecallDatabase, StoreError, TaskNotFound
@@ -469,13 +470,7 @@ class Hints:
 
 async def _listeners(store: PostgresStore) -> int:
     """How many connections listen on the store's channel."""
-    count: int = await store._call(
-        lambda c: c.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wakecall-listen' "
-            "AND query LIKE 'LISTEN %' || $1 || '%'",
-            store.channel,
-        )
-    )
+    count: int = await store._call(lambda c: c.fetchval(LISTENERS_SQL, store.channel))
     return count
 
 
@@ -523,9 +518,7 @@ async def test_a_lost_listening_connection_comes_back_and_says_hints_may_be_lost
             await _listening(a)
             killed = await b._call(
                 lambda c: c.fetchval(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = 'wakecall-listen' "
-                    "AND query LIKE 'LISTEN %' || $1 || '%'",
+                    LISTENERS_SQL.replace("count(*)", "count(pg_terminate_backend(pid))"),
                     a.channel,
                 )
             )

@@ -25,6 +25,12 @@ from wakecall.store.postgres import PostgresStore
 
 POSTGRES_URL = os.environ.get("WAKECALL_TEST_POSTGRES_URL")
 
+#: How many connections listen for a store's hints ($1: `PostgresStore.channel`).
+LISTENERS_SQL = (
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wakecall-listen' "
+    "AND query LIKE 'LISTEN %' || $1 || '%'"
+)
+
 
 def find_bindir() -> Path | None:
     """The directory of `initdb` and `pg_ctl` (Debian's layout first), or None."""
