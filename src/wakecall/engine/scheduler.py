@@ -671,8 +671,11 @@ class Engine:
         self.publish(events)
         for run in written:
             ok = run.status in (RunStatus.SUCCESS, RunStatus.SKIPPED)
+            level = logging.DEBUG if ok else logging.INFO
+            if not log.isEnabledFor(level):
+                continue  # a burst of successes builds no log records
             log.log(
-                logging.DEBUG if ok else logging.INFO,
+                level,
                 "run %s of task %s: %s (attempt %d)%s",
                 run.id,
                 run.task_id,
