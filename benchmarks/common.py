@@ -112,7 +112,6 @@ def machine() -> dict[str, Any]:
                 "wakecall",
                 "mcp",
                 "anyio",
-                "aiosqlite",
                 "asyncpg",
                 "httpx2",
                 "uvicorn",

@@ -246,10 +246,9 @@ def _profile_section(stored: dict[str, Any]) -> list[str]:
         wall = prof["wall_s"]
         lines.append(
             f"Wall time profiled: {wall:.2f} s. CPU on the event-loop thread "
-            f"{prof['loop_thread_cpu_s']:.2f} s ({100 * prof['loop_thread_cpu_s'] / wall:.0f} %), "
-            f"on the SQLite connection thread {prof['db_thread_cpu_s']:.2f} s "
-            f"({100 * prof['db_thread_cpu_s'] / wall:.0f} %). The loop thread sat idle in "
-            f"`epoll` (waiting for the database thread or for time) "
+            f"{prof['loop_thread_cpu_s']:.2f} s ({100 * prof['loop_thread_cpu_s'] / wall:.0f} %; "
+            "the SQLite store's work runs on that thread). The loop thread sat idle in "
+            f"`epoll` (waiting for I/O or for time) "
             f"{prof['loop']['idle_s']:.2f} s of {prof['loop']['sampled_s']:.2f} s sampled."
         )
         lines.append("")
@@ -274,31 +273,32 @@ def _profile_section(stored: dict[str, Any]) -> list[str]:
         lines += [
             f"| `{x['where']}` | {x['s']:.2f} | {x['pct']:.1f} |" for x in prof["loop"]["own"][:12]
         ]
-        db = prof["db"]
-        lines += [
-            "",
-            f"SQLite connection thread (cProfile, {db['traced_s']:.2f} s of work traced, "
-            f"{db.get('waiting_s', 0):.2f} s waiting for calls), most inclusive time in "
-            "wakecall code:",
-            "",
-            "| function | calls | s | % of traced |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| `{x['where']}` | {x['calls']:,} | {x['s']:.2f} | {x['pct']:.1f} |"
-            for x in db["inclusive"][:14]
-        ]
-        lines += [
-            "",
-            "SQLite connection thread, most own time:",
-            "",
-            "| function | calls | s | % of traced |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| `{x['where']}` | {x['calls']:,} | {x['s']:.2f} | {x['pct']:.1f} |"
-            for x in db["own"][:12]
-        ]
+        db = prof.get("db")  # the store's own thread, in runs before the store ran on the loop
+        if db is not None:
+            lines += [
+                "",
+                f"SQLite connection thread (cProfile, {db['traced_s']:.2f} s of work traced, "
+                f"{db.get('waiting_s', 0):.2f} s waiting for calls), most inclusive time in "
+                "wakecall code:",
+                "",
+                "| function | calls | s | % of traced |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| `{x['where']}` | {x['calls']:,} | {x['s']:.2f} | {x['pct']:.1f} |"
+                for x in db["inclusive"][:14]
+            ]
+            lines += [
+                "",
+                "SQLite connection thread, most own time:",
+                "",
+                "| function | calls | s | % of traced |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| `{x['where']}` | {x['calls']:,} | {x['s']:.2f} | {x['pct']:.1f} |"
+                for x in db["own"][:12]
+            ]
         lines.append("")
     return lines
 

@@ -59,5 +59,5 @@ def configure_logging(level: str = "INFO", fmt: str = "plain") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiosqlite", "httpx2", "httpcore", "mcp", "uvicorn.access"):
+    for noisy in ("httpx2", "httpcore", "mcp", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

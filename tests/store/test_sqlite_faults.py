@@ -93,6 +93,41 @@ async def test_a_database_locked_by_another_writer_fails_clearly_and_writes_noth
         await store.close()
 
 
+async def test_a_write_waits_for_another_writer_without_holding_up_the_loop(
+    tmp_path: Path,
+) -> None:
+    """SQLite runs on the loop's thread, so the store must never wait inside SQLite for a lock:
+    while another connection holds the file, the loop keeps serving other work, and the write
+    goes through once the lock is released."""
+    path = tmp_path / "shared.db"
+    store = SQLiteStore(path, busy_timeout=30)
+    await store.open()
+    engine = Engine(store, clock=FakeClock(), config=EngineConfig(node_id="n"))
+    other = sqlite3.connect(path, isolation_level=None)
+    created: list[str] = []
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+
+        async def create() -> None:
+            task, _ = await engine.tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
+            created.append(task.id)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(create)
+                turns = 0
+                while turns < 20:  # the loop runs other work while the write waits
+                    await anyio.sleep(0.005)
+                    turns += 1
+                assert created == []
+                other.execute("ROLLBACK")
+        assert len(created) == 1
+        assert [t.id for t in await store.list_tasks(None)] == created
+    finally:
+        other.close()
+        await store.close()
+
+
 async def test_huge_and_negative_inputs_are_refused_before_anything_is_written(
     tmp_path: Path,
 ) -> None:

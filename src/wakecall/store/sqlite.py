@@ -1,10 +1,13 @@
-"""The embedded store: one SQLite file in WAL mode, reached through aiosqlite.
+"""The embedded store: one SQLite file in WAL mode.
 
-Each store method is one transaction run as a single function on aiosqlite's connection thread
-(one thread round trip per method, however many rows it touches), so batches stay cheap and a
-transaction can never interleave with another on the same connection. Several processes may
-open the same file (the CLI next to a server); SQLite's write lock with a busy timeout
-serializes them, and every claim check is done inside the writing transaction.
+Each store method is one transaction, run as a single function directly on the event loop's
+thread. SQLite on a local file answers a batch in microseconds to a few milliseconds, which is
+less than handing the work to another thread and back costs (two thread switches and a fight
+for the GIL per call), and a function that never awaits can never interleave with another
+coroutine's transaction. The loop never waits inside SQLite for another process: the
+connection's busy timeout is zero, and a write that finds the file locked by another process
+(the CLI next to a server) gives the loop back and tries again with backoff, up to
+`busy_timeout` seconds. Every claim check is done inside the writing transaction.
 
 Instants are stored as integer microseconds since the Unix epoch (UTC).
 """
@@ -19,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
 import anyio
 
 from wakecall.errors import (
@@ -450,6 +452,15 @@ _ATTEMPT_STATUS_TO_RUN = {
 }
 
 
+class _NotBegun(Exception):
+    """BEGIN IMMEDIATE found the write lock taken by another connection."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
 class SQLiteStore:
     """`Store` on one SQLite file. `path` may be ":memory:" for a private throwaway store."""
 
@@ -459,35 +470,52 @@ class SQLiteStore:
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self.watch_interval = watch_interval
-        self._db: aiosqlite.Connection | None = None
+        self._conn: sqlite3.Connection | None = None
 
     # --- plumbing -------------------------------------------------------------------------
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(conn)` on the connection's thread, in one round trip."""
-        db = self._db
-        if db is None:
+        """Run `fn(conn)` now, on this thread. A read (or a transaction that could not begin)
+        that finds the file locked by another process is tried again after a pause that gives
+        the loop back, for up to `busy_timeout` seconds."""
+        conn = self._conn
+        if conn is None:
             raise StoreError("the store is not open; call open() first")
-
-        def body() -> T:
-            conn: sqlite3.Connection = db._conn  # aiosqlite's connection, on its own thread
-            return fn(conn)
-
-        try:
-            return await db._execute(body)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise DatabaseBusy(self.path, self.busy_timeout) from exc
-            raise StoreError(f"{self.path}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.IntegrityError):
+        give_up: float | None = None
+        pause = 0.001
+        while True:
+            try:
+                return fn(conn)
+            except _NotBegun:
+                pass  # the write lock is another process's: nothing was done, try again
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise StoreError(f"{self.path}: {exc}") from exc
+                if conn.in_transaction:  # never retried halfway through a transaction
+                    raise DatabaseBusy(self.path, self.busy_timeout) from exc
+            except sqlite3.IntegrityError:
                 raise
-            raise StoreError(f"{self.path}: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+            now = anyio.current_time()
+            if give_up is None:
+                give_up = now + self.busy_timeout
+            elif now >= give_up:
+                raise DatabaseBusy(self.path, self.busy_timeout)
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            if self._conn is not conn:
+                raise StoreError("the store was closed")
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
 
         def body(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise _NotBegun from exc
+                raise
             try:
                 result = fn(conn)
             except BaseException:
@@ -500,15 +528,19 @@ class SQLiteStore:
 
     # --- life cycle -----------------------------------------------------------------------
     async def open(self) -> None:
-        if self._db is not None:
+        if self._conn is not None:
             return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+            # timeout=0: a lock held by another process is waited for by `_call`, with the loop
+            # free meanwhile, never inside SQLite.
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=0, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
-        self._db = db
+        self._conn = conn
         try:
             await self._call(self._prepare)
         except BaseException:
@@ -533,7 +565,6 @@ class SQLiteStore:
                 f"{self.path} has schema version {version}, newer than this wakecall "
                 f"understands ({SCHEMA_VERSION}); upgrade wakecall"
             )
-        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         if self.path != ":memory:":
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
@@ -558,9 +589,9 @@ class SQLiteStore:
             conn.execute("COMMIT")
 
     async def close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            await db.close()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     async def schema_version(self) -> int:
         return await self._call(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
