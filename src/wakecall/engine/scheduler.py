@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wakecall.actions import ActionContext, ActionFailed, Executor, default_executors
 from wakecall.actions.condition import ConditionChecker
@@ -146,11 +148,14 @@ class Engine:
         self._hint_listeners: list[HintListener] = []
         self._run_listeners: list[RunListener] = []
         self._wake = anyio.Event()
-        self._changed = anyio.Event()
+        self._changed: anyio.Event | None = None
         self._sleep_deadline: datetime | None = None
         self._must_claim = True
         self._known_fire: datetime | None = None
         self._inflight: dict[str, _Flight] = {}
+        self._to_workers: MemoryObjectSendStream[_Flight] | None = None
+        self._from_dispatch: MemoryObjectReceiveStream[_Flight] | None = None
+        self._idle_workers = 0
         self._outcomes: list[RunOutcome] = []
         self._outcome_ready = anyio.Event()
         self._writing = False
@@ -163,6 +168,8 @@ class Engine:
 
     # --- life cycle -----------------------------------------------------------------------
     async def __aenter__(self) -> Engine:
+        self._to_workers, self._from_dispatch = anyio.create_memory_object_stream[_Flight](math.inf)
+        self._idle_workers = 0
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._loop, name="wakecall-scheduler")
@@ -188,7 +195,12 @@ class Engine:
                 while self._inflight:
                     await self._wait_changed()
         self._tg.cancel_scope.cancel()
-        return await self._tg.__aexit__(exc_type, exc, tb)
+        try:
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            assert self._to_workers is not None and self._from_dispatch is not None
+            self._to_workers.close()
+            self._from_dispatch.close()
 
     # --- hooks for the layers above -------------------------------------------------------
     def add_listener(self, listener: EventListener) -> None:
@@ -295,10 +307,14 @@ class Engine:
         await self.wait_until(self.is_idle)
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        # An event is made only for someone waiting: this runs several times per run.
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     async def _wait_changed(self) -> None:
+        if self._changed is None:
+            self._changed = anyio.Event()
         await self._changed.wait()
 
     # --- the loop -------------------------------------------------------------------------
@@ -473,8 +489,22 @@ class Engine:
             self._inflight[run.id] = flight
             if run.cancel_requested:
                 self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
-            self._tg.start_soon(self._execute, flight, name=f"run {run.id}")
+            assert self._to_workers is not None
+            self._to_workers.send_nowait(flight)
+            if self._idle_workers:
+                self._idle_workers -= 1  # a waiting worker takes it
+            else:
+                self._tg.start_soon(self._worker, name="wakecall-run-worker")
         self._notify()
+
+    async def _worker(self) -> None:
+        """Executes runs, one after another, as the dispatcher hands them over. Workers are
+        kept, not a task spawned per run (handing a run to a waiting worker costs a tenth of a
+        spawn); there are never more than the most runs ever in flight at once."""
+        assert self._from_dispatch is not None
+        async for flight in self._from_dispatch:
+            await self._execute(flight)
+            self._idle_workers += 1
 
     async def _extend(self, now: datetime) -> None:
         cfg = self.config

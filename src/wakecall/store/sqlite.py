@@ -19,6 +19,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,10 +52,13 @@ from wakecall.models import (
     event_type_for,
     retry_policy_from_json,
     run_event_payload,
+    run_from_values,
     task_event_payload,
+    task_from_values,
 )
 from wakecall.store.base import (
     RESYNC,
+    DeliveryOutcome,
     DueTask,
     FirePlan,
     FireResult,
@@ -278,16 +282,22 @@ def _us_or_none(value: datetime | None) -> int | None:
     return None if value is None else _us(value)
 
 
-def _dt(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
-
-
+@lru_cache(maxsize=4096)
 def _dt_req(value: int) -> datetime:
+    # Cached: the rows of a batch share their instants (its `now`, a burst's due time).
     return _EPOCH + timedelta(microseconds=value)
 
 
+def _dt(value: int | None) -> datetime | None:
+    return None if value is None else _dt_req(value)
+
+
+#: `json.dumps(value, default=str)` without building an encoder per call.
+_encode = json.JSONEncoder(default=str).encode
+
+
 def _json_or_none(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
+    return None if value is None else _encode(value)
 
 
 def _load_json(value: str | None) -> Any:
@@ -298,39 +308,69 @@ def _attempts(retry_json: str) -> int:
     return retry_policy_from_json(retry_json).attempts
 
 
+_OVERLAPS = {m.value: m for m in Overlap}
+_CATCHUPS = {m.value: m for m in CatchUp}
+_TASK_STATUSES = {m.value: m for m in TaskStatus}
+_RUN_STATUSES = {m.value: m for m in RunStatus}
+_TRIGGERS = {m.value: m for m in Trigger}
+
+#: The decoded JSON columns of recently read tasks, by task id and the columns' text. A task is
+#: read several times in its run's life (claimed, started, finished) and its definition rarely
+#: changes in between; the key holds the text, so a changed definition is decoded afresh.
+_DEFINITIONS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_DEFINITIONS_MAX = 4096
+
+
 def _task_from_row(row: Sequence[Any]) -> Task:
-    return Task(
-        id=row[0],
-        owner=row[1],
-        name=row[2],
-        kind=row[3],
-        schedule=json.loads(row[4]),
-        timezone=row[5],
-        action=json.loads(row[6]),
-        retry=retry_policy_from_json(row[7]),
-        timeout_s=row[8],
-        overlap=Overlap(row[9]),
-        max_queued=row[10],
-        catchup=CatchUp(row[11]),
-        catchup_window_s=row[12],
-        max_runs=row[13],
-        expires_at=_dt(row[14]),
-        status=TaskStatus(row[15]),
-        pause_note=row[16],
-        callback_url=row[17],
-        metadata=json.loads(row[18]),
-        idempotency_key=row[19],
-        created_at=_dt_req(row[20]),
-        updated_at=_dt_req(row[21]),
-        next_fire_at=_dt(row[22]),
-        last_fire_at=_dt(row[23]),
-        run_count=row[24],
-        claimed_by=row[25],
-        claim_expires_at=_dt(row[26]),
-        end_reason=row[27],
-        depends_on=row[28],
-        trigger=_load_json(row[29]),
-        condition=_load_json(row[30]),
+    key = (row[0], row[4], row[6], row[7], row[18], row[29], row[30])
+    parts = _DEFINITIONS.get(key)
+    if parts is None:
+        parts = (
+            json.loads(row[4]),
+            json.loads(row[6]),
+            retry_policy_from_json(row[7]),
+            json.loads(row[18]),
+            _load_json(row[29]),
+            _load_json(row[30]),
+        )
+        if len(_DEFINITIONS) >= _DEFINITIONS_MAX:
+            del _DEFINITIONS[next(iter(_DEFINITIONS))]  # the oldest
+        _DEFINITIONS[key] = parts
+    schedule, action, retry, metadata, trigger, condition = parts
+    return task_from_values(
+        (
+            row[0],  # id
+            row[1],  # owner
+            row[2],  # name
+            row[3],  # kind
+            schedule,
+            row[5],  # timezone
+            action,
+            retry,
+            row[8],  # timeout_s
+            _OVERLAPS[row[9]],
+            row[10],  # max_queued
+            _CATCHUPS[row[11]],
+            row[12],  # catchup_window_s
+            row[13],  # max_runs
+            _dt(row[14]),  # expires_at
+            _TASK_STATUSES[row[15]],
+            row[16],  # pause_note
+            row[17],  # callback_url
+            metadata,
+            row[19],  # idempotency_key
+            _dt_req(row[20]),  # created_at
+            _dt_req(row[21]),  # updated_at
+            _dt(row[22]),  # next_fire_at
+            _dt(row[23]),  # last_fire_at
+            row[24],  # run_count
+            row[25],  # claimed_by
+            _dt(row[26]),  # claim_expires_at
+            row[27],  # end_reason
+            row[28],  # depends_on
+            trigger,
+            condition,
+        )
     )
 
 
@@ -371,26 +411,28 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
 
 
 def _run_from_row(row: Sequence[Any]) -> Run:
-    return Run(
-        id=row[0],
-        task_id=row[1],
-        owner=row[2],
-        trigger=Trigger(row[3]),
-        scheduled_for=_dt(row[4]),
-        due_at=_dt_req(row[5]),
-        status=RunStatus(row[6]),
-        attempt=row[7],
-        max_attempts=row[8],
-        created_at=_dt_req(row[9]),
-        started_at=_dt(row[10]),
-        finished_at=_dt(row[11]),
-        duration_ms=row[12],
-        output=_load_json(row[13]),
-        error_message=row[14],
-        claimed_by=row[15],
-        lease_expires_at=_dt(row[16]),
-        cancel_requested=bool(row[17]),
-        input=_load_json(row[18]),
+    return run_from_values(
+        (
+            row[0],  # id
+            row[1],  # task_id
+            row[2],  # owner
+            _TRIGGERS[row[3]],
+            _dt(row[4]),  # scheduled_for
+            _dt_req(row[5]),  # due_at
+            _RUN_STATUSES[row[6]],
+            row[7],  # attempt
+            row[8],  # max_attempts
+            _dt_req(row[9]),  # created_at
+            _dt(row[10]),  # started_at
+            _dt(row[11]),  # finished_at
+            row[12],  # duration_ms
+            None if row[13] is None else json.loads(row[13]),  # output
+            row[14],  # error_message
+            row[15],  # claimed_by
+            _dt(row[16]),  # lease_expires_at
+            bool(row[17]),  # cancel_requested
+            None if row[18] is None else json.loads(row[18]),  # input
+        )
     )
 
 
@@ -777,7 +819,7 @@ class SQLiteStore:
                     running.setdefault(task_id, []).append(run_id)
             out = []
             for row in rows:
-                task = _task_from_row(row).replace(claimed_by=node, claim_expires_at=now + lease)
+                task = _task_from_row((*row[:25], node, until_us, *row[27:]))  # as claimed
                 out.append(DueTask(task, queued.get(task.id, 0), tuple(running.get(task.id, ()))))
             return out
 
@@ -959,7 +1001,7 @@ class SQLiteStore:
         callback_url: str | None = None,
     ) -> Event:
         values = dict(event.payload)
-        payload = json.dumps(values, default=str)
+        payload = _encode(values)
         cursor = conn.execute(
             "INSERT INTO events (owner, type, task_id, run_id, created_at, payload) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -969,7 +1011,7 @@ class SQLiteStore:
         created = _dt_req(now_us)
         if callback_url and event.type in CALLBACK_EVENTS:
             stamp = created.isoformat().replace("+00:00", "Z")
-            body = json.dumps({"event": str(event.type), "timestamp": stamp, **values}, default=str)
+            body = _encode({"event": str(event.type), "timestamp": stamp, **values})
             conn.execute(
                 f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, NULL, NULL)",
@@ -1101,9 +1143,16 @@ class SQLiteStore:
 
     @staticmethod
     def _claim_runs_on(
-        conn: sqlite3.Connection, node: str, now_us: int, until_us: int, limit: int
+        conn: sqlite3.Connection,
+        node: str,
+        now_us: int,
+        until_us: int,
+        limit: int,
+        *,
+        start: bool = False,
     ) -> list[str]:
-        """Claim queued runs due at `now_us` for `node`; their ids in due order."""
+        """Claim queued runs due at `now_us` for `node`; their ids in due order. With `start`,
+        they are also marked running in their next attempt (`_start_on` without its update)."""
         # Candidates in due order; a task that does not allow overlap contributes its
         # earliest queued run only, and none while one of its runs is running.
         rows = conn.execute(
@@ -1137,10 +1186,16 @@ class SQLiteStore:
                     continue
                 busy.add(task_id)
             chosen.append(run_id)
-        if chosen:
+        if chosen and not start:
             conn.executemany(
                 "UPDATE runs SET claimed_by = ?, lease_expires_at = ? WHERE id = ?",
                 [(node, until_us, run_id) for run_id in chosen],
+            )
+        elif chosen:
+            conn.executemany(
+                "UPDATE runs SET claimed_by = ?, lease_expires_at = ?, status = 'running', "
+                "attempt = attempt + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
+                [(node, until_us, now_us, run_id) for run_id in chosen],
             )
         return chosen
 
@@ -1156,15 +1211,23 @@ class SQLiteStore:
         return await self._tx(fn)
 
     def _start_on(
-        self, conn: sqlite3.Connection, node: str, now_us: int, run_ids: Sequence[str]
+        self,
+        conn: sqlite3.Connection,
+        node: str,
+        now_us: int,
+        run_ids: Sequence[str],
+        *,
+        marked: bool = False,
     ) -> list[Sequence[Any]]:
-        """Start the next attempt of these runs of `node`; the rows of those running."""
-        conn.executemany(
-            "UPDATE runs SET status = 'running', attempt = attempt + 1, "
-            "started_at = coalesce(started_at, ?) "
-            "WHERE claimed_by = ? AND status = 'queued' AND id = ?",
-            [(now_us, node, run_id) for run_id in run_ids],
-        )
+        """Start the next attempt of these runs of `node` (`marked`: already marked running by
+        `_claim_runs_on`); the rows of those running."""
+        if not marked:
+            conn.executemany(
+                "UPDATE runs SET status = 'running', attempt = attempt + 1, "
+                "started_at = coalesce(started_at, ?) "
+                "WHERE claimed_by = ? AND status = 'queued' AND id = ?",
+                [(now_us, node, run_id) for run_id in run_ids],
+            )
         rows = [
             r
             for r in self._rows_by_id(conn, f"SELECT {_RUN_COLUMNS} FROM runs", list(run_ids))
@@ -1183,10 +1246,11 @@ class SQLiteStore:
         now_us, until_us = _us(now), _us(now + lease)
 
         def fn(conn: sqlite3.Connection) -> list[tuple[Run, Task]]:
-            chosen = self._claim_runs_on(conn, node, now_us, until_us, limit)
+            chosen = self._claim_runs_on(conn, node, now_us, until_us, limit, start=True)
             if not chosen:
                 return []
-            runs = {r[0]: _run_from_row(r) for r in self._start_on(conn, node, now_us, chosen)}
+            started = self._start_on(conn, node, now_us, chosen, marked=True)
+            runs = {r[0]: _run_from_row(r) for r in started}
             task_ids = list(dict.fromkeys(run.task_id for run in runs.values()))
             tasks = {
                 r[0]: _task_from_row(r)
@@ -1566,14 +1630,26 @@ class SQLiteStore:
         await self._tx(fn)
 
     async def callback_secrets(self, task_id: str, now: datetime) -> list[str]:
+        return (await self.callback_secrets_of([task_id], now)).get(task_id, [])
+
+    async def callback_secrets_of(
+        self, task_ids: Sequence[str], now: datetime
+    ) -> dict[str, list[str]]:
+        ids = sorted(set(task_ids))
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
         rows = await self._call(
             lambda c: c.execute(
-                "SELECT secret FROM callback_secrets WHERE task_id = ? "
-                "AND (retires_at IS NULL OR retires_at > ?) ORDER BY created_at DESC",
-                (task_id, _us(now)),
+                f"SELECT task_id, secret FROM callback_secrets WHERE task_id IN ({marks}) "
+                "AND (retires_at IS NULL OR retires_at > ?) ORDER BY task_id, created_at DESC",
+                (*ids, _us(now)),
             ).fetchall()
         )
-        return [r[0] for r in rows]
+        found: dict[str, list[str]] = {}
+        for task_id, secret in rows:
+            found.setdefault(task_id, []).append(secret)
+        return found
 
     async def claim_deliveries(
         self, node: str, now: datetime, limit: int, lease: timedelta
@@ -1616,35 +1692,39 @@ class SQLiteStore:
         status_code: int | None,
         error: str | None,
     ) -> Delivery | None:
-        if delivered:
-            status, due = "delivered", None
-        elif retry_at is not None:
-            status, due = "pending", _us(retry_at)
-        else:
-            status, due = "failed", None
+        outcome = DeliveryOutcome(delivery_id, now, delivered, retry_at, status_code, error)
+        (found,) = await self.finish_deliveries(node, [outcome])
+        return found
 
-        def fn(conn: sqlite3.Connection) -> Delivery | None:
-            changed = conn.execute(
-                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
-                "last_status = ?, last_error = ?, delivered_at = ?, claimed_by = NULL, "
-                "lease_expires_at = NULL "
-                "WHERE id = ? AND claimed_by = ? AND status = 'pending'",
-                (
-                    status,
-                    due,
-                    status_code,
-                    error,
-                    _us(now) if delivered else None,
-                    delivery_id,
-                    node,
-                ),
-            ).rowcount
-            if not changed:
-                return None
-            row = conn.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
-            ).fetchone()
-            return _delivery_from_row(row)
+    async def finish_deliveries(
+        self, node: str, outcomes: Sequence[DeliveryOutcome]
+    ) -> list[Delivery | None]:
+        if not outcomes:
+            return []
+        rows = []
+        for o in outcomes:
+            if o.delivered:
+                status, due = "delivered", None
+            elif o.retry_at is not None:
+                status, due = "pending", _us(o.retry_at)
+            else:
+                status, due = "failed", None
+            delivered_at = _us(o.at) if o.delivered else None
+            rows.append((status, due, o.status_code, o.error, delivered_at, o.delivery_id, node))
+
+        def fn(conn: sqlite3.Connection) -> list[Delivery | None]:
+            found: list[Delivery | None] = []
+            for args in rows:
+                changed = conn.execute(
+                    "UPDATE deliveries SET status = ?, attempts = attempts + 1, "
+                    "next_attempt_at = ?, last_status = ?, last_error = ?, delivered_at = ?, "
+                    "claimed_by = NULL, lease_expires_at = NULL "
+                    "WHERE id = ? AND claimed_by = ? AND status = 'pending' "
+                    f"RETURNING {_DELIVERY_COLUMNS}",
+                    args,
+                ).fetchall()
+                found.append(_delivery_from_row(changed[0]) if changed else None)
+            return found
 
         return await self._tx(fn)
 
