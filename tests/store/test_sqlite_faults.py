@@ -8,11 +8,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from tests.support.records import make_task
 
 from wakecall.engine import Engine, EngineConfig
 from wakecall.errors import DatabaseBusy, InvalidInput, NotAWakecallDatabase, StoreError
-from wakecall.models import TaskSpec
-from wakecall.store import RESYNC, Hint
+from wakecall.models import EventType, TaskSpec
+from wakecall.store import RESYNC, Hint, NewEvent
+from wakecall.store import sqlite as sqlite_store
 from wakecall.store.sqlite import _MIGRATIONS, APPLICATION_ID, SCHEMA_VERSION, SQLiteStore
 from wakecall.testing import FakeClock
 
@@ -172,3 +174,33 @@ async def test_a_write_by_another_connection_is_hinted_and_ones_own_is_not(
     finally:
         await watcher.close()
         await writer.close()
+
+
+async def test_the_write_ahead_log_is_checkpointed_off_the_loop_and_stays_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's own checkpoint would run inside a commit, on the loop's thread; the store turns
+    it off and copies the log back on a thread of its own. Writes in a steady stream wait for
+    that copy once the log passes a bound (8 MB here), so the log stops growing."""
+    monkeypatch.setattr(sqlite_store, "_CHECKPOINT_HOLD_BYTES", 8 * 1024 * 1024)
+    path = tmp_path / "wal.db"
+    store = SQLiteStore(path)
+    await store.open()
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    try:
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        task, _ = await store.create_task(make_task())
+        big = {"blob": "x" * 50_000}
+        written = 0
+        for _ in range(480):  # 480 commits of ~50 KB: ~24 MB through the log
+            events = await store.append_events(
+                now, [NewEvent(EventType.TASK_EXPIRED, task.id, None, big)]
+            )
+            assert len(events) == 1
+            written += 50_000
+        assert written > 20_000_000
+        wal = (tmp_path / "wal.db-wal").stat().st_size
+        assert wal < 14_000_000, f"the log grew to {wal} bytes"
+    finally:
+        await store.close()

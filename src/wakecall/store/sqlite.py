@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import anyio.to_thread
 
 from wakecall.errors import (
     DatabaseBusy,
@@ -269,6 +272,13 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+#: The write-ahead log is checkpointed (on a thread) when, looked at every this many commits,
+#: it has grown past this size (SQLite's own default is about 4 MB).
+_CHECKPOINT_EVERY = 64
+_CHECKPOINT_BYTES = 4 * 1024 * 1024
+#: Past this size, writes wait for the running checkpoint (see `_checkpoint_if_big`).
+_CHECKPOINT_HOLD_BYTES = 64 * 1024 * 1024
+
 #: Ids per `IN (...)` list, well under SQLite's limit on bound parameters.
 _IN_CHUNK = 500
 
@@ -513,6 +523,9 @@ class SQLiteStore:
         self.busy_timeout = busy_timeout
         self.watch_interval = watch_interval
         self._conn: sqlite3.Connection | None = None
+        self._commits = 0
+        self._checkpointer: threading.Thread | None = None
+        self._hold_writes = False
 
     # --- plumbing -------------------------------------------------------------------------
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -550,6 +563,11 @@ class SQLiteStore:
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+        while self._hold_writes:
+            if not self._checkpointing():
+                self._hold_writes = False
+                break
+            await anyio.sleep(0.001)
 
         def body(conn: sqlite3.Connection) -> T:
             try:
@@ -564,9 +582,50 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._commits += 1
+            if self._commits % _CHECKPOINT_EVERY == 0:
+                self._checkpoint_if_big()
             return result
 
         return await self._call(body)
+
+    def _checkpoint_if_big(self) -> None:
+        """Copy the write-ahead log back into the file on a thread of its own once it has
+        grown past a few megabytes. SQLite would otherwise do it inside a commit, and with
+        the store on the loop's thread that would stall the loop for the copy and its fsync.
+
+        The log starts over from its beginning only when a write begins after a checkpoint
+        that copied all of it; writes in a steady stream can keep missing that moment. Past
+        `_CHECKPOINT_HOLD_BYTES`, writes therefore wait (the loop free) for the checkpoint
+        to end, which bounds the log."""
+        if self.path == ":memory:" or self._checkpointing():
+            return
+        try:
+            size = os.stat(self.path + "-wal").st_size
+        except OSError:
+            return
+        if size < _CHECKPOINT_BYTES:
+            return
+        self._hold_writes = size >= _CHECKPOINT_HOLD_BYTES
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint, name="wakecall-sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpointing(self) -> bool:
+        return self._checkpointer is not None and self._checkpointer.is_alive()
+
+    def _checkpoint(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+            try:
+                # PASSIVE: never waits for (nor blocks) readers or writers; what it cannot copy
+                # now is copied next time.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.warning("checkpointing %s failed (retried later): %s", self.path, exc)
 
     # --- life cycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -612,6 +671,7 @@ class SQLiteStore:
             if mode.lower() != "wal":
                 log.warning("SQLite refused WAL mode for %s (mode %s)", self.path, mode)
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint_if_big
         conn.execute("PRAGMA foreign_keys = OFF")
         if version < SCHEMA_VERSION:
             conn.execute("BEGIN IMMEDIATE")
@@ -632,6 +692,9 @@ class SQLiteStore:
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await anyio.to_thread.run_sync(checkpointer.join)
         if conn is not None:
             conn.close()
 
