@@ -85,7 +85,7 @@ class RunStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return self is not RunStatus.QUEUED and self is not RunStatus.RUNNING
 
 
 TERMINAL_RUN_STATUSES = frozenset(s for s in RunStatus if s.is_terminal)

@@ -85,9 +85,22 @@ def _schedule_from_json(spec_json: str) -> Schedule:
     return schedule_from_spec(json.loads(spec_json))
 
 
+#: The parsed schedules of recently planned tasks, with the spec they were parsed from: a store
+#: that hands out the same spec object for an unchanged task skips even the cache key's
+#: encoding. The spec is held, so an identity match can never be a reused id.
+_BY_TASK: dict[str, tuple[dict[str, Any], Schedule]] = {}
+
+
 def schedule_of(task: Task) -> Schedule:
     """The task's parsed schedule (cached by its stored form)."""
-    return _schedule_from_json(json.dumps(task.schedule, sort_keys=True))
+    known = _BY_TASK.get(task.id)
+    if known is not None and known[0] is task.schedule:
+        return known[1]
+    schedule = _schedule_from_json(json.dumps(task.schedule, sort_keys=True))
+    if len(_BY_TASK) >= 4096:
+        del _BY_TASK[next(iter(_BY_TASK))]  # the oldest
+    _BY_TASK[task.id] = (task.schedule, schedule)
+    return schedule
 
 
 class _Skipped(Exception):

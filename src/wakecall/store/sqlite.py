@@ -916,17 +916,17 @@ class SQLiteStore:
                 for plan, row in accepted
                 for new in plan.runs
             ]
-            conn.executemany(
+            cursor = conn.executemany(
                 f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) VALUES ({_RUN_MARKS})",
                 [self._run_row(run, now_us, counts) for run, counts in candidates],
             )
-            # Run ids are new, so a candidate is absent only when its slot had a run already.
-            inserted = {
-                r[0]
-                for r in self._rows_by_id(
-                    conn, "SELECT id FROM runs", [run.id for run, _ in candidates]
-                )
-            }
+            # Run ids are new, so a candidate is absent only when its slot had a run already;
+            # which ones, is looked up only when some are.
+            ids = [run.id for run, _ in candidates]
+            if cursor.rowcount == len(candidates):
+                inserted = set(ids)
+            else:
+                inserted = {r[0] for r in self._rows_by_id(conn, "SELECT id FROM runs", ids)}
             created: list[Run] = []
             events: list[Event] = []
             task_rows = []
@@ -1002,22 +1002,28 @@ class SQLiteStore:
 
     @staticmethod
     def _new_run(task_id: str, owner: str, max_attempts: int, new: NewRun, now: datetime) -> Run:
-        terminal = new.status.is_terminal
-        return Run(
-            id=new.id,
-            task_id=task_id,
-            owner=owner,
-            trigger=new.trigger,
-            scheduled_for=new.scheduled_for,
-            due_at=new.due_at,
-            status=new.status,
-            attempt=0,
-            max_attempts=max_attempts,
-            created_at=now,
-            finished_at=now if terminal else None,
-            output=new.output,
-            error_message=new.error_message,
-            input=new.input,
+        return run_from_values(
+            (
+                new.id,
+                task_id,
+                owner,
+                new.trigger,
+                new.scheduled_for,
+                new.due_at,
+                new.status,
+                0,  # attempt
+                max_attempts,
+                now,  # created_at
+                None,  # started_at
+                now if new.status.is_terminal else None,  # finished_at
+                None,  # duration_ms
+                new.output,
+                new.error_message,
+                None,  # claimed_by
+                None,  # lease_expires_at
+                False,  # cancel_requested
+                new.input,
+            )
         )
 
     @staticmethod
