@@ -27,6 +27,7 @@ from wakecall.models import (
     invalid_input_from,
 )
 from wakecall.schedules import parse_schedule, preview
+from wakecall.server.schemas import compact_schema
 from wakecall.server.views import (
     DeleteResult,
     DeliveryPage,
@@ -613,3 +614,10 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         delivery = await store.redeliver(owner, delivery_id, engine.clock.now())
         rt.callbacks.wake()
         return delivery_view(delivery)
+
+    # Published output schemas in their cheap-to-validate form (see `schemas`). The SDK reads a
+    # tool's `fn_metadata.output_schema` live, both to list it and to check results.
+    for tool in mcp._tool_manager.list_tools():  # the SDK has no public accessor for this
+        meta = tool.fn_metadata
+        if meta.output_schema is not None:
+            meta.output_schema = compact_schema(meta.output_schema)
