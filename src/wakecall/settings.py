@@ -12,18 +12,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import platformdirs
-
-from wakecall.engine.config import EngineConfig, default_node_id
 from wakecall.errors import InvalidInput
-from wakecall.schedules import parse_duration
+
+# Loaded where used: `wakecall serve` reads its settings before anything else of wakecall, and
+# the engine package loads the whole engine.
+if TYPE_CHECKING:
+    from wakecall.engine.config import EngineConfig
 
 __all__ = ["SETTINGS", "Setting", "Settings", "default_db_path", "load_settings", "parse_tokens"]
 
 
 def default_db_path() -> Path:
+    import platformdirs
+
     return Path(platformdirs.user_data_dir("wakecall")) / "wakecall.db"
 
 
@@ -39,6 +42,8 @@ def _bool(value: Any) -> bool:
 
 
 def _duration(value: Any) -> timedelta:
+    from wakecall.schedules import parse_duration
+
     return parse_duration(value)
 
 
@@ -167,6 +172,8 @@ class Settings:
 
     def engine_config(self) -> EngineConfig:
         """The scheduler's settings among these."""
+        from wakecall.engine.config import EngineConfig, default_node_id
+
         return EngineConfig(
             node_id=self.node or default_node_id(),
             concurrency=self.concurrency,

@@ -324,3 +324,109 @@ def _tool_call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[st
         "method": "tools/call",
         "params": {"name": name, "arguments": arguments},
     }
+
+
+async def _exchange(
+    wakecall: Any, store: Any, messages: list[dict[str, Any]], expected: set[int]
+) -> tuple[int | None, dict[int, dict[str, Any]], str]:
+    """Send `messages` at once to a new stdio server, wait for the answers to `expected` (or
+    for the server to end), close its input; its exit status, answers by id, and stderr."""
+    process = await anyio.open_process(
+        [sys.executable, *wakecall.serve_args(store=store)],
+        env=wakecall.full_env(),
+        cwd=str(wakecall.tmp_path),
+    )
+    answers: dict[int, dict[str, Any]] = {}
+    stderr = bytearray()
+
+    async def read_stdout(done: anyio.Event) -> None:
+        assert process.stdout is not None
+        lines = BufferedByteReceiveStream(process.stdout)
+        try:
+            while not expected <= answers.keys():
+                message = json.loads(await lines.receive_until(b"\n", 1 << 20))
+                if "id" in message and "method" not in message:
+                    answers[message["id"]] = message
+        except (anyio.EndOfStream, anyio.IncompleteRead):
+            pass
+        done.set()
+
+    async def read_stderr() -> None:
+        assert process.stderr is not None
+        async for chunk in process.stderr:
+            stderr.extend(chunk)
+
+    async with process:
+        try:
+            async with anyio.create_task_group() as tg:
+                done = anyio.Event()
+                tg.start_soon(read_stdout, done)
+                tg.start_soon(read_stderr)
+                with anyio.fail_after(30):
+                    assert process.stdin is not None
+                    await process.stdin.send(
+                        b"".join(json.dumps(m).encode() + b"\n" for m in messages)
+                    )
+                    await done.wait()
+                    await process.stdin.aclose()
+                    await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+    return process.returncode, answers, stderr.decode(errors="replace")
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"},
+    },
+}
+
+
+async def test_requests_sent_with_the_handshake_are_answered_once_the_scheduler_runs(
+    wakecall: Any,
+) -> None:
+    """The handshake is answered while the scheduler starts; what needs it waits for it."""
+    code, answers, stderr = await _exchange(
+        wakecall,
+        wakecall.new_store(),
+        [
+            INITIALIZE,
+            {"jsonrpc": "2.0", "id": 2, "method": "ping"},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
+            _tool_call(4, "create_task", {"name": "a", "schedule": "@daily"}),
+            _tool_call(5, "list_tasks", {}),
+        ],
+        {1, 2, 3, 4, 5},
+    )
+    assert code == 0, stderr
+    assert answers[1]["result"]["capabilities"]["tools"] is not None
+    assert answers[2]["result"] == {}
+    assert {t["name"] for t in answers[3]["result"]["tools"]} >= TOOL_NAMES
+    created = answers[4]["result"]["structuredContent"]
+    listed = answers[5]["result"]["structuredContent"]
+    assert [t["id"] for t in listed["tasks"]] == [created["id"]]
+
+
+async def test_a_server_whose_store_cannot_open_ends_with_the_error(wakecall: Any) -> None:
+    store = wakecall.tmp_path / "not-a-database.db"
+    store.write_text("not a database")
+    code, answers, stderr = await _exchange(
+        wakecall,
+        store,
+        [
+            INITIALIZE,
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        ],
+        {1, 2},
+    )
+    assert code == 1
+    assert f"wakecall: {store} is not a wakecall database" in stderr
+    assert "result" not in answers.get(2, {})  # no tools from a server that did not start

@@ -21,7 +21,8 @@ from wakecall.models import (
     TaskStatus,
     Trigger,
 )
-from wakecall.store import FirePlan, NewEvent, NewRun, RunOutcome, Store, TaskEnd, Upcoming
+from wakecall.store import DueTask, FirePlan, NewEvent, NewRun, RunOutcome, Store, TaskEnd, Upcoming
+from wakecall.store.base import DeliveryOutcome
 
 
 def queued(fire: datetime | None = T0, **changes: Any) -> NewRun:
@@ -219,6 +220,61 @@ async def test_claim_due_tasks_reports_unfinished_runs(store: Store) -> None:
     later = T0 + timedelta(minutes=1)
     (due,) = await store.claim_due_tasks("n1", later, 10, LEASE)
     assert due.running_run_ids == (run_id,) and due.queued_runs == 0
+
+
+async def test_fire_and_start_records_the_plans_then_starts_due_runs(store: Store) -> None:
+    """The engine's pass: due tasks planned, their fires recorded, due runs started (the new
+    ones included) up to the start limit; a task the planner gives up on is left as it was."""
+    tasks = [make_task(next_fire_at=T0 - timedelta(seconds=3 - i)) for i in range(3)]
+    unplannable = make_task(next_fire_at=T0 - timedelta(seconds=9))
+    for t in (*tasks, unplannable):
+        await store.create_task(t)
+    nxt = T0 + timedelta(minutes=1)
+    seen: list[str] = []
+    new_runs: dict[str, NewRun] = {}
+
+    def plan(item: DueTask) -> FirePlan | None:
+        seen.append(item.task.id)
+        if item.task.id == unplannable.id:
+            return None
+        new_runs[item.task.id] = queued(T0)
+        return FirePlan(item.task.id, [new_runs[item.task.id]], nxt, T0)
+
+    done = await store.fire_and_start("n1", T0, limit=10, lease=LEASE, plan=plan, start_limit=2)
+    assert seen == [unplannable.id, *(t.id for t in tasks)]  # earliest first
+    assert done.claimed == 4 and len(done.plans) == 3
+    assert {r.id for r in done.fired.runs} == {r.id for r in new_runs.values()}
+    assert [(run.id, task.id) for run, task in done.started] == [
+        (new_runs[t.id].id, t.id) for t in tasks[:2]
+    ]
+    assert all(run.status == RunStatus.RUNNING and run.attempt == 1 for run, _ in done.started)
+    for t in tasks:
+        moved = await store.get_task(None, t.id)
+        assert moved.next_fire_at == nxt and moved.claimed_by is None
+    left = await store.get_task(None, unplannable.id)
+    assert left.next_fire_at == unplannable.next_fire_at and left.run_count == 0
+    # Nothing is due any more but the unplannable task and the third run, which is queued.
+    again = await store.fire_and_start(
+        "n2", T0, limit=10, lease=LEASE, plan=lambda item: None, start_limit=10
+    )
+    assert again.claimed == 1 and again.fired.runs == []
+    assert [run.id for run, _ in again.started] == [new_runs[tasks[2].id].id]
+
+
+async def test_fire_and_start_with_no_room_only_records(store: Store) -> None:
+    task = make_task()
+    await store.create_task(task)
+    run = queued(T0)
+    done = await store.fire_and_start(
+        "n1",
+        T0,
+        limit=10,
+        lease=LEASE,
+        plan=lambda item: FirePlan(item.task.id, [run], T0 + timedelta(minutes=1), T0),
+        start_limit=0,
+    )
+    assert [r.id for r in done.fired.runs] == [run.id] and done.started == []
+    assert (await store.get_run(None, run.id)).status == RunStatus.QUEUED
 
 
 async def test_record_fires_creates_runs_and_moves_the_task_on(store: Store) -> None:
@@ -791,3 +847,68 @@ async def test_callback_secrets_rotate_with_a_grace_period(store: Store) -> None
     await store.add_callback_secret(task.id, "whsec_new", later, grace_end)
     assert await store.callback_secrets(task.id, later) == ["whsec_new", "whsec_old"]
     assert await store.callback_secrets(task.id, grace_end) == ["whsec_new"]
+
+
+async def test_callback_secrets_of_several_tasks_come_in_one_read(store: Store) -> None:
+    rotated, plain, retired, bare = (make_task() for _ in range(4))
+    for task in (rotated, plain, retired, bare):
+        await store.create_task(task)
+    later = T0 + timedelta(minutes=1)
+    await store.add_callback_secret(rotated.id, "whsec_r1", T0, None)
+    await store.add_callback_secret(rotated.id, "whsec_r2", later, later + timedelta(hours=1))
+    await store.add_callback_secret(plain.id, "whsec_p", T0, None)
+    await store.add_callback_secret(retired.id, "whsec_x", T0, None)
+    await store.add_callback_secret(retired.id, "whsec_y", later, None)  # x stops now
+    found = await store.callback_secrets_of(
+        [rotated.id, plain.id, retired.id, bare.id, plain.id, "tsk_unknown"], later
+    )
+    assert found == {
+        rotated.id: ["whsec_r2", "whsec_r1"],
+        plain.id: ["whsec_p"],
+        retired.id: ["whsec_y"],
+    }
+    assert await store.callback_secrets_of([], later) == {}
+    after_grace = later + timedelta(hours=1)
+    assert (await store.callback_secrets_of([rotated.id], after_grace)) == {
+        rotated.id: ["whsec_r2"]
+    }
+
+
+async def test_finished_deliveries_are_recorded_in_one_call_each_by_its_claimant(
+    store: Store,
+) -> None:
+    for _ in range(4):
+        await _finished_with_callback(store)
+    delivered, retried, dead, held = await store.claim_deliveries("n1", T0, 10, LEASE)
+    later = T0 + timedelta(seconds=40)  # past the lease: n2 takes one over
+    (taken,) = await store.claim_deliveries("n2", later, 1, LEASE)
+    assert taken.id == delivered.id
+    (taken,) = await store.claim_deliveries("n2", later, 1, LEASE)
+    assert taken.id == retried.id
+    # n2 records its two; n1 still holds the other two.
+    retry = later + timedelta(seconds=5)
+    outcomes = [
+        DeliveryOutcome(delivered.id, later, True, status_code=204),
+        DeliveryOutcome(retried.id, later, False, retry, 503, "HTTP 503"),
+        DeliveryOutcome(delivered.id, later, False, retry, 500, "a second outcome of one attempt"),
+    ]
+    first, second, again = await store.finish_deliveries("n2", outcomes)
+    assert first is not None and first.status == DeliveryStatus.DELIVERED
+    assert first.delivered_at == later and first.attempts == 1 and first.last_status == 204
+    assert second is not None and second.status == DeliveryStatus.PENDING
+    assert second.next_attempt_at == retry and second.last_error == "HTTP 503"
+    assert again is None  # only the first outcome of a delivery counts
+    outcomes = [
+        DeliveryOutcome(held.id, later, True, status_code=200),
+        DeliveryOutcome(dead.id, later, False, None, 410, "gone"),
+        DeliveryOutcome(delivered.id, later, True, status_code=200),  # n2's, not n1's
+    ]
+    third, fourth, lost = await store.finish_deliveries("n1", outcomes)
+    assert third is not None and third.status == DeliveryStatus.DELIVERED
+    assert fourth is not None and fourth.status == DeliveryStatus.FAILED
+    assert fourth.last_error == "gone" and fourth.next_attempt_at is None
+    assert lost is None
+    assert await store.finish_deliveries("n1", []) == []
+    assert await store.next_delivery_due_at() == retry
+    by_id = {d.id: d for d in await store.list_deliveries("alice")}
+    assert by_id[delivered.id].attempts == 1 and by_id[held.id].attempts == 1

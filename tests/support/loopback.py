@@ -32,9 +32,10 @@ CONFIG = EngineConfig(node_id="n1", poll_interval=timedelta(hours=1), prune_ever
 class Receiver:
     """Loopback endpoints.
 
-    `/hook` and `/slow` take signed callbacks: each attempt's headers are kept, `script` gives
-    the statuses to answer first (with `headers` per status), then signatures are verified with
-    `secrets` and each run id is stored once. `/slow` holds every request until `slow_gate`.
+    `/hook` and `/slow` take signed callbacks: each attempt's headers (and the port it came
+    from, in `peers`) are kept, `script` gives the statuses to answer first (with `headers` per
+    status), then signatures are verified with `secrets` and each run id is stored once. `/slow`
+    holds every request until `slow_gate`.
     `/flaky` and `/progress` answer task actions from `replies`, a script of (status, JSON body)
     per path whose last entry repeats.
     """
@@ -44,6 +45,7 @@ class Receiver:
     script: list[int] = field(default_factory=list)
     headers: dict[int, dict[str, str]] = field(default_factory=dict)
     attempts: list[dict[str, str]] = field(default_factory=list)
+    peers: list[int] = field(default_factory=list)  # each attempt's client port (connection)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     stored_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     slow_gate: anyio.Event = field(default_factory=anyio.Event)
@@ -57,6 +59,7 @@ class Receiver:
     async def hook(self, request: Request) -> Response:
         raw = await request.body()
         self.attempts.append(dict(request.headers))
+        self.peers.append(request.client.port if request.client else 0)
         self._notify()
         if request.url.path == "/slow":
             await self.slow_gate.wait()

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Any
+import traceback
+from typing import Any, NoReturn
 
 import anyio
 from pydantic import ValidationError
 
 from wakecall import __version__
-from wakecall.cli import files, history, serve, tasks
+from wakecall.cli import serve
 from wakecall.cli.context import (
     EXIT_ERROR,
     EXIT_NOT_FOUND,
@@ -19,8 +21,13 @@ from wakecall.cli.context import (
     EXIT_USAGE,
     open_context,
 )
-from wakecall.errors import InvalidInput, NotFound, TaskNotFound, WakecallError
-from wakecall.models import invalid_input_from
+from wakecall.errors import (
+    InvalidInput,
+    NotFound,
+    TaskNotFound,
+    WakecallError,
+    invalid_input_from,
+)
 
 __all__ = ["main"]
 
@@ -40,7 +47,9 @@ exit status:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
+    """The command line. `serve_only` leaves out the store commands, whose modules (most of
+    wakecall) `wakecall serve` loads while it answers its client."""
     parser = argparse.ArgumentParser(
         prog="wakecall",
         description=__doc__,
@@ -50,16 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wakecall {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parsers(sub)
-    tasks.add_parsers(sub)
-    history.add_parsers(sub)
-    files.add_parsers(sub)
+    if not serve_only:
+        from wakecall.cli import files, history, tasks
+
+        tasks.add_parsers(sub)
+        history.add_parsers(sub)
+        files.add_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    # After the command name, its own parser reads every argument (and -h shows its help).
+    args = build_parser(serve_only=argv[:1] == ["serve"]).parse_args(argv)
     if args.command == "serve":
-        return _guard(lambda: serve.run_serve(args))
+        return _guard(lambda: serve.run_serve(args, on_failure=_exit_failed))
     if args.command == "preview":
         return _guard(lambda: serve.run_preview(args))
     return _guard(lambda: anyio.run(_run_store_command, args))
@@ -97,6 +112,24 @@ def _guard(run: Any) -> int:
         # the reader went away (e.g. `wakecall tasks list | head`): not an error of ours
         sys.stderr.close()
         return EXIT_OK
+
+
+def _exit_failed(exc: Exception) -> NoReturn:
+    """Report why the server stopped and end the process now: serving stdio, the SDK reads the
+    client's input on a worker thread that nothing stops while that input stays open, so the
+    server could not return before the client closes it."""
+
+    def fail() -> int:
+        raise exc
+
+    try:
+        code = _guard(fail)
+    except Exception:
+        traceback.print_exc()
+        code = EXIT_ERROR
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _fail(message: str, code: int) -> int:

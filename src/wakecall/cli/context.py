@@ -14,15 +14,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from wakecall.cli.output import Output
-from wakecall.engine import Engine, TaskService
 from wakecall.errors import StoreError
 from wakecall.settings import Settings, load_settings
-from wakecall.store import Store, open_store
-from wakecall.taskfile import ActionPolicy
+
+if TYPE_CHECKING:  # loaded by `open_context`: `wakecall serve` needs the exit codes only
+    from wakecall.engine import TaskService
+    from wakecall.store import Store
+    from wakecall.taskfile import ActionPolicy
 
 __all__ = [
     "EXIT_ERROR",
@@ -80,6 +83,10 @@ def sqlite_path(url: str) -> Path | None:
 async def open_context(args: argparse.Namespace, *, create: bool) -> AsyncIterator[Context]:
     """Open the store the settings name. Unless `create`, a SQLite file that does not exist
     yet is refused rather than created (a mistyped path would otherwise show no tasks)."""
+    from wakecall.engine import Engine
+    from wakecall.store import open_store
+    from wakecall.taskfile import ActionPolicy
+
     flags = {"store": args.store, "owner": args.owner, "pg_schema": args.pg_schema}
     settings = load_settings(flags, config_file=args.config)
     url = settings.store_path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,15 +46,21 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(handler=None)
 
 
-def run_serve(args: argparse.Namespace) -> int:
+def run_serve(
+    args: argparse.Namespace, *, on_failure: Callable[[Exception], object] | None = None
+) -> int:
+    """Serve until the client or a signal stops it. `on_failure`: see `wakecall.server.serve`."""
     from wakecall.logs import configure_logging
-    from wakecall.server import serve
+    from wakecall.server.startup import loading_for_good
+
+    with loading_for_good():
+        from wakecall.server import serve
 
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS if s.flag}
     settings = load_settings(flags, config_file=args.config)
     configure_logging(settings.log_level, settings.log_format)
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(serve, settings)
+        anyio.run(functools.partial(serve, settings, on_failure=on_failure))
     return 0
 
 

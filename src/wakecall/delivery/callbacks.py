@@ -8,6 +8,21 @@ attempt: 2xx delivered; 410 stops at once; anything else (or a transport error) 
 (status `failed`, listed by `list_deliveries`, sent again by `redeliver`). Sends run side by
 side (a slow receiver holds one slot, not the queue), and the queue lives in the store, so it
 survives restarts and is shared by every node.
+
+On each node the work flows through three parts:
+
+* the claimer takes due deliveries in batches, with a lease (no other node sends them while it
+  holds), and reads their tasks' signing secrets in one query per batch;
+* `concurrency` senders each POST one delivery at a time, every attempt bounded in total by
+  `timeout`; at most as many claimed deliveries wait for a sender as there are senders, and one
+  whose claim no longer leaves time to send and record it within the lease is not sent (it
+  is claimed again when the lease ends), so a node never sends what another may have taken over;
+* the recorder writes finished attempts back in batches: one transaction for every attempt that
+  ended while the previous one was being written.
+
+Signing secrets read with a claim are used for sends that start within `SECRETS_MAX_AGE` of the
+read; a later send reads them again, so a rotation or a revocation made anywhere (another
+process, another node) signs every send that starts more than that after it.
 """
 
 from __future__ import annotations
@@ -15,21 +30,24 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import anyio
-import anyio.abc
 import httpx2
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wakecall.clock import Clock
 from wakecall.errors import StoreError, UnsafeURL
 from wakecall.models import CALLBACK_EVENTS, Delivery, Event
-from wakecall.store.base import Hint, Store
+from wakecall.store.base import DeliveryOutcome, Hint, Store
 
+from .http import HTTP_ERRORS, Poster, poster_for
 from .signing import sign
 
-__all__ = ["RETRY_SCHEDULE", "CallbackDispatcher", "retry_delay"]
+__all__ = ["RETRY_SCHEDULE", "SECRETS_MAX_AGE", "CallbackDispatcher", "retry_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +62,12 @@ RETRY_SCHEDULE = (
 )
 RETRY_AFTER_CAP = timedelta(hours=6)
 
+#: How long signing secrets read with a claim may be used for a send before they are read again.
+SECRETS_MAX_AGE = timedelta(seconds=1)
+
+#: On shutdown, how long the recorder may take to write the attempts that already ended.
+FLUSH_TIMEOUT_S = 5.0
+
 
 def retry_delay(delivery_id: str, attempts_done: int) -> timedelta:
     """The wait after `attempts_done` failed attempts, with up to 10% deterministic jitter."""
@@ -52,8 +76,7 @@ def retry_delay(delivery_id: str, attempts_done: int) -> timedelta:
     return base + base * (0.1 * int.from_bytes(digest, "big") / 2**64)
 
 
-def _retry_after(response: httpx2.Response, now: datetime) -> timedelta | None:
-    value = response.headers.get("retry-after")
+def _retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
@@ -66,6 +89,16 @@ def _retry_after(response: httpx2.Response, now: datetime) -> timedelta | None:
             return None
         wait = when - now
     return min(max(wait, timedelta(0)), RETRY_AFTER_CAP)
+
+
+@dataclass(slots=True)
+class _Job:
+    """A claimed delivery waiting for a sender."""
+
+    delivery: Delivery
+    secrets: list[str] | None  # read with the claim; None: read them when sending
+    read_at: datetime  # when the claim and the secrets were read
+    send_by: datetime  # a send starting later might outlive the lease: it is not started
 
 
 class CallbackDispatcher:
@@ -82,6 +115,15 @@ class CallbackDispatcher:
         timeout: float = 10.0,
         poll_interval: timedelta = timedelta(seconds=2),
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout}")
+        if lease.total_seconds() <= timeout:
+            raise ValueError(
+                f"the lease ({lease.total_seconds():g}s) must be longer than the timeout of one "
+                f"attempt ({timeout:g}s), or a claim could end while its delivery is being sent"
+            )
         self.store = store
         self.client = client
         self.clock = clock
@@ -91,11 +133,21 @@ class CallbackDispatcher:
         self.max_attempts = max_attempts
         self.timeout = timeout
         self.poll_interval = poll_interval
+        # Claimed deliveries, sending or waiting: the senders' work plus as much again.
+        self.capacity = 2 * concurrency
+        # Claim when at least this much room is free (fewer, larger claims).
+        self.min_claim = max(1, concurrency // 4)
+        # A send must start this long after the claim at the latest: the attempt (`timeout`)
+        # then ends with half of the rest of the lease left to record it.
+        self._send_window = (lease - timedelta(seconds=timeout)) / 2
         self._wake = anyio.Event()
         self._changed = anyio.Event()
-        self._inflight: set[str] = set()
+        self._inflight: set[str] = set()  # claimed here and not yet recorded or given up
         self._sleeping_until: datetime | None = None
         self._listeners: list[Callable[[Delivery], None]] = []
+        self._jobs: MemoryObjectSendStream[_Job] | None = None  # to the senders, while running
+        self._finished: list[tuple[Delivery, DeliveryOutcome]] = []
+        self._finished_added = anyio.Event()
 
     # --- hooks ----------------------------------------------------------------------------
     def on_events(self, events: Sequence[Event]) -> None:
@@ -135,30 +187,65 @@ class CallbackDispatcher:
         while not self.is_idle():
             await self._changed.wait()
 
-    # --- the loop -------------------------------------------------------------------------
+    # --- the claimer ----------------------------------------------------------------------
     async def run(self) -> None:
-        async with anyio.create_task_group() as tg:
-            while True:
-                self._wake = anyio.Event()
-                now = self.clock.now()
-                try:
-                    deadline = await self._step(tg, now)
-                except StoreError as exc:
-                    log.error("callback step failed, retrying in 1s: %s", exc)
-                    deadline = now + timedelta(seconds=1)
-                await self._sleep(deadline)
+        jobs, waiting = anyio.create_memory_object_stream[_Job](math.inf)
+        with jobs, waiting:
+            self._jobs = jobs
+            try:
+                async with anyio.create_task_group() as tg:
+                    for i in range(self.concurrency):
+                        tg.start_soon(self._sender, waiting, name=f"callback sender {i}")
+                    tg.start_soon(self._recorder, name="callback recorder")
+                    while True:
+                        self._wake = anyio.Event()
+                        now = self.clock.now()
+                        try:
+                            deadline = await self._step(now)
+                        except StoreError as exc:
+                            log.error("callback step failed, retrying in 1s: %s", exc)
+                            deadline = now + timedelta(seconds=1)
+                        await self._sleep(deadline)
+            finally:
+                self._jobs = None
+                self._inflight.clear()
 
-    async def _step(self, tg: anyio.abc.TaskGroup, now: datetime) -> datetime:
-        free = self.concurrency - len(self._inflight)
-        if free > 0:
-            for delivery in await self.store.claim_deliveries(self.node, now, free, self.lease):
-                self._inflight.add(delivery.id)
-                tg.start_soon(self._send, delivery, name=f"callback {delivery.id}")
+    async def _step(self, now: datetime) -> datetime:
+        room = self.capacity - len(self._inflight)
+        if room < self.min_claim:
+            return now + self.poll_interval  # woken again when attempts are recorded
+        claimed = await self.store.claim_deliveries(self.node, now, room, self.lease)
+        # A delivery still in flight here whose claim ran out and that this node claimed
+        # again is not sent a second time: the attempt under way records it.
+        fresh = [d for d in claimed if d.id not in self._inflight]
+        if fresh:
+            await self._queue(fresh, now)
+        if len(claimed) == room:
+            return now + self.poll_interval  # more may be due: woken when there is room
         candidates = [now + self.poll_interval]
         due = await self.store.next_delivery_due_at()
         if due is not None and due > now:
             candidates.append(due)
         return min(candidates)
+
+    async def _queue(self, deliveries: list[Delivery], now: datetime) -> None:
+        for delivery in deliveries:
+            self._inflight.add(delivery.id)
+        task_ids = sorted({d.task_id for d in deliveries if d.task_id})
+        secrets: dict[str, list[str]] | None = {}
+        if task_ids:
+            try:
+                secrets = await self.store.callback_secrets_of(task_ids, now)
+            except StoreError as exc:
+                log.warning("reading callback secrets failed, each send reads its own: %s", exc)
+                secrets = None
+        send_by = now + self._send_window
+        assert self._jobs is not None, "claimed while not running"
+        for delivery in deliveries:
+            mine = None
+            if secrets is not None:
+                mine = secrets.get(delivery.task_id, []) if delivery.task_id else []
+            self._jobs.send_nowait(_Job(delivery, mine, now, send_by))
 
     async def _sleep(self, deadline: datetime) -> None:
         if self._wake.is_set():
@@ -182,24 +269,50 @@ class CallbackDispatcher:
             self._sleeping_until = None
             self._notify()
 
-    # --- one attempt ----------------------------------------------------------------------
-    async def _send(self, delivery: Delivery) -> None:
-        try:
-            await self._attempt(delivery)
-        except StoreError as exc:
-            log.error("recording callback %s failed: %s", delivery.id, exc)
-        finally:
-            self._inflight.discard(delivery.id)
-            self.wake()
+    def _give_up(self, delivery_id: str) -> None:
+        """Forget a claimed delivery without recording an attempt: it is claimed again (by any
+        node) once its lease ends."""
+        self._inflight.discard(delivery_id)
+        self.wake()
 
-    async def _attempt(self, delivery: Delivery) -> None:
+    # --- the senders ----------------------------------------------------------------------
+    async def _sender(self, waiting: MemoryObjectReceiveStream[_Job]) -> None:
+        poster = poster_for(self.client, self.timeout)
+        try:
+            async for job in waiting:
+                outcome = await self._attempt(poster, job)
+                if outcome is None:
+                    self._give_up(job.delivery.id)
+                else:
+                    self._finished.append((job.delivery, outcome))
+                    self._finished_added.set()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+                await poster.aclose()
+
+    async def _attempt(self, poster: Poster, job: _Job) -> DeliveryOutcome | None:
+        """Send one delivery; how it went, or None when it was not sent."""
+        delivery = job.delivery
         now = self.clock.now()
-        secrets = (
-            await self.store.callback_secrets(delivery.task_id, now) if delivery.task_id else []
-        )
+        if now > job.send_by:
+            log.info(
+                "callback %s waited too long for a sender; it is sent when claimed again",
+                delivery.id,
+            )
+            return None
+        secrets = job.secrets
+        if secrets is None or now - job.read_at > SECRETS_MAX_AGE:
+            try:
+                secrets = (
+                    await self.store.callback_secrets(delivery.task_id, now)
+                    if delivery.task_id
+                    else []
+                )
+            except StoreError as exc:
+                log.error("reading the secrets of callback %s failed: %s", delivery.id, exc)
+                return None
         if not secrets:
-            await self._record(delivery, now, False, None, None, "no signing secret left")
-            return
+            return DeliveryOutcome(delivery.id, now, False, error="no signing secret left")
         stamp = int(now.timestamp())
         headers = {
             "content-type": "application/json",
@@ -211,35 +324,35 @@ class CallbackDispatcher:
         status: int | None = None
         wait: timedelta | None = None
         try:
-            response = await self.client.post(
-                delivery.url, content=delivery.body.encode(), headers=headers, timeout=self.timeout
-            )
+            # The whole attempt, not each of its phases, is bounded: it must end within the
+            # claim's lease.
+            with anyio.fail_after(self.timeout):
+                answer = await poster.post(delivery.url, delivery.body.encode(), headers)
         except UnsafeURL as exc:
-            await self._record(delivery, self.clock.now(), False, None, None, str(exc))
-            return
-        except httpx2.HTTPError as exc:
+            return DeliveryOutcome(delivery.id, self.clock.now(), False, error=str(exc))
+        except HTTP_ERRORS as exc:
+            error = f"{type(exc).__name__} sending to {delivery.url}: {exc or 'no detail'}"
+        except TimeoutError:
+            error = f"no complete answer from {delivery.url} within {self.timeout:g}s"
+        except Exception as exc:  # a bug here must not stop every other callback
+            log.exception("sending callback %s failed unexpectedly", delivery.id)
             error = f"{type(exc).__name__} sending to {delivery.url}: {exc or 'no detail'}"
         else:
-            status = response.status_code
+            status = answer.status
             if 200 <= status < 300:
-                await self._record(delivery, self.clock.now(), True, None, status, None)
-                return
+                return DeliveryOutcome(delivery.id, self.clock.now(), True, status_code=status)
             if status == 410:
-                await self._record(
-                    delivery,
+                return DeliveryOutcome(
+                    delivery.id,
                     self.clock.now(),
                     False,
-                    None,
-                    status,
-                    "410 Gone: receiver asked to stop",
+                    status_code=status,
+                    error="410 Gone: receiver asked to stop",
                 )
-                return
             error = f"HTTP {status} from {delivery.url}"
             if 300 <= status < 400:
-                error += (
-                    f" (redirects are not followed; Location: {response.headers.get('location')})"
-                )
-            wait = _retry_after(response, self.clock.now())
+                error += f" (redirects are not followed; Location: {answer.header('location')})"
+            wait = _retry_after(answer.header("retry-after"), self.clock.now())
         done = delivery.attempts + 1
         now = self.clock.now()
         retry_at = None
@@ -247,51 +360,73 @@ class CallbackDispatcher:
             retry_at = now + (wait if wait is not None else retry_delay(delivery.id, done))
         else:
             error += f"; gave up after {done} attempts"
-        await self._record(delivery, now, False, retry_at, status, error)
+        return DeliveryOutcome(delivery.id, now, False, retry_at, status, error)
 
-    async def _record(
-        self,
-        delivery: Delivery,
-        now: datetime,
-        delivered: bool,
-        retry_at: datetime | None,
-        status: int | None,
-        error: str | None,
-    ) -> None:
-        # The attempt happened: keep trying to record it (the database may be restarting)
-        # for half the claim's lease, after which another node may take the delivery over.
+    # --- the recorder ---------------------------------------------------------------------
+    async def _recorder(self) -> None:
+        batch: list[tuple[Delivery, DeliveryOutcome]] = []
+        try:
+            while True:
+                if not self._finished:
+                    self._finished_added = anyio.Event()
+                    await self._finished_added.wait()
+                    continue
+                batch, self._finished = self._finished, []
+                await self._record(batch)
+                batch = []
+        finally:
+            # Stopping: record the attempts that ended, or they would be sent again.
+            rest, self._finished = batch + self._finished, []
+            if rest:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(FLUSH_TIMEOUT_S):
+                    try:
+                        updated = await self.store.finish_deliveries(
+                            self.node, [outcome for _, outcome in rest]
+                        )
+                    except StoreError as exc:
+                        log.warning("recording %d callback attempts failed: %s", len(rest), exc)
+                    else:
+                        self._recorded(rest, updated)
+
+    async def _record(self, batch: list[tuple[Delivery, DeliveryOutcome]]) -> None:
+        # The attempts happened: keep trying to record them (the database may be restarting)
+        # for half the claim's lease, after which another node may take the deliveries over.
         give_up = anyio.current_time() + self.lease.total_seconds() / 2
         delay = 0.1
+        outcomes = [outcome for _, outcome in batch]
         while True:
             try:
                 with anyio.CancelScope(shield=True):
-                    updated = await self.store.finish_delivery(
-                        self.node,
-                        delivery.id,
-                        now,
-                        delivered=delivered,
-                        retry_at=retry_at,
-                        status_code=status,
-                        error=error,
-                    )
+                    updated = await self.store.finish_deliveries(self.node, outcomes)
                 break
             except StoreError as exc:
                 if anyio.current_time() + delay > give_up:
-                    raise
-                log.warning("recording callback %s failed, retrying: %s", delivery.id, exc)
+                    log.error("recording %d callback attempts failed: %s", len(batch), exc)
+                    for delivery, _ in batch:
+                        self._give_up(delivery.id)
+                    return
+                log.warning("recording %d callback attempts failed, retrying: %s", len(batch), exc)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        if updated is not None:
-            for listener in list(self._listeners):
-                try:
-                    listener(updated)
-                except Exception:  # a listener's bug must not stop the callbacks
-                    log.exception("delivery listener %r failed", listener)
-        if not delivered and retry_at is None:
-            log.warning(
-                "callback %s to %s dead-lettered: %s",
-                delivery.id,
-                delivery.url,
-                error,
-                extra={"action": "callback_failed", "task_id": delivery.task_id},
-            )
+        self._recorded(batch, updated)
+        self.wake()  # room for more claims
+
+    def _recorded(
+        self, batch: list[tuple[Delivery, DeliveryOutcome]], updated: list[Delivery | None]
+    ) -> None:
+        for (delivery, outcome), current in zip(batch, updated, strict=True):
+            self._inflight.discard(delivery.id)
+            if current is not None:
+                for listener in list(self._listeners):
+                    try:
+                        listener(current)
+                    except Exception:  # a listener's bug must not stop the callbacks
+                        log.exception("delivery listener %r failed", listener)
+            if not outcome.delivered and outcome.retry_at is None:
+                log.warning(
+                    "callback %s to %s dead-lettered: %s",
+                    delivery.id,
+                    delivery.url,
+                    outcome.error,
+                    extra={"action": "callback_failed", "task_id": delivery.task_id},
+                )

@@ -53,7 +53,15 @@ from wakecall.models import (
     run_event_payload,
 )
 from wakecall.schedules import Schedule, schedule_from_spec
-from wakecall.store.base import Hint, HintListener, NewEvent, RunOutcome, Store
+from wakecall.store.base import (
+    DueTask,
+    FirePlan,
+    Hint,
+    HintListener,
+    NewEvent,
+    RunOutcome,
+    Store,
+)
 
 __all__ = ["Engine", "EventListener", "RunListener", "RunNews"]
 
@@ -363,8 +371,9 @@ class Engine:
         # a wake-up for finished runs when the last look put the next fire in the future.
         if self._must_claim or self._known_fire is None or self._known_fire <= now:
             self._must_claim = False
-            more |= await self._fire(now)
-        await self._dispatch(now)
+            more |= await self._fire_and_dispatch(now)
+        else:
+            await self._dispatch(now)
         if self._next_prune is None or now >= self._next_prune:
             self._next_prune = now + cfg.prune_every
             counts = await self.store.prune(
@@ -459,41 +468,52 @@ class Engine:
             retry_at=retry,
         )
 
-    async def _fire(self, now: datetime) -> bool:
+    async def _fire_and_dispatch(self, now: datetime) -> bool:
+        """Record the fires of due tasks and start due runs (in one transaction where the
+        store can). True when the batch of due tasks was full."""
         cfg = self.config
-        due = await self.store.claim_due_tasks(self.node, now, cfg.batch_size, cfg.lease)
-        if not due:
-            return False
-        plans = []
-        broken = []
-        for item in due:
+
+        def plan(item: DueTask) -> FirePlan | None:
             try:
-                plans.append(plan_fires(item, schedule_of(item.task), now, cfg))
+                return plan_fires(item, schedule_of(item.task), now, cfg)
             except Exception:
                 log.exception("cannot plan task %s; leaving it for later", item.task.id)
-                broken.append(item.task.id)
-        if broken:
-            await self.store.release_tasks(self.node, broken)
-        result = await self.store.record_fires(self.node, now, plans)
-        for plan in plans:
-            if plan.cancel_run_ids:
+                return None
+
+        done = await self.store.fire_and_start(
+            self.node,
+            now,
+            limit=cfg.batch_size,
+            lease=cfg.lease,
+            plan=plan,
+            start_limit=self._free_slots(),
+        )
+        for made in done.plans:
+            if made.cancel_run_ids:
                 self.cancel_local(
-                    plan.cancel_run_ids, "cancelled: a newer fire replaced it (cancel_previous)"
+                    made.cancel_run_ids, "cancelled: a newer fire replaced it (cancel_previous)"
                 )
-        self.publish(result.events)
-        if result.runs and self._run_listeners:
-            self._tell_runs(RunNews(created=result.runs))
-        return len(due) == cfg.batch_size
+        self.publish(done.fired.events)
+        if done.fired.runs and self._run_listeners:
+            self._tell_runs(RunNews(created=done.fired.runs))
+        self._start_flights(now, done.started)
+        return done.claimed == cfg.batch_size
+
+    def _free_slots(self) -> int:
+        return 0 if self._stopping else max(self.config.concurrency - len(self._inflight), 0)
 
     async def _dispatch(self, now: datetime) -> None:
-        cfg = self.config
-        free = cfg.concurrency - len(self._inflight)
-        if free <= 0 or self._stopping:
+        free = self._free_slots()
+        if free <= 0:
             return
-        started = await self.store.start_due_runs(self.node, now, free, cfg.lease)
+        self._start_flights(
+            now, await self.store.start_due_runs(self.node, now, free, self.config.lease)
+        )
+
+    def _start_flights(self, now: datetime, started: Sequence[tuple[Run, Task]]) -> None:
         if not started:
             return
-        self._next_extend = self._next_extend or now + cfg.lease / 3
+        self._next_extend = self._next_extend or now + self.config.lease / 3
         assert self._tg is not None
         if self._run_listeners:
             self._tell_runs(RunNews(started=[run for run, _ in started]))

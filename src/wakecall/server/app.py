@@ -3,20 +3,25 @@ Streamable HTTP (stateful sessions, both protocol generations of `mcp` 2.x).
 
 The engine is started once per process by `open_runtime`, outside the SDK's lifespan (which
 runs once per connection over stdio and in memory): the server only borrows it.
+
+Over stdio the server answers `initialize` while the runtime starts: most of wakecall (models,
+engine, store, actions) is imported by the functions that need it, on a worker thread when
+serving stdio, and every other request waits until the tools are registered.
 """
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp import types
@@ -28,30 +33,23 @@ from pydantic import AnyHttpUrl, BaseModel
 from starlette.applications import Starlette
 
 from wakecall import __version__
-from wakecall.actions import default_executors
-from wakecall.actions.command import (
-    CommandExecutor,
-    CommandPolicy,
-)
-from wakecall.actions.condition import ConditionChecker
-from wakecall.actions.webhook import WebhookExecutor
 from wakecall.clock import Clock, OffsetClock, SystemClock
-from wakecall.delivery import Inbox
-from wakecall.delivery.callbacks import CallbackDispatcher
-from wakecall.engine import Engine, EngineConfig
 from wakecall.errors import InvalidInput
-from wakecall.models import ConditionSpec
-from wakecall.net import OutboundPolicy, build_http_client
 from wakecall.server.auth import StaticTokenVerifier, current_owner
-from wakecall.server.metrics import Metrics, metrics_route
-from wakecall.server.push import OwnerBus, Pusher, SessionRegistry
-from wakecall.server.resources import register_resources
-from wakecall.server.tools import register_tools
-from wakecall.server.triggers import trigger_route
+from wakecall.server.push import OwnerBus, SessionRegistry
+from wakecall.server.startup import loading_for_good
 from wakecall.settings import Settings
-from wakecall.store import Store, open_store
-from wakecall.store.urls import redact
-from wakecall.taskfile import ActionPolicy, issue_callback_secret
+
+if TYPE_CHECKING:
+    from wakecall.delivery import Inbox
+    from wakecall.delivery.callbacks import CallbackDispatcher
+    from wakecall.engine import Engine, EngineConfig
+    from wakecall.models import ConditionSpec
+    from wakecall.net import OutboundPolicy
+    from wakecall.server.metrics import Metrics
+    from wakecall.server.push import Pusher
+    from wakecall.store import Store
+    from wakecall.taskfile import ActionPolicy
 
 __all__ = ["Runtime", "build_http_app", "build_server", "open_runtime", "serve"]
 
@@ -65,6 +63,31 @@ INSTRUCTIONS = (
     "saw; `wait` long-polls), they are pushed to live sessions, and they are POSTed (signed) to "
     "a task's callback_url. Adapt a task with patch_schedule, pause, resume or delete."
 )
+
+#: What the runtime and the tools import (store, engine, actions, models and their schemas).
+RUNTIME_MODULES = (
+    "wakecall.actions",
+    "wakecall.actions.command",
+    "wakecall.actions.condition",
+    "wakecall.actions.webhook",
+    "wakecall.delivery",
+    "wakecall.delivery.callbacks",
+    "wakecall.engine",
+    "wakecall.net",
+    "wakecall.server.metrics",
+    "wakecall.server.resources",
+    "wakecall.server.tools",
+    "wakecall.store",
+    "wakecall.store.urls",
+    "wakecall.taskfile",
+)
+
+
+def load_runtime_modules() -> None:
+    """Import `RUNTIME_MODULES` (serving stdio, on a worker thread)."""
+    with loading_for_good():
+        for name in RUNTIME_MODULES:
+            importlib.import_module(name)
 
 
 @dataclass
@@ -88,6 +111,9 @@ class Runtime:
     def policy(self) -> ActionPolicy:
         """The operator's limits on actions, callbacks and conditions, as the command line
         and task files apply them too."""
+        from wakecall.actions.command import CommandPolicy
+        from wakecall.taskfile import ActionPolicy
+
         return ActionPolicy(
             self.outbound,
             CommandPolicy(enabled=bool(self.settings.commands), allow=self.settings.commands),
@@ -113,6 +139,8 @@ class Runtime:
     async def issue_secret(self, task_id: str, *, rotate: bool) -> str:
         """A new signing secret for the task's callbacks (shown to the caller once). On a
         rotation the previous secrets keep signing for the configured grace period."""
+        from wakecall.taskfile import issue_callback_secret
+
         return await issue_callback_secret(
             self.engine.tasks, task_id, rotate=rotate, grace=self.settings.secret_grace
         )
@@ -134,8 +162,23 @@ async def open_runtime(
     clock: Clock | None = None,
     config: EngineConfig | None = None,
     executors: dict[str, Any] | None = None,
+    registry: SessionRegistry | None = None,
+    bus: OwnerBus | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open the store, start the engine and the push task; stop them all on exit."""
+    """Open the store, start the engine and the push task; stop them all on exit. A server
+    built before the runtime passes its session `registry` and subscription `bus`."""
+    from wakecall.actions import default_executors
+    from wakecall.actions.command import CommandExecutor, CommandPolicy
+    from wakecall.actions.condition import ConditionChecker
+    from wakecall.actions.webhook import WebhookExecutor
+    from wakecall.delivery import Inbox
+    from wakecall.delivery.callbacks import CallbackDispatcher
+    from wakecall.engine import Engine
+    from wakecall.net import OutboundPolicy, build_http_client
+    from wakecall.server.metrics import Metrics
+    from wakecall.server.push import Pusher
+    from wakecall.store import open_store
+
     own_store = store is None
     if store is None:
         store = open_store(
@@ -162,8 +205,10 @@ async def open_runtime(
                 executors=executors,
                 conditions=ConditionChecker(client),
             ) as engine:
-                registry = SessionRegistry()
-                bus = OwnerBus(lambda: current_owner(settings.owner))
+                if registry is None:
+                    registry = SessionRegistry()
+                if bus is None:
+                    bus = OwnerBus(lambda: current_owner(settings.owner))
                 pusher = Pusher(
                     bus,
                     registry,
@@ -220,15 +265,51 @@ async def open_runtime(
 
 def build_server(rt: Runtime, *, token_owners: dict[str, str] | None = None) -> MCPServer[Any]:
     """The MCP surface over `rt`. With `token_owners`, HTTP requests need a bearer token."""
+    mcp = new_server(rt.settings, rt.registry, rt.bus, token_owners=token_owners)
+    add_runtime(mcp, rt)
+    return mcp
+
+
+#: Answered before the runtime has started: the handshake (whose answer depends on nothing the
+#: runtime adds) and notifications.
+_ANSWERED_BEFORE_START = frozenset({"initialize", "ping", "server/discover"})
+
+
+def new_server(
+    settings: Settings,
+    registry: SessionRegistry,
+    bus: OwnerBus,
+    *,
+    token_owners: dict[str, str] | None = None,
+    started: anyio.Event | None = None,
+    wanted: anyio.Event | None = None,
+) -> MCPServer[Any]:
+    """The MCP server without its tools and resources (`add_runtime` adds them). With
+    `started`, requests other than the handshake wait until it is set; `wanted` is set when
+    the handshake is complete or a request waits."""
+
+    def owner() -> str:
+        return current_owner(settings.owner)
 
     async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if (
+            started is not None
+            and not started.is_set()
+            and ctx.method not in _ANSWERED_BEFORE_START
+            and not ctx.method.startswith("notifications/")
+        ):
+            if wanted is not None:
+                wanted.set()
+            await started.wait()
         result = await call_next(ctx)
         if ctx.method in ("initialize", "server/discover") and isinstance(result, dict):
-            if rt.settings.channel:
+            if settings.channel:
                 caps = result.setdefault("capabilities", {})
                 caps["experimental"] = {**(caps.get("experimental") or {}), "claude/channel": {}}
         elif ctx.method == "notifications/initialized":
-            rt.registry.register(ctx.session, rt.owner())
+            registry.register(ctx.session, owner())
+            if wanted is not None:
+                wanted.set()
         return result
 
     kwargs: dict[str, Any] = {}
@@ -242,7 +323,7 @@ def build_server(rt: Runtime, *, token_owners: dict[str, str] | None = None) -> 
         title="wakecall",
         version=__version__,
         instructions=INSTRUCTIONS,
-        subscriptions=rt.bus,
+        subscriptions=bus,
         middleware=[middleware],
         **kwargs,
     )
@@ -250,14 +331,14 @@ def build_server(rt: Runtime, *, token_owners: dict[str, str] | None = None) -> 
     async def on_subscribe(
         ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
-        live = rt.registry.lookup(ctx.session) or rt.registry.register(ctx.session, rt.owner())
+        live = registry.lookup(ctx.session) or registry.register(ctx.session, owner())
         live.subscriptions.add(str(params.uri))
         return types.EmptyResult()
 
     async def on_unsubscribe(
         ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
     ) -> types.EmptyResult:
-        live = rt.registry.lookup(ctx.session)
+        live = registry.lookup(ctx.session)
         if live is not None:
             live.subscriptions.discard(str(params.uri))
         return types.EmptyResult()
@@ -265,7 +346,7 @@ def build_server(rt: Runtime, *, token_owners: dict[str, str] | None = None) -> 
     async def on_set_level(
         ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
     ) -> types.EmptyResult:
-        live = rt.registry.lookup(ctx.session) or rt.registry.register(ctx.session, rt.owner())
+        live = registry.lookup(ctx.session) or registry.register(ctx.session, owner())
         live.log_level = params.level
         return types.EmptyResult()
 
@@ -276,10 +357,16 @@ def build_server(rt: Runtime, *, token_owners: dict[str, str] | None = None) -> 
         "resources/unsubscribe", types.UnsubscribeRequestParams, on_unsubscribe
     )
     lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, on_set_level)
+    return mcp
+
+
+def add_runtime(mcp: MCPServer[Any], rt: Runtime) -> None:
+    """Register the tools and resources, which work on `rt`."""
+    from wakecall.server.resources import register_resources
+    from wakecall.server.tools import register_tools
 
     register_tools(mcp, rt)
     register_resources(mcp, rt)
-    return mcp
 
 
 def _is_loopback(host: str) -> bool:
@@ -312,7 +399,9 @@ async def apply_tasks_file(settings: Settings) -> None:
     """Apply `--tasks-file` to the owner's tasks before the scheduler starts (a bad file stops
     the start, nothing applied); what changed goes to stderr, with the signing secret of each
     new callback (shown once)."""
-    from wakecall.taskfile import apply_file
+    from wakecall.engine import Engine
+    from wakecall.store import open_store
+    from wakecall.taskfile import ActionPolicy, apply_file
 
     assert settings.tasks_file is not None
     store = open_store(settings.store_path, pg_schema=settings.pg_schema, pg_pool=settings.pg_pool)
@@ -331,8 +420,14 @@ async def apply_tasks_file(settings: Settings) -> None:
         print(f"wakecall: {settings.tasks_file}: {line}", file=sys.stderr, flush=True)
 
 
-async def serve(settings: Settings, *, ready: Any = None) -> None:
-    """Serve until cancelled: stdio, or HTTP when `settings.http`."""
+async def serve(
+    settings: Settings,
+    *,
+    ready: Any = None,
+    on_failure: Callable[[Exception], object] | None = None,
+) -> None:
+    """Serve until cancelled: stdio, or HTTP when `settings.http`. Serving stdio, `on_failure`
+    is told if the runtime fails while the client's input is open (see `serve_stdio`)."""
     token_owners = settings.token_owners() if settings.http else {}
     if settings.http and not _is_loopback(settings.host) and not token_owners:
         raise InvalidInput(
@@ -340,16 +435,17 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
             "--tokens-file (lines of 'TOKEN OWNER') or WAKECALL_TOKENS='TOKEN=OWNER,...', or "
             "bind 127.0.0.1"
         )
-    print(f"wakecall {__version__}: store {redact(settings.store_path)}", file=sys.stderr)
-    if settings.tasks_file:
-        await apply_tasks_file(settings)
+    if not settings.http:
+        await serve_stdio(settings, on_failure=on_failure)
+        return
+    import uvicorn
+
+    from wakecall.server.metrics import metrics_route
+    from wakecall.server.triggers import trigger_route
+
+    await _before_start(settings)
     async with open_runtime(settings) as rt:
         mcp = build_server(rt, token_owners=token_owners or None)
-        if not settings.http:
-            await mcp.run_stdio_async()
-            return
-        import uvicorn
-
         app = build_http_app(mcp, settings)
         # Task ids of every owner are labels: with bearer tokens, /metrics wants one too.
         app.router.routes.append(metrics_route(rt.metrics, tokens=set(token_owners) or None))
@@ -369,3 +465,62 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         )
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
         await uvicorn.Server(config).serve(sockets=[sock])
+
+
+async def _before_start(settings: Settings) -> None:
+    """Name the store on stderr, then apply `--tasks-file`."""
+    from wakecall.store.urls import redact
+
+    print(f"wakecall {__version__}: store {redact(settings.store_path)}", file=sys.stderr)
+    if settings.tasks_file:
+        await apply_tasks_file(settings)
+
+
+#: Serving stdio, how long the runtime waits for the client's handshake before it starts anyway.
+HANDSHAKE_GRACE = 1.0
+
+
+async def serve_stdio(
+    settings: Settings, *, on_failure: Callable[[Exception], object] | None = None
+) -> None:
+    """Serve the process's stdio connection until the client closes it.
+
+    The server answers the handshake first; then the runtime starts (its modules load on a
+    worker thread, the store opens, the engine starts), as soon as the client has completed the
+    handshake or sent another request, or after `HANDSHAKE_GRACE` seconds of silence. Requests
+    other than the handshake wait until it has started.
+
+    If the runtime fails (it cannot start, say), serving stops and its error is raised. The
+    SDK's transport reads the client's input on a worker thread that cannot be stopped, so while
+    that input is open this waits for the client to close it, unless `on_failure`, told first,
+    ends the process (as `wakecall serve` does)."""
+    registry = SessionRegistry()
+    bus = OwnerBus(lambda: current_owner(settings.owner))
+    started, wanted, closed = anyio.Event(), anyio.Event(), anyio.Event()
+    mcp = new_server(settings, registry, bus, started=started, wanted=wanted)
+    failed: list[Exception] = []
+
+    async def run_runtime() -> None:
+        try:
+            with anyio.move_on_after(HANDSHAKE_GRACE):
+                await wanted.wait()
+            await anyio.to_thread.run_sync(load_runtime_modules)
+            await _before_start(settings)
+            async with open_runtime(settings, registry=registry, bus=bus) as rt:
+                add_runtime(mcp, rt)
+                started.set()
+                await closed.wait()
+        except Exception as exc:  # raised below, as `serve` would without the task group
+            if on_failure is not None and not closed.is_set():
+                on_failure(exc)
+            failed.append(exc)
+            tg.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_runtime, name="wakecall-runtime")
+        try:
+            await mcp.run_stdio_async()
+        finally:
+            closed.set()
+    if failed:
+        raise failed[0]

@@ -22,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 import anyio
 import anyio.lowlevel
@@ -31,8 +31,10 @@ from mcp.server.session import ServerSession
 from mcp.server.subscriptions import ResourceUpdated, ServerEvent
 from pydantic import BaseModel, Field
 
-from wakecall.models import Event, EventType
-from wakecall.store.base import Hint, Store
+# The registry and the bus are made before the runtime's modules load (see server.app).
+if TYPE_CHECKING:
+    from wakecall.models import Event
+    from wakecall.store.base import Hint, Store
 
 __all__ = [
     "CHANNEL_METHOD",
@@ -157,6 +159,8 @@ def event_uris(event: Event) -> list[str]:
 
 def channel_text(event: Event) -> str:
     """One or two lines an agent can act on."""
+    from wakecall.models import EventType
+
     payload = event.payload
     task = payload.get("task") or {}
     run = payload.get("run") or {}
@@ -338,6 +342,8 @@ class Pusher:
                 await live.session.send_resource_updated(uri)
         if event is None:
             return
+        from wakecall.models import EventType
+
         level: types.LoggingLevel = "warning" if event.type == EventType.RUN_FAILED else "info"
         if LOG_LEVELS.index(level) >= LOG_LEVELS.index(live.log_level):
             data = {"event": str(event.type), "cursor": event.cursor, **event.payload}

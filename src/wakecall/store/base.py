@@ -45,6 +45,7 @@ from wakecall.models import (
 
 __all__ = [
     "RESYNC",
+    "DeliveryOutcome",
     "DueTask",
     "FirePlan",
     "FireResult",
@@ -52,12 +53,15 @@ __all__ = [
     "HintListener",
     "NewEvent",
     "NewRun",
+    "PassResult",
+    "Planner",
     "PruneCounts",
     "RunOutcome",
     "Store",
     "TaskEnd",
     "Upcoming",
     "dependency_run",
+    "fire_and_start_in_steps",
 ]
 
 
@@ -139,6 +143,51 @@ class FireResult:
     lost_task_ids: list[str]  # plans refused because the claim was no longer ours
 
 
+#: The engine's decision for one claimed task (`policies.plan_fires`); None leaves the task as
+#: it was (it could not be planned). Called inside the store's transaction: must not block.
+Planner = Callable[[DueTask], FirePlan | None]
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    """What one `fire_and_start` did."""
+
+    fired: FireResult
+    plans: list[FirePlan]
+    #: How many due tasks were claimed (a full batch means more may be due).
+    claimed: int
+    #: Runs started, each with its task.
+    started: list[tuple[Run, Task]]
+
+
+async def fire_and_start_in_steps(
+    store: Store,
+    node: str,
+    now: datetime,
+    *,
+    limit: int,
+    lease: timedelta,
+    plan: Planner,
+    start_limit: int,
+) -> PassResult:
+    """`Store.fire_and_start` from the store's other methods, one call after the other, for a
+    store that has no single transaction for it."""
+    due = await store.claim_due_tasks(node, now, limit, lease) if limit > 0 else []
+    plans: list[FirePlan] = []
+    unplanned: list[str] = []
+    for item in due:
+        made = plan(item)
+        if made is None:
+            unplanned.append(item.task.id)
+        else:
+            plans.append(made)
+    if unplanned:
+        await store.release_tasks(node, unplanned)
+    fired = await store.record_fires(node, now, plans) if plans else FireResult([], [], [])
+    started = await store.start_due_runs(node, now, start_limit, lease) if start_limit > 0 else []
+    return PassResult(fired, plans, len(due), started)
+
+
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
     """How one attempt ended, and what happens to its run next."""
@@ -150,6 +199,19 @@ class RunOutcome:
     error_message: str | None = None
     retry_at: datetime | None = None  # set: the run is queued again for this instant
     duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """How one attempt to send a callback ended: delivered; or pending again at `retry_at`; or
+    failed (dead-lettered) when neither."""
+
+    delivery_id: str
+    at: datetime  # when the attempt ended (`delivered_at` when delivered)
+    delivered: bool
+    retry_at: datetime | None = None
+    status_code: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +325,23 @@ class Store(Protocol):
         `cancel_run_ids` as cancel-requested, append the plan's events, and release the claim.
         Plans for tasks no longer claimed by `node` change nothing and are listed in
         `lost_task_ids`."""
+        ...
+
+    async def fire_and_start(
+        self,
+        node: str,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        plan: Planner,
+        start_limit: int,
+    ) -> PassResult:
+        """The engine's pass over due work: `claim_due_tasks(limit)`, `plan` each claimed task,
+        `record_fires` of the plans (tasks left unplanned are released unchanged), then
+        `start_due_runs(start_limit)`, which may start the runs just recorded. A store may do
+        it all in one transaction (claims then need no marks, since nothing else can see the
+        tasks in between); `fire_and_start_in_steps` does it with the other methods."""
         ...
 
     async def release_tasks(self, node: str, task_ids: Sequence[str]) -> None:
@@ -407,6 +486,13 @@ class Store(Protocol):
         """The task's secrets that still sign at `now`, newest first."""
         ...
 
+    async def callback_secrets_of(
+        self, task_ids: Sequence[str], now: datetime
+    ) -> dict[str, list[str]]:
+        """`callback_secrets` of several tasks in one read: each task id that has secrets
+        still signing at `now` maps to them, newest first (a task without any is left out)."""
+        ...
+
     async def claim_deliveries(
         self, node: str, now: datetime, limit: int, lease: timedelta
     ) -> list[Delivery]:
@@ -427,6 +513,14 @@ class Store(Protocol):
     ) -> Delivery | None:
         """Record one attempt by its claimant: delivered; or pending again at `retry_at`; or
         failed (dead-lettered) when neither. None when `node` no longer holds it."""
+        ...
+
+    async def finish_deliveries(
+        self, node: str, outcomes: Sequence[DeliveryOutcome]
+    ) -> list[Delivery | None]:
+        """`finish_delivery` for several attempts in one transaction: the delivery as each
+        outcome left it, in the order given; None where `node` no longer held it (also for a
+        delivery given a second time in the same call: only its first outcome counts)."""
         ...
 
     async def list_deliveries(

@@ -87,10 +87,13 @@ from wakecall.models import (
     event_type_for,
     retry_policy_from_json,
     run_event_payload,
+    run_from_values,
     task_event_payload,
+    task_from_values,
 )
 from wakecall.store.base import (
     RESYNC,
+    DeliveryOutcome,
     DueTask,
     FirePlan,
     FireResult,
@@ -98,10 +101,13 @@ from wakecall.store.base import (
     HintListener,
     NewEvent,
     NewRun,
+    PassResult,
+    Planner,
     PruneCounts,
     RunOutcome,
     Upcoming,
     dependency_run,
+    fire_and_start_in_steps,
 )
 from wakecall.store.urls import redact as _redact
 
@@ -277,6 +283,7 @@ _DELIVERY_COLUMNS = (
     "next_attempt_at, created_at, last_status, last_error, delivered_at, claimed_by"
 )
 _UNFINISHED = "status IN ('queued', 'running')"
+_RUN_WIDTH = len(_RUN_COLUMNS.split(","))
 
 
 def _cols(columns: str) -> list[str]:
@@ -333,6 +340,31 @@ _LOST_CONNECTION = (
     asyncpg.InternalClientError,
 )
 
+# _PLANNER: the plans of the store's statements must not hinge on table statistics. The
+# tables change faster than autovacuum analyzes them (a burst queues thousands of runs within
+# a second), and asyncpg prepares each statement once per connection, so PostgreSQL keeps the
+# generic plan it made while a table was nearly empty. Measured on such plans: every write of
+# finished runs read all of `runs` and `attempts` (a sequential scan each, O(n) per batch); a
+# claim read the whole queue through a bitmap of `runs_queued` and sorted it to take 256 runs;
+# and, taking `status = 'queued'` to match a few rows, a lookup of one task's runs scanned
+# that partial index in full. Every statement here is meant to be served by an index (by
+# primary key, or in key order for the claims), so pooled connections run with sequential and
+# bitmap scans off: the planner then uses an index wherever one applies, however small or
+# stale it believes the table. Lookups of a task's, or of a list of runs', unfinished runs
+# say `status IN ('queued', 'running')`, which no partial index matches, rather than one
+# status; per-task probes are written as `LATERAL (… LIMIT 1)`, which is never turned into a
+# join over the whole table.
+
+
+class _PooledConnection(asyncpg.Connection):
+    """A pooled connection released without asyncpg's reset query (`RESET ALL`, `CLOSE ALL`,
+    `UNLISTEN *`, advisory unlock), a round trip per store call: the store leaves no session
+    state behind (no SET, LISTEN, cursor or session-level lock). An open transaction is
+    still rolled back on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
 
 # --- values ------------------------------------------------------------------------------
 
@@ -388,39 +420,70 @@ def _task_lock_key(schema: str, task_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _task_from_row(row: Mapping[str, Any]) -> Task:
-    return Task(
-        id=row["id"],
-        owner=row["owner"],
-        name=row["name"],
-        kind=row["kind"],
-        schedule=json.loads(row["schedule"]),
-        timezone=row["timezone"],
-        action=json.loads(row["action"]),
-        retry=retry_policy_from_json(row["retry"]),
-        timeout_s=row["timeout_s"],
-        overlap=Overlap(row["overlap"]),
-        max_queued=row["max_queued"],
-        catchup=CatchUp(row["catchup"]),
-        catchup_window_s=row["catchup_window_s"],
-        max_runs=row["max_runs"],
-        expires_at=row["expires_at"],
-        status=TaskStatus(row["status"]),
-        pause_note=row["pause_note"],
-        callback_url=row["callback_url"],
-        metadata=json.loads(row["metadata"]),
-        idempotency_key=row["idempotency_key"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        next_fire_at=row["next_fire_at"],
-        last_fire_at=row["last_fire_at"],
-        run_count=row["run_count"],
-        claimed_by=row["claimed_by"],
-        claim_expires_at=row["claim_expires_at"],
-        end_reason=row["end_reason"],
-        depends_on=row["depends_on"],
-        trigger=_load_json(row["trigger"]),
-        condition=_load_json(row["condition"]),
+_OVERLAPS = {m.value: m for m in Overlap}
+_CATCHUPS = {m.value: m for m in CatchUp}
+_TASK_STATUSES = {m.value: m for m in TaskStatus}
+_RUN_STATUSES = {m.value: m for m in RunStatus}
+_TRIGGERS = {m.value: m for m in Trigger}
+
+#: The decoded JSON columns of recently read tasks, by task id and the columns' text. A task is
+#: read several times in its run's life (claimed, fired, started, finished) and its definition
+#: rarely changes in between; the key holds the text, so a changed definition is decoded afresh.
+_DEFINITIONS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_DEFINITIONS_MAX = 4096
+
+
+def _task_from_row(row: Sequence[Any]) -> Task:
+    """A task from a row whose first columns are `_TASK_COLUMNS`, in that order."""
+    key = (row[0], row[4], row[6], row[7], row[18], row[29], row[30])
+    parts = _DEFINITIONS.get(key)
+    if parts is None:
+        parts = (
+            json.loads(row[4]),
+            json.loads(row[6]),
+            retry_policy_from_json(row[7]),
+            json.loads(row[18]),
+            _load_json(row[29]),
+            _load_json(row[30]),
+        )
+        if len(_DEFINITIONS) >= _DEFINITIONS_MAX:
+            del _DEFINITIONS[next(iter(_DEFINITIONS))]  # the oldest
+        _DEFINITIONS[key] = parts
+    schedule, action, retry, metadata, trigger, condition = parts
+    return task_from_values(
+        (
+            row[0],  # id
+            row[1],  # owner
+            row[2],  # name
+            row[3],  # kind
+            schedule,
+            row[5],  # timezone
+            action,
+            retry,
+            row[8],  # timeout_s
+            _OVERLAPS[row[9]],
+            row[10],  # max_queued
+            _CATCHUPS[row[11]],
+            row[12],  # catchup_window_s
+            row[13],  # max_runs
+            row[14],  # expires_at
+            _TASK_STATUSES[row[15]],
+            row[16],  # pause_note
+            row[17],  # callback_url
+            metadata,
+            row[19],  # idempotency_key
+            row[20],  # created_at
+            row[21],  # updated_at
+            row[22],  # next_fire_at
+            row[23],  # last_fire_at
+            row[24],  # run_count
+            row[25],  # claimed_by
+            row[26],  # claim_expires_at
+            row[27],  # end_reason
+            row[28],  # depends_on
+            trigger,
+            condition,
+        )
     )
 
 
@@ -460,27 +523,30 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
     )
 
 
-def _run_from_row(row: Mapping[str, Any]) -> Run:
-    return Run(
-        id=row["id"],
-        task_id=row["task_id"],
-        owner=row["owner"],
-        trigger=Trigger(row["trigger"]),
-        scheduled_for=row["scheduled_for"],
-        due_at=row["due_at"],
-        status=RunStatus(row["status"]),
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        duration_ms=row["duration_ms"],
-        output=_load_json(row["output"]),
-        error_message=row["error_message"],
-        claimed_by=row["claimed_by"],
-        lease_expires_at=row["lease_expires_at"],
-        cancel_requested=row["cancel_requested"],
-        input=_load_json(row["input"]),
+def _run_from_row(row: Sequence[Any]) -> Run:
+    """A run from a row whose first columns are `_RUN_COLUMNS`, in that order."""
+    return run_from_values(
+        (
+            row[0],  # id
+            row[1],  # task_id
+            row[2],  # owner
+            _TRIGGERS[row[3]],
+            row[4],  # scheduled_for
+            row[5],  # due_at
+            _RUN_STATUSES[row[6]],
+            row[7],  # attempt
+            row[8],  # max_attempts
+            row[9],  # created_at
+            row[10],  # started_at
+            row[11],  # finished_at
+            row[12],  # duration_ms
+            None if row[13] is None else json.loads(row[13]),  # output
+            row[14],  # error_message
+            row[15],  # claimed_by
+            row[16],  # lease_expires_at
+            row[17],  # cancel_requested
+            None if row[18] is None else json.loads(row[18]),  # input
+        )
     )
 
 
@@ -583,6 +649,37 @@ def _place_ends(
                 )
             )
     return out
+
+
+def _shift(sql: str, by: int) -> str:
+    """`sql` with its parameters renumbered from $1+`by` (to follow another statement's)."""
+    return re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + by}", sql)
+
+
+def _written(pending: Sequence[_PendingEvent], cursors: Sequence[asyncpg.Record]) -> list[Event]:
+    """The events as appended: the cursors came in any order, and were taken in event order."""
+    ordered = sorted(r[0] for r in cursors)
+    return [p.written(c) for p, c in zip(pending, ordered, strict=True)]
+
+
+#: The runs `ins` inserted that count toward `max_runs`, as one object {task id: how many}:
+#: looked up by key for each task moved on. (A join of the two, both of unknown size to the
+#: planner, is a nested loop: 250,000 comparisons for 500 tasks.)
+_COUNTED = (
+    "  SELECT coalesce(jsonb_object_agg(task_id, n), '{}') AS n FROM ("
+    "    SELECT task_id, count(*) AS n FROM ins WHERE counts GROUP BY task_id) c"
+)
+
+
+def _plain(plan: FirePlan) -> bool:
+    """A plan whose recording appends no event and flags no run: no missed run, no expiry,
+    no run to cancel, no event of its own."""
+    return (
+        not plan.events
+        and not plan.cancel_run_ids
+        and (plan.end is None or plan.end.status != TaskStatus.EXPIRED)
+        and all(new.status != RunStatus.MISSED for new in plan.runs)
+    )
 
 
 def _newest_first(
@@ -790,7 +887,11 @@ class PostgresStore:
                     "search_path": self._ident,
                     "application_name": "wakecall",
                     "jit": "off",
+                    # Plans by index whatever the statistics: see _PLANNER.
+                    "enable_seqscan": "off",
+                    "enable_bitmapscan": "off",
                 },
+                connection_class=_PooledConnection,
             )
         except (*_CONNECTION_ERRORS, asyncpg.PostgresError, ValueError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(self.url)}: {exc}") from exc
@@ -1090,20 +1191,18 @@ class PostgresStore:
             "  UPDATE tasks t SET claimed_by = $3, claim_expires_at = $4 FROM due"
             f"  WHERE t.id = due.id RETURNING {', '.join('t.' + c for c in _cols(_TASK_COLUMNS))}"
             ") "
-            "SELECT c.*,"
-            " (SELECT count(*) FROM runs r WHERE r.task_id = c.id AND r.status = 'queued')"
-            "   AS queued_runs,"
-            " (SELECT coalesce(array_agg(r.id ORDER BY r.id), '{}') FROM runs r"
-            "   WHERE r.task_id = c.id AND r.status = 'running') AS running_run_ids "
-            "FROM claimed c ORDER BY c.next_fire_at, c.id"
+            # One look at each task's unfinished runs (by `runs_task`; see _PLANNER).
+            "SELECT c.*, u.queued, u.running FROM claimed c, LATERAL ("
+            "  SELECT count(*) FILTER (WHERE r.status = 'queued') AS queued,"
+            "  array_agg(r.id ORDER BY r.id) FILTER (WHERE r.status = 'running') AS running"
+            f"  FROM runs r WHERE r.task_id = c.id AND r.{_UNFINISHED}) u "
+            "ORDER BY c.next_fire_at, c.id"
         )
+        queued, running = len(_cols(_TASK_COLUMNS)), len(_cols(_TASK_COLUMNS)) + 1
 
         async def fn(conn: asyncpg.Connection) -> list[DueTask]:
             rows = await conn.fetch(sql, now, limit, node, now + lease)
-            return [
-                DueTask(_task_from_row(r), r["queued_runs"], tuple(r["running_run_ids"]))
-                for r in rows
-            ]
+            return [DueTask(_task_from_row(r), r[queued], tuple(r[running] or ())) for r in rows]
 
         return await self._write(fn)
 
@@ -1111,6 +1210,10 @@ class PostgresStore:
         if not plans:
             return FireResult([], [], [])
         wanted = sorted({p.task_id for p in plans})
+        if len(wanted) == len(plans) and all(_plain(p) for p in plans):
+            return await self._write(
+                lambda conn: self._record_plain_fires(conn, node, now, plans, wanted)
+            )
 
         async def fn(conn: asyncpg.Connection) -> FireResult:
             rows = await conn.fetch(
@@ -1197,18 +1300,117 @@ class PostgresStore:
 
         return await self._tx(fn)
 
+    async def _record_plain_fires(
+        self,
+        conn: asyncpg.Connection,
+        node: str,
+        now: datetime,
+        plans: Sequence[FirePlan],
+        wanted: Sequence[str],
+    ) -> FireResult:
+        """`record_fires` of plans that append no event (see `_plain`), one per task, in one
+        statement: lock the tasks (in id order), keep those `node` still claims, insert their
+        runs, move the tasks on and release them, and wake the other nodes when a run was
+        queued."""
+        runs = [(plan.task_id, new) for plan in plans for new in plan.runs]
+        row = await conn.fetchrow(
+            "WITH locked AS MATERIALIZED ("
+            "  SELECT id, owner, retry, claimed_by FROM tasks WHERE id = ANY($1::text[])"
+            "  ORDER BY id FOR UPDATE"
+            "), mine AS MATERIALIZED ("
+            "  SELECT id, owner, (retry ->> 'attempts')::int AS attempts FROM locked"
+            "  WHERE claimed_by = $2"
+            "), ins AS ("
+            "  INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status,"
+            "    attempt, max_attempts, created_at, finished_at, output, error_message, counts,"
+            "    input)"
+            "  SELECT u.id, u.task_id, m.owner, u.trigger, u.scheduled_for, u.due_at, u.status,"
+            "    0, m.attempts, $3, u.finished_at, u.output::jsonb, u.error_message, u.counts,"
+            "    u.input::jsonb"
+            "  FROM unnest($4::text[], $5::text[], $6::text[], $7::timestamptz[],"
+            "    $8::timestamptz[], $9::text[], $10::timestamptz[], $11::text[], $12::text[],"
+            "    $13::bool[], $14::text[]) WITH ORDINALITY AS u(id, task_id, trigger,"
+            "    scheduled_for, due_at, status, finished_at, output, error_message, counts,"
+            "    input, n)"
+            "  JOIN mine m ON m.id = u.task_id"
+            "  ORDER BY u.n"
+            "  ON CONFLICT DO NOTHING"
+            "  RETURNING id, task_id, counts, status"
+            f"), counted AS ({_COUNTED}"
+            "), moved AS ("
+            "  UPDATE tasks t SET next_fire_at = p.next_fire_at, last_fire_at = p.last_fire_at,"
+            "    run_count = t.run_count"
+            "      + coalesce(((SELECT n FROM counted) ->> p.id)::bigint, 0),"
+            "    status = coalesce(p.status, t.status),"
+            "    end_reason = CASE WHEN p.status IS NULL THEN t.end_reason ELSE p.end_reason END,"
+            "    claimed_by = NULL, claim_expires_at = NULL, updated_at = $3"
+            "  FROM unnest($15::text[], $16::timestamptz[], $17::timestamptz[], $18::text[],"
+            "    $19::text[]) AS p(id, next_fire_at, last_fire_at, status, end_reason)"
+            "  WHERE t.id = p.id AND t.claimed_by = $2"
+            "), hint AS ("
+            "  SELECT pg_notify($20, $21) WHERE EXISTS (SELECT FROM ins WHERE status = 'queued')"
+            ") "
+            "SELECT (SELECT coalesce(array_agg(id), '{}') FROM mine),"
+            " (SELECT coalesce(array_agg(owner), '{}') FROM mine),"
+            " (SELECT coalesce(array_agg(attempts), '{}') FROM mine),"
+            " (SELECT coalesce(array_agg(id), '{}') FROM ins),"
+            " (SELECT count(*) FROM hint)",
+            list(wanted),
+            node,
+            now,
+            [new.id for _, new in runs],
+            [task_id for task_id, _ in runs],
+            [str(new.trigger) for _, new in runs],
+            [new.scheduled_for for _, new in runs],
+            [new.due_at for _, new in runs],
+            [str(new.status) for _, new in runs],
+            [now if new.status.is_terminal else None for _, new in runs],
+            [_dumps_or_none(new.output) for _, new in runs],
+            [_no_nul(new.error_message) for _, new in runs],
+            [new.counts for _, new in runs],
+            [_dumps_or_none(new.input) for _, new in runs],
+            [plan.task_id for plan in plans],
+            [plan.next_fire_at for plan in plans],
+            [plan.last_fire_at for plan in plans],
+            [None if plan.end is None else str(plan.end.status) for plan in plans],
+            [None if plan.end is None else plan.end.reason for plan in plans],
+            self.channel,
+            self._hint_payload(due=True),
+        )
+        assert row is not None
+        claimed = {t: (owner, n) for t, owner, n in zip(row[0], row[1], row[2], strict=True)}
+        inserted = set(row[3])
+        created: list[Run] = []
+        lost: list[str] = []
+        for plan in plans:
+            found = claimed.get(plan.task_id)
+            if found is None:
+                lost.append(plan.task_id)
+                continue
+            owner, attempts = found
+            created.extend(
+                self._fired_run(plan.task_id, owner, attempts, new, now)
+                for new in plan.runs
+                if new.id in inserted
+            )
+        return FireResult(created, [], lost)
+
     @staticmethod
     def _new_run(task: Task, new: NewRun, now: datetime) -> Run:
+        return PostgresStore._fired_run(task.id, task.owner, task.retry.attempts, new, now)
+
+    @staticmethod
+    def _fired_run(task_id: str, owner: str, max_attempts: int, new: NewRun, now: datetime) -> Run:
         return Run(
             id=new.id,
-            task_id=task.id,
-            owner=task.owner,
+            task_id=task_id,
+            owner=owner,
             trigger=new.trigger,
             scheduled_for=new.scheduled_for,
             due_at=new.due_at,
             status=new.status,
             attempt=0,
-            max_attempts=task.retry.attempts,
+            max_attempts=max_attempts,
             created_at=now,
             finished_at=now if new.status.is_terminal else None,
             output=new.output,
@@ -1242,16 +1444,15 @@ class PostgresStore:
             "  ORDER BY u.n"
             "  ON CONFLICT DO NOTHING"
             "  RETURNING id, task_id, counts"
-            "), counted AS ("
-            "  SELECT task_id, count(*) AS n FROM ins WHERE counts GROUP BY task_id"
+            f"), counted AS ({_COUNTED}"
             "), moved AS ("
             "  UPDATE tasks t SET next_fire_at = p.next_fire_at, last_fire_at = p.last_fire_at,"
-            "    run_count = t.run_count + coalesce(c.n, 0), status = p.status,"
-            "    end_reason = p.end_reason, claimed_by = NULL, claim_expires_at = NULL,"
-            "    updated_at = $1"
+            "    run_count = t.run_count"
+            "      + coalesce(((SELECT n FROM counted) ->> p.id)::bigint, 0),"
+            "    status = p.status, end_reason = p.end_reason, claimed_by = NULL,"
+            "    claim_expires_at = NULL, updated_at = $1"
             "  FROM unnest($14::text[], $15::timestamptz[], $16::timestamptz[], $17::text[],"
             "    $18::text[]) AS p(id, next_fire_at, last_fire_at, status, end_reason)"
-            "  LEFT JOIN counted c ON c.task_id = p.id"
             "  WHERE t.id = p.id AND t.claimed_by = $19"
             "), to_flag AS ("
             f"  SELECT id FROM runs WHERE id = ANY($20::text[]) AND {_UNFINISHED}"
@@ -1310,26 +1511,39 @@ class PostgresStore:
                 await self._hint(conn, due=True)
             return []
         cursors = await conn.fetch(
-            "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2)), "
-            "c AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('events', 'cursor'))"
-            "  AS cursor FROM l, generate_series(1, $3)), "
-            "s AS MATERIALIZED (SELECT cursor, row_number() OVER (ORDER BY cursor) AS n FROM c), "
-            "u AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[],"
-            "  $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])"
-            "  WITH ORDINALITY AS u(owner, type, task_id, run_id, created_at, payload,"
-            "  delivery_id, url, body, n)), "
-            "delivered AS ("
-            "  INSERT INTO deliveries (id, owner, task_id, event_cursor, event_type, url, body,"
-            "    status, attempts, next_attempt_at, created_at)"
-            "  SELECT u.delivery_id, u.owner, u.task_id, s.cursor, u.type, u.url, u.body,"
-            "    'pending', 0, u.created_at, u.created_at"
-            "  FROM s JOIN u ON u.n = s.n WHERE u.delivery_id IS NOT NULL"
-            "), "
-            "hint AS MATERIALIZED (SELECT pg_notify($13, $14) FROM l) "
-            "INSERT INTO events (cursor, owner, type, task_id, run_id, created_at, payload) "
-            "SELECT s.cursor, u.owner, u.type, u.task_id, u.run_id, u.created_at, "
-            "u.payload::jsonb FROM s JOIN u ON u.n = s.n CROSS JOIN hint "
-            "RETURNING cursor",
+            "WITH " + self._EVENTS_CTES + self._EVENTS_INSERT, *self._events_args(pending, due)
+        )
+        return _written(pending, cursors)
+
+    #: The events of `_append_events` after a statement's own CTEs, with `_events_args` as
+    #: $1..$14: the events lock, then the cursors, the deliveries, the hint and the events.
+    _EVENTS_CTES = (
+        "l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2)), "
+        "c AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('events', 'cursor'))"
+        "  AS cursor FROM l, generate_series(1, $3)), "
+        "s AS MATERIALIZED (SELECT cursor, row_number() OVER (ORDER BY cursor) AS n FROM c), "
+        "u AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[],"
+        "  $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])"
+        "  WITH ORDINALITY AS u(owner, type, task_id, run_id, created_at, payload,"
+        "  delivery_id, url, body, n)), "
+        "delivered AS ("
+        "  INSERT INTO deliveries (id, owner, task_id, event_cursor, event_type, url, body,"
+        "    status, attempts, next_attempt_at, created_at)"
+        "  SELECT u.delivery_id, u.owner, u.task_id, s.cursor, u.type, u.url, u.body,"
+        "    'pending', 0, u.created_at, u.created_at"
+        "  FROM s JOIN u ON u.n = s.n WHERE u.delivery_id IS NOT NULL"
+        "), "
+        "hint AS MATERIALIZED (SELECT pg_notify($13, $14) FROM l) "
+    )
+    _EVENTS_INSERT = (
+        "INSERT INTO events (cursor, owner, type, task_id, run_id, created_at, payload) "
+        "SELECT s.cursor, u.owner, u.type, u.task_id, u.run_id, u.created_at, "
+        "u.payload::jsonb FROM s JOIN u ON u.n = s.n CROSS JOIN hint "
+        "RETURNING cursor"
+    )
+
+    def _events_args(self, pending: Sequence[_PendingEvent], due: bool) -> list[Any]:
+        return [
             _LOCK_CLASS,
             self._events_lock,
             len(pending),
@@ -1344,9 +1558,22 @@ class PostgresStore:
             [p.body for p in pending],
             self.channel,
             self._hint_payload(due=due, owners=[p.owner for p in pending]),
+        ]
+
+    async def fire_and_start(
+        self,
+        node: str,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        plan: Planner,
+        start_limit: int,
+    ) -> PassResult:
+        # Claims are marked, so each step is its own transaction and nodes share the work.
+        return await fire_and_start_in_steps(
+            self, node, now, limit=limit, lease=lease, plan=plan, start_limit=start_limit
         )
-        ordered = sorted(r["cursor"] for r in cursors)
-        return [p.written(c) for p, c in zip(pending, ordered, strict=True)]
 
     async def release_tasks(self, node: str, task_ids: Sequence[str]) -> None:
         if not task_ids:
@@ -1453,34 +1680,39 @@ class PostgresStore:
         return created
 
     async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
-        return await self._tx(lambda conn: self._claim_runs_on(conn, node, now, limit, lease))
+        async def fn(conn: asyncpg.Connection) -> list[Run]:
+            rows = await self._claim_runs_on(conn, node, now, limit, lease, start=False)
+            return [_run_from_row(r) for r in rows]
+
+        return await self._tx(fn)
 
     async def start_due_runs(
         self, node: str, now: datetime, limit: int, lease: timedelta
     ) -> list[tuple[Run, Task]]:
         async def fn(conn: asyncpg.Connection) -> list[tuple[Run, Task]]:
-            claimed = await self._claim_runs_on(conn, node, now, limit, lease)
-            if not claimed:
-                return []
-            ids = [r.id for r in claimed]
-            rows = await conn.fetch(self._start_sql, now, node, ids)
-            runs = {r["id"]: _run_from_row(r) for r in rows}
-            task_rows = await conn.fetch(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])",
-                list({run.task_id for run in runs.values()}),
-            )
-            tasks = {r["id"]: _task_from_row(r) for r in task_rows}
-            return [(runs[i], tasks[runs[i].task_id]) for i in ids if i in runs]
+            rows = await self._claim_runs_on(conn, node, now, limit, lease, start=True)
+            width = len(_cols(_RUN_COLUMNS))
+            return [(_run_from_row(r), _task_from_row(r[width:])) for r in rows]
 
         return await self._tx(fn)
 
     async def _claim_runs_on(
-        self, conn: asyncpg.Connection, node: str, now: datetime, limit: int, lease: timedelta
-    ) -> list[Run]:
-        """Claim queued runs due at `now` for `node`, in due order (inside a transaction)."""
+        self,
+        conn: asyncpg.Connection,
+        node: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        *,
+        start: bool,
+    ) -> list[asyncpg.Record]:
+        """Claim queued runs due at `now` for `node`, in due order (inside a transaction); with
+        `start`, start their next attempt too. Rows of `_RUN_COLUMNS` as written, followed
+        with `start` by their task's `_TASK_COLUMNS`."""
         # Candidates in due order, locked so no other claimant takes them meanwhile.
         rows = await conn.fetch(
-            "SELECT r.id, r.task_id, t.overlap FROM runs r JOIN tasks t ON t.id = r.task_id "
+            "SELECT r.id, r.task_id, t.overlap != 'allow' FROM runs r "
+            "JOIN tasks t ON t.id = r.task_id "
             "WHERE r.status = 'queued' AND r.due_at <= $1 "
             "AND (r.claimed_by IS NULL OR r.lease_expires_at < $1) "
             "ORDER BY r.due_at, r.id LIMIT $2 FOR UPDATE OF r SKIP LOCKED",
@@ -1489,47 +1721,80 @@ class PostgresStore:
         )
         if not rows:
             return []
-        exclusive = sorted({r["task_id"] for r in rows if r["overlap"] != "allow"})
-        busy: set[str] = set()
+        exclusive = sorted({r[1] for r in rows if r[2]})
         if exclusive:
-            # One claimant at a time per task that does not allow overlap, then a fresh
-            # look at which of them are busy (this statement sees the other's commit).
+            # One claimant at a time per task that does not allow overlap; the next statement
+            # (a fresh snapshot, which sees the other's committed claim) looks at which of
+            # them are busy.
             keys = sorted({_task_lock_key(self.schema, t) for t in exclusive})
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) "
                 "WITH ORDINALITY AS u(k, n) ORDER BY n",
                 keys,
             )
-            busy = {
-                r["task_id"]
-                for r in await conn.fetch(
-                    "SELECT DISTINCT task_id FROM runs WHERE task_id = ANY($1::text[]) AND "
-                    "(status = 'running' OR (status = 'queued' AND claimed_by IS NOT NULL "
-                    "AND lease_expires_at >= $2))",
-                    exclusive,
-                    now,
-                )
-            }
-        chosen: list[str] = []
-        for row in rows:
-            if len(chosen) >= limit:
-                break
-            if row["overlap"] != "allow":
-                if row["task_id"] in busy:
-                    continue
-                busy.add(row["task_id"])
-            chosen.append(row["id"])
-        if not chosen:
-            return []
-        fetched = await conn.fetch(
-            "UPDATE runs SET claimed_by = $1, lease_expires_at = $2 "
-            f"WHERE id = ANY($3::text[]) RETURNING {_RUN_COLUMNS}",
-            node,
-            now + lease,
-            chosen,
+        return list(
+            await conn.fetch(
+                self._start_due_sql if start else self._claim_sql,
+                now,
+                node,
+                now + lease,
+                limit,
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+                exclusive,
+            )
         )
-        by_id = {r["id"]: _run_from_row(r) for r in fetched}
-        return [by_id[i] for i in chosen]
+
+    #: Of the candidates ($5 ids, $6 task ids, $7 whether the task is exclusive, in due order),
+    #: the first run of each exclusive task that is not busy (none of the tasks in $8 with a
+    #: run running or claimed) and every run of the others, at most $4, claimed for $2 until
+    #: $3. {start} sets them running at $1 and records their attempts.
+    _CHOOSE_AND_CLAIM = (
+        "WITH cand AS ("
+        "  SELECT * FROM unnest($5::text[], $6::text[], $7::bool[]) WITH ORDINALITY"
+        "    AS u(id, task_id, excl, n)"
+        "), busy AS ("
+        # A probe of `runs_task` per task (a LATERAL … LIMIT is never turned into a scan
+        # of the whole table).
+        "  SELECT x.task_id FROM unnest($8::text[]) AS x(task_id), LATERAL ("
+        "    SELECT FROM runs r"
+        f"    WHERE r.task_id = x.task_id AND r.{_UNFINISHED} AND (r.status = 'running'"
+        "    OR (r.claimed_by IS NOT NULL AND r.lease_expires_at >= $1)) LIMIT 1) b"
+        "), chosen AS ("
+        "  SELECT id, n FROM ("
+        "    SELECT id, n, row_number() OVER (PARTITION BY"
+        "      CASE WHEN excl THEN task_id ELSE id END ORDER BY n) AS k"
+        "    FROM cand WHERE NOT (excl AND task_id IN (SELECT task_id FROM busy))"
+        "  ) ranked WHERE k = 1 ORDER BY n LIMIT $4"
+        "), claimed AS ("
+        "  UPDATE runs r SET claimed_by = $2, lease_expires_at = $3{start}"
+        "  FROM chosen WHERE r.id = chosen.id"
+        f"  RETURNING {', '.join('r.' + c for c in _cols(_RUN_COLUMNS))}, chosen.n"
+        "){recorded} "
+    )
+    _claim_sql = (
+        _CHOOSE_AND_CLAIM.format(start="", recorded="")
+        + f"SELECT {_RUN_COLUMNS} FROM claimed ORDER BY n"
+    )
+    _start_due_sql = _CHOOSE_AND_CLAIM.format(
+        start=(
+            ", status = 'running', attempt = r.attempt + 1, started_at = coalesce(r.started_at, $1)"
+        ),
+        recorded=(
+            ", recorded AS ("
+            "  INSERT INTO attempts (run_id, number, status, started_at, node)"
+            "  SELECT id, attempt, 'running', $1, $2 FROM claimed"
+            "  ON CONFLICT (run_id, number) DO UPDATE SET status = 'running',"
+            "    started_at = excluded.started_at, finished_at = NULL, error_message = NULL,"
+            "    node = excluded.node"
+            ")"
+        ),
+    ) + (
+        f"SELECT {', '.join('c.' + c for c in _cols(_RUN_COLUMNS))}, "
+        f"{', '.join('t.' + c for c in _cols(_TASK_COLUMNS))} "
+        "FROM claimed c JOIN tasks t ON t.id = c.task_id ORDER BY c.n"
+    )
 
     async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:
@@ -1596,23 +1861,17 @@ class PostgresStore:
         run_ids = list(dict.fromkeys(o.run_id for o in outcomes))
 
         async def fn(conn: asyncpg.Connection) -> tuple[list[Run], list[Event]]:
-            # Tasks first, then runs: the order every writer locks them in.
-            task_rows = await conn.fetch(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id IN "
-                "(SELECT task_id FROM runs WHERE id = ANY($1::text[])) ORDER BY id FOR UPDATE",
-                run_ids,
-            )
-            tasks = {r["id"]: _task_from_row(r) for r in task_rows}
-            run_rows = await conn.fetch(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ANY($1::text[]) "
-                "ORDER BY id FOR UPDATE",
-                run_ids,
-            )
-            held = {
-                r["id"]: _run_from_row(r)
-                for r in run_rows
-                if r["claimed_by"] == node and r["status"] in ("queued", "running")
-            }
+            tasks: dict[str, Task] = {}
+            with_dependents: set[str] = set()
+            held: dict[str, Run] = {}
+            for r in await conn.fetch(self._finish_lock_sql, run_ids):
+                if r[0] is not None:  # a run
+                    if r[15] == node and r[6] in ("queued", "running"):
+                        held[r[0]] = _run_from_row(r)
+                else:  # a task
+                    tasks[r[_RUN_WIDTH]] = _task_from_row(r[_RUN_WIDTH:])
+                    if r[-1]:
+                        with_dependents.add(r[_RUN_WIDTH])
             handled: list[tuple[Run, RunOutcome]] = []
             for outcome in outcomes:
                 run = held.pop(outcome.run_id, None)
@@ -1645,7 +1904,6 @@ class PostgresStore:
                 handled.append((run, outcome))
             if not handled:
                 return [], []
-            await self._write_outcomes(conn, handled)
 
             # Events in outcome order; an expired task's announcement follows its last run.
             pending: list[_PendingEvent | _EndMark] = []
@@ -1665,23 +1923,72 @@ class PostgresStore:
                 )
                 if task.status == TaskStatus.EXPIRED:
                     pending.append(_EndMark(task, outcome.finished_at))
+            written = [run for run, _ in handled]
+            retried = any(run.status == RunStatus.QUEUED for run in written)
             ending = [p.task.id for p in pending if isinstance(p, _EndMark)]
-            announced = await self._mark_ends_announced(conn, list(dict.fromkeys(ending)))
-            queued = await self._queue_dependents(conn, tasks, [run for run, _ in handled])
-            retried = any(run.status == RunStatus.QUEUED for run, _ in handled)
-            events = await self._append_events(
-                conn, _place_ends(pending, announced), due=retried or queued
+            if ending:
+                # Whether an expired task's last run just ended is read after the runs are
+                # written.
+                await self._write_outcomes(conn, handled)
+                announced = await self._mark_ends_announced(conn, list(dict.fromkeys(ending)))
+                queued = await self._queue_dependents(conn, tasks, with_dependents, written)
+                events = await self._append_events(
+                    conn, _place_ends(pending, announced), due=retried or queued
+                )
+                return written, events
+            queued = await self._queue_dependents(conn, tasks, with_dependents, written)
+            due = retried or queued
+            if not pending:
+                await self._write_outcomes(conn, handled)
+                if due:
+                    await self._hint(conn, due=True)
+                return written, []
+            # The usual case: the runs, their attempts and their events in one statement.
+            plain = [p for p in pending if isinstance(p, _PendingEvent)]
+            cursors = await conn.fetch(
+                self._finish_sql, *self._outcome_args(handled), *self._events_args(plain, due)
             )
-            return [run for run, _ in handled], events
+            return written, _written(plain, cursors)
 
         return await self._tx(fn)
 
+    #: The runs of $1 (`_RUN_COLUMNS`, then nulls) and their tasks (nulls, `_TASK_COLUMNS`,
+    #: whether an active task depends on it), all locked: tasks first, then runs (the
+    #: runs' lock waits on the count of the tasks'), the order every writer locks them in.
+    _finish_lock_sql = (
+        "WITH t AS MATERIALIZED ("
+        f"  SELECT {_TASK_COLUMNS} FROM tasks"
+        "  WHERE id IN (SELECT task_id FROM runs WHERE id = ANY($1::text[]))"
+        "  ORDER BY id FOR UPDATE"
+        "), r AS MATERIALIZED ("
+        f"  SELECT {_RUN_COLUMNS} FROM runs"
+        "  WHERE id = ANY($1::text[]) AND (SELECT count(*) FROM t) >= 0"
+        "  ORDER BY id FOR UPDATE"
+        ") "
+        f"SELECT r.*, {', '.join('(NULL::tasks).' + c for c in _cols(_TASK_COLUMNS))},"
+        " NULL::boolean FROM r "
+        "UNION ALL "
+        f"SELECT {', '.join('(NULL::runs).' + c for c in _cols(_RUN_COLUMNS))}, t.*,"
+        " d.found IS NOT NULL FROM t LEFT JOIN LATERAL ("
+        "  SELECT true AS found FROM tasks d WHERE d.depends_on = t.id AND d.status = 'active'"
+        "  LIMIT 1) d ON true"
+    )
+
     async def _queue_dependents(
-        self, conn: asyncpg.Connection, tasks: Mapping[str, Task], written: Sequence[Run]
+        self,
+        conn: asyncpg.Connection,
+        tasks: Mapping[str, Task],
+        with_dependents: set[str],
+        written: Sequence[Run],
     ) -> bool:
         """A run, with the upstream run as input, for each active task that depends on the
-        task of a run that just succeeded; whether any was queued."""
-        succeeded = [r for r in written if r.status == RunStatus.SUCCESS and r.task_id in tasks]
+        task of a run that just succeeded (of `tasks`, those `with_dependents` may have one);
+        whether any was queued."""
+        succeeded = [
+            r
+            for r in written
+            if r.status == RunStatus.SUCCESS and r.task_id in tasks and r.task_id in with_dependents
+        ]
         if not succeeded:
             return False
         rows = await conn.fetch(
@@ -1710,25 +2017,41 @@ class PostgresStore:
         conn: asyncpg.Connection, handled: Sequence[tuple[Run, RunOutcome]]
     ) -> None:
         """Close the attempts and write the runs (queued again or final), in one statement."""
+        await conn.execute(
+            "WITH " + PostgresStore._OUTCOME_CTES + " SELECT",
+            *PostgresStore._outcome_args(handled),
+        )
+
+    #: Close the attempts and write the runs (queued again or final), with `_outcome_args`
+    #: as $1..$10.
+    _OUTCOME_CTES = (
+        "closed AS ("
+        "  UPDATE attempts a SET status = u.status, finished_at = u.finished_at,"
+        "    error_message = u.error_message"
+        "  FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[])"
+        "    AS u(run_id, number, status, finished_at, error_message)"
+        # The ANY reads the attempts by primary key whatever the statistics (see _PLANNER).
+        "  WHERE a.run_id = ANY($1::text[]) AND a.run_id = u.run_id AND a.number = u.number"
+        "), finished AS ("
+        "  UPDATE runs r SET status = u.status, due_at = coalesce(u.due_at, r.due_at),"
+        "    finished_at = CASE WHEN u.final THEN u.finished_at ELSE r.finished_at END,"
+        "    duration_ms = CASE WHEN u.final THEN u.duration_ms ELSE r.duration_ms END,"
+        "    output = u.output::jsonb, error_message = u.error_message,"
+        "    claimed_by = NULL, lease_expires_at = NULL"
+        "  FROM unnest($1::text[], $6::text[], $7::timestamptz[], $4::timestamptz[],"
+        "    $8::bigint[], $9::text[], $5::text[], $10::bool[])"
+        "    AS u(id, status, due_at, finished_at, duration_ms, output, error_message, final)"
+        "  WHERE r.id = u.id"
+        ")"
+    )
+    #: `finish_runs` in the usual case: the outcomes, then the events.
+    _finish_sql = "WITH " + _OUTCOME_CTES + ", " + _shift(_EVENTS_CTES + _EVENTS_INSERT, 10)
+
+    @staticmethod
+    def _outcome_args(handled: Sequence[tuple[Run, RunOutcome]]) -> list[Any]:
         runs = [run for run, _ in handled]
         final = [run.status != RunStatus.QUEUED for run in runs]
-        await conn.execute(
-            "WITH closed AS ("
-            "  UPDATE attempts a SET status = u.status, finished_at = u.finished_at,"
-            "    error_message = u.error_message"
-            "  FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[])"
-            "    AS u(run_id, number, status, finished_at, error_message)"
-            "  WHERE a.run_id = u.run_id AND a.number = u.number"
-            ") "
-            "UPDATE runs r SET status = u.status, due_at = coalesce(u.due_at, r.due_at),"
-            "  finished_at = CASE WHEN u.final THEN u.finished_at ELSE r.finished_at END,"
-            "  duration_ms = CASE WHEN u.final THEN u.duration_ms ELSE r.duration_ms END,"
-            "  output = u.output::jsonb, error_message = u.error_message,"
-            "  claimed_by = NULL, lease_expires_at = NULL "
-            "FROM unnest($1::text[], $6::text[], $7::timestamptz[], $4::timestamptz[],"
-            "  $8::bigint[], $9::text[], $5::text[], $10::bool[])"
-            "  AS u(id, status, due_at, finished_at, duration_ms, output, error_message, final) "
-            "WHERE r.id = u.id",
+        return [
             [run.id for run in runs],
             [run.attempt for run in runs],
             [str(outcome.attempt_status) for _, outcome in handled],
@@ -1739,7 +2062,7 @@ class PostgresStore:
             [run.duration_ms for run in runs],
             [_dumps_or_none(run.output) for run in runs],
             final,
-        )
+        ]
 
     async def release_runs(self, node: str, run_ids: Sequence[str]) -> None:
         if not run_ids:
@@ -1935,15 +2258,26 @@ class PostgresStore:
         await self._tx(fn)
 
     async def callback_secrets(self, task_id: str, now: datetime) -> list[str]:
+        return (await self.callback_secrets_of([task_id], now)).get(task_id, [])
+
+    async def callback_secrets_of(
+        self, task_ids: Sequence[str], now: datetime
+    ) -> dict[str, list[str]]:
+        ids = sorted(set(task_ids))
+        if not ids:
+            return {}
         rows = await self._call(
             lambda c: c.fetch(
-                "SELECT secret FROM callback_secrets WHERE task_id = $1 "
-                "AND (retires_at IS NULL OR retires_at > $2) ORDER BY created_at DESC",
-                task_id,
+                "SELECT task_id, secret FROM callback_secrets WHERE task_id = ANY($1::text[]) "
+                "AND (retires_at IS NULL OR retires_at > $2) ORDER BY task_id, created_at DESC",
+                ids,
                 now,
             )
         )
-        return [r["secret"] for r in rows]
+        found: dict[str, list[str]] = {}
+        for r in rows:
+            found.setdefault(r["task_id"], []).append(r["secret"])
+        return found
 
     async def claim_deliveries(
         self, node: str, now: datetime, limit: int, lease: timedelta
@@ -1977,29 +2311,50 @@ class PostgresStore:
         status_code: int | None,
         error: str | None,
     ) -> Delivery | None:
-        if delivered:
-            status, due = "delivered", None
-        elif retry_at is not None:
-            status, due = "pending", retry_at
-        else:
-            status, due = "failed", None
-        row = await self._write(
-            lambda c: c.fetchrow(
-                "UPDATE deliveries SET status = $1, attempts = attempts + 1, "
-                "next_attempt_at = $2, last_status = $3, last_error = $4, delivered_at = $5, "
-                "claimed_by = NULL, lease_expires_at = NULL "
-                "WHERE id = $6 AND claimed_by = $7 AND status = 'pending' "
-                f"RETURNING {_DELIVERY_COLUMNS}",
-                status,
-                due,
-                status_code,
-                _no_nul(error),
-                now if delivered else None,
-                delivery_id,
+        outcome = DeliveryOutcome(delivery_id, now, delivered, retry_at, status_code, error)
+        (found,) = await self.finish_deliveries(node, [outcome])
+        return found
+
+    async def finish_deliveries(
+        self, node: str, outcomes: Sequence[DeliveryOutcome]
+    ) -> list[Delivery | None]:
+        # One statement for the batch. An id given twice counts once, at its first position
+        # (an UPDATE … FROM changes each row once).
+        first: dict[str, DeliveryOutcome] = {}
+        for o in outcomes:
+            first.setdefault(o.delivery_id, o)
+        if not first:
+            return []
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+        for o in first.values():
+            if o.delivered:
+                status, due = "delivered", None
+            elif o.retry_at is not None:
+                status, due = "pending", o.retry_at
+            else:
+                status, due = "failed", None
+            delivered_at = o.at if o.delivered else None
+            values = (o.delivery_id, status, due, o.status_code, _no_nul(o.error), delivered_at)
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        rows = await self._write(
+            lambda c: c.fetch(
+                "UPDATE deliveries d SET status = u.status, attempts = d.attempts + 1, "
+                "next_attempt_at = u.due, last_status = u.code, last_error = u.error, "
+                "delivered_at = u.delivered_at, claimed_by = NULL, lease_expires_at = NULL "
+                "FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], "
+                "$6::timestamptz[]) AS u(id, status, due, code, error, delivered_at) "
+                "WHERE d.id = u.id AND d.claimed_by = $7 AND d.status = 'pending' "
+                f"RETURNING {', '.join('d.' + c for c in _cols(_DELIVERY_COLUMNS))}",
+                *columns,
                 node,
             )
         )
-        return None if row is None else _delivery_from_row(row)
+        by_id = {r["id"]: _delivery_from_row(r) for r in rows}
+        found: list[Delivery | None] = []
+        for o in outcomes:
+            found.append(by_id.pop(o.delivery_id, None))
+        return found
 
     async def list_deliveries(
         self,

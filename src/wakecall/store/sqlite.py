@@ -68,6 +68,8 @@ from wakecall.store.base import (
     HintListener,
     NewEvent,
     NewRun,
+    PassResult,
+    Planner,
     PruneCounts,
     RunOutcome,
     Upcoming,
@@ -852,153 +854,203 @@ class SQLiteStore:
         self, node: str, now: datetime, limit: int, lease: timedelta
     ) -> list[DueTask]:
         now_us, until_us = _us(now), _us(now + lease)
+        return await self._tx(
+            lambda conn: self._claim_due_on(conn, node, now_us, until_us, limit, mark=True)
+        )
 
-        def fn(conn: sqlite3.Connection) -> list[DueTask]:
-            rows = conn.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks "
-                "WHERE status = 'active' AND next_fire_at IS NOT NULL AND next_fire_at <= ? "
-                "AND (claimed_by IS NULL OR claim_expires_at < ?) "
-                "ORDER BY next_fire_at LIMIT ?",
-                (now_us, now_us, limit),
-            ).fetchall()
-            if not rows:
-                return []
-            ids = [r[0] for r in rows]
-            marks = ", ".join("?" * len(ids))
+    @staticmethod
+    def _claim_due_on(
+        conn: sqlite3.Connection, node: str, now_us: int, until_us: int, limit: int, *, mark: bool
+    ) -> list[DueTask]:
+        """Due tasks unclaimed (or whose claim expired), earliest first, as claimed by `node`;
+        with `mark`, the claims are written (for a caller that plans outside the
+        transaction)."""
+        rows = conn.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks "
+            "WHERE status = 'active' AND next_fire_at IS NOT NULL AND next_fire_at <= ? "
+            "AND (claimed_by IS NULL OR claim_expires_at < ?) "
+            "ORDER BY next_fire_at LIMIT ?",
+            (now_us, now_us, limit),
+        ).fetchall()
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        marks = ", ".join("?" * len(ids))
+        if mark:
             conn.execute(
                 f"UPDATE tasks SET claimed_by = ?, claim_expires_at = ? WHERE id IN ({marks})",
                 (node, until_us, *ids),
             )
-            queued: dict[str, int] = {}
-            running: dict[str, list[str]] = {}
-            for task_id, run_id, status in conn.execute(
-                f"SELECT task_id, id, status FROM runs WHERE task_id IN ({marks}) "
-                "AND status IN ('queued', 'running')",
-                ids,
-            ):
-                if status == "queued":
-                    queued[task_id] = queued.get(task_id, 0) + 1
-                else:
-                    running.setdefault(task_id, []).append(run_id)
-            out = []
-            for row in rows:
-                task = _task_from_row((*row[:25], node, until_us, *row[27:]))  # as claimed
-                out.append(DueTask(task, queued.get(task.id, 0), tuple(running.get(task.id, ()))))
-            return out
+        queued: dict[str, int] = {}
+        running: dict[str, list[str]] = {}
+        for task_id, run_id, status in conn.execute(
+            f"SELECT task_id, id, status FROM runs WHERE task_id IN ({marks}) "
+            "AND status IN ('queued', 'running')",
+            ids,
+        ):
+            if status == "queued":
+                queued[task_id] = queued.get(task_id, 0) + 1
+            else:
+                running.setdefault(task_id, []).append(run_id)
+        out = []
+        for row in rows:
+            task = _task_from_row((*row[:25], node, until_us, *row[27:]))  # as claimed
+            out.append(DueTask(task, queued.get(task.id, 0), tuple(running.get(task.id, ()))))
+        return out
+
+    async def fire_and_start(
+        self,
+        node: str,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        plan: Planner,
+        start_limit: int,
+    ) -> PassResult:
+        """One transaction: SQLite has one writer at a time, so the tasks read here cannot be
+        taken by anyone before the fires are recorded, and need no claim marks."""
+        now_us, until_us = _us(now), _us(now + lease)
+
+        def fn(conn: sqlite3.Connection) -> PassResult:
+            due = (
+                self._claim_due_on(conn, node, now_us, until_us, limit, mark=False)
+                if limit > 0
+                else []
+            )
+            plans = [p for p in map(plan, due) if p is not None]
+            fired = (
+                self._record_on(conn, node, now, plans, claimed=False)
+                if plans
+                else FireResult([], [], [])
+            )
+            started = (
+                self._start_due_on(conn, node, now_us, until_us, start_limit)
+                if start_limit > 0
+                else []
+            )
+            return PassResult(fired, plans, len(due), started)
 
         return await self._tx(fn)
 
     async def record_fires(self, node: str, now: datetime, plans: Sequence[FirePlan]) -> FireResult:
+        return await self._tx(lambda conn: self._record_on(conn, node, now, plans, claimed=True))
+
+    def _record_on(
+        self,
+        conn: sqlite3.Connection,
+        node: str,
+        now: datetime,
+        plans: Sequence[FirePlan],
+        *,
+        claimed: bool,
+    ) -> FireResult:
+        """`record_fires` inside the caller's transaction. With `claimed`, a plan counts only
+        if `node`'s claim mark is still on its task; without, the caller read the tasks in
+        this same transaction."""
         now_us = _us(now)
-
-        def fn(conn: sqlite3.Connection) -> FireResult:
-            wanted = list(dict.fromkeys(p.task_id for p in plans))
-            # The claim and what new runs need; a whole task is read only for the rare plan
-            # that writes events (missed fires, wakeups, an end).
-            rows = {
-                r[0]: r
-                for r in self._rows_by_id(
-                    conn,
-                    "SELECT id, claimed_by, owner, retry, status, end_reason FROM tasks",
-                    wanted,
-                )
-            }
-            lost: list[str] = []
-            accepted: list[tuple[FirePlan, Sequence[Any]]] = []
-            for plan in plans:
-                row = rows.pop(plan.task_id, None)  # a second plan for a task finds it gone
-                if row is None or row[1] != node:
-                    lost.append(plan.task_id)
+        wanted = list(dict.fromkeys(p.task_id for p in plans))
+        # The claim and what new runs need; a whole task is read only for the rare plan
+        # that writes events (missed fires, wakeups, an end).
+        rows = {
+            r[0]: r
+            for r in self._rows_by_id(
+                conn,
+                "SELECT id, claimed_by, owner, retry, status, end_reason FROM tasks",
+                wanted,
+            )
+        }
+        lost: list[str] = []
+        accepted: list[tuple[FirePlan, Sequence[Any]]] = []
+        for plan in plans:
+            row = rows.pop(plan.task_id, None)  # a second plan for a task finds it gone
+            if row is None or (claimed and row[1] != node):
+                lost.append(plan.task_id)
+                continue
+            accepted.append((plan, row))
+        candidates = [
+            (self._new_run(row[0], row[2], _attempts(row[3]), new, now), new.counts)
+            for plan, row in accepted
+            for new in plan.runs
+        ]
+        cursor = conn.executemany(
+            f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) VALUES ({_RUN_MARKS})",
+            [self._run_row(run, now_us, counts) for run, counts in candidates],
+        )
+        # Run ids are new, so a candidate is absent only when its slot had a run already;
+        # which ones, is looked up only when some are.
+        ids = [run.id for run, _ in candidates]
+        if cursor.rowcount == len(candidates):
+            inserted = set(ids)
+        else:
+            inserted = {r[0] for r in self._rows_by_id(conn, "SELECT id FROM runs", ids)}
+        created: list[Run] = []
+        events: list[Event] = []
+        task_rows = []
+        cancel_rows = []
+        position = 0
+        for plan, row in accepted:
+            task_id, owner, status, end_reason = row[0], row[2], row[4], row[5]
+            task: Task | None = None
+            if plan.events or any(n.status == RunStatus.MISSED for n in plan.runs):
+                task = _task_from_row(self._task_row(conn, None, task_id))
+            counted = 0
+            for _ in plan.runs:
+                run, counts = candidates[position]
+                position += 1
+                if run.id not in inserted:
                     continue
-                accepted.append((plan, row))
-            candidates = [
-                (self._new_run(row[0], row[2], _attempts(row[3]), new, now), new.counts)
-                for plan, row in accepted
-                for new in plan.runs
-            ]
-            cursor = conn.executemany(
-                f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) VALUES ({_RUN_MARKS})",
-                [self._run_row(run, now_us, counts) for run, counts in candidates],
-            )
-            # Run ids are new, so a candidate is absent only when its slot had a run already;
-            # which ones, is looked up only when some are.
-            ids = [run.id for run, _ in candidates]
-            if cursor.rowcount == len(candidates):
-                inserted = set(ids)
-            else:
-                inserted = {r[0] for r in self._rows_by_id(conn, "SELECT id FROM runs", ids)}
-            created: list[Run] = []
-            events: list[Event] = []
-            task_rows = []
-            cancel_rows = []
-            position = 0
-            for plan, row in accepted:
-                task_id, owner, status, end_reason = row[0], row[2], row[4], row[5]
-                task: Task | None = None
-                if plan.events or any(n.status == RunStatus.MISSED for n in plan.runs):
-                    task = _task_from_row(self._task_row(conn, None, task_id))
-                counted = 0
-                for _ in plan.runs:
-                    run, counts = candidates[position]
-                    position += 1
-                    if run.id not in inserted:
-                        continue
-                    if counts:
-                        counted += 1
-                    created.append(run)
-                    if run.status == RunStatus.MISSED:
-                        assert task is not None
-                        task_now = task.replace(run_count=task.run_count + counted)
-                        events.append(
-                            self._append_event(
-                                conn,
-                                task.owner,
-                                NewEvent(
-                                    EventType.RUN_MISSED,
-                                    task.id,
-                                    run.id,
-                                    run_event_payload(task_now, run),
-                                ),
-                                now_us,
-                            )
-                        )
-                task_rows.append(
-                    (
-                        _us_or_none(plan.next_fire_at),
-                        _us_or_none(plan.last_fire_at),
-                        counted,
-                        str(plan.end.status) if plan.end else status,
-                        plan.end.reason if plan.end else end_reason,
-                        now_us,
-                        task_id,
-                    )
-                )
-                cancel_rows += [(run_id,) for run_id in plan.cancel_run_ids]
-                for new_event in plan.events:
+                if counts:
+                    counted += 1
+                created.append(run)
+                if run.status == RunStatus.MISSED:
                     assert task is not None
+                    task_now = task.replace(run_count=task.run_count + counted)
                     events.append(
-                        self._append_event(conn, owner, new_event, now_us, task.callback_url)
+                        self._append_event(
+                            conn,
+                            task.owner,
+                            NewEvent(
+                                EventType.RUN_MISSED,
+                                task.id,
+                                run.id,
+                                run_event_payload(task_now, run),
+                            ),
+                            now_us,
+                        )
                     )
-            conn.executemany(
-                "UPDATE tasks SET next_fire_at = ?, last_fire_at = ?, "
-                "run_count = run_count + ?, status = ?, end_reason = ?, "
-                "claimed_by = NULL, claim_expires_at = NULL, updated_at = ? WHERE id = ?",
-                task_rows,
+            task_rows.append(
+                (
+                    _us_or_none(plan.next_fire_at),
+                    _us_or_none(plan.last_fire_at),
+                    counted,
+                    str(plan.end.status) if plan.end else status,
+                    plan.end.reason if plan.end else end_reason,
+                    now_us,
+                    task_id,
+                )
             )
-            conn.executemany(
-                "UPDATE runs SET cancel_requested = 1 WHERE id = ? "
-                "AND status IN ('queued', 'running')",
-                cancel_rows,
-            )
-            for plan, row in accepted:
-                if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
-                    ended = _task_from_row(self._task_row(conn, None, row[0]))
-                    announced = self._announce_end_if_idle(conn, ended, now)
-                    if announced is not None:
-                        events.append(announced)
-            return FireResult(created, events, lost)
-
-        return await self._tx(fn)
+            cancel_rows += [(run_id,) for run_id in plan.cancel_run_ids]
+            for new_event in plan.events:
+                assert task is not None
+                events.append(self._append_event(conn, owner, new_event, now_us, task.callback_url))
+        conn.executemany(
+            "UPDATE tasks SET next_fire_at = ?, last_fire_at = ?, "
+            "run_count = run_count + ?, status = ?, end_reason = ?, "
+            "claimed_by = NULL, claim_expires_at = NULL, updated_at = ? WHERE id = ?",
+            task_rows,
+        )
+        conn.executemany(
+            "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')",
+            cancel_rows,
+        )
+        for plan, row in accepted:
+            if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
+                ended = _task_from_row(self._task_row(conn, None, row[0]))
+                announced = self._announce_end_if_idle(conn, ended, now)
+                if announced is not None:
+                    events.append(announced)
+        return FireResult(created, events, lost)
 
     @staticmethod
     def _new_run(task_id: str, owner: str, max_attempts: int, new: NewRun, now: datetime) -> Run:
@@ -1313,21 +1365,22 @@ class SQLiteStore:
         self, node: str, now: datetime, limit: int, lease: timedelta
     ) -> list[tuple[Run, Task]]:
         now_us, until_us = _us(now), _us(now + lease)
+        return await self._tx(lambda conn: self._start_due_on(conn, node, now_us, until_us, limit))
 
-        def fn(conn: sqlite3.Connection) -> list[tuple[Run, Task]]:
-            chosen = self._claim_runs_on(conn, node, now_us, until_us, limit, start=True)
-            if not chosen:
-                return []
-            started = self._start_on(conn, node, now_us, chosen, marked=True)
-            runs = {r[0]: _run_from_row(r) for r in started}
-            task_ids = list(dict.fromkeys(run.task_id for run in runs.values()))
-            tasks = {
-                r[0]: _task_from_row(r)
-                for r in self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", task_ids)
-            }
-            return [(runs[i], tasks[runs[i].task_id]) for i in chosen if i in runs]
-
-        return await self._tx(fn)
+    def _start_due_on(
+        self, conn: sqlite3.Connection, node: str, now_us: int, until_us: int, limit: int
+    ) -> list[tuple[Run, Task]]:
+        chosen = self._claim_runs_on(conn, node, now_us, until_us, limit, start=True)
+        if not chosen:
+            return []
+        started = self._start_on(conn, node, now_us, chosen, marked=True)
+        runs = {r[0]: _run_from_row(r) for r in started}
+        task_ids = list(dict.fromkeys(run.task_id for run in runs.values()))
+        tasks = {
+            r[0]: _task_from_row(r)
+            for r in self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", task_ids)
+        }
+        return [(runs[i], tasks[runs[i].task_id]) for i in chosen if i in runs]
 
     async def extend_leases(
         self, node: str, run_ids: Sequence[str], until: datetime
