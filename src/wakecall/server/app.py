@@ -4,9 +4,9 @@ Streamable HTTP (stateful sessions, both protocol generations of `mcp` 2.x).
 The engine is started once per process by `open_runtime`, outside the SDK's lifespan (which
 runs once per connection over stdio and in memory): the server only borrows it.
 
-Over stdio the server answers `initialize` while the runtime starts: most of wakecall (models,
-engine, store, actions) is imported by the functions that need it, on a worker thread when
-serving stdio, and every other request waits until the tools are registered.
+Serving stdio, the server answers the handshake first and starts the runtime next (see
+`serve_stdio`): most of wakecall (models, engine, store, actions) is imported by the functions
+that need it, and no further request is answered before the tools are registered.
 """
 
 from __future__ import annotations
@@ -270,8 +270,8 @@ def build_server(rt: Runtime, *, token_owners: dict[str, str] | None = None) -> 
     return mcp
 
 
-#: Answered before the runtime has started: the handshake (whose answer depends on nothing the
-#: runtime adds) and notifications.
+#: Answered before the runtime has started (as are notifications): the handshake and ping, whose
+#: answers depend on nothing the runtime adds.
 _ANSWERED_BEFORE_START = frozenset({"initialize", "ping", "server/discover"})
 
 
@@ -476,7 +476,7 @@ async def _before_start(settings: Settings) -> None:
         await apply_tasks_file(settings)
 
 
-#: Serving stdio, how long the runtime waits for the client's handshake before it starts anyway.
+#: Serving stdio, how long the runtime waits for the client's handshake before starting anyway.
 HANDSHAKE_GRACE = 1.0
 
 
@@ -487,8 +487,8 @@ async def serve_stdio(
 
     The server answers the handshake first; then the runtime starts (its modules load on a
     worker thread, the store opens, the engine starts), as soon as the client has completed the
-    handshake or sent another request, or after `HANDSHAKE_GRACE` seconds of silence. Requests
-    other than the handshake wait until it has started.
+    handshake or sent another request, or `HANDSHAKE_GRACE` seconds after serving began.
+    Requests other than the handshake wait until it has started.
 
     If the runtime fails (it cannot start, say), serving stops and its error is raised. The
     SDK's transport reads the client's input on a worker thread that cannot be stopped, so while
@@ -507,7 +507,8 @@ async def serve_stdio(
             await anyio.to_thread.run_sync(load_runtime_modules)
             await _before_start(settings)
             async with open_runtime(settings, registry=registry, bus=bus) as rt:
-                add_runtime(mcp, rt)
+                with loading_for_good():  # the tools' schemas and validators
+                    add_runtime(mcp, rt)
                 started.set()
                 await closed.wait()
         except Exception as exc:  # raised below, as `serve` would without the task group
