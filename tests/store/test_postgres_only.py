@@ -540,3 +540,107 @@ async def test_a_server_on_postgresql_reads_time_from_the_database_server(nodes:
     # A machine whose clock is off by an hour still schedules by the server's clock.
     store.clock_offset += timedelta(hours=1)
     assert timedelta(minutes=59) < clock.now() - datetime.now(UTC) < timedelta(minutes=61)
+
+
+async def _start_one_run_each(store: PostgresStore, tasks: list[Task]) -> dict[str, Run]:
+    """Each task created with one queued run, all started by `store` for node n1."""
+    for t in tasks:
+        await store.create_task(t)
+        await store.create_run(None, t.id, queued(None), T0)
+    started = await store.start_due_runs("n1", T0, 100, LEASE)
+    assert len(started) == len(tasks)
+    return {task.id: run for run, task in started}
+
+
+async def test_runs_a_store_started_are_finished_in_one_statement_from_what_it_read(
+    nodes: Nodes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (store,) = await nodes(1)
+    tasks = [make_task(overlap=Overlap.ALLOW, name=f"t{i}", metadata={"i": i}) for i in range(3)]
+
+    async def no_reading(*_: Any) -> Any:
+        raise AssertionError("the rows were read again")
+
+    with anyio.fail_after(10):
+        runs = await _start_one_run_each(store, tasks)
+        monkeypatch.setattr(store, "_finish_runs_read", no_reading)
+        end = T0 + timedelta(seconds=2)
+        outcomes = [
+            RunOutcome(runs[tasks[0].id].id, AttemptStatus.SUCCESS, end, output={"n": 1}),
+            RunOutcome(runs[tasks[1].id].id, AttemptStatus.FAILURE, end, error_message="no"),
+            RunOutcome(runs[tasks[2].id].id, AttemptStatus.TIMEOUT, end, duration_ms=7),
+        ]
+        written, events = await store.finish_runs("n1", outcomes)
+        stored = {r.id: r for r in await store.list_runs(None, limit=10)}
+        attempts = [await store.list_attempts(None, o.run_id) for o in outcomes]
+        logged = await store.list_events("alice")
+    assert [r.status for r in written] == [RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.TIMEOUT]
+    assert [stored[r.id] for r in written] == written
+    assert [r.duration_ms for r in written] == [2000, 2000, 7]
+    assert [[(a.number, a.status) for a in one] for one in attempts] == [
+        [(1, AttemptStatus.SUCCESS)],
+        [(1, AttemptStatus.FAILURE)],
+        [(1, AttemptStatus.TIMEOUT)],
+    ]
+    assert [e.type for e in events] == [
+        EventType.RUN_COMPLETED,
+        EventType.RUN_FAILED,
+        EventType.RUN_FAILED,
+    ]
+    assert [e.run_id for e in events] == [o.run_id for o in outcomes]
+    assert [e.payload["task"]["metadata"] for e in events] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert events[0].payload["run"]["output"] == {"n": 1}
+    assert [e.cursor for e in logged] == [e.cursor for e in events]
+
+
+async def test_runs_that_changed_after_their_start_are_finished_as_they_are_now(
+    nodes: Nodes,
+) -> None:
+    """A lease renewed, the task edited, a cancellation asked, the run taken over by another
+    node, the task deleted: the finish reads the rows again and writes from them."""
+    store, other = await nodes(2)
+    tasks = [make_task(overlap=Overlap.ALLOW, name=f"t{i}") for i in range(6)]
+    later = T0 + LEASE * 3
+    with anyio.fail_after(10):
+        runs = await _start_one_run_each(store, tasks)
+        plain, renewed, edited, cancelled, taken, deleted = (runs[t.id] for t in tasks)
+        # Renewed past `later`; all others lapse, and only `taken` is reaped by the other node.
+        keep = [r.id for r in (plain, renewed, edited, cancelled, deleted)]
+        assert (await store.extend_leases("n1", keep, later + LEASE))[0] == set(keep)
+        assert [r.id for r in await other.claim_expired_runs("n2", later, 10, LEASE)] == [taken.id]
+        await other.update_task(None, edited.task_id, {"metadata": {"team": "edited"}}, later)
+        await other.request_cancel(None, [cancelled.id])
+        await other.delete_task(None, deleted.task_id)
+        outcomes = [
+            RunOutcome(r.id, AttemptStatus.SUCCESS, later)
+            for r in (plain, renewed, edited, cancelled, taken, deleted)
+        ]
+        written, events = await store.finish_runs("n1", outcomes)
+        stored_taken = await store.get_run(None, taken.id)
+    # Taken over: not ours any more; deleted: gone. The others are written, with an event each.
+    assert [r.id for r in written] == [plain.id, renewed.id, edited.id, cancelled.id]
+    assert all(r.status == RunStatus.SUCCESS for r in written)
+    assert [e.run_id for e in events] == [r.id for r in written]
+    assert events[2].payload["task"]["metadata"] == {"team": "edited"}
+    assert written[3].cancel_requested
+    assert (stored_taken.status, stored_taken.claimed_by) == (RunStatus.RUNNING, "n2")
+
+
+async def test_a_run_started_and_finished_by_a_store_queues_the_tasks_that_depend_on_it(
+    nodes: Nodes,
+) -> None:
+    (store,) = await nodes(1)
+    upstream = make_task(overlap=Overlap.ALLOW, name="extract")
+    downstream = make_task(name="load", depends_on=upstream.id, next_fire_at=None)
+    with anyio.fail_after(10):
+        await store.create_task(downstream)
+        (run,) = (await _start_one_run_each(store, [upstream])).values()
+        written, events = await store.finish_runs(
+            "n1", [RunOutcome(run.id, AttemptStatus.SUCCESS, T0, output={"rows": 3})]
+        )
+        (queued_run,) = await store.list_runs(None, task_id=downstream.id)
+    assert [r.status for r in written] == [RunStatus.SUCCESS]
+    assert [e.type for e in events] == [EventType.RUN_COMPLETED]
+    assert (queued_run.status, queued_run.trigger) == (RunStatus.QUEUED, Trigger.DEPENDENCY)
+    assert queued_run.input["run"]["id"] == run.id
+    assert queued_run.input["run"]["output"] == {"rows": 3}

@@ -34,6 +34,17 @@ Concurrency, method by method:
   the last two runs at once would each see the other's run unfinished, and `task.expired` would
   never be announced. The `end_announced` flag makes it exactly once.
 * Every write after a claim checks the claimant (`claimed_by = node`) on a locked row.
+  `finish_runs` of runs this object started checks it by row version instead: it locks the
+  tasks and the runs, and writes the outcomes and their events in the same statement only if
+  each row's `xmin` is still the one `start_due_runs` read (the run as started, claimed by this
+  node; the task unchanged), so the outcomes and payloads computed from those rows are exact;
+  otherwise it writes nothing and the rows are read again.
+
+The hot paths are few statements each: `record_fires` of plain fires (no event to append) and
+`finish_runs` as above are one statement; `start_due_runs` is three in one transaction
+(candidates; the per-task locks; then the choice, the claim, the start and the attempts, with
+each run's task). The plans of those statements are kept independent of table statistics
+(see _PLANNER below).
 
 Event cursors: a `bigserial` value is taken when a row is inserted, not when its transaction
 commits, so two concurrent writers could commit cursors 8 and 7 in that order; a reader that
@@ -62,7 +73,8 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from functools import lru_cache
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import asyncpg
@@ -413,6 +425,7 @@ def _lock_key(text: str) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
+@lru_cache(maxsize=16384)
 def _task_lock_key(schema: str, task_id: str) -> int:
     """A stable signed 64-bit key for a one-key advisory lock on a task (a separate key space
     from the two-key locks)."""
@@ -426,16 +439,17 @@ _TASK_STATUSES = {m.value: m for m in TaskStatus}
 _RUN_STATUSES = {m.value: m for m in RunStatus}
 _TRIGGERS = {m.value: m for m in Trigger}
 
-#: The decoded JSON columns of recently read tasks, by task id and the columns' text. A task is
-#: read several times in its run's life (claimed, fired, started, finished) and its definition
-#: rarely changes in between; the key holds the text, so a changed definition is decoded afresh.
+#: The decoded JSON columns of recently read task definitions, by the columns' text. A task is
+#: read several times in its run's life (claimed, started, finished) and its definition rarely
+#: changes in between; many tasks share one (a burst of copies). The key is the text, so a
+#: changed definition is decoded afresh.
 _DEFINITIONS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 _DEFINITIONS_MAX = 4096
 
 
 def _task_from_row(row: Sequence[Any]) -> Task:
     """A task from a row whose first columns are `_TASK_COLUMNS`, in that order."""
-    key = (row[0], row[4], row[6], row[7], row[18], row[29], row[30])
+    key = (row[4], row[6], row[7], row[18], row[29], row[30])
     parts = _DEFINITIONS.get(key)
     if parts is None:
         parts = (
@@ -619,6 +633,20 @@ class _PendingEvent:
         )
 
 
+class _Started(NamedTuple):
+    """A run as `start_due_runs` wrote it for `node`, with its task as read then, and both
+    rows' `xmin` (the transaction that wrote the version read)."""
+
+    node: str
+    run: Run
+    task: Task
+    run_xmin: str
+    task_xmin: str
+
+
+_STARTED_MAX = 16384
+
+
 class _EndMark:
     """Where a task's `task.expired` goes in a transaction's events, if it is announced."""
 
@@ -658,8 +686,37 @@ def _shift(sql: str, by: int) -> str:
 
 def _written(pending: Sequence[_PendingEvent], cursors: Sequence[asyncpg.Record]) -> list[Event]:
     """The events as appended: the cursors came in any order, and were taken in event order."""
-    ordered = sorted(r[0] for r in cursors)
+    return _written_cursors(pending, [r[0] for r in cursors])
+
+
+def _written_cursors(pending: Sequence[_PendingEvent], cursors: Sequence[int]) -> list[Event]:
+    ordered = sorted(cursors)
     return [p.written(c) for p, c in zip(pending, ordered, strict=True)]
+
+
+def _run_after(run: Run, outcome: RunOutcome) -> Run:
+    """The run as its attempt's outcome leaves it: queued again for a retry, or final."""
+    if outcome.retry_at is not None:
+        return run.replace(
+            status=RunStatus.QUEUED,
+            due_at=outcome.retry_at,
+            claimed_by=None,
+            lease_expires_at=None,
+            error_message=outcome.error_message,
+            output=outcome.output,
+        )
+    duration = outcome.duration_ms
+    if duration is None and run.started_at is not None:
+        duration = int((outcome.finished_at - run.started_at).total_seconds() * 1000)
+    return run.replace(
+        status=_ATTEMPT_STATUS_TO_RUN[outcome.attempt_status],
+        finished_at=outcome.finished_at,
+        duration_ms=duration,
+        output=outcome.output,
+        error_message=outcome.error_message,
+        claimed_by=None,
+        lease_expires_at=None,
+    )
 
 
 #: The runs `ins` inserted that count toward `max_runs`, as one object {task id: how many}:
@@ -753,6 +810,10 @@ class PostgresStore:
         #: check of `watch`. Nodes read time through it (`OffsetClock`), so leases and fire
         #: times are on the database's clock.
         self.clock_offset = timedelta(0)
+        #: The runs this object started and not yet finished, each with its task and the row
+        #: versions (`xmin`) they were read at: `finish_runs` writes from these when neither
+        #: row changed since (see `_finish_started`).
+        self._started: dict[str, _Started] = {}
 
     # --- plumbing -------------------------------------------------------------------------
     def _translate(self, exc: BaseException) -> StoreError:
@@ -1510,15 +1571,14 @@ class PostgresStore:
             if due:
                 await self._hint(conn, due=True)
             return []
-        cursors = await conn.fetch(
-            "WITH " + self._EVENTS_CTES + self._EVENTS_INSERT, *self._events_args(pending, due)
-        )
+        cursors = await conn.fetch(self._append_events_sql, *self._events_args(pending, due))
         return _written(pending, cursors)
 
-    #: The events of `_append_events` after a statement's own CTEs, with `_events_args` as
-    #: $1..$14: the events lock, then the cursors, the deliveries, the hint and the events.
+    #: The events of `_append_events` as CTEs after a statement's own, with `_events_args` as
+    #: $1..$14: the events lock, then the cursors, the deliveries, the hint and the events
+    #: (`ev`, their cursors). The lock is taken when {guard} (a FROM … WHERE) lets it.
     _EVENTS_CTES = (
-        "l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2)), "
+        "l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2){guard}), "
         "c AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('events', 'cursor'))"
         "  AS cursor FROM l, generate_series(1, $3)), "
         "s AS MATERIALIZED (SELECT cursor, row_number() OVER (ORDER BY cursor) AS n FROM c), "
@@ -1533,14 +1593,15 @@ class PostgresStore:
         "    'pending', 0, u.created_at, u.created_at"
         "  FROM s JOIN u ON u.n = s.n WHERE u.delivery_id IS NOT NULL"
         "), "
-        "hint AS MATERIALIZED (SELECT pg_notify($13, $14) FROM l) "
+        "hint AS MATERIALIZED (SELECT pg_notify($13, $14) FROM l), "
+        "ev AS ("
+        "  INSERT INTO events (cursor, owner, type, task_id, run_id, created_at, payload)"
+        "  SELECT s.cursor, u.owner, u.type, u.task_id, u.run_id, u.created_at,"
+        "  u.payload::jsonb FROM s JOIN u ON u.n = s.n CROSS JOIN hint"
+        "  RETURNING cursor"
+        ")"
     )
-    _EVENTS_INSERT = (
-        "INSERT INTO events (cursor, owner, type, task_id, run_id, created_at, payload) "
-        "SELECT s.cursor, u.owner, u.type, u.task_id, u.run_id, u.created_at, "
-        "u.payload::jsonb FROM s JOIN u ON u.n = s.n CROSS JOIN hint "
-        "RETURNING cursor"
-    )
+    _append_events_sql = "WITH " + _EVENTS_CTES.format(guard="") + " SELECT cursor FROM ev"
 
     def _events_args(self, pending: Sequence[_PendingEvent], due: bool) -> list[Any]:
         return [
@@ -1689,12 +1750,20 @@ class PostgresStore:
     async def start_due_runs(
         self, node: str, now: datetime, limit: int, lease: timedelta
     ) -> list[tuple[Run, Task]]:
-        async def fn(conn: asyncpg.Connection) -> list[tuple[Run, Task]]:
+        async def fn(conn: asyncpg.Connection) -> list[_Started]:
             rows = await self._claim_runs_on(conn, node, now, limit, lease, start=True)
-            width = len(_cols(_RUN_COLUMNS))
-            return [(_run_from_row(r), _task_from_row(r[width:])) for r in rows]
+            return [
+                _Started(node, _run_from_row(r), _task_from_row(r[_RUN_WIDTH:]), r[-2], r[-1])
+                for r in rows
+            ]
 
-        return await self._tx(fn)
+        started = await self._tx(fn)
+        known = self._started
+        for item in started:
+            known[item.run.id] = item
+        while len(known) > _STARTED_MAX:
+            del known[next(iter(known))]  # the oldest: its finish never came here
+        return [(item.run, item.task) for item in started]
 
     async def _claim_runs_on(
         self,
@@ -1770,7 +1839,7 @@ class PostgresStore:
         "), claimed AS ("
         "  UPDATE runs r SET claimed_by = $2, lease_expires_at = $3{start}"
         "  FROM chosen WHERE r.id = chosen.id"
-        f"  RETURNING {', '.join('r.' + c for c in _cols(_RUN_COLUMNS))}, chosen.n"
+        f"  RETURNING {', '.join('r.' + c for c in _cols(_RUN_COLUMNS))}, chosen.n, r.xmin"
         "){recorded} "
     )
     _claim_sql = (
@@ -1792,7 +1861,7 @@ class PostgresStore:
         ),
     ) + (
         f"SELECT {', '.join('c.' + c for c in _cols(_RUN_COLUMNS))}, "
-        f"{', '.join('t.' + c for c in _cols(_TASK_COLUMNS))} "
+        f"{', '.join('t.' + c for c in _cols(_TASK_COLUMNS))}, c.xmin::text, t.xmin::text "
         "FROM claimed c JOIN tasks t ON t.id = c.task_id ORDER BY c.n"
     )
 
@@ -1810,13 +1879,13 @@ class PostgresStore:
     #: Start the next attempt of runs claimed by $2 ($3: their ids) at $1; the running rows.
     _start_sql = (
         "WITH l AS ("
-        "  SELECT id FROM runs"
-        "  WHERE claimed_by = $2 AND status = 'queued' AND id = ANY($3::text[])"
+        "  SELECT id, status FROM runs"
+        f"  WHERE id = ANY($3::text[]) AND {_UNFINISHED} AND claimed_by = $2"
         "  ORDER BY id FOR UPDATE"
         "), started AS ("
         "  UPDATE runs r SET status = 'running', attempt = r.attempt + 1,"
         "    started_at = coalesce(r.started_at, $1)"
-        "  FROM l WHERE r.id = l.id"
+        "  FROM l WHERE r.id = l.id AND l.status = 'queued'"
         f"  RETURNING {', '.join('r.' + c for c in _cols(_RUN_COLUMNS))}"
         "), live AS ("
         "  SELECT * FROM started UNION ALL"
@@ -1858,6 +1927,82 @@ class PostgresStore:
     ) -> tuple[list[Run], list[Event]]:
         if not outcomes:
             return [], []
+        try:
+            started = self._started_of(node, outcomes)
+            if started is not None:
+                done = await self._write(lambda conn: self._finish_started(conn, started))
+                if done is not None:
+                    return done
+            return await self._finish_runs_read(node, outcomes)
+        finally:
+            for outcome in outcomes:
+                self._started.pop(outcome.run_id, None)
+
+    def _started_of(
+        self, node: str, outcomes: Sequence[RunOutcome]
+    ) -> list[tuple[_Started, RunOutcome]] | None:
+        """The outcomes with their runs as this object started them, when it started them all
+        for `node` and each ends the run (no retry) of a task that had not ended as expired;
+        else None."""
+        found: list[tuple[_Started, RunOutcome]] = []
+        seen: set[str] = set()
+        for outcome in outcomes:
+            item = self._started.get(outcome.run_id)
+            if (
+                item is None
+                or item.node != node
+                or outcome.retry_at is not None
+                or outcome.run_id in seen
+                or item.task.status == TaskStatus.EXPIRED
+            ):
+                return None
+            seen.add(outcome.run_id)
+            found.append((item, outcome))
+        return found
+
+    async def _finish_started(
+        self, conn: asyncpg.Connection, started: Sequence[tuple[_Started, RunOutcome]]
+    ) -> tuple[list[Run], list[Event]] | None:
+        """`finish_runs` in one statement, from the runs and tasks as `start_due_runs` read
+        them: written only if neither row changed since (same `xmin`: the run still claimed
+        and running as started, no lease renewed, no cancellation asked, the task not fired
+        nor edited) and no task depends on one that succeeded; None (nothing written)
+        otherwise, for `_finish_runs_read`."""
+        handled = [(_run_after(item.run, outcome), outcome) for item, outcome in started]
+        tasks = {item.task.id: item for item, _ in started}
+        pending = [
+            _PendingEvent(
+                item.task.owner,
+                NewEvent(
+                    event_type_for(item.task, run),
+                    item.task.id,
+                    run.id,
+                    run_event_payload(item.task, run),
+                ),
+                outcome.finished_at,
+                item.task.callback_url,
+            )
+            for (item, _), (run, outcome) in zip(started, handled, strict=True)
+        ]
+        row = await conn.fetchrow(
+            self._finish_started_sql,
+            *self._outcome_args(handled),
+            *self._events_args(pending, False),
+            list(tasks),
+            sorted(f"{task_id}:{item.task_xmin}" for task_id, item in tasks.items()),
+            [item.run.id for item, _ in started],
+            sorted(f"{item.run.id}:{item.run_xmin}" for item, _ in started),
+            list({run.task_id for run, _ in handled if run.status == RunStatus.SUCCESS}),
+        )
+        assert row is not None
+        if not row[0]:
+            return None
+        return [run for run, _ in handled], _written_cursors(pending, row[1])
+
+    async def _finish_runs_read(
+        self, node: str, outcomes: Sequence[RunOutcome]
+    ) -> tuple[list[Run], list[Event]]:
+        """`finish_runs` from the rows as they are now: read (locked) first, then written."""
         run_ids = list(dict.fromkeys(o.run_id for o in outcomes))
 
         async def fn(conn: asyncpg.Connection) -> tuple[list[Run], list[Event]]:
@@ -1877,31 +2022,7 @@ class PostgresStore:
                 run = held.pop(outcome.run_id, None)
                 if run is None:
                     continue  # not ours (any more), gone, or already handled in this batch
-                if outcome.retry_at is not None:
-                    run = run.replace(
-                        status=RunStatus.QUEUED,
-                        due_at=outcome.retry_at,
-                        claimed_by=None,
-                        lease_expires_at=None,
-                        error_message=outcome.error_message,
-                        output=outcome.output,
-                    )
-                else:
-                    duration = outcome.duration_ms
-                    if duration is None and run.started_at is not None:
-                        duration = int(
-                            (outcome.finished_at - run.started_at).total_seconds() * 1000
-                        )
-                    run = run.replace(
-                        status=_ATTEMPT_STATUS_TO_RUN[outcome.attempt_status],
-                        finished_at=outcome.finished_at,
-                        duration_ms=duration,
-                        output=outcome.output,
-                        error_message=outcome.error_message,
-                        claimed_by=None,
-                        lease_expires_at=None,
-                    )
-                handled.append((run, outcome))
+                handled.append((_run_after(run, outcome), outcome))
             if not handled:
                 return [], []
 
@@ -2018,12 +2139,12 @@ class PostgresStore:
     ) -> None:
         """Close the attempts and write the runs (queued again or final), in one statement."""
         await conn.execute(
-            "WITH " + PostgresStore._OUTCOME_CTES + " SELECT",
+            "WITH " + PostgresStore._OUTCOME_CTES.format(guard="") + " SELECT",
             *PostgresStore._outcome_args(handled),
         )
 
     #: Close the attempts and write the runs (queued again or final), with `_outcome_args`
-    #: as $1..$10.
+    #: as $1..$10, where {guard} (a condition) holds.
     _OUTCOME_CTES = (
         "closed AS ("
         "  UPDATE attempts a SET status = u.status, finished_at = u.finished_at,"
@@ -2032,6 +2153,7 @@ class PostgresStore:
         "    AS u(run_id, number, status, finished_at, error_message)"
         # The ANY reads the attempts by primary key whatever the statistics (see _PLANNER).
         "  WHERE a.run_id = ANY($1::text[]) AND a.run_id = u.run_id AND a.number = u.number"
+        "{guard}"
         "), finished AS ("
         "  UPDATE runs r SET status = u.status, due_at = coalesce(u.due_at, r.due_at),"
         "    finished_at = CASE WHEN u.final THEN u.finished_at ELSE r.finished_at END,"
@@ -2041,11 +2163,42 @@ class PostgresStore:
         "  FROM unnest($1::text[], $6::text[], $7::timestamptz[], $4::timestamptz[],"
         "    $8::bigint[], $9::text[], $5::text[], $10::bool[])"
         "    AS u(id, status, due_at, finished_at, duration_ms, output, error_message, final)"
-        "  WHERE r.id = u.id"
+        "  WHERE r.id = u.id{guard}"
         ")"
     )
-    #: `finish_runs` in the usual case: the outcomes, then the events.
-    _finish_sql = "WITH " + _OUTCOME_CTES + ", " + _shift(_EVENTS_CTES + _EVENTS_INSERT, 10)
+    #: `finish_runs` after reading the rows: the outcomes, then the events.
+    _finish_sql = (
+        "WITH "
+        + _OUTCOME_CTES.format(guard="")
+        + ", "
+        + _shift(_EVENTS_CTES.format(guard=""), 10)
+        + " SELECT cursor FROM ev"
+    )
+    #: `finish_runs` of runs this object started, in one statement (see `_finish_started`):
+    #: the tasks ($25) then the runs ($27) locked, in the order every writer takes them;
+    #: both as read when started ($26, $28: sorted 'id:xmin'), and no active task depends
+    #: on the tasks of the runs that succeeded ($29)? Only then the outcomes and the
+    #: events are written.
+    _finish_started_sql = (
+        "WITH locked_tasks AS MATERIALIZED ("
+        "  SELECT id, xmin FROM tasks WHERE id = ANY($25::text[]) ORDER BY id FOR UPDATE"
+        "), locked_runs AS MATERIALIZED ("
+        "  SELECT id, xmin FROM runs"
+        "  WHERE id = ANY($27::text[]) AND (SELECT count(*) FROM locked_tasks) >= 0"
+        "  ORDER BY id FOR UPDATE"
+        "), ok AS MATERIALIZED ("
+        "  SELECT (SELECT coalesce(array_agg(v ORDER BY v COLLATE \"C\"), '{{}}')"
+        "    FROM (SELECT id || ':' || xmin AS v FROM locked_tasks) x) = $26::text[]"
+        "  AND (SELECT coalesce(array_agg(v ORDER BY v COLLATE \"C\"), '{{}}')"
+        "    FROM (SELECT id || ':' || xmin AS v FROM locked_runs) x) = $28::text[]"
+        "  AND NOT EXISTS (SELECT FROM tasks d"
+        "    WHERE d.depends_on = ANY($29::text[]) AND d.status = 'active') AS ok"
+        "), "
+        + _OUTCOME_CTES.format(guard=" AND (SELECT ok FROM ok)")
+        + ", "
+        + _shift(_EVENTS_CTES.format(guard=" FROM ok WHERE ok.ok"), 10)
+        + " SELECT (SELECT ok FROM ok), (SELECT coalesce(array_agg(cursor), '{}') FROM ev)"
+    ).replace("{{}}", "{}")
 
     @staticmethod
     def _outcome_args(handled: Sequence[tuple[Run, RunOutcome]]) -> list[Any]:
