@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
+import httpcore2
 import httpx2
 import pytest
 
@@ -171,23 +173,32 @@ async def test_a_batch_takes_one_claim_one_secrets_read_and_fewer_records(
 async def test_a_delivery_in_flight_when_its_claim_ran_out_is_not_sent_again_by_its_node(
     store: WatchedStore, clock: FakeClock, receiver: Receiver
 ) -> None:
-    task, secret = await _pending(store, clock, receiver.url("/slow"))
+    held, secret = await _pending(store, clock, receiver.url("/slow"))
     receiver.secrets.append(secret)
     async with _client() as client, _running(_dispatcher(store, clock, client)) as (disp, _):
         with anyio.fail_after(10):
             await receiver.wait_for(lambda: len(receiver.attempts) == 1)
             # The receiver holds the request past the lease: the delivery is due for a claim
             # again, and this node, looking for work, claims it.
-            claims = len(store.claimed)
+            held_id = (await _delivery(store, held)).id
             clock.advance(LEASE + timedelta(seconds=1))
             disp.wake()
-            await store.wait_for(lambda: len(store.claimed) > claims)
-            assert store.claimed[-1] == [(await _delivery(store, task)).id]
+            await store.wait_for(lambda: held_id in store.claimed[-1])
+            # A later delivery, sent after whatever that claim started.
+            later, secret = await _pending(store, clock, receiver.url("/slow"))
+            receiver.secrets.append(secret)
+            later_id = (await _delivery(store, later)).id
+            disp.wake()
+            await receiver.wait_for(
+                lambda: later_id in [a["webhook-id"] for a in receiver.attempts]
+            )
             receiver.slow_gate.set()
             await disp.wait_idle()
-    assert len(receiver.attempts) == 1 and len(receiver.bodies) == 1
-    done = await _delivery(store, task)
-    assert done.status == DeliveryStatus.DELIVERED and done.attempts == 1
+            await store.wait_for(lambda: sum(map(len, store.recorded)) >= 2)
+    assert Counter(a["webhook-id"] for a in receiver.attempts) == {held_id: 1, later_id: 1}
+    for task in (held, later):
+        done = await _delivery(store, task)
+        assert done.status == DeliveryStatus.DELIVERED and done.attempts == 1
 
 
 @asynccontextmanager
@@ -390,3 +401,111 @@ async def test_settings_that_cannot_work_are_refused(store: WatchedStore, clock:
         _dispatcher(store, clock, client, concurrency=0)
     with pytest.raises(ValueError, match="timeout must be positive"):
         _dispatcher(store, clock, client, timeout=0)
+
+
+class CountingBackend(httpcore2.AsyncNetworkBackend):
+    """The usual network backend, counting connections and the writes on them."""
+
+    def __init__(self) -> None:
+        self.backend = httpcore2.AnyIOBackend()
+        self.connects = 0
+        self.writes: list[int] = []
+
+    async def connect_tcp(self, host: str, port: int, **options: Any) -> Any:
+        stream = await self.backend.connect_tcp(host, port, **options)
+        self.connects += 1
+        backend = self
+
+        class Counted(httpcore2.AsyncNetworkStream):
+            async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+                return await stream.read(max_bytes, timeout)
+
+            async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+                backend.writes.append(len(buffer))
+                await stream.write(buffer, timeout)
+
+            async def aclose(self) -> None:
+                await stream.aclose()
+
+            def get_extra_info(self, info: str) -> Any:
+                return stream.get_extra_info(info)
+
+        return Counted()
+
+
+async def test_a_sender_writes_each_request_at_once_on_its_kept_connection(
+    store: WatchedStore, clock: FakeClock, receiver: Receiver
+) -> None:
+    counting = CountingBackend()
+    transport = httpx2.AsyncHTTPTransport()
+    transport._pool = httpcore2.AsyncConnectionPool(network_backend=counting)
+    for _ in range(3):
+        _, secret = await _pending(store, clock, receiver.url())
+        receiver.secrets.append(secret)
+    async with httpx2.AsyncClient(transport=transport) as client:
+        async with _running(_dispatcher(store, clock, client, concurrency=1)) as (disp, _):
+            with anyio.fail_after(10):
+                await receiver.wait_for(lambda: len(receiver.bodies) == 3)
+                await disp.wait_idle()
+    assert counting.connects == 1 and len(counting.writes) == 3
+    assert len(set(receiver.peers)) == 1
+
+
+@dataclass
+class Served:
+    """What the one-request-per-connection receiver served: each request's body length."""
+
+    bodies: list[int] = field(default_factory=list)
+    changed: anyio.Event = field(default_factory=anyio.Event)
+
+    async def wait_for(self, count: int) -> None:
+        while len(self.bodies) < count:
+            await self.changed.wait()
+
+
+@asynccontextmanager
+async def _one_request_per_connection_server() -> AsyncIterator[tuple[str, Served]]:
+    """A receiver that answers 200 as if the connection stayed open, then closes it (as a server
+    does when its keep-alive timeout passes)."""
+    served = Served()
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += await stream.receive()
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            while len(body) < length:
+                body += await stream.receive()
+            await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        served.bodies.append(len(body))
+        served.changed.set()
+        served.changed = anyio.Event()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield f"http://127.0.0.1:{port}/hook", served
+        tg.cancel_scope.cancel()
+
+
+async def test_a_kept_connection_the_receiver_closed_is_not_used_again(
+    store: WatchedStore, clock: FakeClock
+) -> None:
+    async with _one_request_per_connection_server() as (url, served), _client() as client:
+        await _pending(store, clock, url)
+        async with _running(_dispatcher(store, clock, client, concurrency=1)) as (disp, recorded):
+            with anyio.fail_after(10):
+                await store.wait_for(lambda: recorded)
+                await served.wait_for(1)  # and closed: the sender's connection is dead
+                await _pending(store, clock, url)
+                disp.wake()
+                await store.wait_for(lambda: len(recorded) == 2)
+    assert [d.status for d in recorded] == [DeliveryStatus.DELIVERED] * 2, recorded[1].last_error
+    assert len(served.bodies) == 2

@@ -121,6 +121,7 @@ async def serve_receiver() -> AsyncIterator[Receiver]:
             while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
                 await anyio.sleep(0.01)
         yield rec
+        rec.slow_gate.set()  # uvicorn waits for a held request before it stops
         server.should_exit = True
     sock.close()
 

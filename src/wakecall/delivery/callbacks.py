@@ -13,16 +13,19 @@ On each node the work flows through three parts:
 
 * the claimer takes due deliveries in batches, with a lease (no other node sends them while it
   holds), and reads their tasks' signing secrets in one query per batch;
-* `concurrency` senders each POST one delivery at a time, every attempt bounded in total by
-  `timeout`; at most as many claimed deliveries wait for a sender as there are senders, and one
-  whose claim no longer leaves time to send and record it within the lease is not sent (it
-  is claimed again when the lease ends), so a node never sends what another may have taken over;
-* the recorder writes finished attempts back in batches: one transaction for every attempt that
-  ended while the previous one was being written.
+* `concurrency` senders each POST one delivery at a time over keep-alive connections of their
+  own (`delivery.http`), every attempt bounded in total by `timeout`. At most as many claimed
+  deliveries wait for a sender as there are senders; one that waited so long that its send
+  might not end within the lease is not sent (it is claimed again once the lease is over), so a
+  send always ends before its claim does and no other node sends the same delivery meanwhile.
+  A delivery this node still has in flight is not sent again if it claims it a second time;
+* the recorder writes finished attempts back in batches: one transaction for all the attempts
+  that ended while the previous one was being written. An attempt that ended but could not be
+  recorded is sent again later (at least once, never lost).
 
 Signing secrets read with a claim are used for sends that start within `SECRETS_MAX_AGE` of the
-read; a later send reads them again, so a rotation or a revocation made anywhere (another
-process, another node) signs every send that starts more than that after it.
+read; a later send reads them again. So a rotation or a revocation made anywhere (the command
+line, another node) applies to every send that starts more than `SECRETS_MAX_AGE` after it.
 """
 
 from __future__ import annotations
@@ -137,8 +140,8 @@ class CallbackDispatcher:
         self.capacity = 2 * concurrency
         # Claim when at least this much room is free (fewer, larger claims).
         self.min_claim = max(1, concurrency // 4)
-        # A send must start this long after the claim at the latest: the attempt (`timeout`)
-        # then ends with half of the rest of the lease left to record it.
+        # A send starts at most this long after its claim: the attempt (at most `timeout`)
+        # then ends with as long again left of the lease to record it.
         self._send_window = (lease - timedelta(seconds=timeout)) / 2
         self._wake = anyio.Event()
         self._changed = anyio.Event()
