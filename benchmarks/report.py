@@ -311,8 +311,8 @@ def _store_calls(run: dict[str, Any]) -> list[str]:
         int(run["runs_per_s"] * run["elapsed_s"]) if "runs_per_s" in run else None
     )
     lines = [
-        "Store calls as their callers awaited them (wall time, including the wait for the "
-        'single SQLite connection thread); "per run" is per run (or delivery) measured:',
+        "Store calls as their callers awaited them (wall time; for SQLite that is the work "
+        'itself, done on the loop\'s thread); "per run" is per run (or delivery) measured:',
         "",
         "| method | calls | per run | total (s) | mean (ms) |",
         "|---|---|---|---|---|",
