@@ -85,23 +85,18 @@ from wakecall.models import (
     CALLBACK_EVENTS,
     Attempt,
     AttemptStatus,
-    CatchUp,
     Delivery,
     DeliveryStatus,
     Event,
     EventType,
-    Overlap,
     Run,
     RunStatus,
     Task,
     TaskStatus,
     Trigger,
     event_type_for,
-    retry_policy_from_json,
     run_event_payload,
-    run_from_values,
     task_event_payload,
-    task_from_values,
 )
 from wakecall.store.base import (
     RESYNC,
@@ -121,6 +116,7 @@ from wakecall.store.base import (
     dependency_run,
     fire_and_start_in_steps,
 )
+from wakecall.store.rows import ATTEMPT_STATUS_TO_RUN, run_from_row, task_from_row
 from wakecall.store.urls import redact as _redact
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
@@ -328,15 +324,6 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "condition": lambda v: _dumps_or_none(v),
 }
 
-_ATTEMPT_STATUS_TO_RUN = {
-    AttemptStatus.SUCCESS: RunStatus.SUCCESS,
-    AttemptStatus.FAILURE: RunStatus.FAILURE,
-    AttemptStatus.INTERRUPTED: RunStatus.FAILURE,
-    AttemptStatus.TIMEOUT: RunStatus.TIMEOUT,
-    AttemptStatus.CANCELLED: RunStatus.CANCELLED,
-    AttemptStatus.SKIPPED: RunStatus.SKIPPED,
-}
-
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 # Errors of the client or the connection (as opposed to a statement the server refused).
@@ -415,10 +402,6 @@ def _dumps_or_none(value: Any) -> str | None:
     return None if value is None else _dumps(value)
 
 
-def _load_json(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
 def _lock_key(text: str) -> int:
     """A stable signed 32-bit key for a two-key advisory lock."""
     value = zlib.crc32(text.encode())
@@ -433,72 +416,18 @@ def _task_lock_key(schema: str, task_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-_OVERLAPS = {m.value: m for m in Overlap}
-_CATCHUPS = {m.value: m for m in CatchUp}
-_TASK_STATUSES = {m.value: m for m in TaskStatus}
-_RUN_STATUSES = {m.value: m for m in RunStatus}
-_TRIGGERS = {m.value: m for m in Trigger}
-
-#: The decoded JSON columns of recently read task definitions, by the columns' text. A task is
-#: read several times in its run's life (claimed, started, finished) and its definition rarely
-#: changes in between; many tasks share one (a burst of copies). The key is the text, so a
-#: changed definition is decoded afresh.
-_DEFINITIONS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-_DEFINITIONS_MAX = 4096
+def _same(value: Any) -> Any:
+    return value  # asyncpg decodes instants itself
 
 
 def _task_from_row(row: Sequence[Any]) -> Task:
     """A task from a row whose first columns are `_TASK_COLUMNS`, in that order."""
-    key = (row[4], row[6], row[7], row[18], row[29], row[30])
-    parts = _DEFINITIONS.get(key)
-    if parts is None:
-        parts = (
-            json.loads(row[4]),
-            json.loads(row[6]),
-            retry_policy_from_json(row[7]),
-            json.loads(row[18]),
-            _load_json(row[29]),
-            _load_json(row[30]),
-        )
-        if len(_DEFINITIONS) >= _DEFINITIONS_MAX:
-            del _DEFINITIONS[next(iter(_DEFINITIONS))]  # the oldest
-        _DEFINITIONS[key] = parts
-    schedule, action, retry, metadata, trigger, condition = parts
-    return task_from_values(
-        (
-            row[0],  # id
-            row[1],  # owner
-            row[2],  # name
-            row[3],  # kind
-            schedule,
-            row[5],  # timezone
-            action,
-            retry,
-            row[8],  # timeout_s
-            _OVERLAPS[row[9]],
-            row[10],  # max_queued
-            _CATCHUPS[row[11]],
-            row[12],  # catchup_window_s
-            row[13],  # max_runs
-            row[14],  # expires_at
-            _TASK_STATUSES[row[15]],
-            row[16],  # pause_note
-            row[17],  # callback_url
-            metadata,
-            row[19],  # idempotency_key
-            row[20],  # created_at
-            row[21],  # updated_at
-            row[22],  # next_fire_at
-            row[23],  # last_fire_at
-            row[24],  # run_count
-            row[25],  # claimed_by
-            row[26],  # claim_expires_at
-            row[27],  # end_reason
-            row[28],  # depends_on
-            trigger,
-            condition,
-        )
-    )
+    return task_from_row(row, _same, _same)
+
+
+def _run_from_row(row: Sequence[Any]) -> Run:
+    """A run from a row whose first columns are `_RUN_COLUMNS`, in that order."""
+    return run_from_row(row, _same, _same)
 
 
 def _task_to_row(task: Task) -> tuple[Any, ...]:
@@ -534,33 +463,6 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.depends_on,
         _dumps_or_none(task.trigger),
         _dumps_or_none(task.condition),
-    )
-
-
-def _run_from_row(row: Sequence[Any]) -> Run:
-    """A run from a row whose first columns are `_RUN_COLUMNS`, in that order."""
-    return run_from_values(
-        (
-            row[0],  # id
-            row[1],  # task_id
-            row[2],  # owner
-            _TRIGGERS[row[3]],
-            row[4],  # scheduled_for
-            row[5],  # due_at
-            _RUN_STATUSES[row[6]],
-            row[7],  # attempt
-            row[8],  # max_attempts
-            row[9],  # created_at
-            row[10],  # started_at
-            row[11],  # finished_at
-            row[12],  # duration_ms
-            None if row[13] is None else json.loads(row[13]),  # output
-            row[14],  # error_message
-            row[15],  # claimed_by
-            row[16],  # lease_expires_at
-            row[17],  # cancel_requested
-            None if row[18] is None else json.loads(row[18]),  # input
-        )
     )
 
 
@@ -709,7 +611,7 @@ def _run_after(run: Run, outcome: RunOutcome) -> Run:
     if duration is None and run.started_at is not None:
         duration = int((outcome.finished_at - run.started_at).total_seconds() * 1000)
     return run.replace(
-        status=_ATTEMPT_STATUS_TO_RUN[outcome.attempt_status],
+        status=ATTEMPT_STATUS_TO_RUN[outcome.attempt_status],
         finished_at=outcome.finished_at,
         duration_ms=duration,
         output=outcome.output,

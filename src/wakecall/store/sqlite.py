@@ -41,12 +41,10 @@ from wakecall.models import (
     CALLBACK_EVENTS,
     Attempt,
     AttemptStatus,
-    CatchUp,
     Delivery,
     DeliveryStatus,
     Event,
     EventType,
-    Overlap,
     Run,
     RunStatus,
     Task,
@@ -57,7 +55,6 @@ from wakecall.models import (
     run_event_payload,
     run_from_values,
     task_event_payload,
-    task_from_values,
 )
 from wakecall.store.base import (
     RESYNC,
@@ -77,6 +74,8 @@ from wakecall.store.base import (
 )
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStore"]
+
+from wakecall.store.rows import ATTEMPT_STATUS_TO_RUN, run_from_row, task_from_row
 
 log = logging.getLogger(__name__)
 
@@ -312,78 +311,16 @@ def _json_or_none(value: Any) -> str | None:
     return None if value is None else _encode(value)
 
 
-def _load_json(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
 def _attempts(retry_json: str) -> int:
     return retry_policy_from_json(retry_json).attempts
 
 
-_OVERLAPS = {m.value: m for m in Overlap}
-_CATCHUPS = {m.value: m for m in CatchUp}
-_TASK_STATUSES = {m.value: m for m in TaskStatus}
-_RUN_STATUSES = {m.value: m for m in RunStatus}
-_TRIGGERS = {m.value: m for m in Trigger}
-
-#: The decoded JSON columns of recently read tasks, by task id and the columns' text. A task is
-#: read several times in its run's life (claimed, started, finished) and its definition rarely
-#: changes in between; the key holds the text, so a changed definition is decoded afresh.
-_DEFINITIONS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-_DEFINITIONS_MAX = 4096
-
-
 def _task_from_row(row: Sequence[Any]) -> Task:
-    key = (row[0], row[4], row[6], row[7], row[18], row[29], row[30])
-    parts = _DEFINITIONS.get(key)
-    if parts is None:
-        parts = (
-            json.loads(row[4]),
-            json.loads(row[6]),
-            retry_policy_from_json(row[7]),
-            json.loads(row[18]),
-            _load_json(row[29]),
-            _load_json(row[30]),
-        )
-        if len(_DEFINITIONS) >= _DEFINITIONS_MAX:
-            del _DEFINITIONS[next(iter(_DEFINITIONS))]  # the oldest
-        _DEFINITIONS[key] = parts
-    schedule, action, retry, metadata, trigger, condition = parts
-    return task_from_values(
-        (
-            row[0],  # id
-            row[1],  # owner
-            row[2],  # name
-            row[3],  # kind
-            schedule,
-            row[5],  # timezone
-            action,
-            retry,
-            row[8],  # timeout_s
-            _OVERLAPS[row[9]],
-            row[10],  # max_queued
-            _CATCHUPS[row[11]],
-            row[12],  # catchup_window_s
-            row[13],  # max_runs
-            _dt(row[14]),  # expires_at
-            _TASK_STATUSES[row[15]],
-            row[16],  # pause_note
-            row[17],  # callback_url
-            metadata,
-            row[19],  # idempotency_key
-            _dt_req(row[20]),  # created_at
-            _dt_req(row[21]),  # updated_at
-            _dt(row[22]),  # next_fire_at
-            _dt(row[23]),  # last_fire_at
-            row[24],  # run_count
-            row[25],  # claimed_by
-            _dt(row[26]),  # claim_expires_at
-            row[27],  # end_reason
-            row[28],  # depends_on
-            trigger,
-            condition,
-        )
-    )
+    return task_from_row(row, _dt, _dt_req)
+
+
+def _run_from_row(row: Sequence[Any]) -> Run:
+    return run_from_row(row, _dt, _dt_req)
 
 
 def _task_to_row(task: Task) -> tuple[Any, ...]:
@@ -419,32 +356,6 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.depends_on,
         _json_or_none(task.trigger),
         _json_or_none(task.condition),
-    )
-
-
-def _run_from_row(row: Sequence[Any]) -> Run:
-    return run_from_values(
-        (
-            row[0],  # id
-            row[1],  # task_id
-            row[2],  # owner
-            _TRIGGERS[row[3]],
-            _dt(row[4]),  # scheduled_for
-            _dt_req(row[5]),  # due_at
-            _RUN_STATUSES[row[6]],
-            row[7],  # attempt
-            row[8],  # max_attempts
-            _dt_req(row[9]),  # created_at
-            _dt(row[10]),  # started_at
-            _dt(row[11]),  # finished_at
-            row[12],  # duration_ms
-            None if row[13] is None else json.loads(row[13]),  # output
-            row[14],  # error_message
-            row[15],  # claimed_by
-            _dt(row[16]),  # lease_expires_at
-            bool(row[17]),  # cancel_requested
-            None if row[18] is None else json.loads(row[18]),  # input
-        )
     )
 
 
@@ -494,16 +405,6 @@ def _newest_first(
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + " ORDER BY id DESC LIMIT ?", [*args, limit]
-
-
-_ATTEMPT_STATUS_TO_RUN = {
-    AttemptStatus.SUCCESS: RunStatus.SUCCESS,
-    AttemptStatus.FAILURE: RunStatus.FAILURE,
-    AttemptStatus.INTERRUPTED: RunStatus.FAILURE,
-    AttemptStatus.TIMEOUT: RunStatus.TIMEOUT,
-    AttemptStatus.CANCELLED: RunStatus.CANCELLED,
-    AttemptStatus.SKIPPED: RunStatus.SKIPPED,
-}
 
 
 class _NotBegun(Exception):
@@ -1453,7 +1354,7 @@ class SQLiteStore:
                         )
                     )
                     continue
-                status = _ATTEMPT_STATUS_TO_RUN[outcome.attempt_status]
+                status = ATTEMPT_STATUS_TO_RUN[outcome.attempt_status]
                 duration = outcome.duration_ms
                 if duration is None and run.started_at is not None:
                     duration = int((outcome.finished_at - run.started_at).total_seconds() * 1000)
