@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import select
 import ssl
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -63,19 +64,18 @@ class Answer:
         return None
 
 
-class Poster:
+class Poster(ABC):
     """POSTs of one sender: `post` one at a time, `aclose` when done."""
 
     timeout: float
 
-    async def post(
-        self, url: str, body: bytes, headers: dict[str, str]
-    ) -> Answer:  # pragma: no cover - interface
+    @abstractmethod
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         """POST `body` with `headers` (each phase of the exchange bounded by `timeout`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def aclose(self) -> None:
-        pass
+        """Release what the poster keeps."""
 
 
 class _ClientPoster(Poster):
@@ -86,6 +86,9 @@ class _ClientPoster(Poster):
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         response = await self.client.post(url, content=body, headers=headers, timeout=self.timeout)
         return Answer(response.status_code, response.headers.raw)
+
+    async def aclose(self) -> None:
+        pass  # the connections are the shared client's
 
 
 @functools.lru_cache(maxsize=1024)
