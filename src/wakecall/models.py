@@ -39,6 +39,7 @@ __all__ = [
     "Attempt",
     "AttemptStatus",
     "CatchUp",
+    "ClearableField",
     "CommandAction",
     "ConditionSpec",
     "Delivery",
@@ -275,6 +276,20 @@ class TaskSpec(_Model):
     def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
         _check_json_size(v, "metadata")
         return v
+
+
+#: The fields a patch may reset to their default (none or empty).
+ClearableField = Literal[
+    "timeout",
+    "max_runs",
+    "expires_at",
+    "callback_url",
+    "jitter",
+    "metadata",
+    "depends_on",
+    "trigger",
+    "condition",
+]
 
 
 class TaskPatch(_Model):

@@ -7,7 +7,7 @@ import json
 import shlex
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import TypeAdapter
 
@@ -23,6 +23,7 @@ from wakecall.errors import InvalidInput
 from wakecall.models import (
     Action,
     CatchUp,
+    ClearableField,
     Overlap,
     RetryPolicy,
     Run,
@@ -36,17 +37,7 @@ from wakecall.taskfile import MAX_RETRIES, issue_callback_secret, list_owner_tas
 
 __all__ = ["action_text", "add_parsers", "last_run_text"]
 
-CLEARABLE = (
-    "timeout",
-    "max_runs",
-    "expires_at",
-    "callback_url",
-    "jitter",
-    "metadata",
-    "depends_on",
-    "trigger",
-    "condition",
-)
+CLEARABLE = get_args(ClearableField)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 

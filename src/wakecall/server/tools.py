@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from wakecall.errors import InvalidInput, WakecallError
 from wakecall.models import (
     Action,
+    ClearableField,
     ConditionSpec,
     DeliveryStatus,
     RetryPolicy,
@@ -328,20 +329,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             ),
         ] = False,
         clear: Annotated[
-            list[
-                Literal[
-                    "timeout",
-                    "max_runs",
-                    "expires_at",
-                    "callback_url",
-                    "jitter",
-                    "metadata",
-                    "depends_on",
-                    "trigger",
-                    "condition",
-                ]
-            ]
-            | None,
+            list[ClearableField] | None,
             Field(description="fields to reset to their default (none/empty)"),
         ] = None,
     ) -> TaskView:
