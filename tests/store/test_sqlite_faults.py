@@ -130,6 +130,36 @@ async def test_a_write_waits_for_another_writer_without_holding_up_the_loop(
         await store.close()
 
 
+async def test_a_file_locked_while_another_process_creates_it_is_opened_once_free(
+    tmp_path: Path,
+) -> None:
+    """Two servers started on one new file: the second finds it locked while the first
+    creates the schema, and must wait for it, not call it a foreign database."""
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    store = SQLiteStore(path, busy_timeout=30)
+    opened = anyio.Event()
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("CREATE TABLE being_made (x)")
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+
+                async def open_it() -> None:
+                    await store.open()
+                    opened.set()
+
+                tg.start_soon(open_it)
+                for _ in range(20):  # the open waits with the loop free
+                    await anyio.sleep(0.005)
+                assert not opened.is_set()
+                other.execute("ROLLBACK")
+        assert await store.schema_version() == SCHEMA_VERSION
+    finally:
+        other.close()
+        await store.close()
+
+
 async def test_huge_and_negative_inputs_are_refused_before_anything_is_written(
     tmp_path: Path,
 ) -> None:

@@ -559,6 +559,8 @@ class SQLiteStore:
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
             ).fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                raise  # another process is creating or migrating it: `_call` tries again
             raise NotAWakecallDatabase(self.path, str(exc)) from exc
         if app_id != APPLICATION_ID and (app_id != 0 or tables):
             raise NotAWakecallDatabase(
