@@ -234,6 +234,7 @@ async def open_runtime(
                 metrics = Metrics()
                 metrics.attach(engine, callbacks)
                 pusher.on_pushed = metrics.on_push
+                registry.on_registered = pusher.on_registered
                 rt = Runtime(
                     engine,
                     settings,
@@ -255,6 +256,7 @@ async def open_runtime(
                         engine.remove_listener(callbacks.on_events)
                         engine.remove_hint_listener(pusher.on_hint)
                         engine.remove_hint_listener(callbacks.on_hint)
+                        registry.on_registered = None
                         metrics.detach(engine, callbacks)
                         pusher.close()
                         tg.cancel_scope.cancel()

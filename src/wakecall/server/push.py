@@ -123,6 +123,8 @@ class OwnerBus:
 class SessionRegistry:
     def __init__(self) -> None:
         self._live: dict[int, LiveSession] = {}
+        #: Told the owner of each session registered (the pusher starts its tail then).
+        self.on_registered: Callable[[str], None] | None = None
 
     def __len__(self) -> int:
         return len(self._live)
@@ -136,6 +138,8 @@ class SessionRegistry:
             self._live[key] = live
             connection.exit_stack.callback(self._live.pop, key, None)
             log.debug("session %s of %s registered", key, owner)
+            if self.on_registered is not None:
+                self.on_registered(owner)
         return live
 
     def lookup(self, session: ServerSession) -> LiveSession | None:
@@ -260,6 +264,13 @@ class Pusher:
         """Engine listener: this node wrote events. Never blocks."""
         for event in events:
             self._mark(event.owner, event.cursor)
+
+    def on_registered(self, owner: str) -> None:
+        """A session of `owner` appeared: if none was pushed to, start its tail at the newest
+        event now. Taken later, at the first hint of another node's events, the tail would be
+        read after those events committed, and they would never be pushed."""
+        if owner not in self._tails:
+            self._mark(owner, None)
 
     def on_hint(self, hint: Hint) -> None:
         """Engine hint listener: another node or process wrote events."""
