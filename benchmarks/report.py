@@ -188,8 +188,27 @@ def _machine(info: dict[str, Any]) -> list[str]:
         f"- OS: {info['os']}; Python {info['python']}; SQLite {info['sqlite']}",
         f"- Peers: {peers}",
         f"- Libraries: {ours}",
-        f"- Load average when the suite started: {', '.join(map(str, info['load_at_start']))} "
-        "(the 2 cores were shared with other work)",
+        f"- Load average when the suite started: {', '.join(map(str, info['load_at_start']))}",
+    ]
+
+
+def _quiet(data: dict[str, Any]) -> list[str]:
+    """How quiet the machine was before each case (`run.wait_quiet`)."""
+    waits = [
+        run["quiet_before"]
+        for part in data.get("parts", {}).values()
+        for entry in part.get("cases", {}).values()
+        for run in entry.get("runs", [])
+        if "quiet_before" in run
+    ]
+    if not waits:
+        return []
+    waited = sorted(w["waited_s"] for w in waits)
+    busiest = max(w["busy_pct"] for w in waits)
+    return [
+        "- Before each case the suite waited for the cores to be at most 10 % busy (at most "
+        f"60 s): {len(waits)} cases, wait median {waited[len(waited) // 2]:.1f} s, max "
+        f"{waited[-1]:.1f} s; busiest start {busiest:.0f} % of the cores"
     ]
 
 
@@ -347,7 +366,7 @@ def render(data: dict[str, Any], analysis: Path) -> str:
             "",
         ]
     if "machine" in data:
-        lines += ["## Machine", "", *_machine(data["machine"]), ""]
+        lines += ["## Machine", "", *_machine(data["machine"]), *_quiet(data), ""]
     durations = [f"{n} {p['minutes']} min" for n, p in parts.items() if "minutes" in p]
     if durations:
         lines += [f"Time taken per part: {', '.join(durations)}.", ""]

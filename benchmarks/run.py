@@ -73,7 +73,47 @@ def _worker_env(snapshot: bool) -> dict[str, str]:
     return env
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat (Linux)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+#: Before each case the machine must be this quiet (share of all cores busy over a half-second
+#: window) ...
+QUIET_BUSY = 0.10
+#: ... waiting at most this long for it. A case that follows a PostgreSQL burst otherwise runs
+#: beside the server's own after-work (autovacuum, checkpoints, a dropped schema's files).
+QUIET_WAIT_S = 60.0
+
+
+def wait_quiet(limit_s: float = QUIET_WAIT_S) -> dict[str, float]:
+    """Wait until the cores are (nearly) idle, or `limit_s`; how long it took and how busy the
+    machine was in the last window, recorded with the case's result."""
+    if not Path("/proc/stat").exists():
+        return {}
+    started = time.perf_counter()
+    busy_share = 1.0
+    while True:
+        busy0, total0 = _cpu_times()
+        time.sleep(0.5)
+        busy1, total1 = _cpu_times()
+        busy_share = (busy1 - busy0) / max(total1 - total0, 1)
+        waited = time.perf_counter() - started
+        if busy_share <= QUIET_BUSY or waited >= limit_s:
+            return {"waited_s": round(waited, 1), "busy_pct": round(100 * busy_share, 1)}
+
+
 def _run_case(case: Case, quick: bool, log: Path, snapshot: bool = True) -> dict[str, Any]:
+    quiet = wait_quiet()
+    result = _run_case_now(case, quick, log, snapshot)
+    if quiet:
+        result["quiet_before"] = quiet
+    return result
+
+
+def _run_case_now(case: Case, quick: bool, log: Path, snapshot: bool) -> dict[str, Any]:
     args = case.quick if quick else case.args
     timeout = case.quick_timeout_s if quick else case.timeout_s
     cmd = [sys.executable, "-m", "benchmarks.worker", case.target_fn, json.dumps(args)]
