@@ -261,6 +261,83 @@ async def test_fire_and_start_records_the_plans_then_starts_due_runs(store: Stor
     assert [run.id for run, _ in again.started] == [new_runs[tasks[2].id].id]
 
 
+async def test_fire_and_start_hands_out_runs_and_tasks_as_stored(store: Store) -> None:
+    """A run started in the pass that fired it is stored running in its first attempt, and
+    the run and task handed out are exactly what the store reads back afterwards."""
+    task = make_task(max_runs=5)
+    await store.create_task(task)
+    nxt = T0 + timedelta(minutes=1)
+    run = queued(T0)
+    done = await store.fire_and_start(
+        "n1",
+        T0,
+        limit=10,
+        lease=LEASE,
+        plan=lambda item: FirePlan(item.task.id, [run], nxt, T0),
+        start_limit=5,
+    )
+    ((started, its_task),) = done.started
+    assert started == await store.get_run(None, run.id)
+    assert started.status == RunStatus.RUNNING and started.attempt == 1
+    assert started.claimed_by == "n1" and started.lease_expires_at == T0 + LEASE
+    assert started.started_at == T0
+    assert its_task == await store.get_task(None, task.id)
+    assert its_task.run_count == 1 and its_task.next_fire_at == nxt
+    assert its_task.last_fire_at == T0 and its_task.claimed_by is None
+    (attempt,) = await store.list_attempts(None, run.id)
+    assert (attempt.number, attempt.status, attempt.started_at, attempt.node) == (
+        1,
+        AttemptStatus.RUNNING,
+        T0,
+        "n1",
+    )
+
+
+async def test_fire_and_start_starts_older_queued_runs_before_new_ones(store: Store) -> None:
+    """Runs already queued and the pass's new runs are started in one due order, with the
+    overlap rules: a task that does not allow overlap starts one run at a time."""
+    old = make_task(overlap=Overlap.ALLOW)
+    exclusive = make_task(overlap=Overlap.QUEUE, max_queued=5)
+    fresh = make_task(next_fire_at=T0 - timedelta(seconds=1))
+    for t in (old, exclusive, fresh):
+        await store.create_task(t)
+    earlier = T0 - timedelta(seconds=30)
+    await store.claim_due_tasks("n1", T0, 10, LEASE)
+    old_run, ex_first = queued(earlier), queued(earlier + timedelta(seconds=1))
+    await store.record_fires(
+        "n1",
+        T0,
+        [
+            FirePlan(old.id, [old_run], T0, earlier),
+            FirePlan(exclusive.id, [ex_first], T0, earlier),
+            FirePlan(fresh.id, [], T0 - timedelta(seconds=1), None),
+        ],
+    )
+    new_runs: dict[str, NewRun] = {}
+
+    def plan(item: DueTask) -> FirePlan | None:
+        new_runs[item.task.id] = queued(T0, due_at=item.task.next_fire_at)
+        return FirePlan(item.task.id, [new_runs[item.task.id]], T0 + timedelta(minutes=1), T0)
+
+    done = await store.fire_and_start("n1", T0, limit=10, lease=LEASE, plan=plan, start_limit=3)
+    # Due order: old_run, ex_first, then the new runs (fresh's is due a second before the
+    # others); the exclusive task's new run waits behind its first.
+    assert [run.id for run, _ in done.started] == [
+        old_run.id,
+        ex_first.id,
+        new_runs[fresh.id].id,
+    ]
+    assert (await store.get_run(None, new_runs[exclusive.id].id)).status == RunStatus.QUEUED
+    for run, task in done.started:
+        assert run == await store.get_run(None, run.id)
+        assert task == await store.get_task(None, task.id)
+    # The old task's new run starts next, the exclusive task's only once its first is done.
+    later = await store.fire_and_start(
+        "n1", T0, limit=10, lease=LEASE, plan=lambda item: None, start_limit=10
+    )
+    assert [run.id for run, _ in later.started] == [new_runs[old.id].id]
+
+
 async def test_fire_and_start_with_no_room_only_records(store: Store) -> None:
     task = make_task()
     await store.create_task(task)

@@ -52,6 +52,7 @@ from wakecall.models import (
     Task,
     run_event_payload,
 )
+from wakecall.recent import Recent
 from wakecall.schedules import Schedule, schedule_from_spec
 from wakecall.store.base import (
     DueTask,
@@ -96,7 +97,7 @@ def _schedule_from_json(spec_json: str) -> Schedule:
 #: The parsed schedules of recently planned tasks, with the spec they were parsed from: a store
 #: that hands out the same spec object for an unchanged task skips even the cache key's
 #: encoding. The spec is held, so an identity match can never be a reused id.
-_BY_TASK: dict[str, tuple[dict[str, Any], Schedule]] = {}
+_BY_TASK: Recent[str, tuple[dict[str, Any], Schedule]] = Recent(4096)
 
 
 def schedule_of(task: Task) -> Schedule:
@@ -105,9 +106,7 @@ def schedule_of(task: Task) -> Schedule:
     if known is not None and known[0] is task.schedule:
         return known[1]
     schedule = _schedule_from_json(json.dumps(task.schedule, sort_keys=True))
-    if len(_BY_TASK) >= 4096:
-        del _BY_TASK[next(iter(_BY_TASK))]  # the oldest
-    _BY_TASK[task.id] = (task.schedule, schedule)
+    _BY_TASK.keep(task.id, (task.schedule, schedule))
     return schedule
 
 
@@ -534,8 +533,20 @@ class Engine:
         """Executes runs, one after another, as the dispatcher hands them over. Workers are
         kept, not a task spawned per run (handing a run to a waiting worker costs a tenth of a
         spawn); there are never more than the most runs ever in flight at once."""
-        assert self._from_dispatch is not None
-        async for flight in self._from_dispatch:
+        runs = self._from_dispatch
+        assert runs is not None
+        while True:
+            try:
+                # A run already handed over is taken at once: `receive` would first yield to
+                # the loop, a whole loop iteration per run in a burst.
+                flight = runs.receive_nowait()
+            except anyio.WouldBlock:
+                try:
+                    flight = await runs.receive()
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    return
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return
             await self._execute(flight)
             self._idle_workers += 1
 

@@ -98,6 +98,7 @@ from wakecall.models import (
     run_event_payload,
     task_event_payload,
 )
+from wakecall.recent import Recent
 from wakecall.store.base import (
     RESYNC,
     DeliveryOutcome,
@@ -715,7 +716,7 @@ class PostgresStore:
         #: The runs this object started and not yet finished, each with its task and the row
         #: versions (`xmin`) they were read at: `finish_runs` writes from these when neither
         #: row changed since (see `_finish_started`).
-        self._started: dict[str, _Started] = {}
+        self._started: Recent[str, _Started] = Recent(_STARTED_MAX)
 
     # --- plumbing -------------------------------------------------------------------------
     def _translate(self, exc: BaseException) -> StoreError:
@@ -1660,11 +1661,8 @@ class PostgresStore:
             ]
 
         started = await self._tx(fn)
-        known = self._started
         for item in started:
-            known[item.run.id] = item
-        while len(known) > _STARTED_MAX:
-            del known[next(iter(known))]  # the oldest: its finish never came here
+            self._started.keep(item.run.id, item)  # forgets the oldest: its finish never came
         return [(item.run, item.task) for item in started]
 
     async def _claim_runs_on(

@@ -24,6 +24,7 @@ from wakecall.models import (
     run_from_values,
     task_from_values,
 )
+from wakecall.recent import Recent
 
 __all__ = ["ATTEMPT_STATUS_TO_RUN", "run_from_row", "task_from_row"]
 
@@ -47,8 +48,7 @@ _TRIGGERS = {m.value: m for m in Trigger}
 #: read several times in its run's life (claimed, started, finished) and its definition rarely
 #: changes in between; the key holds the text, so a changed definition is decoded afresh. The
 #: id keeps tasks from sharing decoded (mutable) values.
-_DEFINITIONS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-_DEFINITIONS_MAX = 4096
+_DEFINITIONS: Recent[tuple[Any, ...], tuple[Any, ...]] = Recent(4096)
 
 Instant = Callable[[Any], Any]
 
@@ -70,9 +70,7 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
             _load_json(row[29]),
             _load_json(row[30]),
         )
-        if len(_DEFINITIONS) >= _DEFINITIONS_MAX:
-            del _DEFINITIONS[next(iter(_DEFINITIONS))]  # the oldest
-        _DEFINITIONS[key] = parts
+        _DEFINITIONS.keep(key, parts)
     schedule, action, retry, metadata, trigger, condition = parts
     return task_from_values(
         (

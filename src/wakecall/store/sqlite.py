@@ -14,12 +14,14 @@ Instants are stored as integer microseconds since the Unix epoch (UTC).
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -56,6 +58,7 @@ from wakecall.models import (
     run_from_values,
     task_event_payload,
 )
+from wakecall.recent import Recent
 from wakecall.store.base import (
     RESYNC,
     DeliveryOutcome,
@@ -315,12 +318,56 @@ def _attempts(retry_json: str) -> int:
     return retry_policy_from_json(retry_json).attempts
 
 
+#: Records decoded from rows, by the whole row. A run's row and its task's row are read again
+#: unchanged in its life (started, then finished), and a row decodes to the same immutable
+#: record every time; any change to the row makes a new key. A store that writes a row it
+#: will read back registers the record it built from that row (`_task_from_row` on the row).
+_TASKS_BY_ROW: Recent[tuple[Any, ...], Task] = Recent(8192)
+_RUNS_BY_ROW: Recent[tuple[Any, ...], Run] = Recent(8192)
+
+
 def _task_from_row(row: Sequence[Any]) -> Task:
-    return task_from_row(row, _dt, _dt_req)
+    if type(row) is not tuple:
+        return task_from_row(row, _dt, _dt_req)
+    task = _TASKS_BY_ROW.get(row)
+    if task is None:
+        task = _TASKS_BY_ROW.keep(row, task_from_row(row, _dt, _dt_req))
+    return task
 
 
 def _run_from_row(row: Sequence[Any]) -> Run:
-    return run_from_row(row, _dt, _dt_req)
+    if type(row) is not tuple:
+        return run_from_row(row, _dt, _dt_req)
+    run = _RUNS_BY_ROW.get(row)
+    if run is None:
+        run = _RUNS_BY_ROW.keep(row, run_from_row(row, _dt, _dt_req))
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class Births:
+    """New runs `_record_on` writes already running, leased to its node until `until_us`;
+    `task_rows` holds their tasks' rows as read before the fire."""
+
+    run_ids: set[str]
+    until_us: int
+    task_rows: Mapping[str, tuple[Any, ...]]
+
+
+def _task_row_after_fire(before: tuple[Any, ...], update: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A task's row after `_record_on`'s UPDATE with `update` (next fire, last fire, runs
+    counted, status, end reason, updated at, id), from the row read before it."""
+    next_fire, last_fire, counted, status, end_reason, updated, _ = update
+    row = list(before)
+    row[15] = status
+    row[21] = updated
+    row[22] = next_fire
+    row[23] = last_fire
+    row[24] = before[24] + counted
+    row[25] = None  # claimed_by
+    row[26] = None  # claim_expires_at
+    row[27] = end_reason
+    return tuple(row)
 
 
 def _task_to_row(task: Task) -> tuple[Any, ...]:
@@ -769,11 +816,18 @@ class SQLiteStore:
 
     @staticmethod
     def _claim_due_on(
-        conn: sqlite3.Connection, node: str, now_us: int, until_us: int, limit: int, *, mark: bool
+        conn: sqlite3.Connection,
+        node: str,
+        now_us: int,
+        until_us: int,
+        limit: int,
+        *,
+        mark: bool,
+        rows_out: dict[str, tuple[Any, ...]] | None = None,
     ) -> list[DueTask]:
         """Due tasks unclaimed (or whose claim expired), earliest first, as claimed by `node`;
         with `mark`, the claims are written (for a caller that plans outside the
-        transaction)."""
+        transaction). `rows_out` receives each task's row as read."""
         rows = conn.execute(
             f"SELECT {_TASK_COLUMNS} FROM tasks "
             "WHERE status = 'active' AND next_fire_at IS NOT NULL AND next_fire_at <= ? "
@@ -801,6 +855,8 @@ class SQLiteStore:
                 queued[task_id] = queued.get(task_id, 0) + 1
             else:
                 running.setdefault(task_id, []).append(run_id)
+        if rows_out is not None:
+            rows_out.update((r[0], r) for r in rows)
         out = []
         for row in rows:
             task = _task_from_row((*row[:25], node, until_us, *row[27:]))  # as claimed
@@ -818,32 +874,64 @@ class SQLiteStore:
         start_limit: int,
     ) -> PassResult:
         """One transaction: SQLite has one writer at a time, so the tasks read here cannot be
-        taken by anyone before the fires are recorded, and need no claim marks."""
+        taken by anyone before the fires are recorded, and need no claim marks.
+
+        The runs to start are chosen before the new runs are written, among the stored queued
+        runs and the new ones alike (the same order and overlap rules as `start_due_runs`); a
+        new run chosen is written running in its first attempt, and its record and its task's
+        are built from the rows written, not read back."""
         now_us, until_us = _us(now), _us(now + lease)
 
         def fn(conn: sqlite3.Connection) -> PassResult:
+            task_rows: dict[str, tuple[Any, ...]] = {}
             due = (
-                self._claim_due_on(conn, node, now_us, until_us, limit, mark=False)
+                self._claim_due_on(
+                    conn, node, now_us, until_us, limit, mark=False, rows_out=task_rows
+                )
                 if limit > 0
                 else []
             )
             plans = [p for p in map(plan, due) if p is not None]
-            fired = (
-                self._record_on(conn, node, now, plans, claimed=False)
-                if plans
-                else FireResult([], [], [])
-            )
-            started = (
-                self._start_due_on(conn, node, now_us, until_us, start_limit)
-                if start_limit > 0
-                else []
-            )
+            chosen: list[str] = []
+            born_running: set[str] = set()
+            if start_limit > 0:
+                overlap = {d.task.id: str(d.task.overlap) for d in due}
+                born = [
+                    (_us(new.due_at), new.id, made.task_id, overlap[made.task_id])
+                    for made in plans
+                    for new in made.runs
+                    if new.status == RunStatus.QUEUED and new.due_at <= now
+                ]
+                chosen = self._choose_runs(conn, now_us, start_limit, born)
+                born_ids = {b[1] for b in born}
+                born_running = {run_id for run_id in chosen if run_id in born_ids}
+            if plans:
+                fired, born_started = self._record_on(
+                    conn,
+                    node,
+                    now,
+                    plans,
+                    claimed=False,
+                    start=Births(born_running, until_us, task_rows),
+                )
+            else:
+                fired, born_started = FireResult([], [], []), {}
+            stored = [run_id for run_id in chosen if run_id not in born_running]
+            started_stored = {
+                run.id: (run, task)
+                for run, task in self._start_chosen_on(conn, node, now_us, until_us, stored)
+            }
+            started = [
+                pair
+                for run_id in chosen
+                if (pair := born_started.get(run_id) or started_stored.get(run_id)) is not None
+            ]
             return PassResult(fired, plans, len(due), started)
 
         return await self._tx(fn)
 
     async def record_fires(self, node: str, now: datetime, plans: Sequence[FirePlan]) -> FireResult:
-        return await self._tx(lambda conn: self._record_on(conn, node, now, plans, claimed=True))
+        return await self._tx(lambda conn: self._record_on(conn, node, now, plans, claimed=True)[0])
 
     def _record_on(
         self,
@@ -853,10 +941,14 @@ class SQLiteStore:
         plans: Sequence[FirePlan],
         *,
         claimed: bool,
-    ) -> FireResult:
+        start: Births | None = None,
+    ) -> tuple[FireResult, dict[str, tuple[Run, Task]]]:
         """`record_fires` inside the caller's transaction. With `claimed`, a plan counts only
         if `node`'s claim mark is still on its task; without, the caller read the tasks in
-        this same transaction."""
+        this same transaction.
+
+        With `start`, the new runs it names are written running (attempt 1, leased to
+        `node`), and returned by id with their task as it is after the fire."""
         now_us = _us(now)
         wanted = list(dict.fromkeys(p.task_id for p in plans))
         # The claim and what new runs need; a whole task is read only for the rare plan
@@ -882,9 +974,15 @@ class SQLiteStore:
             for plan, row in accepted
             for new in plan.runs
         ]
+        running = start.run_ids if start is not None else set()
+        lease = (node, start.until_us) if start is not None else None
+        run_rows = [
+            self._run_row(run, now_us, counts, lease if run.id in running else None)
+            for run, counts in candidates
+        ]
         cursor = conn.executemany(
             f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) VALUES ({_RUN_MARKS})",
-            [self._run_row(run, now_us, counts) for run, counts in candidates],
+            run_rows,
         )
         # Run ids are new, so a candidate is absent only when its slot had a run already;
         # which ones, is looked up only when some are.
@@ -897,6 +995,7 @@ class SQLiteStore:
         events: list[Event] = []
         task_rows = []
         cancel_rows = []
+        started: dict[str, tuple[Run, Task]] = {}
         position = 0
         for plan, row in accepted:
             task_id, owner, status, end_reason = row[0], row[2], row[4], row[5]
@@ -904,14 +1003,18 @@ class SQLiteStore:
             if plan.events or any(n.status == RunStatus.MISSED for n in plan.runs):
                 task = _task_from_row(self._task_row(conn, None, task_id))
             counted = 0
+            born_running: list[Run] = []
             for _ in plan.runs:
                 run, counts = candidates[position]
+                run_row = run_rows[position]
                 position += 1
                 if run.id not in inserted:
                     continue
                 if counts:
                     counted += 1
                 created.append(run)
+                if run.id in running:
+                    born_running.append(_run_from_row(run_row[:-1]))  # without `counts`
                 if run.status == RunStatus.MISSED:
                     assert task is not None
                     task_now = task.replace(run_count=task.run_count + counted)
@@ -928,17 +1031,22 @@ class SQLiteStore:
                             now_us,
                         )
                     )
-            task_rows.append(
-                (
-                    _us_or_none(plan.next_fire_at),
-                    _us_or_none(plan.last_fire_at),
-                    counted,
-                    str(plan.end.status) if plan.end else status,
-                    plan.end.reason if plan.end else end_reason,
-                    now_us,
-                    task_id,
-                )
+            task_row = (
+                _us_or_none(plan.next_fire_at),
+                _us_or_none(plan.last_fire_at),
+                counted,
+                str(plan.end.status) if plan.end else status,
+                plan.end.reason if plan.end else end_reason,
+                now_us,
+                task_id,
             )
+            task_rows.append(task_row)
+            if born_running:
+                assert start is not None
+                after = _task_row_after_fire(start.task_rows[task_id], task_row)
+                fired_task = _task_from_row(after)
+                for run in born_running:
+                    started[run.id] = (run, fired_task)
             cancel_rows += [(run_id,) for run_id in plan.cancel_run_ids]
             for new_event in plan.events:
                 assert task is not None
@@ -953,13 +1061,19 @@ class SQLiteStore:
             "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')",
             cancel_rows,
         )
+        if started:
+            conn.executemany(
+                "INSERT INTO attempts (run_id, number, status, started_at, node) "
+                "VALUES (?, 1, 'running', ?, ?)",
+                [(run_id, now_us, node) for run_id in started],
+            )
         for plan, row in accepted:
             if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
                 ended = _task_from_row(self._task_row(conn, None, row[0]))
                 announced = self._announce_end_if_idle(conn, ended, now)
                 if announced is not None:
                     events.append(announced)
-        return FireResult(created, events, lost)
+        return FireResult(created, events, lost), started
 
     @staticmethod
     def _new_run(task_id: str, owner: str, max_attempts: int, new: NewRun, now: datetime) -> Run:
@@ -988,7 +1102,11 @@ class SQLiteStore:
         )
 
     @staticmethod
-    def _run_row(run: Run, now_us: int, counts: bool) -> tuple[Any, ...]:
+    def _run_row(
+        run: Run, now_us: int, counts: bool, lease: tuple[str, int] | None = None
+    ) -> tuple[Any, ...]:
+        """The row of a new run; with `lease` (node, until), the run starts its first attempt
+        as it is written."""
         return (
             run.id,
             run.task_id,
@@ -996,17 +1114,17 @@ class SQLiteStore:
             str(run.trigger),
             _us_or_none(run.scheduled_for),
             _us(run.due_at),
-            str(run.status),
-            run.attempt,
+            "running" if lease else str(run.status),
+            1 if lease else run.attempt,
             run.max_attempts,
             now_us,
-            None,
+            now_us if lease else None,
             now_us if run.finished_at is not None else None,
             None,
             _json_or_none(run.output),
             run.error_message,
-            None,
-            None,
+            lease[0] if lease else None,
+            lease[1] if lease else None,
             0,
             _json_or_none(run.input),
             1 if counts else 0,
@@ -1172,29 +1290,29 @@ class SQLiteStore:
         return await self._tx(fn)
 
     @staticmethod
-    def _claim_runs_on(
+    def _choose_runs(
         conn: sqlite3.Connection,
-        node: str,
         now_us: int,
-        until_us: int,
         limit: int,
-        *,
-        start: bool = False,
+        born: Sequence[tuple[int, str, str, str]] = (),
     ) -> list[str]:
-        """Claim queued runs due at `now_us` for `node`; their ids in due order. With `start`,
-        they are also marked running in their next attempt (`_start_on` without its update)."""
-        # Candidates in due order; a task that does not allow overlap contributes its
-        # earliest queued run only, and none while one of its runs is running.
-        rows = conn.execute(
-            "SELECT r.id, r.task_id, t.overlap FROM runs r JOIN tasks t ON t.id = r.task_id "
+        """Up to `limit` queued runs due at `now_us` to start, in due order: a task that does
+        not allow overlap contributes its earliest queued run only, and none while one of its
+        runs is running (or claimed by a live node). `born` adds runs about to be written
+        queued in this transaction, as (due_at, id, task_id, overlap)."""
+        rows: list[tuple[Any, ...]] = conn.execute(
+            "SELECT r.due_at, r.id, r.task_id, t.overlap FROM runs r "
+            "JOIN tasks t ON t.id = r.task_id "
             "WHERE r.status = 'queued' AND r.due_at <= ? "
             "AND (r.claimed_by IS NULL OR r.lease_expires_at < ?) "
             "ORDER BY r.due_at, r.id LIMIT ?",
             (now_us, now_us, limit * 4),
         ).fetchall()
+        if born:  # ids are unique: (due_at, id) decides
+            rows = heapq.nsmallest(limit * 4, [*rows, *born])
         if not rows:
             return []
-        exclusive = {task_id for _, task_id, overlap in rows if overlap != "allow"}
+        exclusive = {task_id for _, _, task_id, overlap in rows if overlap != "allow"}
         busy: set[str] = set()
         if exclusive:
             marks = ", ".join("?" * len(exclusive))
@@ -1208,7 +1326,7 @@ class SQLiteStore:
                 )
             }
         chosen: list[str] = []
-        for run_id, task_id, overlap in rows:
+        for _, run_id, task_id, overlap in rows:
             if len(chosen) >= limit:
                 break
             if overlap != "allow":
@@ -1216,18 +1334,47 @@ class SQLiteStore:
                     continue
                 busy.add(task_id)
             chosen.append(run_id)
-        if chosen and not start:
+        return chosen
+
+    def _claim_runs_on(
+        self,
+        conn: sqlite3.Connection,
+        node: str,
+        now_us: int,
+        until_us: int,
+        limit: int,
+        *,
+        start: bool = False,
+    ) -> list[str]:
+        """Claim queued runs due at `now_us` for `node`; their ids in due order. With `start`,
+        they are also marked running in their next attempt (`_start_on` without its update)."""
+        chosen = self._choose_runs(conn, now_us, limit)
+        self._mark_claimed(conn, node, now_us, until_us, chosen, start=start)
+        return chosen
+
+    @staticmethod
+    def _mark_claimed(
+        conn: sqlite3.Connection,
+        node: str,
+        now_us: int,
+        until_us: int,
+        run_ids: Sequence[str],
+        *,
+        start: bool,
+    ) -> None:
+        if not run_ids:
+            return
+        if not start:
             conn.executemany(
                 "UPDATE runs SET claimed_by = ?, lease_expires_at = ? WHERE id = ?",
-                [(node, until_us, run_id) for run_id in chosen],
+                [(node, until_us, run_id) for run_id in run_ids],
             )
-        elif chosen:
+        else:
             conn.executemany(
                 "UPDATE runs SET claimed_by = ?, lease_expires_at = ?, status = 'running', "
                 "attempt = attempt + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
-                [(node, until_us, now_us, run_id) for run_id in chosen],
+                [(node, until_us, now_us, run_id) for run_id in run_ids],
             )
-        return chosen
 
     async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:
@@ -1279,9 +1426,18 @@ class SQLiteStore:
     def _start_due_on(
         self, conn: sqlite3.Connection, node: str, now_us: int, until_us: int, limit: int
     ) -> list[tuple[Run, Task]]:
-        chosen = self._claim_runs_on(conn, node, now_us, until_us, limit, start=True)
+        return self._start_chosen_on(
+            conn, node, now_us, until_us, self._choose_runs(conn, now_us, limit)
+        )
+
+    def _start_chosen_on(
+        self, conn: sqlite3.Connection, node: str, now_us: int, until_us: int, chosen: list[str]
+    ) -> list[tuple[Run, Task]]:
+        """Start the stored queued runs `_choose_runs` chose, in that order, with their
+        tasks."""
         if not chosen:
             return []
+        self._mark_claimed(conn, node, now_us, until_us, chosen, start=True)
         started = self._start_on(conn, node, now_us, chosen, marked=True)
         runs = {r[0]: _run_from_row(r) for r in started}
         task_ids = list(dict.fromkeys(run.task_id for run in runs.values()))
