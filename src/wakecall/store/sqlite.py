@@ -58,7 +58,6 @@ from wakecall.models import (
     run_from_values,
     task_event_payload,
 )
-from wakecall.recent import Recent
 from wakecall.store.base import (
     RESYNC,
     DeliveryOutcome,
@@ -318,36 +317,19 @@ def _attempts(retry_json: str) -> int:
     return retry_policy_from_json(retry_json).attempts
 
 
-#: Records decoded from rows, by the whole row. A run's row and its task's row are read again
-#: unchanged in its life (started, then finished), and a row decodes to the same immutable
-#: record every time; any change to the row makes a new key. A store that writes a row it
-#: will read back registers the record it built from that row (`_task_from_row` on the row).
-_TASKS_BY_ROW: Recent[tuple[Any, ...], Task] = Recent(8192)
-_RUNS_BY_ROW: Recent[tuple[Any, ...], Run] = Recent(8192)
-
-
 def _task_from_row(row: Sequence[Any]) -> Task:
-    if type(row) is not tuple:
-        return task_from_row(row, _dt, _dt_req)
-    task = _TASKS_BY_ROW.get(row)
-    if task is None:
-        task = _TASKS_BY_ROW.keep(row, task_from_row(row, _dt, _dt_req))
-    return task
+    return task_from_row(row, _dt, _dt_req)
 
 
 def _run_from_row(row: Sequence[Any]) -> Run:
-    if type(row) is not tuple:
-        return run_from_row(row, _dt, _dt_req)
-    run = _RUNS_BY_ROW.get(row)
-    if run is None:
-        run = _RUNS_BY_ROW.keep(row, run_from_row(row, _dt, _dt_req))
-    return run
+    return run_from_row(row, _dt, _dt_req)
 
 
 @dataclass(frozen=True, slots=True)
 class Births:
-    """New runs `_record_on` writes already running, leased to its node until `until_us`;
-    `task_rows` holds their tasks' rows as read before the fire."""
+    """What `fire_and_start` tells `_record_on`: the due tasks' rows as it read them in this
+    transaction (`task_rows`), and the new runs to write already running (`run_ids`), leased
+    to the node until `until_us`."""
 
     run_ids: set[str]
     until_us: int
@@ -947,20 +929,29 @@ class SQLiteStore:
         if `node`'s claim mark is still on its task; without, the caller read the tasks in
         this same transaction.
 
-        With `start`, the new runs it names are written running (attempt 1, leased to
-        `node`), and returned by id with their task as it is after the fire."""
+        With `start`, the tasks' rows are taken from it rather than read again, and the new
+        runs it names are written running (attempt 1, leased to `node`) and returned by id
+        with their task as it is after the fire."""
         now_us = _us(now)
         wanted = list(dict.fromkeys(p.task_id for p in plans))
         # The claim and what new runs need; a whole task is read only for the rare plan
         # that writes events (missed fires, wakeups, an end).
-        rows = {
-            r[0]: r
-            for r in self._rows_by_id(
-                conn,
-                "SELECT id, claimed_by, owner, retry, status, end_reason FROM tasks",
-                wanted,
-            )
-        }
+        rows: dict[str, Sequence[Any]]
+        if start is not None:  # the tasks' whole rows were read in this transaction
+            rows = {
+                task_id: (r[0], r[25], r[1], r[7], r[15], r[27])
+                for task_id in wanted
+                if (r := start.task_rows.get(task_id)) is not None
+            }
+        else:
+            rows = {
+                r[0]: r
+                for r in self._rows_by_id(
+                    conn,
+                    "SELECT id, claimed_by, owner, retry, status, end_reason FROM tasks",
+                    wanted,
+                )
+            }
         lost: list[str] = []
         accepted: list[tuple[FirePlan, Sequence[Any]]] = []
         for plan in plans:
