@@ -1,0 +1,144 @@
+"""The SQLite store's cost per run of each step of a burst, without the engine around it.
+
+    python -m benchmarks.steps                  # 5,000 tasks, 5 rounds
+    python -m benchmarks.steps --tasks 10000 --rounds 9
+
+A burst's store work in three steps, each timed alone: firing the due tasks (500 per pass, as
+the engine's batch, starting none), starting queued runs (64 per pass, the engine's default
+concurrency) and finishing them (one `finish_runs` per 64). Each round starts from a new file.
+The figure of each step is its fastest round: on a shared machine the noise only ever adds
+time, and the same code measured minutes apart differs by 10-20 % in the median. Use it to
+compare two versions of the store, run after run (`PYTHONPATH=other/src`); the suite's burst
+part measures the whole engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+FIRE_BATCH = 500
+START_BATCH = 64
+
+
+def _template() -> object:
+    from wakecall.models import CatchUp, Overlap, RetryPolicy, Task, TaskStatus
+
+    return Task(
+        id="tsk_template",
+        owner="bench",
+        name="burst",
+        kind="task",
+        schedule={"type": "once", "at": T0.isoformat()},
+        timezone="UTC",
+        action={"type": "noop"},
+        retry=RetryPolicy(),
+        timeout_s=None,
+        overlap=Overlap.SKIP,
+        max_queued=1,
+        catchup=CatchUp.LATEST,
+        catchup_window_s=3600.0,
+        max_runs=None,
+        expires_at=None,
+        status=TaskStatus.ACTIVE,
+        pause_note=None,
+        callback_url=None,
+        metadata={},
+        idempotency_key=None,
+        created_at=T0,
+        updated_at=T0,
+        next_fire_at=T0,
+        last_fire_at=None,
+        run_count=0,
+    )
+
+
+async def one_round(tasks: int, directory: Path) -> dict[str, float]:
+    """Seconds spent in each step for `tasks` one-shot tasks due at T0."""
+    from benchmarks.common import bulk_insert_tasks, clone_tasks
+    from wakecall.engine.config import EngineConfig
+    from wakecall.engine.policies import plan_fires
+    from wakecall.engine.scheduler import schedule_of
+    from wakecall.models import AttemptStatus
+    from wakecall.store import RunOutcome
+    from wakecall.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(directory / "steps.db")
+    await store.open()
+    try:
+        await bulk_insert_tasks(store, clone_tasks(_template(), tasks, "burst"))
+        config = EngineConfig()
+        spent = {"fire": 0.0, "start": 0.0, "finish": 0.0}
+
+        def plan(item: object) -> object:
+            return plan_fires(item, schedule_of(item.task), T0, config)  # type: ignore[attr-defined]
+
+        while True:
+            began = time.perf_counter()
+            done = await store.fire_and_start(
+                "n1", T0, limit=FIRE_BATCH, lease=LEASE, plan=plan, start_limit=0
+            )
+            spent["fire"] += time.perf_counter() - began
+            if done.claimed == 0:
+                break
+        finished_at = T0 + timedelta(milliseconds=1)
+        left = tasks
+        while left > 0:
+            began = time.perf_counter()
+            started = await store.start_due_runs("n1", T0, START_BATCH, LEASE)
+            spent["start"] += time.perf_counter() - began
+            if not started:
+                raise RuntimeError(f"{left} runs were never started")
+            outcomes = [
+                RunOutcome(run.id, AttemptStatus.SUCCESS, finished_at, duration_ms=1)
+                for run, _ in started
+            ]
+            began = time.perf_counter()
+            written, events = await store.finish_runs("n1", outcomes)
+            spent["finish"] += time.perf_counter() - began
+            if len(written) != len(started) or len(events) != len(started):
+                raise RuntimeError("finish_runs did not write every run and its event")
+            left -= len(started)
+        return spent
+    finally:
+        await store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.steps", description=__doc__)
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    rounds = []
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as directory:
+            rounds.append(asyncio.run(one_round(args.tasks, Path(directory))))
+    per_run = {
+        step: round(min(r[step] for r in rounds) / args.tasks * 1e6, 1) for step in rounds[0]
+    }
+    total = round(min(sum(r.values()) for r in rounds) / args.tasks * 1e6, 1)
+    import wakecall
+
+    print(
+        json.dumps(
+            {
+                "code": str(Path(wakecall.__file__).parent),
+                "tasks": args.tasks,
+                "rounds": args.rounds,
+                "us_per_run": {**per_run, "total": total},
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
