@@ -537,14 +537,12 @@ class Engine:
         assert runs is not None
         while True:
             try:
-                # A run already handed over is taken at once: `receive` would first yield to
-                # the loop, a whole loop iteration per run in a burst.
-                flight = runs.receive_nowait()
-            except anyio.WouldBlock:
                 try:
+                    # A run already handed over is taken at once: `receive` would first yield
+                    # to the loop, a whole loop iteration per run in a burst.
+                    flight = runs.receive_nowait()
+                except anyio.WouldBlock:
                     flight = await runs.receive()
-                except (anyio.EndOfStream, anyio.ClosedResourceError):
-                    return
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 return
             await self._execute(flight)
