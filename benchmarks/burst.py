@@ -51,7 +51,7 @@ def engine_config(
     return EngineConfig(**kwargs)
 
 
-async def _seed_burst(store: Any, engine: Any, n: int, due: datetime) -> str:
+async def seed_burst(store: Any, engine: Any, n: int, due: datetime) -> str:
     """N active one-shot no-op tasks due at `due`: the first through `TaskService.create`,
     the rest copies of it inserted in bulk."""
     from wakecall.models import NoopAction, TaskSpec
@@ -121,7 +121,7 @@ def wakecall_sqlite(
             try:
                 engine = Engine(store, config=engine_config(concurrency, batch_size))
                 due = utcnow() + timedelta(seconds=lead_s + n / 20_000)
-                how = await _seed_burst(raw, engine, n, due)
+                how = await seed_burst(raw, engine, n, due)
                 if utcnow() > due:
                     raise RuntimeError("seeding took longer than the lead time; raise lead_s")
                 done = _Completion(n)
@@ -221,7 +221,7 @@ def wakecall_postgres(
         try:
             engine = Engine(store, config=engine_config(concurrency, batch_size))
             due = utcnow() + timedelta(seconds=lead_s + n / 5_000 + (2.5 if nodes > 1 else 0))
-            how = await _seed_burst(store, engine, n, due)
+            how = await seed_burst(store, engine, n, due)
             if nodes == 1:
                 if utcnow() > due:
                     raise RuntimeError("seeding took longer than the lead time; raise lead_s")

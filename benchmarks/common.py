@@ -53,6 +53,14 @@ def median_min_max(values: Iterable[float]) -> tuple[float, float, float]:
     return statistics.median(clean), min(clean), max(clean)
 
 
+#: Before each case the machine must be this quiet (share of all cores busy over a half-second
+#: window) ...
+QUIET_BUSY = 0.10
+#: ... waiting at most this long for it. Other work on the cores would otherwise be measured
+#: with the case.
+QUIET_WAIT_S = 60.0
+
+
 def us(value: datetime) -> int:
     """Microseconds since the epoch, as the SQLite store keeps instants."""
     delta = value - EPOCH

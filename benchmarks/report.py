@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import median_min_max
+from benchmarks.common import QUIET_BUSY, QUIET_WAIT_S, median_min_max
 from benchmarks.suite import PARTS, Case, Metric, Part, Table
 
 PEERS = ("APScheduler", "SQLAlchemy")
@@ -206,9 +206,10 @@ def _quiet(data: dict[str, Any]) -> list[str]:
     waited = sorted(w["waited_s"] for w in waits)
     busiest = max(w["busy_pct"] for w in waits)
     return [
-        "- Before each case the suite waited for the cores to be at most 10 % busy (at most "
-        f"60 s): {len(waits)} cases, wait median {waited[len(waited) // 2]:.1f} s, max "
-        f"{waited[-1]:.1f} s; busiest start {busiest:.0f} % of the cores"
+        f"- Before each case the suite waited for the cores to be at most {QUIET_BUSY * 100:.0f} % "
+        f"busy (at most {QUIET_WAIT_S:.0f} s): {len(waits)} cases, wait median "
+        f"{waited[len(waited) // 2]:.1f} s, max {waited[-1]:.1f} s; busiest start {busiest:.0f} % "
+        "of the cores"
     ]
 
 

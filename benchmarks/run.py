@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, machine
+from benchmarks.common import QUIET_BUSY, QUIET_WAIT_S, ROOT, machine
 from benchmarks.report import render
 from benchmarks.suite import PARTS, Case, Part, postgres_available
 from benchmarks.worker import MARK
@@ -78,14 +78,6 @@ def _cpu_times() -> tuple[int, int]:
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     return sum(fields) - idle, sum(fields)
-
-
-#: Before each case the machine must be this quiet (share of all cores busy over a half-second
-#: window) ...
-QUIET_BUSY = 0.10
-#: ... waiting at most this long for it. A case that follows a PostgreSQL burst otherwise runs
-#: beside the server's own after-work (autovacuum, checkpoints, a dropped schema's files).
-QUIET_WAIT_S = 60.0
 
 
 def wait_quiet(limit_s: float = QUIET_WAIT_S) -> dict[str, float]:

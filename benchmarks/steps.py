@@ -23,48 +23,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 FIRE_BATCH = 500
 START_BATCH = 64
 
 
-def _template() -> object:
-    from wakecall.models import CatchUp, Overlap, RetryPolicy, Task, TaskStatus
-
-    return Task(
-        id="tsk_template",
-        owner="bench",
-        name="burst",
-        kind="task",
-        schedule={"type": "once", "at": T0.isoformat()},
-        timezone="UTC",
-        action={"type": "noop"},
-        retry=RetryPolicy(),
-        timeout_s=None,
-        overlap=Overlap.SKIP,
-        max_queued=1,
-        catchup=CatchUp.LATEST,
-        catchup_window_s=3600.0,
-        max_runs=None,
-        expires_at=None,
-        status=TaskStatus.ACTIVE,
-        pause_note=None,
-        callback_url=None,
-        metadata={},
-        idempotency_key=None,
-        created_at=T0,
-        updated_at=T0,
-        next_fire_at=T0,
-        last_fire_at=None,
-        run_count=0,
-    )
-
-
 async def one_round(tasks: int, directory: Path) -> dict[str, float]:
-    """Seconds spent in each step for `tasks` one-shot tasks due at T0."""
-    from benchmarks.common import bulk_insert_tasks, clone_tasks
-    from wakecall.engine.config import EngineConfig
+    """Seconds spent in each step for `tasks` one-shot no-op tasks due at one instant, seeded
+    as the burst part seeds them."""
+    from benchmarks.burst import engine_config, seed_burst
+    from wakecall.engine import Engine
     from wakecall.engine.policies import plan_fires
     from wakecall.engine.scheduler import schedule_of
     from wakecall.models import AttemptStatus
@@ -74,26 +42,28 @@ async def one_round(tasks: int, directory: Path) -> dict[str, float]:
     store = SQLiteStore(directory / "steps.db")
     await store.open()
     try:
-        await bulk_insert_tasks(store, clone_tasks(_template(), tasks, "burst"))
-        config = EngineConfig()
+        config = engine_config(None, None)
+        due = datetime.now(UTC) + timedelta(days=1)
+        # The engine is not started: its task service only validates and stores the first task.
+        await seed_burst(store, Engine(store, config=config), tasks, due)
         spent = {"fire": 0.0, "start": 0.0, "finish": 0.0}
 
         def plan(item: object) -> object:
-            return plan_fires(item, schedule_of(item.task), T0, config)  # type: ignore[attr-defined]
+            return plan_fires(item, schedule_of(item.task), due, config)  # type: ignore[attr-defined]
 
         while True:
             began = time.perf_counter()
             done = await store.fire_and_start(
-                "n1", T0, limit=FIRE_BATCH, lease=LEASE, plan=plan, start_limit=0
+                "n1", due, limit=FIRE_BATCH, lease=LEASE, plan=plan, start_limit=0
             )
             spent["fire"] += time.perf_counter() - began
             if done.claimed == 0:
                 break
-        finished_at = T0 + timedelta(milliseconds=1)
+        finished_at = due + timedelta(milliseconds=1)
         left = tasks
         while left > 0:
             began = time.perf_counter()
-            started = await store.start_due_runs("n1", T0, START_BATCH, LEASE)
+            started = await store.start_due_runs("n1", due, START_BATCH, LEASE)
             spent["start"] += time.perf_counter() - began
             if not started:
                 raise RuntimeError(f"{left} runs were never started")
