@@ -10,6 +10,8 @@ import httpx2
 import pytest
 from mcp import MCPError
 
+from support.protocol import INITIALIZE
+
 pytestmark = pytest.mark.slow
 
 #: Fields of a task that another owner's calls must never change.
@@ -17,16 +19,6 @@ STABLE = ("name", "status", "schedule", "timezone", "metadata", "run_count", "up
 #: Bounds a whole test: process start-up, every call and shutdown.
 TEST_TIMEOUT = 60
 RAW_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"},
-    },
-}
 
 
 def _token_of(tokens: dict[str, str], owner: str) -> str:

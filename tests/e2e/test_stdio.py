@@ -14,6 +14,7 @@ from mcp import Client, types
 from mcp.client.subscriptions import ResourceUpdated
 
 import wakecall as wakecall_pkg
+from support.protocol import INITIALIZE
 
 pytestmark = pytest.mark.slow
 
@@ -275,18 +276,7 @@ async def test_stdout_carries_nothing_but_json_rpc(wakecall: Any) -> None:
                 tg.start_soon(read_stdout)
                 tg.start_soon(read_stderr)
                 with anyio.fail_after(15):
-                    await send(
-                        {
-                            "jsonrpc": "2.0",
-                            "id": 1,
-                            "method": "initialize",
-                            "params": {
-                                "protocolVersion": "2025-11-25",
-                                "capabilities": {},
-                                "clientInfo": {"name": "raw", "version": "0"},
-                            },
-                        }
-                    )
+                    await send(INITIALIZE)
                     await initialized.wait()
                     await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
                     await send(_tool_call(2, "preview_schedule", {"schedule": "0 9 * * MON-FRI"}))
@@ -374,18 +364,6 @@ async def _exchange(
             if process.returncode is None:
                 process.kill()
     return process.returncode, answers, stderr.decode(errors="replace")
-
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"},
-    },
-}
 
 
 async def test_requests_sent_with_the_handshake_are_answered_once_the_scheduler_runs(
