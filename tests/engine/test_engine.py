@@ -14,8 +14,10 @@ import pytest
 
 from wakecall.actions import WakeupExecutor
 from wakecall.engine import Engine, EngineConfig
+from wakecall.engine.scheduler import RunNews
 from wakecall.errors import Conflict, InvalidInput, InvalidSchedule, LimitReached, TaskNotFound
 from wakecall.models import (
+    AttemptStatus,
     EventType,
     NoopAction,
     RetryPolicy,
@@ -434,6 +436,66 @@ async def test_a_wakeup_dedupe_key_gives_one_wakeup(rig: Rig) -> None:
     b = await rig.engine.tasks.schedule_wakeup(OWNER, delay="9m", dedupe_key="poll-ci")
     assert a.task.id == b.task.id and not b.created
     assert b.scheduled_for == a.scheduled_for
+
+
+@pytest.mark.engine(concurrency=1)
+async def test_a_wakeup_ends_at_its_fire_even_when_every_slot_is_busy(rig: Rig) -> None:
+    """A wakeup calls nothing outside: its run ends in the pass that fires it, without a slot
+    or a worker, and listeners hear of it as started and finished."""
+    rig.action.hold = True
+    await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    receipt = await rig.engine.tasks.schedule_wakeup(OWNER, delay="2m", reason="look again")
+    news: list[RunNews] = []
+    rig.engine.add_run_listener(news.append)
+    rig.clock.set(START + timedelta(minutes=1))
+    await rig.action.wait_for(lambda a: a.active == 1)  # the only slot is taken
+    rig.clock.set(START + timedelta(minutes=2))
+    await rig.engine.wait_until(rig.engine.is_settled)
+    (run,) = await rig.runs(receipt.task.id)
+    assert (run.status, run.attempt, run.duration_ms) == (RunStatus.SUCCESS, 1, 0)
+    assert run.started_at == run.finished_at == START + timedelta(minutes=2)
+    assert run.output == {"reason": "look again", "context": None}
+    assert await rig.events() == [EventType.WAKEUP_FIRED]
+    assert rig.action.active == 1 and len(rig.engine.inflight) == 1
+    assert [r.id for n in news for r in n.started if r.task_id == receipt.task.id] == [run.id]
+    assert [(r.id, how) for n in news for r, how in n.finished] == [(run.id, AttemptStatus.SUCCESS)]
+    rig.action.release()
+    await run_until_idle(rig.engine)
+    assert await rig.events() == [EventType.WAKEUP_FIRED, EventType.RUN_COMPLETED]
+
+
+class _InstantScripted(ScriptedExecutor):
+    """A scripted executor that also has an instant end, as wakeups do."""
+
+    def instant_output(self, task: object) -> object:
+        return {"instant": True}
+
+
+async def test_a_fire_of_an_instant_task_with_a_run_in_flight_waits_for_a_worker(
+    rig: Rig,
+) -> None:
+    """The instant end applies only where no overlap rule can: a fire that comes while a
+    manual run is running is queued behind it (overlap `queue`) and executed by a worker."""
+    held = _InstantScripted(hold=True)
+    rig.engine.executors["noop"] = held
+    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", overlap="queue"))
+    manual = await rig.engine.tasks.run_now(OWNER, task.id)
+    await held.wait_for(lambda a: a.active == 1)
+    rig.clock.set(START + timedelta(minutes=1))
+    await rig.engine.wait_until(rig.engine.is_settled)
+    (fired,) = [r for r in await rig.runs(task.id) if r.id != manual.id]
+    assert fired.status == RunStatus.QUEUED and fired.attempt == 0
+    held.release()
+    await held.wait_for(lambda a: len(a.calls) == 2 and a.active == 1)
+    held.release()
+    await run_until_idle(rig.engine)
+    runs = {r.id: r for r in await rig.runs(task.id)}
+    assert runs[manual.id].output == {"call": 1} and runs[fired.id].output == {"call": 2}
+    assert runs[fired.id].status == RunStatus.SUCCESS
+    # With nothing in flight, the next fire ends at birth: no third call.
+    await step_to(rig.engine, rig.clock, START + timedelta(minutes=2))
+    (last,) = [r for r in await rig.runs(task.id) if r.id not in runs]
+    assert last.output == {"instant": True} and len(held.calls) == 2
 
 
 @pytest.mark.parametrize(

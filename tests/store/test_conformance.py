@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from wakecall.models import (
     Trigger,
 )
 from wakecall.store import DueTask, FirePlan, NewEvent, NewRun, RunOutcome, Store, TaskEnd, Upcoming
-from wakecall.store.base import DeliveryOutcome
+from wakecall.store.base import DeliveryOutcome, Instant
 
 
 def queued(fire: datetime | None = T0, **changes: Any) -> NewRun:
@@ -352,6 +353,174 @@ async def test_fire_and_start_with_no_room_only_records(store: Store) -> None:
     )
     assert [r.id for r in done.fired.runs] == [run.id] and done.started == []
     assert (await store.get_run(None, run.id)).status == RunStatus.QUEUED
+
+
+# --- instant runs: finished as they are fired ------------------------------------------------
+
+
+def _same_but_ids(a: Any, b: Any, ids: dict[str, str]) -> bool:
+    """`a` equals `b` once every id of `ids` in `a` is replaced by its counterpart."""
+    if isinstance(a, str):
+        return ids.get(a, a) == b
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_but_ids(a[k], b[k], ids) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same_but_ids(x, y, ids) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("kind", ["task", "wakeup"])
+async def test_an_instant_run_is_stored_as_if_started_and_finished_at_its_fire(
+    store: Store, kind: str
+) -> None:
+    """A run settled at birth leaves the same run, attempt, event and callback delivery as a
+    run fired, started and finished with the same output at the same instant."""
+    action: dict[str, Any] = {"type": "noop"}
+    output: Any = None
+    if kind == "wakeup":
+        action = {"type": "wakeup", "reason": "look at CI", "context": {"pr": 7}}
+        output = {"reason": "look at CI", "context": {"pr": 7}}
+    template = make_task(
+        kind=kind, action=action, max_runs=3, callback_url="https://app.example/cb"
+    )
+    instant, plain = template.replace(id=new_id("tsk")), template.replace(id=new_id("tsk"))
+    for t in (instant, plain):
+        await store.create_task(t)
+    nxt = T0 + timedelta(minutes=1)
+    settled_run, plain_run = queued(T0), queued(T0)
+
+    def plan(item: DueTask) -> FirePlan:
+        if item.task.id == instant.id:
+            return FirePlan(instant.id, [settled_run], nxt, T0, instant=Instant(output))
+        return FirePlan(plain.id, [plain_run], nxt, T0)
+
+    done = await store.fire_and_start("n1", T0, limit=10, lease=LEASE, plan=plan, start_limit=5)
+    assert [run.id for run, _ in done.started] == [plain_run.id]  # the instant one is done
+    (settled,) = done.fired.settled
+    assert settled == await store.get_run(None, settled_run.id)
+    assert settled in done.fired.runs
+    assert (settled.status, settled.attempt, settled.duration_ms) == (RunStatus.SUCCESS, 1, 0)
+    assert settled.started_at == settled.finished_at == T0 and settled.claimed_by is None
+    (event,) = done.fired.events
+    assert event.run_id == settled.id
+    assert event.type == (EventType.WAKEUP_FIRED if kind == "wakeup" else EventType.RUN_COMPLETED)
+    assert await store.list_events("alice") == [event]
+
+    _, (plain_event,) = await store.finish_runs(
+        "n1", [RunOutcome(plain_run.id, AttemptStatus.SUCCESS, T0, output=output, duration_ms=0)]
+    )
+    ids = {instant.id: plain.id, settled_run.id: plain_run.id}
+    expected = await store.get_run(None, plain_run.id)
+    assert _same_but_ids(vars_of(settled), vars_of(expected), ids)
+    assert _same_but_ids(event.payload, plain_event.payload, ids)
+    (a,), (b,) = (
+        await store.list_attempts(None, settled.id),
+        await store.list_attempts(None, plain_run.id),
+    )
+    assert _same_but_ids(vars_of(a), vars_of(b), ids)
+    assert (a.status, a.started_at, a.finished_at, a.node) == (AttemptStatus.SUCCESS, T0, T0, "n1")
+    deliveries = {d.task_id: d for d in await store.list_deliveries("alice")}
+    assert deliveries.keys() == {instant.id, plain.id}
+    assert _same_but_ids(
+        json.loads(deliveries[instant.id].body), json.loads(deliveries[plain.id].body), ids
+    )
+    assert await store.get_task(None, instant.id) == (await store.get_task(None, plain.id)).replace(
+        id=instant.id
+    )
+
+
+def vars_of(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
+async def test_an_instant_plan_settles_only_its_runs_due_now_and_needs_no_slot(
+    store: Store,
+) -> None:
+    """With no free slot, an instant plan's run due now still ends at birth; its jittered run
+    due later is written queued, for a worker to run when it is due."""
+    task = make_task(catchup="all")
+    await store.create_task(task)
+    now_run, later_run = (
+        queued(T0 - timedelta(minutes=1)),
+        queued(T0, due_at=T0 + timedelta(seconds=5)),
+    )
+    done = await store.fire_and_start(
+        "n1",
+        T0,
+        limit=10,
+        lease=LEASE,
+        plan=lambda item: FirePlan(
+            task.id, [now_run, later_run], T0 + timedelta(minutes=1), T0, instant=Instant()
+        ),
+        start_limit=0,
+    )
+    assert [r.id for r in done.fired.settled] == [now_run.id] and done.started == []
+    assert (await store.get_run(None, now_run.id)).status == RunStatus.SUCCESS
+    assert (await store.get_run(None, later_run.id)).status == RunStatus.QUEUED
+    assert (await store.get_task(None, task.id)).run_count == 2
+    (event,) = await store.list_events("alice")
+    assert event.run_id == now_run.id
+
+
+async def test_record_fires_of_an_instant_plan_ends_its_task_after_its_last_run(
+    store: Store,
+) -> None:
+    """Through `record_fires` (claims marked), the last run of a task ended by `max_runs`:
+    its event, then `task.expired`, in the same transaction; a missed run's event first."""
+    task = make_task(max_runs=1)
+    await store.create_task(task)
+    await store.claim_due_tasks("n1", T0, 10, LEASE)
+    missed = queued(T0 - timedelta(hours=2), status=RunStatus.MISSED, counts=False)
+    run = queued(T0)
+    result = await store.record_fires(
+        "n1",
+        T0,
+        [
+            FirePlan(
+                task.id,
+                [missed, run],
+                None,
+                T0,
+                end=TaskEnd(TaskStatus.EXPIRED, "max_runs_reached"),
+                instant=Instant({"ok": True}),
+            )
+        ],
+    )
+    assert [r.id for r in result.settled] == [run.id]
+    assert [(e.type, e.run_id) for e in result.events] == [
+        (EventType.RUN_MISSED, missed.id),
+        (EventType.RUN_COMPLETED, run.id),
+        (EventType.TASK_EXPIRED, None),
+    ]
+    assert result.events[1].payload["run"]["output"] == {"ok": True}
+    assert result.events[1].payload["stats"]["remainingRuns"] == 0
+    assert await store.list_events("alice") == result.events
+    ended = await store.get_task(None, task.id)
+    assert ended.status == TaskStatus.EXPIRED and ended.run_count == 1
+
+
+async def test_an_instant_success_queues_a_run_of_each_dependent(store: Store) -> None:
+    upstream = make_task(name="extract")
+    dependent = make_task(name="transform", depends_on=upstream.id, next_fire_at=None)
+    for t in (upstream, dependent):
+        await store.create_task(t)
+    run = queued(T0)
+    done = await store.fire_and_start(
+        "n1",
+        T0,
+        limit=10,
+        lease=LEASE,
+        plan=lambda item: FirePlan(
+            item.task.id, [run], T0 + timedelta(minutes=1), T0, instant=Instant([1])
+        ),
+        start_limit=0,
+    )
+    assert [r.id for r in done.fired.settled] == [run.id]
+    (chained,) = await store.list_runs(None, task_id=dependent.id)
+    assert chained.status == RunStatus.QUEUED and chained.trigger == Trigger.DEPENDENCY
+    assert chained.due_at == T0 and chained.input["run"]["id"] == run.id
+    assert chained.input["run"]["output"] == [1]
+    assert (await store.upcoming()).run_due_at == T0  # the engine looks again at once
 
 
 async def test_record_fires_creates_runs_and_moves_the_task_on(store: Store) -> None:

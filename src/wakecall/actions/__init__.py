@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from wakecall.actions.base import ActionContext, ActionFailed, Executor, Executors
+from wakecall.actions.base import (
+    ActionContext,
+    ActionFailed,
+    Executor,
+    Executors,
+    InstantExecutor,
+)
 from wakecall.actions.noop import NoopExecutor
 from wakecall.actions.wakeup import WakeupExecutor
 
@@ -11,6 +17,7 @@ __all__ = [
     "ActionFailed",
     "Executor",
     "Executors",
+    "InstantExecutor",
     "NoopExecutor",
     "WakeupExecutor",
     "default_executors",

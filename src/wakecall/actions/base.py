@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from wakecall.clock import Clock
     from wakecall.models import Run, Task
 
-__all__ = ["ActionContext", "ActionFailed", "Executor", "Executors"]
+__all__ = ["ActionContext", "ActionFailed", "Executor", "Executors", "InstantExecutor"]
 
 
 def _no_beat() -> None:
@@ -43,6 +43,18 @@ class Executor(Protocol):
     cancellation and must clean up after itself when it is."""
 
     async def execute(self, ctx: ActionContext) -> Any: ...
+
+
+class InstantExecutor(Executor, Protocol):
+    """An executor whose action calls nothing outside and cannot fail: a run's output follows
+    from its task alone. The engine finishes such runs in the pass that fires them, in the
+    transaction that records the fire, without a concurrency slot or a worker; `execute` still
+    serves the runs that start later (manual, queued behind another or retried ones, tasks with
+    a condition to check)."""
+
+    def instant_output(self, task: Task) -> Any:
+        """The output of a run of `task`; must not block or raise."""
+        ...
 
 
 Executors = Mapping[str, Executor]

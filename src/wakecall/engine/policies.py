@@ -32,7 +32,7 @@ from wakecall.models import (
     Trigger,
 )
 from wakecall.schedules import Schedule, jittered
-from wakecall.store.base import DueTask, FirePlan, NewRun, TaskEnd
+from wakecall.store.base import DueTask, FirePlan, Instant, NewRun, TaskEnd
 
 __all__ = ["MISSED_COUNT_CAP", "plan_fires", "retry_at"]
 
@@ -81,7 +81,12 @@ def plan_fires(
     now: datetime,
     config: EngineConfig,
     make_id: Callable[[str], str] = new_id,
+    instant: Instant | None = None,
 ) -> FirePlan:
+    """The runs a due task gets at `now` and how it moves on. `instant` (the task's action
+    ends at once, see `FirePlan.instant`) is kept on the plan only when no run of the task is
+    unfinished, or its overlap policy allows runs side by side: then no overlap rule can
+    apply to the new runs."""
     task = due.task
     first = task.next_fire_at
     assert first is not None and first <= now, "plan_fires needs a due task"
@@ -200,6 +205,7 @@ def plan_fires(
         last_fire_at=latest,
         end=end,
         cancel_run_ids=cancel,
+        instant=instant if not busy or task.overlap == Overlap.ALLOW else None,
     )
 
 

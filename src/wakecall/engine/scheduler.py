@@ -59,6 +59,7 @@ from wakecall.store.base import (
     FirePlan,
     Hint,
     HintListener,
+    Instant,
     NewEvent,
     RunOutcome,
     Store,
@@ -474,7 +475,8 @@ class Engine:
 
         def plan(item: DueTask) -> FirePlan | None:
             try:
-                return plan_fires(item, schedule_of(item.task), now, cfg)
+                task = item.task
+                return plan_fires(item, schedule_of(task), now, cfg, instant=self._instant(task))
             except Exception:
                 log.exception("cannot plan task %s; leaving it for later", item.task.id)
                 return None
@@ -494,9 +496,25 @@ class Engine:
                 )
         self.publish(done.fired.events)
         if done.fired.runs and self._run_listeners:
-            self._tell_runs(RunNews(created=done.fired.runs))
+            settled = done.fired.settled
+            self._tell_runs(
+                RunNews(
+                    created=done.fired.runs,
+                    started=settled,
+                    finished=[(run, AttemptStatus.SUCCESS) for run in settled],
+                )
+            )
         self._start_flights(now, done.started)
         return done.claimed == cfg.batch_size
+
+    def _instant(self, task: Task) -> Instant | None:
+        """The instant end of the task's runs, when its action has one (`InstantExecutor`)
+        and no condition has to be checked first."""
+        if task.condition is not None:
+            return None
+        executor = self.executors.get(str(task.action.get("type")))
+        output_of = getattr(executor, "instant_output", None)
+        return None if output_of is None else Instant(output_of(task))
 
     def _free_slots(self) -> int:
         return 0 if self._stopping else max(self.config.concurrency - len(self._inflight), 0)

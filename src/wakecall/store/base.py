@@ -51,6 +51,7 @@ __all__ = [
     "FireResult",
     "Hint",
     "HintListener",
+    "Instant",
     "NewEvent",
     "NewRun",
     "PassResult",
@@ -124,8 +125,21 @@ class TaskEnd:
 
 
 @dataclass(frozen=True, slots=True)
+class Instant:
+    """A plan's runs end as they are born: the task's action calls nothing outside and cannot
+    fail (`actions.InstantExecutor`), so its output is known when the fire is recorded."""
+
+    output: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class FirePlan:
-    """What the engine decided for one claimed task: its new runs and how the task moves on."""
+    """What the engine decided for one claimed task: its new runs and how the task moves on.
+
+    With `instant`, each new queued run due by the pass's `now` is written finished instead:
+    success in its first attempt (started and finished at `now`, duration 0, the instant's
+    output), with its event, in the transaction that records the fire. The engine sets it only
+    when no other run of the task is unfinished, so no overlap policy is bypassed."""
 
     task_id: str
     runs: Sequence[NewRun]
@@ -134,6 +148,7 @@ class FirePlan:
     end: TaskEnd | None = None
     cancel_run_ids: Sequence[str] = ()
     events: Sequence[NewEvent] = ()
+    instant: Instant | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +156,8 @@ class FireResult:
     runs: list[Run]  # the runs actually created (a fire already recorded creates none)
     events: list[Event]
     lost_task_ids: list[str]  # plans refused because the claim was no longer ours
+    #: The runs of `runs` written finished at birth (`FirePlan.instant`), in plan order.
+    settled: list[Run] = field(default_factory=list)
 
 
 #: The engine's decision for one claimed task (`policies.plan_fires`); None leaves the task as
@@ -324,7 +341,14 @@ class Store(Protocol):
         ones to `run_count`, set `next_fire_at`/`last_fire_at`, apply `end`, mark
         `cancel_run_ids` as cancel-requested, append the plan's events, and release the claim.
         Plans for tasks no longer claimed by `node` change nothing and are listed in
-        `lost_task_ids`."""
+        `lost_task_ids`.
+
+        A plan with `instant` has its new queued runs due by `now` written finished (see
+        `FirePlan`), each with an attempt row and its event as `finish_runs` would write them
+        (callback delivery, the runs queued for dependent tasks, and `task.expired` after the
+        last run of a task that ended as expired included); they are listed in `settled`.
+        Events come in plan order: a plan's missed run, its settled runs, its own events, then
+        the announcement of its end."""
         ...
 
     async def fire_and_start(
@@ -339,7 +363,8 @@ class Store(Protocol):
     ) -> PassResult:
         """The engine's pass over due work: `claim_due_tasks(limit)`, `plan` each claimed task,
         `record_fires` of the plans (tasks left unplanned are released unchanged), then
-        `start_due_runs(start_limit)`, which may start the runs just recorded. A store may do
+        `start_due_runs(start_limit)`, which may start the runs just recorded (not those
+        settled at birth, which take no slot). A store may do
         it all in one transaction (claims then need no marks, since nothing else can see the
         tasks in between); `fire_and_start_in_steps` does it with the other methods."""
         ...

@@ -107,6 +107,7 @@ from wakecall.store.base import (
     FireResult,
     Hint,
     HintListener,
+    Instant,
     NewEvent,
     NewRun,
     PassResult,
@@ -639,6 +640,7 @@ def _plain(plan: FirePlan) -> bool:
         and not plan.cancel_run_ids
         and (plan.end is None or plan.end.status != TaskStatus.EXPIRED)
         and all(new.status != RunStatus.MISSED for new in plan.runs)
+        and plan.instant is None
     )
 
 
@@ -1201,18 +1203,31 @@ class PostgresStore:
                 return FireResult([], [], lost)
 
             candidates = [
-                (self._new_run(task, new, now), new.counts)
+                (
+                    self._new_run(
+                        task,
+                        new,
+                        now,
+                        plan.instant
+                        if new.status == RunStatus.QUEUED and new.due_at <= now
+                        else None,
+                    ),
+                    new.counts,
+                )
                 for plan, task in accepted
                 for new in plan.runs
             ]
             inserted = set(await self._write_fires(conn, node, now, accepted, candidates))
 
             created: list[Run] = []
+            settled: list[Run] = []
+            settled_tasks: dict[str, Task] = {}
             pending: list[_PendingEvent | _EndMark] = []
             ended: list[str] = []
             position = 0
             for plan, task in accepted:
                 counted = 0
+                born_settled: list[Run] = []
                 for _ in plan.runs:
                     run, counts = candidates[position]
                     position += 1
@@ -1221,6 +1236,8 @@ class PostgresStore:
                     if counts:
                         counted += 1
                     created.append(run)
+                    if run.status == RunStatus.SUCCESS:  # only an instant run is born so
+                        born_settled.append(run)
                     if run.status == RunStatus.MISSED:
                         task_now = task.replace(run_count=task.run_count + counted)
                         pending.append(
@@ -1235,32 +1252,61 @@ class PostgresStore:
                                 now,
                             )
                         )
+                fired: Task | None = None  # the task as just written
+                if born_settled or (plan.end is not None and plan.end.status == TaskStatus.EXPIRED):
+                    fired = task.replace(
+                        next_fire_at=plan.next_fire_at,
+                        last_fire_at=plan.last_fire_at,
+                        run_count=task.run_count + counted,
+                        status=plan.end.status if plan.end else task.status,
+                        end_reason=plan.end.reason if plan.end else task.end_reason,
+                        claimed_by=None,
+                        claim_expires_at=None,
+                        updated_at=now,
+                    )
+                if born_settled:
+                    assert fired is not None
+                    settled += born_settled
+                    settled_tasks[task.id] = fired
+                    pending.extend(
+                        _PendingEvent(
+                            task.owner,
+                            NewEvent(
+                                event_type_for(fired, run),
+                                task.id,
+                                run.id,
+                                run_event_payload(fired, run),
+                            ),
+                            now,
+                            fired.callback_url,
+                        )
+                        for run in born_settled
+                    )
                 pending.extend(
                     _PendingEvent(task.owner, e, now, task.callback_url) for e in plan.events
                 )
                 if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
-                    # The task as just written; announced after the plan's own events.
+                    # Announced after the plan's own events.
+                    assert fired is not None
                     ended.append(task.id)
-                    pending.append(
-                        _EndMark(
-                            task.replace(
-                                next_fire_at=plan.next_fire_at,
-                                last_fire_at=plan.last_fire_at,
-                                run_count=task.run_count + counted,
-                                status=plan.end.status,
-                                end_reason=plan.end.reason,
-                                claimed_by=None,
-                                claim_expires_at=None,
-                                updated_at=now,
-                            ),
-                            now,
-                        )
-                    )
+                    pending.append(_EndMark(fired, now))
+            queued_more = False
+            if settled:
+                await conn.execute(
+                    "INSERT INTO attempts (run_id, number, status, started_at, finished_at, node)"
+                    " SELECT id, 1, 'success', $2, $2, $3 FROM unnest($1::text[]) AS u(id)",
+                    [run.id for run in settled],
+                    now,
+                    node,
+                )
+                queued_more = await self._queue_dependents(
+                    conn, settled_tasks, set(settled_tasks), settled
+                )
             announced = await self._mark_ends_announced(conn, ended)
             # Queued runs may be more than this node can start: wake the others.
-            due = any(r.status == RunStatus.QUEUED for r in created)
+            due = queued_more or any(r.status == RunStatus.QUEUED for r in created)
             events = await self._append_events(conn, _place_ends(pending, announced), due=due)
-            return FireResult(created, events, lost)
+            return FireResult(created, events, lost, settled)
 
         return await self._tx(fn)
 
@@ -1360,7 +1406,26 @@ class PostgresStore:
         return FireResult(created, [], lost)
 
     @staticmethod
-    def _new_run(task: Task, new: NewRun, now: datetime) -> Run:
+    def _new_run(task: Task, new: NewRun, now: datetime, instant: Instant | None = None) -> Run:
+        """The record of a new run; with `instant`, as it ends at birth (see `FirePlan`)."""
+        if instant is not None:
+            return Run(
+                id=new.id,
+                task_id=task.id,
+                owner=task.owner,
+                trigger=new.trigger,
+                scheduled_for=new.scheduled_for,
+                due_at=new.due_at,
+                status=RunStatus.SUCCESS,
+                attempt=1,
+                max_attempts=task.retry.attempts,
+                created_at=now,
+                started_at=now,
+                finished_at=now,
+                duration_ms=0,
+                output=instant.output,
+                input=new.input,
+            )
         return PostgresStore._fired_run(task.id, task.owner, task.retry.attempts, new, now)
 
     @staticmethod
@@ -1397,14 +1462,17 @@ class PostgresStore:
         rows = await conn.fetch(
             "WITH ins AS ("
             "  INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status,"
-            "    attempt, max_attempts, created_at, finished_at, output, error_message, counts)"
+            "    attempt, max_attempts, created_at, started_at, finished_at, duration_ms,"
+            "    output, error_message, counts)"
             "  SELECT u.id, u.task_id, u.owner, u.trigger, u.scheduled_for, u.due_at, u.status,"
-            "    0, u.max_attempts, $1, u.finished_at, u.output::jsonb, u.error_message, u.counts"
+            "    u.attempt, u.max_attempts, $1, u.started_at, u.finished_at, u.duration_ms,"
+            "    u.output::jsonb, u.error_message, u.counts"
             "  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],"
             "    $7::timestamptz[], $8::text[], $9::int[], $10::timestamptz[], $11::text[],"
-            "    $12::text[], $13::bool[]) WITH ORDINALITY AS u(id, task_id, owner, trigger,"
+            "    $12::text[], $13::bool[], $21::int[], $22::timestamptz[], $23::bigint[])"
+            "    WITH ORDINALITY AS u(id, task_id, owner, trigger,"
             "    scheduled_for, due_at, status, max_attempts, finished_at, output,"
-            "    error_message, counts, n)"
+            "    error_message, counts, attempt, started_at, duration_ms, n)"
             "  ORDER BY u.n"
             "  ON CONFLICT DO NOTHING"
             "  RETURNING id, task_id, counts"
@@ -1445,6 +1513,9 @@ class PostgresStore:
             [plan.end.reason if plan.end else task.end_reason for plan, task in accepted],
             node,
             cancel,
+            [r.attempt for r in runs],
+            [r.started_at for r in runs],
+            [r.duration_ms for r in runs],
         )
         return [r["id"] for r in rows]
 

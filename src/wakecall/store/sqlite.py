@@ -65,6 +65,7 @@ from wakecall.store.base import (
     FirePlan,
     FireResult,
     HintListener,
+    Instant,
     NewEvent,
     NewRun,
     PassResult,
@@ -881,6 +882,7 @@ class SQLiteStore:
                 born = [
                     (_us(new.due_at), new.id, made.task_id, overlap[made.task_id])
                     for made in plans
+                    if made.instant is None  # its runs due now end as they are written
                     for new in made.runs
                     if new.status == RunStatus.QUEUED and new.due_at <= now
                 ]
@@ -931,9 +933,22 @@ class SQLiteStore:
 
         With `start`, the tasks' rows are taken from it rather than read again, and the new
         runs it names are written running (attempt 1, leased to `node`) and returned by id
-        with their task as it is after the fire."""
+        with their task as it is after the fire.
+
+        The new runs of an instant plan that are due now are written finished, with their
+        attempt and event (see `FirePlan.instant`)."""
         now_us = _us(now)
         wanted = list(dict.fromkeys(p.task_id for p in plans))
+        # The whole rows of tasks whose runs end at birth: their events carry the task.
+        full_rows: Mapping[str, Sequence[Any]]
+        if start is not None:
+            full_rows = start.task_rows
+        else:
+            instant_ids = list(dict.fromkeys(p.task_id for p in plans if p.instant is not None))
+            full_rows = {
+                r[0]: r
+                for r in self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", instant_ids)
+            }
         # The claim and what new runs need; a whole task is read only for the rare plan
         # that writes events (missed fires, wakeups, an end).
         rows: dict[str, Sequence[Any]]
@@ -961,7 +976,17 @@ class SQLiteStore:
                 continue
             accepted.append((plan, row))
         candidates = [
-            (self._new_run(row[0], row[2], _attempts(row[3]), new, now), new.counts)
+            (
+                self._new_run(
+                    row[0],
+                    row[2],
+                    _attempts(row[3]),
+                    new,
+                    now,
+                    plan.instant if new.status == RunStatus.QUEUED and new.due_at <= now else None,
+                ),
+                new.counts,
+            )
             for plan, row in accepted
             for new in plan.runs
         ]
@@ -987,6 +1012,8 @@ class SQLiteStore:
         task_rows = []
         cancel_rows = []
         started: dict[str, tuple[Run, Task]] = {}
+        settled: list[Run] = []
+        settled_tasks: dict[str, Task] = {}
         position = 0
         for plan, row in accepted:
             task_id, owner, status, end_reason = row[0], row[2], row[4], row[5]
@@ -995,6 +1022,7 @@ class SQLiteStore:
                 task = _task_from_row(self._task_row(conn, None, task_id))
             counted = 0
             born_running: list[Run] = []
+            born_settled: list[Run] = []
             for _ in plan.runs:
                 run, counts = candidates[position]
                 run_row = run_rows[position]
@@ -1006,6 +1034,8 @@ class SQLiteStore:
                 created.append(run)
                 if run.id in running:
                     born_running.append(_run_from_row(run_row[:-1]))  # without `counts`
+                elif run.status == RunStatus.SUCCESS:  # only an instant run is born so
+                    born_settled.append(run)
                 if run.status == RunStatus.MISSED:
                     assert task is not None
                     task_now = task.replace(run_count=task.run_count + counted)
@@ -1032,12 +1062,29 @@ class SQLiteStore:
                 task_id,
             )
             task_rows.append(task_row)
-            if born_running:
-                assert start is not None
-                after = _task_row_after_fire(start.task_rows[task_id], task_row)
-                fired_task = _task_from_row(after)
+            if born_running or born_settled:
+                before = start.task_rows[task_id] if start is not None else full_rows[task_id]
+                fired_task = _task_from_row(_task_row_after_fire(tuple(before), task_row))
                 for run in born_running:
                     started[run.id] = (run, fired_task)
+                for run in born_settled:
+                    events.append(
+                        self._append_event(
+                            conn,
+                            owner,
+                            NewEvent(
+                                event_type_for(fired_task, run),
+                                task_id,
+                                run.id,
+                                run_event_payload(fired_task, run),
+                            ),
+                            now_us,
+                            fired_task.callback_url,
+                        )
+                    )
+                if born_settled:
+                    settled += born_settled
+                    settled_tasks[task_id] = fired_task
             cancel_rows += [(run_id,) for run_id in plan.cancel_run_ids]
             for new_event in plan.events:
                 assert task is not None
@@ -1058,16 +1105,55 @@ class SQLiteStore:
                 "VALUES (?, 1, 'running', ?, ?)",
                 [(run_id, now_us, node) for run_id in started],
             )
+        if settled:
+            conn.executemany(
+                "INSERT INTO attempts (run_id, number, status, started_at, finished_at, node) "
+                "VALUES (?, 1, 'success', ?, ?, ?)",
+                [(run.id, now_us, now_us, node) for run in settled],
+            )
+            self._queue_dependents(conn, settled_tasks, settled)
         for plan, row in accepted:
             if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
                 ended = _task_from_row(self._task_row(conn, None, row[0]))
                 announced = self._announce_end_if_idle(conn, ended, now)
                 if announced is not None:
                     events.append(announced)
-        return FireResult(created, events, lost), started
+        return FireResult(created, events, lost, settled), started
 
     @staticmethod
-    def _new_run(task_id: str, owner: str, max_attempts: int, new: NewRun, now: datetime) -> Run:
+    def _new_run(
+        task_id: str,
+        owner: str,
+        max_attempts: int,
+        new: NewRun,
+        now: datetime,
+        instant: Instant | None = None,
+    ) -> Run:
+        """The record of a new run; with `instant`, as it ends at birth (see `FirePlan`)."""
+        if instant is not None:
+            return run_from_values(
+                (
+                    new.id,
+                    task_id,
+                    owner,
+                    new.trigger,
+                    new.scheduled_for,
+                    new.due_at,
+                    RunStatus.SUCCESS,
+                    1,  # attempt
+                    max_attempts,
+                    now,  # created_at
+                    now,  # started_at
+                    now,  # finished_at
+                    0,  # duration_ms
+                    instant.output,
+                    None,  # error_message
+                    None,  # claimed_by
+                    None,  # lease_expires_at
+                    False,  # cancel_requested
+                    new.input,
+                )
+            )
         return run_from_values(
             (
                 new.id,
@@ -1109,9 +1195,9 @@ class SQLiteStore:
             1 if lease else run.attempt,
             run.max_attempts,
             now_us,
-            now_us if lease else None,
+            now_us if lease or run.started_at is not None else None,
             now_us if run.finished_at is not None else None,
-            None,
+            run.duration_ms,
             _json_or_none(run.output),
             run.error_message,
             lease[0] if lease else None,
