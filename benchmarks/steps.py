@@ -5,7 +5,9 @@
 
 A burst's store work in three steps, each timed alone: firing the due tasks (500 per pass, as
 the engine's batch, starting none), starting queued runs (64 per pass, the engine's default
-concurrency) and finishing them (one `finish_runs` per 64). Each round starts from a new file.
+concurrency) and finishing them (one `finish_runs` per 64). That is the path of a run that a
+worker executes; `instant` times the other path, where the no-op runs end in the pass that
+fires them (`FirePlan.instant`), 500 per pass. Each round starts from new files.
 The figure of each step is its fastest round: on a shared machine the noise only ever adds
 time, and the same code measured minutes apart differs by 10-20 % in the median. Use it to
 compare two versions of the store, run after run (`PYTHONPATH=other/src`); the suite's burst
@@ -77,6 +79,45 @@ async def one_round(tasks: int, directory: Path) -> dict[str, float]:
             if len(written) != len(started) or len(events) != len(started):
                 raise RuntimeError("finish_runs did not write every run and its event")
             left -= len(started)
+        spent["instant"] = await _instant_pass(directory, tasks)
+        return spent
+    finally:
+        await store.close()
+
+
+async def _instant_pass(directory: Path, tasks: int) -> float:
+    """Seconds spent firing `tasks` no-op tasks whose runs end at birth, 500 per pass."""
+    from benchmarks.burst import engine_config, seed_burst
+    from wakecall.engine import Engine
+    from wakecall.engine.policies import plan_fires
+    from wakecall.engine.scheduler import schedule_of
+    from wakecall.store.base import Instant
+    from wakecall.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(directory / "instant.db")
+    await store.open()
+    try:
+        config = engine_config(None, None)
+        due = datetime.now(UTC) + timedelta(days=1)
+        await seed_burst(store, Engine(store, config=config), tasks, due)
+        spent, settled = 0.0, 0
+        instant = Instant(None)
+
+        def plan(item: object) -> object:
+            task = item.task  # type: ignore[attr-defined]
+            return plan_fires(item, schedule_of(task), due, config, instant=instant)  # type: ignore[arg-type]
+
+        while True:
+            began = time.perf_counter()
+            done = await store.fire_and_start(
+                "n1", due, limit=FIRE_BATCH, lease=LEASE, plan=plan, start_limit=0
+            )
+            spent += time.perf_counter() - began
+            settled += len(done.fired.settled)
+            if done.claimed == 0:
+                break
+        if settled != tasks:
+            raise RuntimeError(f"{settled} of {tasks} runs ended at birth")
         return spent
     finally:
         await store.close()
@@ -94,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     per_run = {
         step: round(min(r[step] for r in rounds) / args.tasks * 1e6, 1) for step in rounds[0]
     }
-    total = round(min(sum(r.values()) for r in rounds) / args.tasks * 1e6, 1)
+    total = round(min(r["fire"] + r["start"] + r["finish"] for r in rounds) / args.tasks * 1e6, 1)
     import wakecall
 
     print(
