@@ -51,6 +51,27 @@ def engine_config(
     return EngineConfig(**kwargs)
 
 
+class AsyncNoop:
+    """A no-op executor without an instant end: its runs take the path of an action that
+    calls something outside (a webhook, a command): queued, started by a worker, finished by
+    the run writer. Registered as the `noop` executor for the `path="worker"` cases."""
+
+    async def execute(self, ctx: Any) -> None:
+        return None
+
+
+def executors_for(path: str) -> Any:
+    """The engine's executors for a burst path: "instant" (the defaults: `noop` runs end in
+    the pass that fires them) or "worker" (`noop` runs go through the workers)."""
+    from wakecall.actions import default_executors
+
+    if path == "instant":
+        return None
+    if path == "worker":
+        return {**default_executors(), "noop": AsyncNoop()}
+    raise ValueError(f"unknown burst path {path!r}")
+
+
 async def seed_burst(store: Any, engine: Any, n: int, due: datetime) -> str:
     """N active one-shot no-op tasks due at `due`: the first through `TaskService.create`,
     the rest copies of it inserted in bulk."""
@@ -106,8 +127,9 @@ def wakecall_sqlite(
     lead_s: float = 2.0,
     timeout_s: float = 600,
     profile: str | None = None,
+    path: str = "instant",
 ) -> dict[str, Any]:
-    """wakecall on a SQLite file in a temporary directory."""
+    """wakecall on a SQLite file in a temporary directory; `path`: see `executors_for`."""
 
     async def body() -> dict[str, Any]:
         from wakecall.engine import Engine
@@ -119,7 +141,11 @@ def wakecall_sqlite(
             await raw.open()
             store = TimedStore(raw) if profile else raw
             try:
-                engine = Engine(store, config=engine_config(concurrency, batch_size))
+                engine = Engine(
+                    store,
+                    config=engine_config(concurrency, batch_size),
+                    executors=executors_for(path),
+                )
                 due = utcnow() + timedelta(seconds=lead_s + n / 20_000)
                 how = await seed_burst(raw, engine, n, due)
                 if utcnow() > due:
@@ -138,6 +164,7 @@ def wakecall_sqlite(
         elapsed = (done.last - due).total_seconds()
         result = {
             "concurrency": engine.config.concurrency,
+            "path": path,
             "runs_per_s": n / elapsed,
             "elapsed_s": elapsed,
             "check": check,
@@ -206,9 +233,10 @@ def wakecall_postgres(
     batch_size: int | None = None,
     lead_s: float = 3.0,
     timeout_s: float = 600,
+    path: str = "instant",
 ) -> dict[str, Any]:
     """wakecall on PostgreSQL (a fresh schema per run). With nodes > 1, each node is its own
-    process running an engine on the shared schema."""
+    process running an engine on the shared schema. `path`: see `executors_for`."""
     url = _pg_url()
     schema = f"bench_{os.getpid()}_{secrets.token_hex(3)}"
 
@@ -219,7 +247,9 @@ def wakecall_postgres(
         store = PostgresStore(url, schema=schema)
         await store.open()
         try:
-            engine = Engine(store, config=engine_config(concurrency, batch_size))
+            engine = Engine(
+                store, config=engine_config(concurrency, batch_size), executors=executors_for(path)
+            )
             due = utcnow() + timedelta(seconds=lead_s + n / 5_000 + (2.5 if nodes > 1 else 0))
             how = await seed_burst(store, engine, n, due)
             if nodes == 1:
@@ -235,7 +265,7 @@ def wakecall_postgres(
                 per_node = [done.count]
             else:
                 last, per_node = await _run_nodes(
-                    url, schema, n, nodes, due, concurrency, batch_size, timeout_s
+                    url, schema, n, nodes, due, concurrency, batch_size, timeout_s, path
                 )
             runs, tasks, ok, events, attempts, dupes = await _pg_counts(url, schema)
         finally:
@@ -254,6 +284,7 @@ def wakecall_postgres(
         elapsed = (last - due).total_seconds()
         return {
             "concurrency": engine.config.concurrency,
+            "path": path,
             "runs_per_s": n / elapsed,
             "elapsed_s": elapsed,
             "check": check,
@@ -282,6 +313,7 @@ async def _run_nodes(
     concurrency: int,
     batch_size: int,
     timeout_s: float,
+    path: str,
 ) -> tuple[datetime, list[int]]:
     """Start `nodes` engine processes, wait until the schema holds n finished runs, stop them;
     the latest instant any node wrote its last run, and each node's run count."""
@@ -292,6 +324,7 @@ async def _run_nodes(
         "schema": schema,
         "concurrency": concurrency,
         "batch_size": batch_size,
+        "path": path,
     }
     procs = [_spawn_node({**args, "node": i}) for i in range(nodes)]
     try:
@@ -354,7 +387,9 @@ def _node_main(raw: str) -> None:
 
         config = engine_config(args["concurrency"], args["batch_size"], f"node-{args['node']}")
         try:
-            async with Engine(store, config=config) as engine:
+            async with Engine(
+                store, config=config, executors=executors_for(args["path"])
+            ) as engine:
                 engine.add_listener(listener)
                 print("ready", flush=True)
                 await anyio.to_thread.run_sync(sys.stdin.readline)

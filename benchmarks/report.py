@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import QUIET_BUSY, QUIET_WAIT_S, median_min_max
-from benchmarks.suite import PARTS, Case, Metric, Part, Table
+from benchmarks.suite import PARTS, SQLITE_INSTANT, SQLITE_WORKERS, Case, Metric, Part, Table
 
 PEERS = ("APScheduler", "SQLAlchemy")
 
@@ -125,10 +125,7 @@ def _burst_ratios(cases: dict[str, Any]) -> list[str]:
     mem = cases.get("APScheduler 3.11, MemoryJobStore (not durable)")
     sql = cases.get("APScheduler 3.11, SQLAlchemyJobStore on a SQLite file")
     lines = []
-    for label in (
-        "wakecall, SQLite file, concurrency 8",
-        "wakecall, SQLite file, concurrency 64",
-    ):
+    for label in (SQLITE_INSTANT, SQLITE_WORKERS):
         ours = cases.get(label)
         if not ours or not mem or not sql:
             continue
