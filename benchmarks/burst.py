@@ -136,8 +136,8 @@ def wakecall_sqlite(
         from wakecall.store import SQLiteStore
 
         with tempfile.TemporaryDirectory(prefix="wakecall-burst-") as tmp:
-            path = Path(tmp) / "burst.db"
-            raw = SQLiteStore(path)
+            db = Path(tmp) / "burst.db"
+            raw = SQLiteStore(db)
             await raw.open()
             store = TimedStore(raw) if profile else raw
             try:
@@ -159,7 +159,7 @@ def wakecall_sqlite(
                 report = _stop_profiler(profiler)
             finally:
                 await raw.close()
-            check, extra = _sqlite_check(path, n)
+            check, extra = _sqlite_check(db, n)
         assert done.last is not None
         elapsed = (done.last - due).total_seconds()
         result = {
