@@ -411,47 +411,54 @@ class Run:
         return _replace(self, changes)
 
 
-def _slot_setters(cls: type) -> tuple[tuple[str, Callable[[Any, Any], None]], ...]:
-    return tuple((f.name, cls.__dict__[f.name].__set__) for f in dataclasses.fields(cls))
+def _record_makers(
+    cls: type[_R],
+) -> tuple[Callable[[Sequence[Any]], _R], Callable[[_R, dict[str, Any]], _R], frozenset[str]]:
+    """For a frozen slotted record class: a function building one from all its field values in
+    declaration order, one copying one with some fields changed, and its field names.
+
+    Records are built on hot paths (each row read, each copy), where the generated `__init__`
+    costs a call per field through `object.__setattr__` and a loop over the fields costs
+    nearly as much again; these write each slot directly, one line per field (generated here
+    once, as `dataclasses` generates `__init__`)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    env.update((f"set_{name}", cls.__dict__[name].__set__) for name in names)
+    build = ["def build(values):", f"    ({', '.join(names)},) = values", "    record = new(cls)"]
+    build += [f"    set_{name}(record, {name})" for name in names]
+    build.append("    return record")
+    copy = ["def copy(record, changes):", "    made = new(cls)"]
+    copy += [
+        f"    set_{name}(made, changes[{name!r}] if {name!r} in changes else record.{name})"
+        for name in names
+    ]
+    copy.append("    return made")
+    exec("\n".join(build + copy), env)
+    return env["build"], env["copy"], frozenset(names)
 
 
-# Frozen records are built on hot paths (each row read, each copy); their generated __init__
-# costs a call per field through object.__setattr__. These write the slots directly.
-_TASK_SLOTS = _slot_setters(Task)
-_RUN_SLOTS = _slot_setters(Run)
-_TASK_FIELDS = frozenset(name for name, _ in _TASK_SLOTS)
-_RUN_FIELDS = frozenset(name for name, _ in _RUN_SLOTS)
-_R = TypeVar("_R", Task, Run)
+_R = TypeVar("_R", "Task", "Run")
+_build_task, _copy_task, _TASK_FIELDS = _record_makers(Task)
+_build_run, _copy_run, _RUN_FIELDS = _record_makers(Run)
 
 
 def task_from_values(values: Sequence[Any]) -> Task:
     """A `Task` from all its field values in declaration order (decoded by a store)."""
-    task = object.__new__(Task)
-    for (_, put), value in zip(_TASK_SLOTS, values, strict=True):
-        put(task, value)
-    return task
+    return _build_task(values)
 
 
 def run_from_values(values: Sequence[Any]) -> Run:
     """A `Run` from all its field values in declaration order (decoded by a store)."""
-    run = object.__new__(Run)
-    for (_, put), value in zip(_RUN_SLOTS, values, strict=True):
-        put(run, value)
-    return run
+    return _build_run(values)
 
 
 def _replace(record: _R, changes: dict[str, Any]) -> _R:
     """`dataclasses.replace` for these frozen records, at a fraction of its cost."""
-    slots, names = (
-        (_TASK_SLOTS, _TASK_FIELDS) if type(record) is Task else (_RUN_SLOTS, _RUN_FIELDS)
-    )
-    unknown = changes.keys() - names
+    is_task = type(record) is Task
+    unknown = changes.keys() - (_TASK_FIELDS if is_task else _RUN_FIELDS)
     if unknown:
         raise TypeError(f"{type(record).__name__} has no field {', '.join(sorted(unknown))}")
-    new = object.__new__(type(record))
-    for name, put in slots:
-        put(new, changes[name] if name in changes else getattr(record, name))
-    return new
+    return (_copy_task if is_task else _copy_run)(record, changes)  # type: ignore[return-value,arg-type]
 
 
 @dataclass(frozen=True, slots=True)

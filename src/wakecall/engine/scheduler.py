@@ -5,7 +5,9 @@ The loop, each time it wakes:
 1. takes over runs whose lease expired (their node died) and finishes them as interrupted,
    retried when they have attempts left;
 2. claims due tasks in batches, plans their fires (`policies.plan_fires`) and records the runs
-   and the tasks' next fires in one transaction per batch;
+   and the tasks' next fires in one transaction per batch; a run whose action calls nothing
+   outside (a wakeup, a noop: `actions.InstantExecutor`) and that no overlap rule holds back
+   ends in that same transaction, with its attempt and event, and takes no slot;
 3. claims queued runs up to the free concurrency and starts them;
 4. renews the leases of the runs in flight and cancels those whose cancellation was asked;
 5. prunes old history now and then;
@@ -28,7 +30,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
@@ -90,24 +91,29 @@ class RunNews:
 RunListener = Callable[[RunNews], None]
 
 
-@lru_cache(maxsize=65536)
-def _schedule_from_json(spec_json: str) -> Schedule:
-    return schedule_from_spec(json.loads(spec_json))
-
+#: Parsed schedules by the `repr` of their spec, which is cheaper to make than a JSON text
+#: and as exact a key for values decoded from JSON (a spec with its keys in another order gets
+#: a key of its own and is parsed once more, no more). A spec is parsed from a copy of its
+#: own, so the cached schedule shares nothing with a task's mutable spec.
+_PARSED: Recent[str, Schedule] = Recent(65536)
 
 #: The parsed schedules of recently planned tasks, with the spec they were parsed from: a store
-#: that hands out the same spec object for an unchanged task skips even the cache key's
-#: encoding. The spec is held, so an identity match can never be a reused id.
+#: that hands out the same spec object for an unchanged task skips even the cache key. The spec
+#: is held, so an identity match can never be a reused id.
 _BY_TASK: Recent[str, tuple[dict[str, Any], Schedule]] = Recent(4096)
 
 
 def schedule_of(task: Task) -> Schedule:
     """The task's parsed schedule (cached by its stored form)."""
+    spec = task.schedule
     known = _BY_TASK.get(task.id)
-    if known is not None and known[0] is task.schedule:
+    if known is not None and known[0] is spec:
         return known[1]
-    schedule = _schedule_from_json(json.dumps(task.schedule, sort_keys=True))
-    _BY_TASK.keep(task.id, (task.schedule, schedule))
+    key = repr(spec)
+    schedule = _PARSED.get(key)
+    if schedule is None:
+        schedule = _PARSED.keep(key, schedule_from_spec(json.loads(json.dumps(spec))))
+    _BY_TASK.keep(task.id, (spec, schedule))
     return schedule
 
 
@@ -495,8 +501,10 @@ class Engine:
                     made.cancel_run_ids, "cancelled: a newer fire replaced it (cancel_previous)"
                 )
         self.publish(done.fired.events)
+        settled = done.fired.settled
+        if settled:
+            self._log_finished(settled)
         if done.fired.runs and self._run_listeners:
-            settled = done.fired.settled
             self._tell_runs(
                 RunNews(
                     created=done.fired.runs,
@@ -759,7 +767,15 @@ class Engine:
     async def _write(self, outcomes: list[RunOutcome]) -> None:
         written, events = await self.store.finish_runs(self.node, outcomes)
         self.publish(events)
-        for run in written:
+        self._log_finished(written)
+        if written and self._run_listeners:
+            how = {o.run_id: o.attempt_status for o in outcomes}
+            self._tell_runs(RunNews(finished=[(run, how[run.id]) for run in written]))
+
+    @staticmethod
+    def _log_finished(runs: Sequence[Run]) -> None:
+        """Log finished runs: failures at INFO, successes and skips at DEBUG."""
+        for run in runs:
             ok = run.status in (RunStatus.SUCCESS, RunStatus.SKIPPED)
             level = logging.DEBUG if ok else logging.INFO
             if not log.isEnabledFor(level):
@@ -774,6 +790,3 @@ class Engine:
                 f": {run.error_message}" if run.error_message else "",
                 extra={"action": "finish", "run_id": run.id, "task_id": run.task_id},
             )
-        if written and self._run_listeners:
-            how = {o.run_id: o.attempt_status for o in outcomes}
-            self._tell_runs(RunNews(finished=[(run, how[run.id]) for run in written]))

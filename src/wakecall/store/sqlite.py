@@ -329,12 +329,13 @@ def _run_from_row(row: Sequence[Any]) -> Run:
 @dataclass(frozen=True, slots=True)
 class Births:
     """What `fire_and_start` tells `_record_on`: the due tasks' rows as it read them in this
-    transaction (`task_rows`), and the new runs to write already running (`run_ids`), leased
-    to the node until `until_us`."""
+    transaction (`task_rows`) and as decoded (`tasks`), and the new runs to write already
+    running (`run_ids`), leased to the node until `until_us`."""
 
     run_ids: set[str]
     until_us: int
     task_rows: Mapping[str, tuple[Any, ...]]
+    tasks: Mapping[str, Task]
 
 
 def _task_row_after_fire(before: tuple[Any, ...], update: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -351,6 +352,22 @@ def _task_row_after_fire(before: tuple[Any, ...], update: tuple[Any, ...]) -> tu
     row[26] = None  # claim_expires_at
     row[27] = end_reason
     return tuple(row)
+
+
+def _task_after_fire(task: Task, update: tuple[Any, ...]) -> Task:
+    """`task` after `_record_on`'s UPDATE with `update` (see `_task_row_after_fire`), its
+    instants as the store reads them back."""
+    next_fire, last_fire, counted, status, end_reason, updated, _ = update
+    return task.replace(
+        status=TaskStatus(status),
+        updated_at=_dt_req(updated),
+        next_fire_at=_dt(next_fire),
+        last_fire_at=_dt(last_fire),
+        run_count=task.run_count + counted,
+        claimed_by=None,
+        claim_expires_at=None,
+        end_reason=end_reason,
+    )
 
 
 def _task_to_row(task: Task) -> tuple[Any, ...]:
@@ -896,7 +913,9 @@ class SQLiteStore:
                     now,
                     plans,
                     claimed=False,
-                    start=Births(born_running, until_us, task_rows),
+                    start=Births(
+                        born_running, until_us, task_rows, {d.task.id: d.task for d in due}
+                    ),
                 )
             else:
                 fired, born_started = FireResult([], [], []), {}
@@ -1063,8 +1082,12 @@ class SQLiteStore:
             )
             task_rows.append(task_row)
             if born_running or born_settled:
-                before = start.task_rows[task_id] if start is not None else full_rows[task_id]
-                fired_task = _task_from_row(_task_row_after_fire(tuple(before), task_row))
+                decoded = start.tasks.get(task_id) if start is not None else None
+                if decoded is not None:  # only the fire's changes to make
+                    fired_task = _task_after_fire(decoded, task_row)
+                else:
+                    before = start.task_rows[task_id] if start is not None else full_rows[task_id]
+                    fired_task = _task_from_row(_task_row_after_fire(tuple(before), task_row))
                 for run in born_running:
                     started[run.id] = (run, fired_task)
                 for run in born_settled:
