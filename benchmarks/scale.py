@@ -288,7 +288,11 @@ async def step_costs(path: Path, due: int, repeats: int = 15) -> dict[str, Any]:
         t0 = time.perf_counter()
         more = await engine._fire_and_dispatch(utcnow())
         fire = time.perf_counter() - t0
-        ((queued,),) = sqlite_rows(path, "SELECT count(*) FROM runs WHERE status = 'queued'")
+        ((fired, ended, events),) = sqlite_rows(
+            path,
+            "SELECT count(*), sum(status = 'success'), "
+            "(SELECT count(*) FROM events WHERE type = 'task.run.completed') FROM runs",
+        )
     finally:
         await store.close()
     return {
@@ -296,7 +300,9 @@ async def step_costs(path: Path, due: int, repeats: int = 15) -> dict[str, Any]:
         "fire_step_ms": fire * 1000,
         "fire_step_per_task_us": fire / max(due, 1) * 1e6,
         "prune_ms": prune * 1000,
-        "fired": queued,
+        "fired": fired,
+        "ended": ended,
+        "events": events,
         "fire_batch": due,
     }
 
@@ -314,7 +320,12 @@ def scale(n: int = 1_000_000, sample: int = 10_000, idle_s: float = 10.0) -> dic
             path, "SELECT count(*), sum(status = 'active' AND next_fire_at IS NOT NULL) FROM tasks"
         )
     total = n + sample
-    good = tasks == total and active == total and serve["serve_ok"] and steps["fired"] == 500
+    good = (
+        tasks == total
+        and active == total
+        and serve["serve_ok"]
+        and steps["fired"] == steps["ended"] == steps["events"] == 500
+    )
     return {
         "bulk_s": created["build_s"] + created["insert_s"],
         "bulk_build_s": created["build_s"],
@@ -324,12 +335,13 @@ def scale(n: int = 1_000_000, sample: int = 10_000, idle_s: float = 10.0) -> dic
         **rate,
         "create_extrapolated_s": n / rate["create_per_s"],
         **{k: v for k, v in serve.items() if k != "serve_ok"},
-        **{k: v for k, v in steps.items() if k not in ("fired", "fire_batch")},
+        **{k: v for k, v in steps.items() if k not in ("fired", "ended", "events", "fire_batch")},
         "check": check_text(
             good,
             f"{tasks} tasks stored ({n} bulk + {sample} via create), {active} active with a "
             f"next fire; the server answered initialize, tools/list and list_tasks; the firing "
-            f"pass queued {steps['fired']} runs for {steps['fire_batch']} due tasks"
+            f"pass recorded {steps['fired']} runs for {steps['fire_batch']} due tasks, "
+            f"{steps['ended']} ended as fired (noop) with {steps['events']} events"
             + (": each exactly once" if good else ": MISMATCH"),
         ),
     }
