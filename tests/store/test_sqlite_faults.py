@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from tests.support.records import make_task
+from tests.support.records import T0, make_task
 
 from wakecall.engine import Engine, EngineConfig
 from wakecall.errors import DatabaseBusy, InvalidInput, NotAWakecallDatabase, StoreError
@@ -234,3 +234,42 @@ async def test_the_write_ahead_log_is_checkpointed_off_the_loop_and_stays_bounde
         assert wal < 14_000_000, f"the log grew to {wal} bytes"
     finally:
         await store.close()
+
+
+async def test_events_appended_through_two_connections_keep_one_increasing_log(
+    tmp_path: Path,
+) -> None:
+    """A server and the command line on one file: every event gets the next cursor in commit
+    order, its callback delivery points at it, and a transaction rolled back takes none."""
+    path = tmp_path / "shared.db"
+    server, cli = SQLiteStore(path), SQLiteStore(path)
+    await server.open()
+    await cli.open()
+    try:
+        task = make_task(callback_url="https://app.example/cb")
+        await server.create_task(task)
+        written = []
+        for i in range(6):
+            store = server if i % 2 == 0 else cli
+            written += await store.append_events(
+                T0,
+                [
+                    NewEvent(EventType.RUN_COMPLETED, task.id, None, {"n": i, "k": k})
+                    for k in (0, 1)
+                ],
+            )
+
+        def appended_then_failed(conn: sqlite3.Connection) -> None:
+            server._append_event(conn, "alice", NewEvent(EventType.RUN_FAILED, task.id, None), 0)
+            raise RuntimeError("the transaction fails after appending")
+
+        with pytest.raises(RuntimeError):
+            await server._tx(appended_then_failed)
+        written += await cli.append_events(T0, [NewEvent(EventType.RUN_COMPLETED, task.id, None)])
+        assert [e.cursor for e in written] == list(range(1, 14))
+        assert await server.list_events("alice") == written
+        deliveries = await cli.list_deliveries("alice", limit=100)
+        assert sorted(d.event_cursor for d in deliveries) == list(range(1, 14))
+    finally:
+        await server.close()
+        await cli.close()

@@ -476,6 +476,11 @@ class SQLiteStore:
         self._commits = 0
         self._checkpointer: threading.Thread | None = None
         self._hold_writes = False
+        #: The events (and callback deliveries) the running transaction appends, written in
+        #: one statement each before it commits (see `_append_event`).
+        self._event_rows: list[tuple[Any, ...]] = []
+        self._delivery_rows: list[tuple[Any, ...]] = []
+        self._next_cursor: int | None = None
 
     # --- plumbing -------------------------------------------------------------------------
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -528,7 +533,9 @@ class SQLiteStore:
                 raise
             try:
                 result = fn(conn)
+                self._write_appended(conn)
             except BaseException:
+                self._forget_appended()
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
@@ -1240,43 +1247,37 @@ class SQLiteStore:
         )
         return run if cursor.rowcount == 1 else None
 
-    @staticmethod
     def _append_event(
+        self,
         conn: sqlite3.Connection,
         owner: str,
         event: NewEvent,
         now_us: int,
         callback_url: str | None = None,
     ) -> Event:
+        """Append an event (and its callback delivery) in the running transaction. Its cursor
+        is taken here, from the log's sequence, which no one else can move while this
+        transaction holds the write lock; the rows are written together just before the
+        commit (`_write_appended`), one statement for a whole batch of runs' events."""
+        if self._next_cursor is None:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            self._next_cursor = (row[0] if row is not None else 0) + 1
+        cursor = self._next_cursor
+        self._next_cursor = cursor + 1
         values = dict(event.payload)
-        payload = _encode(values)
-        cursor = conn.execute(
-            "INSERT INTO events (owner, type, task_id, run_id, created_at, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (owner, str(event.type), event.task_id, event.run_id, now_us, payload),
+        kind = str(event.type)
+        self._event_rows.append(
+            (cursor, owner, kind, event.task_id, event.run_id, now_us, _encode(values))
         )
-        assert cursor.lastrowid is not None
         created = _dt_req(now_us)
         if callback_url and event.type in CALLBACK_EVENTS:
             stamp = created.isoformat().replace("+00:00", "Z")
-            body = _encode({"event": str(event.type), "timestamp": stamp, **values})
-            conn.execute(
-                f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, NULL, NULL)",
-                (
-                    new_id("msg"),
-                    owner,
-                    event.task_id,
-                    cursor.lastrowid,
-                    str(event.type),
-                    callback_url,
-                    body,
-                    now_us,
-                    now_us,
-                ),
+            body = _encode({"event": kind, "timestamp": stamp, **values})
+            self._delivery_rows.append(
+                (new_id("msg"), owner, event.task_id, cursor, kind, callback_url, body, now_us)
             )
         return Event(
-            cursor=cursor.lastrowid,
+            cursor=cursor,
             owner=owner,
             type=event.type,
             task_id=event.task_id,
@@ -1284,6 +1285,26 @@ class SQLiteStore:
             created_at=created,
             payload=values,
         )
+
+    def _write_appended(self, conn: sqlite3.Connection) -> None:
+        """Write the events and deliveries `_append_event` took in this transaction."""
+        if self._event_rows:
+            conn.executemany(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._event_rows,
+            )
+        if self._delivery_rows:
+            conn.executemany(
+                f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, NULL, NULL)",
+                [(*row, row[-1]) for row in self._delivery_rows],
+            )
+        self._forget_appended()
+
+    def _forget_appended(self) -> None:
+        self._event_rows = []
+        self._delivery_rows = []
+        self._next_cursor = None
 
     def _announce_end_if_idle(
         self, conn: sqlite3.Connection, task: Task, now: datetime
