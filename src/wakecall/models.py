@@ -527,18 +527,22 @@ def task_summary(task: Task) -> dict[str, Any]:
     return {"id": task.id, "name": task.name, "metadata": task.metadata}
 
 
-def task_stats(task: Task) -> dict[str, Any]:
+def task_stats(task: Task, run_count: int | None = None) -> dict[str, Any]:
+    """The task's counts; `run_count` in place of its own (the task as a fire leaves it)."""
+    if run_count is None:
+        run_count = task.run_count
     return {
-        "totalRuns": task.run_count,
-        "remainingRuns": task.remaining_runs,
+        "totalRuns": run_count,
+        "remainingRuns": None if task.max_runs is None else max(task.max_runs - run_count, 0),
         "expiresAt": _iso(task.expires_at),
     }
 
 
-def run_event_payload(task: Task, run: Run) -> dict[str, Any]:
+def run_event_payload(task: Task, run: Run, *, run_count: int | None = None) -> dict[str, Any]:
     """The payload of a run's event: the callback shape without `event` and `timestamp`
     (which the event carries itself), plus the fire it was for and, for wakeups, the reason
-    and context the agent left for itself."""
+    and context the agent left for itself. `run_count`: the task's, if not its own (a fire
+    recorded in the same transaction moved it on)."""
     payload: dict[str, Any] = {
         "task": task_summary(task),
         "run": {
@@ -552,7 +556,7 @@ def run_event_payload(task: Task, run: Run) -> dict[str, Any]:
             "scheduledFor": _iso(run.scheduled_for),
             "input": run.input,
         },
-        "stats": task_stats(task),
+        "stats": task_stats(task, run_count),
         "reason": None,
     }
     if task.action.get("type") == "wakeup":

@@ -1088,33 +1088,38 @@ class SQLiteStore:
                 task_id,
             )
             task_rows.append(task_row)
-            if born_running or born_settled:
-                decoded = start.tasks.get(task_id) if start is not None else None
+            # The task as decoded in this transaction (before the fire) when it was.
+            decoded = start.tasks.get(task_id) if start is not None else None
+            if born_running:
                 if decoded is not None:  # only the fire's changes to make
                     fired_task = _task_after_fire(decoded, task_row)
                 else:
-                    before = start.task_rows[task_id] if start is not None else full_rows[task_id]
+                    assert start is not None
+                    before = start.task_rows[task_id]
                     fired_task = _task_from_row(_task_row_after_fire(tuple(before), task_row))
                 for run in born_running:
                     started[run.id] = (run, fired_task)
+            if born_settled:
+                # Their events show the task as the fire left it: only its count moved.
+                upstream = decoded or _task_from_row(full_rows[task_id])
+                run_count = upstream.run_count + counted
                 for run in born_settled:
                     events.append(
                         self._append_event(
                             conn,
                             owner,
                             NewEvent(
-                                event_type_for(fired_task, run),
+                                event_type_for(upstream, run),
                                 task_id,
                                 run.id,
-                                run_event_payload(fired_task, run),
+                                run_event_payload(upstream, run, run_count=run_count),
                             ),
                             now_us,
-                            fired_task.callback_url,
+                            upstream.callback_url,
                         )
                     )
-                if born_settled:
-                    settled += born_settled
-                    settled_tasks[task_id] = fired_task
+                settled += born_settled
+                settled_tasks[task_id] = upstream
             cancel_rows += [(run_id,) for run_id in plan.cancel_run_ids]
             for new_event in plan.events:
                 assert task is not None
