@@ -94,8 +94,10 @@ RunListener = Callable[[RunNews], None]
 #: Parsed schedules by the `repr` of their spec, which is cheaper to make than a JSON text
 #: and as exact a key for values decoded from JSON (a spec with its keys in another order gets
 #: a key of its own and is parsed once more, no more). A spec is parsed from a copy of its
-#: own, so the cached schedule shares nothing with a task's mutable spec.
-_PARSED: Recent[str, Schedule] = Recent(65536)
+#: own, so the cached schedule shares nothing with a task's mutable spec. Kept small: a parsed
+#: cron schedule is some six objects the garbage collector walks on each full pass (65,536 of
+#: them made a full pass take 160 ms, a stall of the loop), and a parse costs about 35 µs.
+_PARSED: Recent[str, Schedule] = Recent(4096)
 
 #: The parsed schedules of recently planned tasks, with the spec they were parsed from: a store
 #: that hands out the same spec object for an unchanged task skips even the cache key. The spec

@@ -176,7 +176,7 @@ class _DaySpec(NamedTuple):
     day_and: bool
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=8192)  # bounded for the garbage collector's full passes
 def _day_table(spec: _DaySpec, length: int, first_weekday: int) -> tuple[int, ...]:
     """The matching days of a month with ``length`` days starting on ``first_weekday``."""
     matching = []
