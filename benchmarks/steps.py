@@ -22,45 +22,72 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 LEASE = timedelta(seconds=30)
 FIRE_BATCH = 500
 START_BATCH = 64
 
 
-async def one_round(tasks: int, directory: Path) -> dict[str, float]:
-    """Seconds spent in each step for `tasks` one-shot no-op tasks due at one instant, seeded
-    as the burst part seeds them."""
+@asynccontextmanager
+async def _burst_store(
+    path: Path, tasks: int, instant: bool
+) -> AsyncIterator[tuple[Any, Any, datetime]]:
+    """A SQLite store at `path` holding `tasks` one-shot no-op tasks due at one instant,
+    seeded as the burst part seeds them, the engine's planner for them at that instant (with
+    `instant`, their runs end as they are fired), and the instant."""
     from benchmarks.burst import engine_config, seed_burst
     from wakecall.engine import Engine
     from wakecall.engine.policies import plan_fires
     from wakecall.engine.scheduler import schedule_of
-    from wakecall.models import AttemptStatus
-    from wakecall.store import RunOutcome
+    from wakecall.store import Instant
     from wakecall.store.sqlite import SQLiteStore
 
-    store = SQLiteStore(directory / "steps.db")
+    store = SQLiteStore(path)
     await store.open()
     try:
         config = engine_config(None, None)
         due = datetime.now(UTC) + timedelta(days=1)
         # The engine is not started: its task service only validates and stores the first task.
         await seed_burst(store, Engine(store, config=config), tasks, due)
-        spent = {"fire": 0.0, "start": 0.0, "finish": 0.0}
+        ends = Instant(None) if instant else None
 
-        def plan(item: object) -> object:
-            return plan_fires(item, schedule_of(item.task), due, config)  # type: ignore[attr-defined]
+        def plan(item: Any) -> Any:
+            return plan_fires(item, schedule_of(item.task), due, config, instant=ends)
 
-        while True:
-            began = time.perf_counter()
-            done = await store.fire_and_start(
-                "n1", due, limit=FIRE_BATCH, lease=LEASE, plan=plan, start_limit=0
-            )
-            spent["fire"] += time.perf_counter() - began
-            if done.claimed == 0:
-                break
+        yield store, plan, due
+    finally:
+        await store.close()
+
+
+async def _fire_all(store: Any, plan: Any, due: datetime) -> tuple[float, int]:
+    """Seconds spent firing every task due at `due`, `FIRE_BATCH` per pass, starting none, and
+    how many runs ended as they were fired."""
+    spent, settled = 0.0, 0
+    while True:
+        began = time.perf_counter()
+        done = await store.fire_and_start(
+            "n1", due, limit=FIRE_BATCH, lease=LEASE, plan=plan, start_limit=0
+        )
+        spent += time.perf_counter() - began
+        settled += len(done.fired.settled)
+        if done.claimed == 0:
+            return spent, settled
+
+
+async def one_round(tasks: int, directory: Path) -> dict[str, float]:
+    """Seconds spent in each step for `tasks` tasks: fire, start and finish for runs that go
+    through workers, and the instant path on a second store."""
+    from wakecall.models import AttemptStatus
+    from wakecall.store import RunOutcome
+
+    spent = {"fire": 0.0, "start": 0.0, "finish": 0.0}
+    async with _burst_store(directory / "steps.db", tasks, instant=False) as (store, plan, due):
+        spent["fire"], _ = await _fire_all(store, plan, due)
         finished_at = due + timedelta(milliseconds=1)
         left = tasks
         while left > 0:
@@ -79,48 +106,11 @@ async def one_round(tasks: int, directory: Path) -> dict[str, float]:
             if len(written) != len(started) or len(events) != len(started):
                 raise RuntimeError("finish_runs did not write every run and its event")
             left -= len(started)
-        spent["instant"] = await _instant_pass(directory, tasks)
-        return spent
-    finally:
-        await store.close()
-
-
-async def _instant_pass(directory: Path, tasks: int) -> float:
-    """Seconds spent firing `tasks` no-op tasks whose runs end at birth, 500 per pass."""
-    from benchmarks.burst import engine_config, seed_burst
-    from wakecall.engine import Engine
-    from wakecall.engine.policies import plan_fires
-    from wakecall.engine.scheduler import schedule_of
-    from wakecall.store.base import Instant
-    from wakecall.store.sqlite import SQLiteStore
-
-    store = SQLiteStore(directory / "instant.db")
-    await store.open()
-    try:
-        config = engine_config(None, None)
-        due = datetime.now(UTC) + timedelta(days=1)
-        await seed_burst(store, Engine(store, config=config), tasks, due)
-        spent, settled = 0.0, 0
-        instant = Instant(None)
-
-        def plan(item: object) -> object:
-            task = item.task  # type: ignore[attr-defined]
-            return plan_fires(item, schedule_of(task), due, config, instant=instant)  # type: ignore[arg-type]
-
-        while True:
-            began = time.perf_counter()
-            done = await store.fire_and_start(
-                "n1", due, limit=FIRE_BATCH, lease=LEASE, plan=plan, start_limit=0
-            )
-            spent += time.perf_counter() - began
-            settled += len(done.fired.settled)
-            if done.claimed == 0:
-                break
+    async with _burst_store(directory / "instant.db", tasks, instant=True) as (store, plan, due):
+        spent["instant"], settled = await _fire_all(store, plan, due)
         if settled != tasks:
-            raise RuntimeError(f"{settled} of {tasks} runs ended at birth")
-        return spent
-    finally:
-        await store.close()
+            raise RuntimeError(f"{settled} of {tasks} runs ended as they were fired")
+    return spent
 
 
 def main(argv: list[str] | None = None) -> int:

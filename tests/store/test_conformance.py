@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,17 @@ from wakecall.models import (
     TaskStatus,
     Trigger,
 )
-from wakecall.store import DueTask, FirePlan, NewEvent, NewRun, RunOutcome, Store, TaskEnd, Upcoming
+from wakecall.store import (
+    DueTask,
+    FirePlan,
+    NewEvent,
+    NewRun,
+    PassResult,
+    RunOutcome,
+    Store,
+    TaskEnd,
+    Upcoming,
+)
 from wakecall.store.base import DeliveryOutcome, Instant
 
 
@@ -50,6 +61,15 @@ async def fire_once(store: Store, task: Task, fire: datetime = T0, node: str = "
     )
     assert [r.id for r in result.runs] == [run.id]
     return run.id
+
+
+async def one_pass(
+    store: Store, plan: Callable[[DueTask], FirePlan | None], *, start_limit: int = 0
+) -> PassResult:
+    """One `fire_and_start` at T0 by node n1, of up to 10 due tasks."""
+    return await store.fire_and_start(
+        "n1", T0, limit=10, lease=LEASE, plan=plan, start_limit=start_limit
+    )
 
 
 async def start(store: Store, run_id: str, now: datetime = T0, node: str = "n1") -> None:
@@ -241,7 +261,7 @@ async def test_fire_and_start_records_the_plans_then_starts_due_runs(store: Stor
         new_runs[item.task.id] = queued(T0)
         return FirePlan(item.task.id, [new_runs[item.task.id]], nxt, T0)
 
-    done = await store.fire_and_start("n1", T0, limit=10, lease=LEASE, plan=plan, start_limit=2)
+    done = await one_pass(store, plan, start_limit=2)
     assert seen == [unplannable.id, *(t.id for t in tasks)]  # earliest first
     assert done.claimed == 4 and len(done.plans) == 3
     assert {r.id for r in done.fired.runs} == {r.id for r in new_runs.values()}
@@ -269,14 +289,7 @@ async def test_fire_and_start_hands_out_runs_and_tasks_as_stored(store: Store) -
     await store.create_task(task)
     nxt = T0 + timedelta(minutes=1)
     run = queued(T0)
-    done = await store.fire_and_start(
-        "n1",
-        T0,
-        limit=10,
-        lease=LEASE,
-        plan=lambda item: FirePlan(item.task.id, [run], nxt, T0),
-        start_limit=5,
-    )
+    done = await one_pass(store, lambda item: FirePlan(item.task.id, [run], nxt, T0), start_limit=5)
     ((started, its_task),) = done.started
     assert started == await store.get_run(None, run.id)
     assert started.status == RunStatus.RUNNING and started.attempt == 1
@@ -320,7 +333,7 @@ async def test_fire_and_start_starts_older_queued_runs_before_new_ones(store: St
         new_runs[item.task.id] = queued(T0, due_at=item.task.next_fire_at)
         return FirePlan(item.task.id, [new_runs[item.task.id]], T0 + timedelta(minutes=1), T0)
 
-    done = await store.fire_and_start("n1", T0, limit=10, lease=LEASE, plan=plan, start_limit=3)
+    done = await one_pass(store, plan, start_limit=3)
     # Due order: old_run, ex_first, then the new runs (fresh's is due a second before the
     # others); the exclusive task's new run waits behind its first.
     assert [run.id for run, _ in done.started] == [
@@ -343,13 +356,8 @@ async def test_fire_and_start_with_no_room_only_records(store: Store) -> None:
     task = make_task()
     await store.create_task(task)
     run = queued(T0)
-    done = await store.fire_and_start(
-        "n1",
-        T0,
-        limit=10,
-        lease=LEASE,
-        plan=lambda item: FirePlan(item.task.id, [run], T0 + timedelta(minutes=1), T0),
-        start_limit=0,
+    done = await one_pass(
+        store, lambda item: FirePlan(item.task.id, [run], T0 + timedelta(minutes=1), T0)
     )
     assert [r.id for r in done.fired.runs] == [run.id] and done.started == []
     assert (await store.get_run(None, run.id)).status == RunStatus.QUEUED
@@ -394,7 +402,7 @@ async def test_an_instant_run_is_stored_as_if_started_and_finished_at_its_fire(
             return FirePlan(instant.id, [settled_run], nxt, T0, instant=Instant(output))
         return FirePlan(plain.id, [plain_run], nxt, T0)
 
-    done = await store.fire_and_start("n1", T0, limit=10, lease=LEASE, plan=plan, start_limit=5)
+    done = await one_pass(store, plan, start_limit=5)
     assert [run.id for run, _ in done.started] == [plain_run.id]  # the instant one is done
     (settled,) = done.fired.settled
     assert settled == await store.get_run(None, settled_run.id)
@@ -444,15 +452,11 @@ async def test_an_instant_plan_settles_only_its_runs_due_now_and_needs_no_slot(
         queued(T0 - timedelta(minutes=1)),
         queued(T0, due_at=T0 + timedelta(seconds=5)),
     )
-    done = await store.fire_and_start(
-        "n1",
-        T0,
-        limit=10,
-        lease=LEASE,
-        plan=lambda item: FirePlan(
+    done = await one_pass(
+        store,
+        lambda item: FirePlan(
             task.id, [now_run, later_run], T0 + timedelta(minutes=1), T0, instant=Instant()
         ),
-        start_limit=0,
     )
     assert [r.id for r in done.fired.settled] == [now_run.id] and done.started == []
     assert (await store.get_run(None, now_run.id)).status == RunStatus.SUCCESS
@@ -505,15 +509,11 @@ async def test_an_instant_success_queues_a_run_of_each_dependent(store: Store) -
     for t in (upstream, dependent):
         await store.create_task(t)
     run = queued(T0)
-    done = await store.fire_and_start(
-        "n1",
-        T0,
-        limit=10,
-        lease=LEASE,
-        plan=lambda item: FirePlan(
+    done = await one_pass(
+        store,
+        lambda item: FirePlan(
             item.task.id, [run], T0 + timedelta(minutes=1), T0, instant=Instant([1])
         ),
-        start_limit=0,
     )
     assert [r.id for r in done.fired.settled] == [run.id]
     (chained,) = await store.list_runs(None, task_id=dependent.id)

@@ -78,10 +78,10 @@ EventListener = Callable[[Sequence[Event]], None]
 class RunNews:
     """What this node just wrote about runs (for metrics and the like)."""
 
-    #: Runs created by fires: queued, or skipped/missed at birth.
+    #: Runs created by fires: queued, skipped/missed at birth, or ended at birth (instant).
     created: Sequence[Run] = ()
     #: Runs whose attempt just ended, as written (final, or queued again for a retry), with
-    #: how that attempt ended.
+    #: how that attempt ended. A run that ended at birth is here and in `started` at once.
     finished: Sequence[tuple[Run, AttemptStatus]] = ()
     #: Runs whose attempt just started.
     started: Sequence[Run] = ()

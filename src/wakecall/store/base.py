@@ -41,6 +41,7 @@ from wakecall.models import (
     Task,
     TaskStatus,
     Trigger,
+    run_from_values,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "Upcoming",
     "dependency_run",
     "fire_and_start_in_steps",
+    "new_run_record",
 ]
 
 
@@ -86,6 +88,43 @@ class NewRun:
     output: Any = None
     counts: bool = True  # counts toward max_runs
     input: Any = None  # what the run is given (an event's body, an upstream run)
+
+
+def new_run_record(
+    task_id: str,
+    owner: str,
+    max_attempts: int,
+    new: NewRun,
+    now: datetime,
+    instant: Instant | None = None,
+) -> Run:
+    """The record of a new run (of a fire, a manual or a chained run) as a store writes it at
+    `now`: queued (attempt 0) or terminal at birth (skipped, missed); with `instant`, finished
+    in its first attempt at `now` (see `FirePlan.instant`)."""
+    settled = instant is not None
+    return run_from_values(
+        (
+            new.id,
+            task_id,
+            owner,
+            new.trigger,
+            new.scheduled_for,
+            new.due_at,
+            RunStatus.SUCCESS if settled else new.status,
+            1 if settled else 0,  # attempt
+            max_attempts,
+            now,  # created_at
+            now if settled else None,  # started_at
+            now if settled or new.status.is_terminal else None,  # finished_at
+            0 if settled else None,  # duration_ms
+            new.output if instant is None else instant.output,
+            None if settled else new.error_message,
+            None,  # claimed_by
+            None,  # lease_expires_at
+            False,  # cancel_requested
+            new.input,
+        )
+    )
 
 
 def dependency_run(upstream: Task, run: Run) -> NewRun:

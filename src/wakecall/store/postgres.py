@@ -107,7 +107,6 @@ from wakecall.store.base import (
     FireResult,
     Hint,
     HintListener,
-    Instant,
     NewEvent,
     NewRun,
     PassResult,
@@ -117,6 +116,7 @@ from wakecall.store.base import (
     Upcoming,
     dependency_run,
     fire_and_start_in_steps,
+    new_run_record,
 )
 from wakecall.store.rows import ATTEMPT_STATUS_TO_RUN, run_from_row, task_from_row
 from wakecall.store.urls import redact as _redact
@@ -1204,8 +1204,10 @@ class PostgresStore:
 
             candidates = [
                 (
-                    self._new_run(
-                        task,
+                    new_run_record(
+                        task.id,
+                        task.owner,
+                        task.retry.attempts,
                         new,
                         now,
                         plan.instant
@@ -1399,53 +1401,11 @@ class PostgresStore:
                 continue
             owner, attempts = found
             created.extend(
-                self._fired_run(plan.task_id, owner, attempts, new, now)
+                new_run_record(plan.task_id, owner, attempts, new, now)
                 for new in plan.runs
                 if new.id in inserted
             )
         return FireResult(created, [], lost)
-
-    @staticmethod
-    def _new_run(task: Task, new: NewRun, now: datetime, instant: Instant | None = None) -> Run:
-        """The record of a new run; with `instant`, as it ends at birth (see `FirePlan`)."""
-        if instant is not None:
-            return Run(
-                id=new.id,
-                task_id=task.id,
-                owner=task.owner,
-                trigger=new.trigger,
-                scheduled_for=new.scheduled_for,
-                due_at=new.due_at,
-                status=RunStatus.SUCCESS,
-                attempt=1,
-                max_attempts=task.retry.attempts,
-                created_at=now,
-                started_at=now,
-                finished_at=now,
-                duration_ms=0,
-                output=instant.output,
-                input=new.input,
-            )
-        return PostgresStore._fired_run(task.id, task.owner, task.retry.attempts, new, now)
-
-    @staticmethod
-    def _fired_run(task_id: str, owner: str, max_attempts: int, new: NewRun, now: datetime) -> Run:
-        return Run(
-            id=new.id,
-            task_id=task_id,
-            owner=owner,
-            trigger=new.trigger,
-            scheduled_for=new.scheduled_for,
-            due_at=new.due_at,
-            status=new.status,
-            attempt=0,
-            max_attempts=max_attempts,
-            created_at=now,
-            finished_at=now if new.status.is_terminal else None,
-            output=new.output,
-            error_message=new.error_message,
-            input=new.input,
-        )
 
     @staticmethod
     async def _write_fires(
@@ -1688,7 +1648,7 @@ class PostgresStore:
     async def _insert_run(
         self, conn: asyncpg.Connection, task: Task, run: NewRun, now: datetime
     ) -> Run:
-        created = self._new_run(task, run, now)
+        created = new_run_record(task.id, task.owner, task.retry.attempts, run, now)
         inserted = await conn.fetchval(
             "INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status, "
             "attempt, max_attempts, created_at, finished_at, output, error_message, counts, "

@@ -55,7 +55,6 @@ from wakecall.models import (
     event_type_for,
     retry_policy_from_json,
     run_event_payload,
-    run_from_values,
     task_event_payload,
 )
 from wakecall.store.base import (
@@ -65,7 +64,6 @@ from wakecall.store.base import (
     FirePlan,
     FireResult,
     HintListener,
-    Instant,
     NewEvent,
     NewRun,
     PassResult,
@@ -74,6 +72,7 @@ from wakecall.store.base import (
     RunOutcome,
     Upcoming,
     dependency_run,
+    new_run_record,
 )
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStore"]
@@ -1003,7 +1002,7 @@ class SQLiteStore:
             accepted.append((plan, row))
         candidates = [
             (
-                self._new_run(
+                new_run_record(
                     row[0],
                     row[2],
                     _attempts(row[3]),
@@ -1156,64 +1155,6 @@ class SQLiteStore:
         return FireResult(created, events, lost, settled), started
 
     @staticmethod
-    def _new_run(
-        task_id: str,
-        owner: str,
-        max_attempts: int,
-        new: NewRun,
-        now: datetime,
-        instant: Instant | None = None,
-    ) -> Run:
-        """The record of a new run; with `instant`, as it ends at birth (see `FirePlan`)."""
-        if instant is not None:
-            return run_from_values(
-                (
-                    new.id,
-                    task_id,
-                    owner,
-                    new.trigger,
-                    new.scheduled_for,
-                    new.due_at,
-                    RunStatus.SUCCESS,
-                    1,  # attempt
-                    max_attempts,
-                    now,  # created_at
-                    now,  # started_at
-                    now,  # finished_at
-                    0,  # duration_ms
-                    instant.output,
-                    None,  # error_message
-                    None,  # claimed_by
-                    None,  # lease_expires_at
-                    False,  # cancel_requested
-                    new.input,
-                )
-            )
-        return run_from_values(
-            (
-                new.id,
-                task_id,
-                owner,
-                new.trigger,
-                new.scheduled_for,
-                new.due_at,
-                new.status,
-                0,  # attempt
-                max_attempts,
-                now,  # created_at
-                None,  # started_at
-                now if new.status.is_terminal else None,  # finished_at
-                None,  # duration_ms
-                new.output,
-                new.error_message,
-                None,  # claimed_by
-                None,  # lease_expires_at
-                False,  # cancel_requested
-                new.input,
-            )
-        )
-
-    @staticmethod
     def _run_row(
         run: Run, now_us: int, counts: bool, lease: tuple[str, int] | None = None
     ) -> tuple[Any, ...]:
@@ -1245,7 +1186,7 @@ class SQLiteStore:
     def _insert_run(
         self, conn: sqlite3.Connection, task: Task, new: NewRun, now: datetime
     ) -> Run | None:
-        run = self._new_run(task.id, task.owner, task.retry.attempts, new, now)
+        run = new_run_record(task.id, task.owner, task.retry.attempts, new, now)
         cursor = conn.execute(
             f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}, counts) VALUES ({_RUN_MARKS})",
             self._run_row(run, _us(now), new.counts),
