@@ -1206,6 +1206,8 @@ class SQLiteStore:
         transaction holds the write lock; the rows are written together just before the
         commit (`_write_appended`), one statement for a whole batch of runs' events."""
         if self._next_cursor is None:
+            # Outside `_tx` the rows would wait for someone else's commit, under stale cursors.
+            assert conn.in_transaction, "events are appended inside a write transaction (_tx)"
             row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
             self._next_cursor = (row[0] if row is not None else 0) + 1
         cursor = self._next_cursor
