@@ -189,6 +189,13 @@ class FirePlan:
     events: Sequence[NewEvent] = ()
     instant: Instant | None = None
 
+    def instant_for(self, new: NewRun, now: datetime) -> Instant | None:
+        """How `new`, one of this plan's runs, ends at birth in a pass at `now`: the plan's
+        instant for a queued run already due, None for any other run."""
+        if new.status == RunStatus.QUEUED and new.due_at <= now:
+            return self.instant
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class FireResult:

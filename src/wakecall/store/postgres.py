@@ -1210,9 +1210,7 @@ class PostgresStore:
                         task.retry.attempts,
                         new,
                         now,
-                        plan.instant
-                        if new.status == RunStatus.QUEUED and new.due_at <= now
-                        else None,
+                        plan.instant_for(new, now),
                     ),
                     new.counts,
                 )
@@ -1254,33 +1252,21 @@ class PostgresStore:
                                 now,
                             )
                         )
-                fired: Task | None = None  # the task as just written
-                if born_settled or (plan.end is not None and plan.end.status == TaskStatus.EXPIRED):
-                    fired = task.replace(
-                        next_fire_at=plan.next_fire_at,
-                        last_fire_at=plan.last_fire_at,
-                        run_count=task.run_count + counted,
-                        status=plan.end.status if plan.end else task.status,
-                        end_reason=plan.end.reason if plan.end else task.end_reason,
-                        claimed_by=None,
-                        claim_expires_at=None,
-                        updated_at=now,
-                    )
                 if born_settled:
-                    assert fired is not None
+                    # Their events show the task as the fire left it: only its count moved.
                     settled += born_settled
-                    settled_tasks[task.id] = fired
+                    settled_tasks[task.id] = task
                     pending.extend(
                         _PendingEvent(
                             task.owner,
                             NewEvent(
-                                event_type_for(fired, run),
+                                event_type_for(task, run),
                                 task.id,
                                 run.id,
-                                run_event_payload(fired, run),
+                                run_event_payload(task, run, run_count=task.run_count + counted),
                             ),
                             now,
-                            fired.callback_url,
+                            task.callback_url,
                         )
                         for run in born_settled
                     )
@@ -1288,10 +1274,23 @@ class PostgresStore:
                     _PendingEvent(task.owner, e, now, task.callback_url) for e in plan.events
                 )
                 if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
-                    # Announced after the plan's own events.
-                    assert fired is not None
+                    # The task as just written; announced after the plan's own events.
                     ended.append(task.id)
-                    pending.append(_EndMark(fired, now))
+                    pending.append(
+                        _EndMark(
+                            task.replace(
+                                next_fire_at=plan.next_fire_at,
+                                last_fire_at=plan.last_fire_at,
+                                run_count=task.run_count + counted,
+                                status=plan.end.status,
+                                end_reason=plan.end.reason,
+                                claimed_by=None,
+                                claim_expires_at=None,
+                                updated_at=now,
+                            ),
+                            now,
+                        )
+                    )
             queued_more = False
             if settled:
                 await conn.execute(

@@ -337,25 +337,9 @@ class Births:
     tasks: Mapping[str, Task]
 
 
-def _task_row_after_fire(before: tuple[Any, ...], update: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A task's row after `_record_on`'s UPDATE with `update` (next fire, last fire, runs
-    counted, status, end reason, updated at, id), from the row read before it."""
-    next_fire, last_fire, counted, status, end_reason, updated, _ = update
-    row = list(before)
-    row[15] = status
-    row[21] = updated
-    row[22] = next_fire
-    row[23] = last_fire
-    row[24] = before[24] + counted
-    row[25] = None  # claimed_by
-    row[26] = None  # claim_expires_at
-    row[27] = end_reason
-    return tuple(row)
-
-
 def _task_after_fire(task: Task, update: tuple[Any, ...]) -> Task:
-    """`task` after `_record_on`'s UPDATE with `update` (see `_task_row_after_fire`), its
-    instants as the store reads them back."""
+    """`task` after `_record_on`'s UPDATE with `update` (next fire, last fire, runs counted,
+    status, end reason, updated at, id), its instants as the store reads them back."""
     next_fire, last_fire, counted, status, end_reason, updated, _ = update
     return task.replace(
         status=TaskStatus(status),
@@ -964,14 +948,15 @@ class SQLiteStore:
         attempt and event (see `FirePlan.instant`)."""
         now_us = _us(now)
         wanted = list(dict.fromkeys(p.task_id for p in plans))
-        # The whole rows of tasks whose runs end at birth: their events carry the task.
-        full_rows: Mapping[str, Sequence[Any]]
+        # The tasks as decoded before the fire, for the runs born running or ended (their
+        # events carry the task): `start` has them all; otherwise those of instant plans.
+        decoded: Mapping[str, Task]
         if start is not None:
-            full_rows = start.task_rows
+            decoded = start.tasks
         else:
             instant_ids = list(dict.fromkeys(p.task_id for p in plans if p.instant is not None))
-            full_rows = {
-                r[0]: r
+            decoded = {
+                r[0]: _task_from_row(r)
                 for r in self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", instant_ids)
             }
         # The claim and what new runs need; a whole task is read only for the rare plan
@@ -1008,7 +993,7 @@ class SQLiteStore:
                     _attempts(row[3]),
                     new,
                     now,
-                    plan.instant if new.status == RunStatus.QUEUED and new.due_at <= now else None,
+                    plan.instant_for(new, now),
                 ),
                 new.counts,
             )
@@ -1087,20 +1072,13 @@ class SQLiteStore:
                 task_id,
             )
             task_rows.append(task_row)
-            # The task as decoded in this transaction (before the fire) when it was.
-            decoded = start.tasks.get(task_id) if start is not None else None
             if born_running:
-                if decoded is not None:  # only the fire's changes to make
-                    fired_task = _task_after_fire(decoded, task_row)
-                else:
-                    assert start is not None
-                    before = start.task_rows[task_id]
-                    fired_task = _task_from_row(_task_row_after_fire(tuple(before), task_row))
+                fired_task = _task_after_fire(decoded[task_id], task_row)
                 for run in born_running:
                     started[run.id] = (run, fired_task)
             if born_settled:
                 # Their events show the task as the fire left it: only its count moved.
-                upstream = decoded or _task_from_row(full_rows[task_id])
+                upstream = decoded[task_id]
                 run_count = upstream.run_count + counted
                 for run in born_settled:
                     events.append(
@@ -1222,7 +1200,17 @@ class SQLiteStore:
             stamp = created.isoformat().replace("+00:00", "Z")
             body = _encode({"event": kind, "timestamp": stamp, **values})
             self._delivery_rows.append(
-                (new_id("msg"), owner, event.task_id, cursor, kind, callback_url, body, now_us)
+                (
+                    new_id("msg"),
+                    owner,
+                    event.task_id,
+                    cursor,
+                    kind,
+                    callback_url,
+                    body,
+                    now_us,
+                    now_us,
+                )
             )
         return Event(
             cursor=cursor,
@@ -1245,7 +1233,7 @@ class SQLiteStore:
             conn.executemany(
                 f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, NULL, NULL)",
-                [(*row, row[-1]) for row in self._delivery_rows],
+                self._delivery_rows,
             )
         self._forget_appended()
 
