@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -419,13 +420,13 @@ async def test_an_instant_run_is_stored_as_if_started_and_finished_at_its_fire(
     )
     ids = {instant.id: plain.id, settled_run.id: plain_run.id}
     expected = await store.get_run(None, plain_run.id)
-    assert _same_but_ids(vars_of(settled), vars_of(expected), ids)
+    assert _same_but_ids(asdict(settled), asdict(expected), ids)
     assert _same_but_ids(event.payload, plain_event.payload, ids)
     (a,), (b,) = (
         await store.list_attempts(None, settled.id),
         await store.list_attempts(None, plain_run.id),
     )
-    assert _same_but_ids(vars_of(a), vars_of(b), ids)
+    assert _same_but_ids(asdict(a), asdict(b), ids)
     assert (a.status, a.started_at, a.finished_at, a.node) == (AttemptStatus.SUCCESS, T0, T0, "n1")
     deliveries = {d.task_id: d for d in await store.list_deliveries("alice")}
     assert deliveries.keys() == {instant.id, plain.id}
@@ -435,10 +436,6 @@ async def test_an_instant_run_is_stored_as_if_started_and_finished_at_its_fire(
     assert await store.get_task(None, instant.id) == (await store.get_task(None, plain.id)).replace(
         id=instant.id
     )
-
-
-def vars_of(record: Any) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__slots__}
 
 
 async def test_an_instant_plan_settles_only_its_runs_due_now_and_needs_no_slot(
