@@ -80,7 +80,7 @@ async def seed_burst(store: Any, engine: Any, n: int, due: datetime) -> str:
     spec = TaskSpec(
         name="burst", schedule={"type": "once", "at": due.isoformat()}, action=NoopAction()
     )
-    template, _ = await engine.tasks.create(OWNER, spec)
+    template = (await engine.tasks.create(OWNER, spec)).task
     return await bulk_insert_tasks(store, clone_tasks(template, n - 1, "burst"))
 
 

@@ -129,7 +129,7 @@ def throughput(n: int = 2000, timeout_s: float = 300, profile: bool = False) -> 
                     action=NoopAction(),
                     callback_url=receiver.url(),
                 )
-                template, _ = await engine.tasks.create(OWNER, spec)
+                template = (await engine.tasks.create(OWNER, spec)).task
                 tasks = [template, *clone_tasks(template, n - 1, "cb")]
                 await bulk_insert_tasks(store, tasks[1:])
                 secret_of = {}
@@ -198,19 +198,21 @@ def steady(rate: int = 100, duration_s: float = 10, grace_s: float = 10) -> dict
                 secret_of = {}
                 for i in range(rate):
                     anchor = start + timedelta(seconds=i / rate)
-                    task, _ = await rt.engine.tasks.create(
-                        OWNER,
-                        TaskSpec(
-                            name=f"steady-{i}",
-                            schedule={
-                                "type": "interval",
-                                "every": "1s",
-                                "start": anchor.isoformat(),
-                            },
-                            action=NoopAction(),
-                            callback_url=receiver.url(),
-                        ),
-                    )
+                    task = (
+                        await rt.engine.tasks.create(
+                            OWNER,
+                            TaskSpec(
+                                name=f"steady-{i}",
+                                schedule={
+                                    "type": "interval",
+                                    "every": "1s",
+                                    "start": anchor.isoformat(),
+                                },
+                                action=NoopAction(),
+                                callback_url=receiver.url(),
+                            ),
+                        )
+                    ).task
                     secret_of[task.id] = await rt.issue_secret(task.id, rotate=False)
                 if utcnow() > start:
                     raise RuntimeError("creating the tasks overran the start")

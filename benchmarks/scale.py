@@ -66,10 +66,12 @@ async def _template(store: Any, now: datetime) -> Any:
     from wakecall.models import NoopAction, TaskSpec
 
     engine = Engine(store, config=engine_config(8, 500))
-    task, _ = await engine.tasks.create(
-        "owner-template",
-        TaskSpec(name="template", schedule="0 0 1 1 *", action=NoopAction()),
-    )
+    task = (
+        await engine.tasks.create(
+            "owner-template",
+            TaskSpec(name="template", schedule="0 0 1 1 *", action=NoopAction()),
+        )
+    ).task
     return task
 
 

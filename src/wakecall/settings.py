@@ -19,7 +19,11 @@ from wakecall.errors import InvalidInput
 # Loaded where used: `wakecall serve` reads its settings before anything else of wakecall, and
 # the engine package loads the whole engine.
 if TYPE_CHECKING:
+    from wakecall.actions.policy import ActionPolicy
+    from wakecall.clock import Clock
+    from wakecall.engine import Engine, TaskService
     from wakecall.engine.config import EngineConfig
+    from wakecall.store import Store
 
 __all__ = ["SETTINGS", "Setting", "Settings", "default_db_path", "load_settings", "parse_tokens"]
 
@@ -172,6 +176,7 @@ class Settings:
 
     def engine_config(self) -> EngineConfig:
         """The scheduler's settings among these."""
+        # lazy: start-up time (see the imports above)
         from wakecall.engine.config import EngineConfig, default_node_id
 
         return EngineConfig(
@@ -188,7 +193,33 @@ class Settings:
             runs_per_task=self.runs_per_task,
             run_max_age=self.run_retention,
             event_max_age=self.event_retention,
+            secret_grace=self.secret_grace,
         )
+
+    def action_policy(self) -> ActionPolicy:
+        """The operator's policy on actions, callbacks and conditions among these."""
+        # lazy: start-up time (see the imports above)
+        from wakecall.actions.command import CommandPolicy
+        from wakecall.actions.policy import ActionPolicy
+        from wakecall.net import OutboundPolicy
+
+        return ActionPolicy(
+            OutboundPolicy.parse_allow(self.allow_outbound),
+            CommandPolicy(enabled=bool(self.commands), allow=self.commands),
+        )
+
+    def task_service(
+        self, store: Store, clock: Clock, config: EngineConfig, engine: Engine | None = None
+    ) -> TaskService:
+        """The task operations on `store` under these limits and the operator's policy; with
+        the `engine` of this process, which they wake and whose executors they allow."""
+        # lazy: start-up time (see the imports above)
+        from wakecall.engine import TaskService
+
+        policy = self.action_policy()
+        if engine is not None:
+            policy = policy.with_runnable(engine.executors)
+        return TaskService(store, clock=clock, config=config, policy=policy, scheduler=engine)
 
     def token_owners(self) -> dict[str, str]:
         """Bearer token → owner, from `tokens`, WAKECALL_TOKENS and the tokens file."""

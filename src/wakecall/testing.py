@@ -3,7 +3,7 @@ the engine until it has nothing left to do at the current instant.
 
     clock = FakeClock()
     async with Engine(store, clock=clock) as engine:
-        await engine.tasks.create("me", TaskSpec(name="t", schedule="@every 1m"))
+        await service_for(engine).create("me", TaskSpec(name="t", schedule="@every 1m"))
         await advance(engine, clock, timedelta(minutes=1))   # the first fire has run
 """
 
@@ -16,9 +16,21 @@ import anyio
 import anyio.lowlevel
 
 from wakecall.actions import ActionContext, ActionFailed
+from wakecall.actions.policy import ActionPolicy
 from wakecall.engine.scheduler import Engine
+from wakecall.engine.service import TaskService
+from wakecall.net import OutboundPolicy
 
-__all__ = ["FakeClock", "ScriptedExecutor", "advance", "advance_to", "run_until_idle", "step_to"]
+__all__ = [
+    "LOOPBACK_POLICY",
+    "FakeClock",
+    "ScriptedExecutor",
+    "advance",
+    "advance_to",
+    "run_until_idle",
+    "service_for",
+    "step_to",
+]
 
 DEFAULT_START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -65,6 +77,20 @@ class FakeClock:
     @property
     def next_deadline(self) -> datetime | None:
         return min((d for d, _ in self._sleepers), default=None)
+
+
+#: The operator's policy tests run under by default: servers on the loopback interface may be
+#: called (tests serve their webhooks and callbacks there); commands stay off.
+LOOPBACK_POLICY = ActionPolicy(OutboundPolicy(allow_loopback=True))
+
+
+def service_for(engine: Engine, policy: ActionPolicy | None = None) -> TaskService:
+    """The task operations on `engine`'s store, clock and config, waking `engine` as a server
+    does; `policy` defaults to `LOOPBACK_POLICY`, limited to the engine's executors."""
+    policy = (policy or LOOPBACK_POLICY).with_runnable(engine.executors)
+    return TaskService(
+        engine.store, clock=engine.clock, config=engine.config, policy=policy, scheduler=engine
+    )
 
 
 async def run_until_idle(engine: Engine) -> None:

@@ -14,13 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from wakecall.actions import ActionFailed
-from wakecall.actions.command import (
-    CommandAction,
-    CommandExecutor,
-    CommandPolicy,
-    validate_command,
-)
+from wakecall.actions.command import CommandExecutor, CommandPolicy, validate_command
 from wakecall.errors import InvalidInput
+from wakecall.models import CommandAction
 
 from .conftest import MakeContext
 

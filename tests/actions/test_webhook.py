@@ -11,8 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from wakecall.actions import ActionFailed
-from wakecall.actions.webhook import WebhookAction, WebhookExecutor, validate_webhook
+from wakecall.actions.webhook import WebhookExecutor, validate_webhook
 from wakecall.errors import InvalidInput, UnsafeURL
+from wakecall.models import WebhookAction
 from wakecall.net import OutboundPolicy, build_http_client
 
 from .conftest import BIG_TEXT, MakeContext, WebhookTarget

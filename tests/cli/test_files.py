@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from wakecall.engine import Engine
+from wakecall.clock import SystemClock
 from wakecall.settings import Settings
 from wakecall.store import SQLiteStore
-from wakecall.taskfile import ActionPolicy, TaskFileError, apply_file
+from wakecall.taskfile import TaskFileError, apply_file
 
 pytestmark = pytest.mark.slow
 
@@ -283,26 +283,27 @@ async def test_apply_file_loads_a_file_into_a_store_as_a_server_would_at_start(
     store = SQLiteStore(tmp_path / "wakecall.db")
     await store.open()
     try:
-        service = Engine(store).tasks  # never started: apply only writes the store
-        check = ActionPolicy.from_settings(Settings()).check_spec
-        report = await apply_file(service, "local", path, check=check)
+        settings = Settings()
+        service = settings.task_service(store, SystemClock(), settings.engine_config())
+        report = await apply_file(service, "local", path)
         assert [(c.op, c.id) for c in report.changes] == [
             ("create", "nightly-report"),
             ("create", "poll"),
             ("create", "office-hours"),
         ]
-        again = await apply_file(service, "local", path, check=check)
+        again = await apply_file(service, "local", path)
         assert [c.op for c in again.changes] == ["unchanged"] * 3
         path.write_text(TASKS.replace("https://reports.example.com", "http://10.1.2.3"))
         with pytest.raises(TaskFileError) as refused:
-            await apply_file(service, "local", path, check=check)
+            await apply_file(service, "local", path)
         assert refused.value.problems == [
             f"{path}:12: task 'nightly-report': action.url: refusing to connect to 10.1.2.3: "
             "a private address, not a public internet address; the operator can allow it with "
             "--allow-outbound 10.0.0.0/8. Example: https://example.com/hooks/wakecall"
         ]
-        allowed = ActionPolicy.from_settings(Settings(allow_outbound=("10.0.0.0/8",)))
-        changed = await apply_file(service, "local", path, check=allowed.check_spec)
+        private = Settings(allow_outbound=("10.0.0.0/8",))
+        allowed = private.task_service(store, SystemClock(), private.engine_config())
+        changed = await apply_file(allowed, "local", path)
         assert [(c.op, c.fields) for c in changed.changes] == [
             ("change", ("action",)),
             ("unchanged", ()),

@@ -14,7 +14,7 @@ import pytest
 from wakecall.engine import Engine, EngineConfig
 from wakecall.models import NoopAction, TaskSpec
 from wakecall.store import SQLiteStore
-from wakecall.testing import FakeClock, ScriptedExecutor, step_to
+from wakecall.testing import FakeClock, ScriptedExecutor, service_for, step_to
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +39,8 @@ async def write_history(path: Path) -> None:
                     callback_url="https://app.example/hook",
                     max_runs=2,
                 )
-                await engine.tasks.create("local", spec, task_id="report")
-                await engine.tasks.schedule_wakeup("local", delay="1h", reason="check later")
+                await service_for(engine).create("local", spec, task_id="report")
+                await service_for(engine).schedule_wakeup("local", delay="1h", reason="check later")
                 await step_to(engine, clock, clock.now() + timedelta(minutes=2, seconds=1))
         claimed = await store.claim_deliveries("test", clock.now(), 1, timedelta(minutes=1))
         await store.finish_delivery(
@@ -153,5 +153,5 @@ def test_export_leaves_wakeups_out_and_marks_ended_tasks_which_apply_leaves_alon
     assert "deleted" not in pruned  # the wakeup is not the file's to prune
     changed = cli.write("changed.toml", text.replace('every = "1m"', 'every = "5m"'))
     error = cli.fails(2, "apply", str(changed))
-    assert "task 'report': the task has ended (expired, max_runs_reached)" in error
+    assert "task 'report': task report has ended (expired, max_runs_reached)" in error
     assert "not schedule" in error

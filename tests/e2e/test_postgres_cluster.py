@@ -30,9 +30,11 @@ from support.postgres import (
     find_bindir,
     poll_until,
 )
+from wakecall.clock import SystemClock
 from wakecall.delivery.signing import new_secret
-from wakecall.engine import Engine, EngineConfig
+from wakecall.engine import EngineConfig, TaskService
 from wakecall.models import CatchUp, CommandAction, NoopAction, RetryPolicy, Task, TaskSpec
+from wakecall.testing import LOOPBACK_POLICY
 
 pytestmark = [
     pytest.mark.slow,
@@ -68,12 +70,14 @@ class Setup:
 
     def __init__(self, db: Database, receiver: Receiver) -> None:
         self.db = db
-        self.engine = Engine(db.store, config=EngineConfig(node_id="setup"))
+        self.tasks = TaskService(
+            db.store, clock=SystemClock(), config=EngineConfig(), policy=LOOPBACK_POLICY
+        )
         self.secret = new_secret()
         receiver.secrets.append(self.secret)
 
     async def create(self, owner: str, spec: TaskSpec) -> Task:
-        task, _ = await self.engine.tasks.create(owner, spec)
+        task = (await self.tasks.create(owner, spec)).task
         if spec.callback_url:
             await self.db.store.add_callback_secret(task.id, self.secret, datetime.now(UTC), None)
         return task
@@ -207,7 +211,7 @@ async def test_postgres_three_nodes_run_each_slot_once_and_deliver_each_callback
             with anyio.fail_after(90):
                 await poll_until(lambda: _past(due + timedelta(seconds=4)))
                 for task in periodic:
-                    await setup.engine.tasks.pause("local", task.id)
+                    await setup.tasks.pause("local", task.id)
                 await poll_until(lambda: settled(db))
                 await receiver.wait_for(lambda: len(receiver.bodies) >= len(receiver.attempts))
 
@@ -330,7 +334,7 @@ async def test_postgres_a_killed_node_is_taken_over_and_nothing_is_lost_or_doubl
                 return bool(left == 0)
 
             await poll_until(slow_done)
-            await setup.engine.tasks.pause("local", ticker.id)
+            await setup.tasks.pause("local", ticker.id)
             await poll_until(lambda: settled(db))
 
         assert servers[1].process.returncode is None
@@ -428,7 +432,7 @@ async def test_postgres_nodes_ride_out_a_database_restart(wakecall: Any) -> None
             await db.reconnect()
             await poll_until(lambda: _past(start + timedelta(seconds=16)))
             for ticker in tickers:
-                await setup.engine.tasks.pause("local", ticker.id)
+                await setup.tasks.pause("local", ticker.id)
             await poll_until(lambda: settled(db))
 
         assert [s.process.returncode for s in servers] == [None, None]

@@ -13,7 +13,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from wakecall.engine import Engine, EngineConfig
+from wakecall.actions.command import CommandPolicy
+from wakecall.actions.policy import ActionPolicy
+from wakecall.clock import SystemClock
+from wakecall.engine import EngineConfig, TaskService
 from wakecall.models import CommandAction, NoopAction, RetryPolicy, RunStatus, TaskSpec
 from wakecall.store import SQLiteStore
 
@@ -61,19 +64,25 @@ async def test_a_killed_server_loses_nothing_and_fires_no_slot_twice(
     store = SQLiteStore(db)
     await store.open()
     try:
-        engine = Engine(store, config=EngineConfig(node_id="setup"))
-        slow, _ = await engine.tasks.create(
-            "alice",
-            TaskSpec(
-                name="slow",
-                schedule="in 1s",
-                action=CommandAction(argv=["sleep", "2"]),
-                retry=RetryPolicy(attempts=2, delay="1s", jitter=False),
-            ),
-        )
-        ticker, _ = await engine.tasks.create(
-            "alice", TaskSpec(name="tick", schedule="@every 1s", action=NoopAction())
-        )
+        # The server's limits and policy (it runs `sleep`), on the system clock.
+        policy = ActionPolicy(commands=CommandPolicy(enabled=True, allow=("sleep",)))
+        tasks = TaskService(store, clock=SystemClock(), config=EngineConfig(), policy=policy)
+        slow = (
+            await tasks.create(
+                "alice",
+                TaskSpec(
+                    name="slow",
+                    schedule="in 1s",
+                    action=CommandAction(argv=["sleep", "2"]),
+                    retry=RetryPolicy(attempts=2, delay="1s", jitter=False),
+                ),
+            )
+        ).task
+        ticker = (
+            await tasks.create(
+                "alice", TaskSpec(name="tick", schedule="@every 1s", action=NoopAction())
+            )
+        ).task
 
         servers.append(_spawn(db, tmp_path))
 

@@ -13,7 +13,7 @@ import anyio.lowlevel
 import pytest
 
 from wakecall.actions import WakeupExecutor
-from wakecall.engine import Engine, EngineConfig
+from wakecall.engine import Engine, EngineConfig, TaskService
 from wakecall.engine.scheduler import RunNews
 from wakecall.errors import Conflict, InvalidInput, InvalidSchedule, LimitReached, TaskNotFound
 from wakecall.models import (
@@ -28,7 +28,14 @@ from wakecall.models import (
     Trigger,
 )
 from wakecall.store import SQLiteStore
-from wakecall.testing import FakeClock, ScriptedExecutor, advance, run_until_idle, step_to
+from wakecall.testing import (
+    FakeClock,
+    ScriptedExecutor,
+    advance,
+    run_until_idle,
+    service_for,
+    step_to,
+)
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 OWNER = "alice"
@@ -40,6 +47,10 @@ class Rig:
     clock: FakeClock
     store: SQLiteStore
     action: ScriptedExecutor
+
+    @property
+    def tasks(self) -> TaskService:
+        return service_for(self.engine)
 
     async def events(self, owner: str = OWNER) -> list[EventType]:
         return [e.type for e in await self.store.list_events(owner)]
@@ -85,7 +96,8 @@ async def rig(tmp_path: Path, action: ScriptedExecutor, config: EngineConfig) ->
 
 
 async def test_an_interval_task_fires_once_per_interval(rig: Rig) -> None:
-    task, created = await rig.engine.tasks.create(OWNER, spec("@every 1m"))
+    made = await rig.tasks.create(OWNER, spec("@every 1m"))
+    task, created = made.task, made.created
     assert created and task.next_fire_at == START + timedelta(minutes=1)
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=3, seconds=30))
     runs = await rig.runs(task.id)
@@ -96,10 +108,10 @@ async def test_an_interval_task_fires_once_per_interval(rig: Rig) -> None:
 
 
 async def test_the_loop_sleeps_until_the_next_fire_and_a_create_wakes_it(rig: Rig) -> None:
-    await rig.engine.tasks.create(OWNER, spec("0 13 * * *"))
+    await rig.tasks.create(OWNER, spec("0 13 * * *"))
     await run_until_idle(rig.engine)
     assert rig.clock.next_deadline == START + timedelta(hours=1)
-    await rig.engine.tasks.create(OWNER, spec("in 30s"))
+    await rig.tasks.create(OWNER, spec("in 30s"))
     await run_until_idle(rig.engine)
     assert rig.clock.next_deadline == START + timedelta(seconds=30)
 
@@ -107,7 +119,7 @@ async def test_the_loop_sleeps_until_the_next_fire_and_a_create_wakes_it(rig: Ri
 async def test_a_failed_attempt_is_retried_with_backoff(rig: Rig) -> None:
     rig.action.script = ["boom 1", "boom 2", "ok"]
     retry = RetryPolicy(attempts=3, backoff="exponential", delay="10s", jitter=False)
-    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m", retry=retry))
+    task = (await rig.tasks.create(OWNER, spec("in 1m", retry=retry))).task
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=1))
     (run,) = await rig.runs(task.id)
     assert run.status == RunStatus.QUEUED and run.attempt == 1 and run.error_message == "boom 1"
@@ -128,9 +140,11 @@ async def test_a_failed_attempt_is_retried_with_backoff(rig: Rig) -> None:
 
 async def test_a_run_out_of_attempts_fails_with_its_message(rig: Rig) -> None:
     rig.action.script = ["bad gateway", "bad gateway"]
-    task, _ = await rig.engine.tasks.create(
-        OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, backoff="none", delay="5s"))
-    )
+    task = (
+        await rig.tasks.create(
+            OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, backoff="none", delay="5s"))
+        )
+    ).task
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=2))
     (run,) = await rig.runs(task.id)
     assert run.status == RunStatus.FAILURE and run.error_message == "bad gateway"
@@ -142,7 +156,7 @@ async def test_a_run_out_of_attempts_fails_with_its_message(rig: Rig) -> None:
 
 async def test_an_attempt_past_its_timeout_is_cancelled_and_recorded(rig: Rig) -> None:
     rig.action.hold = True
-    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m", timeout="5s"))
+    task = (await rig.tasks.create(OWNER, spec("in 1m", timeout="5s"))).task
     rig.clock.advance(timedelta(minutes=1))
     await _running(rig, 1)
     await advance(rig.engine, rig.clock, timedelta(seconds=5))
@@ -162,7 +176,7 @@ async def _running(rig: Rig, count: int, calls: int | None = None) -> None:
 
 async def test_overlap_skip_records_a_skipped_run(rig: Rig) -> None:
     rig.action.hold = True
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m"))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m"))).task
     rig.clock.advance(timedelta(minutes=1))
     await _running(rig, 1)
     rig.clock.advance(timedelta(minutes=1))
@@ -183,7 +197,7 @@ async def _settle(rig: Rig) -> None:
 
 async def test_overlap_queue_runs_the_next_fire_after_the_current_one(rig: Rig) -> None:
     rig.action.hold = True
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", overlap="queue"))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m", overlap="queue"))).task
     rig.clock.advance(timedelta(minutes=1))
     await _running(rig, 1)
     rig.clock.advance(timedelta(minutes=1))
@@ -201,7 +215,7 @@ async def test_overlap_queue_runs_the_next_fire_after_the_current_one(rig: Rig) 
 
 async def test_overlap_cancel_previous_cancels_the_running_run(rig: Rig) -> None:
     rig.action.hold = True
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", overlap="cancel_previous"))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m", overlap="cancel_previous"))).task
     rig.clock.advance(timedelta(minutes=1))
     await _running(rig, 1)
     rig.clock.advance(timedelta(minutes=1))
@@ -216,7 +230,7 @@ async def test_overlap_cancel_previous_cancels_the_running_run(rig: Rig) -> None
 
 async def test_overlap_allow_runs_fires_side_by_side(rig: Rig) -> None:
     rig.action.hold = True
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", overlap="allow"))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m", overlap="allow"))).task
     rig.clock.advance(timedelta(minutes=1))
     await _running(rig, 1)
     rig.clock.advance(timedelta(minutes=1))
@@ -240,7 +254,7 @@ async def test_overlap_allow_runs_fires_side_by_side(rig: Rig) -> None:
 async def test_the_global_concurrency_limit_holds(rig: Rig) -> None:
     rig.action.hold = True
     for _ in range(7):
-        await rig.engine.tasks.create(OWNER, spec("in 1m"))
+        await rig.tasks.create(OWNER, spec("in 1m"))
     rig.clock.advance(timedelta(minutes=1))
     for calls, active in ((3, 3), (6, 3), (7, 1)):
         await _running(rig, active, calls=calls)
@@ -254,7 +268,7 @@ async def test_the_global_concurrency_limit_holds(rig: Rig) -> None:
 async def test_catch_up_latest_runs_once_for_fires_missed_while_down(
     rig: Rig, tmp_path: Path
 ) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m"))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m"))).task
     # The clock jumps 10 minutes at once: to the engine that is downtime.
     await advance(rig.engine, rig.clock, timedelta(minutes=10, seconds=5))
     (run,) = await rig.runs(task.id)
@@ -265,7 +279,7 @@ async def test_catch_up_latest_runs_once_for_fires_missed_while_down(
 
 
 async def test_catch_up_records_fires_beyond_the_window_as_one_missed_run(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", catchup_window="10m"))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m", catchup_window="10m"))).task
     await advance(rig.engine, rig.clock, timedelta(hours=2))
     missed, ran = await rig.runs(task.id)
     assert missed.status == RunStatus.MISSED and ran.status == RunStatus.SUCCESS
@@ -277,7 +291,7 @@ async def test_catch_up_records_fires_beyond_the_window_as_one_missed_run(rig: R
 
 
 async def test_catch_up_all_replays_each_fire_inside_the_window(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", catchup="all"))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m", catchup="all"))).task
     await advance(rig.engine, rig.clock, timedelta(minutes=5))
     runs = await rig.runs(task.id)
     assert [r.scheduled_for for r in runs] == [START + timedelta(minutes=m) for m in range(1, 6)]
@@ -296,7 +310,7 @@ async def test_catch_up_all_replays_each_fire_inside_the_window(rig: Rig) -> Non
     ],
 )
 async def test_catch_up_all_is_capped_and_the_rest_is_missed(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", catchup="all"))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m", catchup="all"))).task
     await advance(rig.engine, rig.clock, timedelta(minutes=5))
     runs = await rig.runs(task.id)
     statuses = sorted((r.scheduled_for, r.status) for r in runs)
@@ -311,7 +325,7 @@ async def test_catch_up_all_is_capped_and_the_rest_is_missed(rig: Rig) -> None:
 
 
 async def test_catch_up_skip_runs_nothing_late_and_carries_on(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", catchup="skip"))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m", catchup="skip"))).task
     await advance(rig.engine, rig.clock, timedelta(minutes=5))
     (missed,) = await rig.runs(task.id)
     assert missed.status == RunStatus.MISSED and missed.output["missedFires"] == 5
@@ -322,7 +336,7 @@ async def test_catch_up_skip_runs_nothing_late_and_carries_on(rig: Rig) -> None:
 
 
 async def test_max_runs_ends_the_task_with_task_expired_after_the_last_run(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", max_runs=2))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m", max_runs=2))).task
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=5))
     assert len(await rig.runs(task.id)) == 2
     ended = await rig.store.get_task(None, task.id)
@@ -337,9 +351,11 @@ async def test_max_runs_ends_the_task_with_task_expired_after_the_last_run(rig: 
 
 
 async def test_expires_at_ends_the_task(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(
-        OWNER, spec("@every 1m", expires_at=START + timedelta(minutes=2, seconds=30))
-    )
+    task = (
+        await rig.tasks.create(
+            OWNER, spec("@every 1m", expires_at=START + timedelta(minutes=2, seconds=30))
+        )
+    ).task
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=5))
     assert [r.scheduled_for for r in await rig.runs(task.id)] == [
         START + timedelta(minutes=1),
@@ -351,7 +367,7 @@ async def test_expires_at_ends_the_task(rig: Rig) -> None:
 
 
 async def test_a_once_task_completes_after_its_fire(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("in 5m"))
+    task = (await rig.tasks.create(OWNER, spec("in 5m"))).task
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=6))
     done = await rig.store.get_task(None, task.id)
     assert done.status == TaskStatus.COMPLETED and done.next_fire_at is None
@@ -359,12 +375,12 @@ async def test_a_once_task_completes_after_its_fire(rig: Rig) -> None:
 
 
 async def test_pause_stops_fires_and_resume_continues_from_now(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m"))
-    paused = await rig.engine.tasks.pause(OWNER, task.id, "maintenance")
+    task = (await rig.tasks.create(OWNER, spec("@every 1m"))).task
+    paused = await rig.tasks.pause(OWNER, task.id, "maintenance")
     assert paused.status == TaskStatus.PAUSED and paused.pause_note == "maintenance"
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=30, seconds=10))
     assert await rig.runs(task.id) == []
-    resumed = await rig.engine.tasks.resume(OWNER, task.id)
+    resumed = await rig.tasks.resume(OWNER, task.id)
     assert resumed.next_fire_at == START + timedelta(minutes=31)
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=31))
     (run,) = await rig.runs(task.id)
@@ -372,31 +388,35 @@ async def test_pause_stops_fires_and_resume_continues_from_now(rig: Rig) -> None
 
 
 async def test_patching_the_schedule_takes_effect_at_once(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("0 13 * * *"))
+    task = (await rig.tasks.create(OWNER, spec("0 13 * * *"))).task
     await run_until_idle(rig.engine)
-    patched = await rig.engine.tasks.patch(OWNER, task.id, TaskPatch(schedule="*/5 * * * *"))
+    patched = (await rig.tasks.patch(OWNER, task.id, TaskPatch(schedule="*/5 * * * *"))).task
     assert patched.next_fire_at == START + timedelta(minutes=5)
     await run_until_idle(rig.engine)
     assert rig.clock.next_deadline == START + timedelta(minutes=5)
-    patched = await rig.engine.tasks.patch(
-        OWNER, task.id, TaskPatch(timezone="America/New_York", schedule="0 9 * * *")
-    )
+    patched = (
+        await rig.tasks.patch(
+            OWNER, task.id, TaskPatch(timezone="America/New_York", schedule="0 9 * * *")
+        )
+    ).task
     assert patched.timezone == "America/New_York"
     assert patched.next_fire_at == datetime(2026, 1, 5, 14, 0, tzinfo=UTC)  # 09:00 EST
 
 
 async def test_same_idempotency_key_creates_one_task(rig: Rig) -> None:
-    a, created_a = await rig.engine.tasks.create(OWNER, spec(idempotency_key="daily-report"))
-    b, created_b = await rig.engine.tasks.create(OWNER, spec(idempotency_key="daily-report"))
+    made = await rig.tasks.create(OWNER, spec(idempotency_key="daily-report"))
+    a, created_a = made.task, made.created
+    made = await rig.tasks.create(OWNER, spec(idempotency_key="daily-report"))
+    b, created_b = made.task, made.created
     assert created_a and not created_b and a.id == b.id
 
 
 async def test_delete_cancels_the_running_run(rig: Rig) -> None:
     rig.action.hold = True
-    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    task = (await rig.tasks.create(OWNER, spec("in 1m"))).task
     rig.clock.advance(timedelta(minutes=1))
     await _running(rig, 1)
-    await rig.engine.tasks.delete(OWNER, task.id)
+    await rig.tasks.delete(OWNER, task.id)
     await run_until_idle(rig.engine)
     assert rig.action.cancelled == 1
     with pytest.raises(TaskNotFound):
@@ -404,8 +424,8 @@ async def test_delete_cancels_the_running_run(rig: Rig) -> None:
 
 
 async def test_run_now_runs_at_once_without_counting(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("0 0 1 1 *", max_runs=1))
-    run = await rig.engine.tasks.run_now(OWNER, task.id)
+    task = (await rig.tasks.create(OWNER, spec("0 0 1 1 *", max_runs=1))).task
+    run = await rig.tasks.run_now(OWNER, task.id)
     assert run.trigger == Trigger.MANUAL
     await run_until_idle(rig.engine)
     assert (await rig.store.get_run(None, run.id)).status == RunStatus.SUCCESS
@@ -413,7 +433,7 @@ async def test_run_now_runs_at_once_without_counting(rig: Rig) -> None:
 
 
 async def test_a_wakeup_fires_with_its_reason_and_context(rig: Rig) -> None:
-    receipt = await rig.engine.tasks.schedule_wakeup(
+    receipt = await rig.tasks.schedule_wakeup(
         OWNER, delay="15m", reason="check the deploy", context={"pr": 42}
     )
     assert receipt.scheduled_for == START + timedelta(minutes=15) and not receipt.clamped
@@ -425,15 +445,15 @@ async def test_a_wakeup_fires_with_its_reason_and_context(rig: Rig) -> None:
 
 
 async def test_wakeup_delays_are_clamped_to_the_configured_bounds(rig: Rig) -> None:
-    short = await rig.engine.tasks.schedule_wakeup(OWNER, delay="1s")
+    short = await rig.tasks.schedule_wakeup(OWNER, delay="1s")
     assert short.clamped and short.scheduled_for == START + timedelta(seconds=10)
-    long = await rig.engine.tasks.schedule_wakeup(OWNER, delay="90d")
+    long = await rig.tasks.schedule_wakeup(OWNER, delay="90d")
     assert long.clamped and long.scheduled_for == START + timedelta(days=30)
 
 
 async def test_a_wakeup_dedupe_key_gives_one_wakeup(rig: Rig) -> None:
-    a = await rig.engine.tasks.schedule_wakeup(OWNER, delay="5m", dedupe_key="poll-ci")
-    b = await rig.engine.tasks.schedule_wakeup(OWNER, delay="9m", dedupe_key="poll-ci")
+    a = await rig.tasks.schedule_wakeup(OWNER, delay="5m", dedupe_key="poll-ci")
+    b = await rig.tasks.schedule_wakeup(OWNER, delay="9m", dedupe_key="poll-ci")
     assert a.task.id == b.task.id and not b.created
     assert b.scheduled_for == a.scheduled_for
 
@@ -443,8 +463,8 @@ async def test_a_wakeup_ends_at_its_fire_even_when_every_slot_is_busy(rig: Rig) 
     """A wakeup calls nothing outside: its run ends in the pass that fires it, without a slot
     or a worker, and listeners hear of it as started and finished."""
     rig.action.hold = True
-    await rig.engine.tasks.create(OWNER, spec("in 1m"))
-    receipt = await rig.engine.tasks.schedule_wakeup(OWNER, delay="2m", reason="look again")
+    await rig.tasks.create(OWNER, spec("in 1m"))
+    receipt = await rig.tasks.schedule_wakeup(OWNER, delay="2m", reason="look again")
     news: list[RunNews] = []
     rig.engine.add_run_listener(news.append)
     rig.clock.set(START + timedelta(minutes=1))
@@ -478,8 +498,8 @@ async def test_a_fire_of_an_instant_task_with_a_run_in_flight_waits_for_a_worker
     manual run is running is queued behind it (overlap `queue`) and executed by a worker."""
     held = _InstantScripted(hold=True)
     rig.engine.executors["noop"] = held
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", overlap="queue"))
-    manual = await rig.engine.tasks.run_now(OWNER, task.id)
+    task = (await rig.tasks.create(OWNER, spec("@every 1m", overlap="queue"))).task
+    manual = await rig.tasks.run_now(OWNER, task.id)
     await held.wait_for(lambda a: a.active == 1)
     rig.clock.set(START + timedelta(minutes=1))
     await rig.engine.wait_until(rig.engine.is_settled)
@@ -511,32 +531,30 @@ async def test_bad_schedules_are_refused_and_nothing_is_stored(
     rig: Rig, schedule: str, message: str
 ) -> None:
     with pytest.raises(InvalidSchedule, match=message):
-        await rig.engine.tasks.create(OWNER, spec(schedule))
+        await rig.tasks.create(OWNER, spec(schedule))
     assert await rig.store.list_tasks(None) == []
 
 
 async def test_an_unknown_time_zone_is_refused(rig: Rig) -> None:
     with pytest.raises(InvalidSchedule, match="Mars/Olympus"):
-        await rig.engine.tasks.create(OWNER, spec("0 9 * * *", timezone="Mars/Olympus"))
+        await rig.tasks.create(OWNER, spec("0 9 * * *", timezone="Mars/Olympus"))
     assert await rig.store.list_tasks(None) == []
 
 
 async def test_ended_tasks_refuse_changes_with_a_clear_reason(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    task = (await rig.tasks.create(OWNER, spec("in 1m"))).task
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=2))
     with pytest.raises(Conflict, match="ended"):
-        await rig.engine.tasks.patch(OWNER, task.id, TaskPatch(schedule="in 5m"))
+        await rig.tasks.patch(OWNER, task.id, TaskPatch(schedule="in 5m"))
     with pytest.raises(Conflict):
-        await rig.engine.tasks.resume(OWNER, task.id)
-    renamed = await rig.engine.tasks.patch(OWNER, task.id, TaskPatch(name="done"))
+        await rig.tasks.resume(OWNER, task.id)
+    renamed = (await rig.tasks.patch(OWNER, task.id, TaskPatch(name="done"))).task
     assert renamed.name == "done"
 
 
 async def test_expires_at_before_the_first_fire_is_refused(rig: Rig) -> None:
     with pytest.raises(InvalidInput, match="before the first fire"):
-        await rig.engine.tasks.create(
-            OWNER, spec("0 0 1 1 *", expires_at=START + timedelta(days=1))
-        )
+        await rig.tasks.create(OWNER, spec("0 0 1 1 *", expires_at=START + timedelta(days=1)))
 
 
 @pytest.mark.parametrize(
@@ -551,18 +569,20 @@ async def test_expires_at_before_the_first_fire_is_refused(rig: Rig) -> None:
     ],
 )
 async def test_the_per_owner_task_limit_is_enforced(rig: Rig) -> None:
-    await rig.engine.tasks.create(OWNER, spec())
-    await rig.engine.tasks.create(OWNER, spec())
+    await rig.tasks.create(OWNER, spec())
+    await rig.tasks.create(OWNER, spec())
     with pytest.raises(LimitReached, match="2 tasks"):
-        await rig.engine.tasks.create(OWNER, spec())
-    await rig.engine.tasks.create("bob", spec())
+        await rig.tasks.create(OWNER, spec())
+    await rig.tasks.create("bob", spec())
 
 
 async def test_a_run_whose_node_died_is_reaped_and_retried(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(
-        OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, delay="1s", jitter=False))
-    )
-    await rig.engine.tasks.pause(OWNER, task.id)
+    task = (
+        await rig.tasks.create(
+            OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, delay="1s", jitter=False))
+        )
+    ).task
+    await rig.tasks.pause(OWNER, task.id)
     # Another node claims the fire and starts the run, then dies without finishing it.
     await rig.store.update_task(
         None,
@@ -600,7 +620,7 @@ async def _advance_held(rig: Rig, delta: timedelta) -> None:
 @pytest.mark.engine(heartbeat_timeout=timedelta(minutes=5))
 async def test_a_silent_run_is_reported_stale_once_and_left_running(rig: Rig) -> None:
     rig.action.hold = True
-    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    task = (await rig.tasks.create(OWNER, spec("in 1m"))).task
     rig.clock.advance(timedelta(minutes=1))
     await _running(rig, 1)
     # Beats keep it fresh: 4 minutes, a beat, 4 more minutes: nothing to report.
@@ -627,9 +647,11 @@ async def test_a_silent_run_is_reported_stale_once_and_left_running(rig: Rig) ->
 @pytest.mark.engine(heartbeat_timeout=timedelta(minutes=5), kill_stale=True)
 async def test_a_stale_run_is_cancelled_when_so_configured_and_retried(rig: Rig) -> None:
     rig.action.hold = True
-    task, _ = await rig.engine.tasks.create(
-        OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, delay="10s", jitter=False))
-    )
+    task = (
+        await rig.tasks.create(
+            OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, delay="10s", jitter=False))
+        )
+    ).task
     rig.clock.advance(timedelta(minutes=1))
     await _running(rig, 1)
     await _advance_held(rig, timedelta(minutes=5))
@@ -648,7 +670,7 @@ async def test_a_stale_run_is_cancelled_when_so_configured_and_retried(rig: Rig)
 @pytest.mark.engine(heartbeat_timeout=None)
 async def test_without_a_heartbeat_timeout_a_silent_run_is_never_stale(rig: Rig) -> None:
     rig.action.hold = True
-    await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    await rig.tasks.create(OWNER, spec("in 1m"))
     rig.clock.advance(timedelta(minutes=1))
     await _running(rig, 1)
     await _advance_held(rig, timedelta(hours=3))
@@ -658,15 +680,21 @@ async def test_without_a_heartbeat_timeout_a_silent_run_is_never_stale(rig: Rig)
 
 # --- chains ----------------------------------------------------------------------------------
 async def test_a_chain_runs_each_step_after_the_one_before_with_its_output(rig: Rig) -> None:
-    extract, _ = await rig.engine.tasks.create(
-        OWNER, TaskSpec(name="extract", schedule="in 1m", action=NoopAction())
-    )
-    transform, _ = await rig.engine.tasks.create(
-        OWNER, TaskSpec(name="transform", depends_on=extract.id, action=NoopAction())
-    )
-    load, _ = await rig.engine.tasks.create(
-        OWNER, TaskSpec(name="load", depends_on=transform.id, action=NoopAction())
-    )
+    extract = (
+        await rig.tasks.create(
+            OWNER, TaskSpec(name="extract", schedule="in 1m", action=NoopAction())
+        )
+    ).task
+    transform = (
+        await rig.tasks.create(
+            OWNER, TaskSpec(name="transform", depends_on=extract.id, action=NoopAction())
+        )
+    ).task
+    load = (
+        await rig.tasks.create(
+            OWNER, TaskSpec(name="load", depends_on=transform.id, action=NoopAction())
+        )
+    ).task
     assert transform.schedule["type"] == "on_demand" and transform.next_fire_at is None
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=2))
     (first,) = await rig.runs(extract.id)
@@ -689,33 +717,39 @@ async def test_a_chain_runs_each_step_after_the_one_before_with_its_output(rig: 
 
 async def test_a_failed_step_ends_the_chain_there(rig: Rig) -> None:
     rig.action.script = ["boom"]
-    extract, _ = await rig.engine.tasks.create(
-        OWNER, TaskSpec(name="extract", schedule="in 1m", action=NoopAction())
-    )
-    transform, _ = await rig.engine.tasks.create(
-        OWNER, TaskSpec(name="transform", depends_on=extract.id, action=NoopAction())
-    )
+    extract = (
+        await rig.tasks.create(
+            OWNER, TaskSpec(name="extract", schedule="in 1m", action=NoopAction())
+        )
+    ).task
+    transform = (
+        await rig.tasks.create(
+            OWNER, TaskSpec(name="transform", depends_on=extract.id, action=NoopAction())
+        )
+    ).task
     await step_to(rig.engine, rig.clock, START + timedelta(minutes=2))
     assert [r.status for r in await rig.runs(extract.id)] == [RunStatus.FAILURE]
     assert await rig.runs(transform.id) == []
 
 
 async def test_chains_refuse_cycles_and_tasks_that_are_not_yours(rig: Rig) -> None:
-    a, _ = await rig.engine.tasks.create(
-        OWNER, TaskSpec(name="a", schedule="@every 1h", action=NoopAction())
-    )
-    b, _ = await rig.engine.tasks.create(OWNER, TaskSpec(name="b", depends_on=a.id))
-    c, _ = await rig.engine.tasks.create(OWNER, TaskSpec(name="c", depends_on=b.id))
+    a = (
+        await rig.tasks.create(OWNER, TaskSpec(name="a", schedule="@every 1h", action=NoopAction()))
+    ).task
+    b = (await rig.tasks.create(OWNER, TaskSpec(name="b", depends_on=a.id))).task
+    c = (await rig.tasks.create(OWNER, TaskSpec(name="c", depends_on=b.id))).task
     with pytest.raises(InvalidInput, match=re.escape(f"({a.id} -> {c.id} -> {b.id} -> {a.id})")):
-        await rig.engine.tasks.patch(OWNER, a.id, TaskPatch(depends_on=c.id))
+        await rig.tasks.patch(OWNER, a.id, TaskPatch(depends_on=c.id))
     with pytest.raises(InvalidInput, match="cycle"):
-        await rig.engine.tasks.patch(OWNER, a.id, TaskPatch(depends_on=a.id))
-    assert (await rig.engine.tasks.get(OWNER, a.id)).depends_on is None  # nothing changed
-    theirs, _ = await rig.engine.tasks.create(
-        "bob", TaskSpec(name="theirs", schedule="@every 1h", action=NoopAction())
-    )
+        await rig.tasks.patch(OWNER, a.id, TaskPatch(depends_on=a.id))
+    assert (await rig.tasks.get(OWNER, a.id)).depends_on is None  # nothing changed
+    theirs = (
+        await rig.tasks.create(
+            "bob", TaskSpec(name="theirs", schedule="@every 1h", action=NoopAction())
+        )
+    ).task
     with pytest.raises(InvalidInput, match="not one of your tasks"):
-        await rig.engine.tasks.create(OWNER, TaskSpec(name="d", depends_on=theirs.id))
+        await rig.tasks.create(OWNER, TaskSpec(name="d", depends_on=theirs.id))
     with pytest.raises(InvalidInput, match="not one of your tasks"):
-        await rig.engine.tasks.create(OWNER, TaskSpec(name="e", depends_on="tsk_nope"))
+        await rig.tasks.create(OWNER, TaskSpec(name="e", depends_on="tsk_nope"))
     assert len(await rig.store.list_tasks(OWNER)) == 3

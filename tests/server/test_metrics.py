@@ -21,11 +21,18 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from support.loopback import Receiver, open_loop, real_time_clock, serve_receiver
-from wakecall.engine import Engine, EngineConfig
+from wakecall.engine import Engine, EngineConfig, TaskService
 from wakecall.models import NoopAction, RetryPolicy, TaskSpec
 from wakecall.server.metrics import Metrics, metrics_route
 from wakecall.store import SQLiteStore
-from wakecall.testing import FakeClock, ScriptedExecutor, advance, run_until_idle, step_to
+from wakecall.testing import (
+    FakeClock,
+    ScriptedExecutor,
+    advance,
+    run_until_idle,
+    service_for,
+    step_to,
+)
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 OWNER = "alice"
@@ -78,6 +85,10 @@ class Rig:
     action: ScriptedExecutor
     metrics: Metrics
 
+    @property
+    def tasks(self) -> TaskService:
+        return service_for(self.engine)
+
     async def scrape(self) -> Samples:
         body, content_type = await self.metrics.render()
         assert content_type.startswith("text/plain")
@@ -128,7 +139,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 async def test_successful_runs_are_counted_per_task_with_their_lateness(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m"))
+    task = (await rig.tasks.create(OWNER, spec("@every 1m"))).task
     # A jump of the clock is downtime to the engine: the 5-minute fire runs 2.5s late.
     with anyio.fail_after(5):
         await advance(rig.engine, rig.clock, timedelta(minutes=5, seconds=2.5))
@@ -149,13 +160,17 @@ async def test_successful_runs_are_counted_per_task_with_their_lateness(rig: Rig
 
 async def test_failed_attempts_count_as_retrying_until_the_run_ends(rig: Rig) -> None:
     rig.action.script = ["boom", "boom", "ok", "bad gateway", "bad gateway"]
-    recovers, _ = await rig.engine.tasks.create(
-        OWNER, spec("in 1m", retry=RetryPolicy(attempts=3, backoff="none", delay="10s"))
-    )
+    recovers = (
+        await rig.tasks.create(
+            OWNER, spec("in 1m", retry=RetryPolicy(attempts=3, backoff="none", delay="10s"))
+        )
+    ).task
     await rig.step_to(timedelta(minutes=2))
-    gives_up, _ = await rig.engine.tasks.create(
-        OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, backoff="none", delay="10s"))
-    )
+    gives_up = (
+        await rig.tasks.create(
+            OWNER, spec("in 1m", retry=RetryPolicy(attempts=2, backoff="none", delay="10s"))
+        )
+    ).task
     await rig.step_to(timedelta(minutes=4))
     samples = await rig.scrape()
     assert finished(samples) == {
@@ -172,13 +187,13 @@ async def test_failed_attempts_count_as_retrying_until_the_run_ends(rig: Rig) ->
 
 async def test_timeouts_and_cancellations_are_errors_of_their_kind(rig: Rig) -> None:
     rig.action.hold = True
-    slow, _ = await rig.engine.tasks.create(OWNER, spec("in 1m", timeout="5s"))
+    slow = (await rig.tasks.create(OWNER, spec("in 1m", timeout="5s"))).task
     rig.clock.advance(timedelta(minutes=1))
     await rig.running(1)
     assert value(await rig.scrape(), "wakecall_runs_running") == 1
     with anyio.fail_after(5):
         await advance(rig.engine, rig.clock, timedelta(seconds=5))
-    replaced, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", overlap="cancel_previous"))
+    replaced = (await rig.tasks.create(OWNER, spec("@every 1m", overlap="cancel_previous"))).task
     rig.clock.advance(timedelta(minutes=1))
     await rig.running(1, calls=2)
     rig.clock.advance(timedelta(minutes=1))  # the newer fire cancels the held one
@@ -205,7 +220,7 @@ async def test_a_run_stopped_by_shutdown_is_an_interrupted_attempt_queued_again(
     metrics = Metrics()
     async with open_rig(tmp_path, metrics) as rig:
         rig.action.hold = True
-        task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m", retry=RetryPolicy(attempts=2)))
+        task = (await rig.tasks.create(OWNER, spec("in 1m", retry=RetryPolicy(attempts=2)))).task
         rig.clock.advance(timedelta(minutes=1))
         await rig.running(1)
     body, _ = await metrics.render()  # detached: counters only, no store read
@@ -216,16 +231,16 @@ async def test_a_run_stopped_by_shutdown_is_an_interrupted_attempt_queued_again(
 
 async def test_skipped_and_missed_runs_are_counted_apart_from_executions(rig: Rig) -> None:
     rig.action.hold = True
-    busy, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", overlap="skip"))
+    busy = (await rig.tasks.create(OWNER, spec("@every 1m", overlap="skip"))).task
     rig.clock.advance(timedelta(minutes=1))
     await rig.running(1)
     rig.clock.advance(timedelta(minutes=1))  # the next fire finds the first run still going
     await rig.running(1)
     rig.action.release()
     await rig.idle()
-    await rig.engine.tasks.pause(OWNER, busy.id)
+    await rig.tasks.pause(OWNER, busy.id)
     rig.action.hold = False
-    late, _ = await rig.engine.tasks.create(OWNER, spec("@every 1m", catchup_window="10m"))
+    late = (await rig.tasks.create(OWNER, spec("@every 1m", catchup_window="10m"))).task
     # Two hours down: fires older than the window are one missed run; the latest one runs.
     with anyio.fail_after(5):
         await advance(rig.engine, rig.clock, timedelta(hours=2))
@@ -237,8 +252,8 @@ async def test_skipped_and_missed_runs_are_counted_apart_from_executions(rig: Ri
 
 async def test_runs_silent_past_the_heartbeat_timeout_are_counted_stale(rig: Rig) -> None:
     rig.action.hold = True
-    await rig.engine.tasks.create(OWNER, spec("in 1m"))
-    await rig.engine.tasks.create(OWNER, spec("in 2m"))
+    await rig.tasks.create(OWNER, spec("in 1m"))
+    await rig.tasks.create(OWNER, spec("in 2m"))
     rig.clock.advance(timedelta(minutes=1))
     await rig.running(1)
     rig.clock.advance(timedelta(minutes=1))
@@ -264,9 +279,9 @@ async def test_the_due_backlog_is_read_from_the_store_when_scraped(tmp_path: Pat
         metrics = Metrics()
         metrics.attach(engine)
         for schedule in ("in 1m", "in 2m", "in 1h"):
-            await engine.tasks.create(OWNER, spec(schedule))
-        manual, _ = await engine.tasks.create(OWNER, spec("in 1d"))
-        await engine.tasks.run_now(OWNER, manual.id)
+            await service_for(engine).create(OWNER, spec(schedule))
+        manual = (await service_for(engine).create(OWNER, spec("in 1d"))).task
+        await service_for(engine).run_now(OWNER, manual.id)
         clock.set(START + timedelta(minutes=5))
         samples = parse((await metrics.render())[0])
         assert value(samples, "wakecall_due_tasks") == 2
@@ -278,10 +293,10 @@ async def test_the_due_backlog_is_read_from_the_store_when_scraped(tmp_path: Pat
 
 async def test_tasks_beyond_the_series_bound_lose_their_oldest_series(tmp_path: Path) -> None:
     async with open_rig(tmp_path, Metrics(max_task_series=2)) as rig:
-        first, _ = await rig.engine.tasks.create(OWNER, spec("in 1m"))
-        second, _ = await rig.engine.tasks.create(OWNER, spec("in 2m"))
+        first = (await rig.tasks.create(OWNER, spec("in 1m"))).task
+        second = (await rig.tasks.create(OWNER, spec("in 2m"))).task
         await rig.step_to(timedelta(minutes=2))
-        third, _ = await rig.engine.tasks.create(OWNER, spec("in 1m"))
+        third = (await rig.tasks.create(OWNER, spec("in 1m"))).task
         await rig.step_to(timedelta(minutes=3))
         samples = await rig.scrape()
     assert finished(samples) == {(second.id, "success"): 1, (third.id, "success"): 1}
@@ -289,10 +304,10 @@ async def test_tasks_beyond_the_series_bound_lose_their_oldest_series(tmp_path: 
 
 
 async def test_a_detached_metrics_hears_nothing_more(rig: Rig) -> None:
-    await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    await rig.tasks.create(OWNER, spec("in 1m"))
     await rig.step_to(timedelta(minutes=1))
     rig.metrics.detach(rig.engine)
-    await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    await rig.tasks.create(OWNER, spec("in 1m"))
     await rig.step_to(timedelta(minutes=3))
     rig.metrics.attach(rig.engine)  # again, for the scrape (and the fixture's detach)
     assert sum(finished(await rig.scrape()).values()) == 1
@@ -301,7 +316,7 @@ async def test_a_detached_metrics_hears_nothing_more(rig: Rig) -> None:
 async def test_two_metrics_in_one_process_keep_separate_counts(tmp_path: Path) -> None:
     one, two = Metrics(), Metrics()
     async with open_rig(tmp_path, one) as rig:
-        await rig.engine.tasks.create(OWNER, spec("in 1m"))
+        await rig.tasks.create(OWNER, spec("in 1m"))
         await rig.step_to(timedelta(minutes=1))
         samples_one = await rig.scrape()
     samples_two = parse((await two.render())[0])
@@ -373,7 +388,7 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
 
 
 async def test_get_metrics_over_http_serves_the_text_format(rig: Rig) -> None:
-    task, _ = await rig.engine.tasks.create(OWNER, spec("in 1m"))
+    task = (await rig.tasks.create(OWNER, spec("in 1m"))).task
     await rig.step_to(timedelta(minutes=1))
     app = Starlette(routes=[metrics_route(rig.metrics)])
     async with serve(app) as base, httpx2.AsyncClient(base_url=base, timeout=5) as http:

@@ -38,8 +38,7 @@ from wakecall.models import (
     TaskStatus,
     Trigger,
 )
-from wakecall.server.app import store_clock
-from wakecall.store import RESYNC, FirePlan, Hint, NewRun, RunOutcome
+from wakecall.store import RESYNC, FirePlan, Hint, NewRun, RunOutcome, clock_of
 from wakecall.store.postgres import SCHEMA_VERSION, PostgresStore
 
 URL = os.environ.get("WAKECALL_TEST_POSTGRES_URL")
@@ -533,7 +532,7 @@ async def test_a_lost_listening_connection_comes_back_and_says_hints_may_be_lost
 
 async def test_a_server_on_postgresql_reads_time_from_the_database_server(nodes: Nodes) -> None:
     (store,) = await nodes(1)
-    clock = store_clock(store)
+    clock = clock_of(store)
     assert isinstance(clock, OffsetClock)
     server_now = await store._call(lambda c: c.fetchval("SELECT clock_timestamp()"))
     assert abs(clock.now() - server_now) < timedelta(seconds=0.5)

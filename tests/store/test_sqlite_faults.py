@@ -10,7 +10,7 @@ import anyio
 import pytest
 from tests.support.records import T0, make_task
 
-from wakecall.engine import Engine, EngineConfig
+from wakecall.engine import EngineConfig, TaskService
 from wakecall.errors import DatabaseBusy, InvalidInput, NotAWakecallDatabase, StoreError
 from wakecall.models import EventType, TaskSpec
 from wakecall.store import RESYNC, Hint, NewEvent
@@ -80,15 +80,17 @@ async def test_a_database_locked_by_another_writer_fails_clearly_and_writes_noth
     store = SQLiteStore(path, busy_timeout=0.2)
     await store.open()
     clock = FakeClock(datetime(2026, 1, 5, tzinfo=UTC))
-    engine = Engine(store, clock=clock, config=EngineConfig(node_id="n"))
+    tasks = TaskService(store, clock=clock, config=EngineConfig())
     other = sqlite3.connect(path, isolation_level=None)
     try:
         other.execute("BEGIN EXCLUSIVE")
         with pytest.raises(DatabaseBusy, match="locked by another writer"):
-            await engine.tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
+            await tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
         other.execute("ROLLBACK")
         assert await store.list_tasks(None) == []
-        task, _ = await engine.tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
+        task = (
+            await tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
+        ).task
         assert (await store.get_task("alice", task.id)).name == "t"
     finally:
         other.close()
@@ -104,14 +106,16 @@ async def test_a_write_waits_for_another_writer_without_holding_up_the_loop(
     path = tmp_path / "shared.db"
     store = SQLiteStore(path, busy_timeout=30)
     await store.open()
-    engine = Engine(store, clock=FakeClock(), config=EngineConfig(node_id="n"))
+    tasks = TaskService(store, clock=FakeClock(), config=EngineConfig())
     other = sqlite3.connect(path, isolation_level=None)
     created: list[str] = []
     try:
         other.execute("BEGIN EXCLUSIVE")
 
         async def create() -> None:
-            task, _ = await engine.tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
+            task = (
+                await tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
+            ).task
             created.append(task.id)
 
         with anyio.fail_after(10):
@@ -165,10 +169,10 @@ async def test_huge_and_negative_inputs_are_refused_before_anything_is_written(
 ) -> None:
     store = SQLiteStore(tmp_path / "w.db")
     await store.open()
-    engine = Engine(store, clock=FakeClock(), config=EngineConfig(node_id="n"))
+    tasks = TaskService(store, clock=FakeClock(), config=EngineConfig())
     try:
         with pytest.raises(InvalidInput, match="long"):
-            await engine.tasks.create("a", TaskSpec(name="t", schedule="*" * 10_000_000))
+            await tasks.create("a", TaskSpec(name="t", schedule="*" * 10_000_000))
         with pytest.raises(ValueError, match="timeout"):
             TaskSpec(name="t", schedule="@daily", timeout=timedelta(seconds=-5))
         with pytest.raises(ValueError, match="overlap"):
@@ -187,8 +191,8 @@ async def test_a_write_by_another_connection_is_hinted_and_ones_own_is_not(
     await writer.open()
     heard: list[Hint] = []
     spec = TaskSpec(name="x", schedule="@every 1m")
-    mine = Engine(watcher, clock=FakeClock(), config=EngineConfig(node_id="a")).tasks
-    theirs = Engine(writer, clock=FakeClock(), config=EngineConfig(node_id="b")).tasks
+    mine = TaskService(watcher, clock=FakeClock(), config=EngineConfig())
+    theirs = TaskService(writer, clock=FakeClock(), config=EngineConfig())
     try:
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:

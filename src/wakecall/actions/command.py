@@ -17,17 +17,17 @@ import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import anyio.abc
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from wakecall.actions.base import ActionContext, ActionFailed
 from wakecall.errors import InvalidInput, invalid_input_from
+from wakecall.models import CommandAction
 
 __all__ = [
-    "CommandAction",
     "CommandExecutor",
     "CommandPolicy",
     "minimal_environment",
@@ -36,67 +36,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_ARGS = 256
-MAX_ARG_LENGTH = 8192
-MAX_ENV_VARS = 100
 KILL_WAIT = 5.0  # seconds to wait for a SIGKILLed group to disappear
-#: Variables that would let a task load code into an allowed executable.
-_REFUSED_ENV_PREFIXES = ("LD_", "DYLD_")
 _ENABLE_HINT = (
     "the operator can enable them by listing the executables they may run with "
     "--commands NAME[,NAME...] (or WAKECALL_COMMANDS)"
 )
-
-
-class CommandAction(BaseModel):
-    """Runs `argv` (no shell) in `cwd`, with `env` over a minimal environment
-    (PATH, HOME, LANG). Only for executables the operator allowed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["command"] = "command"
-    argv: list[str] = Field(
-        min_length=1,
-        max_length=MAX_ARGS,
-        description="the program (an absolute path or a name found on PATH) and its arguments",
-    )
-    cwd: str | None = Field(None, max_length=4096, description="an absolute directory")
-    env: dict[str, str] = Field(
-        default_factory=dict, description="variables set over PATH, HOME and LANG"
-    )
-
-    @field_validator("argv")
-    @classmethod
-    def _valid_argv(cls, argv: list[str]) -> list[str]:
-        if not argv[0]:
-            raise ValueError("argv[0] is empty; name the program to run, e.g. ['backup']")
-        for i, arg in enumerate(argv):
-            if "\0" in arg:
-                raise ValueError(f"argv[{i}] contains a NUL character")
-            if len(arg) > MAX_ARG_LENGTH:
-                raise ValueError(f"argv[{i}] is {len(arg)} characters; at most {MAX_ARG_LENGTH}")
-        return argv
-
-    @field_validator("cwd")
-    @classmethod
-    def _absolute_cwd(cls, cwd: str | None) -> str | None:
-        if cwd is not None and ("\0" in cwd or not os.path.isabs(cwd)):
-            raise ValueError(f"cwd must be an absolute directory such as '/srv/data', not {cwd!r}")
-        return cwd
-
-    @field_validator("env")
-    @classmethod
-    def _valid_env(cls, env: dict[str, str]) -> dict[str, str]:
-        if len(env) > MAX_ENV_VARS:
-            raise ValueError(f"env has {len(env)} variables; at most {MAX_ENV_VARS}")
-        for name, value in env.items():
-            if not name or "=" in name or "\0" in name or "\0" in value:
-                raise ValueError(f"env name {name!r} is invalid (empty, or contains '=' or NUL)")
-            if name.upper().startswith(_REFUSED_ENV_PREFIXES):
-                raise ValueError(f"env {name} cannot be set: it changes how programs load code")
-            if len(value) > MAX_ARG_LENGTH:
-                raise ValueError(f"env {name} is {len(value)} characters; at most {MAX_ARG_LENGTH}")
-        return env
 
 
 @dataclass(frozen=True, slots=True)

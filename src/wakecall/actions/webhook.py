@@ -10,97 +10,22 @@ from __future__ import annotations
 import codecs
 import json
 import logging
-import re
 from collections.abc import Mapping
-from ipaddress import ip_network
 from typing import Any, Literal
 
 import httpx2
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from wakecall.actions.base import ActionContext, ActionFailed
 from wakecall.errors import UnsafeURL, invalid_input_from
-from wakecall.net import MAX_URL_LENGTH, OutboundPolicy, check_url
+from wakecall.models import WebhookAction
+from wakecall.net import OutboundPolicy, check_url
 
-__all__ = ["WebhookAction", "WebhookExecutor", "validate_webhook"]
+__all__ = ["WebhookExecutor", "validate_webhook"]
 
 log = logging.getLogger(__name__)
 
-MAX_HEADERS = 50
-MAX_HEADER_VALUE = 8192
-MAX_BODY_BYTES = 64 * 1024
-MAX_TIMEOUT_S = 3600.0
 EXCERPT_CHARS = 200
-
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
-#: Headers wakecall sets itself or that would break the request's framing.
-_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-_OWN_PREFIX = "x-wakecall-"
-
-# Syntax only: literal addresses are judged against the operator's policy by
-# `validate_webhook` and, whatever the URL says, at connect time.
-_SYNTAX_ONLY = OutboundPolicy(
-    allow_loopback=True, allow_cidrs=(ip_network("0.0.0.0/0"), ip_network("::/0"))
-)
-
-Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
-
-
-class WebhookAction(BaseModel):
-    """Calls `url` with `method`, `headers` and, when set, `body` sent as JSON (without a body,
-    the run's input is sent, when it has one)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["webhook"] = "webhook"
-    url: str = Field(max_length=MAX_URL_LENGTH, description="http:// or https://")
-    method: Method = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: Any = Field(None, description="any JSON, sent as the request body")
-    timeout: float | None = Field(
-        None, gt=0, le=MAX_TIMEOUT_S, description="seconds the HTTP request may take per attempt"
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _valid_url(cls, url: str) -> str:
-        check_url(url, _SYNTAX_ONLY)
-        return url
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper_method(cls, method: Any) -> Any:
-        return method.upper() if isinstance(method, str) else method
-
-    @field_validator("headers")
-    @classmethod
-    def _valid_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        if len(headers) > MAX_HEADERS:
-            raise ValueError(f"{len(headers)} headers; at most {MAX_HEADERS}")
-        for name, value in headers.items():
-            if not _TOKEN.match(name):
-                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-            lowered = name.lower()
-            if lowered in _RESERVED_HEADERS or lowered.startswith(_OWN_PREFIX):
-                raise ValueError(f"header {name} is set by wakecall and cannot be given")
-            if len(value) > MAX_HEADER_VALUE:
-                raise ValueError(f"header {name} is {len(value)} characters; at most 8192")
-            if any(c in value for c in "\r\n\0"):
-                raise ValueError(f"header {name} contains a line break or NUL")
-        return headers
-
-    @field_validator("body")
-    @classmethod
-    def _json_body(cls, body: Any) -> Any:
-        if body is None:
-            return body
-        try:
-            size = len(json.dumps(body, allow_nan=False).encode())
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"body must be JSON ({exc})") from None
-        if size > MAX_BODY_BYTES:
-            raise ValueError(f"body is {size} bytes of JSON; at most {MAX_BODY_BYTES}")
-        return body
 
 
 def validate_webhook(

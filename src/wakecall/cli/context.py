@@ -1,8 +1,9 @@
 """What every store command works with: the settings `wakecall serve` would use, the store
-they name, the task service on it, the owner to act as, and where to print.
+they name, the task service on it (with the server's clock, limits and operator policy), the
+owner to act as, and where to print.
 
-No scheduler loop is started: the commands change the store, and a running server picks the
-changes up (as another scheduler node would).
+No scheduler is started: the commands change the store, and a running server picks the changes
+up (as another scheduler node would).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from wakecall.settings import Settings, load_settings
 if TYPE_CHECKING:  # loaded by `open_context`: `wakecall serve` needs the exit codes only
     from wakecall.engine import TaskService
     from wakecall.store import Store
-    from wakecall.taskfile import ActionPolicy
 
 __all__ = [
     "EXIT_ERROR",
@@ -65,11 +65,10 @@ class Context:
     owner: str
     store: Store
     service: TaskService
-    policy: ActionPolicy
     out: Output
 
     def now(self) -> datetime:
-        return self.service.engine.clock.now()
+        return self.service.now()
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -83,9 +82,8 @@ def sqlite_path(url: str) -> Path | None:
 async def open_context(args: argparse.Namespace, *, create: bool) -> AsyncIterator[Context]:
     """Open the store the settings name. Unless `create`, a SQLite file that does not exist
     yet is refused rather than created (a mistyped path would otherwise show no tasks)."""
-    from wakecall.engine import Engine
-    from wakecall.store import open_store
-    from wakecall.taskfile import ActionPolicy
+    # lazy: start-up time (`wakecall serve` imports this module for its exit codes)
+    from wakecall.store import clock_of, open_store
 
     flags = {"store": args.store, "owner": args.owner, "pg_schema": args.pg_schema}
     settings = load_settings(flags, config_file=args.config)
@@ -99,13 +97,12 @@ async def open_context(args: argparse.Namespace, *, create: bool) -> AsyncIterat
     store = open_store(url, pg_schema=settings.pg_schema, pg_pool=min(settings.pg_pool, 2))
     await store.open()
     try:
-        engine = Engine(store, config=settings.engine_config())
+        service = settings.task_service(store, clock_of(store), settings.engine_config())
         yield Context(
             settings=settings,
             owner=settings.owner,
             store=store,
-            service=engine.tasks,
-            policy=ActionPolicy.from_settings(settings),
+            service=service,
             out=Output(sys.stdout, json_mode=bool(getattr(args, "json", False))),
         )
     finally:

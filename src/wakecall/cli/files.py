@@ -11,7 +11,7 @@ import anyio
 
 from wakecall.cli.context import Context, add_store_options
 from wakecall.errors import InvalidInput
-from wakecall.taskfile import ApplyFailed, apply_file, export_tasks, list_owner_tasks
+from wakecall.taskfile import apply_file, export_tasks
 
 __all__ = ["add_parsers"]
 
@@ -77,19 +77,9 @@ def add_parsers(sub: Any) -> None:
 
 
 async def run_apply(ctx: Context, args: argparse.Namespace) -> int:
-    try:
-        report = await apply_file(
-            ctx.service,
-            ctx.owner,
-            args.file,
-            prune=args.prune,
-            dry_run=args.dry_run,
-            check=ctx.policy.check_spec,
-        )
-    except ApplyFailed as exc:
-        for line in exc.report.lines()[:-1]:
-            ctx.out.line(line)
-        raise
+    report = await apply_file(
+        ctx.service, ctx.owner, args.file, prune=args.prune, dry_run=args.dry_run
+    )
     if ctx.out.json_mode:
         ctx.out.json(report.to_json())
         return 0
@@ -101,7 +91,7 @@ async def run_apply(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def run_export(ctx: Context, args: argparse.Namespace) -> int:
-    tasks = await list_owner_tasks(ctx.service, ctx.owner, kind="task")
+    tasks = await ctx.service.list_all(ctx.owner, kind="task")
     stamp = ctx.now().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     count = f"{len(tasks)} task{'s' if len(tasks) != 1 else ''}"
     header = (

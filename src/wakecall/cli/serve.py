@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 
-from wakecall.settings import SETTINGS, load_settings
+from wakecall.settings import SETTINGS, Settings, load_settings
 
 __all__ = ["add_parsers", "run_preview", "run_serve"]
 
@@ -59,9 +60,30 @@ def run_serve(
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS if s.flag}
     settings = load_settings(flags, config_file=args.config)
     configure_logging(settings.log_level, settings.log_format)
+    prepare = functools.partial(apply_tasks_file, settings) if settings.tasks_file else None
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(functools.partial(serve, settings, on_failure=on_failure))
+        anyio.run(functools.partial(serve, settings, on_failure=on_failure, prepare=prepare))
     return 0
+
+
+async def apply_tasks_file(settings: Settings) -> None:
+    """Apply `--tasks-file` to the owner's tasks before the scheduler starts (a bad file stops
+    the start, nothing applied); what changed goes to stderr, with the signing secret of each
+    new callback (shown once)."""
+    # lazy: start-up time (serving stdio, this runs after the handshake)
+    from wakecall.store import clock_of, open_store
+    from wakecall.taskfile import apply_file
+
+    assert settings.tasks_file is not None
+    store = open_store(settings.store_path, pg_schema=settings.pg_schema, pg_pool=settings.pg_pool)
+    await store.open()
+    try:
+        service = settings.task_service(store, clock_of(store), settings.engine_config())
+        report = await apply_file(service, settings.owner, settings.tasks_file)
+    finally:
+        await store.close()
+    for line in report.lines():
+        print(f"wakecall: {settings.tasks_file}: {line}", file=sys.stderr, flush=True)
 
 
 def run_preview(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ from wakecall.models import (
     TaskStatus,
 )
 from wakecall.schedules import format_duration, parse_duration
-from wakecall.taskfile import MAX_RETRIES, issue_callback_secret, list_owner_tasks
+from wakecall.taskfile.format import MAX_RETRIES
 
 __all__ = ["action_text", "add_parsers", "last_run_text"]
 
@@ -416,8 +416,7 @@ _LIMITS = ("max_runs", "expires_at", "callback_url")
 async def run_list(ctx: Context, args: argparse.Namespace) -> int:
     from wakecall.server.views import run_view, task_view
 
-    tasks = await list_owner_tasks(
-        ctx.service,
+    tasks = await ctx.service.list_all(
         ctx.owner,
         kind=args.kind,
         status=None if args.status is None else TaskStatus(args.status),
@@ -612,12 +611,9 @@ async def run_add(ctx: Context, args: argparse.Namespace) -> int:
     fields["active"] = not args.paused
     fields.update(_extras(args))
     spec = TaskSpec.model_validate(fields)
-    ctx.policy.check_spec(spec)
-    task, created = await ctx.service.create(ctx.owner, spec, task_id=args.task_id)
-    secret = None
-    if created and task.callback_url:
-        secret = await issue_callback_secret(ctx.service, task.id)
-    trigger_secret = (task.trigger or {}).get("secret") if created else None
+    made = await ctx.service.create(ctx.owner, spec, task_id=args.task_id)
+    task, created = made.task, made.created
+    secret, trigger_secret = made.callback_secret, made.trigger_secret
     if not ctx.out.json_mode:
         if created:
             ctx.out.line(f"created {task.id} ({task.name})")
@@ -653,35 +649,28 @@ async def run_patch(ctx: Context, args: argparse.Namespace) -> int:
         if name in given:
             raise InvalidInput(f"{name} is both given and cleared (--clear {name}); choose one")
         given[name] = {} if name == "metadata" else None
-    if args.rotate_callback_secret:
-        if not (given.get("callback_url") or (before.callback_url and "callback_url" not in given)):
-            raise InvalidInput("--rotate-callback-secret: the task has no callback_url to sign for")
-        if not given:
-            given = {"name": before.name}  # a rotation alone changes no field
-    if not given:
+    signs = given.get("callback_url") or (before.callback_url and "callback_url" not in given)
+    if args.rotate_callback_secret and not signs:
+        raise InvalidInput("--rotate-callback-secret: the task has no callback_url to sign for")
+    if not given and not args.rotate_callback_secret:
         raise InvalidInput(
             "nothing to change: give at least one option",
             example="wakecall tasks patch ID --schedule '*/10 * * * *'",
         )
     patch = TaskPatch.model_validate(given)
-    if patch.action is not None:
-        ctx.policy.check_action(patch.action)
-    ctx.policy.check_callback_url(patch.callback_url)
-    ctx.policy.check_condition(patch.condition)
-    task = await ctx.service.patch(ctx.owner, args.task_id, patch)
-    secret = None
-    if task.callback_url and (args.rotate_callback_secret or not before.callback_url):
-        secret = await issue_callback_secret(
-            ctx.service,
-            task.id,
-            rotate=args.rotate_callback_secret,
-            grace=ctx.settings.secret_grace,
-        )
+    changed = await ctx.service.patch(
+        ctx.owner, args.task_id, patch, rotate_callback_secret=args.rotate_callback_secret
+    )
+    task = changed.task
     if not ctx.out.json_mode:
-        changed = sorted(set(given) - ({"name"} if given == {"name": before.name} else set()))
-        ctx.out.line(f"changed {task.id} ({task.name}): {', '.join(changed) or 'callback secret'}")
-    trigger_secret = (task.trigger or {}).get("secret") if "trigger" in given else None
-    await show_task(ctx, task, callback_secret=secret, trigger_secret=trigger_secret)
+        names = ", ".join(sorted(given)) or "callback secret"
+        ctx.out.line(f"changed {task.id} ({task.name}): {names}")
+    await show_task(
+        ctx,
+        task,
+        callback_secret=changed.callback_secret,
+        trigger_secret=changed.trigger_secret,
+    )
     return 0
 
 
@@ -744,7 +733,7 @@ async def _dry_run(ctx: Context, task_id: str) -> int:
     admitted: str | None = None
     resolved: str | None = None
     try:
-        resolved = ctx.policy.check_action(TypeAdapter(Action).validate_python(task.action))
+        resolved = ctx.service.policy.check_action(TypeAdapter(Action).validate_python(task.action))
     except InvalidInput as exc:
         admitted = str(exc)
     fires = next_fires(task, count=5)

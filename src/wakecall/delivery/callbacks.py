@@ -163,6 +163,10 @@ class CallbackDispatcher:
         (delivered, pending again, or failed). Must not block."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[Delivery], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def on_hint(self, hint: Hint) -> None:
         """Engine hint listener: another node wrote events (perhaps with deliveries) or made
         one pending again; any node may send them."""

@@ -1,7 +1,7 @@
 """The inbox: the durable event log read with a cursor, with long polling.
 
 The log in the store is the source of truth; this module only adds waiting (a reader parked on
-an empty page is woken when the engine writes an event for its owner) and remembers, per owner,
+an empty page is woken when this process writes an event for its owner) and remembers, per owner,
 the newest cursor handed out so that tool answers can hint at unread events.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import anyio
 
-from wakecall.engine import Engine
+from wakecall.delivery.fanout import EventFanout
 from wakecall.models import Event
-from wakecall.store.base import Hint
+from wakecall.store.base import Hint, Store
 
 __all__ = ["Inbox", "InboxPage"]
 
@@ -31,12 +31,12 @@ class InboxPage:
 
 
 class Inbox:
-    def __init__(self, engine: Engine) -> None:
-        self.store = engine.store
+    def __init__(self, store: Store, fanout: EventFanout) -> None:
+        self.store = store
         self._waiters: dict[str, anyio.Event] = {}
         self._read: dict[str, int] = {}
-        engine.add_listener(self._on_events)
-        engine.add_hint_listener(self._on_hint)
+        fanout.add_listener(self._on_events)
+        fanout.add_hint_listener(self._on_hint)
 
     def _on_events(self, events: Sequence[Event]) -> None:
         self._wake_owners({e.owner for e in events})

@@ -1,17 +1,21 @@
-"""The engine: the scheduler loop, the runner, and the task operations built on them."""
+"""The engine: the scheduler loop and the runner (`Engine`), and the task operations
+(`TaskService`) with every check they make (`checks`)."""
 
 from __future__ import annotations
 
 from wakecall.engine.config import EngineConfig
-from wakecall.engine.scheduler import Engine, EventListener, RunListener, RunNews, schedule_of
-from wakecall.engine.service import TaskService, WakeupReceipt
+from wakecall.engine.parsed import schedule_of
+from wakecall.engine.scheduler import Engine, RunListener, RunNews
+from wakecall.engine.service import Changed, Created, SchedulerLink, TaskService, WakeupReceipt
 
 __all__ = [
+    "Changed",
+    "Created",
     "Engine",
     "EngineConfig",
-    "EventListener",
     "RunListener",
     "RunNews",
+    "SchedulerLink",
     "TaskService",
     "WakeupReceipt",
     "schedule_of",

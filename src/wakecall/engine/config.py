@@ -1,4 +1,4 @@
-"""Engine settings, with the defaults DESIGN.md names."""
+"""The settings of the scheduler and of the task operations, with their defaults."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ class EngineConfig:
     wakeup_max: timedelta = timedelta(days=30)
     #: Tasks (active or paused) one owner may hold.
     max_tasks_per_owner: int = 10_000
+    #: After a callback secret is rotated, how long the old one keeps signing.
+    secret_grace: timedelta = timedelta(hours=24)
     #: Retention: finished runs kept per task, and the age past which runs and events go.
     runs_per_task: int = 100
     run_max_age: timedelta = timedelta(days=30)

@@ -24,7 +24,6 @@ transaction per batch, not several per run.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -41,37 +40,32 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from wakecall.actions import ActionContext, ActionFailed, Executor, default_executors
 from wakecall.actions.condition import ConditionChecker
 from wakecall.clock import Clock, SystemClock
+from wakecall.delivery.fanout import EventFanout
 from wakecall.engine.config import EngineConfig
+from wakecall.engine.parsed import schedule_of
 from wakecall.engine.policies import plan_fires, retry_at
 from wakecall.errors import StoreError
 from wakecall.models import (
     AttemptStatus,
-    Event,
     EventType,
     Run,
     RunStatus,
     Task,
     run_event_payload,
 )
-from wakecall.recent import Recent
-from wakecall.schedules import Schedule, schedule_from_spec
 from wakecall.store.base import (
     DueTask,
     FirePlan,
     Hint,
-    HintListener,
     Instant,
     NewEvent,
     RunOutcome,
     Store,
 )
 
-__all__ = ["Engine", "EventListener", "RunListener", "RunNews"]
+__all__ = ["Engine", "RunListener", "RunNews"]
 
 log = logging.getLogger(__name__)
-
-#: Called with each batch of events just written. Must not block; runs on the engine's loop.
-EventListener = Callable[[Sequence[Event]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,34 +83,6 @@ class RunNews:
 
 #: Called with each `RunNews`. Must not block; runs on the engine's loop.
 RunListener = Callable[[RunNews], None]
-
-
-#: Parsed schedules by the `repr` of their spec, which is cheaper to make than a JSON text
-#: and as exact a key for values decoded from JSON (a spec with its keys in another order gets
-#: a key of its own and is parsed once more, no more). A spec is parsed from a copy of its
-#: own, so the cached schedule shares nothing with a task's mutable spec. Kept small: a parsed
-#: cron schedule is some six objects the garbage collector walks on each full pass (65,536 of
-#: them made a full pass take 160 ms, a stall of the loop), and a parse costs about 35 µs.
-_PARSED: Recent[str, Schedule] = Recent(4096)
-
-#: The parsed schedules of recently planned tasks, with the spec they were parsed from: a store
-#: that hands out the same spec object for an unchanged task skips even the cache key. The spec
-#: is held, so an identity match can never be a reused id.
-_BY_TASK: Recent[str, tuple[dict[str, Any], Schedule]] = Recent(4096)
-
-
-def schedule_of(task: Task) -> Schedule:
-    """The task's parsed schedule (cached by its stored form)."""
-    spec = task.schedule
-    known = _BY_TASK.get(task.id)
-    if known is not None and known[0] is spec:
-        return known[1]
-    key = repr(spec)
-    schedule = _PARSED.get(key)
-    if schedule is None:
-        schedule = _PARSED.keep(key, schedule_from_spec(json.loads(json.dumps(spec))))
-    _BY_TASK.keep(task.id, (spec, schedule))
-    return schedule
 
 
 class _Skipped(Exception):
@@ -149,7 +115,10 @@ class Engine:
     """Schedules and runs tasks from one `Store`. Use as an async context manager::
 
     async with Engine(store) as engine:
-        task, _ = await engine.tasks.create("me", TaskSpec(name="x", schedule="@every 1m"))
+        tasks = TaskService(store, clock=engine.clock, config=engine.config, scheduler=engine)
+        await tasks.create("me", TaskSpec(name="x", schedule="@every 1m"))
+
+    Events it writes are published to `fanout` (the inbox, pushes and callbacks listen there).
     """
 
     def __init__(
@@ -160,10 +129,10 @@ class Engine:
         config: EngineConfig | None = None,
         executors: Mapping[str, Executor] | None = None,
         conditions: ConditionChecker | None = None,
+        fanout: EventFanout | None = None,
     ) -> None:
-        from wakecall.engine.service import TaskService
-
         self.store = store
+        self.fanout = fanout or EventFanout()
         self.clock: Clock = clock or SystemClock()
         self.config = config or EngineConfig()
         self.node = self.config.node_id
@@ -172,9 +141,6 @@ class Engine:
         )
         #: Runs the checks of tasks that have a `condition` (None: such runs fail).
         self.conditions = conditions
-        self.tasks = TaskService(self)
-        self._listeners: list[EventListener] = []
-        self._hint_listeners: list[HintListener] = []
         self._run_listeners: list[RunListener] = []
         self._wake = anyio.Event()
         self._changed: anyio.Event | None = None
@@ -232,13 +198,6 @@ class Engine:
             self._from_dispatch.close()
 
     # --- hooks for the layers above -------------------------------------------------------
-    def add_listener(self, listener: EventListener) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: EventListener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
     def add_run_listener(self, listener: RunListener) -> None:
         """Hear of runs this node creates, starts and finishes."""
         self._run_listeners.append(listener)
@@ -254,31 +213,10 @@ class Engine:
             except Exception:  # a listener's bug must not stop the engine
                 log.exception("run listener %r failed", listener)
 
-    def add_hint_listener(self, listener: HintListener) -> None:
-        """Hear of changes other processes made to the store (see `Store.watch`)."""
-        self._hint_listeners.append(listener)
-
-    def remove_hint_listener(self, listener: HintListener) -> None:
-        if listener in self._hint_listeners:
-            self._hint_listeners.remove(listener)
-
     def _on_hint(self, hint: Hint) -> None:
         if hint.due:
             self.wake()
-        for listener in list(self._hint_listeners):
-            try:
-                listener(hint)
-            except Exception:  # a listener's bug must not stop the watch
-                log.exception("hint listener %r failed", listener)
-
-    def publish(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        for listener in list(self._listeners):
-            try:
-                listener(events)
-            except Exception:  # a listener's bug must not stop the engine
-                log.exception("event listener %r failed", listener)
+        self.fanout.hint(hint)
 
     def wake(self) -> None:
         """Make the loop recompute its deadline now (after a create, patch or resume)."""
@@ -502,7 +440,7 @@ class Engine:
                 self.cancel_local(
                     made.cancel_run_ids, "cancelled: a newer fire replaced it (cancel_previous)"
                 )
-        self.publish(done.fired.events)
+        self.fanout.publish(done.fired.events)
         settled = done.fired.settled
         if settled:
             self._log_finished(settled)
@@ -632,7 +570,7 @@ class Engine:
                     f"timeout: no sign of life for {silent:.0f}s (heartbeat timeout "
                     f"{threshold.total_seconds():g}s)",
                 )
-        self.publish(await self.store.append_events(now, events))
+        self.fanout.publish(await self.store.append_events(now, events))
 
     def _cancel_flight(self, flight: _Flight, reason: AttemptStatus, message: str) -> None:
         if flight.cancel_reason is None:
@@ -768,7 +706,7 @@ class Engine:
 
     async def _write(self, outcomes: list[RunOutcome]) -> None:
         written, events = await self.store.finish_runs(self.node, outcomes)
-        self.publish(events)
+        self.fanout.publish(events)
         self._log_finished(written)
         if written and self._run_listeners:
             how = {o.run_id: o.attempt_status for o in outcomes}

@@ -1,18 +1,27 @@
 """The operations agents and operators perform on tasks, with every check made before anything
 is written: a refused request changes nothing.
+
+`TaskService` is built from a store, a clock, a config and the operator's policy; the tools,
+the command line and task files all go through it, so every task, however it comes, passes the
+same checks (`engine.checks`) and is written the same way (`Store.write_tasks`, one transaction
+per operation, the owner's task limit judged inside it). A scheduler running in the same
+process is told of changes through `scheduler` (it would notice them later anyway: other
+processes change the store too).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
+from wakecall.actions.policy import ActionPolicy
+from wakecall.clock import Clock
 from wakecall.delivery.signing import new_secret
-from wakecall.errors import Conflict, InvalidInput, InvalidSchedule, LimitReached, TaskNotFound
+from wakecall.engine import checks
+from wakecall.engine.config import EngineConfig
+from wakecall.errors import Conflict, InvalidInput, LimitReached, TaskNotFound
 from wakecall.ids import new_id
 from wakecall.models import (
     EventType,
@@ -23,31 +32,69 @@ from wakecall.models import (
     TaskSpec,
     TaskStatus,
     Trigger,
-    TriggerSpec,
     WakeupAction,
     task_event_payload,
 )
-from wakecall.schedules import OnDemandSchedule, Schedule, parse_duration, parse_schedule
-from wakecall.store.base import NewEvent, NewRun
+from wakecall.schedules import parse_duration
+from wakecall.store.base import (
+    NewEvent,
+    NewRun,
+    NewTask,
+    Store,
+    TaskDeletion,
+    TaskUpdate,
+    TaskWrite,
+    TaskWritten,
+)
 
-if TYPE_CHECKING:
-    from wakecall.engine.scheduler import Engine
-
-__all__ = ["TASK_ID_PATTERN", "TaskService", "WakeupReceipt"]
-
-_ENDED = (TaskStatus.COMPLETED, TaskStatus.EXPIRED)
+__all__ = ["Changed", "Created", "SchedulerLink", "TaskService", "WakeupReceipt"]
 
 #: The longest chain of `depends_on` above a task.
 MAX_CHAIN = 50
 
 
-def new_trigger(spec: TriggerSpec) -> dict[str, Any]:
-    """A task's inbound-event settings, with a new secret (shown to the caller once)."""
-    return {"secret": new_secret(), "per_minute": spec.per_minute}
+class SchedulerLink(Protocol):
+    """What the service tells a scheduler running in the same process."""
+
+    def wake(self) -> None:
+        """Tasks changed: recompute the next deadline now."""
+
+    def cancel_local(self, run_ids: Sequence[str], message: str) -> None:
+        """These runs' task was deleted: cancel those executing here."""
 
 
-#: An id chosen by an operator (`wakecall tasks add --id`, task files): safe in URIs and paths.
-TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+class _NoScheduler:
+    """No scheduler in this process (the command line): a running server notices changes
+    on its own, as it notices those of other nodes."""
+
+    def wake(self) -> None:
+        return None
+
+    def cancel_local(self, run_ids: Sequence[str], message: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Created:
+    task: Task
+    #: False when the owner's task with the same idempotency key was returned instead.
+    created: bool
+    #: The signing secret of the task's callbacks, shown once (a new task with a callback_url).
+    callback_secret: str | None = None
+
+    @property
+    def trigger_secret(self) -> str | None:
+        """The inbound-event secret, shown once (a new task with a trigger)."""
+        return (self.task.trigger or {}).get("secret") if self.created else None
+
+
+@dataclass(frozen=True)
+class Changed:
+    task: Task
+    #: A new callback signing secret (a rotation, or a first callback_url), shown once.
+    callback_secret: str | None = None
+    #: A new inbound-event secret (the trigger was given), shown once.
+    trigger_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,282 +106,155 @@ class WakeupReceipt:
     created: bool
 
 
-def _check_callback_url(url: str | None) -> None:
-    if url is None:
-        return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(
-            f"callback_url {url!r} is not an http(s) URL",
-            field="callback_url",
-            example='"https://app.example.com/hooks/wakecall"',
-        )
-
-
 class TaskService:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    @property
-    def _store(self) -> Any:
-        return self.engine.store
-
-    def _now(self) -> datetime:
-        return self.engine.clock.now()
-
-    def parse(
+    def __init__(
         self,
-        schedule: str | Mapping[str, Any],
+        store: Store,
         *,
-        timezone: str | None,
-        jitter: timedelta | None,
-        now: datetime,
-    ) -> Schedule:
-        return parse_schedule(
-            schedule,
-            timezone=timezone,
-            now=now,
-            jitter=jitter,
-            min_interval=self.engine.config.min_interval,
-        )
+        clock: Clock,
+        config: EngineConfig,
+        policy: ActionPolicy | None = None,
+        scheduler: SchedulerLink | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.config = config
+        self.policy = policy or ActionPolicy()
+        self.scheduler: SchedulerLink = scheduler or _NoScheduler()
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def write(
+        self,
+        owner: str,
+        writes: Sequence[TaskWrite],
+        *,
+        events: Sequence[NewEvent] = (),
+        dry_run: bool = False,
+    ) -> list[TaskWritten]:
+        """Make `writes` in one transaction, within the owner's task limit (see
+        `Store.write_tasks`); the scheduler is woken after a real write."""
+        limit = self.config.max_tasks_per_owner
+        try:
+            written = await self.store.write_tasks(
+                owner, writes, self.now(), max_tasks=limit, events=events, dry_run=dry_run
+            )
+        except LimitReached:
+            raise LimitReached(
+                f"you already have {limit} tasks, the most one owner may hold; delete tasks "
+                "you no longer need (list_tasks shows them)"
+            ) from None
+        if not dry_run:
+            running = [run_id for w in written for run_id in w.running]
+            if running:
+                self.scheduler.cancel_local(running, "cancelled: the task was deleted")
+            self.scheduler.wake()
+        return written
 
     # --- create ---------------------------------------------------------------------------
     async def create(
         self, owner: str, spec: TaskSpec, *, kind: str = "task", task_id: str | None = None
-    ) -> tuple[Task, bool]:
-        """Create a task (or return the owner's existing one with the same idempotency key).
+    ) -> Created:
+        """Create a task (or answer with the owner's task of the same idempotency key).
 
         `task_id` names the task instead of a generated `tsk_` id (operators and task files
         use it to address a task by a stable name); `Conflict` when a task (of any owner) has
         that id already."""
-        if task_id is not None and not TASK_ID_PATTERN.fullmatch(task_id):
-            raise InvalidInput(
-                f"{task_id!r} is not a valid task id: use 1 to 100 letters, digits, '_', '.' "
-                "or '-', starting with a letter or digit",
-                field="id",
-                example='"nightly-report"',
-            )
-        now = self._now()
-        zone = spec.timezone if "timezone" in spec.model_fields_set else None
-        schedule = self.parse(spec.schedule, timezone=zone, jitter=spec.jitter, now=now)
-        first = schedule.next_after(now)
-        if first is None and not isinstance(schedule, OnDemandSchedule):
-            raise InvalidSchedule(
-                "the schedule has no fire after now",
-                field="schedule",
-                example='"in 5m" or "0 9 * * MON-FRI"',
-            )
-        new_id_ = task_id or new_id("tsk")
+        task = self.new_task(owner, spec, kind=kind, task_id=task_id)
         if spec.depends_on is not None:
-            await self._check_chain(owner, new_id_, spec.depends_on)
-        if spec.expires_at is not None and spec.expires_at <= now:
-            raise InvalidInput(
-                "expires_at is in the past",
-                field="expires_at",
-                example=(now + timedelta(days=7)).isoformat().replace("+00:00", "Z"),
-            )
-        if spec.expires_at is not None and first is not None and first > spec.expires_at:
-            raise InvalidInput(
-                f"expires_at ({spec.expires_at.isoformat()}) comes before the first fire "
-                f"({first.isoformat()}), so the task would never run",
-                field="expires_at",
-            )
-        _check_callback_url(spec.callback_url)
-        limit = self.engine.config.max_tasks_per_owner
-        if await self._store.count_tasks(owner, active_only=True) >= limit:
-            raise LimitReached(
-                f"you already have {limit} tasks, the most one owner may hold; delete tasks "
-                "you no longer need (list_tasks shows them)"
-            )
-        if task_id is not None:
-            try:
-                await self._store.get_task(None, task_id)
-            except TaskNotFound:
-                pass
-            else:
-                raise Conflict(f"a task with id {task_id!r} exists already; choose another id")
-        active = spec.active
-        task = Task(
-            id=new_id_,
-            owner=owner,
-            name=spec.name,
-            kind="wakeup" if kind == "wakeup" else "task",
-            schedule=schedule.to_spec(),
-            timezone=schedule.timezone,
-            action=spec.action.model_dump(mode="json"),
-            retry=spec.retry,
-            timeout_s=None if spec.timeout is None else spec.timeout.total_seconds(),
-            overlap=spec.overlap,
-            max_queued=spec.max_queued,
-            catchup=spec.catchup,
-            catchup_window_s=spec.catchup_window.total_seconds(),
-            max_runs=spec.max_runs,
-            expires_at=spec.expires_at,
-            status=TaskStatus.ACTIVE if active else TaskStatus.PAUSED,
-            pause_note=None if active else "created paused",
-            callback_url=spec.callback_url,
-            metadata=spec.metadata,
-            idempotency_key=spec.idempotency_key,
-            created_at=now,
-            updated_at=now,
-            next_fire_at=first if active else None,
-            last_fire_at=None,
-            run_count=0,
-            depends_on=spec.depends_on,
-            trigger=None if spec.trigger is None else new_trigger(spec.trigger),
-            condition=None if spec.condition is None else spec.condition.model_dump(mode="json"),
+            await self.check_chain(owner, task.id, spec.depends_on)
+        secret = new_secret() if task.callback_url else None
+        (written,) = await self.write(owner, [NewTask(task, secret)])
+        assert written.task is not None
+        return Created(written.task, written.created, secret if written.created else None)
+
+    def new_task(
+        self, owner: str, spec: TaskSpec, *, kind: str = "task", task_id: str | None = None
+    ) -> Task:
+        """The task `spec` makes now, checked (nothing written)."""
+        return checks.new_task(
+            owner,
+            spec,
+            now=self.now(),
+            config=self.config,
+            policy=self.policy,
+            kind=kind,
+            task_id=task_id,
         )
-        stored, created = await self._store.create_task(task)
-        if created:
-            self.engine.wake()
-        return stored, created
 
     # --- read -----------------------------------------------------------------------------
     async def get(self, owner: str | None, task_id: str) -> Task:
-        return await self._store.get_task(owner, task_id)
+        return await self.store.get_task(owner, task_id)
+
+    async def list_all(
+        self,
+        owner: str,
+        *,
+        kind: str | None = None,
+        status: TaskStatus | None = None,
+        name_contains: str | None = None,
+    ) -> list[Task]:
+        """Every task of the owner (filtered as `Store.list_tasks` filters), in id order."""
+        found: list[Task] = []
+        after: str | None = None
+        while True:
+            page = await self.store.list_tasks(
+                owner, kind=kind, status=status, name_contains=name_contains, after=after, limit=500
+            )
+            found.extend(page)
+            if len(page) < 500:
+                return found
+            after = page[-1].id
 
     # --- change ---------------------------------------------------------------------------
-    async def patch(self, owner: str, task_id: str, patch: TaskPatch) -> Task:
-        """Change any mutable field; a new schedule, zone or jitter recomputes the next fire."""
+    async def patch(
+        self, owner: str, task_id: str, patch: TaskPatch, *, rotate_callback_secret: bool = False
+    ) -> Changed:
+        """Change any mutable field; a new schedule, zone or jitter recomputes the next fire.
+        A new callback signing secret is issued for a first callback_url, or on a rotation
+        (the old ones keep signing for the configured grace)."""
         task = await self.get(owner, task_id)
-        now = self._now()
-        given = patch.model_fields_set
-        if not given:
+        if not patch.model_fields_set and not rotate_callback_secret:
             raise InvalidInput(
                 "nothing to change: give at least one field",
                 example='{"schedule": "*/10 * * * *"}',
             )
-        if task.status in _ENDED and given - {"name", "metadata", "callback_url"}:
-            raise Conflict(
-                f"task {task.id} has ended ({task.status}"
-                f"{', ' + task.end_reason if task.end_reason else ''}); only its name, metadata "
-                "and callback_url can still change. Create a new task to schedule more runs."
-            )
-        changes: dict[str, Any] = {}
-        if given & {"schedule", "timezone", "jitter"}:
-            source: str | Mapping[str, Any] = (
-                patch.schedule if patch.schedule is not None else task.schedule
-            )
-            if "timezone" in given and patch.timezone is not None:
-                zone: str | None = patch.timezone
-            elif "schedule" in given and isinstance(source, str):
-                zone = task.timezone
-            elif "schedule" in given:
-                zone = None if "timezone" in source else task.timezone
-            else:
-                zone = task.timezone
-            jitter: timedelta | None
-            if "jitter" in given:
-                jitter = patch.jitter
-            else:
-                stored = task.schedule.get("jitter")
-                jitter = None if stored is None else parse_duration(stored)
-            if isinstance(source, Mapping) and "schedule" not in given:
-                source = {k: v for k, v in source.items() if k not in ("timezone", "jitter")}
-            schedule = self.parse(source, timezone=zone, jitter=jitter, now=now)
-            first = schedule.next_after(now)
-            if first is None and not isinstance(schedule, OnDemandSchedule):
-                raise InvalidSchedule(
-                    "the new schedule has no fire after now", field="schedule", example='"in 5m"'
-                )
-            changes["schedule"] = schedule.to_spec()
-            changes["timezone"] = schedule.timezone
-            if task.status == TaskStatus.ACTIVE:
-                changes["next_fire_at"] = first
-        if "name" in given and patch.name is not None:
-            changes["name"] = patch.name
-        if "action" in given and patch.action is not None:
-            changes["action"] = patch.action.model_dump(mode="json")
-        if "retry" in given and patch.retry is not None:
-            changes["retry"] = patch.retry
-        if "timeout" in given:
-            changes["timeout_s"] = None if patch.timeout is None else patch.timeout.total_seconds()
-        for name in ("overlap", "max_queued", "catchup"):
-            if name in given and getattr(patch, name) is not None:
-                changes[name] = getattr(patch, name)
-        if "catchup_window" in given and patch.catchup_window is not None:
-            changes["catchup_window_s"] = patch.catchup_window.total_seconds()
-        if "max_runs" in given:
-            if patch.max_runs is not None and patch.max_runs <= task.run_count:
-                raise InvalidInput(
-                    f"max_runs must be above the {task.run_count} runs already made, or null "
-                    "for no limit",
-                    field="max_runs",
-                    example=str(task.run_count + 10),
-                )
-            changes["max_runs"] = patch.max_runs
-        if "expires_at" in given:
-            if patch.expires_at is not None and patch.expires_at <= now:
-                raise InvalidInput(
-                    "expires_at is in the past",
-                    field="expires_at",
-                    example=(now + timedelta(days=7)).isoformat().replace("+00:00", "Z"),
-                )
-            changes["expires_at"] = patch.expires_at
-        if "callback_url" in given:
-            _check_callback_url(patch.callback_url)
-            changes["callback_url"] = patch.callback_url
-        if "metadata" in given and patch.metadata is not None:
-            changes["metadata"] = patch.metadata
-        if "depends_on" in given:
-            if patch.depends_on is not None:
-                await self._check_chain(owner, task.id, patch.depends_on)
-            changes["depends_on"] = patch.depends_on
-        if "trigger" in given:
-            changes["trigger"] = None if patch.trigger is None else new_trigger(patch.trigger)
-        if "condition" in given:
-            condition = patch.condition
-            changes["condition"] = None if condition is None else condition.model_dump(mode="json")
-        updated = await self._store.update_task(owner, task_id, changes, now)
-        self.engine.wake()
-        return updated
+        changes = checks.patch_changes(
+            task, patch, now=self.now(), config=self.config, policy=self.policy
+        )
+        if patch.depends_on is not None:
+            await self.check_chain(owner, task.id, patch.depends_on)
+        url = changes.get("callback_url", task.callback_url)
+        secret, retire = None, None
+        if url and (rotate_callback_secret or not task.callback_url):
+            secret = new_secret()
+            grace = self.config.secret_grace if rotate_callback_secret else timedelta(0)
+            retire = self.now() + grace
+        update = TaskUpdate(task.id, changes, task.status, secret, retire)
+        (written,) = await self.write(owner, [update])
+        assert written.task is not None
+        trigger = (written.task.trigger or {}).get("secret") if "trigger" in changes else None
+        return Changed(written.task, secret, trigger)
 
     async def pause(self, owner: str, task_id: str, note: str | None = None) -> Task:
         task = await self.get(owner, task_id)
-        if task.status in _ENDED:
-            raise Conflict(f"task {task.id} has ended ({task.status}); there is nothing to pause")
-        if note is not None and len(note) > 2000:
-            raise InvalidInput("note is longer than 2000 characters", field="note")
-        return await self._store.update_task(
-            owner,
-            task_id,
-            {"status": TaskStatus.PAUSED, "pause_note": note, "next_fire_at": None},
-            self._now(),
-        )
+        return await self._update(owner, task, checks.pause_changes(task, note))
 
     async def resume(self, owner: str, task_id: str) -> Task:
         """Resume from now: fires missed while paused are not replayed."""
         task = await self.get(owner, task_id)
-        if task.status in _ENDED:
-            raise Conflict(f"task {task.id} has ended ({task.status}); create a new task instead")
-        now = self._now()
-        from wakecall.engine.scheduler import schedule_of
+        return await self._update(owner, task, checks.resume_changes(task, self.now()))
 
-        first = schedule_of(task).next_after(now)
-        if first is None:
-            raise Conflict(
-                f"task {task.id} has no fire after now (its only fire passed while it was "
-                'paused); patch_schedule it to a new time, e.g. {"schedule": "in 5m"}'
-            )
-        if task.expires_at is not None and first > task.expires_at:
-            raise Conflict(
-                f"task {task.id} would next fire after its expires_at "
-                f"({task.expires_at.isoformat()}); patch expires_at first"
-            )
-        updated = await self._store.update_task(
-            owner,
-            task_id,
-            {"status": TaskStatus.ACTIVE, "pause_note": None, "next_fire_at": first},
-            now,
-        )
-        self.engine.wake()
-        return updated
+    async def _update(self, owner: str, task: Task, changes: dict[str, Any]) -> Task:
+        (written,) = await self.write(owner, [TaskUpdate(task.id, changes, task.status)])
+        assert written.task is not None
+        return written.task
 
     async def delete(self, owner: str, task_id: str) -> None:
-        running = await self._store.delete_task(owner, task_id)
-        self.engine.cancel_local(running, "cancelled: the task was deleted")
+        await self.write(owner, [TaskDeletion(task_id)])
 
-    async def _check_chain(self, owner: str, task_id: str, upstream_id: str) -> None:
+    async def check_chain(self, owner: str, task_id: str, upstream_id: str) -> None:
         """`task_id` may depend on `upstream_id`: a task of the same owner, and no cycle."""
         seen = [task_id]
         current: str | None = upstream_id
@@ -347,7 +267,7 @@ class TaskService:
                 )
             seen.append(current)
             try:
-                upstream = await self._store.get_task(owner, current)
+                upstream = await self.store.get_task(owner, current)
             except TaskNotFound:
                 raise InvalidInput(
                     f"depends_on names {current!r}, which is not one of your tasks; give the id "
@@ -361,13 +281,14 @@ class TaskService:
                 )
             current = upstream.depends_on
 
+    # --- runs -----------------------------------------------------------------------------
     async def trigger(self, task: Task, event_id: str | None, body: Any) -> tuple[str, bool]:
         """Queue a run of `task` for an inbound event (the caller checked the credentials):
         the run's id and True, or the run an event with this id made before and False.
 
         The task's rate limit guards against reactive loops: an event over `per_minute` in the
         last minute trips the circuit breaker, which pauses the task (with a `task.paused`
-        event saying why) and refuses the event with `LimitReached`."""
+        event saying why, in the same transaction) and refuses the event with `LimitReached`."""
         config = task.trigger
         if config is None:
             raise Conflict(f"task {task.id} takes no inbound events")
@@ -377,37 +298,16 @@ class TaskService:
                 + (f" ({task.pause_note})" if task.pause_note else "")
                 + "; it takes inbound events only while active"
             )
-        now = self._now()
-        limit = int(config.get("per_minute", 60))
+        now = self.now()
         if event_id is None:
             event_id = new_id("evt")
         else:
             # A sender's retry of an event already taken is answered as a duplicate, and does
             # not count toward the limit (senders retry on timeouts).
-            seen = await self._store.event_run_id(task.id, event_id)
+            seen = await self.store.event_run_id(task.id, event_id)
             if seen is not None:
                 return seen, False
-        recent = await self._store.count_runs_since(
-            task.id, Trigger.EVENT, now - timedelta(minutes=1)
-        )
-        if recent >= limit:
-            note = (
-                f"circuit breaker: {recent} inbound events in the last minute, its limit is "
-                f"{limit}; resume it once the sender is fixed"
-            )
-            await self.pause(task.owner, task.id, note)
-            await self._store.append_events(
-                now,
-                [
-                    NewEvent(
-                        EventType.TASK_PAUSED,
-                        task.id,
-                        None,
-                        {**task_event_payload(task, "circuit_breaker"), "note": note},
-                    )
-                ],
-            )
-            raise LimitReached(f"task {task.id} was paused: {note}")
+        await self._check_event_rate(task, int(config.get("per_minute", 60)), now)
         run = NewRun(
             id=new_id("run"),
             scheduled_for=None,
@@ -417,19 +317,39 @@ class TaskService:
             counts=False,
             input=body,
         )
-        run_id, created = await self._store.create_event_run(task.id, event_id, run, now)
+        run_id, created = await self.store.create_event_run(task.id, event_id, run, now)
         if created:
-            self.engine.wake()
+            self.scheduler.wake()
         return run_id, created
+
+    async def _check_event_rate(self, task: Task, limit: int, now: datetime) -> None:
+        recent = await self.store.count_runs_since(
+            task.id, Trigger.EVENT, now - timedelta(minutes=1)
+        )
+        if recent < limit:
+            return
+        note = (
+            f"circuit breaker: {recent} inbound events in the last minute, its limit is {limit}; "
+            "resume it once the sender is fixed"
+        )
+        paused = NewEvent(
+            EventType.TASK_PAUSED,
+            task.id,
+            None,
+            {**task_event_payload(task, "circuit_breaker"), "note": note},
+        )
+        changes = checks.pause_changes(task, note)
+        await self.write(task.owner, [TaskUpdate(task.id, changes, task.status)], events=[paused])
+        raise LimitReached(f"task {task.id} was paused: {note}")
 
     async def run_now(self, owner: str, task_id: str) -> Run:
         """Queue a manual run at once (also for a paused task). Manual runs do not count
         toward max_runs."""
         task = await self.get(owner, task_id)
-        if task.status in _ENDED:
+        if task.status in checks.ENDED:
             raise Conflict(f"task {task.id} has ended ({task.status}); it cannot run again")
-        now = self._now()
-        run = await self._store.create_run(
+        now = self.now()
+        run = await self.store.create_run(
             owner,
             task_id,
             NewRun(
@@ -442,7 +362,7 @@ class TaskService:
             ),
             now,
         )
-        self.engine.wake()
+        self.scheduler.wake()
         return run
 
     # --- wakeups --------------------------------------------------------------------------
@@ -458,24 +378,9 @@ class TaskService:
     ) -> WakeupReceipt:
         """A durable one-shot that wakes `owner`. The delay is clamped to the configured
         bounds; the receipt says when it will fire and whether it was clamped."""
-        if (delay is None) == (at is None):
-            raise InvalidInput(
-                "give exactly one of 'in' (a delay) or 'at' (an instant)",
-                example='{"in": "15m", "reason": "check the deploy"}',
-            )
-        now = self._now()
-        if at is not None:
-            if at.tzinfo is None:
-                raise InvalidInput(
-                    "'at' needs a UTC offset", field="at", example='"2026-12-01T09:00:00Z"'
-                )
-            requested = at
-        else:
-            assert delay is not None
-            wait = parse_duration(delay, field="in")
-            requested = now + wait
-        cfg = self.engine.config
-        low, high = now + cfg.wakeup_min, now + cfg.wakeup_max
+        now = self.now()
+        requested = _wakeup_instant(now, delay, at)
+        low, high = now + self.config.wakeup_min, now + self.config.wakeup_max
         scheduled = min(max(requested, low), high)
         clamped = scheduled != requested
         spec = TaskSpec(
@@ -484,9 +389,9 @@ class TaskService:
             action=WakeupAction(reason=reason, context=context),
             idempotency_key=None if dedupe_key is None else f"wakeup:{dedupe_key}",
         )
-        task, created = await self.create(owner, spec, kind="wakeup")
-        fire = task.next_fire_at or scheduled
-        return WakeupReceipt(task, fire, clamped and created, requested, created)
+        made = await self.create(owner, spec, kind="wakeup")
+        fire = made.task.next_fire_at or scheduled
+        return WakeupReceipt(made.task, fire, clamped and made.created, requested, made.created)
 
     async def cancel_wakeup(self, owner: str, task_id: str) -> Task:
         task = await self.get(owner, task_id)
@@ -497,3 +402,20 @@ class TaskService:
             )
         await self.delete(owner, task_id)
         return task
+
+
+def _wakeup_instant(
+    now: datetime, delay: str | float | timedelta | None, at: datetime | None
+) -> datetime:
+    if (delay is None) == (at is None):
+        raise InvalidInput(
+            "give exactly one of 'in' (a delay) or 'at' (an instant)",
+            example='{"in": "15m", "reason": "check the deploy"}',
+        )
+    if at is None:
+        assert delay is not None
+        return now + parse_duration(delay, field="in")
+    if at.tzinfo is None:
+        example = (now + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+        raise InvalidInput("'at' needs a UTC offset", field="at", example=f'"{example}"')
+    return at

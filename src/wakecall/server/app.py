@@ -16,11 +16,7 @@ import ipaddress
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import timedelta
-from functools import cached_property
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -29,29 +25,24 @@ from mcp.server import MCPServer
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AnyHttpUrl, BaseModel
+from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 
 from wakecall import __version__
-from wakecall.clock import Clock, OffsetClock, SystemClock
 from wakecall.errors import InvalidInput
 from wakecall.server.auth import StaticTokenVerifier, current_owner
 from wakecall.server.push import OwnerBus, SessionRegistry
+from wakecall.server.sdk_reaches import lowlevel_server
 from wakecall.server.startup import loading_for_good
 from wakecall.settings import Settings
 
 if TYPE_CHECKING:
-    from wakecall.delivery import Inbox
-    from wakecall.delivery.callbacks import CallbackDispatcher
-    from wakecall.engine import Engine, EngineConfig
-    from wakecall.models import ConditionSpec
-    from wakecall.net import OutboundPolicy
-    from wakecall.server.metrics import Metrics
-    from wakecall.server.push import Pusher
-    from wakecall.store import Store
-    from wakecall.taskfile import ActionPolicy
+    from wakecall.server.runtime import Runtime
 
-__all__ = ["Runtime", "build_http_app", "build_server", "open_runtime", "serve"]
+__all__ = ["Prepare", "build_http_app", "build_server", "serve"]
+
+#: Called once before the runtime starts (`wakecall serve --tasks-file` applies its file).
+Prepare = Callable[[], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +67,10 @@ RUNTIME_MODULES = (
     "wakecall.net",
     "wakecall.server.metrics",
     "wakecall.server.resources",
+    "wakecall.server.runtime",
     "wakecall.server.tools",
     "wakecall.store",
     "wakecall.store.urls",
-    "wakecall.taskfile",
 )
 
 
@@ -88,181 +79,6 @@ def load_runtime_modules() -> None:
     with loading_for_good():
         for name in RUNTIME_MODULES:
             importlib.import_module(name)
-
-
-@dataclass
-class Runtime:
-    """What the tools need, shared by every session of the process."""
-
-    engine: Engine
-    settings: Settings
-    inbox: Inbox
-    pusher: Pusher
-    registry: SessionRegistry
-    bus: OwnerBus
-    callbacks: CallbackDispatcher
-    outbound: OutboundPolicy
-    metrics: Metrics
-
-    def owner(self) -> str:
-        return current_owner(self.settings.owner)
-
-    @cached_property
-    def policy(self) -> ActionPolicy:
-        """The operator's limits on actions, callbacks and conditions, as the command line
-        and task files apply them too."""
-        from wakecall.actions.command import CommandPolicy
-        from wakecall.taskfile import ActionPolicy
-
-        return ActionPolicy(
-            self.outbound,
-            CommandPolicy(enabled=bool(self.settings.commands), allow=self.settings.commands),
-        )
-
-    def check_action(self, action: BaseModel) -> None:
-        """Refuse, before anything is stored, an action this server cannot run."""
-        kind = getattr(action, "type", None)
-        if kind not in self.engine.executors:
-            raise InvalidInput(
-                f"this server cannot run {kind!r} actions; it runs: "
-                f"{', '.join(sorted(self.engine.executors))}",
-                field="action.type",
-            )
-        self.policy.check_action(action)
-
-    def check_callback_url(self, url: str | None) -> None:
-        self.policy.check_callback_url(url)
-
-    def check_condition(self, condition: ConditionSpec | None) -> None:
-        self.policy.check_condition(condition)
-
-    async def issue_secret(self, task_id: str, *, rotate: bool) -> str:
-        """A new signing secret for the task's callbacks (shown to the caller once). On a
-        rotation the previous secrets keep signing for the configured grace period."""
-        from wakecall.taskfile import issue_callback_secret
-
-        return await issue_callback_secret(
-            self.engine.tasks, task_id, rotate=rotate, grace=self.settings.secret_grace
-        )
-
-
-def store_clock(store: Store) -> Clock:
-    """The clock of a server on `store`: the database server's for a store that measures its
-    offset (PostgreSQL, shared by nodes whose clocks may differ), else this machine's."""
-    if isinstance(getattr(store, "clock_offset", None), timedelta):
-        return OffsetClock(lambda: store.clock_offset)  # type: ignore[attr-defined]
-    return SystemClock()
-
-
-@asynccontextmanager
-async def open_runtime(
-    settings: Settings,
-    *,
-    store: Store | None = None,
-    clock: Clock | None = None,
-    config: EngineConfig | None = None,
-    executors: dict[str, Any] | None = None,
-    registry: SessionRegistry | None = None,
-    bus: OwnerBus | None = None,
-) -> AsyncIterator[Runtime]:
-    """Open the store, start the engine and the push task; stop them all on exit. A server
-    built before the runtime passes its session `registry` and subscription `bus`."""
-    from wakecall.actions import default_executors
-    from wakecall.actions.command import CommandExecutor, CommandPolicy
-    from wakecall.actions.condition import ConditionChecker
-    from wakecall.actions.webhook import WebhookExecutor
-    from wakecall.delivery import Inbox
-    from wakecall.delivery.callbacks import CallbackDispatcher
-    from wakecall.engine import Engine
-    from wakecall.net import OutboundPolicy, build_http_client
-    from wakecall.server.metrics import Metrics
-    from wakecall.server.push import Pusher
-    from wakecall.store import open_store
-
-    own_store = store is None
-    if store is None:
-        store = open_store(
-            settings.store_path, pg_schema=settings.pg_schema, pg_pool=settings.pg_pool
-        )
-    outbound = OutboundPolicy.parse_allow(settings.allow_outbound)
-    await store.open()
-    try:
-        async with build_http_client(outbound) as client:
-            if executors is None:
-                executors = {
-                    **default_executors(),
-                    "webhook": WebhookExecutor(client),
-                    "command": CommandExecutor(
-                        CommandPolicy(enabled=bool(settings.commands), allow=settings.commands)
-                    ),
-                }
-            if clock is None:
-                clock = store_clock(store)
-            async with Engine(
-                store,
-                clock=clock,
-                config=config or settings.engine_config(),
-                executors=executors,
-                conditions=ConditionChecker(client),
-            ) as engine:
-                if registry is None:
-                    registry = SessionRegistry()
-                if bus is None:
-                    bus = OwnerBus(lambda: current_owner(settings.owner))
-                pusher = Pusher(
-                    bus,
-                    registry,
-                    store,
-                    channel=settings.channel,
-                    poll_interval=engine.config.poll_interval.total_seconds(),
-                )
-                callbacks = CallbackDispatcher(
-                    store,
-                    client,
-                    clock=engine.clock,
-                    node=engine.node,
-                    # Long enough for one attempt (10 s at most) and for recording it; if the
-                    # node dies, another resends after this (same webhook-id).
-                    lease=max(settings.lease, timedelta(seconds=20)),
-                    max_attempts=settings.callback_attempts,
-                    poll_interval=engine.config.poll_interval,
-                )
-                engine.add_listener(pusher.on_events)
-                engine.add_listener(callbacks.on_events)
-                engine.add_hint_listener(pusher.on_hint)
-                engine.add_hint_listener(callbacks.on_hint)
-                metrics = Metrics()
-                metrics.attach(engine, callbacks)
-                pusher.on_pushed = metrics.on_push
-                registry.on_registered = pusher.on_registered
-                rt = Runtime(
-                    engine,
-                    settings,
-                    Inbox(engine),
-                    pusher,
-                    registry,
-                    bus,
-                    callbacks,
-                    outbound,
-                    metrics,
-                )
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(pusher.run, name="wakecall-push")
-                    tg.start_soon(callbacks.run, name="wakecall-callbacks")
-                    try:
-                        yield rt
-                    finally:
-                        engine.remove_listener(pusher.on_events)
-                        engine.remove_listener(callbacks.on_events)
-                        engine.remove_hint_listener(pusher.on_hint)
-                        engine.remove_hint_listener(callbacks.on_hint)
-                        registry.on_registered = None
-                        metrics.detach(engine, callbacks)
-                        pusher.close()
-                        tg.cancel_scope.cancel()
-    finally:
-        if own_store:
-            await store.close()
 
 
 def build_server(rt: Runtime, *, token_owners: dict[str, str] | None = None) -> MCPServer[Any]:
@@ -352,8 +168,8 @@ def new_server(
         live.log_level = params.level
         return types.EmptyResult()
 
-    # MCPServer registers no handlers for these; the low-level server has no public accessor.
-    lowlevel = mcp._lowlevel_server
+    # MCPServer registers no handlers for these spec methods.
+    lowlevel = lowlevel_server(mcp)
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, on_subscribe)
     lowlevel.add_request_handler(
         "resources/unsubscribe", types.UnsubscribeRequestParams, on_unsubscribe
@@ -364,6 +180,7 @@ def new_server(
 
 def add_runtime(mcp: MCPServer[Any], rt: Runtime) -> None:
     """Register the tools and resources, which work on `rt`."""
+    # lazy: start-up time (serving stdio, these load on a worker thread after the handshake)
     from wakecall.server.resources import register_resources
     from wakecall.server.tools import register_tools
 
@@ -397,39 +214,16 @@ def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
     )
 
 
-async def apply_tasks_file(settings: Settings) -> None:
-    """Apply `--tasks-file` to the owner's tasks before the scheduler starts (a bad file stops
-    the start, nothing applied); what changed goes to stderr, with the signing secret of each
-    new callback (shown once)."""
-    from wakecall.engine import Engine
-    from wakecall.store import open_store
-    from wakecall.taskfile import ActionPolicy, apply_file
-
-    assert settings.tasks_file is not None
-    store = open_store(settings.store_path, pg_schema=settings.pg_schema, pg_pool=settings.pg_pool)
-    await store.open()
-    try:
-        engine = Engine(store, clock=store_clock(store), config=settings.engine_config())
-        report = await apply_file(
-            engine.tasks,
-            settings.owner,
-            settings.tasks_file,
-            check=ActionPolicy.from_settings(settings).check_spec,
-        )
-    finally:
-        await store.close()
-    for line in report.lines():
-        print(f"wakecall: {settings.tasks_file}: {line}", file=sys.stderr, flush=True)
-
-
 async def serve(
     settings: Settings,
     *,
     ready: Any = None,
     on_failure: Callable[[Exception], object] | None = None,
+    prepare: Prepare | None = None,
 ) -> None:
     """Serve until cancelled: stdio, or HTTP when `settings.http`. Serving stdio, `on_failure`
-    is told if the runtime fails while the client's input is open (see `serve_stdio`)."""
+    is told if the runtime fails while the client's input is open (see `serve_stdio`).
+    `prepare` runs once before the runtime starts."""
     token_owners = settings.token_owners() if settings.http else {}
     if settings.http and not _is_loopback(settings.host) and not token_owners:
         raise InvalidInput(
@@ -438,20 +232,22 @@ async def serve(
             "bind 127.0.0.1"
         )
     if not settings.http:
-        await serve_stdio(settings, on_failure=on_failure)
+        await serve_stdio(settings, on_failure=on_failure, prepare=prepare)
         return
+    # lazy: start-up time (`wakecall serve` over stdio loads these after the handshake)
     import uvicorn
 
     from wakecall.server.metrics import metrics_route
+    from wakecall.server.runtime import open_runtime
     from wakecall.server.triggers import trigger_route
 
-    await _before_start(settings)
+    await _before_start(settings, prepare)
     async with open_runtime(settings) as rt:
         mcp = build_server(rt, token_owners=token_owners or None)
         app = build_http_app(mcp, settings)
         # Task ids of every owner are labels: with bearer tokens, /metrics wants one too.
         app.router.routes.append(metrics_route(rt.metrics, tokens=set(token_owners) or None))
-        app.router.routes.append(trigger_route(rt.engine.tasks))
+        app.router.routes.append(trigger_route(rt.tasks))
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
         # IPPROTO_TCP given explicitly: asyncio sets TCP_NODELAY only on sockets that say so,
         # and without it Nagle's algorithm holds each small response back for ~40 ms.
@@ -469,13 +265,14 @@ async def serve(
         await uvicorn.Server(config).serve(sockets=[sock])
 
 
-async def _before_start(settings: Settings) -> None:
-    """Name the store on stderr, then apply `--tasks-file`."""
+async def _before_start(settings: Settings, prepare: Prepare | None) -> None:
+    """Name the store on stderr, then run `prepare`."""
+    # lazy: start-up time (see `serve`)
     from wakecall.store.urls import redact
 
     print(f"wakecall {__version__}: store {redact(settings.store_path)}", file=sys.stderr)
-    if settings.tasks_file:
-        await apply_tasks_file(settings)
+    if prepare is not None:
+        await prepare()
 
 
 #: Serving stdio, how long the runtime waits for the client's handshake before starting anyway.
@@ -483,7 +280,10 @@ HANDSHAKE_GRACE = 1.0
 
 
 async def serve_stdio(
-    settings: Settings, *, on_failure: Callable[[Exception], object] | None = None
+    settings: Settings,
+    *,
+    on_failure: Callable[[Exception], object] | None = None,
+    prepare: Prepare | None = None,
 ) -> None:
     """Serve the process's stdio connection until the client closes it.
 
@@ -507,7 +307,10 @@ async def serve_stdio(
             with anyio.move_on_after(HANDSHAKE_GRACE):
                 await wanted.wait()
             await anyio.to_thread.run_sync(load_runtime_modules)
-            await _before_start(settings)
+            # lazy: start-up time (loaded by `load_runtime_modules` just above)
+            from wakecall.server.runtime import open_runtime
+
+            await _before_start(settings, prepare)
             async with open_runtime(settings, registry=registry, bus=bus) as rt:
                 with loading_for_good():  # the tools' schemas and validators
                     add_runtime(mcp, rt)

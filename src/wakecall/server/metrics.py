@@ -6,7 +6,7 @@ dispatcher already have:
 
 * `Engine.add_run_listener`: runs created (skipped, missed), started (lateness) and finished
   (executions by task and status, durations, errors by kind);
-* `Engine.add_listener`: events written (`task.run.stale`: a run silent past the heartbeat
+* the engine's `fanout`: events written (`task.run.stale`: a run silent past the heartbeat
   timeout);
 * `CallbackDispatcher.add_listener`: each webhook attempt (deliveries by channel and status).
 
@@ -82,18 +82,6 @@ _DELIVERY_STATUS = {
     DeliveryStatus.FAILED: "failed",
 }
 _ERROR_KINDS = tuple(str(s) for s in AttemptStatus if s not in _NOT_ERRORS)
-
-
-class _Tap:
-    """A delivery listener that can be switched off."""
-
-    def __init__(self, listener: Callable[[Delivery], None]) -> None:
-        self.listener = listener
-        self.active = True
-
-    def __call__(self, delivery: Delivery) -> None:
-        if self.active:
-            self.listener(delivery)
 
 
 class Metrics:
@@ -176,27 +164,22 @@ class Metrics:
             self.deliveries.labels("webhook", status)
         self._task_statuses: OrderedDict[str, set[str]] = OrderedDict()
         self._engine: Engine | None = None
-        self._taps: dict[int, _Tap] = {}
 
     # --- wiring ---------------------------------------------------------------------------
     def attach(self, engine: Engine, callbacks: CallbackDispatcher | None = None) -> None:
         """Listen to `engine` (and `callbacks`); scrapes then read the engine's store."""
         self._engine = engine
         engine.add_run_listener(self.on_runs)
-        engine.add_listener(self.on_events)
-        if callbacks is not None and id(callbacks) not in self._taps:
-            tap = self._taps[id(callbacks)] = _Tap(self.on_delivery)
-            callbacks.add_listener(tap)
+        engine.fanout.add_listener(self.on_events)
+        if callbacks is not None:
+            callbacks.add_listener(self.on_delivery)
 
     def detach(self, engine: Engine, callbacks: CallbackDispatcher | None = None) -> None:
         """Stop listening. The counters keep their values."""
         engine.remove_run_listener(self.on_runs)
-        engine.remove_listener(self.on_events)
+        engine.fanout.remove_listener(self.on_events)
         if callbacks is not None:
-            # The dispatcher cannot forget a listener: silence ours instead.
-            tap = self._taps.pop(id(callbacks), None)
-            if tap is not None:
-                tap.active = False
+            callbacks.remove_listener(self.on_delivery)
         if self._engine is engine:
             self._engine = None
 

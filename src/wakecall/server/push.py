@@ -22,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Final, Literal, get_args
 
 import anyio
 import anyio.lowlevel
@@ -30,6 +30,8 @@ from mcp import types
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import ResourceUpdated, ServerEvent
 from pydantic import BaseModel, Field
+
+from wakecall.server.sdk_reaches import connection_of
 
 # The registry and the bus are made before the runtime's modules load (see server.app).
 if TYPE_CHECKING:
@@ -73,12 +75,6 @@ class LiveSession:
     owner: str
     subscriptions: set[str] = field(default_factory=set)
     log_level: str = "info"
-
-
-def _connection_of(session: ServerSession) -> Any:
-    # mcp 2.3 has no public path from a request context to its connection, whose exit stack is
-    # the only reliable signal that a session ended (sends to a dead session do not fail).
-    return session._connection
 
 
 class OwnerBus:
@@ -130,7 +126,7 @@ class SessionRegistry:
         return len(self._live)
 
     def register(self, session: ServerSession, owner: str) -> LiveSession:
-        connection = _connection_of(session)
+        connection = connection_of(session)
         key = id(connection)
         live = self._live.get(key)
         if live is None:
@@ -143,7 +139,7 @@ class SessionRegistry:
         return live
 
     def lookup(self, session: ServerSession) -> LiveSession | None:
-        return self._live.get(id(_connection_of(session)))
+        return self._live.get(id(connection_of(session)))
 
     def of_owner(self, owner: str) -> list[LiveSession]:
         return [s for s in self._live.values() if s.owner == owner]
@@ -163,7 +159,7 @@ def event_uris(event: Event) -> list[str]:
 
 def channel_text(event: Event) -> str:
     """One or two lines an agent can act on."""
-    from wakecall.models import EventType
+    from wakecall.models import EventType  # lazy: start-up time (see the imports above)
 
     payload = event.payload
     task = payload.get("task") or {}
@@ -353,7 +349,7 @@ class Pusher:
                 await live.session.send_resource_updated(uri)
         if event is None:
             return
-        from wakecall.models import EventType
+        from wakecall.models import EventType  # lazy: start-up time (see the imports above)
 
         level: types.LoggingLevel = "warning" if event.type == EventType.RUN_FAILED else "info"
         if LOG_LEVELS.index(level) >= LOG_LEVELS.index(live.log_level):

@@ -12,7 +12,7 @@ from wakecall.errors import NotFound
 from wakecall.server.views import TaskPage, run_view, task_view
 
 if TYPE_CHECKING:
-    from wakecall.server.app import Runtime
+    from wakecall.server.runtime import Runtime
 
 __all__ = ["register_resources"]
 

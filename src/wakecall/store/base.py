@@ -43,6 +43,7 @@ from wakecall.models import (
     Trigger,
     run_from_values,
 )
+from wakecall.store.task_writes import NewTask, TaskDeletion, TaskUpdate, TaskWrite, TaskWritten
 
 __all__ = [
     "RESYNC",
@@ -55,12 +56,17 @@ __all__ = [
     "Instant",
     "NewEvent",
     "NewRun",
+    "NewTask",
     "PassResult",
     "Planner",
     "PruneCounts",
     "RunOutcome",
     "Store",
+    "TaskDeletion",
     "TaskEnd",
+    "TaskUpdate",
+    "TaskWrite",
+    "TaskWritten",
     "Upcoming",
     "dependency_run",
     "fire_and_start_in_steps",
@@ -371,6 +377,30 @@ class Store(Protocol):
     async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
         """Delete the task and its runs and attempts; return the ids of runs that were running
         (their claimants find them gone when they finish). Events stay in the log."""
+        ...
+
+    async def write_tasks(
+        self,
+        owner: str,
+        writes: Sequence[TaskWrite],
+        now: datetime,
+        *,
+        max_tasks: int | None = None,
+        events: Sequence[NewEvent] = (),
+        dry_run: bool = False,
+    ) -> list[TaskWritten]:
+        """Make `writes` to the owner's tasks, in order, and append `events`, in one
+        transaction: all of them or none. One `TaskWritten` per write, in order.
+
+        Raises (and writes nothing) `TaskNotFound` for an update or deletion of a task that is
+        not the owner's, `Conflict` for a new task whose id is taken or an update whose
+        `seen_status` is not the task's status, and `LimitReached` when `max_tasks` is given
+        and the writes would leave the owner holding more live (active or paused) tasks than
+        that, and more than before. The limit is judged inside the transaction, so concurrent
+        callers (other processes, other nodes) can never take the owner past it together.
+        With `dry_run` every check is made and everything is rolled back. A task set to
+        `expired` with no unfinished run announces its end (`task.expired`) as `update_task`
+        does."""
         ...
 
     # --- fires ----------------------------------------------------------------------------

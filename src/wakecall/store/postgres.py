@@ -79,7 +79,15 @@ from typing import Any, NamedTuple, TypeVar
 import anyio
 import asyncpg
 
-from wakecall.errors import NotAWakecallDatabase, NotFound, RunNotFound, StoreError, TaskNotFound
+from wakecall.errors import (
+    Conflict,
+    LimitReached,
+    NotAWakecallDatabase,
+    NotFound,
+    RunNotFound,
+    StoreError,
+    TaskNotFound,
+)
 from wakecall.ids import new_id
 from wakecall.models import (
     CALLBACK_EVENTS,
@@ -109,10 +117,14 @@ from wakecall.store.base import (
     HintListener,
     NewEvent,
     NewRun,
+    NewTask,
     PassResult,
     Planner,
     PruneCounts,
     RunOutcome,
+    TaskUpdate,
+    TaskWrite,
+    TaskWritten,
     Upcoming,
     dependency_run,
     fire_and_start_in_steps,
@@ -498,6 +510,14 @@ def _delivery_from_row(row: Mapping[str, Any]) -> Delivery:
         delivered_at=row["delivered_at"],
         claimed_by=row["claimed_by"],
     )
+
+
+class _RolledBack(Exception):
+    """Raised inside a transaction to roll it back (a dry run) and carry its result out."""
+
+    def __init__(self, result: list[TaskWritten]) -> None:
+        super().__init__("rolled back")
+        self.result = result
 
 
 class _PendingEvent:
@@ -1117,8 +1137,153 @@ class PostgresStore:
         return await self._tx(fn)
 
     async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
+        return await self._write(lambda conn: self._delete_task_on(conn, owner, task_id))
+
+    async def write_tasks(
+        self,
+        owner: str,
+        writes: Sequence[TaskWrite],
+        now: datetime,
+        *,
+        max_tasks: int | None = None,
+        events: Sequence[NewEvent] = (),
+        dry_run: bool = False,
+    ) -> list[TaskWritten]:
+        async def fn(conn: asyncpg.Connection) -> list[TaskWritten]:
+            # One writer per owner at a time, on every node: the count below stays true
+            # until this transaction commits.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                _LOCK_CLASS,
+                _lock_key(f"{self.schema}:owner:{owner}"),
+            )
+            before = await self._live_tasks(conn, owner) if max_tasks is not None else 0
+            written: list[TaskWritten] = []
+            ends: list[_PendingEvent | _EndMark] = []
+            for write in writes:
+                written.append(await self._write_task(conn, owner, write, now, ends))
+            if max_tasks is not None:
+                after = await self._live_tasks(conn, owner)
+                if after > max_tasks and after > before:
+                    raise LimitReached(
+                        f"owner {owner!r} would hold {after} tasks; the limit is {max_tasks}"
+                    )
+            urls = {w.task.id: w.task.callback_url for w in written if w.task is not None}
+            for event in events:
+                url = urls.get(event.task_id or "")
+                if url is None and event.task_id and event.task_id not in urls:
+                    url = (await self._task_row(conn, owner, event.task_id))["callback_url"]
+                ends.append(_PendingEvent(owner, event, now, url))
+            marks = [p.task.id for p in ends if isinstance(p, _EndMark)]
+            announced = await self._mark_ends_announced(conn, marks)
+            await self._append_events(conn, _place_ends(ends, announced), due=True)
+            if dry_run:
+                raise _RolledBack(written)
+            return written
+
+        try:
+            return await self._tx(fn)
+        except _RolledBack as rolled_back:
+            return rolled_back.result
+
+    @staticmethod
+    async def _live_tasks(conn: asyncpg.Connection, owner: str) -> int:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM tasks WHERE owner = $1 AND status IN ('active', 'paused')",
+                owner,
+            )
+        )
+
+    async def _write_task(
+        self,
+        conn: asyncpg.Connection,
+        owner: str,
+        write: TaskWrite,
+        now: datetime,
+        ends: list[_PendingEvent | _EndMark],
+    ) -> TaskWritten:
+        if isinstance(write, NewTask):
+            return await self._insert_task(conn, owner, write, now)
+        if isinstance(write, TaskUpdate):
+            task = await self._update_task_on(conn, owner, write, now)
+            if "status" in write.changes and task.status == TaskStatus.EXPIRED:
+                ends.append(_EndMark(task, now))
+            return TaskWritten(task)
+        running = await self._delete_task_on(conn, owner, write.task_id)
+        return TaskWritten(None, running=tuple(running))
+
+    async def _insert_task(
+        self, conn: asyncpg.Connection, owner: str, write: NewTask, now: datetime
+    ) -> TaskWritten:
+        task = write.task
+        if task.owner != owner:
+            raise ValueError(f"task {task.id} belongs to {task.owner!r}, not {owner!r}")
+        if task.idempotency_key is not None:
+            found = await conn.fetchrow(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE owner = $1 AND idempotency_key = $2",
+                owner,
+                task.idempotency_key,
+            )
+            if found is not None:
+                return TaskWritten(_task_from_row(found))
+        row = _task_to_row(task)
+        values = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+        inserted = await conn.fetchval(
+            f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({values}) "
+            "ON CONFLICT (id) DO NOTHING RETURNING id",
+            *row,
+        )
+        if inserted is None:
+            raise Conflict(f"a task with id {task.id!r} exists already; choose another id")
+        if write.callback_secret is not None:
+            await self._add_secret_on(conn, task.id, write.callback_secret, now, now)
+        return TaskWritten(task, created=True)
+
+    async def _update_task_on(
+        self, conn: asyncpg.Connection, owner: str | None, write: TaskUpdate, now: datetime
+    ) -> Task:
+        changes = write.changes
+        unknown = set(changes) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"update_task cannot set {sorted(unknown)}")
+        current = _task_from_row(await self._task_row(conn, owner, write.task_id, "FOR UPDATE"))
+        if write.seen_status is not None and current.status != write.seen_status:
+            raise Conflict(
+                f"task {current.id} changed meanwhile: it is now {current.status}, not "
+                f"{write.seen_status}; read it again and retry"
+            )
+        values = [_UPDATABLE[name](value) for name, value in changes.items()] + [now, current.id]
+        sets = [f"{name} = ${i}" for i, name in enumerate(changes, start=1)]
+        sets.append(f"updated_at = ${len(changes) + 1}")
+        row = await conn.fetchrow(
+            f"UPDATE tasks SET {', '.join(sets)} WHERE id = ${len(changes) + 2} "
+            f"RETURNING {_TASK_COLUMNS}",
+            *values,
+        )
+        assert row is not None  # locked above
+        if write.callback_secret is not None:
+            retire = write.retire_secrets_at or now
+            await self._add_secret_on(conn, current.id, write.callback_secret, now, retire)
+        return _task_from_row(row)
+
+    async def _delete_task_on(
+        self, conn: asyncpg.Connection, owner: str | None, task_id: str
+    ) -> list[str]:
+        row = await conn.fetchrow(self._delete_task_sql(owner), *self._owned(task_id, owner))
+        assert row is not None
+        if not row["found"]:
+            raise TaskNotFound(task_id)
+        return list(row["running"])
+
+    @staticmethod
+    def _owned(task_id: str, owner: str | None) -> tuple[str, ...]:
+        return (task_id,) if owner is None else (task_id, owner)
+
+    @staticmethod
+    def _delete_task_sql(owner: str | None) -> str:
         owner_check = "" if owner is None else " AND owner = $2"
-        sql = (
+        return (
             f"WITH t AS (DELETE FROM tasks WHERE id = $1{owner_check} RETURNING id), "
             "l AS (SELECT id FROM runs WHERE task_id IN (SELECT id FROM t) "
             "  ORDER BY id FOR UPDATE), "
@@ -1132,16 +1297,25 @@ class PostgresStore:
             "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM r "
             "WHERE status = 'running') AS running"
         )
-        args = (task_id,) if owner is None else (task_id, owner)
 
-        async def fn(conn: asyncpg.Connection) -> list[str]:
-            row = await conn.fetchrow(sql, *args)
-            assert row is not None
-            if not row["found"]:
-                raise TaskNotFound(task_id)
-            return list(row["running"])
-
-        return await self._write(fn)
+    @staticmethod
+    async def _add_secret_on(
+        conn: asyncpg.Connection, task_id: str, secret: str, now: datetime, retire: datetime
+    ) -> None:
+        """A new signing secret; the task's others stop signing at `retire`."""
+        await conn.execute(
+            "UPDATE callback_secrets SET retires_at = $1 WHERE task_id = $2 "
+            "AND (retires_at IS NULL OR retires_at > $1)",
+            retire,
+            task_id,
+        )
+        await conn.execute(
+            "INSERT INTO callback_secrets (task_id, secret, created_at, retires_at) "
+            "VALUES ($1, $2, $3, NULL)",
+            task_id,
+            secret,
+            now,
+        )
 
     # --- fires ----------------------------------------------------------------------------
     async def claim_due_tasks(
@@ -2322,23 +2496,7 @@ class PostgresStore:
         self, task_id: str, secret: str, now: datetime, retire_others_at: datetime | None
     ) -> None:
         retire = retire_others_at or now
-
-        async def fn(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                "UPDATE callback_secrets SET retires_at = $1 WHERE task_id = $2 "
-                "AND (retires_at IS NULL OR retires_at > $1)",
-                retire,
-                task_id,
-            )
-            await conn.execute(
-                "INSERT INTO callback_secrets (task_id, secret, created_at, retires_at) "
-                "VALUES ($1, $2, $3, NULL)",
-                task_id,
-                secret,
-                now,
-            )
-
-        await self._tx(fn)
+        await self._tx(lambda conn: self._add_secret_on(conn, task_id, secret, now, retire))
 
     async def callback_secrets(self, task_id: str, now: datetime) -> list[str]:
         return (await self.callback_secrets_of([task_id], now)).get(task_id, [])

@@ -31,7 +31,9 @@ import anyio
 import anyio.to_thread
 
 from wakecall.errors import (
+    Conflict,
     DatabaseBusy,
+    LimitReached,
     NotAWakecallDatabase,
     NotFound,
     RunNotFound,
@@ -66,10 +68,14 @@ from wakecall.store.base import (
     HintListener,
     NewEvent,
     NewRun,
+    NewTask,
     PassResult,
     Planner,
     PruneCounts,
     RunOutcome,
+    TaskUpdate,
+    TaskWrite,
+    TaskWritten,
     Upcoming,
     dependency_run,
     new_run_record,
@@ -437,6 +443,14 @@ def _newest_first(
     return sql + " ORDER BY id DESC LIMIT ?", [*args, limit]
 
 
+class _RolledBack(Exception):
+    """Raised inside a transaction to roll it back (a dry run) and carry its result out."""
+
+    def __init__(self, result: list[TaskWritten]) -> None:
+        super().__init__("rolled back")
+        self.result = result
+
+
 class _NotBegun(Exception):
     """BEGIN IMMEDIATE found the write lock taken by another connection."""
 
@@ -754,46 +768,151 @@ class SQLiteStore:
     async def update_task(
         self, owner: str | None, task_id: str, changes: Mapping[str, Any], now: datetime
     ) -> Task:
+        update = TaskUpdate(task_id, changes)
+        return await self._tx(lambda conn: self._update_task_on(conn, owner, update, now))
+
+    async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
+        return await self._tx(lambda conn: self._delete_task_on(conn, owner, task_id))
+
+    async def write_tasks(
+        self,
+        owner: str,
+        writes: Sequence[TaskWrite],
+        now: datetime,
+        *,
+        max_tasks: int | None = None,
+        events: Sequence[NewEvent] = (),
+        dry_run: bool = False,
+    ) -> list[TaskWritten]:
+        def fn(conn: sqlite3.Connection) -> list[TaskWritten]:
+            before = self._live_tasks(conn, owner) if max_tasks is not None else 0
+            written = [self._write_task(conn, owner, write, now) for write in writes]
+            if max_tasks is not None:
+                after = self._live_tasks(conn, owner)
+                if after > max_tasks and after > before:
+                    raise LimitReached(
+                        f"owner {owner!r} would hold {after} tasks; the limit is {max_tasks}"
+                    )
+            by_id = {w.task.id: w.task for w in written if w.task is not None}
+            for event in events:
+                task = by_id.get(event.task_id or "") or _task_from_row(
+                    self._task_row(conn, owner, event.task_id or "")
+                )
+                self._append_event(conn, owner, event, _us(now), task.callback_url)
+            if dry_run:
+                raise _RolledBack(written)
+            return written
+
+        try:
+            return await self._tx(fn)
+        except _RolledBack as rolled_back:
+            return rolled_back.result
+
+    @staticmethod
+    def _live_tasks(conn: sqlite3.Connection, owner: str) -> int:
+        return int(
+            conn.execute(
+                "SELECT count(*) FROM tasks WHERE owner = ? AND status IN ('active', 'paused')",
+                (owner,),
+            ).fetchone()[0]
+        )
+
+    def _write_task(
+        self, conn: sqlite3.Connection, owner: str, write: TaskWrite, now: datetime
+    ) -> TaskWritten:
+        if isinstance(write, NewTask):
+            return self._insert_task(conn, owner, write, now)
+        if isinstance(write, TaskUpdate):
+            return TaskWritten(self._update_task_on(conn, owner, write, now))
+        return TaskWritten(None, running=tuple(self._delete_task_on(conn, owner, write.task_id)))
+
+    def _insert_task(
+        self, conn: sqlite3.Connection, owner: str, write: NewTask, now: datetime
+    ) -> TaskWritten:
+        task = write.task
+        if task.owner != owner:
+            raise ValueError(f"task {task.id} belongs to {task.owner!r}, not {owner!r}")
+        if task.idempotency_key is not None:
+            found = conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE owner = ? AND idempotency_key = ?",
+                (owner, task.idempotency_key),
+            ).fetchone()
+            if found is not None:
+                return TaskWritten(_task_from_row(found))
+        if conn.execute("SELECT 1 FROM tasks WHERE id = ?", (task.id,)).fetchone() is not None:
+            raise Conflict(f"a task with id {task.id!r} exists already; choose another id")
+        row = _task_to_row(task)
+        conn.execute(
+            f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
+        )
+        if write.callback_secret is not None:
+            self._add_secret_on(conn, task.id, write.callback_secret, now, now)
+        return TaskWritten(task, created=True)
+
+    def _update_task_on(
+        self, conn: sqlite3.Connection, owner: str | None, write: TaskUpdate, now: datetime
+    ) -> Task:
+        changes = write.changes
         unknown = set(changes) - set(_UPDATABLE)
         if unknown:
             raise ValueError(f"update_task cannot set {sorted(unknown)}")
+        current = _task_from_row(self._task_row(conn, owner, write.task_id))
+        if write.seen_status is not None and current.status != write.seen_status:
+            raise Conflict(
+                f"task {current.id} changed meanwhile: it is now {current.status}, not "
+                f"{write.seen_status}; read it again and retry"
+            )
         sets = [f"{name} = ?" for name in changes] + ["updated_at = ?"]
         values = [_UPDATABLE[name](value) for name, value in changes.items()] + [_us(now)]
+        conn.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", (*values, current.id))
+        if write.callback_secret is not None:
+            retire = write.retire_secrets_at or now
+            self._add_secret_on(conn, current.id, write.callback_secret, now, retire)
+        task = _task_from_row(self._task_row(conn, owner, current.id))
+        if "status" in changes and task.status == TaskStatus.EXPIRED:
+            self._announce_end_if_idle(conn, task, now)
+        return task
 
-        def fn(conn: sqlite3.Connection) -> Task:
-            self._task_row(conn, owner, task_id)
-            conn.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", (*values, task_id))
-            task = _task_from_row(self._task_row(conn, owner, task_id))
-            if "status" in changes and task.status == TaskStatus.EXPIRED:
-                self._announce_end_if_idle(conn, task, now)
-            return task
-
-        return await self._tx(fn)
-
-    async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
-        def fn(conn: sqlite3.Connection) -> list[str]:
-            self._task_row(conn, owner, task_id)
-            running = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM runs WHERE task_id = ? AND status = 'running'", (task_id,)
-                )
-            ]
-            conn.execute(
-                "DELETE FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE task_id = ?)",
-                (task_id,),
+    def _delete_task_on(
+        self, conn: sqlite3.Connection, owner: str | None, task_id: str
+    ) -> list[str]:
+        self._task_row(conn, owner, task_id)
+        running = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM runs WHERE task_id = ? AND status = 'running'", (task_id,)
             )
-            conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
-            conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
-            # Pending deliveries keep their signing secrets until they are done.
-            conn.execute(
-                "DELETE FROM callback_secrets WHERE task_id = ? AND NOT EXISTS (SELECT 1 FROM "
-                "deliveries d WHERE d.task_id = ? AND d.status = 'pending')",
-                (task_id, task_id),
-            )
-            return running
+        ]
+        conn.execute(
+            "DELETE FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE task_id = ?)",
+            (task_id,),
+        )
+        conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
+        conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+        # Pending deliveries keep their signing secrets until they are done.
+        conn.execute(
+            "DELETE FROM callback_secrets WHERE task_id = ? AND NOT EXISTS (SELECT 1 FROM "
+            "deliveries d WHERE d.task_id = ? AND d.status = 'pending')",
+            (task_id, task_id),
+        )
+        return running
 
-        return await self._tx(fn)
+    @staticmethod
+    def _add_secret_on(
+        conn: sqlite3.Connection, task_id: str, secret: str, now: datetime, retire: datetime
+    ) -> None:
+        """A new signing secret; the task's others stop signing at `retire`."""
+        retire_us = _us(retire)
+        conn.execute(
+            "UPDATE callback_secrets SET retires_at = ? WHERE task_id = ? "
+            "AND (retires_at IS NULL OR retires_at > ?)",
+            (retire_us, task_id, retire_us),
+        )
+        conn.execute(
+            "INSERT INTO callback_secrets (task_id, secret, created_at, retires_at) "
+            "VALUES (?, ?, ?, NULL)",
+            (task_id, secret, _us(now)),
+        )
 
     # --- fires ----------------------------------------------------------------------------
     async def claim_due_tasks(
@@ -1856,22 +1975,8 @@ class SQLiteStore:
     async def add_callback_secret(
         self, task_id: str, secret: str, now: datetime, retire_others_at: datetime | None
     ) -> None:
-        now_us = _us(now)
-        retire_us = _us(retire_others_at or now)
-
-        def fn(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE callback_secrets SET retires_at = ? WHERE task_id = ? "
-                "AND (retires_at IS NULL OR retires_at > ?)",
-                (retire_us, task_id, retire_us),
-            )
-            conn.execute(
-                "INSERT INTO callback_secrets (task_id, secret, created_at, retires_at) "
-                "VALUES (?, ?, ?, NULL)",
-                (task_id, secret, now_us),
-            )
-
-        await self._tx(fn)
+        retire = retire_others_at or now
+        await self._tx(lambda conn: self._add_secret_on(conn, task_id, secret, now, retire))
 
     async def callback_secrets(self, task_id: str, now: datetime) -> list[str]:
         return (await self.callback_secrets_of([task_id], now)).get(task_id, [])

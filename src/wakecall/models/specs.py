@@ -1,0 +1,223 @@
+"""What agents and operators send to make and change a task: `TaskSpec`, `TaskPatch` and the
+policies in them, validated at the edge (pydantic). The engine parses the schedule."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from wakecall.models.actions import Action, WakeupAction
+from wakecall.models.statuses import CatchUp, Overlap
+from wakecall.schedules import format_duration, parse_duration
+
+__all__ = [
+    "MAX_METADATA_BYTES",
+    "MAX_NAME_LENGTH",
+    "ClearableField",
+    "ConditionSpec",
+    "Duration",
+    "RetryPolicy",
+    "TaskPatch",
+    "TaskSpec",
+    "TriggerSpec",
+    "retry_policy_from_json",
+]
+
+MAX_NAME_LENGTH = 200
+MAX_METADATA_BYTES = 16 * 1024
+
+
+def _duration(value: Any) -> timedelta:
+    return parse_duration(value)
+
+
+#: A length of time: "30s", "5m", "1h30m", or a number of seconds.
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryPolicy(_Model):
+    """How a failed or timed-out attempt is retried. `attempts` counts the first one too."""
+
+    attempts: int = Field(1, ge=1, le=20, description="total attempts, the first included")
+    backoff: Literal["none", "linear", "exponential"] = "exponential"
+    delay: Duration = Field(timedelta(seconds=1), description="wait before the first retry")
+    max_delay: Duration = Field(timedelta(hours=1), description="cap on any single wait")
+    jitter: bool = Field(True, description="add up to 10% random extra to each wait")
+
+    def wait_before(self, attempt: int) -> timedelta:
+        """The wait before attempt number `attempt` (2 for the first retry), without jitter."""
+        n = max(attempt - 1, 1)
+        if self.backoff == "none":
+            wait = self.delay
+        elif self.backoff == "linear":
+            wait = self.delay * n
+        else:
+            wait = self.delay * (2 ** min(n - 1, 30))
+        return min(wait, self.max_delay)
+
+
+class ConditionSpec(_Model):
+    """A check before each attempt: wakecall calls `url` (POST with the task and run as JSON,
+    or GET) and proceeds on a 2xx answer unless its JSON says `{"proceed": false, "reason":
+    "..."}`, in which case the run is recorded as skipped with that reason. Any other answer,
+    or no answer within `timeout`, fails the attempt (retried per the task's policy)."""
+
+    url: str = Field(max_length=2048)
+    method: Literal["GET", "POST"] = "POST"
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("timeout")
+    @classmethod
+    def _bounded(cls, v: timedelta) -> timedelta:
+        if not timedelta(0) < v <= timedelta(minutes=5):
+            raise ValueError("timeout must be above 0 and at most 5m, e.g. '10s'")
+        return v
+
+
+class TriggerSpec(_Model):
+    """Let inbound HTTP events start the task: `POST /triggers/{task_id}` with the task's
+    trigger secret (a Standard Webhooks signature, or `Authorization: Bearer <secret>`); the
+    request's JSON body is the run's input."""
+
+    per_minute: int = Field(
+        60,
+        ge=1,
+        le=6000,
+        description="events a minute; more trips the circuit breaker, which pauses the task",
+    )
+
+
+class TaskSpec(_Model):
+    """Everything needed to create a task. The schedule stays as given here; the engine parses
+    it (with the zone, `now` and the configured bounds) before anything is stored. A task that
+    `depends_on` another needs no schedule of its own ("on demand")."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    schedule: str | dict[str, Any]
+    timezone: str = "UTC"
+    jitter: Duration | None = None
+    action: Action = Field(default_factory=WakeupAction)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    timeout: Duration | None = Field(None, description="per attempt")
+    overlap: Overlap = Overlap.SKIP
+    max_queued: int = Field(1, ge=1, le=100)
+    catchup: CatchUp = CatchUp.LATEST
+    catchup_window: Duration = timedelta(hours=1)
+    max_runs: int | None = Field(None, ge=1)
+    expires_at: datetime | None = None
+    active: bool = True
+    callback_url: str | None = Field(None, max_length=2048)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    depends_on: str | None = Field(None, min_length=1, max_length=100)
+    trigger: TriggerSpec | None = None
+    condition: ConditionSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chains_need_no_schedule(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("schedule") is None and data.get("depends_on"):
+            return {**data, "schedule": "on demand"}
+        return data
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v <= timedelta(0):
+            raise ValueError("timeout must be positive, e.g. '30s'")
+        return v
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("expires_at needs a UTC offset, e.g. '2026-12-31T23:59:00Z'")
+        return v
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _check_json_size(v, "metadata")
+        return v
+
+
+#: The fields a patch may reset to their default (none or empty).
+ClearableField = Literal[
+    "timeout",
+    "max_runs",
+    "expires_at",
+    "callback_url",
+    "jitter",
+    "metadata",
+    "depends_on",
+    "trigger",
+    "condition",
+]
+
+
+class TaskPatch(_Model):
+    """The mutable fields of a task; only the fields given change."""
+
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH)
+    schedule: str | dict[str, Any] | None = None
+    timezone: str | None = None
+    jitter: Duration | None = None
+    action: Action | None = None
+    retry: RetryPolicy | None = None
+    timeout: Duration | None = None
+    overlap: Overlap | None = None
+    max_queued: int | None = Field(None, ge=1, le=100)
+    catchup: CatchUp | None = None
+    catchup_window: Duration | None = None
+    max_runs: int | None = Field(None, ge=1)
+    expires_at: datetime | None = None
+    callback_url: str | None = Field(None, max_length=2048)
+    metadata: dict[str, Any] | None = None
+    #: null ends the chain (the task then needs a schedule to fire by the clock).
+    depends_on: str | None = Field(None, min_length=1, max_length=100)
+    #: null turns inbound events off; given, a new trigger secret is issued.
+    trigger: TriggerSpec | None = None
+    #: null removes the check.
+    condition: ConditionSpec | None = None
+
+    _positive_timeout = field_validator("timeout")(TaskSpec._positive_timeout.__func__)  # type: ignore[attr-defined]
+    _aware = field_validator("expires_at")(TaskSpec._aware.__func__)  # type: ignore[attr-defined]
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            _check_json_size(v, "metadata")
+        return v
+
+
+def _check_json_size(value: Any, name: str) -> None:
+    size = len(json.dumps(value, default=str))
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"{name} is {size} bytes of JSON; at most {MAX_METADATA_BYTES} allowed")
+
+
+@lru_cache(maxsize=4096)
+def retry_policy_from_json(text: str) -> RetryPolicy:
+    """A stored retry policy, parsed once per distinct text (policies are immutable)."""
+    return RetryPolicy.model_validate_json(text)

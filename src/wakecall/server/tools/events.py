@@ -1,0 +1,99 @@
+"""The tools on what happened: runs, events and callback deliveries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field
+
+from wakecall.models import DeliveryStatus, RunStatus
+from wakecall.server.tools.args import PageCursor, PageLimit, tool_errors
+from wakecall.server.views import (
+    DeliveryPage,
+    DeliveryView,
+    EventPage,
+    RunPage,
+    delivery_view,
+    event_view,
+    run_view,
+)
+
+if TYPE_CHECKING:
+    from wakecall.server.runtime import Runtime
+
+__all__ = ["EventTools"]
+
+RunStatusArg = Literal[
+    "queued", "running", "success", "failure", "timeout", "cancelled", "skipped", "missed"
+]
+
+
+class EventTools:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def _hinted(self, owner: str, view: Any) -> Any:
+        view.hint = await self.rt.inbox.hint(owner)
+        return view
+
+    @tool_errors
+    async def list_runs(
+        self,
+        task_id: str | None = None,
+        status: RunStatusArg | None = None,
+        cursor: PageCursor = None,
+        limit: PageLimit = 20,
+    ) -> RunPage:
+        owner = self.rt.owner()
+        runs = await self.rt.store.list_runs(
+            owner,
+            task_id=task_id,
+            status=None if status is None else RunStatus(status),
+            before=cursor,
+            limit=limit + 1,
+        )
+        page = runs[:limit]
+        nxt = page[-1].id if len(runs) > limit else None
+        return await self._hinted(owner, RunPage(runs=[run_view(r) for r in page], next_cursor=nxt))
+
+    @tool_errors
+    async def get_events(
+        self,
+        after: Annotated[int | None, Field(ge=0)] = None,
+        wait: Annotated[float, Field(ge=0, description="seconds to wait for an event")] = 0,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    ) -> EventPage:
+        owner = self.rt.owner()
+        wait = min(wait, self.rt.settings.max_wait.total_seconds())
+        page = await self.rt.inbox.read(owner, after=after, wait=wait, limit=limit)
+        return EventPage(
+            events=[event_view(e) for e in page.events], cursor=page.cursor, more=page.more
+        )
+
+    @tool_errors
+    async def list_deliveries(
+        self,
+        status: Literal["pending", "delivered", "failed"] | None = None,
+        task_id: str | None = None,
+        cursor: PageCursor = None,
+        limit: PageLimit = 20,
+    ) -> DeliveryPage:
+        owner = self.rt.owner()
+        found = await self.rt.store.list_deliveries(
+            owner,
+            status=None if status is None else DeliveryStatus(status),
+            task_id=task_id,
+            before=cursor,
+            limit=limit + 1,
+        )
+        page = found[:limit]
+        nxt = page[-1].id if len(found) > limit else None
+        view = DeliveryPage(deliveries=[delivery_view(d) for d in page], next_cursor=nxt)
+        return await self._hinted(owner, view)
+
+    @tool_errors
+    async def redeliver(self, delivery_id: str) -> DeliveryView:
+        owner = self.rt.owner()
+        delivery = await self.rt.store.redeliver(owner, delivery_id, self.rt.tasks.now())
+        self.rt.callbacks.wake()
+        return delivery_view(delivery)

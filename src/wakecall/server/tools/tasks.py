@@ -1,0 +1,284 @@
+"""The tools on tasks: create, read, change, pause, resume, delete, run now. Each checks its
+arguments, calls the task service and shapes the answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field
+
+from wakecall.errors import InvalidInput
+from wakecall.models import (
+    Action,
+    ClearableField,
+    ConditionSpec,
+    RetryPolicy,
+    TaskPatch,
+    TaskSpec,
+    TaskStatus,
+    TriggerSpec,
+)
+from wakecall.server.tools.args import (
+    DurationArg,
+    PageCursor,
+    PageLimit,
+    ScheduleArg,
+    ZoneArg,
+    schedule_value,
+    tool_errors,
+)
+from wakecall.server.views import DeleteResult, RunView, TaskPage, TaskView, run_view, task_view
+
+if TYPE_CHECKING:
+    from wakecall.server.runtime import Runtime
+
+__all__ = ["TaskTools"]
+
+Overlap = Literal["skip", "queue", "cancel_previous", "allow"]
+CatchUp = Literal["latest", "all", "skip"]
+
+
+class TaskTools:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def _hinted(self, owner: str, view: Any) -> Any:
+        view.hint = await self.rt.inbox.hint(owner)
+        return view
+
+    @tool_errors
+    async def create_task(
+        self,
+        name: Annotated[str, Field(description="a short label")],
+        schedule: Annotated[
+            ScheduleArg | None, Field(description="required unless depends_on is given")
+        ] = None,
+        timezone: ZoneArg = "UTC",
+        action: Annotated[
+            Action | None,
+            Field(description="what a run does; default: wake the agent with the task's name"),
+        ] = None,
+        retry: RetryPolicy | None = None,
+        timeout: Annotated[  # noqa: ASYNC109 - the task's per-attempt timeout, not ours
+            DurationArg | None, Field(description="per attempt, e.g. '30s'")
+        ] = None,
+        overlap: Overlap = "skip",
+        max_queued: int = 1,
+        catchup: CatchUp = "latest",
+        catchup_window: DurationArg = "1h",
+        max_runs: int | None = None,
+        expires_at: datetime | None = None,
+        active: bool = True,
+        callback_url: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: Annotated[
+            str | None, Field(description="a retried call with the same key returns the task")
+        ] = None,
+        jitter: Annotated[
+            DurationArg | None, Field(description="spread fires by up to this much, e.g. '30s'")
+        ] = None,
+        depends_on: Annotated[
+            str | None,
+            Field(
+                description="run after each success of this task of yours (a chain), with its "
+                "run's output as input"
+            ),
+        ] = None,
+        trigger: Annotated[
+            TriggerSpec | None,
+            Field(
+                description="accept inbound events at POST /triggers/{task_id} (the secret is "
+                'shown once), e.g. {"per_minute": 60}'
+            ),
+        ] = None,
+        condition: Annotated[
+            ConditionSpec | None,
+            Field(
+                description="an HTTP check before each attempt; "
+                '{"proceed": false, "reason": "..."} skips the run, e.g. '
+                '{"url": "https://app.example.com/should-run"}'
+            ),
+        ] = None,
+    ) -> TaskView:
+        if schedule is None and depends_on is None:
+            raise InvalidInput(
+                "give a schedule, or depends_on for a task that runs after another",
+                field="schedule",
+                example='"0 9 * * MON-FRI" or "on demand"',
+            )
+        fields: dict[str, Any] = {
+            "name": name,
+            "schedule": None if schedule is None else schedule_value(schedule),
+            "depends_on": depends_on,
+            "trigger": trigger,
+            "condition": condition,
+            "timezone": timezone,
+            "overlap": overlap,
+            "max_queued": max_queued,
+            "catchup": catchup,
+            "catchup_window": catchup_window,
+            "max_runs": max_runs,
+            "expires_at": expires_at,
+            "active": active,
+            "callback_url": callback_url,
+            "metadata": metadata or {},
+            "idempotency_key": idempotency_key,
+            "action": action if action is not None else {"type": "wakeup", "reason": name},
+        }
+        for key, value in (("retry", retry), ("timeout", timeout), ("jitter", jitter)):
+            if value is not None:
+                fields[key] = value
+        owner = self.rt.owner()
+        made = await self.rt.tasks.create(owner, TaskSpec.model_validate(fields))
+        if made.created:
+            self.rt.pusher.changed(owner, made.task.id)
+        view = task_view(
+            made.task,
+            created=made.created,
+            callback_secret=made.callback_secret,
+            trigger_secret=made.trigger_secret,
+        )
+        return await self._hinted(owner, view)
+
+    @tool_errors
+    async def get_task(self, task_id: str) -> TaskView:
+        owner = self.rt.owner()
+        task = await self.rt.tasks.get(owner, task_id)
+        return await self._hinted(owner, task_view(task))
+
+    @tool_errors
+    async def list_tasks(
+        self,
+        status: Literal["active", "paused", "completed", "expired"] | None = None,
+        name: str | None = None,
+        kind: Literal["task", "wakeup"] | None = None,
+        metadata: dict[str, Any] | None = None,
+        cursor: PageCursor = None,
+        limit: PageLimit = 20,
+    ) -> TaskPage:
+        owner = self.rt.owner()
+        tasks = await self.rt.store.list_tasks(
+            owner,
+            status=None if status is None else TaskStatus(status),
+            kind=kind,
+            name_contains=name,
+            metadata=metadata,
+            after=cursor,
+            limit=limit + 1,
+        )
+        page = tasks[:limit]
+        nxt = page[-1].id if len(tasks) > limit else None
+        view = TaskPage(tasks=[task_view(t) for t in page], next_cursor=nxt)
+        return await self._hinted(owner, view)
+
+    @tool_errors
+    async def patch_schedule(
+        self,
+        task_id: str,
+        schedule: ScheduleArg | None = None,
+        timezone: ZoneArg | None = None,
+        name: str | None = None,
+        action: Action | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: DurationArg | None = None,  # noqa: ASYNC109 - the task's, not ours
+        overlap: Overlap | None = None,
+        max_queued: int | None = None,
+        catchup: CatchUp | None = None,
+        catchup_window: DurationArg | None = None,
+        max_runs: int | None = None,
+        expires_at: datetime | None = None,
+        callback_url: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        jitter: DurationArg | None = None,
+        depends_on: Annotated[
+            str | None, Field(description="run after each success of this task of yours")
+        ] = None,
+        trigger: Annotated[
+            TriggerSpec | None,
+            Field(description="turn inbound events on (or change the limit); a new secret"),
+        ] = None,
+        condition: Annotated[
+            ConditionSpec | None, Field(description="an HTTP check before each attempt")
+        ] = None,
+        rotate_callback_secret: Annotated[
+            bool,
+            Field(
+                description="issue a new signing secret (shown once); the old one keeps "
+                "signing for a grace period"
+            ),
+        ] = False,
+        clear: Annotated[
+            list[ClearableField] | None,
+            Field(description="fields to reset to their default (none/empty)"),
+        ] = None,
+    ) -> TaskView:
+        given: dict[str, Any] = {
+            "schedule": None if schedule is None else schedule_value(schedule),
+            "timezone": timezone,
+            "name": name,
+            "action": action,
+            "retry": retry,
+            "timeout": timeout,
+            "overlap": overlap,
+            "max_queued": max_queued,
+            "catchup": catchup,
+            "catchup_window": catchup_window,
+            "max_runs": max_runs,
+            "expires_at": expires_at,
+            "callback_url": callback_url,
+            "metadata": metadata,
+            "jitter": jitter,
+            "depends_on": depends_on,
+            "trigger": trigger,
+            "condition": condition,
+        }
+        given = {k: v for k, v in given.items() if v is not None}
+        for cleared in clear or []:
+            if cleared in given:
+                raise InvalidInput(
+                    f"{cleared} is both given and cleared; choose one",
+                    field=cleared,
+                    example=f'{{"clear": ["{cleared}"]}}',
+                )
+            given[cleared] = {} if cleared == "metadata" else None
+        owner = self.rt.owner()
+        changed = await self.rt.tasks.patch(
+            owner,
+            task_id,
+            TaskPatch.model_validate(given),
+            rotate_callback_secret=rotate_callback_secret,
+        )
+        self.rt.pusher.changed(owner, changed.task.id)
+        view = task_view(
+            changed.task,
+            callback_secret=changed.callback_secret,
+            trigger_secret=changed.trigger_secret,
+        )
+        return await self._hinted(owner, view)
+
+    @tool_errors
+    async def pause(self, task_id: str, note: str | None = None) -> TaskView:
+        owner = self.rt.owner()
+        task = await self.rt.tasks.pause(owner, task_id, note)
+        self.rt.pusher.changed(owner, task.id)
+        return await self._hinted(owner, task_view(task))
+
+    @tool_errors
+    async def resume(self, task_id: str) -> TaskView:
+        owner = self.rt.owner()
+        task = await self.rt.tasks.resume(owner, task_id)
+        self.rt.pusher.changed(owner, task.id)
+        return await self._hinted(owner, task_view(task))
+
+    @tool_errors
+    async def delete(self, task_id: str) -> DeleteResult:
+        owner = self.rt.owner()
+        await self.rt.tasks.delete(owner, task_id)
+        self.rt.pusher.changed(owner, task_id)
+        return await self._hinted(owner, DeleteResult(deleted=True, id=task_id))
+
+    @tool_errors
+    async def run_now(self, task_id: str) -> RunView:
+        run = await self.rt.tasks.run_now(self.rt.owner(), task_id)
+        return run_view(run)

@@ -1,0 +1,93 @@
+"""The tools on time: wake me later, cancel that, and what a schedule would do."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
+
+from wakecall.engine.checks import parse_for
+from wakecall.schedules import preview
+from wakecall.server.tools.args import (
+    DurationArg,
+    ScheduleArg,
+    ZoneArg,
+    schedule_value,
+    tool_errors,
+)
+from wakecall.server.views import DeleteResult, FireTime, PreviewView, WakeupView
+
+if TYPE_CHECKING:
+    from wakecall.server.runtime import Runtime
+
+__all__ = ["WakeupTools"]
+
+
+class WakeupTools:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def _hinted(self, owner: str, view: Any) -> Any:
+        view.hint = await self.rt.inbox.hint(owner)
+        return view
+
+    @tool_errors
+    async def schedule_wakeup(
+        self,
+        in_: Annotated[DurationArg | None, Field(alias="in", description="e.g. '15m'")] = None,
+        at: datetime | None = None,
+        reason: Annotated[str, Field(max_length=2000)] = "",
+        context: Annotated[Any, Field(description="any JSON, returned at wake time")] = None,
+        dedupe_key: Annotated[
+            str | None, Field(description="a second call with the same key returns the first")
+        ] = None,
+    ) -> WakeupView:
+        owner = self.rt.owner()
+        receipt = await self.rt.tasks.schedule_wakeup(
+            owner, delay=in_, at=at, reason=reason, context=context, dedupe_key=dedupe_key
+        )
+        if receipt.created:
+            self.rt.pusher.changed(owner, receipt.task.id)
+        view = WakeupView(
+            wakeup_id=receipt.task.id,
+            scheduled_for=receipt.scheduled_for,
+            scheduled_for_local=receipt.scheduled_for,
+            timezone=receipt.task.timezone,
+            clamped=receipt.clamped,
+            requested_for=receipt.requested,
+            reason=reason,
+            created=receipt.created,
+        )
+        return await self._hinted(owner, view)
+
+    @tool_errors
+    async def cancel_wakeup(self, wakeup_id: str) -> DeleteResult:
+        owner = self.rt.owner()
+        await self.rt.tasks.cancel_wakeup(owner, wakeup_id)
+        self.rt.pusher.changed(owner, wakeup_id)
+        return await self._hinted(owner, DeleteResult(deleted=True, id=wakeup_id))
+
+    @tool_errors
+    async def preview_schedule(
+        self,
+        schedule: ScheduleArg,
+        timezone: ZoneArg = "UTC",
+        count: Annotated[int, Field(ge=1, le=50)] = 5,
+        jitter: DurationArg | None = None,
+    ) -> PreviewView:
+        tasks = self.rt.tasks
+        now = tasks.now()
+        parsed = parse_for(
+            schedule_value(schedule),
+            timezone=timezone,
+            jitter=jitter,
+            now=now,
+            config=tasks.config,
+        )
+        shown = preview(parsed, count=count, after=now)
+        return PreviewView(
+            description=shown.description,
+            timezone=shown.timezone,
+            fires=[FireTime(local=f.local, utc=f.utc) for f in shown.fires],
+        )

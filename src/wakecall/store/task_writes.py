@@ -1,0 +1,67 @@
+"""Changes to an owner's tasks, written together by `Store.write_tasks`: all of them in one
+transaction, or none.
+
+`TaskService` makes every change to tasks this way (one write for one tool call, many for a
+task file), so that the owner's task limit, a new task's id and signing secret, and a change
+made on a task another caller changed meanwhile are all judged in the transaction that writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from wakecall.models import Task, TaskStatus
+
+__all__ = ["NewTask", "TaskDeletion", "TaskUpdate", "TaskWrite", "TaskWritten"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """Insert `task`. When the owner already has a task with the same non-null
+    `idempotency_key`, that task is the answer and nothing is written; a task (of any owner)
+    with the same id is a `Conflict`."""
+
+    task: Task
+    #: The first signing secret of the task's callbacks.
+    callback_secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUpdate:
+    """Set the given `Task` fields (not id, owner, created_at, claims) and `updated_at`."""
+
+    task_id: str
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    #: The task's status as the caller saw it: a task whose status changed since (a fire
+    #: ended it, another caller paused it) is a `Conflict` (None: no such check).
+    seen_status: TaskStatus | None = None
+    #: A new signing secret for the task's callbacks; the older ones stop signing at
+    #: `retire_secrets_at` (None: at once).
+    callback_secret: str | None = None
+    retire_secrets_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDeletion:
+    """Delete the task with its runs and attempts (its events stay in the log)."""
+
+    task_id: str
+
+
+TaskWrite = NewTask | TaskUpdate | TaskDeletion
+
+
+@dataclass(frozen=True, slots=True)
+class TaskWritten:
+    """What one write did."""
+
+    #: The task after the write (the existing one for a `NewTask` answered by its key); None
+    #: for a deletion.
+    task: Task | None
+    #: A `NewTask` that was inserted (not answered by its idempotency key).
+    created: bool = False
+    #: A deletion: the ids of the task's runs that were running.
+    running: tuple[str, ...] = ()

@@ -1,0 +1,294 @@
+"""Applying a task file: each task it names ends up as the file says, all in one transaction.
+
+The plan compares each file task with the store and builds the writes (`engine.checks` makes
+every check `TaskService` would make, against the same instant); `TaskService.write` then makes
+them together, the owner's task limit judged inside the transaction. A dry run makes the very
+same writes and rolls them back, so it cannot disagree with the real apply; a file with any
+problem, or a write the store refuses, changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from wakecall.delivery.signing import new_secret
+from wakecall.engine import TaskService, checks
+from wakecall.errors import Conflict, InvalidInput, LimitReached, TaskNotFound
+from wakecall.models import RetryPolicy, Task, TaskPatch, TaskSpec, TaskStatus
+from wakecall.schedules import parse_duration
+from wakecall.store.base import NewTask, TaskDeletion, TaskUpdate, TaskWrite, TaskWritten
+from wakecall.taskfile.format import RETRY_KEYS, field_path, schedule_value
+from wakecall.taskfile.reading import FileTask, Problems, nearest_line, read_file
+from wakecall.taskfile.report import ApplyReport, TaskChange
+
+__all__ = ["apply_file", "apply_tasks"]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One task's part of the apply: what the report says, and the write (None: unchanged)."""
+
+    change: TaskChange
+    write: TaskWrite | None = None
+
+
+async def apply_file(
+    service: TaskService,
+    owner: str,
+    path: str | Path,
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> ApplyReport:
+    """Apply a task file to `owner`'s tasks (see the module docstring); the report says what
+    happened to each task. Raises `TaskFileError` (nothing applied) listing every problem in
+    the file or between the file and the store, `InvalidInput` when the file cannot be read,
+    and `StoreError` when the store fails (nothing applied either)."""
+    tasks, problems = read_file(path)
+    return await _apply(service, owner, tasks, problems, prune=prune, dry_run=dry_run)
+
+
+async def apply_tasks(
+    service: TaskService,
+    owner: str,
+    tasks: Sequence[FileTask],
+    *,
+    source: str,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> ApplyReport:
+    """`apply_file` for tasks already read (`parse_task_file`)."""
+    return await _apply(service, owner, tasks, Problems(source), prune=prune, dry_run=dry_run)
+
+
+async def _apply(
+    service: TaskService,
+    owner: str,
+    tasks: Sequence[FileTask],
+    problems: Problems,
+    *,
+    prune: bool,
+    dry_run: bool,
+) -> ApplyReport:
+    source = problems.source
+    now = service.now()
+    steps: list[_Step] = []
+    for task in tasks:
+        try:
+            steps.append(await _plan(service, owner, task, now, source))
+        except (InvalidInput, Conflict) as exc:
+            line = nearest_line(task.key_lines, field_path(getattr(exc, "field", None)))
+            problems.add(str(exc), line=line, task_id=task.id)
+    named = {t.id for t in tasks}
+    others = [t for t in await service.list_all(owner, kind="task") if t.id not in named]
+    if prune:
+        steps += [_deletion(t) for t in others]
+    problems.raise_if_any()
+    writes = [s.write for s in steps if s.write is not None]
+    try:
+        written = await service.write(owner, writes, dry_run=dry_run)
+    except (LimitReached, Conflict, TaskNotFound) as exc:
+        problems.add(str(exc))
+        problems.raise_if_any()
+        raise  # unreachable: a problem was just added
+    unnamed = () if prune else tuple(t.id for t in others)
+    changes = _reported(steps, iter(written))
+    return ApplyReport(source, owner, dry_run, tuple(changes), unnamed)
+
+
+def _reported(steps: Sequence[_Step], written: Any) -> list[TaskChange]:
+    """Each step's change, with the task's status as written and any secret it was given."""
+    changes = []
+    for step in steps:
+        change = step.change
+        if step.write is not None:
+            result: TaskWritten = next(written)
+            status = change.status if result.task is None else str(result.task.status)
+            change = TaskChange(
+                change.op,
+                change.id,
+                change.name,
+                change.fields,
+                status,
+                change.line,
+                _secret_of(step.write),
+            )
+        changes.append(change)
+    return changes
+
+
+def _secret_of(write: TaskWrite) -> str | None:
+    return None if isinstance(write, TaskDeletion) else write.callback_secret
+
+
+def _deletion(task: Task) -> _Step:
+    change = TaskChange("delete", task.id, task.name, status=str(task.status))
+    return _Step(change, TaskDeletion(task.id))
+
+
+async def _plan(
+    service: TaskService, owner: str, task: FileTask, now: datetime, source: str
+) -> _Step:
+    """What applying `task` takes, checked as the service checks it; nothing written."""
+    try:
+        current = await service.get(owner, task.id)
+    except TaskNotFound:
+        return await _plan_new(service, owner, task, now)
+    if current.kind != "task":
+        raise Conflict(
+            f"{task.id} is a wakeup, not a task; a task file cannot manage it (give the task "
+            "another id)"
+        )
+    return _plan_change(service, current, task, now, source)
+
+
+async def _plan_new(service: TaskService, owner: str, task: FileTask, now: datetime) -> _Step:
+    try:
+        await service.get(None, task.id)
+    except TaskNotFound:
+        pass
+    else:
+        raise Conflict(f"id {task.id!r} belongs to a task of another owner; choose another id")
+    spec = task.spec
+    made = checks.new_task(
+        owner, spec, now=now, config=service.config, policy=service.policy, task_id=task.id
+    )
+    status = "active" if spec.active else "paused"
+    change = TaskChange("create", task.id, spec.name, status=status, line=task.line)
+    secret = new_secret() if spec.callback_url is not None else None
+    return _Step(change, NewTask(made, secret))
+
+
+def _plan_change(
+    service: TaskService, current: Task, task: FileTask, now: datetime, source: str
+) -> _Step:
+    spec = task.spec
+    names, patch = _diff(service, current, spec, now)
+    changes = checks.patch_changes(
+        current,
+        TaskPatch.model_validate(patch),
+        now=now,
+        config=service.config,
+        policy=service.policy,
+    )
+    ended = current.status in checks.ENDED
+    if not ended and not spec.active and current.status == TaskStatus.ACTIVE:
+        changes.update(checks.pause_changes(current, f"disabled in {source}"))
+        names.append("enabled")
+    elif not ended and spec.active and current.status == TaskStatus.PAUSED:
+        changes.update(checks.resume_changes(current.replace(**changes), now))
+        names.append("enabled")
+    status = str(changes.get("status", current.status))
+    op = "change" if names else "unchanged"
+    change = TaskChange(op, task.id, spec.name, tuple(names), status, task.line)
+    if not names:
+        return _Step(change)
+    secret = new_secret() if current.callback_url is None and spec.callback_url else None
+    return _Step(change, TaskUpdate(current.id, changes, current.status, secret))
+
+
+def _diff(
+    service: TaskService, task: Task, spec: TaskSpec, now: datetime
+) -> tuple[list[str], dict[str, Any]]:
+    """The file fields in which `spec` differs from `task`, and the patch that applies them."""
+    names: list[str] = []
+    patch: dict[str, Any] = {}
+
+    def differs(name: str, value: Any, same: bool) -> None:
+        if not same:
+            names.append(name)
+            patch[name] = value
+
+    differs("name", spec.name, spec.name == task.name)
+    for name, value in _schedule_diff(service, task, spec, now):
+        names.append(name)
+        patch[name] = value
+    differs("action", spec.action, spec.action.model_dump(mode="json") == task.action)
+    retry_names = [
+        RETRY_KEYS[k]
+        for k in RetryPolicy.model_fields
+        if getattr(spec.retry, k) != getattr(task.retry, k)
+    ]
+    if retry_names:
+        names.extend(retry_names)
+        patch["retry"] = spec.retry
+    differs("timeout", spec.timeout, spec.timeout == _seconds(task.timeout_s))
+    differs("overlap", spec.overlap, spec.overlap == task.overlap)
+    differs("max_queued", spec.max_queued, spec.max_queued == task.max_queued)
+    differs("catchup", spec.catchup, spec.catchup == task.catchup)
+    window = _seconds(task.catchup_window_s)
+    differs("catchup_window", spec.catchup_window, spec.catchup_window == window)
+    differs("max_runs", spec.max_runs, spec.max_runs == task.max_runs)
+    differs("expires_at", spec.expires_at, spec.expires_at == task.expires_at)
+    differs("callback_url", spec.callback_url, spec.callback_url == task.callback_url)
+    differs("metadata", spec.metadata, spec.metadata == task.metadata)
+    return names, patch
+
+
+def _schedule_diff(
+    service: TaskService, task: Task, spec: TaskSpec, now: datetime
+) -> list[tuple[str, Any]]:
+    """("schedule" | "timezone" | "jitter", patch value) for each that differs."""
+    stored = task.schedule
+    zone = spec.timezone if "timezone" in spec.model_fields_set else None
+    stored_jitter = None if stored.get("jitter") is None else parse_duration(stored["jitter"])
+    if (
+        spec.schedule == schedule_value(stored)
+        and (zone or _mapping_zone(spec.schedule)) == task.timezone
+        and spec.jitter == stored_jitter
+    ):
+        return []  # written as `export` writes it: equal without a look at the clock
+    new = _parsed_spec(service, spec, zone, now)
+    if _is_relative(service, spec, zone, now, new):
+        # written relative to now ("in 5m", an interval without a start): the task keeps
+        # the anchor it already has
+        new = {**new, **{k: stored[k] for k in ("start", "at") if k in new and k in stored}}
+    changed: list[tuple[str, Any]] = []
+    if _core(new) != _core(stored):
+        changed.append(("schedule", spec.schedule))
+    if new.get("timezone") != stored.get("timezone"):
+        changed.append(("timezone", new.get("timezone")))
+    if new.get("jitter") != stored.get("jitter"):
+        changed.append(("jitter", spec.jitter))
+    return changed
+
+
+def _parsed_spec(
+    service: TaskService, spec: TaskSpec, zone: str | None, now: datetime
+) -> dict[str, Any]:
+    try:
+        schedule = checks.parse_for(
+            spec.schedule, timezone=zone, jitter=spec.jitter, now=now, config=service.config
+        )
+    except InvalidInput as exc:
+        raise InvalidInput(str(exc), field="schedule") from None
+    return schedule.to_spec()
+
+
+def _is_relative(
+    service: TaskService, spec: TaskSpec, zone: str | None, now: datetime, at_now: dict[str, Any]
+) -> bool:
+    """True when the schedule is written relative to the current time."""
+    try:
+        later = _parsed_spec(service, spec, zone, now + timedelta(hours=1))
+    except InvalidInput:
+        return False
+    return later != at_now
+
+
+def _core(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k not in ("timezone", "jitter")}
+
+
+def _mapping_zone(schedule: object) -> str:
+    if isinstance(schedule, Mapping) and isinstance(schedule.get("timezone"), str):
+        return str(schedule["timezone"])
+    return "UTC"
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)

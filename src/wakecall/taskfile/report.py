@@ -1,0 +1,100 @@
+"""What applying a task file did (or, in a dry run, would do): one `TaskChange` per task and an
+`ApplyReport` with them all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["OPS", "ApplyReport", "Op", "TaskChange"]
+
+Op = Literal["create", "change", "unchanged", "delete"]
+OPS: tuple[Op, ...] = ("create", "change", "unchanged", "delete")
+_SYMBOLS = {"create": "+", "change": "~", "unchanged": "=", "delete": "-"}
+_DONE = {"create": "created", "change": "changed", "unchanged": "unchanged", "delete": "deleted"}
+_PLANNED = {
+    "create": "would be created",
+    "change": "would change",
+    "unchanged": "unchanged",
+    "delete": "would be deleted",
+}
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """What applying a file did (or, in a dry run, would do) to one task."""
+
+    op: Op
+    id: str
+    name: str
+    fields: tuple[str, ...] = ()  # for a change: the file fields that differ
+    status: str | None = None  # the task's status after the apply
+    line: int | None = None
+    callback_secret: str | None = None  # issued for a new callback URL; shown once
+
+    def describe(self, *, dry_run: bool = False) -> str:
+        verb = (_PLANNED if dry_run else _DONE)[self.op]
+        text = f"{_SYMBOLS[self.op]} {self.id} ({self.name}): {verb}"
+        if self.fields:
+            text += f" ({', '.join(self.fields)})"
+        if self.status in ("completed", "expired"):
+            text += f" [{self.status}]"
+        if self.callback_secret:
+            text += f"; callback secret {self.callback_secret} (shown once)"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "id": self.id,
+            "name": self.name,
+            "fields": list(self.fields),
+            "status": self.status,
+            "line": self.line,
+            "callback_secret": self.callback_secret,
+        }
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    source: str
+    owner: str
+    dry_run: bool
+    changes: tuple[TaskChange, ...]
+    #: Ids of the owner's tasks the file does not name, left as they are (without `prune`).
+    unnamed: tuple[str, ...] = ()
+
+    def count(self, op: Op) -> int:
+        return sum(1 for c in self.changes if c.op == op)
+
+    def summary(self) -> str:
+        planned = self.dry_run
+        parts = [
+            f"{self.count('create')} {'to create' if planned else 'created'}",
+            f"{self.count('change')} {'to change' if planned else 'changed'}",
+            f"{self.count('unchanged')} unchanged",
+        ]
+        if self.count("delete"):
+            parts.append(f"{self.count('delete')} {'to delete' if planned else 'deleted'}")
+        text = ", ".join(parts)
+        if self.unnamed:
+            text += (
+                f"; {len(self.unnamed)} task{'s' if len(self.unnamed) != 1 else ''} not in the "
+                "file left as they are (--prune deletes them)"
+            )
+        if self.dry_run:
+            text += "; dry run: nothing was changed"
+        return text
+
+    def lines(self) -> list[str]:
+        return [c.describe(dry_run=self.dry_run) for c in self.changes] + [self.summary()]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "owner": self.owner,
+            "dry_run": self.dry_run,
+            "changes": [c.to_json() for c in self.changes],
+            "unnamed": list(self.unnamed),
+            "counts": {op: self.count(op) for op in OPS},
+        }
