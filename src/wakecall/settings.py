@@ -29,7 +29,7 @@ __all__ = ["SETTINGS", "Setting", "Settings", "default_db_path", "load_settings"
 
 
 def default_db_path() -> Path:
-    import platformdirs
+    import platformdirs  # lazy: start-up time (see the imports above)
 
     return Path(platformdirs.user_data_dir("wakecall")) / "wakecall.db"
 
@@ -46,7 +46,7 @@ def _bool(value: Any) -> bool:
 
 
 def _duration(value: Any) -> timedelta:
-    from wakecall.schedules import parse_duration
+    from wakecall.schedules import parse_duration  # lazy: start-up time (see the imports above)
 
     return parse_duration(value)
 

@@ -88,9 +88,7 @@ async def test_a_database_locked_by_another_writer_fails_clearly_and_writes_noth
             await tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
         other.execute("ROLLBACK")
         assert await store.list_tasks(None) == []
-        task = (
-            await tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
-        ).task
+        task = (await tasks.create("alice", TaskSpec(name="t", schedule="@daily"))).task
         assert (await store.get_task("alice", task.id)).name == "t"
     finally:
         other.close()
@@ -113,9 +111,7 @@ async def test_a_write_waits_for_another_writer_without_holding_up_the_loop(
         other.execute("BEGIN EXCLUSIVE")
 
         async def create() -> None:
-            task = (
-                await tasks.create("alice", TaskSpec(name="t", schedule="@daily"))
-            ).task
+            task = (await tasks.create("alice", TaskSpec(name="t", schedule="@daily"))).task
             created.append(task.id)
 
         with anyio.fail_after(10):

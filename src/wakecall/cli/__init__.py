@@ -60,6 +60,7 @@ def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parsers(sub)
     if not serve_only:
+        # lazy: start-up time (`wakecall serve` answers its client before loading these)
         from wakecall.cli import files, history, tasks
 
         tasks.add_parsers(sub)

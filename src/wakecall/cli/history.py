@@ -7,8 +7,9 @@ from typing import Any
 
 from wakecall.cli.context import Context, add_store_options
 from wakecall.cli.output import Cell, compact, duration_ms, relative, utc_text
-from wakecall.errors import NotFound
+from wakecall.errors import InvalidInput, NotFound
 from wakecall.models import Delivery, DeliveryStatus, RunStatus
+from wakecall.server.views import delivery_view, run_view
 
 __all__ = ["add_parsers"]
 
@@ -56,14 +57,12 @@ def _common(p: argparse.ArgumentParser, handler: Any) -> None:
 
 
 def _check_limit(limit: int) -> None:
-    from wakecall.errors import InvalidInput
 
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"--limit must be from 1 to 1000, got {limit}", field="--limit")
 
 
 async def run_runs(ctx: Context, args: argparse.Namespace) -> int:
-    from wakecall.server.views import run_view
 
     _check_limit(args.limit)
     runs = await ctx.store.list_runs(
@@ -110,7 +109,6 @@ async def run_runs(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def run_deliveries(ctx: Context, args: argparse.Namespace) -> int:
-    from wakecall.server.views import delivery_view
 
     _check_limit(args.limit)
     if args.status == "all":
@@ -164,7 +162,6 @@ async def run_deliveries(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def run_redeliver(ctx: Context, args: argparse.Namespace) -> int:
-    from wakecall.server.views import delivery_view
 
     try:
         delivery = await ctx.store.redeliver(ctx.owner, args.delivery_id, ctx.now())

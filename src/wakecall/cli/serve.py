@@ -51,11 +51,12 @@ def run_serve(
     args: argparse.Namespace, *, on_failure: Callable[[Exception], object] | None = None
 ) -> int:
     """Serve until the client or a signal stops it. `on_failure`: see `wakecall.server.serve`."""
+    # lazy: start-up time (the serve command's own modules, loaded once it is chosen)
     from wakecall.logs import configure_logging
     from wakecall.server.startup import loading_for_good
 
     with loading_for_good():
-        from wakecall.server import serve
+        from wakecall.server import serve  # lazy: start-up time, as above
 
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS if s.flag}
     settings = load_settings(flags, config_file=args.config)
@@ -87,6 +88,7 @@ async def apply_tasks_file(settings: Settings) -> None:
 
 
 def run_preview(args: argparse.Namespace) -> int:
+    # lazy: start-up time (the preview command's own modules, loaded once it is chosen)
     from wakecall.schedules import parse_schedule, preview
 
     now = datetime.now(UTC)

@@ -33,6 +33,7 @@ from wakecall.models import (
     TaskStatus,
 )
 from wakecall.schedules import format_duration, parse_duration
+from wakecall.server.views import next_fires, run_view, task_view
 from wakecall.taskfile.format import MAX_RETRIES
 
 __all__ = ["action_text", "add_parsers", "last_run_text"]
@@ -414,7 +415,6 @@ _LIMITS = ("max_runs", "expires_at", "callback_url")
 
 # --- commands ---------------------------------------------------------------------------
 async def run_list(ctx: Context, args: argparse.Namespace) -> int:
-    from wakecall.server.views import run_view, task_view
 
     tasks = await ctx.service.list_all(
         ctx.owner,
@@ -490,7 +490,6 @@ async def run_show(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def show_task(ctx: Context, task: Task, **extra: Any) -> None:
-    from wakecall.server.views import run_view, task_view
 
     view = task_view(task, **extra)
     last = await _last_run(ctx, task)
@@ -707,7 +706,6 @@ async def run_delete(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def run_run(ctx: Context, args: argparse.Namespace) -> int:
-    from wakecall.server.views import run_view
 
     if args.dry_run:
         return await _dry_run(ctx, args.task_id)
@@ -723,7 +721,6 @@ async def run_run(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def _dry_run(ctx: Context, task_id: str) -> int:
-    from wakecall.server.views import next_fires
 
     task = await ctx.service.get(ctx.owner, task_id)
     now = ctx.now()

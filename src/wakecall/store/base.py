@@ -43,7 +43,15 @@ from wakecall.models import (
     Trigger,
     run_from_values,
 )
-from wakecall.store.task_writes import NewTask, TaskDeletion, TaskUpdate, TaskWrite, TaskWritten
+from wakecall.store.task_writes import (
+    NewTask,
+    TaskDeletion,
+    TaskUpdate,
+    TaskWrite,
+    TaskWritten,
+    live_tasks_added,
+    live_tasks_removed,
+)
 
 __all__ = [
     "RESYNC",
@@ -70,6 +78,8 @@ __all__ = [
     "Upcoming",
     "dependency_run",
     "fire_and_start_in_steps",
+    "live_tasks_added",
+    "live_tasks_removed",
     "new_run_record",
 ]
 

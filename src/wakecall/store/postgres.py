@@ -128,6 +128,8 @@ from wakecall.store.base import (
     Upcoming,
     dependency_run,
     fire_and_start_in_steps,
+    live_tasks_added,
+    live_tasks_removed,
     new_run_record,
 )
 from wakecall.store.rows import ATTEMPT_STATUS_TO_RUN, run_from_row, task_from_row
@@ -1137,7 +1139,8 @@ class PostgresStore:
         return await self._tx(fn)
 
     async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
-        return await self._write(lambda conn: self._delete_task_on(conn, owner, task_id))
+        deleted = await self._write(lambda conn: self._delete_task_on(conn, owner, task_id))
+        return list(deleted.running)
 
     async def write_tasks(
         self,
@@ -1149,22 +1152,27 @@ class PostgresStore:
         events: Sequence[NewEvent] = (),
         dry_run: bool = False,
     ) -> list[TaskWritten]:
+        # Only new tasks can take the owner past its limit (a resume or a patch never adds a
+        # live task; a deletion takes one away).
+        limited = max_tasks is not None and any(isinstance(w, NewTask) for w in writes)
+
         async def fn(conn: asyncpg.Connection) -> list[TaskWritten]:
-            # One writer per owner at a time, on every node: the count below stays true
-            # until this transaction commits.
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                _LOCK_CLASS,
-                _lock_key(f"{self.schema}:owner:{owner}"),
-            )
-            before = await self._live_tasks(conn, owner) if max_tasks is not None else 0
+            if limited:
+                # One writer of new tasks per owner at a time, on every node: the count
+                # below stays true until this transaction commits.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)",
+                    _LOCK_CLASS,
+                    _lock_key(f"{self.schema}:owner:{owner}"),
+                )
             written: list[TaskWritten] = []
             ends: list[_PendingEvent | _EndMark] = []
             for write in writes:
                 written.append(await self._write_task(conn, owner, write, now, ends))
-            if max_tasks is not None:
+            if limited:
+                assert max_tasks is not None
                 after = await self._live_tasks(conn, owner)
-                if after > max_tasks and after > before:
+                if after > max_tasks and live_tasks_added(written) > live_tasks_removed(written):
                     raise LimitReached(
                         f"owner {owner!r} would hold {after} tasks; the limit is {max_tasks}"
                     )
@@ -1210,8 +1218,7 @@ class PostgresStore:
             if "status" in write.changes and task.status == TaskStatus.EXPIRED:
                 ends.append(_EndMark(task, now))
             return TaskWritten(task)
-        running = await self._delete_task_on(conn, owner, write.task_id)
-        return TaskWritten(None, running=tuple(running))
+        return await self._delete_task_on(conn, owner, write.task_id)
 
     async def _insert_task(
         self, conn: asyncpg.Connection, owner: str, write: NewTask, now: datetime
@@ -1269,12 +1276,13 @@ class PostgresStore:
 
     async def _delete_task_on(
         self, conn: asyncpg.Connection, owner: str | None, task_id: str
-    ) -> list[str]:
+    ) -> TaskWritten:
         row = await conn.fetchrow(self._delete_task_sql(owner), *self._owned(task_id, owner))
         assert row is not None
         if not row["found"]:
             raise TaskNotFound(task_id)
-        return list(row["running"])
+        live = row["status"] in ("active", "paused")
+        return TaskWritten(None, running=tuple(row["running"]), was_live=live)
 
     @staticmethod
     def _owned(task_id: str, owner: str | None) -> tuple[str, ...]:
@@ -1284,7 +1292,7 @@ class PostgresStore:
     def _delete_task_sql(owner: str | None) -> str:
         owner_check = "" if owner is None else " AND owner = $2"
         return (
-            f"WITH t AS (DELETE FROM tasks WHERE id = $1{owner_check} RETURNING id), "
+            f"WITH t AS (DELETE FROM tasks WHERE id = $1{owner_check} RETURNING id, status), "
             "l AS (SELECT id FROM runs WHERE task_id IN (SELECT id FROM t) "
             "  ORDER BY id FOR UPDATE), "
             "r AS (DELETE FROM runs WHERE id IN (SELECT id FROM l) RETURNING id, status), "
@@ -1293,7 +1301,7 @@ class PostgresStore:
             "k AS (DELETE FROM callback_secrets WHERE task_id IN (SELECT id FROM t) "
             "  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.task_id = $1 "
             "  AND d.status = 'pending')) "
-            "SELECT (SELECT count(*) FROM t) AS found, "
+            "SELECT (SELECT count(*) FROM t) AS found, (SELECT status FROM t) AS status, "
             "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM r "
             "WHERE status = 'running') AS running"
         )

@@ -78,6 +78,8 @@ from wakecall.store.base import (
     TaskWritten,
     Upcoming,
     dependency_run,
+    live_tasks_added,
+    live_tasks_removed,
     new_run_record,
 )
 
@@ -772,7 +774,7 @@ class SQLiteStore:
         return await self._tx(lambda conn: self._update_task_on(conn, owner, update, now))
 
     async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
-        return await self._tx(lambda conn: self._delete_task_on(conn, owner, task_id))
+        return await self._tx(lambda conn: list(self._delete_task_on(conn, owner, task_id).running))
 
     async def write_tasks(
         self,
@@ -784,12 +786,16 @@ class SQLiteStore:
         events: Sequence[NewEvent] = (),
         dry_run: bool = False,
     ) -> list[TaskWritten]:
+        # Only new tasks can take the owner past its limit (a resume or a patch never adds a
+        # live task; a deletion takes one away).
+        limited = max_tasks is not None and any(isinstance(w, NewTask) for w in writes)
+
         def fn(conn: sqlite3.Connection) -> list[TaskWritten]:
-            before = self._live_tasks(conn, owner) if max_tasks is not None else 0
             written = [self._write_task(conn, owner, write, now) for write in writes]
-            if max_tasks is not None:
+            if limited:
+                assert max_tasks is not None
                 after = self._live_tasks(conn, owner)
-                if after > max_tasks and after > before:
+                if after > max_tasks and live_tasks_added(written) > live_tasks_removed(written):
                     raise LimitReached(
                         f"owner {owner!r} would hold {after} tasks; the limit is {max_tasks}"
                     )
@@ -824,7 +830,7 @@ class SQLiteStore:
             return self._insert_task(conn, owner, write, now)
         if isinstance(write, TaskUpdate):
             return TaskWritten(self._update_task_on(conn, owner, write, now))
-        return TaskWritten(None, running=tuple(self._delete_task_on(conn, owner, write.task_id)))
+        return self._delete_task_on(conn, owner, write.task_id)
 
     def _insert_task(
         self, conn: sqlite3.Connection, owner: str, write: NewTask, now: datetime
@@ -875,14 +881,14 @@ class SQLiteStore:
 
     def _delete_task_on(
         self, conn: sqlite3.Connection, owner: str | None, task_id: str
-    ) -> list[str]:
-        self._task_row(conn, owner, task_id)
-        running = [
+    ) -> TaskWritten:
+        task = _task_from_row(self._task_row(conn, owner, task_id))
+        running = tuple(
             r[0]
             for r in conn.execute(
                 "SELECT id FROM runs WHERE task_id = ? AND status = 'running'", (task_id,)
             )
-        ]
+        )
         conn.execute(
             "DELETE FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE task_id = ?)",
             (task_id,),
@@ -895,7 +901,8 @@ class SQLiteStore:
             "deliveries d WHERE d.task_id = ? AND d.status = 'pending')",
             (task_id, task_id),
         )
-        return running
+        live = task.status in (TaskStatus.ACTIVE, TaskStatus.PAUSED)
+        return TaskWritten(None, running=running, was_live=live)
 
     @staticmethod
     def _add_secret_on(

@@ -15,7 +15,15 @@ from typing import Any
 
 from wakecall.models import Task, TaskStatus
 
-__all__ = ["NewTask", "TaskDeletion", "TaskUpdate", "TaskWrite", "TaskWritten"]
+__all__ = [
+    "NewTask",
+    "TaskDeletion",
+    "TaskUpdate",
+    "TaskWrite",
+    "TaskWritten",
+    "live_tasks_added",
+    "live_tasks_removed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +73,19 @@ class TaskWritten:
     created: bool = False
     #: A deletion: the ids of the task's runs that were running.
     running: tuple[str, ...] = ()
+    #: A deletion: the task was live (active or paused) before.
+    was_live: bool = False
+
+
+def live_tasks_added(written: list[TaskWritten]) -> int:
+    """Live tasks the writes inserted."""
+    return sum(1 for w in written if w.created and w.task is not None and _live(w.task))
+
+
+def live_tasks_removed(written: list[TaskWritten]) -> int:
+    """Live tasks the writes deleted."""
+    return sum(1 for w in written if w.task is None and w.was_live)
+
+
+def _live(task: Task) -> bool:
+    return task.status in (TaskStatus.ACTIVE, TaskStatus.PAUSED)
