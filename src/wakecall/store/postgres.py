@@ -1250,6 +1250,7 @@ class PostgresStore:
                                     run_event_payload(task_now, run),
                                 ),
                                 now,
+                                task.callback_url,
                             )
                         )
                 if born_settled:

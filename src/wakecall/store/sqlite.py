@@ -1060,6 +1060,7 @@ class SQLiteStore:
                                 run_event_payload(task_now, run),
                             ),
                             now_us,
+                            task.callback_url,
                         )
                     )
             task_row = (
