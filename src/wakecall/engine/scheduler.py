@@ -131,9 +131,8 @@ class _Skipped(Exception):
 class _Flight:
     run: Run
     task: Task
-    #: The action's last sign of life (its start, a beat): the wall-clock instant, which
-    #: reports show, and the clock's elapsed time (`Clock.monotonic`), which heartbeats are
-    #: measured on, so that a suspended machine or a clock step makes no run look silent.
+    #: The action's last sign of life (its start, a beat): the instant reports show, and the
+    #: elapsed time heartbeats are measured on (a suspend or a clock step makes none silent).
     last_beat: datetime
     last_beat_elapsed: float
     stale: bool = False
@@ -605,9 +604,8 @@ class Engine:
                 self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
 
     async def _check_heartbeats(self, now: datetime, threshold: timedelta) -> None:
-        """Report (and, with `kill_stale`, cancel) runs whose action has not beaten for
-        `threshold` of elapsed time: logged with the task and run ids, and a `task.run.stale`
-        event."""
+        """Report (and, with `kill_stale`, cancel) runs with no beat for `threshold` of elapsed
+        time: logged with the task and run ids, and a `task.run.stale` event."""
         clock = self.clock
         stale = [
             f
@@ -660,13 +658,12 @@ class Engine:
         started = clock.monotonic()
         status, output, error = await self._attempt(flight)
         finished = clock.now()
-        retry = None
         if status == AttemptStatus.INTERRUPTED:
             outcome = self._outcome_for_interrupted(run, finished, flight.cancel_message)
         else:
-            if status in (AttemptStatus.FAILURE, AttemptStatus.TIMEOUT) and (
-                run.attempt < run.max_attempts
-            ):
+            retry = None
+            failed = status in (AttemptStatus.FAILURE, AttemptStatus.TIMEOUT)
+            if failed and run.attempt < run.max_attempts:
                 retry = retry_at(task.retry, run.id, run.attempt + 1, finished)
             outcome = RunOutcome(
                 run_id=run.id,
@@ -693,13 +690,8 @@ class Engine:
             available = ", ".join(sorted(self.executors))
             message = f"this server cannot run {task.action.get('type')!r} actions"
             return AttemptStatus.FAILURE, None, f"{message} (available: {available})"
-        ctx = ActionContext(
-            task=task,
-            run=flight.run,
-            attempt=flight.run.attempt,
-            clock=self.clock,
-            beat=flight.beat_with(self.clock),
-        )
+        run, clock = flight.run, self.clock
+        ctx = ActionContext(task, run, run.attempt, clock, beat=flight.beat_with(clock))
         time_limit = None if task.timeout_s is None else anyio.CancelScope()
         try:
             with anyio.CancelScope() as scope:
@@ -715,7 +707,7 @@ class Engine:
         except ActionFailed as exc:
             return AttemptStatus.FAILURE, exc.output, exc.message
         except Exception as exc:  # an action's own bug: record it, keep the engine running
-            log.exception("action of run %s raised", flight.run.id)
+            log.exception("action of run %s raised", run.id)
             return AttemptStatus.FAILURE, None, f"{type(exc).__name__}: {exc}"
         finally:
             if time_limit is not None:
@@ -739,11 +731,8 @@ class Engine:
         `scope` is cancelled first: the attempt ended)."""
         with scope:
             await self.clock.sleep(seconds)
-            self._cancel_flight(
-                flight,
-                AttemptStatus.TIMEOUT,
-                f"timeout: the attempt took longer than {seconds:g}s",
-            )
+            message = f"timeout: the attempt took longer than {seconds:g}s"
+            self._cancel_flight(flight, AttemptStatus.TIMEOUT, message)
 
     # --- writing finished runs ------------------------------------------------------------
     async def _writer(self) -> None:
