@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -36,47 +37,95 @@ DEFAULT_START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
 class FakeClock:
-    """A clock that moves only when told. Sleepers wake when time passes their deadline."""
+    """A clock that moves only when told. Sleepers wake when time passes their deadline.
+
+    It keeps wall-clock time (`now`) and elapsed time (`monotonic`). Time passing moves both
+    together (`advance`, `set`); `suspend` moves the wall clock alone, as a machine that slept
+    (or an NTP step forward) sees it: what is due by the wall clock comes due, while elapsed
+    time, and everything measured by it (attempt timeouts, heartbeats), stands still.
+    """
 
     def __init__(self, start: datetime = DEFAULT_START) -> None:
         if start.tzinfo is None:
             raise ValueError("FakeClock needs an aware start time")
         self._now = start.astimezone(UTC)
+        # Elapsed time is kept in microseconds, as the wall clock is, so that moving both by
+        # one step keeps them exactly in step.
+        self._elapsed = timedelta(0)
         self._sleepers: list[tuple[datetime, anyio.Event]] = []
+        self._elapsed_sleepers: list[tuple[timedelta, anyio.Event]] = []
 
     def now(self) -> datetime:
         return self._now
+
+    def monotonic(self) -> float:
+        return self._elapsed.total_seconds()
 
     async def sleep_until(self, deadline: datetime) -> None:
         if deadline <= self._now:
             await anyio.lowlevel.checkpoint()
             return
-        entry = (deadline, anyio.Event())
-        self._sleepers.append(entry)
+        await self._wait(self._sleepers, (deadline, anyio.Event()))
+
+    async def sleep(self, seconds: float) -> None:
+        end = self._elapsed + timedelta(seconds=seconds)
+        if end <= self._elapsed:
+            await anyio.lowlevel.checkpoint()
+            return
+        await self._wait(self._elapsed_sleepers, (end, anyio.Event()))
+
+    @staticmethod
+    async def _wait(
+        sleepers: list[tuple[Any, anyio.Event]], entry: tuple[Any, anyio.Event]
+    ) -> None:
+        sleepers.append(entry)
         try:
             await entry[1].wait()
         finally:
-            if entry in self._sleepers:
-                self._sleepers.remove(entry)
+            if entry in sleepers:
+                sleepers.remove(entry)
 
     def set(self, instant: datetime) -> None:
-        """Move to `instant` (never backwards) and wake the sleepers it passes."""
+        """Move to `instant` (never backwards), elapsed time with it, and wake the sleepers
+        it passes."""
         instant = instant.astimezone(UTC)
         if instant < self._now:
             raise ValueError(f"FakeClock cannot go back from {self._now} to {instant}")
+        self._elapsed += instant - self._now
         self._now = instant
-        for deadline, event in list(self._sleepers):
-            if deadline <= instant:
-                event.set()
+        self._wake_due()
 
     def advance(self, delta: timedelta | float) -> None:
-        if not isinstance(delta, timedelta):
-            delta = timedelta(seconds=delta)
-        self.set(self._now + delta)
+        self.set(self._now + _as_delta(delta))
+
+    def suspend(self, delta: timedelta | float) -> None:
+        """Move the wall clock alone forward by `delta`, as after the machine slept that long
+        (or an NTP step set it forward): wall-clock sleepers it passes wake, elapsed time and
+        its sleepers do not move."""
+        delta = _as_delta(delta)
+        if delta < timedelta(0):
+            raise ValueError(f"FakeClock.suspend needs a duration of 0 or more, not {delta}")
+        self._now += delta
+        self._wake_due()
+
+    def _wake_due(self) -> None:
+        for deadline, event in list(self._sleepers):
+            if deadline <= self._now:
+                event.set()
+        for end, event in list(self._elapsed_sleepers):
+            if end <= self._elapsed:
+                event.set()
 
     @property
     def next_deadline(self) -> datetime | None:
-        return min((d for d, _ in self._sleepers), default=None)
+        """The wall-clock instant at which the next sleeper wakes as time passes."""
+        ends = [d for d, _ in self._sleepers]
+        ends += [self._now + (e - self._elapsed) for e, _ in self._elapsed_sleepers]
+        return min(ends, default=None)
+
+
+def _as_delta(delta: timedelta | float) -> timedelta:
+    return delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
 
 
 #: The operator's policy tests run under by default: servers on the loopback interface may be

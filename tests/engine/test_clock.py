@@ -1,7 +1,9 @@
-"""The system clocks: wall-clock time, and wall-clock time corrected by a reference's offset."""
+"""The system clocks: wall-clock time, wall-clock time corrected by a reference's offset, and
+elapsed time."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -20,3 +22,13 @@ async def test_an_offset_clock_reads_and_sleeps_on_the_reference_time() -> None:
     # The offset is read at every call: a new measurement takes effect at once.
     offset = timedelta(0)
     assert abs(clock.now() - SystemClock().now()) < timedelta(seconds=1)
+
+
+async def test_elapsed_time_is_the_monotonic_clock_and_sleep_waits_for_it() -> None:
+    clock = OffsetClock(lambda: timedelta(hours=5))  # the wall offset plays no part in it
+    with anyio.fail_after(5):
+        before = clock.monotonic()
+        assert abs(before - time.monotonic()) < 1
+        await clock.sleep(0.05)
+        assert clock.monotonic() - before >= 0.05
+        await clock.sleep(-1)  # nothing to wait for: returns at once

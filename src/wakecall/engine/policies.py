@@ -10,7 +10,8 @@ Catch-up after downtime or a stalled loop, for a task whose next fire `f0` is du
 * `latest`: one run for `fl` when it is inside the window;
 * `all`: a run for each fire inside the window, the newest `catchup_all_cap` of them;
 * `skip`: `fl` runs only when it was the only fire due and is at most `skip_grace` late;
-  otherwise every due fire goes into the missed record.
+  otherwise every due fire goes into the missed record;
+* a wakeup (task kind `wakeup`) is never missed: `fl` runs however late, whatever the policy.
 """
 
 from __future__ import annotations
@@ -119,6 +120,11 @@ def plan_fires(
             last_missed = schedule.latest_at_or_before(oldest_runnable - _TINY)
     else:
         last_missed = latest
+    if task.kind == "wakeup" and latest not in to_run:
+        # A wakeup is a promise to the agent: its fire runs however late it comes, whatever
+        # the catch-up policy, and its event says how late (`models.run_event_payload`).
+        to_run = [latest]
+        last_missed = schedule.latest_at_or_before(latest - _TINY)
     missed: _Missed | None = None
     if last_missed is not None and last_missed >= first:
         count, capped = _count_fires(schedule, first, last_missed)

@@ -97,18 +97,27 @@ class _Skipped(Exception):
 class _Flight:
     run: Run
     task: Task
+    #: The action's last sign of life (its start, a beat): the instant reports show, and the
+    #: elapsed time heartbeats are measured on (a suspend or a clock step makes none silent).
     last_beat: datetime
+    last_beat_elapsed: float
     stale: bool = False
     scope: anyio.CancelScope | None = None
-    cancel_reason: AttemptStatus | None = None  # CANCELLED or INTERRUPTED when we cancel it
+    #: CANCELLED, TIMEOUT or INTERRUPTED once something ends the attempt; the first wins.
+    cancel_reason: AttemptStatus | None = None
     cancel_message: str = ""
     outcome_queued: bool = False
 
     def beat_with(self, clock: Clock) -> Callable[[], None]:
         def beat() -> None:
             self.last_beat = clock.now()
+            self.last_beat_elapsed = clock.monotonic()
 
         return beat
+
+    def silence(self, clock: Clock) -> timedelta:
+        """How long the action has given no sign of life, in elapsed time."""
+        return timedelta(seconds=clock.monotonic() - self.last_beat_elapsed)
 
 
 class Engine:
@@ -347,9 +356,9 @@ class Engine:
             candidates.append(self._next_extend)
         timeout = self.config.heartbeat_timeout
         if timeout is not None:
-            beats = [f.last_beat for f in self._inflight.values() if not f.stale]
-            if beats:
-                candidates.append(min(beats) + timeout)
+            silences = [f.silence(self.clock) for f in self._inflight.values() if not f.stale]
+            if silences:
+                candidates.append(now + timeout - max(silences))
         fire = upcoming.fire_at
         if fire is not None and fire > now:
             candidates.append(fire)
@@ -483,7 +492,7 @@ class Engine:
         if self._run_listeners:
             self._tell_runs(RunNews(started=[run for run, _ in started]))
         for run, task in started:
-            flight = _Flight(run=run, task=task, last_beat=now)
+            flight = _Flight(run, task, last_beat=now, last_beat_elapsed=self.clock.monotonic())
             self._inflight[run.id] = flight
             if run.cancel_requested:
                 self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
@@ -533,12 +542,13 @@ class Engine:
                 self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
 
     async def _check_heartbeats(self, now: datetime, threshold: timedelta) -> None:
-        """Report (and, with `kill_stale`, cancel) runs whose action has not beaten for
-        `threshold`: logged with the task and run ids, and a `task.run.stale` event."""
+        """Report (and, with `kill_stale`, cancel) runs with no beat for `threshold` of elapsed
+        time: logged with the task and run ids, and a `task.run.stale` event."""
+        clock = self.clock
         stale = [
             f
             for f in self._inflight.values()
-            if not f.stale and not f.outcome_queued and now - f.last_beat >= threshold
+            if not f.stale and not f.outcome_queued and f.silence(clock) >= threshold
         ]
         if not stale:
             return
@@ -546,7 +556,7 @@ class Engine:
         events = []
         for flight in stale:
             flight.stale = True
-            silent = (now - flight.last_beat).total_seconds()
+            silent = flight.silence(clock).total_seconds()
             log.warning(
                 "run %s of task %s has given no sign of life for %.0fs%s",
                 flight.run.id,
@@ -583,80 +593,15 @@ class Engine:
     async def _execute(self, flight: _Flight) -> None:
         run, task = flight.run, flight.task
         clock = self.clock
-        start = clock.now()
-        status = AttemptStatus.SUCCESS
-        output: Any = None
-        error: str | None = None
-        executor = self.executors.get(str(task.action.get("type")))
-        timed_out = False
-        box: list[Any] = []
-        try:
-            if executor is None:
-                raise ActionFailed(
-                    f"this server cannot run {task.action.get('type')!r} actions "
-                    f"(available: {', '.join(sorted(self.executors))})"
-                )
-            ctx = ActionContext(
-                task=task, run=run, attempt=run.attempt, clock=clock, beat=flight.beat_with(clock)
-            )
-            act = executor
-
-            async def attempt() -> Any:
-                if task.condition is not None:
-                    if self.conditions is None:
-                        raise ActionFailed("this server cannot check a task's condition")
-                    reason = await self.conditions.check(ctx)
-                    if reason is not None:
-                        raise _Skipped(reason)
-                return await act.execute(ctx)
-
-            with anyio.CancelScope() as scope:
-                flight.scope = scope
-                if flight.cancel_reason is not None:
-                    scope.cancel()
-                if task.timeout_s is None:
-                    output = await attempt()
-                else:
-                    deadline = start + timedelta(seconds=task.timeout_s)
-                    async with anyio.create_task_group() as tg:
-
-                        async def timer() -> None:
-                            nonlocal timed_out
-                            await clock.sleep_until(deadline)
-                            while clock.now() < deadline:
-                                await clock.sleep_until(deadline)
-                            timed_out = True
-                            tg.cancel_scope.cancel()
-
-                        async def work() -> None:
-                            box.append(await attempt())
-                            tg.cancel_scope.cancel()
-
-                        tg.start_soon(timer)
-                        tg.start_soon(work)
-                    if box:
-                        output = box[0]
-            if timed_out and not box:
-                status = AttemptStatus.TIMEOUT
-                error = f"timeout: the attempt took longer than {task.timeout_s:g}s"
-            elif scope.cancelled_caught:
-                status = flight.cancel_reason or AttemptStatus.CANCELLED
-                error = flight.cancel_message or "cancelled"
-        except _Skipped as exc:
-            status, error = AttemptStatus.SKIPPED, f"skipped: {exc.reason}"
-        except ActionFailed as exc:
-            status, error, output = AttemptStatus.FAILURE, exc.message, exc.output
-        except Exception as exc:  # an action's own bug: record it, keep the engine running
-            log.exception("action of run %s raised", run.id)
-            status, error = AttemptStatus.FAILURE, f"{type(exc).__name__}: {exc}"
+        started = clock.monotonic()
+        status, output, error = await self._attempt(flight)
         finished = clock.now()
-        retry = None
         if status == AttemptStatus.INTERRUPTED:
             outcome = self._outcome_for_interrupted(run, finished, flight.cancel_message)
         else:
-            if status in (AttemptStatus.FAILURE, AttemptStatus.TIMEOUT) and (
-                run.attempt < run.max_attempts
-            ):
+            retry = None
+            failed = status in (AttemptStatus.FAILURE, AttemptStatus.TIMEOUT)
+            if failed and run.attempt < run.max_attempts:
                 retry = retry_at(task.retry, run.id, run.attempt + 1, finished)
             outcome = RunOutcome(
                 run_id=run.id,
@@ -665,12 +610,67 @@ class Engine:
                 output=output,
                 error_message=error,
                 retry_at=retry,
-                duration_ms=int((finished - start).total_seconds() * 1000),
+                duration_ms=int((clock.monotonic() - started) * 1000),
             )
         flight.outcome_queued = True
         self._outcomes.append(outcome)
         self._outcome_ready.set()
         self._notify()
+
+    async def _attempt(self, flight: _Flight) -> tuple[AttemptStatus, Any, str | None]:
+        """Run the flight's attempt (its condition, then its action) inside a cancel scope
+        that a cancel request, the heartbeat check, a stop or the attempt's time limit
+        cancels. How it ended, its output and its error message: an action's own failure
+        keeps its message whether or not the task has a timeout."""
+        task = flight.task
+        executor = self.executors.get(str(task.action.get("type")))
+        if executor is None:
+            available = ", ".join(sorted(self.executors))
+            message = f"this server cannot run {task.action.get('type')!r} actions"
+            return AttemptStatus.FAILURE, None, f"{message} (available: {available})"
+        run, clock = flight.run, self.clock
+        ctx = ActionContext(task, run, run.attempt, clock, beat=flight.beat_with(clock))
+        time_limit = None if task.timeout_s is None else anyio.CancelScope()
+        try:
+            with anyio.CancelScope() as scope:
+                flight.scope = scope
+                if flight.cancel_reason is not None:
+                    scope.cancel()
+                if time_limit is not None:
+                    assert self._tg is not None and task.timeout_s is not None
+                    self._tg.start_soon(self._time_limit, flight, task.timeout_s, time_limit)
+                output = await self._act(ctx, executor)
+        except _Skipped as exc:
+            return AttemptStatus.SKIPPED, None, f"skipped: {exc.reason}"
+        except ActionFailed as exc:
+            return AttemptStatus.FAILURE, exc.output, exc.message
+        except Exception as exc:  # an action's own bug: record it, keep the engine running
+            log.exception("action of run %s raised", run.id)
+            return AttemptStatus.FAILURE, None, f"{type(exc).__name__}: {exc}"
+        finally:
+            if time_limit is not None:
+                time_limit.cancel()
+        if scope.cancelled_caught:
+            status = flight.cancel_reason or AttemptStatus.CANCELLED
+            return status, None, flight.cancel_message or "cancelled"
+        return AttemptStatus.SUCCESS, output, None
+
+    async def _act(self, ctx: ActionContext, executor: Executor) -> Any:
+        if ctx.task.condition is not None:
+            if self.conditions is None:
+                raise ActionFailed("this server cannot check a task's condition")
+            reason = await self.conditions.check(ctx)
+            if reason is not None:
+                raise _Skipped(reason)
+        return await executor.execute(ctx)
+
+    async def _time_limit(self, flight: _Flight, seconds: float, scope: anyio.CancelScope) -> None:
+        """Cancel the flight's attempt once it has run `seconds` of elapsed time (unless
+        `scope` is cancelled first: the attempt ended)."""
+        with scope:
+            await self.clock.sleep(seconds)
+            message = f"timeout: the attempt took longer than {seconds:g}s"
+            self._cancel_flight(flight, AttemptStatus.TIMEOUT, message)
 
     # --- writing finished runs ------------------------------------------------------------
     async def _writer(self) -> None:

@@ -3,7 +3,7 @@ callback (without `event` and `timestamp`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from wakecall.models.records import Run, Task
@@ -63,7 +63,25 @@ def run_event_payload(task: Task, run: Run, *, run_count: int | None = None) -> 
             "reason": task.action.get("reason", ""),
             "context": task.action.get("context"),
         }
+        payload["late"] = _lateness(run)
     return payload
+
+
+#: A fire recorded more than this after its time is late (a wakeup's event says so).
+_LATE_AFTER = timedelta(minutes=1)
+
+
+def _lateness(run: Run) -> dict[str, Any] | None:
+    """How late the run's fire was recorded, when more than `_LATE_AFTER`: `byS`, the seconds
+    after its time, and `reason`: `catchup` (the scheduler was not running, or the machine
+    was asleep, when it came due, and ran it when it caught up). None for a fire on time or
+    a run with no fire (manual, chained, an inbound event)."""
+    if run.scheduled_for is None:
+        return None
+    late_by = run.created_at - run.scheduled_for
+    if late_by <= _LATE_AFTER:
+        return None
+    return {"byS": round(late_by.total_seconds(), 3), "reason": "catchup"}
 
 
 def task_event_payload(task: Task, reason: str | None) -> dict[str, Any]:

@@ -97,5 +97,11 @@ class DeliveryStatus(StrEnum):
 
 #: Events that go to a task's callback_url.
 CALLBACK_EVENTS = frozenset(
-    {EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.TASK_EXPIRED, EventType.WAKEUP_FIRED}
+    {
+        EventType.RUN_COMPLETED,
+        EventType.RUN_FAILED,
+        EventType.RUN_MISSED,
+        EventType.TASK_EXPIRED,
+        EventType.WAKEUP_FIRED,
+    }
 )

@@ -1432,6 +1432,7 @@ class PostgresStore:
                                     run_event_payload(task_now, run),
                                 ),
                                 now,
+                                task.callback_url,
                             )
                         )
                 if born_settled:

@@ -1186,6 +1186,7 @@ class SQLiteStore:
                                 run_event_payload(task_now, run),
                             ),
                             now_us,
+                            task.callback_url,
                         )
                     )
             task_row = (
