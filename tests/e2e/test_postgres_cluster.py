@@ -30,6 +30,8 @@ from support.postgres import (
     find_bindir,
     poll_until,
 )
+from wakecall.actions.command import CommandPolicy
+from wakecall.actions.policy import ActionPolicy
 from wakecall.clock import SystemClock
 from wakecall.delivery.signing import new_secret
 from wakecall.engine import EngineConfig, TaskService
@@ -70,8 +72,10 @@ class Setup:
 
     def __init__(self, db: Database, receiver: Receiver) -> None:
         self.db = db
+        # The nodes' policy: callbacks to the loopback receiver, `sleep` as a command.
+        policy = ActionPolicy(LOOPBACK_POLICY.outbound, CommandPolicy(True, ("sleep",)))
         self.tasks = TaskService(
-            db.store, clock=SystemClock(), config=EngineConfig(), policy=LOOPBACK_POLICY
+            db.store, clock=SystemClock(), config=EngineConfig(), policy=policy
         )
         self.secret = new_secret()
         receiver.secrets.append(self.secret)

@@ -11,7 +11,7 @@ processes change the store too).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -24,6 +24,9 @@ from wakecall.engine.config import EngineConfig
 from wakecall.errors import Conflict, InvalidInput, LimitReached, TaskNotFound
 from wakecall.ids import new_id
 from wakecall.models import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
     EventType,
     Run,
     RunStatus,
@@ -186,6 +189,28 @@ class TaskService:
     # --- read -----------------------------------------------------------------------------
     async def get(self, owner: str | None, task_id: str) -> Task:
         return await self.store.get_task(owner, task_id)
+
+    async def list_tasks(
+        self,
+        owner: str,
+        *,
+        status: TaskStatus | None = None,
+        kind: str | None = None,
+        name_contains: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[Task]:
+        """A page of the owner's tasks, in id order (see `Store.list_tasks`)."""
+        return await self.store.list_tasks(
+            owner,
+            status=status,
+            kind=kind,
+            name_contains=name_contains,
+            metadata=metadata,
+            after=after,
+            limit=limit,
+        )
 
     async def list_all(
         self,
@@ -364,6 +389,45 @@ class TaskService:
         )
         self.scheduler.wake()
         return run
+
+    async def get_run(self, owner: str, run_id: str) -> Run:
+        return await self.store.get_run(owner, run_id)
+
+    async def list_runs(
+        self,
+        owner: str,
+        *,
+        task_id: str | None = None,
+        status: RunStatus | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        """A page of the owner's runs, newest first (see `Store.list_runs`)."""
+        return await self.store.list_runs(
+            owner, task_id=task_id, status=status, before=before, limit=limit
+        )
+
+    async def list_attempts(self, owner: str, run_id: str) -> list[Attempt]:
+        return await self.store.list_attempts(owner, run_id)
+
+    # --- callbacks ------------------------------------------------------------------------
+    async def list_deliveries(
+        self,
+        owner: str,
+        *,
+        status: DeliveryStatus | None = None,
+        task_id: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Delivery]:
+        """A page of the owner's callback deliveries, newest first."""
+        return await self.store.list_deliveries(
+            owner, status=status, task_id=task_id, before=before, limit=limit
+        )
+
+    async def redeliver(self, owner: str, delivery_id: str) -> Delivery:
+        """Send a delivery again now (a dead-lettered one, say), with the same webhook-id."""
+        return await self.store.redeliver(owner, delivery_id, self.now())
 
     # --- wakeups --------------------------------------------------------------------------
     async def schedule_wakeup(

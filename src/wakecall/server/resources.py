@@ -20,13 +20,13 @@ JSON = "application/json"
 
 
 def register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
-    store = rt.engine.store
+    service = rt.tasks
 
     @mcp.resource("wakecall://tasks", name="tasks", title="Your tasks", mime_type=JSON)
     async def tasks() -> str:
         """Your tasks (the first 100), each with its next fires."""
         owner = rt.owner()
-        found = await store.list_tasks(owner, limit=101)
+        found = await service.list_tasks(owner, limit=101)
         page = TaskPage(
             tasks=[task_view(t) for t in found[:100]],
             next_cursor=found[99].id if len(found) > 100 else None,
@@ -37,7 +37,7 @@ def register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
     async def task(task_id: str) -> str:
         """One task with its next fires."""
         try:
-            found = await store.get_task(rt.owner(), task_id)
+            found = await service.get(rt.owner(), task_id)
         except NotFound as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         return task_view(found).model_dump_json()
@@ -48,7 +48,7 @@ def register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
     async def task_runs(task_id: str) -> str:
         """The task's 50 newest runs, newest first."""
         try:
-            runs = await store.list_runs(rt.owner(), task_id=task_id, limit=50)
+            runs = await service.list_runs(rt.owner(), task_id=task_id, limit=50)
         except NotFound as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         return json.dumps([run_view(r).model_dump(mode="json") for r in runs])
@@ -58,8 +58,8 @@ def register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
         """One run with its attempts."""
         owner = rt.owner()
         try:
-            found = await store.get_run(owner, run_id)
-            attempts = await store.list_attempts(owner, run_id)
+            found = await service.get_run(owner, run_id)
+            attempts = await service.list_attempts(owner, run_id)
         except NotFound as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         body = run_view(found).model_dump(mode="json")

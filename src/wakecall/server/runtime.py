@@ -47,10 +47,6 @@ class Runtime:
     outbound: OutboundPolicy
     metrics: Metrics
 
-    @property
-    def store(self) -> Store:
-        return self.engine.store
-
     def owner(self) -> str:
         return current_owner(self.settings.owner)
 

@@ -23,7 +23,7 @@ from wakecall.schedules import parse_duration
 from wakecall.store.base import NewTask, TaskDeletion, TaskUpdate, TaskWrite, TaskWritten
 from wakecall.taskfile.format import RETRY_KEYS, field_path, schedule_value
 from wakecall.taskfile.reading import FileTask, Problems, nearest_line, read_file
-from wakecall.taskfile.report import ApplyReport, TaskChange
+from wakecall.taskfile.report import ApplyReport, Op, TaskChange
 
 __all__ = ["apply_file", "apply_tasks"]
 
@@ -183,7 +183,7 @@ def _plan_change(
         changes.update(checks.resume_changes(current.replace(**changes), now))
         names.append("enabled")
     status = str(changes.get("status", current.status))
-    op = "change" if names else "unchanged"
+    op: Op = "change" if names else "unchanged"
     change = TaskChange(op, task.id, spec.name, tuple(names), status, task.line)
     if not names:
         return _Step(change)

@@ -45,7 +45,7 @@ class EventTools:
         limit: PageLimit = 20,
     ) -> RunPage:
         owner = self.rt.owner()
-        runs = await self.rt.store.list_runs(
+        runs = await self.rt.tasks.list_runs(
             owner,
             task_id=task_id,
             status=None if status is None else RunStatus(status),
@@ -79,7 +79,7 @@ class EventTools:
         limit: PageLimit = 20,
     ) -> DeliveryPage:
         owner = self.rt.owner()
-        found = await self.rt.store.list_deliveries(
+        found = await self.rt.tasks.list_deliveries(
             owner,
             status=None if status is None else DeliveryStatus(status),
             task_id=task_id,
@@ -94,6 +94,6 @@ class EventTools:
     @tool_errors
     async def redeliver(self, delivery_id: str) -> DeliveryView:
         owner = self.rt.owner()
-        delivery = await self.rt.store.redeliver(owner, delivery_id, self.rt.tasks.now())
+        delivery = await self.rt.tasks.redeliver(owner, delivery_id)
         self.rt.callbacks.wake()
         return delivery_view(delivery)

@@ -158,7 +158,7 @@ class TaskTools:
         limit: PageLimit = 20,
     ) -> TaskPage:
         owner = self.rt.owner()
-        tasks = await self.rt.store.list_tasks(
+        tasks = await self.rt.tasks.list_tasks(
             owner,
             status=None if status is None else TaskStatus(status),
             kind=kind,
