@@ -16,7 +16,7 @@ from wakecall.models import EventType, TaskSpec
 from wakecall.store import RESYNC, Hint, NewEvent
 from wakecall.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SQLiteStore
 from wakecall.store.sqlite import connection as sqlite_connection
-from wakecall.store.sqlite.schema import _MIGRATIONS
+from wakecall.store.sqlite.migrations import _MIGRATIONS
 from wakecall.testing import FakeClock
 
 

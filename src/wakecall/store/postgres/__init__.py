@@ -63,8 +63,9 @@ fields they are refused as a `StoreError`.
 
 The package, by what each module holds:
 
-* `schema`: the schema version, the `meta` table and the migrations, and creating or
-  upgrading a schema;
+* `schema/NNN_*.sql`: the schema, one file per version (001 creates it with its `meta`
+  table, each later one migrates to its version); `migrations`: loading them, reading a
+  schema's version, creating or upgrading a schema;
 * `sql`: the columns of each table, and the statements shared by several methods (the
   events' append, the claims and starts of runs, the finishes);
 * `locks`: the advisory locks (migration, events, per task) and their keys;
@@ -90,7 +91,7 @@ private to the package: its modules share them, nothing outside uses them.
 
 from __future__ import annotations
 
-from wakecall.store.postgres.schema import SCHEMA_VERSION
+from wakecall.store.postgres.migrations import SCHEMA_VERSION
 from wakecall.store.postgres.store import PostgresStore
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]

@@ -19,7 +19,7 @@ from wakecall.errors import StoreError
 from wakecall.ids import new_id
 from wakecall.recent import Recent
 from wakecall.store.postgres.locks import _events_lock_key
-from wakecall.store.postgres.schema import prepare, read_version
+from wakecall.store.postgres.migrations import prepare, read_version
 from wakecall.store.postgres.started import _STARTED_MAX, _Started
 from wakecall.store.urls import redact as _redact
 

@@ -13,7 +13,8 @@ Instants are stored as integer microseconds since the Unix epoch (UTC).
 
 The package, by what each module holds:
 
-* `schema`: the schema version, the application id and the migrations;
+* `schema/NNN_*.sql`: the schema, one file per version (001 creates it, each later one
+  migrates to its version); `migrations`: loading them, the application id, migrating a file;
 * `rows`: the columns of each table and the records' rows (instants, JSON);
 * `connection`: `StoreConnection`, the connection, its calls and transactions, checkpoints,
   opening and closing, watching, and the events a transaction appends;
@@ -33,7 +34,7 @@ private to the package: its modules share them, nothing outside uses them.
 
 from __future__ import annotations
 
-from wakecall.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
+from wakecall.store.sqlite.migrations import APPLICATION_ID, SCHEMA_VERSION
 from wakecall.store.sqlite.store import SQLiteStore
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStore"]

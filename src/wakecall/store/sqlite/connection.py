@@ -19,6 +19,7 @@ from wakecall.errors import DatabaseBusy, NotAWakecallDatabase, StoreError
 from wakecall.ids import new_id
 from wakecall.models import CALLBACK_EVENTS, Event
 from wakecall.store.base import RESYNC, HintListener, NewEvent
+from wakecall.store.sqlite.migrations import APPLICATION_ID, SCHEMA_VERSION, migrate
 from wakecall.store.sqlite.rows import (
     _DELIVERY_COLUMNS,
     _EVENT_COLUMNS,
@@ -26,7 +27,6 @@ from wakecall.store.sqlite.rows import (
     _dt_req,
     _encode,
 )
-from wakecall.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 
 log = logging.getLogger(__name__)
 
