@@ -139,7 +139,7 @@ async def bulk_insert_tasks(store: Any, tasks: Sequence[Any], chunk: int = 50_00
     from wakecall.store.sqlite import SQLiteStore
 
     if isinstance(store, SQLiteStore):
-        from wakecall.store.sqlite import _TASK_COLUMNS, _task_to_row
+        from wakecall.store.sqlite.rows import _TASK_COLUMNS, _task_to_row
 
         sql = (
             f"INSERT INTO tasks ({_TASK_COLUMNS}) "
@@ -160,9 +160,9 @@ async def bulk_insert_tasks(store: Any, tasks: Sequence[Any], chunk: int = 50_00
             await store._call(write)
         return "sqlite executemany"
     try:
-        from wakecall.store.postgres import _TASK_COLUMNS as PG_COLUMNS
         from wakecall.store.postgres import PostgresStore
-        from wakecall.store.postgres import _task_to_row as pg_row
+        from wakecall.store.postgres.rows import _task_to_row as pg_row
+        from wakecall.store.postgres.sql import _TASK_COLUMNS as PG_COLUMNS
     except ImportError:
         PostgresStore = None  # type: ignore[assignment,misc]
     if PostgresStore is not None and isinstance(store, PostgresStore):

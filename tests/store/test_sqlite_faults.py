@@ -14,8 +14,9 @@ from wakecall.engine import EngineConfig, TaskService
 from wakecall.errors import DatabaseBusy, InvalidInput, NotAWakecallDatabase, StoreError
 from wakecall.models import EventType, TaskSpec
 from wakecall.store import RESYNC, Hint, NewEvent
-from wakecall.store import sqlite as sqlite_store
-from wakecall.store.sqlite import _MIGRATIONS, APPLICATION_ID, SCHEMA_VERSION, SQLiteStore
+from wakecall.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SQLiteStore
+from wakecall.store.sqlite import connection as sqlite_connection
+from wakecall.store.sqlite.migrations import _MIGRATIONS
 from wakecall.testing import FakeClock
 
 
@@ -212,7 +213,7 @@ async def test_the_write_ahead_log_is_checkpointed_off_the_loop_and_stays_bounde
     """SQLite's own checkpoint would run inside a commit, on the loop's thread; the store turns
     it off and copies the log back on a thread of its own. Writes in a steady stream wait for
     that copy once the log passes a bound (8 MB here), so the log stops growing."""
-    monkeypatch.setattr(sqlite_store, "_CHECKPOINT_HOLD_BYTES", 8 * 1024 * 1024)
+    monkeypatch.setattr(sqlite_connection, "_CHECKPOINT_HOLD_BYTES", 8 * 1024 * 1024)
     path = tmp_path / "wal.db"
     store = SQLiteStore(path)
     await store.open()

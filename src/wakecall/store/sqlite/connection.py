@@ -1,0 +1,340 @@
+"""The SQLite store's connection: calls and write transactions on the loop's thread, the
+retries of a file locked by another process, checkpoints of the write-ahead log on a thread,
+opening and closing, watching for other writers, and the events a transaction appends."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from wakecall.errors import DatabaseBusy, NotAWakecallDatabase, StoreError
+from wakecall.ids import new_id
+from wakecall.models import CALLBACK_EVENTS, Event
+from wakecall.store.base import RESYNC, HintListener, NewEvent
+from wakecall.store.sqlite.migrations import APPLICATION_ID, SCHEMA_VERSION, migrate
+from wakecall.store.sqlite.rows import (
+    _DELIVERY_COLUMNS,
+    _EVENT_COLUMNS,
+    _IN_CHUNK,
+    _dt_req,
+    _encode,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The write-ahead log is checkpointed (on a thread) when, looked at every this many commits,
+#: it has grown past this size (SQLite's own default is about 4 MB).
+_CHECKPOINT_EVERY = 64
+_CHECKPOINT_BYTES = 4 * 1024 * 1024
+#: Past this size, writes wait for the running checkpoint (see `_checkpoint_if_big`).
+_CHECKPOINT_HOLD_BYTES = 64 * 1024 * 1024
+
+
+class _NotBegun(Exception):
+    """BEGIN IMMEDIATE found the write lock taken by another connection."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+class StoreConnection:
+    """The connection of a `SQLiteStore` and the transactions on it."""
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 5.0, watch_interval: float = 1.0
+    ) -> None:
+        self.path = str(path)
+        self.busy_timeout = busy_timeout
+        self.watch_interval = watch_interval
+        self._conn: sqlite3.Connection | None = None
+        self._commits = 0
+        self._checkpointer: threading.Thread | None = None
+        self._hold_writes = False
+        #: The events (and callback deliveries) the running transaction appends, written in
+        #: one statement each before it commits (see `_append_event`).
+        self._event_rows: list[tuple[Any, ...]] = []
+        self._delivery_rows: list[tuple[Any, ...]] = []
+        self._next_cursor: int | None = None
+
+    # --- plumbing -------------------------------------------------------------------------
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` now, on this thread. A read (or a transaction that could not begin)
+        that finds the file locked by another process is tried again after a pause that gives
+        the loop back, for up to `busy_timeout` seconds."""
+        conn = self._conn
+        if conn is None:
+            raise StoreError("the store is not open; call open() first")
+        give_up: float | None = None
+        pause = 0.001
+        while True:
+            try:
+                return fn(conn)
+            except _NotBegun:
+                pass  # the write lock is another process's: nothing was done, try again
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise StoreError(f"{self.path}: {exc}") from exc
+                if conn.in_transaction:  # never retried halfway through a transaction
+                    raise DatabaseBusy(self.path, self.busy_timeout) from exc
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+            now = anyio.current_time()
+            if give_up is None:
+                give_up = now + self.busy_timeout
+            elif now >= give_up:
+                raise DatabaseBusy(self.path, self.busy_timeout)
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            if self._conn is not conn:
+                raise StoreError("the store was closed")
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+        while self._hold_writes:
+            if not self._checkpointing():
+                self._hold_writes = False
+                break
+            await anyio.sleep(0.001)
+
+        def body(conn: sqlite3.Connection) -> T:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise _NotBegun from exc
+                raise
+            try:
+                result = fn(conn)
+                self._write_appended(conn)
+            except BaseException:
+                self._forget_appended()
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            self._commits += 1
+            if self._commits % _CHECKPOINT_EVERY == 0:
+                self._checkpoint_if_big()
+            return result
+
+        return await self._call(body)
+
+    def _checkpoint_if_big(self) -> None:
+        """Copy the write-ahead log back into the file on a thread of its own once it has
+        grown past a few megabytes. SQLite would otherwise do it inside a commit, and with
+        the store on the loop's thread that would stall the loop for the copy and its fsync.
+
+        The log starts over from its beginning only when a write begins after a checkpoint
+        that copied all of it; writes in a steady stream can keep missing that moment. Past
+        `_CHECKPOINT_HOLD_BYTES`, writes therefore wait (the loop free) for the checkpoint
+        to end, which bounds the log."""
+        if self.path == ":memory:" or self._checkpointing():
+            return
+        try:
+            size = os.stat(self.path + "-wal").st_size
+        except OSError:
+            return
+        if size < _CHECKPOINT_BYTES:
+            return
+        self._hold_writes = size >= _CHECKPOINT_HOLD_BYTES
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint, name="wakecall-sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpointing(self) -> bool:
+        return self._checkpointer is not None and self._checkpointer.is_alive()
+
+    def _checkpoint(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+            try:
+                # PASSIVE: never waits for (nor blocks) readers or writers; what it cannot copy
+                # now is copied next time.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.warning("checkpointing %s failed (retried later): %s", self.path, exc)
+
+    # --- life cycle -----------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # timeout=0: a lock held by another process is waited for by `_call`, with the loop
+            # free meanwhile, never inside SQLite.
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=0, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        self._conn = conn
+        try:
+            await self._call(self._prepare)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        try:
+            # One read transaction, so all three come from one state of the file (another
+            # process may be creating it meanwhile).
+            conn.execute("BEGIN")
+            try:
+                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                ).fetchone()[0]
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                raise  # another process is creating or migrating it: `_call` tries again
+            raise NotAWakecallDatabase(self.path, str(exc)) from exc
+        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+            raise NotAWakecallDatabase(
+                self.path, f"it holds {tables} tables of another application"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this wakecall "
+                f"understands ({SCHEMA_VERSION}); upgrade wakecall"
+            )
+        if self.path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                log.warning("SQLite refused WAL mode for %s (mode %s)", self.path, mode)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint_if_big
+        conn.execute("PRAGMA foreign_keys = OFF")
+        if version < SCHEMA_VERSION:
+            migrate(conn, self.path)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await anyio.to_thread.run_sync(checkpointer.join)
+        if conn is not None:
+            conn.close()
+
+    async def schema_version(self) -> int:
+        return await self._call(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
+
+    async def watch(self, on_hint: HintListener) -> None:
+        """SQLite has no notifications: every `watch_interval` seconds, look whether another
+        connection committed (`PRAGMA data_version`) and if so send `RESYNC`, since what changed
+        is unknown. Costs one tiny read per interval."""
+        seen: int | None = None
+        while True:
+            try:
+                version = await self._call(lambda c: c.execute("PRAGMA data_version").fetchone()[0])
+            except StoreError as exc:
+                log.debug("watching %s: %s", self.path, exc)
+            else:
+                if seen is not None and version != seen:
+                    on_hint(RESYNC)
+                seen = version
+            await anyio.sleep(self.watch_interval)
+
+    def _append_event(
+        self,
+        conn: sqlite3.Connection,
+        owner: str,
+        event: NewEvent,
+        now_us: int,
+        callback_url: str | None = None,
+    ) -> Event:
+        """Append an event (and its callback delivery) in the running transaction. Its cursor
+        is taken here, from the log's sequence, which no one else can move while this
+        transaction holds the write lock; the rows are written together just before the
+        commit (`_write_appended`), one statement for a whole batch of runs' events."""
+        if self._next_cursor is None:
+            # Outside `_tx` the rows would wait for someone else's commit, under stale cursors.
+            assert conn.in_transaction, "events are appended inside a write transaction (_tx)"
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            self._next_cursor = (row[0] if row is not None else 0) + 1
+        cursor = self._next_cursor
+        self._next_cursor = cursor + 1
+        values = dict(event.payload)
+        kind = str(event.type)
+        self._event_rows.append(
+            (cursor, owner, kind, event.task_id, event.run_id, now_us, _encode(values))
+        )
+        created = _dt_req(now_us)
+        if callback_url and event.type in CALLBACK_EVENTS:
+            stamp = created.isoformat().replace("+00:00", "Z")
+            body = _encode({"event": kind, "timestamp": stamp, **values})
+            self._delivery_rows.append(
+                (
+                    new_id("msg"),
+                    owner,
+                    event.task_id,
+                    cursor,
+                    kind,
+                    callback_url,
+                    body,
+                    now_us,
+                    now_us,
+                )
+            )
+        return Event(
+            cursor=cursor,
+            owner=owner,
+            type=event.type,
+            task_id=event.task_id,
+            run_id=event.run_id,
+            created_at=created,
+            payload=values,
+        )
+
+    def _write_appended(self, conn: sqlite3.Connection) -> None:
+        """Write the events and deliveries `_append_event` took in this transaction."""
+        if self._event_rows:
+            conn.executemany(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._event_rows,
+            )
+        if self._delivery_rows:
+            conn.executemany(
+                f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, NULL, NULL)",
+                self._delivery_rows,
+            )
+        self._forget_appended()
+
+    def _forget_appended(self) -> None:
+        self._event_rows = []
+        self._delivery_rows = []
+        self._next_cursor = None
+
+    @staticmethod
+    def _rows_by_id(
+        conn: sqlite3.Connection, select: str, ids: Sequence[str], *, column: str = "id"
+    ) -> list[Sequence[Any]]:
+        """`select` (a query without WHERE) for the rows whose `column` is one of `ids`, in
+        chunks."""
+        rows: list[Sequence[Any]] = []
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            rows += conn.execute(
+                f"{select} WHERE {column} IN ({', '.join('?' * len(chunk))})", chunk
+            ).fetchall()
+        return rows

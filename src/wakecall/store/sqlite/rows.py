@@ -1,0 +1,194 @@
+"""Rows of the SQLite store: the columns of each table, instants as integer microseconds since
+the Unix epoch (UTC), and records to rows and back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from wakecall.models import (
+    Delivery,
+    DeliveryStatus,
+    Event,
+    EventType,
+    Run,
+    Task,
+    retry_policy_from_json,
+)
+from wakecall.store.rows import run_from_row, task_from_row
+
+_DELIVERY_COLUMNS = (
+    "id, owner, task_id, event_cursor, event_type, url, body, status, attempts, "
+    "next_attempt_at, created_at, last_status, last_error, delivered_at, claimed_by"
+)
+
+_TASK_COLUMNS = (
+    "id, owner, name, kind, schedule, timezone, action, retry, timeout_s, overlap, max_queued, "
+    "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
+    "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
+    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition"
+)
+_RUN_COLUMNS = (
+    "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
+    "created_at, started_at, finished_at, duration_ms, output, error_message, claimed_by, "
+    "lease_expires_at, cancel_requested, input"
+)
+_RUN_MARKS = ", ".join("?" * (_RUN_COLUMNS.count(",") + 2))  # the columns and `counts`
+_EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
+
+# Task fields that update_task may set, and how each is written.
+_UPDATABLE: dict[str, Callable[[Any], Any]] = {
+    "name": str,
+    "schedule": lambda v: json.dumps(v),
+    "timezone": str,
+    "action": lambda v: json.dumps(v),
+    "retry": lambda v: v.model_dump_json(),
+    "timeout_s": lambda v: v,
+    "overlap": str,
+    "max_queued": int,
+    "catchup": str,
+    "catchup_window_s": float,
+    "max_runs": lambda v: v,
+    "expires_at": lambda v: _us_or_none(v),
+    "status": str,
+    "pause_note": lambda v: v,
+    "callback_url": lambda v: v,
+    "metadata": lambda v: json.dumps(v),
+    "next_fire_at": lambda v: _us_or_none(v),
+    "last_fire_at": lambda v: _us_or_none(v),
+    "end_reason": lambda v: v,
+    "depends_on": lambda v: v,
+    "trigger": lambda v: _json_or_none(v),
+    "condition": lambda v: _json_or_none(v),
+}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: Ids per `IN (...)` list, well under SQLite's limit on bound parameters.
+_IN_CHUNK = 500
+
+
+def _us(value: datetime) -> int:
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _us_or_none(value: datetime | None) -> int | None:
+    return None if value is None else _us(value)
+
+
+@lru_cache(maxsize=4096)
+def _dt_req(value: int) -> datetime:
+    # Cached: the rows of a batch share their instants (its `now`, a burst's due time).
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _dt(value: int | None) -> datetime | None:
+    return None if value is None else _dt_req(value)
+
+
+#: `json.dumps(value, default=str)` without building an encoder per call.
+_encode = json.JSONEncoder(default=str).encode
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else _encode(value)
+
+
+def _attempts(retry_json: str) -> int:
+    return retry_policy_from_json(retry_json).attempts
+
+
+def _task_from_row(row: Sequence[Any]) -> Task:
+    return task_from_row(row, _dt, _dt_req)
+
+
+def _run_from_row(row: Sequence[Any]) -> Run:
+    return run_from_row(row, _dt, _dt_req)
+
+
+def _task_to_row(task: Task) -> tuple[Any, ...]:
+    return (
+        task.id,
+        task.owner,
+        task.name,
+        task.kind,
+        json.dumps(task.schedule),
+        task.timezone,
+        json.dumps(task.action),
+        task.retry.model_dump_json(),
+        task.timeout_s,
+        str(task.overlap),
+        task.max_queued,
+        str(task.catchup),
+        task.catchup_window_s,
+        task.max_runs,
+        _us_or_none(task.expires_at),
+        str(task.status),
+        task.pause_note,
+        task.callback_url,
+        json.dumps(task.metadata),
+        task.idempotency_key,
+        _us(task.created_at),
+        _us(task.updated_at),
+        _us_or_none(task.next_fire_at),
+        _us_or_none(task.last_fire_at),
+        task.run_count,
+        task.claimed_by,
+        _us_or_none(task.claim_expires_at),
+        task.end_reason,
+        task.depends_on,
+        _json_or_none(task.trigger),
+        _json_or_none(task.condition),
+    )
+
+
+def _delivery_from_row(row: Sequence[Any]) -> Delivery:
+    return Delivery(
+        id=row[0],
+        owner=row[1],
+        task_id=row[2],
+        event_cursor=row[3],
+        event_type=EventType(row[4]),
+        url=row[5],
+        body=row[6],
+        status=DeliveryStatus(row[7]),
+        attempts=row[8],
+        next_attempt_at=_dt(row[9]),
+        created_at=_dt_req(row[10]),
+        last_status=row[11],
+        last_error=row[12],
+        delivered_at=_dt(row[13]),
+        claimed_by=row[14],
+    )
+
+
+def _event_from_row(row: Sequence[Any]) -> Event:
+    return Event(
+        cursor=row[0],
+        owner=row[1],
+        type=EventType(row[2]),
+        task_id=row[3],
+        run_id=row[4],
+        created_at=_dt_req(row[5]),
+        payload=json.loads(row[6]),
+    )
+
+
+def _newest_first(
+    columns: str, table: str, filters: Mapping[str, Any], before: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """A page query: rows whose columns equal every non-None filter, with id < `before`,
+    newest (highest id) first."""
+    where = [f"{column} = ?" for column, value in filters.items() if value is not None]
+    args = [value for value in filters.values() if value is not None]
+    if before is not None:
+        where.append("id < ?")
+        args.append(before)
+    sql = f"SELECT {columns} FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + " ORDER BY id DESC LIMIT ?", [*args, limit]

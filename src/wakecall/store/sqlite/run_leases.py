@@ -1,0 +1,263 @@
+"""The SQLite store's claims of runs: choosing queued runs to start (the overlap rule),
+claiming them under a lease, starting their attempts, extending and releasing leases, and
+reclaiming runs whose lease expired."""
+
+from __future__ import annotations
+
+import heapq
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from wakecall.models import Run, Task
+from wakecall.store.sqlite.rows import (
+    _RUN_COLUMNS,
+    _TASK_COLUMNS,
+    _run_from_row,
+    _task_from_row,
+    _us,
+)
+from wakecall.store.sqlite.runs import RunMethods
+
+
+class RunLeases(RunMethods):
+    """The run claims of `SQLiteStore`."""
+
+    async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
+        now_us, until_us = _us(now), _us(now + lease)
+
+        def fn(conn: sqlite3.Connection) -> list[Run]:
+            chosen = self._claim_runs_on(conn, node, now_us, until_us, limit)
+            fetched = self._rows_by_id(conn, f"SELECT {_RUN_COLUMNS} FROM runs", chosen)
+            by_id = {r[0]: _run_from_row(r) for r in fetched}
+            return [by_id[i] for i in chosen]
+
+        return await self._tx(fn)
+
+    @staticmethod
+    def _choose_runs(
+        conn: sqlite3.Connection,
+        now_us: int,
+        limit: int,
+        born: Sequence[tuple[int, str, str, str]] = (),
+    ) -> list[str]:
+        """Up to `limit` queued runs due at `now_us` to start, in due order: a task that does
+        not allow overlap contributes its earliest queued run only, and none while one of its
+        runs is running (or claimed by a live node). `born` adds runs about to be written
+        queued in this transaction, as (due_at, id, task_id, overlap)."""
+        rows: list[tuple[Any, ...]] = conn.execute(
+            "SELECT r.due_at, r.id, r.task_id, t.overlap FROM runs r "
+            "JOIN tasks t ON t.id = r.task_id "
+            "WHERE r.status = 'queued' AND r.due_at <= ? "
+            "AND (r.claimed_by IS NULL OR r.lease_expires_at < ?) "
+            "ORDER BY r.due_at, r.id LIMIT ?",
+            (now_us, now_us, limit * 4),
+        ).fetchall()
+        if born:  # ids are unique: (due_at, id) decides
+            rows = heapq.nsmallest(limit * 4, [*rows, *born])
+        if not rows:
+            return []
+        exclusive = {task_id for _, _, task_id, overlap in rows if overlap != "allow"}
+        busy: set[str] = set()
+        if exclusive:
+            marks = ", ".join("?" * len(exclusive))
+            busy = {
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT task_id FROM runs WHERE task_id IN ({marks}) AND "
+                    "(status = 'running' OR (status = 'queued' AND claimed_by IS NOT NULL "
+                    "AND lease_expires_at >= ?))",
+                    (*exclusive, now_us),
+                )
+            }
+        chosen: list[str] = []
+        for _, run_id, task_id, overlap in rows:
+            if len(chosen) >= limit:
+                break
+            if overlap != "allow":
+                if task_id in busy:
+                    continue
+                busy.add(task_id)
+            chosen.append(run_id)
+        return chosen
+
+    def _claim_runs_on(
+        self,
+        conn: sqlite3.Connection,
+        node: str,
+        now_us: int,
+        until_us: int,
+        limit: int,
+        *,
+        start: bool = False,
+    ) -> list[str]:
+        """Claim queued runs due at `now_us` for `node`; their ids in due order. With `start`,
+        they are also marked running in their next attempt (`_start_on` without its update)."""
+        chosen = self._choose_runs(conn, now_us, limit)
+        self._mark_claimed(conn, node, now_us, until_us, chosen, start=start)
+        return chosen
+
+    @staticmethod
+    def _mark_claimed(
+        conn: sqlite3.Connection,
+        node: str,
+        now_us: int,
+        until_us: int,
+        run_ids: Sequence[str],
+        *,
+        start: bool,
+    ) -> None:
+        if not run_ids:
+            return
+        if not start:
+            conn.executemany(
+                "UPDATE runs SET claimed_by = ?, lease_expires_at = ? WHERE id = ?",
+                [(node, until_us, run_id) for run_id in run_ids],
+            )
+        else:
+            conn.executemany(
+                "UPDATE runs SET claimed_by = ?, lease_expires_at = ?, status = 'running', "
+                "attempt = attempt + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
+                [(node, until_us, now_us, run_id) for run_id in run_ids],
+            )
+
+    async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
+        if not run_ids:
+            return []
+        now_us = _us(now)
+
+        def fn(conn: sqlite3.Connection) -> list[Run]:
+            by_id = {r[0]: _run_from_row(r) for r in self._start_on(conn, node, now_us, run_ids)}
+            return [by_id[i] for i in run_ids if i in by_id]
+
+        return await self._tx(fn)
+
+    def _start_on(
+        self,
+        conn: sqlite3.Connection,
+        node: str,
+        now_us: int,
+        run_ids: Sequence[str],
+        *,
+        marked: bool = False,
+    ) -> list[Sequence[Any]]:
+        """Start the next attempt of these runs of `node` (`marked`: already marked running by
+        `_claim_runs_on`); the rows of those running."""
+        if not marked:
+            conn.executemany(
+                "UPDATE runs SET status = 'running', attempt = attempt + 1, "
+                "started_at = coalesce(started_at, ?) "
+                "WHERE claimed_by = ? AND status = 'queued' AND id = ?",
+                [(now_us, node, run_id) for run_id in run_ids],
+            )
+        rows = [
+            r
+            for r in self._rows_by_id(conn, f"SELECT {_RUN_COLUMNS} FROM runs", list(run_ids))
+            if r[15] == node and r[6] == "running"
+        ]
+        conn.executemany(
+            "INSERT OR REPLACE INTO attempts (run_id, number, status, started_at, node) "
+            "VALUES (?, ?, 'running', ?, ?)",
+            [(r[0], r[7], now_us, node) for r in rows],
+        )
+        return rows
+
+    async def start_due_runs(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[tuple[Run, Task]]:
+        now_us, until_us = _us(now), _us(now + lease)
+        return await self._tx(lambda conn: self._start_due_on(conn, node, now_us, until_us, limit))
+
+    def _start_due_on(
+        self, conn: sqlite3.Connection, node: str, now_us: int, until_us: int, limit: int
+    ) -> list[tuple[Run, Task]]:
+        return self._start_chosen_on(
+            conn, node, now_us, until_us, self._choose_runs(conn, now_us, limit)
+        )
+
+    def _start_chosen_on(
+        self, conn: sqlite3.Connection, node: str, now_us: int, until_us: int, chosen: list[str]
+    ) -> list[tuple[Run, Task]]:
+        """Start the stored queued runs `_choose_runs` chose, in that order, with their
+        tasks."""
+        if not chosen:
+            return []
+        self._mark_claimed(conn, node, now_us, until_us, chosen, start=True)
+        started = self._start_on(conn, node, now_us, chosen, marked=True)
+        runs = {r[0]: _run_from_row(r) for r in started}
+        task_ids = list(dict.fromkeys(run.task_id for run in runs.values()))
+        tasks = {
+            r[0]: _task_from_row(r)
+            for r in self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", task_ids)
+        }
+        return [(runs[i], tasks[runs[i].task_id]) for i in chosen if i in runs]
+
+    async def extend_leases(
+        self, node: str, run_ids: Sequence[str], until: datetime
+    ) -> tuple[set[str], set[str]]:
+        if not run_ids:
+            return set(), set()
+        marks = ", ".join("?" * len(run_ids))
+
+        def fn(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
+            conn.execute(
+                f"UPDATE runs SET lease_expires_at = ? WHERE claimed_by = ? AND id IN ({marks}) "
+                "AND status IN ('queued', 'running')",
+                (_us(until), node, *run_ids),
+            )
+            held: set[str] = set()
+            cancel: set[str] = set()
+            for run_id, cancel_requested in conn.execute(
+                f"SELECT id, cancel_requested FROM runs WHERE claimed_by = ? AND id IN ({marks}) "
+                "AND status IN ('queued', 'running')",
+                (node, *run_ids),
+            ):
+                held.add(run_id)
+                if cancel_requested:
+                    cancel.add(run_id)
+            return held, cancel
+
+        return await self._tx(fn)
+
+    async def release_runs(self, node: str, run_ids: Sequence[str]) -> None:
+        if not run_ids:
+            return
+        marks = ", ".join("?" * len(run_ids))
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE runs SET claimed_by = NULL, lease_expires_at = NULL "
+                f"WHERE claimed_by = ? AND status = 'queued' AND id IN ({marks})",
+                (node, *run_ids),
+            )
+
+        await self._tx(fn)
+
+    async def claim_expired_runs(
+        self, node: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[Run]:
+        now_us, until_us = _us(now), _us(now + lease)
+
+        def fn(conn: sqlite3.Connection) -> list[Run]:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM runs WHERE status = 'running' AND lease_expires_at < ? "
+                    "ORDER BY lease_expires_at LIMIT ?",
+                    (now_us, limit),
+                )
+            ]
+            if not ids:
+                return []
+            marks = ", ".join("?" * len(ids))
+            conn.execute(
+                f"UPDATE runs SET claimed_by = ?, lease_expires_at = ? WHERE id IN ({marks})",
+                (node, until_us, *ids),
+            )
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN ({marks})", ids
+            ).fetchall()
+            return [_run_from_row(r) for r in rows]
+
+        return await self._tx(fn)

@@ -1,0 +1,191 @@
+"""The SQLite store's writes to an owner's tasks (`write_tasks`): several in one transaction,
+within the owner's task limit, a new task with its first callback secret."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from wakecall.errors import Conflict, LimitReached
+from wakecall.models import Task, TaskStatus
+from wakecall.store.base import (
+    NewEvent,
+    NewTask,
+    TaskUpdate,
+    TaskWrite,
+    TaskWritten,
+    live_tasks_added,
+    live_tasks_removed,
+)
+from wakecall.store.sqlite.rows import _TASK_COLUMNS, _UPDATABLE, _task_from_row, _task_to_row, _us
+from wakecall.store.sqlite.tasks import TaskMethods
+
+__all__ = ["TaskWrites", "add_secret_on"]
+
+
+class _RolledBack(Exception):
+    """Raised inside a transaction to roll it back (a dry run) and carry its result out."""
+
+    def __init__(self, result: list[TaskWritten]) -> None:
+        super().__init__("rolled back")
+        self.result = result
+
+
+def add_secret_on(
+    conn: sqlite3.Connection, task_id: str, secret: str, now: datetime, retire: datetime
+) -> None:
+    """A new signing secret for the task's callbacks; its others stop signing at `retire`."""
+    retire_us = _us(retire)
+    conn.execute(
+        "UPDATE callback_secrets SET retires_at = ? WHERE task_id = ? "
+        "AND (retires_at IS NULL OR retires_at > ?)",
+        (retire_us, task_id, retire_us),
+    )
+    conn.execute(
+        "INSERT INTO callback_secrets (task_id, secret, created_at, retires_at) "
+        "VALUES (?, ?, ?, NULL)",
+        (task_id, secret, _us(now)),
+    )
+
+
+class TaskWrites(TaskMethods):
+    """The task writes of `SQLiteStore`."""
+
+    async def update_task(
+        self, owner: str | None, task_id: str, changes: Mapping[str, Any], now: datetime
+    ) -> Task:
+        update = TaskUpdate(task_id, changes)
+        return await self._tx(lambda conn: self._update_task_on(conn, owner, update, now))
+
+    async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
+        return await self._tx(lambda conn: list(self._delete_task_on(conn, owner, task_id).running))
+
+    async def write_tasks(
+        self,
+        owner: str,
+        writes: Sequence[TaskWrite],
+        now: datetime,
+        *,
+        max_tasks: int | None = None,
+        events: Sequence[NewEvent] = (),
+        dry_run: bool = False,
+    ) -> list[TaskWritten]:
+        # Only new tasks can take the owner past its limit (a resume or a patch never adds a
+        # live task; a deletion takes one away).
+        limited = max_tasks is not None and any(isinstance(w, NewTask) for w in writes)
+
+        def fn(conn: sqlite3.Connection) -> list[TaskWritten]:
+            written = [self._write_task(conn, owner, write, now) for write in writes]
+            if limited:
+                assert max_tasks is not None
+                after = self._live_tasks(conn, owner)
+                if after > max_tasks and live_tasks_added(written) > live_tasks_removed(written):
+                    raise LimitReached(
+                        f"owner {owner!r} would hold {after} tasks; the limit is {max_tasks}"
+                    )
+            by_id = {w.task.id: w.task for w in written if w.task is not None}
+            for event in events:
+                task = by_id.get(event.task_id or "") or _task_from_row(
+                    self._task_row(conn, owner, event.task_id or "")
+                )
+                self._append_event(conn, owner, event, _us(now), task.callback_url)
+            if dry_run:
+                raise _RolledBack(written)
+            return written
+
+        try:
+            return await self._tx(fn)
+        except _RolledBack as rolled_back:
+            return rolled_back.result
+
+    @staticmethod
+    def _live_tasks(conn: sqlite3.Connection, owner: str) -> int:
+        return int(
+            conn.execute(
+                "SELECT count(*) FROM tasks WHERE owner = ? AND status IN ('active', 'paused')",
+                (owner,),
+            ).fetchone()[0]
+        )
+
+    def _write_task(
+        self, conn: sqlite3.Connection, owner: str, write: TaskWrite, now: datetime
+    ) -> TaskWritten:
+        if isinstance(write, NewTask):
+            return self._insert_task(conn, owner, write, now)
+        if isinstance(write, TaskUpdate):
+            return TaskWritten(self._update_task_on(conn, owner, write, now))
+        return self._delete_task_on(conn, owner, write.task_id)
+
+    def _insert_task(
+        self, conn: sqlite3.Connection, owner: str, write: NewTask, now: datetime
+    ) -> TaskWritten:
+        task = write.task
+        if task.owner != owner:
+            raise ValueError(f"task {task.id} belongs to {task.owner!r}, not {owner!r}")
+        if task.idempotency_key is not None:
+            found = conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE owner = ? AND idempotency_key = ?",
+                (owner, task.idempotency_key),
+            ).fetchone()
+            if found is not None:
+                return TaskWritten(_task_from_row(found))
+        if conn.execute("SELECT 1 FROM tasks WHERE id = ?", (task.id,)).fetchone() is not None:
+            raise Conflict(f"a task with id {task.id!r} exists already; choose another id")
+        row = _task_to_row(task)
+        conn.execute(
+            f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
+        )
+        if write.callback_secret is not None:
+            add_secret_on(conn, task.id, write.callback_secret, now, now)
+        return TaskWritten(task, created=True)
+
+    def _update_task_on(
+        self, conn: sqlite3.Connection, owner: str | None, write: TaskUpdate, now: datetime
+    ) -> Task:
+        changes = write.changes
+        unknown = set(changes) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"update_task cannot set {sorted(unknown)}")
+        current = _task_from_row(self._task_row(conn, owner, write.task_id))
+        if write.seen_status is not None and current.status != write.seen_status:
+            raise Conflict(
+                f"task {current.id} changed meanwhile: it is now {current.status}, not "
+                f"{write.seen_status}; read it again and retry"
+            )
+        sets = [f"{name} = ?" for name in changes] + ["updated_at = ?"]
+        values = [_UPDATABLE[name](value) for name, value in changes.items()] + [_us(now)]
+        conn.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", (*values, current.id))
+        if write.callback_secret is not None:
+            retire = write.retire_secrets_at or now
+            add_secret_on(conn, current.id, write.callback_secret, now, retire)
+        task = _task_from_row(self._task_row(conn, owner, current.id))
+        if "status" in changes and task.status == TaskStatus.EXPIRED:
+            self._announce_end_if_idle(conn, task, now)
+        return task
+
+    def _delete_task_on(
+        self, conn: sqlite3.Connection, owner: str | None, task_id: str
+    ) -> TaskWritten:
+        task = _task_from_row(self._task_row(conn, owner, task_id))
+        running = tuple(
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM runs WHERE task_id = ? AND status = 'running'", (task_id,)
+            )
+        )
+        conn.execute(
+            "DELETE FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE task_id = ?)",
+            (task_id,),
+        )
+        conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
+        conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+        # Pending deliveries keep their signing secrets until they are done.
+        conn.execute(
+            "DELETE FROM callback_secrets WHERE task_id = ? AND NOT EXISTS (SELECT 1 FROM "
+            "deliveries d WHERE d.task_id = ? AND d.status = 'pending')",
+            (task_id, task_id),
+        )
+        live = task.status in (TaskStatus.ACTIVE, TaskStatus.PAUSED)
+        return TaskWritten(None, running=running, was_live=live)
