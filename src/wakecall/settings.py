@@ -1,7 +1,8 @@
 """Server settings, read from (highest first) command-line flags, `WAKECALL_*` environment
 variables, an optional TOML config file, and the defaults below.
 
-Every setting is declared once in `SETTINGS`; the CLI builds its flags and `--help` from it.
+Every setting is declared once, as a field of `Settings` (the scheduler's defaults come from
+`EngineConfig`); the CLI builds its flags and `--help` from those fields (`SETTINGS`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wakecall.config import EngineConfig, default_node_id
 from wakecall.errors import InvalidInput
 
 # Loaded where used: `wakecall serve` reads its settings before anything else of wakecall, and
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
     from wakecall.actions.policy import ActionPolicy
     from wakecall.clock import Clock
     from wakecall.engine import Engine, TaskService
-    from wakecall.engine.config import EngineConfig
     from wakecall.store import Store
 
 __all__ = ["SETTINGS", "Setting", "Settings", "default_db_path", "load_settings", "parse_tokens"]
@@ -57,117 +58,85 @@ def _list(value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in str(value).split(",") if v.strip())
 
 
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: Any
-    parse: Callable[[Any], Any]
-    help: str
-    flag: bool = True  # offered as a command-line flag
+def setting(
+    default: Any, help: str, parse: Callable[[Any], Any] = str, *, flag: bool = True
+) -> Any:
+    """A field of `Settings`: its default, what `--help` says of it, how a flag, variable or
+    config value is read, and whether it is offered as a flag."""
+    return field(default=default, metadata={"help": help, "parse": parse, "flag": flag})
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "store",
-        None,
-        str,
-        "SQLite file path, or a postgresql:// URL (default: SQLite in the user data directory)",
-    ),
-    Setting("owner", "local", str, "owner name of the stdio client"),
-    Setting(
-        "tasks_file",
-        None,
-        str,
-        "TOML file of tasks applied (idempotently, by id) to the owner's tasks at start",
-    ),
-    Setting("http", False, _bool, "serve Streamable HTTP instead of stdio"),
-    Setting("host", "127.0.0.1", str, "HTTP bind address; beyond loopback, tokens are required"),
-    Setting("port", 8765, int, "HTTP port (0 picks a free one)"),
-    Setting("tokens_file", None, str, "file of 'TOKEN OWNER' lines for HTTP bearer auth"),
-    Setting(
-        "tokens", (), _list, "TOKEN=OWNER pairs (prefer the file or the environment)", flag=False
-    ),
-    Setting("allowed_hosts", (), _list, "extra Host header values the HTTP server accepts"),
-    Setting("pg_schema", "wakecall", str, "PostgreSQL schema that holds wakecall's tables"),
-    Setting("pg_pool", 10, int, "PostgreSQL connections this node may open (pool size)"),
-    Setting("node", None, str, "this node's name in claims (default: host:pid:random)"),
-    Setting("concurrency", 64, int, "runs executing at once"),
-    Setting("lease", timedelta(seconds=30), _duration, "claim lease, e.g. 30s"),
-    Setting(
-        "poll_interval",
-        timedelta(seconds=2),
-        _duration,
-        "longest scheduler sleep: bounds how late a lost hint from another node is noticed",
-    ),
-    Setting(
-        "heartbeat_timeout",
-        timedelta(minutes=10),
-        _duration,
-        "a run silent this long (no output from a command) is reported stale; 0 turns it off",
-    ),
-    Setting("kill_stale", False, _bool, "also cancel stale runs (recorded as a timeout)"),
-    Setting("min_interval", timedelta(seconds=1), _duration, "shortest schedule interval"),
-    Setting("wakeup_min", timedelta(seconds=10), _duration, "shortest schedule_wakeup delay"),
-    Setting("wakeup_max", timedelta(days=30), _duration, "longest schedule_wakeup delay"),
-    Setting("max_tasks", 10_000, int, "tasks one owner may hold"),
-    Setting("runs_per_task", 100, int, "finished runs kept per task"),
-    Setting("run_retention", timedelta(days=30), _duration, "age after which runs are pruned"),
-    Setting("event_retention", timedelta(days=7), _duration, "age after which events are pruned"),
-    Setting(
-        "allow_outbound",
-        (),
-        _list,
-        "outgoing HTTP exceptions: CIDRs and/or 'loopback' (default: public addresses only)",
-    ),
-    Setting(
-        "commands",
-        (),
-        _list,
-        "executables that command actions may run (none: command actions are off)",
-    ),
-    Setting("secret_grace", timedelta(hours=24), _duration, "old callback secret keeps signing"),
-    Setting("callback_attempts", 24, int, "callback attempts before dead-lettering"),
-    Setting("channel", True, _bool, "push events as Claude Code channel messages"),
-    Setting("max_wait", timedelta(seconds=120), _duration, "longest get_events long poll"),
-    Setting("log_level", "INFO", str, "DEBUG, INFO, WARNING or ERROR"),
-    Setting("log_format", "plain", str, "plain or json"),
-)
+#: The scheduler's defaults, which the settings of the same name take.
+_ENGINE = EngineConfig(node_id="defaults")
 
 
 @dataclass(frozen=True)
 class Settings:
-    store: str | None = None
-    owner: str = "local"
-    tasks_file: str | None = None
-    http: bool = False
-    host: str = "127.0.0.1"
-    port: int = 8765
-    tokens_file: str | None = None
-    tokens: tuple[str, ...] = ()
-    allowed_hosts: tuple[str, ...] = ()
-    pg_schema: str = "wakecall"
-    pg_pool: int = 10
-    node: str | None = None
-    concurrency: int = 64
-    lease: timedelta = timedelta(seconds=30)
-    poll_interval: timedelta = timedelta(seconds=2)
-    heartbeat_timeout: timedelta = timedelta(minutes=10)
-    kill_stale: bool = False
-    min_interval: timedelta = timedelta(seconds=1)
-    wakeup_min: timedelta = timedelta(seconds=10)
-    wakeup_max: timedelta = timedelta(days=30)
-    max_tasks: int = 10_000
-    runs_per_task: int = 100
-    run_retention: timedelta = timedelta(days=30)
-    event_retention: timedelta = timedelta(days=7)
-    allow_outbound: tuple[str, ...] = ()
-    commands: tuple[str, ...] = ()
-    secret_grace: timedelta = timedelta(hours=24)
-    callback_attempts: int = 24
-    channel: bool = True
-    max_wait: timedelta = timedelta(seconds=120)
-    log_level: str = "INFO"
-    log_format: str = "plain"
+    """What `wakecall serve` and the commands run with; each setting declared once, here."""
+
+    store: str | None = setting(
+        None,
+        "SQLite file path, or a postgresql:// URL (default: SQLite in the user data directory)",
+    )
+    owner: str = setting("local", "owner name of the stdio client")
+    tasks_file: str | None = setting(
+        None, "TOML file of tasks applied (idempotently, by id) to the owner's tasks at start"
+    )
+    http: bool = setting(False, "serve Streamable HTTP instead of stdio", _bool)
+    host: str = setting("127.0.0.1", "HTTP bind address; beyond loopback, tokens are required")
+    port: int = setting(8765, "HTTP port (0 picks a free one)", int)
+    tokens_file: str | None = setting(None, "file of 'TOKEN OWNER' lines for HTTP bearer auth")
+    tokens: tuple[str, ...] = setting(
+        (), "TOKEN=OWNER pairs (prefer the file or the environment)", _list, flag=False
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (), "extra Host header values the HTTP server accepts", _list
+    )
+    pg_schema: str = setting("wakecall", "PostgreSQL schema that holds wakecall's tables")
+    pg_pool: int = setting(10, "PostgreSQL connections this node may open (pool size)", int)
+    node: str | None = setting(None, "this node's name in claims (default: host:pid:random)")
+    concurrency: int = setting(_ENGINE.concurrency, "runs executing at once", int)
+    lease: timedelta = setting(_ENGINE.lease, "claim lease, e.g. 30s", _duration)
+    poll_interval: timedelta = setting(
+        _ENGINE.poll_interval,
+        "longest scheduler sleep: bounds how late a lost hint from another node is noticed",
+        _duration,
+    )
+    heartbeat_timeout: timedelta = setting(
+        _ENGINE.heartbeat_timeout,
+        "a run silent this long (no output from a command) is reported stale; 0 turns it off",
+        _duration,
+    )
+    kill_stale: bool = setting(
+        _ENGINE.kill_stale, "also cancel stale runs (recorded as a timeout)", _bool
+    )
+    min_interval: timedelta = setting(_ENGINE.min_interval, "shortest schedule interval", _duration)
+    wakeup_min: timedelta = setting(_ENGINE.wakeup_min, "shortest schedule_wakeup delay", _duration)
+    wakeup_max: timedelta = setting(_ENGINE.wakeup_max, "longest schedule_wakeup delay", _duration)
+    max_tasks: int = setting(_ENGINE.max_tasks_per_owner, "tasks one owner may hold", int)
+    runs_per_task: int = setting(_ENGINE.runs_per_task, "finished runs kept per task", int)
+    run_retention: timedelta = setting(
+        _ENGINE.run_max_age, "age after which runs are pruned", _duration
+    )
+    event_retention: timedelta = setting(
+        _ENGINE.event_max_age, "age after which events are pruned", _duration
+    )
+    allow_outbound: tuple[str, ...] = setting(
+        (),
+        "outgoing HTTP exceptions: CIDRs and/or 'loopback' (default: public addresses only)",
+        _list,
+    )
+    commands: tuple[str, ...] = setting(
+        (), "executables that command actions may run (none: command actions are off)", _list
+    )
+    secret_grace: timedelta = setting(
+        _ENGINE.secret_grace, "old callback secret keeps signing", _duration
+    )
+    callback_attempts: int = setting(24, "callback attempts before dead-lettering", int)
+    channel: bool = setting(True, "push events as Claude Code channel messages", _bool)
+    max_wait: timedelta = setting(timedelta(seconds=120), "longest get_events long poll", _duration)
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = setting("plain", "plain or json")
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -176,9 +145,6 @@ class Settings:
 
     def engine_config(self) -> EngineConfig:
         """The scheduler's settings among these."""
-        # lazy: start-up time (see the imports above)
-        from wakecall.engine.config import EngineConfig, default_node_id
-
         return EngineConfig(
             node_id=self.node or default_node_id(),
             concurrency=self.concurrency,
@@ -243,6 +209,24 @@ class Settings:
         return owners
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One field of `Settings`, as the command line and the loaders see it."""
+
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+    flag: bool = True  # offered as a command-line flag
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, f.default, f.metadata["parse"], f.metadata["help"], f.metadata["flag"])
+    for f in fields(Settings)
+    if "help" in f.metadata
+)
+
+
 def parse_tokens(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     owners: dict[str, str] = {}
     for pair in pairs:
@@ -281,22 +265,22 @@ def load_settings(
         )
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for setting in SETTINGS:
-        raw: Any = setting.default
+    for known_setting in SETTINGS:
+        name = known_setting.name
+        raw: Any = known_setting.default
         source = "default"
-        if setting.name in from_file:
-            raw, source = from_file[setting.name], f"config {config_file}"
-        env_name = f"WAKECALL_{setting.name.upper()}"
+        if name in from_file:
+            raw, source = from_file[name], f"config {config_file}"
+        env_name = f"WAKECALL_{name.upper()}"
         if env_name in env:
             raw, source = env[env_name], f"environment {env_name}"
-        if setting.name in flags:
-            raw, source = flags[setting.name], "flag"
+        if name in flags:
+            raw, source = flags[name], "flag"
         if raw is not None and source != "default":
             try:
-                raw = setting.parse(raw)
+                raw = known_setting.parse(raw)
             except (ValueError, InvalidInput) as exc:
-                raise InvalidInput(f"setting {setting.name} ({source}): {exc}") from exc
-        values[setting.name] = raw
-        sources[setting.name] = source
-    names = {f.name for f in fields(Settings)}
-    return Settings(**{k: v for k, v in values.items() if k in names}, sources=sources)
+                raise InvalidInput(f"setting {name} ({source}): {exc}") from exc
+        values[name] = raw
+        sources[name] = source
+    return Settings(**values, sources=sources)

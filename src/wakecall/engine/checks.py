@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wakecall.actions.policy import ActionPolicy
+from wakecall.config import EngineConfig
 from wakecall.delivery.signing import new_secret
-from wakecall.engine.config import EngineConfig
 from wakecall.engine.parsed import schedule_of
 from wakecall.errors import Conflict, InvalidInput, InvalidSchedule
 from wakecall.ids import new_id

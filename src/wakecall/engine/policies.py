@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from wakecall.engine.config import EngineConfig
+from wakecall.config import EngineConfig
 from wakecall.ids import new_id
 from wakecall.models import (
     CatchUp,

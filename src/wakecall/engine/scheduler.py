@@ -40,8 +40,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from wakecall.actions import ActionContext, ActionFailed, Executor, default_executors
 from wakecall.actions.condition import ConditionChecker
 from wakecall.clock import Clock, SystemClock
+from wakecall.config import EngineConfig
 from wakecall.delivery.fanout import EventFanout
-from wakecall.engine.config import EngineConfig
 from wakecall.engine.parsed import schedule_of
 from wakecall.engine.policies import plan_fires, retry_at
 from wakecall.errors import StoreError

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from wakecall.actions.policy import ActionPolicy
 from wakecall.clock import Clock
+from wakecall.config import EngineConfig
 from wakecall.delivery.signing import new_secret
 from wakecall.engine import checks
-from wakecall.engine.config import EngineConfig
 from wakecall.errors import Conflict, InvalidInput, LimitReached, TaskNotFound
 from wakecall.ids import new_id
 from wakecall.models import (

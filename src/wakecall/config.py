@@ -1,4 +1,8 @@
-"""The settings of the scheduler and of the task operations, with their defaults."""
+"""The settings of the scheduler and of the task operations, with their defaults: the one
+place they are written (`wakecall.settings` offers them as flags and variables).
+
+A module of its own, light to import: `wakecall serve` reads its settings before anything
+else of wakecall loads."""
 
 from __future__ import annotations
 
