@@ -21,6 +21,7 @@ from wakecall.cli.context import (
     EXIT_USAGE,
     open_context,
 )
+from wakecall.cli.parsing import CommandParser
 from wakecall.errors import (
     InvalidInput,
     NotFound,
@@ -36,7 +37,9 @@ Commands other than serve and preview work on the store a server uses (--store, 
 WAKECALL_STORE, the config file, or the default SQLite file) as one owner (--owner, default
 'local'); they start no scheduler: a running `wakecall serve` on the same store runs what
 they queue. Add --json for machine-readable output; tables and colour appear only on a
-terminal (NO_COLOR turns colour off).
+terminal, as wide as the terminal (COLUMNS overrides it), with ids shortened to their first
+characters (NO_COLOR turns colour off). A command that takes an id also takes such a start
+of one, at least 8 characters long, that starts no other id of the owner.
 
 exit status:
   {EXIT_OK}  success
@@ -50,7 +53,7 @@ exit status:
 def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
     """The command line. `serve_only` leaves out the store commands, whose modules (most of
     wakecall) `wakecall serve` loads while it answers its client."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="wakecall",
         description=__doc__,
         epilog=EPILOG,
