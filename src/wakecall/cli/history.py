@@ -116,8 +116,8 @@ RUN_COLUMNS = [
     Column("STARTED"),
     Column("DURATION"),
     Column("STATUS"),
-    Column("ATTEMPT"),
-    Column("TRIGGER", "cut", min_width=6),
+    Column("ATTEMPT", optional=True),
+    Column("TRIGGER", optional=True),
     Column("OUTPUT", "cut", min_width=12),
 ]
 
@@ -152,7 +152,7 @@ async def run_deliveries(ctx: Context, args: argparse.Namespace) -> int:
     rows: list[list[Cell]] = []
     for d in found:
         if d.status == DeliveryStatus.PENDING:
-            state = f"next attempt {relative(d.next_attempt_at, now)}"
+            state = f"due {relative(d.next_attempt_at, now)}"
         elif d.status == DeliveryStatus.DELIVERED:
             state = f"delivered {relative(d.delivered_at, now)}"
         else:
@@ -180,12 +180,12 @@ async def run_deliveries(ctx: Context, args: argparse.Namespace) -> int:
 DELIVERY_COLUMNS = [
     Column("ID", "id"),
     TASK_COLUMN,
-    Column("EVENT", "cut", min_width=12),
+    Column("EVENT", "cut", min_width=12, optional=True),
     Column("STATUS"),
-    Column("ATTEMPTS"),
+    Column("ATTEMPTS", optional=True),
     Column("STATE", "cut", min_width=12),
     Column("LAST RESULT", "cut", min_width=12),
-    Column("URL", "cut", min_width=12),
+    Column("URL", "cut", min_width=12, optional=True),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TextIO
 
@@ -13,7 +14,7 @@ from wakecall.cli.tables import (
     GAP,
     Column,
     cut,
-    fit_widths,
+    plan_columns,
     shorten_ids,
     shown_width,
     terminal_width,
@@ -98,9 +99,10 @@ class Output:
         return (text or status, _STATUS_STYLES.get(status, ""))
 
     def table(self, columns: Sequence[Column | str], rows: Sequence[Sequence[Cell]]) -> None:
-        """Rows under a header. On a terminal: aligned, ids abbreviated and texts cut so that no
-        line is wider than the terminal (see `wakecall.cli.tables`); otherwise tab-separated
-        lines of the whole texts, under a lower-case header line."""
+        """Rows under a header. On a terminal: aligned, ids abbreviated, texts cut and optional
+        columns left out so that no line is wider than the terminal (see
+        `wakecall.cli.tables`); otherwise tab-separated lines of every column's whole texts,
+        under a lower-case header line."""
         specs = [Column(c) if isinstance(c, str) else c for c in columns]
         cells = [[_split(c) for c in row] for row in rows]
         if not self.tty:
@@ -112,19 +114,22 @@ class Output:
         fitting = list(specs)
         for i, spec in enumerate(specs):
             if spec.fit == "id":
-                short, fitting[i] = shorten_ids([row[i][0] for row in shown])
+                short, floor = shorten_ids([row[i][0] for row in shown])
+                fitting[i] = replace(spec, min_width=floor)
                 for row, text in zip(shown, short, strict=True):
                     row[i] = (text, row[i][1])
         natural = [
             max([shown_width(spec.title), *(shown_width(row[i][0]) for row in shown)])
             for i, spec in enumerate(specs)
         ]
-        widths = fit_widths(natural, fitting, self.width)
+        planned = plan_columns(natural, fitting, self.width)
+        kept = [i for i, width in enumerate(planned) if width is not None]
+        widths = [planned[i] or 0 for i in kept]
         # Only a terminal too narrow for one character a column needs whole lines cut.
         fits = sum(widths) + GAP * (len(widths) - 1) <= self.width
         header = [(spec.title, "bold") for spec in specs]
         for row in [header, *shown]:
-            line = self._table_line(row, widths, styled=fits)
+            line = self._table_line([row[i] for i in kept], widths, styled=fits)
             self.line(line if fits else cut(line, self.width))
 
     def _table_line(

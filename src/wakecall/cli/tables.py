@@ -21,6 +21,7 @@ __all__ = [
     "abbreviate_ids",
     "cut",
     "fit_widths",
+    "plan_columns",
     "shorten_ids",
     "shown_width",
     "terminal_width",
@@ -40,7 +41,7 @@ GENERATED_ID = re.compile(r"[a-z]+_[0-9a-z]{26}")
 #: How a column gives way when the table is wider than the terminal:
 #: `keep` shows its texts whole (statuses, counts, times), `cut` cuts its texts with `…`, `id`
 #: shows each id wakecall made as its shortest prefix that no other row shares (never shorter
-#: than `MIN_ID_PREFIX`), and cuts ids people chose only when nothing else gives way.
+#: than `MIN_ID_PREFIX`) and cuts ids people chose down to that width.
 Fit = Literal["keep", "id", "cut"]
 
 
@@ -48,8 +49,12 @@ Fit = Literal["keep", "id", "cut"]
 class Column:
     title: str
     fit: Fit = "keep"
-    #: A `cut` column is not made narrower than this (unless its texts are all shorter).
+    #: A `cut` column is made narrower than this only when leaving out the optional columns
+    #: was not enough (never narrower than its widest text needs, when that is less).
     min_width: int = 8
+    #: Left out when the table does not fit with every `cut` column at its `min_width`
+    #: (the rightmost optional column first).
+    optional: bool = False
 
 
 def terminal_width(stream: TextIO) -> int:
@@ -112,13 +117,13 @@ def abbreviate_ids(ids: Iterable[str], minimum: int = MIN_ID_PREFIX) -> dict[str
     return shortest
 
 
-def shorten_ids(ids: Sequence[str]) -> tuple[list[str], Column]:
-    """An `id` column's texts as shown, and how the column then fits: generated ids
-    abbreviated (unique among all of `ids`), a width that keeps them whole."""
+def shorten_ids(ids: Sequence[str]) -> tuple[list[str], int]:
+    """An `id` column's texts as shown (generated ids abbreviated, unique among all of `ids`),
+    and the width below which the column would cut them."""
     short = abbreviate_ids(ids)
     shown = [short[i] if GENERATED_ID.fullmatch(i) else i for i in ids]
     floor = max([MIN_ID_PREFIX + 1, *(len(s) for s, i in zip(shown, ids, strict=True) if s != i)])
-    return shown, Column("", "cut", min_width=floor)
+    return shown, floor
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -130,21 +135,48 @@ def _common_prefix(a: str, b: str) -> int:
     return length
 
 
+def plan_columns(natural: Sequence[int], columns: Sequence[Column], total: int) -> list[int | None]:
+    """The width of each column (None: left out) from their `natural` widths, such that the
+    table, gaps included, is at most `total` columns wide where it can be: optional columns are
+    left out (the rightmost first) while the others do not fit at their minimum widths, then
+    `fit_widths` shares the room."""
+    shown = list(range(len(columns)))
+
+    def needed(indexes: list[int]) -> int:
+        floors = _floors(natural, columns)
+        return sum(floors[i] for i in indexes) + GAP * (len(indexes) - 1)
+
+    while needed(shown) > total and any(columns[i].optional for i in shown):
+        shown.remove(max(i for i in shown if columns[i].optional))
+    widths = fit_widths([natural[i] for i in shown], [columns[i] for i in shown], total)
+    planned: list[int | None] = [None] * len(columns)
+    for i, width in zip(shown, widths, strict=True):
+        planned[i] = width
+    return planned
+
+
+def _floors(natural: Sequence[int], columns: Sequence[Column]) -> list[int]:
+    return [
+        n if c.fit == "keep" else min(n, c.min_width) for n, c in zip(natural, columns, strict=True)
+    ]
+
+
 def fit_widths(natural: Sequence[int], columns: Sequence[Column], total: int) -> list[int]:
     """Column widths from their `natural` ones whose sum, with the gaps, is at most `total`
-    where it can be: the widest `cut` columns give way first, down to their `min_width`, then
-    further; only when they are down to one character do the other columns give way. The
-    widths are as large as the room allows."""
+    where it can be: the widest `cut` and `id` columns give way first, down to their
+    `min_width`; then `cut` columns further; only when they are down to one character do the
+    others give way. The widths are as large as the room allows."""
     room = total - GAP * (len(natural) - 1)
     if sum(natural) <= room:
         return list(natural)
-    cuttable = [c.fit == "cut" for c in columns]
-    floors = [
-        min(n, c.min_width) if c.fit == "cut" else n for n, c in zip(natural, columns, strict=True)
+    movable = [c.fit != "keep" for c in columns]
+    floors = _floors(natural, columns)
+    further = [
+        min(n, 1) if c.fit == "cut" else f for n, c, f in zip(natural, columns, floors, strict=True)
     ]
-    for floor in (floors, [min(n, 1) if c else n for n, c in zip(natural, cuttable, strict=True)]):
+    for floor in (floors, further):
         if sum(floor) <= room:
-            return _level(natural, floor, cuttable, room)
+            return _level(natural, floor, movable, room)
     return _level(natural, [min(n, 1) for n in natural], [True] * len(natural), room)
 
 
