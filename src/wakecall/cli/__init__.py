@@ -22,6 +22,7 @@ from wakecall.cli.context import (
     open_context,
 )
 from wakecall.cli.parsing import CommandParser
+from wakecall.cli.tables import MIN_ID_PREFIX
 from wakecall.errors import (
     InvalidInput,
     NotFound,
@@ -36,10 +37,11 @@ EPILOG = f"""\
 Commands other than serve and preview work on the store a server uses (--store, else
 WAKECALL_STORE, the config file, or the default SQLite file) as one owner (--owner, default
 'local'); they start no scheduler: a running `wakecall serve` on the same store runs what
-they queue. Add --json for machine-readable output; tables and colour appear only on a
-terminal, as wide as the terminal (COLUMNS overrides it), with ids shortened to their first
-characters (NO_COLOR turns colour off). A command that takes an id also takes such a start
-of one, at least 8 characters long, that starts no other id of the owner.
+they queue. Add --json for machine-readable output. Tables and colour appear only on a
+terminal, no wider than it (COLUMNS overrides its width), with the ids wakecall made
+shortened to their first characters (NO_COLOR turns colour off). A command that takes an id
+also takes the start of one, at least {MIN_ID_PREFIX} characters, that no other id of the owner
+starts with.
 
 exit status:
   {EXIT_OK}  success
