@@ -111,13 +111,7 @@ class Output:
                 self.line("\t".join(_one_line(text).replace("\t", " ") for text, _ in row))
             return
         shown = [[(_one_line(text), style) for text, style in row] for row in cells]
-        fitting = list(specs)
-        for i, spec in enumerate(specs):
-            if spec.fit == "id":
-                short, floor = shorten_ids([row[i][0] for row in shown])
-                fitting[i] = replace(spec, min_width=floor)
-                for row, text in zip(shown, short, strict=True):
-                    row[i] = (text, row[i][1])
+        fitting = _shorten_ids(specs, shown)
         natural = [
             max([shown_width(spec.title), *(shown_width(row[i][0]) for row in shown)])
             for i, spec in enumerate(specs)
@@ -152,6 +146,19 @@ class Output:
                 text, style = _split(item)
                 head = f"{label}:".ljust(width) if i == 0 else " " * width
                 self.line(self.style(head, "bold") + self.style(text, style))
+
+
+def _shorten_ids(specs: Sequence[Column], rows: list[list[tuple[str, str]]]) -> list[Column]:
+    """Abbreviate the ids of the `id` columns in `rows` (in place); the columns as they then
+    fit (`min_width`: the width below which the ids would be cut)."""
+    fitting = list(specs)
+    for i, spec in enumerate(specs):
+        if spec.fit == "id":
+            short, floor = shorten_ids([row[i][0] for row in rows])
+            fitting[i] = replace(spec, min_width=floor)
+            for row, text in zip(rows, short, strict=True):
+                row[i] = (text, row[i][1])
+    return fitting
 
 
 def _split(cell: Cell) -> tuple[str, str]:

@@ -39,11 +39,8 @@ def add_parsers(sub: Any) -> None:
         if setting.default is False:
             p.add_argument(flag, action="store_const", const=True, default=None, help=setting.help)
         else:
-            shown = (
-                ""
-                if setting.default in (None, ())
-                else f" (default: {shown_default(setting.default)})"
-            )
+            default = setting.default
+            shown = "" if default in (None, ()) else f" (default: {shown_default(default)})"
             p.add_argument(flag, default=None, help=setting.help + shown)
     p.set_defaults(handler=None)
 
@@ -96,4 +93,5 @@ def run_preview(args: argparse.Namespace) -> int:
 
 
 def utc_iso(moment: datetime) -> str:
+    """An instant in UTC as JSON carries it: `2026-12-07T14:00:00Z`."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
