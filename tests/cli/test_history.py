@@ -126,7 +126,7 @@ def test_a_task_that_has_ended_is_listed_as_such_and_cannot_run_again(history: A
     listed = cli.ok("tasks", "list", "--kind", "task").stdout
     rows = [line.split("\t") for line in listed.splitlines()]
     assert rows[1][0] == "report" and rows[1][4] == "expired"
-    assert re.fullmatch(r"\d+m ago success", rows[1][5]), rows[1][5]
+    assert re.fullmatch(r"\d+m(\d+s)? ago success", rows[1][5]), rows[1][5]
     assert rows[1][6] == "-"
     assert "has ended (expired)" in cli.fails(1, "tasks", "resume", "report")
     assert "has ended (expired)" in cli.fails(1, "tasks", "run", "report")

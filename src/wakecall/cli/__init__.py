@@ -21,6 +21,8 @@ from wakecall.cli.context import (
     EXIT_USAGE,
     open_context,
 )
+from wakecall.cli.parsing import CommandParser
+from wakecall.cli.tables import MIN_ID_PREFIX
 from wakecall.errors import (
     InvalidInput,
     NotFound,
@@ -35,8 +37,11 @@ EPILOG = f"""\
 Commands other than serve and preview work on the store a server uses (--store, else
 WAKECALL_STORE, the config file, or the default SQLite file) as one owner (--owner, default
 'local'); they start no scheduler: a running `wakecall serve` on the same store runs what
-they queue. Add --json for machine-readable output; tables and colour appear only on a
-terminal (NO_COLOR turns colour off).
+they queue. Add --json for machine-readable output. Tables and colour appear only on a
+terminal, no wider than it (COLUMNS overrides its width), with the ids wakecall made
+shortened to their first characters (NO_COLOR turns colour off). A command that takes an id
+also takes the start of one, at least {MIN_ID_PREFIX} characters, that no other id of the owner
+starts with.
 
 exit status:
   {EXIT_OK}  success
@@ -50,7 +55,7 @@ exit status:
 def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
     """The command line. `serve_only` leaves out the store commands, whose modules (most of
     wakecall) `wakecall serve` loads while it answers its client."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="wakecall",
         description=__doc__,
         epilog=EPILOG,

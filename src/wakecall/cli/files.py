@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tomllib
 from datetime import UTC
 from typing import Any
 
@@ -72,6 +74,9 @@ def add_parsers(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    p.add_argument(
+        "--json", action="store_true", help="the same tables as JSON (apply reads TOML only)"
+    )
     add_store_options(p)
     p.set_defaults(handler=run_export, create=False)
 
@@ -101,6 +106,9 @@ async def run_export(ctx: Context, args: argparse.Namespace) -> int:
     text, warnings = export_tasks(tasks, header=header)
     for warning in warnings:
         print(f"wakecall: warning: {warning}", file=sys.stderr)
+    if args.json:
+        data = {"owner": ctx.owner, "exported_at": stamp, "tasks": [], **tomllib.loads(text)}
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
     if args.output is None or args.output == "-":
         sys.stdout.write(text)
         return 0
@@ -109,5 +117,5 @@ async def run_export(ctx: Context, args: argparse.Namespace) -> int:
         await path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InvalidInput(f"cannot write {path}: {exc.strerror}") from exc
-    ctx.out.line(f"exported {len(tasks)} tasks to {path}")
+    ctx.out.line(f"exported {count} to {path}")
     return 0

@@ -1,4 +1,5 @@
-"""`wakecall runs`, `wakecall deliveries` and `wakecall redeliver`: what ran and what was sent."""
+"""`wakecall runs`, `wakecall deliveries` and `wakecall redeliver`: what ran and what was sent.
+Tables name each task by its name; ids given may be the start of one (`wakecall.cli.lookup`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import argparse
 from typing import Any
 
 from wakecall.cli.context import Context, add_store_options
-from wakecall.cli.output import Cell, compact, duration_ms, relative, utc_text
+from wakecall.cli.lookup import delivery_id_of, task_id_of, task_names
+from wakecall.cli.output import Cell, Column, compact, duration_ms, relative, utc_text
 from wakecall.errors import InvalidInput, NotFound
 from wakecall.models import Delivery, DeliveryStatus, RunStatus
 from wakecall.server.views import delivery_view, run_view
@@ -57,17 +59,16 @@ def _common(p: argparse.ArgumentParser, handler: Any) -> None:
 
 
 def _check_limit(limit: int) -> None:
-
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"--limit must be from 1 to 1000, got {limit}", field="--limit")
 
 
 async def run_runs(ctx: Context, args: argparse.Namespace) -> int:
-
     _check_limit(args.limit)
-    runs = await ctx.store.list_runs(
+    task_id = None if args.task_id is None else await task_id_of(ctx, args.task_id)
+    runs = await ctx.service.list_runs(
         ctx.owner,
-        task_id=args.task_id,
+        task_id=task_id,
         status=None if args.status is None else RunStatus(args.status),
         limit=args.limit,
     )
@@ -77,22 +78,21 @@ async def run_runs(ctx: Context, args: argparse.Namespace) -> int:
         )
         return 0
     now = ctx.now()
-    headers = ["RUN", *([] if args.task_id else ["TASK"]), "STARTED", "DURATION", "STATUS"]
-    headers += ["ATTEMPT", "TRIGGER", "OUTPUT"]
+    names = {} if task_id else await task_names(ctx, {run.task_id for run in runs})
     rows: list[list[Cell]] = []
     for run in runs:
         status = str(run.status)
-        if run.started_at is not None:
-            started = utc_text(run.started_at)
-        elif status == "queued":
+        if status == "queued" and run.started_at is None:
             started = f"due {relative(run.due_at, now)}"
-        else:
+        elif run.started_at is None:
             started = "-"
+        else:  # a person reads how long ago; a program gets the instant
+            started = relative(run.started_at, now) if ctx.out.tty else utc_text(run.started_at)
         output = run.error_message if run.error_message else compact(run.output)
         rows.append(
             [
                 run.id,
-                *([] if args.task_id else [run.task_id]),
+                *([] if task_id else [names.get(run.task_id, run.task_id)]),
                 started,
                 duration_ms(run.duration_ms),
                 ctx.out.status(status),
@@ -104,12 +104,24 @@ async def run_runs(ctx: Context, args: argparse.Namespace) -> int:
     if not rows and ctx.out.tty:
         ctx.out.line("no runs yet")
         return 0
-    ctx.out.table(headers, rows)
+    columns = RUN_COLUMNS if task_id else [*RUN_COLUMNS[:1], TASK_COLUMN, *RUN_COLUMNS[1:]]
+    ctx.out.table(columns, rows)
     return 0
 
 
-async def run_deliveries(ctx: Context, args: argparse.Namespace) -> int:
+TASK_COLUMN = Column("TASK", "cut", min_width=10)
+RUN_COLUMNS = [
+    Column("RUN", "id"),
+    Column("STARTED"),
+    Column("DURATION"),
+    Column("STATUS"),
+    Column("ATTEMPT", optional=True),
+    Column("TRIGGER", optional=True),
+    Column("OUTPUT", "cut", min_width=12),
+]
 
+
+async def run_deliveries(ctx: Context, args: argparse.Namespace) -> int:
     _check_limit(args.limit)
     if args.status == "all":
         statuses: list[DeliveryStatus | None] = [None]
@@ -117,10 +129,11 @@ async def run_deliveries(ctx: Context, args: argparse.Namespace) -> int:
         statuses = [DeliveryStatus(args.status)]
     else:
         statuses = [DeliveryStatus.PENDING, DeliveryStatus.FAILED]
+    task_id = None if args.task_id is None else await task_id_of(ctx, args.task_id, missing_ok=True)
     found: list[Delivery] = []
     for status in statuses:
-        found += await ctx.store.list_deliveries(
-            ctx.owner, status=status, task_id=args.task_id, limit=args.limit
+        found += await ctx.service.list_deliveries(
+            ctx.owner, status=status, task_id=task_id, limit=args.limit
         )
     found = sorted(found, key=lambda d: d.id, reverse=True)[: args.limit]
     if ctx.out.json_mode:
@@ -132,10 +145,11 @@ async def run_deliveries(ctx: Context, args: argparse.Namespace) -> int:
         )
         return 0
     now = ctx.now()
+    names = await task_names(ctx, {d.task_id for d in found if d.task_id})
     rows: list[list[Cell]] = []
     for d in found:
         if d.status == DeliveryStatus.PENDING:
-            state = f"next attempt {relative(d.next_attempt_at, now)}"
+            state = f"due {relative(d.next_attempt_at, now)}"
         elif d.status == DeliveryStatus.DELIVERED:
             state = f"delivered {relative(d.delivered_at, now)}"
         else:
@@ -144,7 +158,7 @@ async def run_deliveries(ctx: Context, args: argparse.Namespace) -> int:
         rows.append(
             [
                 d.id,
-                d.task_id or "-",
+                names.get(d.task_id, d.task_id) if d.task_id else "-",
                 str(d.event_type),
                 ctx.out.status(str(d.status)),
                 str(d.attempts),
@@ -156,20 +170,28 @@ async def run_deliveries(ctx: Context, args: argparse.Namespace) -> int:
     if not rows and ctx.out.tty:
         ctx.out.line("no deliveries" if args.status else "no pending or failed deliveries")
         return 0
-    headers = ["ID", "TASK", "EVENT", "STATUS", "ATTEMPTS", "STATE", "LAST RESULT", "URL"]
-    ctx.out.table(headers, rows)
+    ctx.out.table(DELIVERY_COLUMNS, rows)
     return 0
 
 
-async def run_redeliver(ctx: Context, args: argparse.Namespace) -> int:
+DELIVERY_COLUMNS = [
+    Column("ID", "id"),
+    TASK_COLUMN,
+    Column("EVENT", "cut", min_width=12, optional=True),
+    Column("STATUS"),
+    Column("ATTEMPTS", optional=True),
+    Column("STATE", "cut", min_width=12),
+    Column("LAST RESULT", "cut", min_width=12),
+    Column("URL", "cut", min_width=12, optional=True),
+]
 
+
+async def run_redeliver(ctx: Context, args: argparse.Namespace) -> int:
     try:
-        delivery = await ctx.store.redeliver(ctx.owner, args.delivery_id, ctx.now())
-    except NotFound:
-        raise NotFound(
-            f"no delivery with id {args.delivery_id!r} for owner {ctx.owner!r}; "
-            "`wakecall deliveries --status all` shows them"
-        ) from None
+        delivery = await ctx.service.redeliver(ctx.owner, args.delivery_id)
+    except NotFound:  # not an id: the start of one?
+        delivery_id = await delivery_id_of(ctx, args.delivery_id)
+        delivery = await ctx.service.redeliver(ctx.owner, delivery_id)
     if ctx.out.json_mode:
         ctx.out.json(delivery_view(delivery).model_dump(mode="json"))
     else:

@@ -1,21 +1,36 @@
-"""What the command line prints: tables and colour on a terminal, tab-separated text when
-piped, JSON with `--json`. Standard library only."""
+"""What the command line prints: tables and colour on a terminal (as wide as the terminal),
+tab-separated text when piped, JSON with `--json`; times and durations in human units."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TextIO
+
+from wakecall.cli.tables import (
+    GAP,
+    Column,
+    cut,
+    plan_columns,
+    shorten_ids,
+    shown_width,
+    terminal_width,
+)
+from wakecall.schedules import format_duration
 
 __all__ = [
     "Cell",
+    "Column",
     "Output",
     "compact",
     "duration_ms",
+    "local_text",
     "relative",
     "short_schedule",
+    "span",
     "utc_text",
 ]
 
@@ -42,8 +57,9 @@ _STATUS_STYLES = {
 
 
 class Output:
-    """One output stream. `tty`: a person reads it (aligned tables, colour unless `NO_COLOR`
-    is set or `TERM=dumb`); otherwise tables are tab-separated lines under a header line."""
+    """One output stream. `tty`: a person reads it (aligned tables no wider than `width`,
+    colour unless `NO_COLOR` is set or `TERM=dumb`); otherwise tables are tab-separated lines
+    under a header line."""
 
     STYLES: ClassVar[dict[str, str]] = {
         "bold": "1",
@@ -64,6 +80,7 @@ class Output:
         self.color = (
             self.tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
         )
+        self.width = terminal_width(stream) if self.tty else 0
 
     def line(self, text: str = "") -> None:
         print(text, file=self.stream)
@@ -81,31 +98,44 @@ class Output:
         """A status cell, coloured by what the status means; `text` to show more."""
         return (text or status, _STATUS_STYLES.get(status, ""))
 
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> None:
+    def table(self, columns: Sequence[Column | str], rows: Sequence[Sequence[Cell]]) -> None:
+        """Rows under a header. On a terminal: aligned, ids abbreviated, texts cut and optional
+        columns left out so that no line is wider than the terminal (see
+        `wakecall.cli.tables`); otherwise tab-separated lines of every column's whole texts,
+        under a lower-case header line."""
+        specs = [Column(c) if isinstance(c, str) else c for c in columns]
         cells = [[_split(c) for c in row] for row in rows]
         if not self.tty:
-            self.line("\t".join(h.lower() for h in headers))
+            self.line("\t".join(c.title.lower() for c in specs))
             for row in cells:
                 self.line("\t".join(_one_line(text).replace("\t", " ") for text, _ in row))
             return
-        widths = [len(h) for h in headers]
-        for row in cells:
-            for i, (text, _) in enumerate(row):
-                widths[i] = max(widths[i], len(_one_line(text)))
-        last = len(headers) - 1
-        self.line(
-            "  ".join(
-                self.style(h.ljust(widths[i]) if i < last else h, "bold")
-                for i, h in enumerate(headers)
-            ).rstrip()
-        )
-        for row in cells:
-            parts = []
-            for i, (text, style) in enumerate(row):
-                shown = _one_line(text)
-                padding = " " * (widths[i] - len(shown)) if i < last else ""
-                parts.append(self.style(shown, style) + padding)
-            self.line("  ".join(parts).rstrip())
+        shown = [[(_one_line(text), style) for text, style in row] for row in cells]
+        fitting = _shorten_ids(specs, shown)
+        natural = [
+            max([shown_width(spec.title), *(shown_width(row[i][0]) for row in shown)])
+            for i, spec in enumerate(specs)
+        ]
+        planned = plan_columns(natural, fitting, self.width)
+        kept = [i for i, width in enumerate(planned) if width is not None]
+        widths = [planned[i] or 0 for i in kept]
+        # Only a terminal too narrow for one character a column needs whole lines cut.
+        fits = sum(widths) + GAP * (len(widths) - 1) <= self.width
+        header = [(spec.title, "bold") for spec in specs]
+        for row in [header, *shown]:
+            line = self._table_line([row[i] for i in kept], widths, styled=fits)
+            self.line(line if fits else cut(line, self.width))
+
+    def _table_line(
+        self, row: Sequence[tuple[str, str]], widths: Sequence[int], *, styled: bool
+    ) -> str:
+        parts = []
+        last = len(row) - 1
+        for i, (text, style) in enumerate(row):
+            shown = cut(text, widths[i])
+            padding = " " * (widths[i] - shown_width(shown)) if i < last else ""
+            parts.append((self.style(shown, style) if styled else shown) + padding)
+        return (" " * GAP).join(parts).rstrip()
 
     def fields(self, pairs: Sequence[tuple[str, Cell | Sequence[Cell]]]) -> None:
         """`label: value` lines, values aligned; a list value continues on indented lines."""
@@ -116,6 +146,19 @@ class Output:
                 text, style = _split(item)
                 head = f"{label}:".ljust(width) if i == 0 else " " * width
                 self.line(self.style(head, "bold") + self.style(text, style))
+
+
+def _shorten_ids(specs: Sequence[Column], rows: list[list[tuple[str, str]]]) -> list[Column]:
+    """Abbreviate the ids of the `id` columns in `rows` (in place); the columns as they then
+    fit (`min_width`: the width below which the ids would be cut)."""
+    fitting = list(specs)
+    for i, spec in enumerate(specs):
+        if spec.fit == "id":
+            short, floor = shorten_ids([row[i][0] for row in rows])
+            fitting[i] = replace(spec, min_width=floor)
+            for row, text in zip(rows, short, strict=True):
+                row[i] = (text, row[i][1])
+    return fitting
 
 
 def _split(cell: Cell) -> tuple[str, str]:
@@ -133,30 +176,36 @@ def utc_text(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _span(seconds: float) -> str:
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m"
-    if whole < 86400:
-        hours, minutes = divmod(whole // 60, 60)
-        return f"{hours}h{minutes}m" if hours < 10 and minutes else f"{hours}h"
-    days, hours = divmod(whole // 3600, 24)
-    return f"{days}d{hours}h" if days < 10 and hours else f"{days}d"
+def local_text(moment: datetime) -> str:
+    """An instant in its own zone to the second: `2026-11-23 10:00:05+01:00`."""
+    return moment.isoformat(sep=" ", timespec="seconds")
+
+
+#: (below this many seconds, round to this many): seconds up to 10 minutes ("1m59s"), then
+#: minutes up to 10 hours ("2h5m"), then hours up to 10 days ("3d4h"), then days.
+_ROUNDING = ((600, 1), (36_000, 60), (864_000, 3600), (float("inf"), 86_400))
+
+
+def span(seconds: float) -> str:
+    """A length of time as `format_duration` writes it, rounded to the nearest of a unit that
+    keeps it within a few percent: `45s`, `1m59s`, `2h5m`, `14h`, `3d4h`, `12d`."""
+    seconds = abs(seconds)
+    step = next(step for limit, step in _ROUNDING if seconds < limit)
+    return format_duration(timedelta(seconds=round(seconds / step) * step))
 
 
 def relative(moment: datetime | None, now: datetime) -> str:
-    """`in 14h`, `5m ago`, `now`."""
+    """`in 14h`, `1m59s ago`, `now`."""
     if moment is None:
         return "-"
     seconds = (moment - now).total_seconds()
     if abs(seconds) < 1:
         return "now"
-    return f"in {_span(seconds)}" if seconds > 0 else f"{_span(-seconds)} ago"
+    return f"in {span(seconds)}" if seconds > 0 else f"{span(seconds)} ago"
 
 
 def duration_ms(value: int | None) -> str:
+    """How long a run took: `250ms`, `4.2s`, `1m05s`, `2h5m`."""
     if value is None:
         return "-"
     if value < 1000:
@@ -164,7 +213,7 @@ def duration_ms(value: int | None) -> str:
     if value < 60_000:
         return f"{value / 1000:.1f}s"
     if value >= 3_600_000:
-        return _span(value / 1000)
+        return span(value / 1000)
     return f"{value // 60_000}m{value // 1000 % 60:02d}s"
 
 

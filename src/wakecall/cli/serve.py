@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 
+from wakecall.cli.output import local_text, utc_text
+from wakecall.schedules import format_duration
 from wakecall.settings import SETTINGS, Settings, load_settings
 
 __all__ = ["add_parsers", "run_preview", "run_serve"]
@@ -20,6 +23,7 @@ __all__ = ["add_parsers", "run_preview", "run_serve"]
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "serve",
+        usage="%(prog)s [--http] [options]",
         help="run the MCP server (stdio by default, --http for Streamable HTTP)",
         description=(
             "Run the MCP server and its scheduler. Each setting below can also come from the "
@@ -36,15 +40,22 @@ def add_parsers(sub: Any) -> None:
         if setting.default is False:
             p.add_argument(flag, action="store_const", const=True, default=None, help=setting.help)
         else:
-            shown = "" if setting.default in (None, ()) else f" (default: {setting.default})"
+            default = setting.default
+            shown = "" if default in (None, ()) else f" (default: {shown_default(default)})"
             p.add_argument(flag, default=None, help=setting.help + shown)
     p.set_defaults(handler=None)
 
     p = sub.add_parser("preview", help="show a schedule's next fires and a description")
     p.add_argument("schedule", help='e.g. "0 9 * * MON-FRI", "@every 30m", "in 5m"')
     p.add_argument("--tz", default="UTC", help="IANA time zone (default UTC)")
-    p.add_argument("--count", type=int, default=5)
+    p.add_argument("--count", type=int, default=5, help="how many fires (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=None)
+
+
+def shown_default(value: Any) -> str:
+    """A setting's default as it is written: durations as `30s`, `10m`, `1d`."""
+    return format_duration(value) if isinstance(value, timedelta) else str(value)
 
 
 def run_serve(
@@ -94,7 +105,17 @@ def run_preview(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     schedule = parse_schedule(args.schedule, timezone=args.tz, now=now)
     shown = preview(schedule, count=args.count, after=now)
+    if args.json:
+        fires = [{"local": f.local.isoformat(), "utc": utc_iso(f.utc)} for f in shown.fires]
+        data = {"description": shown.description, "timezone": shown.timezone, "fires": fires}
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
     print(shown.description)
     for fire in shown.fires:
-        print(f"  {fire.local.isoformat()}   ({fire.utc.isoformat().replace('+00:00', 'Z')})")
+        print(f"  {local_text(fire.local)}   ({utc_text(fire.utc)})")
     return 0
+
+
+def utc_iso(moment: datetime) -> str:
+    """An instant in UTC as JSON carries it: `2026-12-07T14:00:00Z`."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -148,10 +148,16 @@ class IntervalSchedule:
 
     def __post_init__(self) -> None:
         if not isinstance(self.every, timedelta) or self.every <= timedelta(0):
+            given = (
+                format_duration(self.every)
+                if isinstance(self.every, timedelta)
+                else type(self.every).__name__
+            )
             raise InvalidSchedule(
-                f"an interval must be longer than zero, got {self.every!r}.",
+                f"an interval must be longer than zero, got {given}: give the time between "
+                "two fires as a number and a unit (s, m, h, d).",
                 field="schedule",
-                example='"@every 30m"',
+                example='"@every 30s", "@every 15m" or "@every 1h30m"',
             )
         object.__setattr__(self, "start", _aware_utc(self.start, "interval start"))
         _check_common(self)

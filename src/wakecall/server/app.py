@@ -257,7 +257,7 @@ async def serve(
         port = sock.getsockname()[1]
         print(
             f"wakecall: serving MCP on http://{settings.host}:{port}/mcp "
-            f"({len(token_owners)} bearer tokens)",
+            f"({len(token_owners)} bearer token{'' if len(token_owners) == 1 else 's'})",
             file=sys.stderr,
             flush=True,
         )
