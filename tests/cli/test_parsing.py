@@ -4,8 +4,6 @@ one module makes, pinned here so that a Python release that changes them fails l
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from wakecall.cli import build_parser
@@ -26,14 +24,21 @@ def small_parser() -> CommandParser:
     return parser
 
 
-def test_argparse_still_keeps_actions_and_subparser_actions_where_they_are_read() -> None:
+def test_the_parser_lists_its_own_arguments_groups_and_subcommands_included() -> None:
     parser = small_parser()
-    assert isinstance(parser._actions, list)
-    assert any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
     assert set(commands(parser)) == {"make", "group"}
     assert isinstance(commands(parser)["make"], CommandParser)  # subparsers share the class
     assert dict(leaf_commands(parser)).keys() == {"make", "group list"}
     assert option_strings(commands(parser)["make"]) == ["-h", "--help", "--jobs", "--mode"]
+    grouped = CommandParser(prog="tool")
+    group = grouped.add_argument_group("output")
+    group.add_argument("--json", action="store_true")
+    either = group.add_mutually_exclusive_group()
+    either.add_argument("--quiet", action="store_true")
+    either.add_argument("--loud", action="store_true")
+    assert option_strings(grouped) == ["-h", "--help", "--json", "--quiet", "--loud"]
+    with pytest.raises(SystemExit):
+        grouped.parse_args(["--quiet", "--loud"])  # the group still does its job
 
 
 def test_the_real_parser_walks_to_every_command() -> None:

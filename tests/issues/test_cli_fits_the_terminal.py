@@ -34,7 +34,7 @@ from wakecall.cli import build_parser, main
 from wakecall.engine import Engine, EngineConfig
 from wakecall.models import NoopAction, TaskSpec
 from wakecall.store import SQLiteStore
-from wakecall.testing import FakeClock, ScriptedExecutor, step_to
+from wakecall.testing import FakeClock, ScriptedExecutor, service_for, step_to
 
 WAKECALL = shutil.which("wakecall", path=str(Path(sys.executable).parent))
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -159,7 +159,7 @@ async def write_history(path: Path) -> History:
                         action=NoopAction(),
                         callback_url=CALLBACK_URL,
                     )
-                    task, _ = await engine.tasks.create("local", spec)
+                    task = (await service_for(engine).create("local", spec)).task
                     task_ids.append(task.id)
                 await step_to(engine, clock, clock.now() + timedelta(minutes=2, seconds=1))
         claimed = await store.claim_deliveries("test", clock.now(), 1, timedelta(minutes=1))

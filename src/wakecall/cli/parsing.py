@@ -2,9 +2,9 @@
 command that was given (not the top-level one) and suggests the nearest flag, command or
 choice (`unknown flag --schedle; did you mean --schedule?`).
 
-argparse offers no public way to list a parser's arguments, so this is the one module that
-reads its private ones (`_actions`, `_SubParsersAction`); `tests/cli/test_parsing.py` pins
-each such read.
+argparse offers no public way to list a parser's arguments, so `CommandParser` keeps its own
+list of them as they are added (`add_argument` and `add_subparsers` return the action they
+made, which is public); every `wakecall` parser is one.
 """
 
 from __future__ import annotations
@@ -14,23 +14,27 @@ import difflib
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-__all__ = ["CommandParser", "commands", "leaf_commands", "option_strings"]
+__all__ = ["ArgumentsOf", "CommandParser", "commands", "leaf_commands", "option_strings"]
 
 EXIT_USAGE = 2  # as `wakecall.cli.context.EXIT_USAGE`, which `wakecall serve` does not load
 _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 
 def _actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
-    return list(parser._actions)
+    return list(parser.arguments) if isinstance(parser, CommandParser) else []
+
+
+def _subcommand_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return list(parser.subcommands) if isinstance(parser, CommandParser) else []
 
 
 def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """The parser's subcommands by name (empty for a command that has none)."""
     found: dict[str, argparse.ArgumentParser] = {}
-    for action in _actions(parser):
-        if isinstance(action, argparse._SubParsersAction):
+    for action in _subcommand_actions(parser):
+        if isinstance(action.choices, dict):
             found.update(action.choices)
     return found
 
@@ -56,7 +60,7 @@ def _positionals(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return [
         action
         for action in _actions(parser)
-        if not action.option_strings and not isinstance(action, argparse._SubParsersAction)
+        if not action.option_strings and action not in _subcommand_actions(parser)
     ]
 
 
@@ -64,11 +68,58 @@ def _with_choices(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return [a for a in _actions(parser) if a.option_strings and a.choices is not None]
 
 
+class ArgumentsOf:
+    """An argument group of a `CommandParser` that adds what it is given to its parser's list
+    of arguments too (argparse's groups add to the parser without telling it)."""
+
+    def __init__(self, group: Any, arguments: list[argparse.Action]) -> None:
+        self.group = group
+        self.arguments = arguments
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action: argparse.Action = self.group.add_argument(*args, **kwargs)
+        self.arguments.append(action)
+        return action
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> ArgumentsOf:
+        return ArgumentsOf(self.group.add_mutually_exclusive_group(**kwargs), self.arguments)
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else is the group's own (argparse itself uses the groups it makes).
+        return getattr(self.group, name)
+
+
 class CommandParser(argparse.ArgumentParser):
     """An `ArgumentParser` that reports what it could not read itself, with a suggestion,
     instead of leaving unknown arguments to the top-level parser."""
 
     given: list[str]
+
+    @property
+    def arguments(self) -> list[argparse.Action]:
+        """The actions added to this parser, in order (its flags and positionals)."""
+        return self.__dict__.setdefault("_wakecall_arguments", [])
+
+    @property
+    def subcommands(self) -> list[argparse.Action]:
+        """The actions `add_subparsers` made on this parser."""
+        return self.__dict__.setdefault("_wakecall_subcommands", [])
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.arguments.append(action)
+        return action
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        action = super().add_subparsers(**kwargs)
+        self.subcommands.append(action)
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        return ArgumentsOf(super().add_argument_group(*args, **kwargs), self.arguments)
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        return ArgumentsOf(super().add_mutually_exclusive_group(**kwargs), self.arguments)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
