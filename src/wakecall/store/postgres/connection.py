@@ -107,34 +107,34 @@ class StoreConnection:
             return StoreError(f"lost the connection to PostgreSQL ({self._where}): {exc}")
         return StoreError(f"PostgreSQL refused a statement ({self._where}): {exc}")
 
-    async def _call(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run `fn(conn)` on a pooled connection (each statement commits on its own)."""
+    async def _call(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run `work(conn)` on a pooled connection (each statement commits on its own)."""
         pool = self._pool
         if pool is None:
             raise StoreError("the store is not open; call open() first")
         try:
             async with pool.acquire(timeout=self.command_timeout) as conn:
-                return await fn(conn)
+                return await work(conn)
         except asyncpg.IntegrityConstraintViolationError:
             raise
         except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
             raise self._translate(exc) from exc
 
-    async def _write(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _write(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """`_call` for a write of one statement, shielded from cancellation: once sent, it
         completes (or fails) before the caller sees the cancellation, as a write to the SQLite
         store does. Bounded by `command_timeout`."""
         with anyio.CancelScope(shield=True):
-            result = await self._call(fn)
+            result = await self._call(work)
         return result
 
-    async def _tx(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """`_write` for several statements: `fn(conn)` runs in one transaction, rolled back on
+    async def _tx(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`_write` for several statements: `work(conn)` runs in one transaction, rolled back on
         any error."""
 
         async def body(conn: asyncpg.Connection) -> T:
             async with conn.transaction():
-                return await fn(conn)
+                return await work(conn)
 
         return await self._write(body)
 

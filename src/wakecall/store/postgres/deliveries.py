@@ -62,13 +62,13 @@ class DeliveryMethods(Hints):
             f"WHERE d.id = due.id RETURNING {', '.join('d.' + c for c in _cols(_DELIVERY_COLUMNS))}"
         )
 
-        async def fn(conn: asyncpg.Connection) -> list[Delivery]:
+        async def claim_deliveries_on(conn: asyncpg.Connection) -> list[Delivery]:
             rows = await conn.fetch(sql, now, limit, node, now + lease)
             found = [_delivery_from_row(r) for r in rows]
             found.sort(key=lambda d: (d.next_attempt_at or now, d.id))
             return found
 
-        return await self._write(fn)
+        return await self._write(claim_deliveries_on)
 
     async def finish_delivery(
         self,
@@ -144,7 +144,7 @@ class DeliveryMethods(Hints):
         owner_check = "" if owner is None else " AND owner = $3"
         args = (now, delivery_id) if owner is None else (now, delivery_id, owner)
 
-        async def fn(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        async def redeliver_on(conn: asyncpg.Connection) -> asyncpg.Record | None:
             row = await conn.fetchrow(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, "
                 "claimed_by = NULL, lease_expires_at = NULL "
@@ -155,7 +155,7 @@ class DeliveryMethods(Hints):
                 await self._hint(conn, due=True)
             return row
 
-        row = await self._write(fn)
+        row = await self._write(redeliver_on)
         if row is None:
             raise NotFound(f"no delivery with id {delivery_id!r}; list_deliveries shows them")
         return _delivery_from_row(row)

@@ -81,7 +81,7 @@ class EventMethods(Hints):
         return [_event_from_row(r) for r in rows]
 
     async def append_events(self, now: datetime, events: Sequence[NewEvent]) -> list[Event]:
-        async def fn(conn: asyncpg.Connection) -> list[Event]:
+        async def append_events_on(conn: asyncpg.Connection) -> list[Event]:
             rows = await conn.fetch(
                 "SELECT id, owner, callback_url FROM tasks WHERE id = ANY($1::text[])",
                 list({e.task_id for e in events if e.task_id}),
@@ -94,7 +94,7 @@ class EventMethods(Hints):
             ]
             return await self._append_events(conn, pending)
 
-        return await self._tx(fn)
+        return await self._tx(append_events_on)
 
     async def latest_cursor(self, owner: str) -> int:
         value = await self._call(

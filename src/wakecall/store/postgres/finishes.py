@@ -151,7 +151,7 @@ class RunFinishes(RunMethods):
         """`finish_runs` from the rows as they are now: read (locked) first, then written."""
         run_ids = list(dict.fromkeys(o.run_id for o in outcomes))
 
-        async def fn(conn: asyncpg.Connection) -> tuple[list[Run], list[Event]]:
+        async def finish_runs_read_on(conn: asyncpg.Connection) -> tuple[list[Run], list[Event]]:
             tasks: dict[str, Task] = {}
             with_dependents: set[str] = set()
             held: dict[str, Run] = {}
@@ -217,7 +217,7 @@ class RunFinishes(RunMethods):
             )
             return written, _written(plain, cursors)
 
-        return await self._tx(fn)
+        return await self._tx(finish_runs_read_on)
 
     async def _queue_dependents(
         self,

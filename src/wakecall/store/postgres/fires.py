@@ -61,11 +61,11 @@ class FireMethods(RunFinishes):
         )
         queued, running = len(_cols(_TASK_COLUMNS)), len(_cols(_TASK_COLUMNS)) + 1
 
-        async def fn(conn: asyncpg.Connection) -> list[DueTask]:
+        async def claim_due_tasks_on(conn: asyncpg.Connection) -> list[DueTask]:
             rows = await conn.fetch(sql, now, limit, node, now + lease)
             return [DueTask(_task_from_row(r), r[queued], tuple(r[running] or ())) for r in rows]
 
-        return await self._write(fn)
+        return await self._write(claim_due_tasks_on)
 
     async def record_fires(self, node: str, now: datetime, plans: Sequence[FirePlan]) -> FireResult:
         if not plans:
@@ -76,7 +76,7 @@ class FireMethods(RunFinishes):
                 lambda conn: self._record_plain_fires(conn, node, now, plans, wanted)
             )
 
-        async def fn(conn: asyncpg.Connection) -> FireResult:
+        async def record_fires_on(conn: asyncpg.Connection) -> FireResult:
             rows = await conn.fetch(
                 f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) "
                 "ORDER BY id FOR UPDATE",
@@ -205,7 +205,7 @@ class FireMethods(RunFinishes):
             events = await self._append_events(conn, _place_ends(pending, announced), due=due)
             return FireResult(created, events, lost, settled)
 
-        return await self._tx(fn)
+        return await self._tx(record_fires_on)
 
     async def _record_plain_fires(
         self,
@@ -378,7 +378,7 @@ class FireMethods(RunFinishes):
         if not task_ids:
             return
 
-        async def fn(conn: asyncpg.Connection) -> None:
+        async def release_tasks_on(conn: asyncpg.Connection) -> None:
             await conn.execute(
                 "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
                 "WHERE claimed_by = $1 AND id = ANY($2::text[])",
@@ -387,4 +387,4 @@ class FireMethods(RunFinishes):
             )
             await self._hint(conn, due=True)
 
-        await self._write(fn)
+        await self._write(release_tasks_on)

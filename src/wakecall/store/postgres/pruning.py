@@ -46,9 +46,9 @@ class Pruning(StoreConnection):
             " (SELECT count(*) FROM gone_events) AS events"
         )
 
-        async def fn(conn: asyncpg.Connection) -> PruneCounts:
+        async def prune_on(conn: asyncpg.Connection) -> PruneCounts:
             row = await conn.fetchrow(sql, now - run_max_age, runs_per_task, now - event_max_age)
             assert row is not None
             return PruneCounts(runs=row["runs"], events=row["events"])
 
-        return await self._write(fn)
+        return await self._write(prune_on)

@@ -29,23 +29,23 @@ class RunLeases(RunMethods):
     """The run claims of `PostgresStore`."""
 
     async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
-        async def fn(conn: asyncpg.Connection) -> list[Run]:
+        async def claim_runs_on(conn: asyncpg.Connection) -> list[Run]:
             rows = await self._claim_runs_on(conn, node, now, limit, lease, start=False)
             return [_run_from_row(r) for r in rows]
 
-        return await self._tx(fn)
+        return await self._tx(claim_runs_on)
 
     async def start_due_runs(
         self, node: str, now: datetime, limit: int, lease: timedelta
     ) -> list[tuple[Run, Task]]:
-        async def fn(conn: asyncpg.Connection) -> list[_Started]:
+        async def start_due_runs_on(conn: asyncpg.Connection) -> list[_Started]:
             rows = await self._claim_runs_on(conn, node, now, limit, lease, start=True)
             return [
                 _Started(node, _run_from_row(r), _task_from_row(r[_RUN_WIDTH:]), r[-2], r[-1])
                 for r in rows
             ]
 
-        started = await self._tx(fn)
+        started = await self._tx(start_due_runs_on)
         for item in started:
             self._started.keep(item.run.id, item)  # forgets the oldest: its finish never came
         return [(item.run, item.task) for item in started]
@@ -99,12 +99,12 @@ class RunLeases(RunMethods):
         if not run_ids:
             return []
 
-        async def fn(conn: asyncpg.Connection) -> list[Run]:
+        async def start_attempts_on(conn: asyncpg.Connection) -> list[Run]:
             rows = await conn.fetch(_START_SQL, now, node, list(run_ids))
             by_id = {r["id"]: _run_from_row(r) for r in rows}
             return [by_id[i] for i in run_ids if i in by_id]
 
-        return await self._write(fn)
+        return await self._write(start_attempts_on)
 
     async def extend_leases(
         self, node: str, run_ids: Sequence[str], until: datetime
@@ -131,7 +131,7 @@ class RunLeases(RunMethods):
         if not run_ids:
             return
 
-        async def fn(conn: asyncpg.Connection) -> None:
+        async def release_runs_on(conn: asyncpg.Connection) -> None:
             await conn.execute(
                 "WITH l AS ("
                 "  SELECT id FROM runs"
@@ -145,7 +145,7 @@ class RunLeases(RunMethods):
             )
             await self._hint(conn, due=True)
 
-        await self._write(fn)
+        await self._write(release_runs_on)
 
     async def claim_expired_runs(
         self, node: str, now: datetime, limit: int, lease: timedelta
@@ -159,8 +159,8 @@ class RunLeases(RunMethods):
             f"WHERE r.id = expired.id RETURNING {', '.join('r.' + c for c in _cols(_RUN_COLUMNS))}"
         )
 
-        async def fn(conn: asyncpg.Connection) -> list[Run]:
+        async def claim_expired_runs_on(conn: asyncpg.Connection) -> list[Run]:
             rows = await conn.fetch(sql, now, limit, node, now + lease)
             return sorted((_run_from_row(r) for r in rows), key=lambda r: r.id)
 
-        return await self._write(fn)
+        return await self._write(claim_expired_runs_on)

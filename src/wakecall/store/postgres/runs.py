@@ -21,21 +21,21 @@ class RunMethods(TaskMethods):
     """The run methods of `PostgresStore` other than claims, starts and finishes."""
 
     async def create_run(self, owner: str | None, task_id: str, run: NewRun, now: datetime) -> Run:
-        async def fn(conn: asyncpg.Connection) -> Run:
+        async def create_run_on(conn: asyncpg.Connection) -> Run:
             # FOR SHARE: the task cannot be deleted under the new run.
             task = _task_from_row(await self._task_row(conn, owner, task_id, "FOR SHARE"))
             created = await self._insert_run(conn, task, run, now)
             await self._hint(conn, due=True)
             return created
 
-        return await self._tx(fn)
+        return await self._tx(create_run_on)
 
     async def create_event_run(
         self, task_id: str, event_id: str, run: NewRun, now: datetime
     ) -> tuple[str, bool]:
         seen = "SELECT run_id FROM trigger_events WHERE task_id = $1 AND event_id = $2"
 
-        async def fn(conn: asyncpg.Connection) -> tuple[str, bool]:
+        async def create_event_run_on(conn: asyncpg.Connection) -> tuple[str, bool]:
             found = await conn.fetchval(seen, task_id, event_id)
             if found is not None:
                 return str(found), False
@@ -55,7 +55,7 @@ class RunMethods(TaskMethods):
             await self._hint(conn, due=True)
             return run.id, True
 
-        return await self._tx(fn)
+        return await self._tx(create_event_run_on)
 
     async def event_run_id(self, task_id: str, event_id: str) -> str | None:
         found = await self._call(
@@ -168,7 +168,7 @@ class RunMethods(TaskMethods):
         filters = {"owner": owner, "task_id": task_id, "status": status and str(status)}
         sql, args = _newest_first(_RUN_COLUMNS, "runs", filters, before, limit)
 
-        async def fn(conn: asyncpg.Connection) -> list[Run]:
+        async def list_runs_on(conn: asyncpg.Connection) -> list[Run]:
             if task_id is not None:
                 owner_check = "" if owner is None else " AND owner = $2"
                 found = await conn.fetchval(
@@ -179,10 +179,10 @@ class RunMethods(TaskMethods):
                     raise TaskNotFound(task_id)
             return [_run_from_row(r) for r in await conn.fetch(sql, *args)]
 
-        return await self._call(fn)
+        return await self._call(list_runs_on)
 
     async def list_attempts(self, owner: str | None, run_id: str) -> list[Attempt]:
-        async def fn(conn: asyncpg.Connection) -> list[Attempt]:
+        async def list_attempts_on(conn: asyncpg.Connection) -> list[Attempt]:
             found = await conn.fetchval("SELECT owner FROM runs WHERE id = $1", run_id)
             if found is None or (owner is not None and found != owner):
                 raise RunNotFound(run_id)
@@ -203,4 +203,4 @@ class RunMethods(TaskMethods):
                 )
             ]
 
-        return await self._call(fn)
+        return await self._call(list_attempts_on)

@@ -77,7 +77,7 @@ class TaskWrites(TaskMethods):
         # live task; a deletion takes one away).
         limited = max_tasks is not None and any(isinstance(w, NewTask) for w in writes)
 
-        async def fn(conn: asyncpg.Connection) -> list[TaskWritten]:
+        async def write_tasks_on(conn: asyncpg.Connection) -> list[TaskWritten]:
             if limited:
                 # One writer of new tasks per owner at a time, on every node: the count
                 # below stays true until this transaction commits.
@@ -111,7 +111,7 @@ class TaskWrites(TaskMethods):
             return written
 
         try:
-            return await self._tx(fn)
+            return await self._tx(write_tasks_on)
         except _RolledBack as rolled_back:
             return rolled_back.result
 

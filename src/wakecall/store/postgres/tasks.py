@@ -37,7 +37,7 @@ class TaskMethods(EventMethods):
             "DO NOTHING RETURNING id"
         )
 
-        async def fn(conn: asyncpg.Connection) -> tuple[Task, bool]:
+        async def create_task_on(conn: asyncpg.Connection) -> tuple[Task, bool]:
             # A concurrent create with the same key may commit or vanish between the two
             # statements; a second round settles it.
             for _ in range(3):
@@ -55,13 +55,13 @@ class TaskMethods(EventMethods):
                 f"task with idempotency key {task.idempotency_key!r} kept changing; try again"
             )
 
-        return await self._write(fn)
+        return await self._write(create_task_on)
 
     async def get_task(self, owner: str | None, task_id: str) -> Task:
-        async def fn(conn: asyncpg.Connection) -> Task:
+        async def get_task_on(conn: asyncpg.Connection) -> Task:
             return _task_from_row(await self._task_row(conn, owner, task_id))
 
-        return await self._call(fn)
+        return await self._call(get_task_on)
 
     @staticmethod
     async def _task_row(
@@ -140,7 +140,7 @@ class TaskMethods(EventMethods):
             sql += f" AND owner = ${len(values)}"
         sql += f" RETURNING {_TASK_COLUMNS}"
 
-        async def fn(conn: asyncpg.Connection) -> Task:
+        async def update_task_on(conn: asyncpg.Connection) -> Task:
             row = await conn.fetchrow(sql, *values)
             if row is None:
                 raise TaskNotFound(task_id)
@@ -154,4 +154,4 @@ class TaskMethods(EventMethods):
                 await self._hint(conn, due=True)
             return task
 
-        return await self._tx(fn)
+        return await self._tx(update_task_on)

@@ -69,8 +69,8 @@ class StoreConnection:
         self._next_cursor: int | None = None
 
     # --- plumbing -------------------------------------------------------------------------
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(conn)` now, on this thread. A read (or a transaction that could not begin)
+    async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(conn)` now, on this thread. A read (or a transaction that could not begin)
         that finds the file locked by another process is tried again after a pause that gives
         the loop back, for up to `busy_timeout` seconds."""
         conn = self._conn
@@ -80,7 +80,7 @@ class StoreConnection:
         pause = 0.001
         while True:
             try:
-                return fn(conn)
+                return work(conn)
             except _NotBegun:
                 pass  # the write lock is another process's: nothing was done, try again
             except sqlite3.OperationalError as exc:
@@ -102,8 +102,8 @@ class StoreConnection:
             if self._conn is not conn:
                 raise StoreError("the store was closed")
 
-    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+    async def _tx(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
         while self._hold_writes:
             if not self._checkpointing():
                 self._hold_writes = False
@@ -118,7 +118,7 @@ class StoreConnection:
                     raise _NotBegun from exc
                 raise
             try:
-                result = fn(conn)
+                result = work(conn)
                 self._write_appended(conn)
             except BaseException:
                 self._forget_appended()

@@ -56,7 +56,7 @@ class DeliveryMethods(StoreConnection):
     ) -> list[Delivery]:
         now_us, until_us = _us(now), _us(now + lease)
 
-        def fn(conn: sqlite3.Connection) -> list[Delivery]:
+        def claim_deliveries_on(conn: sqlite3.Connection) -> list[Delivery]:
             ids = [
                 r[0]
                 for r in conn.execute(
@@ -79,7 +79,7 @@ class DeliveryMethods(StoreConnection):
             by_id = {r[0]: _delivery_from_row(r) for r in rows}
             return [by_id[i] for i in ids]
 
-        return await self._tx(fn)
+        return await self._tx(claim_deliveries_on)
 
     async def finish_delivery(
         self,
@@ -112,7 +112,7 @@ class DeliveryMethods(StoreConnection):
             delivered_at = _us(o.at) if o.delivered else None
             rows.append((status, due, o.status_code, o.error, delivered_at, o.delivery_id, node))
 
-        def fn(conn: sqlite3.Connection) -> list[Delivery | None]:
+        def finish_deliveries_on(conn: sqlite3.Connection) -> list[Delivery | None]:
             found: list[Delivery | None] = []
             for args in rows:
                 changed = conn.execute(
@@ -126,7 +126,7 @@ class DeliveryMethods(StoreConnection):
                 found.append(_delivery_from_row(changed[0]) if changed else None)
             return found
 
-        return await self._tx(fn)
+        return await self._tx(finish_deliveries_on)
 
     async def list_deliveries(
         self,
@@ -143,7 +143,7 @@ class DeliveryMethods(StoreConnection):
         return [_delivery_from_row(r) for r in rows]
 
     async def redeliver(self, owner: str | None, delivery_id: str, now: datetime) -> Delivery:
-        def fn(conn: sqlite3.Connection) -> Delivery:
+        def redeliver_on(conn: sqlite3.Connection) -> Delivery:
             row = conn.execute(
                 "SELECT owner FROM deliveries WHERE id = ?", (delivery_id,)
             ).fetchone()
@@ -159,7 +159,7 @@ class DeliveryMethods(StoreConnection):
             ).fetchone()
             return _delivery_from_row(found)
 
-        return await self._tx(fn)
+        return await self._tx(redeliver_on)
 
     async def next_delivery_due_at(self) -> datetime | None:
         value = await self._call(

@@ -28,7 +28,7 @@ class EventMethods(StoreConnection):
     async def append_events(self, now: datetime, events: Sequence[NewEvent]) -> list[Event]:
         now_us = _us(now)
 
-        def fn(conn: sqlite3.Connection) -> list[Event]:
+        def append_events_on(conn: sqlite3.Connection) -> list[Event]:
             ids = list(dict.fromkeys(e.task_id for e in events if e.task_id))
             owners = {
                 r[0]: (r[1], r[2])
@@ -41,7 +41,7 @@ class EventMethods(StoreConnection):
                     written.append(self._append_event(conn, found[0], event, now_us, found[1]))
             return written
 
-        return await self._tx(fn)
+        return await self._tx(append_events_on)
 
     async def latest_cursor(self, owner: str) -> int:
         value = await self._call(

@@ -35,7 +35,7 @@ class RunFinishes(RunMethods):
     async def finish_runs(
         self, node: str, outcomes: Sequence[RunOutcome]
     ) -> tuple[list[Run], list[Event]]:
-        def fn(conn: sqlite3.Connection) -> tuple[list[Run], list[Event]]:
+        def finish_runs_on(conn: sqlite3.Connection) -> tuple[list[Run], list[Event]]:
             wanted = list(dict.fromkeys(o.run_id for o in outcomes))
             runs = {
                 r[0]: r
@@ -139,7 +139,7 @@ class RunFinishes(RunMethods):
             self._queue_dependents(conn, tasks, written)
             return written, events
 
-        return await self._tx(fn)
+        return await self._tx(finish_runs_on)
 
     def _queue_dependents(
         self, conn: sqlite3.Connection, tasks: Mapping[str, Task], written: Sequence[Run]

@@ -151,7 +151,7 @@ class FireMethods(RunLeases, RunFinishes):
         are built from the rows written, not read back."""
         now_us, until_us = _us(now), _us(now + lease)
 
-        def fn(conn: sqlite3.Connection) -> PassResult:
+        def fire_and_start_on(conn: sqlite3.Connection) -> PassResult:
             task_rows: dict[str, tuple[Any, ...]] = {}
             due = (
                 self._claim_due_on(
@@ -200,7 +200,7 @@ class FireMethods(RunLeases, RunFinishes):
             ]
             return PassResult(fired, plans, len(due), started)
 
-        return await self._tx(fn)
+        return await self._tx(fire_and_start_on)
 
     async def record_fires(self, node: str, now: datetime, plans: Sequence[FirePlan]) -> FireResult:
         return await self._tx(lambda conn: self._record_on(conn, node, now, plans, claimed=True)[0])
@@ -417,11 +417,11 @@ class FireMethods(RunLeases, RunFinishes):
             return
         marks = ", ".join("?" * len(task_ids))
 
-        def fn(conn: sqlite3.Connection) -> None:
+        def release_tasks_on(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
                 f"WHERE claimed_by = ? AND id IN ({marks})",
                 (node, *task_ids),
             )
 
-        await self._tx(fn)
+        await self._tx(release_tasks_on)

@@ -25,7 +25,7 @@ class Pruning(StoreConnection):
         event_cutoff = _us(now - event_max_age)
         terminal = "status NOT IN ('queued', 'running')"
 
-        def fn(conn: sqlite3.Connection) -> PruneCounts:
+        def prune_on(conn: sqlite3.Connection) -> PruneCounts:
             doomed = [
                 r[0]
                 for r in conn.execute(
@@ -57,4 +57,4 @@ class Pruning(StoreConnection):
             conn.execute("DELETE FROM trigger_events WHERE received_at < ?", (event_cutoff,))
             return PruneCounts(runs=len(doomed), events=events)
 
-        return await self._tx(fn)
+        return await self._tx(prune_on)

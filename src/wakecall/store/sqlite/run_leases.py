@@ -27,13 +27,13 @@ class RunLeases(RunMethods):
     async def claim_runs(self, node: str, now: datetime, limit: int, lease: timedelta) -> list[Run]:
         now_us, until_us = _us(now), _us(now + lease)
 
-        def fn(conn: sqlite3.Connection) -> list[Run]:
+        def claim_runs_on(conn: sqlite3.Connection) -> list[Run]:
             chosen = self._claim_runs_on(conn, node, now_us, until_us, limit)
             fetched = self._rows_by_id(conn, f"SELECT {_RUN_COLUMNS} FROM runs", chosen)
             by_id = {r[0]: _run_from_row(r) for r in fetched}
             return [by_id[i] for i in chosen]
 
-        return await self._tx(fn)
+        return await self._tx(claim_runs_on)
 
     @staticmethod
     def _choose_runs(
@@ -127,11 +127,11 @@ class RunLeases(RunMethods):
             return []
         now_us = _us(now)
 
-        def fn(conn: sqlite3.Connection) -> list[Run]:
+        def start_attempts_on(conn: sqlite3.Connection) -> list[Run]:
             by_id = {r[0]: _run_from_row(r) for r in self._start_on(conn, node, now_us, run_ids)}
             return [by_id[i] for i in run_ids if i in by_id]
 
-        return await self._tx(fn)
+        return await self._tx(start_attempts_on)
 
     def _start_on(
         self,
@@ -200,7 +200,7 @@ class RunLeases(RunMethods):
             return set(), set()
         marks = ", ".join("?" * len(run_ids))
 
-        def fn(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
+        def extend_leases_on(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
             conn.execute(
                 f"UPDATE runs SET lease_expires_at = ? WHERE claimed_by = ? AND id IN ({marks}) "
                 "AND status IN ('queued', 'running')",
@@ -218,28 +218,28 @@ class RunLeases(RunMethods):
                     cancel.add(run_id)
             return held, cancel
 
-        return await self._tx(fn)
+        return await self._tx(extend_leases_on)
 
     async def release_runs(self, node: str, run_ids: Sequence[str]) -> None:
         if not run_ids:
             return
         marks = ", ".join("?" * len(run_ids))
 
-        def fn(conn: sqlite3.Connection) -> None:
+        def release_runs_on(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE runs SET claimed_by = NULL, lease_expires_at = NULL "
                 f"WHERE claimed_by = ? AND status = 'queued' AND id IN ({marks})",
                 (node, *run_ids),
             )
 
-        await self._tx(fn)
+        await self._tx(release_runs_on)
 
     async def claim_expired_runs(
         self, node: str, now: datetime, limit: int, lease: timedelta
     ) -> list[Run]:
         now_us, until_us = _us(now), _us(now + lease)
 
-        def fn(conn: sqlite3.Connection) -> list[Run]:
+        def claim_expired_runs_on(conn: sqlite3.Connection) -> list[Run]:
             ids = [
                 r[0]
                 for r in conn.execute(
@@ -260,4 +260,4 @@ class RunLeases(RunMethods):
             ).fetchall()
             return [_run_from_row(r) for r in rows]
 
-        return await self._tx(fn)
+        return await self._tx(claim_expired_runs_on)

@@ -69,19 +69,19 @@ class RunMethods(TaskMethods):
         return run if cursor.rowcount == 1 else None
 
     async def create_run(self, owner: str | None, task_id: str, run: NewRun, now: datetime) -> Run:
-        def fn(conn: sqlite3.Connection) -> Run:
+        def create_run_on(conn: sqlite3.Connection) -> Run:
             task = _task_from_row(self._task_row(conn, owner, task_id))
             created = self._insert_run(conn, task, run, now)
             if created is None:
                 raise StoreError(f"run {run.id} for {run.scheduled_for} exists already")
             return created
 
-        return await self._tx(fn)
+        return await self._tx(create_run_on)
 
     async def create_event_run(
         self, task_id: str, event_id: str, run: NewRun, now: datetime
     ) -> tuple[str, bool]:
-        def fn(conn: sqlite3.Connection) -> tuple[str, bool]:
+        def create_event_run_on(conn: sqlite3.Connection) -> tuple[str, bool]:
             found = conn.execute(
                 "SELECT run_id FROM trigger_events WHERE task_id = ? AND event_id = ?",
                 (task_id, event_id),
@@ -99,7 +99,7 @@ class RunMethods(TaskMethods):
             )
             return created.id, True
 
-        return await self._tx(fn)
+        return await self._tx(create_event_run_on)
 
     async def event_run_id(self, task_id: str, event_id: str) -> str | None:
         row = await self._call(
@@ -155,13 +155,13 @@ class RunMethods(TaskMethods):
             sql += " AND owner = ?"
             args.append(owner)
 
-        def fn(conn: sqlite3.Connection) -> None:
+        def request_cancel_on(conn: sqlite3.Connection) -> None:
             conn.execute(sql, args)
 
-        await self._tx(fn)
+        await self._tx(request_cancel_on)
 
     async def get_run(self, owner: str | None, run_id: str) -> Run:
-        def fn(conn: sqlite3.Connection) -> Run:
+        def get_run_on(conn: sqlite3.Connection) -> Run:
             row = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
@@ -169,7 +169,7 @@ class RunMethods(TaskMethods):
                 raise RunNotFound(run_id)
             return _run_from_row(row)
 
-        return await self._call(fn)
+        return await self._call(get_run_on)
 
     async def list_runs(
         self,
@@ -183,15 +183,15 @@ class RunMethods(TaskMethods):
         filters = {"owner": owner, "task_id": task_id, "status": status and str(status)}
         sql, args = _newest_first(_RUN_COLUMNS, "runs", filters, before, limit)
 
-        def fn(conn: sqlite3.Connection) -> list[Run]:
+        def list_runs_on(conn: sqlite3.Connection) -> list[Run]:
             if task_id is not None:
                 self._task_row(conn, owner, task_id)
             return [_run_from_row(r) for r in conn.execute(sql, args).fetchall()]
 
-        return await self._call(fn)
+        return await self._call(list_runs_on)
 
     async def list_attempts(self, owner: str | None, run_id: str) -> list[Attempt]:
-        def fn(conn: sqlite3.Connection) -> list[Attempt]:
+        def list_attempts_on(conn: sqlite3.Connection) -> list[Attempt]:
             row = conn.execute("SELECT owner FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or (owner is not None and row[0] != owner):
                 raise RunNotFound(run_id)
@@ -212,4 +212,4 @@ class RunMethods(TaskMethods):
                 )
             ]
 
-        return await self._call(fn)
+        return await self._call(list_attempts_on)

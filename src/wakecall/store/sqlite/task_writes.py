@@ -76,7 +76,7 @@ class TaskWrites(TaskMethods):
         # live task; a deletion takes one away).
         limited = max_tasks is not None and any(isinstance(w, NewTask) for w in writes)
 
-        def fn(conn: sqlite3.Connection) -> list[TaskWritten]:
+        def write_tasks_on(conn: sqlite3.Connection) -> list[TaskWritten]:
             written = [self._write_task(conn, owner, write, now) for write in writes]
             if limited:
                 assert max_tasks is not None
@@ -96,7 +96,7 @@ class TaskWrites(TaskMethods):
             return written
 
         try:
-            return await self._tx(fn)
+            return await self._tx(write_tasks_on)
         except _RolledBack as rolled_back:
             return rolled_back.result
 

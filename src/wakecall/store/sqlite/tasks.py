@@ -22,7 +22,7 @@ class TaskMethods(StoreConnection):
     async def create_task(self, task: Task) -> tuple[Task, bool]:
         row = _task_to_row(task)
 
-        def fn(conn: sqlite3.Connection) -> tuple[Task, bool]:
+        def create_task_on(conn: sqlite3.Connection) -> tuple[Task, bool]:
             if task.idempotency_key is not None:
                 found = conn.execute(
                     f"SELECT {_TASK_COLUMNS} FROM tasks WHERE owner = ? AND idempotency_key = ?",
@@ -35,13 +35,13 @@ class TaskMethods(StoreConnection):
             )
             return task, True
 
-        return await self._tx(fn)
+        return await self._tx(create_task_on)
 
     async def get_task(self, owner: str | None, task_id: str) -> Task:
-        def fn(conn: sqlite3.Connection) -> Task:
+        def get_task_on(conn: sqlite3.Connection) -> Task:
             return _task_from_row(self._task_row(conn, owner, task_id))
 
-        return await self._call(fn)
+        return await self._call(get_task_on)
 
     @staticmethod
     def _task_row(conn: sqlite3.Connection, owner: str | None, task_id: str) -> Sequence[Any]:
