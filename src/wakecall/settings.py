@@ -125,6 +125,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("callback_attempts", 24, int, "callback attempts before dead-lettering"),
     Setting("channel", True, _bool, "push events as Claude Code channel messages"),
     Setting("max_wait", timedelta(seconds=120), _duration, "longest get_events long poll"),
+    Setting(
+        "shutdown_grace",
+        timedelta(seconds=3),
+        _duration,
+        "on SIGTERM or SIGINT, how long runs in flight may take to finish before they are "
+        "recorded interrupted (and retried per their policy); the process exits within this "
+        "plus 5s",
+    ),
     Setting("log_level", "INFO", str, "DEBUG, INFO, WARNING or ERROR"),
     Setting("log_format", "plain", str, "plain or json"),
 )
@@ -162,6 +170,7 @@ class Settings:
     callback_attempts: int = 24
     channel: bool = True
     max_wait: timedelta = timedelta(seconds=120)
+    shutdown_grace: timedelta = timedelta(seconds=3)
     log_level: str = "INFO"
     log_format: str = "plain"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

@@ -20,6 +20,10 @@ the finish of the blocking run wakes the loop instead.
 
 Finished runs are written in batches by one writer task, so a burst of short runs costs one
 transaction per batch, not several per run.
+
+`Engine.stop` (on a signal) claims nothing more at once, gives the attempts in flight a grace
+period, records the rest as interrupted, and gives up on writes the store keeps refusing after
+`STOP_FLUSH_SECONDS`: the runs they concern are reaped when their leases expire.
 """
 
 from __future__ import annotations
@@ -69,6 +73,10 @@ from wakecall.store.base import (
 __all__ = ["Engine", "EventListener", "RunListener", "RunNews"]
 
 log = logging.getLogger(__name__)
+
+#: After a stop's grace period, how long the attempts cut short have to end and what ended has
+#: to be written before the engine gives up on it.
+STOP_FLUSH_SECONDS = 3.0
 
 #: Called with each batch of events just written. Must not block; runs on the engine's loop.
 EventListener = Callable[[Sequence[Event]], None]
@@ -193,6 +201,8 @@ class Engine:
         self._next_extend: datetime | None = None
         self._next_prune: datetime | None = None
         self._stopping = False
+        self._stopped: anyio.Event | None = None
+        self._abandon_writes = anyio.Event()
         self.started = anyio.Event()
 
     # --- life cycle -----------------------------------------------------------------------
@@ -214,15 +224,7 @@ class Engine:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._tg is not None
-        self._stopping = True
-        with anyio.CancelScope(shield=True):
-            # Runs still executing are interrupted: recorded as such and retried by whichever
-            # node (this one, after a restart) picks them up.
-            for flight in list(self._inflight.values()):
-                self._cancel_flight(flight, AttemptStatus.INTERRUPTED, "the scheduler stopped")
-            with anyio.move_on_after(10):
-                while self._inflight:
-                    await self._wait_changed()
+        await self.stop()  # at once, unless a stop with a grace period is under way
         self._tg.cancel_scope.cancel()
         try:
             return await self._tg.__aexit__(exc_type, exc, tb)
@@ -230,6 +232,44 @@ class Engine:
             assert self._to_workers is not None and self._from_dispatch is not None
             self._to_workers.close()
             self._from_dispatch.close()
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop this node's share of the work, within `grace` + `STOP_FLUSH_SECONDS` seconds
+        (longer only while a store call under way runs to its own timeout): claim nothing
+        more at once (no fire recorded, no queued run started; the runs in flight keep their
+        leases); let the attempts in flight end for `grace` seconds; cancel the rest, recorded
+        as interrupted (retried per their policy, here after a restart or by another node);
+        write what ended, giving up on what the store keeps refusing (logged: those runs are
+        reaped when their leases expire). The engine's exit, or another call, waits for it."""
+        with anyio.CancelScope(shield=True):
+            if self._stopped is not None:
+                await self._stopped.wait()
+                return
+            self._stopped = anyio.Event()
+            self._stopping = True
+            try:
+                await self._drain(grace)
+            finally:
+                self._stopped.set()
+
+    async def _drain(self, grace: float) -> None:
+        if self._inflight:
+            log.info("stopping: %d runs in flight have %gs to end", len(self._inflight), grace)
+        with anyio.move_on_after(grace):
+            await self.wait_until(lambda: all(f.outcome_queued for f in self._inflight.values()))
+        for flight in list(self._inflight.values()):
+            if not flight.outcome_queued:
+                self._cancel_flight(flight, AttemptStatus.INTERRUPTED, "the scheduler stopped")
+        with anyio.move_on_after(STOP_FLUSH_SECONDS):
+            await self.wait_until(lambda: not self._inflight)
+        self._abandon_writes.set()  # the writer gives up on what it could not write
+        if self._inflight:
+            log.error(
+                "stopping: %d runs did not end within %gs of being cancelled; they are "
+                "recorded interrupted when their leases expire",
+                len(self._inflight),
+                STOP_FLUSH_SECONDS,
+            )
 
     # --- hooks for the layers above -------------------------------------------------------
     def add_listener(self, listener: EventListener) -> None:
@@ -373,6 +413,8 @@ class Engine:
             await self._extend(now)
         if self._inflight and cfg.heartbeat_timeout is not None:
             await self._check_heartbeats(now, cfg.heartbeat_timeout)
+        if self._stopping:
+            return False  # claiming nothing more (see `stop`)
         if self._next_reap is None or now > self._next_reap:
             more |= await self._reap(now)
         # Claiming due tasks when none can be due costs a round trip per pass: skip it after
@@ -395,6 +437,9 @@ class Engine:
         return more
 
     async def _next_deadline(self, now: datetime) -> datetime:
+        if self._stopping:  # only the leases of runs in flight are still kept
+            renewal = self._next_extend or now + self.config.poll_interval
+            return max(renewal, now + timedelta(microseconds=1))
         candidates = [now + self.config.poll_interval]
         if self._next_prune is not None:
             candidates.append(self._next_prune)
@@ -756,15 +801,30 @@ class Engine:
             self._wake_for_runs()
 
     async def _write_with_retry(self, outcomes: list[RunOutcome]) -> None:
+        """Write `outcomes`, retrying while the store refuses them, until written or, once a
+        stop has given up on writes (`_abandon_writes`), after one more refusal."""
         delay = 0.1
         while True:
             try:
                 await self._write(outcomes)
                 return
             except StoreError as exc:
-                log.error("writing %d finished runs failed, retrying: %s", len(outcomes), exc)
-                await anyio.sleep(delay)
+                error = exc
+            if not self._abandon_writes.is_set():
+                log.error("writing %d finished runs failed, retrying: %s", len(outcomes), error)
+                with anyio.move_on_after(delay):
+                    await self._abandon_writes.wait()
                 delay = min(delay * 2, 5.0)
+            if self._abandon_writes.is_set():
+                log.error(
+                    "stopping: gave up recording how %d runs ended (%s); they stay claimed by "
+                    "this node until their leases expire (within %gs), then the next node to "
+                    "look records them as interrupted and retries them per their policy",
+                    len(outcomes),
+                    error,
+                    self.config.lease.total_seconds(),
+                )
+                return
 
     async def _write(self, outcomes: list[RunOutcome]) -> None:
         written, events = await self.store.finish_runs(self.node, outcomes)
