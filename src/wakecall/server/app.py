@@ -485,7 +485,7 @@ async def serve(
 
         async def stop_serving() -> None:
             await stop.wait()
-            server.should_exit = True  # refuses new connections, closes the others
+            server.stop()
             await _stop_runtime(rt)
 
         async with anyio.create_task_group() as tg:
