@@ -159,7 +159,7 @@ class Node:
             await self._changed.wait()
         return found
 
-    def signal(self, signum: signal.Signals, *, group: bool = False) -> float:
+    def send(self, signum: signal.Signals, *, group: bool = False) -> float:
         """Send `signum` (to the whole process group with `group`, as Ctrl-C in a terminal
         does); when it was sent."""
         if group:
@@ -184,7 +184,7 @@ class Node:
         return self.process.returncode
 
     async def stop(self, signum: signal.Signals, *, group: bool = False) -> int:
-        return await self.ended(signum, self.signal(signum, group=group))
+        return await self.ended(signum, self.send(signum, group=group))
 
 
 @asynccontextmanager
@@ -239,7 +239,7 @@ async def until_status(target: Target, runs: list[Run], status: RunStatus) -> No
 
 def no_fire_after(runs: list[Run], instant: datetime) -> list[datetime]:
     """The fires among `runs` later than `instant` (there must be none)."""
-    return [r.scheduled_for for r in runs if r.scheduled_for > instant]
+    return [r.scheduled_for for r in runs if r.scheduled_for and r.scheduled_for > instant]
 
 
 # --- the tests ------------------------------------------------------------------------------
@@ -256,7 +256,7 @@ async def test_sigterm_lets_runs_in_flight_end_interrupts_the_rest_and_claims_no
         runs = [await target.tasks().run_now(OWNER, t.id) for t in (long, short)]
         await until_status(target, runs, RunStatus.RUNNING)
         signalled = datetime.now(UTC)
-        sent = node.signal(signal.SIGTERM)
+        sent = node.send(signal.SIGTERM)
         # Queued while the node stops: it must not start it.
         queued = await target.tasks().run_now(OWNER, late.id)
         code = await node.ended(signal.SIGTERM, sent)
@@ -281,7 +281,7 @@ async def test_sigterm_lets_runs_in_flight_end_interrupts_the_rest_and_claims_no
 async def test_sigterm_answers_a_long_poll_and_the_node_ends(
     tmp_path: Path, target: Target
 ) -> None:
-    await target.create("tick", NoopAction(), owner="other", schedule="@every 1s")
+    ticker = await target.create("tick", NoopAction(), owner="other", schedule="@every 1s")
     accepted = anyio.Event()
 
     async def on_response(response: httpx2.Response) -> None:
@@ -314,6 +314,7 @@ async def test_sigterm_answers_a_long_poll_and_the_node_ends(
                     tg.start_soon(long_poll)
                     with anyio.fail_after(10):
                         await accepted.wait()
+                    signalled = datetime.now(UTC)
                     code = await node.stop(signal.SIGTERM)
                     with anyio.fail_after(STOP_BOUND):
                         await answered.wait()
@@ -323,6 +324,8 @@ async def test_sigterm_answers_a_long_poll_and_the_node_ends(
     (answer,) = answers
     assert not answer.is_error, answer
     assert answer.structured_content == {"events": [], "cursor": cursor, "more": False}
+    ticks = await target.store.list_runs(None, task_id=ticker.id, limit=1000)
+    assert ticks and not no_fire_after(ticks, signalled + timedelta(seconds=1))
 
 
 @pytest.mark.postgres
@@ -362,9 +365,13 @@ async def test_sigint_with_postgres_down_ends_the_node_and_the_next_one_reaps_it
         assert "lease expired" in first_attempt[1]
 
 
-async def test_ctrl_c_ends_a_stdio_server(tmp_path: Path) -> None:
-    path = tmp_path / "wakecall.db"
-    async with serving(tmp_path, ("--store", str(path)), http=False) as node:
+async def test_ctrl_c_stops_a_stdio_server_gracefully(tmp_path: Path, target: Target) -> None:
+    # Ctrl-C goes to the server's process group, which a command leaves just after it is
+    # spawned: the command marks when it runs in a group of its own.
+    marker = tmp_path / "started"
+    command = CommandAction(argv=["sh", "-c", 'touch "$0" && exec sleep 30', str(marker)])
+    long = await target.create("long", command)
+    async with serving(tmp_path, target.flags, "--commands", "sh", http=False) as node:
         assert node.process.stdin is not None
         list_tasks = {
             "jsonrpc": "2.0",
@@ -377,9 +384,32 @@ async def test_ctrl_c_ends_a_stdio_server(tmp_path: Path) -> None:
             await node.process.stdin.send(json.dumps(message).encode() + b"\n")
         with anyio.fail_after(START_TIMEOUT):  # answered once the runtime has started
             await node.wait_for(re.compile(rb'"id":2,"result"'), node.stdout)
+        run = await target.tasks().run_now(OWNER, long.id)
+        with anyio.fail_after(START_TIMEOUT):
+            await poll_until(lambda: anyio.Path(marker).exists(), every=0.05)
         code = await node.stop(signal.SIGINT, group=True)
 
     assert code == 0, node.log
     # Nothing but the two answers on stdout (it carries the protocol).
     lines = node.stdout.decode().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [1, 2]
+    # The run was cut short at the end of the grace period, and recorded so.
+    assert (await target.now(run)).status == RunStatus.FAILURE
+    ((status, message),) = await target.attempts(run)
+    assert status == AttemptStatus.INTERRUPTED and "the scheduler stopped" in message
+
+
+async def test_a_second_signal_ends_the_node_at_once(tmp_path: Path, target: Target) -> None:
+    long = await target.create("long", CommandAction(argv=["sleep", "30"]))
+    async with serving(tmp_path, target.flags, "--commands", "sleep") as node:
+        run = await target.tasks().run_now(OWNER, long.id)
+        await until_status(target, [run], RunStatus.RUNNING)
+        sent = node.send(signal.SIGTERM)
+        node.send(signal.SIGINT)  # during the grace period the first one gave the run
+        code = await node.ended(signal.SIGINT, sent)
+
+    assert code == 128 + signal.SIGINT, node.log
+    assert node.stdout == b""
+    assert "SIGINT again: exiting now" in node.log
+    # Nothing recorded it: it stays claimed until its lease expires, then it is reaped.
+    assert (await target.now(run)).status == RunStatus.RUNNING

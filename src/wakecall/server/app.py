@@ -433,8 +433,8 @@ async def serve(
     """Serve stdio, or HTTP when `settings.http`, until `stop` is set (or, over stdio, the
     client closes its input). When `stop` is set the server stops gracefully: open long polls
     are answered, the engine claims nothing more and gives the runs in flight
-    `settings.shutdown_grace` to end (see `Engine.stop`), HTTP requests still open get
-    `http_server.CLOSE_SECONDS`. Serving stdio, `on_failure` and `on_stopped` are told when
+    `settings.shutdown_grace` to end (see `Engine.stop`), HTTP requests still open are
+    answered (see `HttpServer.stop`). Serving stdio, `on_failure` and `on_stopped` are told when
     the runtime fails or has stopped while the client's input is open (see `serve_stdio`)."""
     stop = stop or anyio.Event()
     token_owners = settings.token_owners() if settings.http else {}
@@ -448,9 +448,7 @@ async def serve(
         await serve_stdio(settings, stop=stop, on_failure=on_failure, on_stopped=on_stopped)
         return
     # Loaded here, for HTTP only: serving stdio starts without uvicorn.
-    import uvicorn
-
-    from wakecall.server.http_server import CLOSE_SECONDS, HttpServer
+    from wakecall.server.http_server import HttpServer
     from wakecall.server.metrics import metrics_route
     from wakecall.server.triggers import trigger_route
 
@@ -474,19 +472,13 @@ async def serve(
             file=sys.stderr,
             flush=True,
         )
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan="on",
-            access_log=False,
-            timeout_graceful_shutdown=CLOSE_SECONDS,
-        )
-        server = HttpServer(config)
+        server = HttpServer(app, log_level="warning", lifespan="on", access_log=False)
 
         async def stop_serving() -> None:
             await stop.wait()
-            server.stop()
-            await _stop_runtime(rt)
+            async with anyio.create_task_group() as stopping:
+                stopping.start_soon(_stop_runtime, rt)  # long polls are answered at once
+                stopping.start_soon(server.stop)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(stop_serving, name="wakecall-stop")
