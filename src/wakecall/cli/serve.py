@@ -77,10 +77,16 @@ def run_serve(
 
     async def serve_until_stopped() -> None:
         stop = anyio.Event()
+        failed: list[Exception] = []
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signals, stop, settings, name="wakecall-signals")
-            await serve(settings, stop=stop, on_failure=on_failure, on_stopped=on_stopped)
+            try:
+                await serve(settings, stop=stop, on_failure=on_failure, on_stopped=on_stopped)
+            except Exception as exc:  # raised below, not in a group, for `main` to report
+                failed.append(exc)
             tg.cancel_scope.cancel()
+        if failed:
+            raise failed[0]
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the signals are watched
         anyio.run(serve_until_stopped)

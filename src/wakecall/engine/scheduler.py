@@ -19,16 +19,11 @@ cannot be acted on yet (a run blocked by its task's overlap policy) does not sho
 the finish of the blocking run wakes the loop instead.
 
 Finished runs are written in batches by one writer task, so a burst of short runs costs one
-transaction per batch, not several per run.
-
-`Engine.stop` (on a signal) claims nothing more at once, gives the attempts in flight a grace
-period, records the rest as interrupted, and gives up on writes the store keeps refusing after
-`STOP_FLUSH_SECONDS`: the runs they concern are reaped when their leases expire.
+transaction per batch, not several per run. `Engine.stop` ends it all, within a bound.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +41,9 @@ from wakecall.actions import ActionContext, ActionFailed, Executor, default_exec
 from wakecall.actions.condition import ConditionChecker
 from wakecall.clock import Clock, SystemClock
 from wakecall.engine.config import EngineConfig
+from wakecall.engine.listeners import EventListener, RunListener, RunNews
 from wakecall.engine.policies import plan_fires, retry_at
+from wakecall.engine.schedule_cache import schedule_of
 from wakecall.errors import StoreError
 from wakecall.models import (
     AttemptStatus,
@@ -57,8 +54,6 @@ from wakecall.models import (
     Task,
     run_event_payload,
 )
-from wakecall.recent import Recent
-from wakecall.schedules import Schedule, schedule_from_spec
 from wakecall.store.base import (
     DueTask,
     FirePlan,
@@ -70,61 +65,13 @@ from wakecall.store.base import (
     Store,
 )
 
-__all__ = ["Engine", "EventListener", "RunListener", "RunNews"]
+__all__ = ["Engine", "EventListener", "RunListener", "RunNews", "schedule_of"]
 
 log = logging.getLogger(__name__)
 
 #: After a stop's grace period, how long the attempts cut short have to end and what ended has
 #: to be written before the engine gives up on it.
 STOP_FLUSH_SECONDS = 3.0
-
-#: Called with each batch of events just written. Must not block; runs on the engine's loop.
-EventListener = Callable[[Sequence[Event]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class RunNews:
-    """What this node just wrote about runs (for metrics and the like)."""
-
-    #: Runs created by fires: queued, skipped/missed at birth, or ended at birth (instant).
-    created: Sequence[Run] = ()
-    #: Runs whose attempt just ended, as written (final, or queued again for a retry), with
-    #: how that attempt ended. A run that ended at birth is here and in `started` at once.
-    finished: Sequence[tuple[Run, AttemptStatus]] = ()
-    #: Runs whose attempt just started.
-    started: Sequence[Run] = ()
-
-
-#: Called with each `RunNews`. Must not block; runs on the engine's loop.
-RunListener = Callable[[RunNews], None]
-
-
-#: Parsed schedules by the `repr` of their spec, which is cheaper to make than a JSON text
-#: and as exact a key for values decoded from JSON (a spec with its keys in another order gets
-#: a key of its own and is parsed once more, no more). A spec is parsed from a copy of its
-#: own, so the cached schedule shares nothing with a task's mutable spec. Kept small: a parsed
-#: cron schedule is some six objects the garbage collector walks on each full pass (65,536 of
-#: them made a full pass take 160 ms, a stall of the loop), and a parse costs about 35 µs.
-_PARSED: Recent[str, Schedule] = Recent(4096)
-
-#: The parsed schedules of recently planned tasks, with the spec they were parsed from: a store
-#: that hands out the same spec object for an unchanged task skips even the cache key. The spec
-#: is held, so an identity match can never be a reused id.
-_BY_TASK: Recent[str, tuple[dict[str, Any], Schedule]] = Recent(4096)
-
-
-def schedule_of(task: Task) -> Schedule:
-    """The task's parsed schedule (cached by its stored form)."""
-    spec = task.schedule
-    known = _BY_TASK.get(task.id)
-    if known is not None and known[0] is spec:
-        return known[1]
-    key = repr(spec)
-    schedule = _PARSED.get(key)
-    if schedule is None:
-        schedule = _PARSED.keep(key, schedule_from_spec(json.loads(json.dumps(spec))))
-    _BY_TASK.keep(task.id, (spec, schedule))
-    return schedule
 
 
 class _Skipped(Exception):
@@ -234,13 +181,11 @@ class Engine:
             self._from_dispatch.close()
 
     async def stop(self, grace: float = 0.0) -> None:
-        """Stop this node's share of the work, within `grace` + `STOP_FLUSH_SECONDS` seconds
-        (longer only while a store call under way runs to its own timeout): claim nothing
-        more at once (no fire recorded, no queued run started; the runs in flight keep their
-        leases); let the attempts in flight end for `grace` seconds; cancel the rest, recorded
-        as interrupted (retried per their policy, here after a restart or by another node);
-        write what ended, giving up on what the store keeps refusing (logged: those runs are
-        reaped when their leases expire). The engine's exit, or another call, waits for it."""
+        """Within `grace` + `STOP_FLUSH_SECONDS` seconds (unless a store call under way hangs):
+        claim nothing more at once (runs in flight keep their leases); let attempts in flight
+        end for `grace` seconds; cancel the rest, recorded as interrupted (retried per their
+        policy); write what ended, giving up on what the store keeps refusing (logged; those
+        runs are reaped when their leases expire). The exit, or another call, waits for it."""
         with anyio.CancelScope(shield=True):
             if self._stopped is not None:
                 await self._stopped.wait()
@@ -802,8 +747,7 @@ class Engine:
             self._wake_for_runs()
 
     async def _write_with_retry(self, outcomes: list[RunOutcome]) -> None:
-        """Write `outcomes`, retrying while the store refuses them, until written or, once a
-        stop has given up on writes (`_abandon_writes`), after one more refusal."""
+        """Write `outcomes`, retried while the store refuses them, until a stop gives up."""
         delay = 0.1
         while True:
             try:
