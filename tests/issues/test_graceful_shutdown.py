@@ -404,9 +404,11 @@ async def test_a_second_signal_ends_the_node_at_once(tmp_path: Path, target: Tar
     async with serving(tmp_path, target.flags, "--commands", "sleep") as node:
         run = await target.tasks().run_now(OWNER, long.id)
         await until_status(target, [run], RunStatus.RUNNING)
-        sent = node.send(signal.SIGTERM)
-        node.send(signal.SIGINT)  # during the grace period the first one gave the run
-        code = await node.ended(signal.SIGINT, sent)
+        node.send(signal.SIGTERM)
+        with anyio.fail_after(STOP_BOUND):  # (both pending at once, SIGINT would come first)
+            await node.wait_for(re.compile(rb"SIGTERM: stopping"), node.stderr)
+        # During the grace period the first one gave the run:
+        code = await node.stop(signal.SIGINT)
 
     assert code == 128 + signal.SIGINT, node.log
     assert node.stdout == b""
