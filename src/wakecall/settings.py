@@ -135,6 +135,13 @@ class Settings:
     callback_attempts: int = setting(24, "callback attempts before dead-lettering", int)
     channel: bool = setting(True, "push events as Claude Code channel messages", _bool)
     max_wait: timedelta = setting(timedelta(seconds=120), "longest get_events long poll", _duration)
+    shutdown_grace: timedelta = setting(
+        timedelta(seconds=3),
+        "on SIGTERM or SIGINT, how long runs in flight may take to finish before they are "
+        "recorded interrupted (and retried per their policy); the process exits within this "
+        "plus 5s",
+        _duration,
+    )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = setting("plain", "plain or json")
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

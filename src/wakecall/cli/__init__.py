@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 from typing import Any, NoReturn
@@ -80,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     # After the command name, its own parser reads every argument (and -h shows its help).
     args = build_parser(serve_only=argv[:1] == ["serve"]).parse_args(argv)
     if args.command == "serve":
-        return _guard(lambda: serve.run_serve(args, on_failure=_exit_failed))
+        return _guard(
+            lambda: serve.run_serve(
+                args, on_failure=_exit_failed, on_stopped=lambda: serve.exit_now(EXIT_OK)
+            )
+        )
     if args.command == "preview":
         return _guard(lambda: serve.run_preview(args))
     return _guard(lambda: anyio.run(_run_store_command, args))
@@ -121,9 +124,7 @@ def _guard(run: Any) -> int:
 
 
 def _exit_failed(exc: Exception) -> NoReturn:
-    """Report why the server stopped and end the process now: serving stdio, the SDK reads the
-    client's input on a worker thread that nothing stops while that input stays open, so the
-    server could not return before the client closes it."""
+    """Report why the server stopped and end the process now (see `serve.exit_now`)."""
 
     def fail() -> int:
         raise exc
@@ -133,9 +134,7 @@ def _exit_failed(exc: Exception) -> NoReturn:
     except Exception:
         traceback.print_exc()
         code = EXIT_ERROR
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    serve.exit_now(code)
 
 
 def _fail(message: str, code: int) -> int:

@@ -6,18 +6,29 @@ import argparse
 import contextlib
 import functools
 import json
+import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 
+from wakecall.cli.context import EXIT_ERROR
 from wakecall.cli.output import local_text, utc_text
 from wakecall.schedules import format_duration
 from wakecall.settings import SETTINGS, Settings, load_settings
 
-__all__ = ["add_parsers", "run_preview", "run_serve"]
+__all__ = ["add_parsers", "exit_now", "run_preview", "run_serve"]
+
+log = logging.getLogger(__name__)
+
+#: After the first SIGTERM or SIGINT, the process ends this long after the grace period for runs
+#: in flight even if something still hangs (a store that does not answer a call under way).
+STOP_MARGIN_SECONDS = 5.0
 
 
 def add_parsers(sub: Any) -> None:
@@ -59,9 +70,13 @@ def shown_default(value: Any) -> str:
 
 
 def run_serve(
-    args: argparse.Namespace, *, on_failure: Callable[[Exception], object] | None = None
+    args: argparse.Namespace,
+    *,
+    on_failure: Callable[[Exception], object] | None = None,
+    on_stopped: Callable[[], object] | None = None,
 ) -> int:
-    """Serve until the client or a signal stops it. `on_failure`: see `wakecall.server.serve`."""
+    """Serve until the client closes stdio or a signal stops the server (see `_stop_on_signals`);
+    0 then. `on_failure`, `on_stopped`: see `wakecall.server.serve`."""
     # lazy: start-up time (the serve command's own modules, loaded once it is chosen)
     from wakecall.logs import configure_logging
     from wakecall.server.startup import loading_for_good
@@ -73,8 +88,28 @@ def run_serve(
     settings = load_settings(flags, config_file=args.config)
     configure_logging(settings.log_level, settings.log_format)
     prepare = functools.partial(apply_tasks_file, settings) if settings.tasks_file else None
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(functools.partial(serve, settings, on_failure=on_failure, prepare=prepare))
+
+    async def serve_until_stopped() -> None:
+        stop = anyio.Event()
+        failed: list[Exception] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_stop_on_signals, stop, settings, name="wakecall-signals")
+            try:
+                await serve(
+                    settings,
+                    stop=stop,
+                    on_failure=on_failure,
+                    on_stopped=on_stopped,
+                    prepare=prepare,
+                )
+            except Exception as exc:  # raised below, not in a group, for `main` to report
+                failed.append(exc)
+            tg.cancel_scope.cancel()
+        if failed:
+            raise failed[0]
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the signals are watched
+        anyio.run(serve_until_stopped)
     return 0
 
 
@@ -96,6 +131,50 @@ async def apply_tasks_file(settings: Settings) -> None:
         await store.close()
     for line in report.lines():
         print(f"wakecall: {settings.tasks_file}: {line}", file=sys.stderr, flush=True)
+
+
+async def _stop_on_signals(stop: anyio.Event, settings: Settings) -> None:
+    """The first SIGTERM or SIGINT (Ctrl-C) stops the server gracefully: it sets `stop`, and the
+    process ends at the latest `STOP_MARGIN_SECONDS` after the grace period for runs in flight
+    (exit status 1 then). A second signal ends it at once, with the exit status 128 + the
+    signal's number. Either way the runs left running are recorded interrupted when their
+    leases expire, by the next node to look."""
+    grace = settings.shutdown_grace.total_seconds()
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if stop.is_set():
+                log.warning("%s again: exiting now, without waiting for runs in flight", name)
+                exit_now(128 + signum)
+            log.info("%s: stopping; runs in flight have %gs to end", name, grace)
+            stop.set()
+            _exit_after(grace + STOP_MARGIN_SECONDS)
+
+
+def _exit_after(seconds: float) -> None:
+    """End the process in `seconds`, from a thread of its own: whatever the event loop is
+    doing (a store call that does not return), the process ends."""
+
+    def give_up() -> None:
+        log.error(
+            "could not stop within %gs of the signal; exiting now (runs still in flight are "
+            "recorded interrupted when their leases expire)",
+            seconds,
+        )
+        exit_now(EXIT_ERROR)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process now with `code`, output flushed (serving stdio, the SDK reads the
+    client's input on a worker thread that nothing stops while that input stays open, so the
+    process could not end otherwise)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run_preview(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """The inbox: the durable event log read with a cursor, with long polling.
 
 The log in the store is the source of truth; this module only adds waiting (a reader parked on
-an empty page is woken when this process writes an event for its owner) and remembers, per owner,
-the newest cursor handed out so that tool answers can hint at unread events.
+an empty page is woken when this process writes an event for its owner, or at once when the
+server stops) and remembers, per owner, the newest cursor handed out so that tool answers can
+hint at unread events.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Inbox:
         self.store = store
         self._waiters: dict[str, anyio.Event] = {}
         self._read: dict[str, int] = {}
+        self._waiting = True
         fanout.add_listener(self._on_events)
         fanout.add_hint_listener(self._on_hint)
 
@@ -51,6 +53,12 @@ class Inbox:
             if waiter is not None:
                 waiter.set()
 
+    def stop_waiting(self) -> None:
+        """Answer every reader parked in a long poll now, with what it has, and let later
+        reads return at once (the server is stopping: its HTTP connections must close)."""
+        self._waiting = False
+        self._wake_owners(list(self._waiters))
+
     def last_read(self, owner: str) -> int:
         return self._read.get(owner, 0)
 
@@ -62,9 +70,9 @@ class Inbox:
         start = self.last_read(owner) if after is None else after
         waiter = self._waiters.setdefault(owner, anyio.Event())
         events = await self.store.list_events(owner, after=start, limit=limit + 1)
-        if not events and wait > 0:
+        if not events and wait > 0 and self._waiting:
             with anyio.move_on_after(wait):
-                while not events:
+                while not events and self._waiting:
                     with anyio.move_on_after(RECHECK_SECONDS):
                         await waiter.wait()
                     waiter = self._waiters.setdefault(owner, anyio.Event())

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from wakecall.config import EngineConfig
-from wakecall.engine.parsed import schedule_of
+from wakecall.engine.schedule_cache import schedule_of
 from wakecall.engine.scheduler import Engine, RunListener, RunNews
 from wakecall.engine.service import Changed, Created, SchedulerLink, TaskService, WakeupReceipt
 

@@ -17,7 +17,7 @@ from typing import Any
 from wakecall.actions.policy import ActionPolicy
 from wakecall.config import EngineConfig
 from wakecall.delivery.signing import new_secret
-from wakecall.engine.parsed import schedule_of
+from wakecall.engine.schedule_cache import schedule_of
 from wakecall.errors import Conflict, InvalidInput, InvalidSchedule
 from wakecall.ids import new_id
 from wakecall.models import Task, TaskPatch, TaskSpec, TaskStatus, TriggerSpec

@@ -19,7 +19,7 @@ cannot be acted on yet (a run blocked by its task's overlap policy) does not sho
 the finish of the blocking run wakes the loop instead.
 
 Finished runs are written in batches by one writer task, so a burst of short runs costs one
-transaction per batch, not several per run.
+transaction per batch, not several per run. `Engine.stop` ends it all, within a bound.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ from wakecall.actions.condition import ConditionChecker
 from wakecall.clock import Clock, SystemClock
 from wakecall.config import EngineConfig
 from wakecall.delivery.fanout import EventFanout
-from wakecall.engine.parsed import schedule_of
+from wakecall.engine.listeners import RunListener, RunNews
 from wakecall.engine.policies import plan_fires, retry_at
+from wakecall.engine.schedule_cache import schedule_of
 from wakecall.errors import StoreError
 from wakecall.models import (
     AttemptStatus,
@@ -63,26 +64,13 @@ from wakecall.store.base import (
     Store,
 )
 
-__all__ = ["Engine", "RunListener", "RunNews"]
+__all__ = ["Engine", "RunListener", "RunNews", "schedule_of"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class RunNews:
-    """What this node just wrote about runs (for metrics and the like)."""
-
-    #: Runs created by fires: queued, skipped/missed at birth, or ended at birth (instant).
-    created: Sequence[Run] = ()
-    #: Runs whose attempt just ended, as written (final, or queued again for a retry), with
-    #: how that attempt ended. A run that ended at birth is here and in `started` at once.
-    finished: Sequence[tuple[Run, AttemptStatus]] = ()
-    #: Runs whose attempt just started.
-    started: Sequence[Run] = ()
-
-
-#: Called with each `RunNews`. Must not block; runs on the engine's loop.
-RunListener = Callable[[RunNews], None]
+#: After a stop's grace period, how long the attempts cut short have to end and what ended has
+#: to be written before the engine gives up on it.
+STOP_FLUSH_SECONDS = 3.0
 
 
 class _Skipped(Exception):
@@ -168,6 +156,8 @@ class Engine:
         self._next_extend: datetime | None = None
         self._next_prune: datetime | None = None
         self._stopping = False
+        self._stopped: anyio.Event | None = None
+        self._abandon_writes = anyio.Event()
         self.started = anyio.Event()
 
     # --- life cycle -----------------------------------------------------------------------
@@ -189,15 +179,7 @@ class Engine:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._tg is not None
-        self._stopping = True
-        with anyio.CancelScope(shield=True):
-            # Runs still executing are interrupted: recorded as such and retried by whichever
-            # node (this one, after a restart) picks them up.
-            for flight in list(self._inflight.values()):
-                self._cancel_flight(flight, AttemptStatus.INTERRUPTED, "the scheduler stopped")
-            with anyio.move_on_after(10):
-                while self._inflight:
-                    await self._wait_changed()
+        await self.stop()  # at once, unless a stop with a grace period is under way
         self._tg.cancel_scope.cancel()
         try:
             return await self._tg.__aexit__(exc_type, exc, tb)
@@ -205,6 +187,43 @@ class Engine:
             assert self._to_workers is not None and self._from_dispatch is not None
             self._to_workers.close()
             self._from_dispatch.close()
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Within `grace` + `STOP_FLUSH_SECONDS` seconds (unless a store call under way hangs):
+        claim nothing more at once (runs in flight keep their leases); let attempts in flight
+        end for `grace` seconds; cancel the rest, recorded as interrupted (retried per their
+        policy); write what ended, giving up on what the store keeps refusing (logged; those
+        runs are reaped when their leases expire). The exit, or another call, waits for it."""
+        with anyio.CancelScope(shield=True):
+            if self._stopped is not None:
+                await self._stopped.wait()
+                return
+            self._stopped = anyio.Event()
+            self._stopping = True
+            try:
+                await self._drain(grace)
+            finally:
+                self._stopped.set()
+
+    async def _drain(self, grace: float) -> None:
+        if self._inflight:
+            log.info("stopping: %d runs in flight have %gs to end", len(self._inflight), grace)
+        with anyio.move_on_after(grace):
+            await self.wait_until(lambda: all(f.outcome_queued for f in self._inflight.values()))
+        for flight in list(self._inflight.values()):
+            if not flight.outcome_queued:
+                self._cancel_flight(flight, AttemptStatus.INTERRUPTED, "the scheduler stopped")
+        with anyio.move_on_after(STOP_FLUSH_SECONDS):
+            await self.wait_until(lambda: not self._inflight)
+        self._abandon_writes.set()  # the writer gives up on what it could not write (logged)
+        executing = [f for f in self._inflight.values() if not f.outcome_queued]
+        if executing:
+            log.error(
+                "stopping: %d runs did not end within %gs of being cancelled; they are "
+                "recorded interrupted when their leases expire",
+                len(executing),
+                STOP_FLUSH_SECONDS,
+            )
 
     # --- hooks for the layers above -------------------------------------------------------
     def add_run_listener(self, listener: RunListener) -> None:
@@ -320,6 +339,8 @@ class Engine:
             await self._extend(now)
         if self._inflight and cfg.heartbeat_timeout is not None:
             await self._check_heartbeats(now, cfg.heartbeat_timeout)
+        if self._stopping:
+            return False  # claiming nothing more (see `stop`)
         if self._next_reap is None or now > self._next_reap:
             more |= await self._reap(now)
         # Claiming due tasks when none can be due costs a round trip per pass: skip it after
@@ -342,6 +363,9 @@ class Engine:
         return more
 
     async def _next_deadline(self, now: datetime) -> datetime:
+        if self._stopping:  # only the leases of runs in flight are still kept
+            renewal = self._next_extend or now + self.config.poll_interval
+            return max(renewal, now + timedelta(microseconds=1))
         candidates = [now + self.config.poll_interval]
         if self._next_prune is not None:
             candidates.append(self._next_prune)
@@ -694,15 +718,29 @@ class Engine:
             self._wake_for_runs()
 
     async def _write_with_retry(self, outcomes: list[RunOutcome]) -> None:
+        """Write `outcomes`, retried while the store refuses them, until a stop gives up."""
         delay = 0.1
         while True:
             try:
                 await self._write(outcomes)
                 return
             except StoreError as exc:
-                log.error("writing %d finished runs failed, retrying: %s", len(outcomes), exc)
-                await anyio.sleep(delay)
+                error = exc
+            if not self._abandon_writes.is_set():
+                log.error("writing %d finished runs failed, retrying: %s", len(outcomes), error)
+                with anyio.move_on_after(delay):
+                    await self._abandon_writes.wait()
                 delay = min(delay * 2, 5.0)
+            if self._abandon_writes.is_set():
+                log.error(
+                    "stopping: gave up recording how %d runs ended (%s); they stay claimed by "
+                    "this node until their leases expire (within %gs), then the next node to "
+                    "look records them as interrupted and retries them per their policy",
+                    len(outcomes),
+                    error,
+                    self.config.lease.total_seconds(),
+                )
+                return
 
     async def _write(self, outcomes: list[RunOutcome]) -> None:
         written, events = await self.store.finish_runs(self.node, outcomes)

@@ -217,13 +217,20 @@ def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
 async def serve(
     settings: Settings,
     *,
+    stop: anyio.Event | None = None,
     ready: Any = None,
     on_failure: Callable[[Exception], object] | None = None,
+    on_stopped: Callable[[], object] | None = None,
     prepare: Prepare | None = None,
 ) -> None:
-    """Serve until cancelled: stdio, or HTTP when `settings.http`. Serving stdio, `on_failure`
-    is told if the runtime fails while the client's input is open (see `serve_stdio`).
+    """Serve stdio, or HTTP when `settings.http`, until `stop` is set (or, over stdio, the
+    client closes its input). When `stop` is set the server stops gracefully: open long polls
+    are answered, the engine claims nothing more and gives the runs in flight
+    `settings.shutdown_grace` to end (see `Engine.stop`), HTTP requests still open are
+    answered (see `HttpServer.stop`). Serving stdio, `on_failure` and `on_stopped` are told when
+    the runtime fails or has stopped while the client's input is open (see `serve_stdio`).
     `prepare` runs once before the runtime starts."""
+    stop = stop or anyio.Event()
     token_owners = settings.token_owners() if settings.http else {}
     if settings.http and not _is_loopback(settings.host) and not token_owners:
         raise InvalidInput(
@@ -232,11 +239,12 @@ async def serve(
             "bind 127.0.0.1"
         )
     if not settings.http:
-        await serve_stdio(settings, on_failure=on_failure, prepare=prepare)
+        await serve_stdio(
+            settings, stop=stop, on_failure=on_failure, on_stopped=on_stopped, prepare=prepare
+        )
         return
-    # lazy: start-up time (`wakecall serve` over stdio loads these after the handshake)
-    import uvicorn
-
+    # lazy: start-up time (`wakecall serve` over stdio starts without these)
+    from wakecall.server.http_server import HttpServer
     from wakecall.server.metrics import metrics_route
     from wakecall.server.runtime import open_runtime
     from wakecall.server.triggers import trigger_route
@@ -261,8 +269,37 @@ async def serve(
             file=sys.stderr,
             flush=True,
         )
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-        await uvicorn.Server(config).serve(sockets=[sock])
+        server = HttpServer(app, log_level="warning", lifespan="on", access_log=False)
+
+        async def stop_serving() -> None:
+            await stop.wait()
+            async with anyio.create_task_group() as stopping:
+                stopping.start_soon(_stop_runtime, rt)  # long polls are answered at once
+                stopping.start_soon(server.stop)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_serving, name="wakecall-stop")
+            await server.serve(sockets=[sock])
+            if not stop.is_set():
+                tg.cancel_scope.cancel()
+
+
+async def _stop_runtime(rt: Runtime) -> None:
+    """Answer the open long polls, then stop the engine within the grace period (the runtime's
+    exit waits for it)."""
+    rt.inbox.stop_waiting()
+    await rt.engine.stop(rt.settings.shutdown_grace.total_seconds())
+
+
+async def _until_either(first: anyio.Event, second: anyio.Event) -> None:
+    async with anyio.create_task_group() as tg:
+
+        async def wait(event: anyio.Event) -> None:
+            await event.wait()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(wait, first)
+        tg.start_soon(wait, second)
 
 
 async def _before_start(settings: Settings, prepare: Prepare | None) -> None:
@@ -282,10 +319,13 @@ HANDSHAKE_GRACE = 1.0
 async def serve_stdio(
     settings: Settings,
     *,
+    stop: anyio.Event | None = None,
     on_failure: Callable[[Exception], object] | None = None,
+    on_stopped: Callable[[], object] | None = None,
     prepare: Prepare | None = None,
 ) -> None:
-    """Serve the process's stdio connection until the client closes it.
+    """Serve the process's stdio connection until the client closes it or `stop` is set (then
+    the runtime stops gracefully, as `serve` says).
 
     The server answers the handshake first; then the runtime starts (its modules load on a
     worker thread, the store opens, the engine starts), as soon as the client has completed the
@@ -294,11 +334,13 @@ async def serve_stdio(
 
     If the runtime fails (it cannot start, say), serving stops and its error is raised. The
     SDK's transport reads the client's input on a worker thread that cannot be stopped, so while
-    that input is open this waits for the client to close it, unless `on_failure`, told first,
-    ends the process (as `wakecall serve` does)."""
+    that input is open this waits for the client to close it, unless `on_failure` (told of the
+    failure) or `on_stopped` (told once the runtime has stopped on `stop`) ends the process, as
+    `wakecall serve` does."""
     registry = SessionRegistry()
     bus = OwnerBus(lambda: current_owner(settings.owner))
     started, wanted, closed = anyio.Event(), anyio.Event(), anyio.Event()
+    stop = stop or anyio.Event()
     mcp = new_server(settings, registry, bus, started=started, wanted=wanted)
     failed: list[Exception] = []
 
@@ -315,11 +357,18 @@ async def serve_stdio(
                 with loading_for_good():  # the tools' schemas and validators
                     add_runtime(mcp, rt)
                 started.set()
-                await closed.wait()
+                await _until_either(closed, stop)
+                if not closed.is_set():
+                    await _stop_runtime(rt)
         except Exception as exc:  # raised below, as `serve` would without the task group
             if on_failure is not None and not closed.is_set():
                 on_failure(exc)
             failed.append(exc)
+            tg.cancel_scope.cancel()
+            return
+        if not closed.is_set():  # stopped on `stop`, the client's input still open
+            if on_stopped is not None:
+                on_stopped()
             tg.cancel_scope.cancel()
 
     async with anyio.create_task_group() as tg:

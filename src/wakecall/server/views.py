@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from wakecall.engine.parsed import schedule_of
+from wakecall.engine.schedule_cache import schedule_of
 from wakecall.models import Delivery, Event, Run, Task
 from wakecall.schedules import Schedule, format_duration
 from wakecall.schedules import preview as preview_schedule

@@ -1,5 +1,5 @@
-"""Tasks' schedules, parsed once: `schedule_of(task)` with a small cache, for the scheduler's
-hot path and for every answer that shows a task's next fires."""
+"""The parsed schedules of tasks, cached: the loop plans every due task's fires, and a parse
+costs about 35 µs."""
 
 from __future__ import annotations
 
