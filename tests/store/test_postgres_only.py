@@ -112,6 +112,7 @@ async def test_stores_opening_at_once_create_the_schema_once(nodes: Nodes, schem
             await conn.close()
     assert [tuple(r) for r in meta] == [
         ("application", "wakecall"),
+        ("event_cursor_floor", "0"),
         ("schema_version", str(SCHEMA_VERSION)),
     ]
 
@@ -124,10 +125,20 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
     with anyio.fail_after(30):
         await first.create_task(task)
         await first.close()
-        # Back to version 1: the tables of version 2 (callbacks) and the columns and table of
-        # version 3 (chains, triggers) did not exist then.
+        # Back to version 1: the tables of version 2 (callbacks), the columns and table of
+        # version 3 (chains, triggers) and the per-owner cursors of version 4 did not exist
+        # then.
         conn = await asyncpg.connect(URL)
         try:
+            await conn.execute(
+                f'DROP TABLE "{schema}".event_owners; '
+                f"DELETE FROM \"{schema}\".meta WHERE key = 'event_cursor_floor'; "
+                f'ALTER TABLE "{schema}".events DROP CONSTRAINT events_pkey; '
+                f'CREATE SEQUENCE "{schema}".events_cursor_seq OWNED BY "{schema}".events.cursor; '
+                f'ALTER TABLE "{schema}".events ALTER COLUMN cursor '
+                f"SET DEFAULT nextval('\"{schema}\".events_cursor_seq'), ADD PRIMARY KEY (cursor); "
+                f'CREATE INDEX events_owner ON "{schema}".events (owner, cursor)'
+            )
             await conn.execute(
                 f'DROP TABLE "{schema}".deliveries, "{schema}".callback_secrets, '
                 f'"{schema}".trigger_events; '

@@ -3,7 +3,8 @@
 Tables live in one PostgreSQL schema (`wakecall` unless told otherwise), reached through the
 `search_path` of every pooled connection. `open()` creates or upgrades them under a
 transaction-level advisory lock, so nodes starting together migrate once; the `meta` table holds
-the schema version. Instants are `timestamptz`, JSON is `jsonb`, the event cursor a `bigserial`.
+the schema version. Instants are `timestamptz`, JSON is `jsonb`, and event cursors count each
+owner's events (`event_owners`).
 
 Every method is one short transaction (or one statement), with batches sent as arrays through
 `unnest`, so a method costs a handful of round trips however many rows it touches. The instants
@@ -46,14 +47,16 @@ The hot paths are few statements each: `record_fires` of plain fires (no event t
 each run's task). The plans of those statements are kept independent of table statistics
 (see _PLANNER below).
 
-Event cursors: a `bigserial` value is taken when a row is inserted, not when its transaction
-commits, so two concurrent writers could commit cursors 8 and 7 in that order; a reader that
-already saw 8 would then never see 7. Here every transaction that appends events first takes one
-transaction-level advisory lock (per schema) and appends all its events, with the callback
-deliveries they create, in one statement at its very end. Event inserts are thus serialized and
-commit in cursor order: a reader never skips an event. The other way out (reading only below
-the oldest in-flight cursor) delays every reader behind the slowest writer and needs bookkeeping
-of in-flight transactions; the lock costs one short critical section (the insert and the commit)
+Event cursors are counted per owner (each owner's last one is a row of `event_owners`), so an
+owner's cursors say nothing of other owners' events. A cursor is taken when an event is
+written, not when its transaction commits, so two concurrent writers could commit an owner's
+cursors 8 and 7 in that order; a reader that already saw 8 would then never see 7. Here every
+transaction that appends events first takes one transaction-level advisory lock (per schema)
+and appends all its events, with the callback deliveries they create and the owners' counters,
+in one statement at its very end. Event inserts are thus serialized and commit in cursor
+order: a reader never skips an event. The other way out (reading only below the oldest
+in-flight cursor) delays every reader behind the slowest writer and needs bookkeeping of
+in-flight transactions; the lock costs one short critical section (the insert and the commit)
 per event-writing transaction, taken after its row writes are done.
 
 PostgreSQL text cannot hold the NUL character, nor `jsonb` NaN or infinities: in run output,

@@ -86,10 +86,10 @@ def _place_ends(
 
 
 def _written(pending: Sequence[_PendingEvent], cursors: Sequence[asyncpg.Record]) -> list[Event]:
-    """The events as appended: the cursors came in any order, and were taken in event order."""
+    """The events as appended, with their cursors (rows of one cursor each, in event order)."""
     return _written_cursors(pending, [r[0] for r in cursors])
 
 
 def _written_cursors(pending: Sequence[_PendingEvent], cursors: Sequence[int]) -> list[Event]:
-    ordered = sorted(cursors)
-    return [p.written(c) for p, c in zip(pending, ordered, strict=True)]
+    """The events as appended, with their cursors (in event order)."""
+    return [p.written(c) for p, c in zip(pending, cursors, strict=True)]

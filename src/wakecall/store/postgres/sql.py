@@ -83,17 +83,28 @@ def _newest_first(
 
 
 #: The events of `_append_events` as CTEs after a statement's own, with `_events_args` as
-#: $1..$14: the events lock, then the cursors, the deliveries, the hint and the events
-#: (`ev`, their cursors). The lock is taken when {guard} (a FROM … WHERE) lets it.
+#: $1..$14: the events lock, the events ($3 of them), then each owner's cursors counted on
+#: from its last one in `event_owners` (from the floor for an owner new to it), the
+#: deliveries, the hint and the events; `s` holds each event's cursor by its position `n`.
+#: The lock is taken when {guard} (a FROM … WHERE) lets it.
 _EVENTS_CTES = (
     "l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2){guard}), "
-    "c AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('events', 'cursor'))"
-    "  AS cursor FROM l, generate_series(1, $3)), "
-    "s AS MATERIALIZED (SELECT cursor, row_number() OVER (ORDER BY cursor) AS n FROM c), "
     "u AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[],"
     "  $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])"
     "  WITH ORDINALITY AS u(owner, type, task_id, run_id, created_at, payload,"
-    "  delivery_id, url, body, n)), "
+    "  delivery_id, url, body, n) LIMIT $3), "
+    "k AS MATERIALIZED (SELECT u.owner, count(*) AS k FROM u, l GROUP BY u.owner), "
+    "o AS MATERIALIZED ("
+    "  INSERT INTO event_owners AS e (owner, last_cursor)"
+    "  SELECT k.owner, coalesce((SELECT value::bigint FROM meta"
+    "    WHERE key = 'event_cursor_floor'), 0) + k.k FROM k ORDER BY k.owner"
+    "  ON CONFLICT (owner) DO UPDATE"
+    "  SET last_cursor = e.last_cursor + (SELECT k.k FROM k WHERE k.owner = e.owner)"
+    "  RETURNING e.owner, e.last_cursor"
+    "), "
+    "s AS MATERIALIZED (SELECT u.n, o.last_cursor - k.k"
+    "  + row_number() OVER (PARTITION BY u.owner ORDER BY u.n) AS cursor"
+    "  FROM u JOIN k ON k.owner = u.owner JOIN o ON o.owner = u.owner), "
     "delivered AS ("
     "  INSERT INTO deliveries (id, owner, task_id, event_cursor, event_type, url, body,"
     "    status, attempts, next_attempt_at, created_at)"
@@ -106,10 +117,9 @@ _EVENTS_CTES = (
     "  INSERT INTO events (cursor, owner, type, task_id, run_id, created_at, payload)"
     "  SELECT s.cursor, u.owner, u.type, u.task_id, u.run_id, u.created_at,"
     "  u.payload::jsonb FROM s JOIN u ON u.n = s.n CROSS JOIN hint"
-    "  RETURNING cursor"
     ")"
 )
-_APPEND_EVENTS_SQL = "WITH " + _EVENTS_CTES.format(guard="") + " SELECT cursor FROM ev"
+_APPEND_EVENTS_SQL = "WITH " + _EVENTS_CTES.format(guard="") + " SELECT cursor FROM s ORDER BY n"
 
 #: Of the candidates ($5 ids, $6 task ids, $7 whether the task is exclusive, in due order),
 #: the first run of each exclusive task that is not busy (none of the tasks in $8 with a
@@ -237,7 +247,7 @@ _FINISH_SQL = (
     + _OUTCOME_CTES.format(guard="")
     + ", "
     + _shift(_EVENTS_CTES.format(guard=""), 10)
-    + " SELECT cursor FROM ev"
+    + " SELECT cursor FROM s ORDER BY n"
 )
 #: `finish_runs` of runs this object started, in one statement (see `_finish_started`):
 #: the tasks ($25) then the runs ($27) locked, in the order every writer takes them;
@@ -262,5 +272,5 @@ _FINISH_STARTED_SQL = (
     + _OUTCOME_CTES.format(guard=" AND (SELECT ok FROM ok)")
     + ", "
     + _shift(_EVENTS_CTES.format(guard=" FROM ok WHERE ok.ok"), 10)
-    + " SELECT (SELECT ok FROM ok), (SELECT coalesce(array_agg(cursor), '{}') FROM ev)"
+    + " SELECT (SELECT ok FROM ok), (SELECT coalesce(array_agg(cursor ORDER BY n), '{}') FROM s)"
 ).replace("{{}}", "{}")

@@ -66,7 +66,10 @@ class StoreConnection:
         #: one statement each before it commits (see `_append_event`).
         self._event_rows: list[tuple[Any, ...]] = []
         self._delivery_rows: list[tuple[Any, ...]] = []
-        self._next_cursor: int | None = None
+        #: Each owner's last event cursor as the running transaction moved it.
+        self._owner_cursors: dict[str, int] = {}
+        #: New owners' cursors start above this (see `schema/004_owner_cursors.sql`).
+        self._cursor_floor = 0
 
     # --- plumbing -------------------------------------------------------------------------
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -226,6 +229,7 @@ class StoreConnection:
         conn.execute("PRAGMA foreign_keys = OFF")
         if version < SCHEMA_VERSION:
             migrate(conn, self.path)
+        self._cursor_floor = conn.execute("SELECT value FROM event_cursor_floor").fetchone()[0]
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -263,16 +267,10 @@ class StoreConnection:
         callback_url: str | None = None,
     ) -> Event:
         """Append an event (and its callback delivery) in the running transaction. Its cursor
-        is taken here, from the log's sequence, which no one else can move while this
+        is the owner's next (`_next_cursor`), which no one else can move while this
         transaction holds the write lock; the rows are written together just before the
         commit (`_write_appended`), one statement for a whole batch of runs' events."""
-        if self._next_cursor is None:
-            # Outside `_tx` the rows would wait for someone else's commit, under stale cursors.
-            assert conn.in_transaction, "events are appended inside a write transaction (_tx)"
-            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            self._next_cursor = (row[0] if row is not None else 0) + 1
-        cursor = self._next_cursor
-        self._next_cursor = cursor + 1
+        cursor = self._next_cursor(conn, owner)
         values = dict(event.payload)
         kind = str(event.type)
         self._event_rows.append(
@@ -305,9 +303,29 @@ class StoreConnection:
             payload=values,
         )
 
+    def _next_cursor(self, conn: sqlite3.Connection, owner: str) -> int:
+        """The owner's next event cursor: one more than its last, counted per owner so that
+        a cursor tells nothing of other owners' events."""
+        last = self._owner_cursors.get(owner)
+        if last is None:
+            # Outside `_tx` the rows would wait for someone else's commit, under stale cursors.
+            assert conn.in_transaction, "events are appended inside a write transaction (_tx)"
+            row = conn.execute(
+                "SELECT last_cursor FROM event_owners WHERE owner = ?", (owner,)
+            ).fetchone()
+            last = self._cursor_floor if row is None else row[0]
+        self._owner_cursors[owner] = last + 1
+        return last + 1
+
     def _write_appended(self, conn: sqlite3.Connection) -> None:
-        """Write the events and deliveries `_append_event` took in this transaction."""
+        """Write the events and deliveries `_append_event` took in this transaction, and the
+        owners' last cursors."""
         if self._event_rows:
+            conn.executemany(
+                "INSERT INTO event_owners (owner, last_cursor) VALUES (?, ?) "
+                "ON CONFLICT (owner) DO UPDATE SET last_cursor = excluded.last_cursor",
+                list(self._owner_cursors.items()),
+            )
             conn.executemany(
                 f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 self._event_rows,
@@ -323,7 +341,7 @@ class StoreConnection:
     def _forget_appended(self) -> None:
         self._event_rows = []
         self._delivery_rows = []
-        self._next_cursor = None
+        self._owner_cursors = {}
 
     @staticmethod
     def _rows_by_id(
