@@ -26,6 +26,7 @@ from benchmarks.common import (
     bulk_insert_tasks,
     check_text,
     clone_tasks,
+    service,
     sqlite_rows,
     us,
     utcnow,
@@ -80,7 +81,7 @@ async def seed_burst(store: Any, engine: Any, n: int, due: datetime) -> str:
     spec = TaskSpec(
         name="burst", schedule={"type": "once", "at": due.isoformat()}, action=NoopAction()
     )
-    template = (await engine.tasks.create(OWNER, spec)).task
+    template = (await service(engine).create(OWNER, spec)).task
     return await bulk_insert_tasks(store, clone_tasks(template, n - 1, "burst"))
 
 
@@ -151,7 +152,7 @@ def wakecall_sqlite(
                 if utcnow() > due:
                     raise RuntimeError("seeding took longer than the lead time; raise lead_s")
                 done = _Completion(n)
-                engine.add_listener(done)
+                engine.fanout.add_listener(done)
                 profiler = _start_profiler(profile, raw)
                 async with engine:
                     with anyio.fail_after(timeout_s):
@@ -256,7 +257,7 @@ def wakecall_postgres(
                 if utcnow() > due:
                     raise RuntimeError("seeding took longer than the lead time; raise lead_s")
                 done = _Completion(n)
-                engine.add_listener(done)
+                engine.fanout.add_listener(done)
                 async with engine:
                     with anyio.fail_after(timeout_s):
                         await done.done.wait()
@@ -390,7 +391,7 @@ def _node_main(raw: str) -> None:
             async with Engine(
                 store, config=config, executors=executors_for(args["path"])
             ) as engine:
-                engine.add_listener(listener)
+                engine.fanout.add_listener(listener)
                 print("ready", flush=True)
                 await anyio.to_thread.run_sync(sys.stdin.readline)
         finally:

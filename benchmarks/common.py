@@ -132,6 +132,13 @@ def machine() -> dict[str, Any]:
 
 
 # --- building tasks in bulk ------------------------------------------------------------------
+def service(engine: Any) -> Any:
+    """The task operations (`TaskService`) on a running engine, as a server builds them."""
+    from wakecall.testing import service_for
+
+    return service_for(engine)
+
+
 async def bulk_insert_tasks(store: Any, tasks: Sequence[Any], chunk: int = 50_000) -> str:
     """Insert `tasks` (`wakecall.models.Task` records) as fast as the backend allows: one
     `executemany` per chunk in one transaction each on SQLite and PostgreSQL (the stores'

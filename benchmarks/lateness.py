@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from benchmarks.burst import OWNER, aps_scheduler, aps_seed, engine_config
-from benchmarks.common import POSTGRES_ENV, TimedStore, check_text, summary_ms, utcnow
+from benchmarks.common import POSTGRES_ENV, TimedStore, check_text, service, summary_ms, utcnow
 
 EVERY_S = 1.0
 
@@ -92,7 +92,7 @@ def wakecall_lateness(
             spacing = EVERY_S / tasks
             for i in range(tasks):
                 anchor = start + timedelta(seconds=i * spacing)
-                await engine.tasks.create(
+                await service(engine).create(
                     OWNER,
                     TaskSpec(
                         name=f"tick-{i}",

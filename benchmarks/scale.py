@@ -33,7 +33,7 @@ from typing import Any
 import anyio
 
 from benchmarks.burst import engine_config
-from benchmarks.common import bulk_insert_tasks, check_text, sqlite_rows, us, utcnow
+from benchmarks.common import bulk_insert_tasks, check_text, service, sqlite_rows, us, utcnow
 
 CHUNK = 50_000
 
@@ -67,7 +67,7 @@ async def _template(store: Any, now: datetime) -> Any:
 
     engine = Engine(store, config=engine_config(8, 500))
     task = (
-        await engine.tasks.create(
+        await service(engine).create(
             "owner-template",
             TaskSpec(name="template", schedule="0 0 1 1 *", action=NoopAction()),
         )
@@ -127,7 +127,7 @@ async def service_create_rate(path: Path, sample: int) -> dict[str, Any]:
         ]
         t0 = time.perf_counter()
         for spec in specs:
-            await engine.tasks.create("owner-sample", spec)
+            await service(engine).create("owner-sample", spec)
         elapsed = time.perf_counter() - t0
     finally:
         await store.close()

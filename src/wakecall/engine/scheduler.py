@@ -486,7 +486,7 @@ class Engine:
                 )
             )
         self._start_flights(now, done.started)
-        return done.claimed == cfg.batch_size
+        return done.more
 
     def _instant(self, task: Task) -> Instant | None:
         """The instant end of the task's runs, when its action has one (`InstantExecutor`)

@@ -151,6 +151,7 @@ async def _deliveries(
     async with anyio.create_task_group() as tg:
         tg.start_soon(pusher.run, name="wakecall-push")
         tg.start_soon(callbacks.run, name="wakecall-callbacks")
+        tg.start_soon(metrics.run, name="wakecall-metrics")
         try:
             yield pusher, callbacks, metrics
         finally:

@@ -237,6 +237,9 @@ class PassResult:
     claimed: int
     #: Runs started, each with its task.
     started: list[tuple[Run, Task]]
+    #: The batch of due tasks was full (the store may take fewer than `limit` at a time):
+    #: more may be due.
+    more: bool = False
 
 
 async def fire_and_start_in_steps(
@@ -264,7 +267,7 @@ async def fire_and_start_in_steps(
         await store.release_tasks(node, unplanned)
     fired = await store.record_fires(node, now, plans) if plans else FireResult([], [], [])
     started = await store.start_due_runs(node, now, start_limit, lease) if start_limit > 0 else []
-    return PassResult(fired, plans, len(due), started)
+    return PassResult(fired, plans, len(due), started, more=len(due) == limit)
 
 
 @dataclass(frozen=True, slots=True)

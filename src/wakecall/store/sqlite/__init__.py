@@ -1,13 +1,18 @@
 """The embedded store: one SQLite file in WAL mode.
 
-Each store method is one transaction, run as a single function directly on the event loop's
-thread. SQLite on a local file answers a batch in microseconds to a few milliseconds, which is
-less than handing the work to another thread and back costs (two thread switches and a fight
-for the GIL per call), and a function that never awaits can never interleave with another
-coroutine's transaction. The loop never waits inside SQLite for another process: the
-connection's busy timeout is zero, and a write that finds the file locked by another process
-(the CLI next to a server) gives the loop back and tries again with backoff, up to
-`busy_timeout` seconds. Every claim check is done inside the writing transaction.
+Each store method is one transaction (or a few, see below), run as a single function on the
+store's own thread (`connection.StoreThread`), which owns the connection: the event loop only
+waits for the answer, so tool calls, timers, lease renewals and pushes go on while SQLite
+works. A function runs whole once handed over and never awaits, so two transactions never
+interleave. Calls run one after the other, in the order they came: a call waits for at most
+the one under way, so batches are sized to end within a few milliseconds (`budget`): the
+fires of a pass, finished runs in chunks, the prune in slices. A write that finds the file
+locked by another process (the CLI next to a server) is tried again after a pause, up to
+`busy_timeout` seconds, never inside SQLite. Every claim check is done inside the writing
+transaction.
+
+Measured against aiosqlite (one thread hop per statement) and slicing the work on the loop's
+thread, see `benchmarks/RESULTS.md`.
 
 Instants are stored as integer microseconds since the Unix epoch (UTC).
 
@@ -16,8 +21,9 @@ The package, by what each module holds:
 * `schema/NNN_*.sql`: the schema, one file per version (001 creates it, each later one
   migrates to its version); `migrations`: loading them, the application id, migrating a file;
 * `rows`: the columns of each table and the records' rows (instants, JSON);
-* `connection`: `StoreConnection`, the connection, its calls and transactions, checkpoints,
-  opening and closing, watching, and the events a transaction appends;
+* `connection`: `StoreThread` and `StoreConnection`, the connection, its calls and
+  transactions, checkpoints, opening and closing, watching, and the events a transaction
+  appends; `budget`: the size of a batch;
 * `tasks`, `runs`, `run_leases` (claims, starts, leases, reclaims), `finishes`, `fires`,
   `events`, `deliveries` (callbacks) and `pruning`: the store's methods on each;
 * `store`: `SQLiteStore`, which puts them together.

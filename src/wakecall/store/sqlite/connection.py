@@ -1,11 +1,15 @@
-"""The SQLite store's connection: calls and write transactions on the loop's thread, the
-retries of a file locked by another process, checkpoints of the write-ahead log on a thread,
-opening and closing, watching for other writers, and the events a transaction appends."""
+"""The SQLite store's connection: calls and write transactions on the store's own thread,
+the retries of a file locked by another process, checkpoints of the write-ahead log on a
+thread, opening and closing, watching for other writers, and the events a transaction
+appends."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +23,7 @@ from wakecall.errors import DatabaseBusy, NotAWakecallDatabase, StoreError
 from wakecall.ids import new_id
 from wakecall.models import CALLBACK_EVENTS, Event
 from wakecall.store.base import RESYNC, HintListener, NewEvent
+from wakecall.store.sqlite.budget import Budget
 from wakecall.store.sqlite.migrations import APPLICATION_ID, SCHEMA_VERSION, migrate
 from wakecall.store.sqlite.rows import (
     _DELIVERY_COLUMNS,
@@ -49,6 +54,73 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+class _Job:
+    """One call handed to the store's thread, and the loop to tell when it is done."""
+
+    __slots__ = ("conn", "future", "loop", "work")
+
+    def __init__(
+        self,
+        work: Callable[[sqlite3.Connection], Any],
+        conn: sqlite3.Connection,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.work = work
+        self.conn = conn
+        self.loop = loop
+        self.future = future
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class StoreThread:
+    """The one thread that runs a store's calls on its connection, one after the other, in
+    the order they were handed over: the event loop waits for a call's answer, never for
+    SQLite itself. A call, once handed over, runs to its end whatever its caller does (as a
+    sent statement does on a server), so a transaction is never cut in half."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                result, error = job.work(job.conn), None
+            except BaseException as exc:  # handed to the caller, raised there
+                result, error = None, exc
+            # A closed loop (RuntimeError) has no one waiting any more.
+            with contextlib.suppress(RuntimeError):
+                job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+            del job, result, error
+
+    async def run(self, work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+        """`work(conn)` on the thread; its result, or its exception raised here."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(work, conn, loop, future))
+        with anyio.CancelScope(shield=True):
+            result = await future
+        return result
+
+    async def stop(self) -> None:
+        """End the thread once the calls handed over before are done."""
+        self._jobs.put(None)
+        await anyio.to_thread.run_sync(self._thread.join)
+
+
 class StoreConnection:
     """The connection of a `SQLiteStore` and the transactions on it."""
 
@@ -59,6 +131,10 @@ class StoreConnection:
         self.busy_timeout = busy_timeout
         self.watch_interval = watch_interval
         self._conn: sqlite3.Connection | None = None
+        self._thread: StoreThread | None = None
+        #: The sizes of batches of fires and of finished runs (see `budget`).
+        self._fire_budget = Budget()
+        self._finish_budget = Budget()
         self._commits = 0
         self._checkpointer: threading.Thread | None = None
         self._hold_writes = False
@@ -73,17 +149,17 @@ class StoreConnection:
 
     # --- plumbing -------------------------------------------------------------------------
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(conn)` now, on this thread. A read (or a transaction that could not begin)
-        that finds the file locked by another process is tried again after a pause that gives
-        the loop back, for up to `busy_timeout` seconds."""
-        conn = self._conn
-        if conn is None:
+        """Run `work(conn)` on the store's thread. A read (or a transaction that could not
+        begin) that finds the file locked by another process is tried again after a pause,
+        for up to `busy_timeout` seconds."""
+        conn, thread = self._conn, self._thread
+        if conn is None or thread is None:
             raise StoreError("the store is not open; call open() first")
         give_up: float | None = None
         pause = 0.001
         while True:
             try:
-                return work(conn)
+                return await thread.run(work, conn)
             except _NotBegun:
                 pass  # the write lock is another process's: nothing was done, try again
             except sqlite3.OperationalError as exc:
@@ -188,6 +264,7 @@ class StoreConnection:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._conn = conn
+        self._thread = StoreThread(f"wakecall-sqlite {Path(self.path).name}")
         try:
             await self._call(self._prepare)
         except BaseException:
@@ -233,6 +310,9 @@ class StoreConnection:
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await thread.stop()
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             await anyio.to_thread.run_sync(checkpointer.join)

@@ -4,6 +4,7 @@ announcement of an ended task, and the runs queued for the tasks that depend on 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -35,7 +36,20 @@ class RunFinishes(RunMethods):
     async def finish_runs(
         self, node: str, outcomes: Sequence[RunOutcome]
     ) -> tuple[list[Run], list[Event]]:
+        """In batches that each end within the budget (see `budget`), one transaction each."""
+        written: list[Run] = []
+        events: list[Event] = []
+        for chunk in self._finish_budget.chunks(outcomes):
+            runs, appended = await self._finish_batch(node, chunk)
+            written += runs
+            events += appended
+        return written, events
+
+    async def _finish_batch(
+        self, node: str, outcomes: Sequence[RunOutcome]
+    ) -> tuple[list[Run], list[Event]]:
         def finish_runs_on(conn: sqlite3.Connection) -> tuple[list[Run], list[Event]]:
+            began = time.perf_counter()
             wanted = list(dict.fromkeys(o.run_id for o in outcomes))
             runs = {
                 r[0]: r
@@ -137,6 +151,7 @@ class RunFinishes(RunMethods):
                 if announced is not None:
                     events.append(announced)
             self._queue_dependents(conn, tasks, written)
+            self._finish_budget.note(len(outcomes), time.perf_counter() - began)
             return written, events
 
         return await self._tx(finish_runs_on)

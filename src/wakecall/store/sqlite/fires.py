@@ -4,6 +4,7 @@ tasks moved on), and the one-transaction pass that fires and starts runs."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -150,8 +151,10 @@ class FireMethods(RunLeases, RunFinishes):
         new run chosen is written running in its first attempt, and its record and its task's
         are built from the rows written, not read back."""
         now_us, until_us = _us(now), _us(now + lease)
+        limit = self._fire_budget.limit(limit)
 
         def fire_and_start_on(conn: sqlite3.Connection) -> PassResult:
+            began = time.perf_counter()
             task_rows: dict[str, tuple[Any, ...]] = {}
             due = (
                 self._claim_due_on(
@@ -198,7 +201,8 @@ class FireMethods(RunLeases, RunFinishes):
                 for run_id in chosen
                 if (pair := born_started.get(run_id) or started_stored.get(run_id)) is not None
             ]
-            return PassResult(fired, plans, len(due), started)
+            self._fire_budget.note(len(due) + len(started), time.perf_counter() - began)
+            return PassResult(fired, plans, len(due), started, more=len(due) == limit)
 
         return await self._tx(fire_and_start_on)
 
