@@ -10,7 +10,7 @@ The loop, each time it wakes:
    ends in that same transaction, with its attempt and event, and takes no slot;
 3. claims queued runs up to the free concurrency and starts them;
 4. renews the leases of the runs in flight and cancels those whose cancellation was asked;
-5. prunes old history now and then;
+5. now and then, prunes old history beside the loop;
 
 then sleeps until the earliest of: the next fire, the next queued run, the next lease renewal,
 the polling fallback (changes made by other processes), or a wake-up from this process
@@ -155,6 +155,7 @@ class Engine:
         self._next_reap: datetime | None = None
         self._next_extend: datetime | None = None
         self._next_prune: datetime | None = None
+        self._pruning = False
         self._stopping = False
         self._stopped: anyio.Event | None = None
         self._abandon_writes = anyio.Event()
@@ -350,17 +351,31 @@ class Engine:
             more |= await self._fire_and_dispatch(now)
         else:
             await self._dispatch(now)
-        if self._next_prune is None or now >= self._next_prune:
+        if (self._next_prune is None or now >= self._next_prune) and not self._pruning:
             self._next_prune = now + cfg.prune_every
+            self._pruning = True
+            assert self._tg is not None
+            self._tg.start_soon(self._prune, now, name="wakecall-prune")
+        return more
+
+    async def _prune(self, now: datetime) -> None:
+        """Trim old history, beside the loop: a prune of a long history takes many slices,
+        and fires and starts go on meanwhile."""
+        cfg = self.config
+        try:
             counts = await self.store.prune(
                 now,
                 runs_per_task=cfg.runs_per_task,
                 run_max_age=cfg.run_max_age,
                 event_max_age=cfg.event_max_age,
             )
-            if counts.runs or counts.events:
-                log.info("pruned %d runs and %d events", counts.runs, counts.events)
-        return more
+        except StoreError as exc:
+            log.error("pruning old history failed (tried again later): %s", exc)
+            return
+        finally:
+            self._pruning = False
+        if counts.runs or counts.events:
+            log.info("pruned %d runs and %d events", counts.runs, counts.events)
 
     async def _next_deadline(self, now: datetime) -> datetime:
         if self._stopping:  # only the leases of runs in flight are still kept

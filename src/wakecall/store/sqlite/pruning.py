@@ -1,13 +1,131 @@
-"""The SQLite store's retention: old runs, events and deliveries pruned."""
+"""The SQLite store's retention: old runs, events and deliveries pruned, a slice at a time.
+
+Each slice is a transaction of its own that ends within the batch budget (`budget`), so a
+prune of a long history never holds the store's thread (nor the file's write lock) for long:
+the calls that come meanwhile run between its slices. Runs go by two rules, each read from
+an index: those finished before the age cutoff, oldest first (`runs_finished`); then, task by
+task, the finished runs beyond the newest `runs_per_task`, only for a task whose
+`runs_per_task + 1`-th newest run exists (one probe of `runs_task`)."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from wakecall.store.base import PruneCounts
+from wakecall.store.sqlite.budget import BATCH_SECONDS
 from wakecall.store.sqlite.connection import StoreConnection
-from wakecall.store.sqlite.rows import _us
+from wakecall.store.sqlite.rows import _IN_CHUNK, _us
+
+#: Rows deleted per statement, and tasks looked at per query, within a slice.
+_ROWS = 200
+_TASKS = 128
+_TERMINAL = "status NOT IN ('queued', 'running')"
+
+
+def _delete_runs(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM attempts WHERE run_id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+
+
+def _old_runs_slice(conn: sqlite3.Connection, cutoff: int) -> tuple[int, bool]:
+    """Delete finished runs older than `cutoff`, oldest first, until the budget is spent:
+    how many, and whether some may be left."""
+    deadline = time.perf_counter() + BATCH_SECONDS
+    deleted = 0
+    while True:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ? "
+                f"AND {_TERMINAL} ORDER BY finished_at LIMIT ?",
+                (cutoff, _ROWS),
+            )
+        ]
+        _delete_runs(conn, ids)
+        deleted += len(ids)
+        if len(ids) < _ROWS:
+            return deleted, False
+        if time.perf_counter() >= deadline:
+            return deleted, True
+
+
+def _over_count_slice(conn: sqlite3.Connection, after: str, keep: int) -> tuple[int, str | None]:
+    """From the task after `after` on, in id order, delete each task's finished runs beyond
+    its newest `keep`, until the budget is spent: how many, and the task to go on after (None
+    when every task was looked at)."""
+    deadline = time.perf_counter() + BATCH_SECONDS
+    deleted = 0
+    while True:
+        task_ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM tasks WHERE id > ? ORDER BY id LIMIT ?", (after, _TASKS)
+            )
+        ]
+        for task_id in task_ids:
+            over = conn.execute(
+                "SELECT 1 FROM runs WHERE task_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                (task_id, keep),
+            ).fetchone()
+            while over is not None:
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT id FROM runs WHERE task_id = ? AND {_TERMINAL} "
+                        "ORDER BY id DESC LIMIT ? OFFSET ?",
+                        (task_id, _ROWS, keep),
+                    )
+                ]
+                _delete_runs(conn, ids)
+                deleted += len(ids)
+                if len(ids) < _ROWS:
+                    break
+                if time.perf_counter() >= deadline:
+                    return deleted, after  # this task again, in the next slice
+            after = task_id
+            if time.perf_counter() >= deadline:
+                return deleted, after
+        if len(task_ids) < _TASKS:
+            return deleted, None
+
+
+def _rows_slice(delete: str, cutoff: int) -> Callable[[sqlite3.Connection], tuple[int, bool]]:
+    """A slice deleting with `delete` (which takes the cutoff and a row limit) until fewer
+    rows than the limit go or the budget is spent: how many, and whether some may be left."""
+
+    def slice_on(conn: sqlite3.Connection) -> tuple[int, bool]:
+        deadline = time.perf_counter() + BATCH_SECONDS
+        deleted = 0
+        while True:
+            gone = conn.execute(delete, (cutoff, _ROWS * 5)).rowcount
+            deleted += gone
+            if gone < _ROWS * 5:
+                return deleted, False
+            if time.perf_counter() >= deadline:
+                return deleted, True
+
+    return slice_on
+
+
+_EVENTS = (
+    "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE created_at < ? LIMIT ?)"
+)
+_DELIVERIES = (
+    "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries "
+    "WHERE status != 'pending' AND created_at < ? LIMIT ?)"
+)
+#: Event ids are remembered (against redelivery) as long as events are kept.
+_TRIGGER_EVENTS = (
+    "DELETE FROM trigger_events WHERE (task_id, event_id) IN (SELECT task_id, event_id "
+    "FROM trigger_events WHERE received_at < ? LIMIT ?)"
+)
 
 
 class Pruning(StoreConnection):
@@ -23,38 +141,22 @@ class Pruning(StoreConnection):
     ) -> PruneCounts:
         run_cutoff = _us(now - run_max_age)
         event_cutoff = _us(now - event_max_age)
-        terminal = "status NOT IN ('queued', 'running')"
-
-        def prune_on(conn: sqlite3.Connection) -> PruneCounts:
-            doomed = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT id FROM runs WHERE {terminal} AND finished_at < ?", (run_cutoff,)
-                )
-            ]
-            doomed += [
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM (SELECT id, finished_at, row_number() OVER "
-                    "(PARTITION BY task_id ORDER BY id DESC) AS n FROM runs "
-                    f"WHERE {terminal}) WHERE n > ? AND finished_at >= ?",
-                    (runs_per_task, run_cutoff),
-                )
-            ]
-            for start in range(0, len(doomed), 500):
-                chunk = doomed[start : start + 500]
-                marks = ", ".join("?" * len(chunk))
-                conn.execute(f"DELETE FROM attempts WHERE run_id IN ({marks})", chunk)
-                conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
-            events = conn.execute(
-                "DELETE FROM events WHERE created_at < ?", (event_cutoff,)
-            ).rowcount
-            conn.execute(
-                "DELETE FROM deliveries WHERE status != 'pending' AND created_at < ?",
-                (event_cutoff,),
+        runs = 0
+        more = True
+        while more:
+            deleted, more = await self._tx(lambda conn: _old_runs_slice(conn, run_cutoff))
+            runs += deleted
+        after: str | None = ""
+        while after is not None:
+            deleted, after = await self._tx(
+                partial(_over_count_slice, after=after, keep=runs_per_task)
             )
-            # Event ids are remembered (against redelivery) as long as events are kept.
-            conn.execute("DELETE FROM trigger_events WHERE received_at < ?", (event_cutoff,))
-            return PruneCounts(runs=len(doomed), events=events)
-
-        return await self._tx(prune_on)
+            runs += deleted
+        events = 0
+        for delete in (_EVENTS, _DELIVERIES, _TRIGGER_EVENTS):
+            more = True
+            while more:
+                deleted, more = await self._tx(_rows_slice(delete, event_cutoff))
+                if delete is _EVENTS:
+                    events += deleted
+        return PruneCounts(runs=runs, events=events)
