@@ -142,7 +142,7 @@ def service(engine: Any) -> Any:
 async def bulk_insert_tasks(store: Any, tasks: Sequence[Any], chunk: int = 50_000) -> str:
     """Insert `tasks` (`wakecall.models.Task` records) as fast as the backend allows: one
     `executemany` per chunk in one transaction each on SQLite and PostgreSQL (the stores'
-    own row encoders), `create_task` per task on any other store. Returns the path taken."""
+    own row encoders), `write_tasks` per task on any other store. Returns the path taken."""
     from wakecall.store.sqlite import SQLiteStore
 
     if isinstance(store, SQLiteStore):
@@ -185,9 +185,11 @@ async def bulk_insert_tasks(store: Any, tasks: Sequence[Any], chunk: int = 50_00
 
             await store._call(write)
         return "postgres executemany"
+    from wakecall.store.task_writes import NewTask
+
     for task in tasks:
-        await store.create_task(task)
-    return "create_task per task"
+        await store.write_tasks(task.owner, [NewTask(task)], task.created_at)
+    return "write_tasks per task"
 
 
 def clone_tasks(

@@ -18,7 +18,7 @@ import httpx2
 import pytest
 
 from support.loopback import Receiver, real_time_clock
-from support.records import make_task
+from support.records import add_task, make_task
 from wakecall.delivery.callbacks import SECRETS_MAX_AGE, CallbackDispatcher
 from wakecall.delivery.signing import new_secret, verify
 from wakecall.errors import StoreError
@@ -104,7 +104,7 @@ async def _pending(
 ) -> tuple[Task, str]:
     """A task with `url` as its callback URL and a secret, and one delivery due now."""
     task = make_task(callback_url=url, created_at=clock.now(), updated_at=clock.now())
-    await store.create_task(task)
+    await add_task(store, task)
     secret = secret or new_secret()
     await store.add_callback_secret(task.id, secret, clock.now(), None)
     await store.append_events(

@@ -12,6 +12,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from support.records import update_task
 from wakecall.actions import WakeupExecutor
 from wakecall.engine import Engine, EngineConfig, TaskService
 from wakecall.engine.scheduler import RunNews
@@ -584,7 +585,8 @@ async def test_a_run_whose_node_died_is_reaped_and_retried(rig: Rig) -> None:
     ).task
     await rig.tasks.pause(OWNER, task.id)
     # Another node claims the fire and starts the run, then dies without finishing it.
-    await rig.store.update_task(
+    await update_task(
+        rig.store,
         None,
         task.id,
         {"status": TaskStatus.ACTIVE, "next_fire_at": START + timedelta(minutes=1)},

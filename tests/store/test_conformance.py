@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from support.records import LEASE, T0, make_task
+from support.records import LEASE, T0, add_task, count_tasks, delete_task, make_task, update_task
 from wakecall.errors import RunNotFound, TaskNotFound
 from wakecall.ids import new_id
 from wakecall.models import (
@@ -85,7 +85,7 @@ async def start(store: Store, run_id: str, now: datetime = T0, node: str = "n1")
 
 async def test_open_twice_is_harmless_and_keeps_data(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     await store.open()
     assert (await store.get_task("alice", task.id)).id == task.id
 
@@ -101,7 +101,7 @@ async def test_create_then_get_returns_every_field(store: Store) -> None:
         idempotency_key="k1",
         timeout_s=12.5,
     )
-    created, fresh = await store.create_task(task)
+    created, fresh = await add_task(store, task)
     assert fresh and created == task
     assert await store.get_task("alice", task.id) == task
     assert await store.get_task(None, task.id) == task
@@ -109,31 +109,31 @@ async def test_create_then_get_returns_every_field(store: Store) -> None:
 
 async def test_another_owners_task_reads_as_unknown(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     with pytest.raises(TaskNotFound, match=task.id):
         await store.get_task("mallory", task.id)
     with pytest.raises(TaskNotFound):
-        await store.update_task("mallory", task.id, {"name": "x"}, T0)
+        await update_task(store, "mallory", task.id, {"name": "x"}, T0)
     with pytest.raises(TaskNotFound):
-        await store.delete_task("mallory", task.id)
+        await delete_task(store, "mallory", task.id)
     assert (await store.get_task("alice", task.id)).name == "report"
 
 
 async def test_same_idempotency_key_returns_the_existing_task(store: Store) -> None:
     first = make_task(idempotency_key="once")
-    await store.create_task(first)
-    again, fresh = await store.create_task(make_task(idempotency_key="once", name="other"))
+    await add_task(store, first)
+    again, fresh = await add_task(store, make_task(idempotency_key="once", name="other"))
     assert not fresh and again.id == first.id and again.name == "report"
-    other_owner, fresh = await store.create_task(make_task("bob", idempotency_key="once"))
+    other_owner, fresh = await add_task(store, make_task("bob", idempotency_key="once"))
     assert fresh and other_owner.owner == "bob"
 
 
 async def test_list_tasks_filters_and_pages_in_creation_order(store: Store) -> None:
     tasks = [make_task(name=f"job {i}", metadata={"i": i, "even": i % 2 == 0}) for i in range(5)]
     for t in tasks:
-        await store.create_task(t)
-    await store.create_task(make_task("bob"))
-    await store.update_task("alice", tasks[1].id, {"status": TaskStatus.PAUSED}, T0)
+        await add_task(store, t)
+    await add_task(store, make_task("bob"))
+    await update_task(store, "alice", tasks[1].id, {"status": TaskStatus.PAUSED}, T0)
     page1 = await store.list_tasks("alice", limit=2)
     page2 = await store.list_tasks("alice", after=page1[-1].id, limit=10)
     assert [t.id for t in page1 + page2] == [t.id for t in tasks]
@@ -150,19 +150,20 @@ async def test_list_tasks_filters_and_pages_in_creation_order(store: Store) -> N
 
 async def test_count_tasks_counts_the_owners_live_tasks(store: Store) -> None:
     a, b = make_task(), make_task()
-    await store.create_task(a)
-    await store.create_task(b)
-    await store.create_task(make_task("bob"))
-    await store.update_task(None, b.id, {"status": TaskStatus.EXPIRED}, T0)
-    assert await store.count_tasks("alice") == 2
-    assert await store.count_tasks("alice", active_only=True) == 1
+    await add_task(store, a)
+    await add_task(store, b)
+    await add_task(store, make_task("bob"))
+    await update_task(store, None, b.id, {"status": TaskStatus.EXPIRED}, T0)
+    assert await count_tasks(store, "alice") == 2
+    assert await count_tasks(store, "alice", active_only=True) == 1
 
 
 async def test_update_task_sets_fields_and_updated_at(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     later = T0 + timedelta(hours=1)
-    updated = await store.update_task(
+    updated = await update_task(
+        store,
         "alice",
         task.id,
         {"name": "renamed", "retry": RetryPolicy(attempts=4), "next_fire_at": later},
@@ -175,7 +176,7 @@ async def test_update_task_sets_fields_and_updated_at(store: Store) -> None:
 
 async def test_delete_task_removes_runs_but_keeps_events(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await start(store, run_id)
     await store.finish_runs(
@@ -183,7 +184,7 @@ async def test_delete_task_removes_runs_but_keeps_events(store: Store) -> None:
     )
     run2 = await fire_once(store, task.replace(), T0 + timedelta(minutes=1))
     await start(store, run2, T0 + timedelta(minutes=1))
-    running = await store.delete_task("alice", task.id)
+    running = await delete_task(store, "alice", task.id)
     assert running == [run2]
     with pytest.raises(TaskNotFound):
         await store.get_task("alice", task.id)
@@ -202,7 +203,7 @@ async def test_next_fire_at_is_the_earliest_active_fire(store: Store) -> None:
     soon, later = make_task(next_fire_at=T0), make_task(next_fire_at=T0 + timedelta(hours=1))
     paused = make_task(next_fire_at=T0 - timedelta(hours=1), status=TaskStatus.PAUSED)
     for t in (soon, later, paused):
-        await store.create_task(t)
+        await add_task(store, t)
     assert (await store.upcoming()).fire_at == T0
 
 
@@ -215,7 +216,7 @@ async def test_claim_due_tasks_claims_only_due_active_unclaimed_tasks(store: Sto
     future = make_task(next_fire_at=T0 + timedelta(seconds=1))
     paused = make_task(next_fire_at=T0 - timedelta(minutes=1), status=TaskStatus.PAUSED)
     for t in (due, exact, future, paused):
-        await store.create_task(t)
+        await add_task(store, t)
     claimed = await store.claim_due_tasks("n1", T0, 10, LEASE)
     assert [d.task.id for d in claimed] == [due.id, exact.id]
     assert all(d.task.claimed_by == "n1" for d in claimed)
@@ -228,17 +229,17 @@ async def test_claim_due_tasks_claims_only_due_active_unclaimed_tasks(store: Sto
 async def test_claim_due_tasks_respects_the_limit_earliest_first(store: Store) -> None:
     tasks = [make_task(next_fire_at=T0 - timedelta(seconds=i)) for i in range(5)]
     for t in tasks:
-        await store.create_task(t)
+        await add_task(store, t)
     claimed = await store.claim_due_tasks("n1", T0, 2, LEASE)
     assert [d.task.id for d in claimed] == [tasks[4].id, tasks[3].id]
 
 
 async def test_claim_due_tasks_reports_unfinished_runs(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await start(store, run_id)
-    await store.update_task(None, task.id, {"next_fire_at": T0 + timedelta(minutes=1)}, T0)
+    await update_task(store, None, task.id, {"next_fire_at": T0 + timedelta(minutes=1)}, T0)
     later = T0 + timedelta(minutes=1)
     (due,) = await store.claim_due_tasks("n1", later, 10, LEASE)
     assert due.running_run_ids == (run_id,) and due.queued_runs == 0
@@ -250,7 +251,7 @@ async def test_fire_and_start_records_the_plans_then_starts_due_runs(store: Stor
     tasks = [make_task(next_fire_at=T0 - timedelta(seconds=3 - i)) for i in range(3)]
     unplannable = make_task(next_fire_at=T0 - timedelta(seconds=9))
     for t in (*tasks, unplannable):
-        await store.create_task(t)
+        await add_task(store, t)
     nxt = T0 + timedelta(minutes=1)
     seen: list[str] = []
     new_runs: dict[str, NewRun] = {}
@@ -287,7 +288,7 @@ async def test_fire_and_start_hands_out_runs_and_tasks_as_stored(store: Store) -
     """A run started in the pass that fired it is stored running in its first attempt, and
     the run and task handed out are exactly what the store reads back afterwards."""
     task = make_task(max_runs=5)
-    await store.create_task(task)
+    await add_task(store, task)
     nxt = T0 + timedelta(minutes=1)
     run = queued(T0)
     done = await one_pass(store, lambda item: FirePlan(item.task.id, [run], nxt, T0), start_limit=5)
@@ -315,7 +316,7 @@ async def test_fire_and_start_starts_older_queued_runs_before_new_ones(store: St
     exclusive = make_task(overlap=Overlap.QUEUE, max_queued=5)
     fresh = make_task(next_fire_at=T0 - timedelta(seconds=1))
     for t in (old, exclusive, fresh):
-        await store.create_task(t)
+        await add_task(store, t)
     earlier = T0 - timedelta(seconds=30)
     await store.claim_due_tasks("n1", T0, 10, LEASE)
     old_run, ex_first = queued(earlier), queued(earlier + timedelta(seconds=1))
@@ -355,7 +356,7 @@ async def test_fire_and_start_starts_older_queued_runs_before_new_ones(store: St
 
 async def test_fire_and_start_with_no_room_only_records(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run = queued(T0)
     done = await one_pass(
         store, lambda item: FirePlan(item.task.id, [run], T0 + timedelta(minutes=1), T0)
@@ -394,7 +395,7 @@ async def test_an_instant_run_is_stored_as_if_started_and_finished_at_its_fire(
     )
     instant, plain = template.replace(id=new_id("tsk")), template.replace(id=new_id("tsk"))
     for t in (instant, plain):
-        await store.create_task(t)
+        await add_task(store, t)
     nxt = T0 + timedelta(minutes=1)
     settled_run, plain_run = queued(T0), queued(T0)
 
@@ -444,7 +445,7 @@ async def test_an_instant_plan_settles_only_its_runs_due_now_and_needs_no_slot(
     """With no free slot, an instant plan's run due now still ends at birth; its jittered run
     due later is written queued, for a worker to run when it is due."""
     task = make_task(catchup="all")
-    await store.create_task(task)
+    await add_task(store, task)
     now_run, later_run = (
         queued(T0 - timedelta(minutes=1)),
         queued(T0, due_at=T0 + timedelta(seconds=5)),
@@ -469,7 +470,7 @@ async def test_record_fires_of_an_instant_plan_ends_its_task_after_its_last_run(
     """Through `record_fires` (claims marked), the last run of a task ended by `max_runs`:
     its event, then `task.expired`, in the same transaction; a missed run's event first."""
     task = make_task(max_runs=1)
-    await store.create_task(task)
+    await add_task(store, task)
     await store.claim_due_tasks("n1", T0, 10, LEASE)
     missed = queued(T0 - timedelta(hours=2), status=RunStatus.MISSED, counts=False)
     run = queued(T0)
@@ -504,7 +505,7 @@ async def test_an_instant_success_queues_a_run_of_each_dependent(store: Store) -
     upstream = make_task(name="extract")
     dependent = make_task(name="transform", depends_on=upstream.id, next_fire_at=None)
     for t in (upstream, dependent):
-        await store.create_task(t)
+        await add_task(store, t)
     run = queued(T0)
     done = await one_pass(
         store,
@@ -522,7 +523,7 @@ async def test_an_instant_success_queues_a_run_of_each_dependent(store: Store) -
 
 async def test_record_fires_creates_runs_and_moves_the_task_on(store: Store) -> None:
     task = make_task(max_runs=10)
-    await store.create_task(task)
+    await add_task(store, task)
     await store.claim_due_tasks("n1", T0, 10, LEASE)
     nxt = T0 + timedelta(minutes=1)
     runs = [queued(T0), queued(T0 - timedelta(minutes=5), status=RunStatus.MISSED, counts=False)]
@@ -539,9 +540,9 @@ async def test_record_fires_creates_runs_and_moves_the_task_on(store: Store) -> 
 
 async def test_a_slot_never_yields_two_runs(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     first = await fire_once(store, task)
-    await store.update_task(None, task.id, {"next_fire_at": T0}, T0)
+    await update_task(store, None, task.id, {"next_fire_at": T0}, T0)
     await store.claim_due_tasks("n2", T0, 10, LEASE)
     again = await store.record_fires("n2", T0, [FirePlan(task.id, [queued(T0)], None, T0)])
     assert again.runs == []
@@ -551,7 +552,7 @@ async def test_a_slot_never_yields_two_runs(store: Store) -> None:
 
 async def test_record_fires_refuses_a_plan_whose_claim_was_lost(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     await store.claim_due_tasks("n1", T0, 10, LEASE)
     late = T0 + LEASE + timedelta(seconds=1)
     await store.claim_due_tasks("n2", late, 10, LEASE)
@@ -563,7 +564,7 @@ async def test_record_fires_refuses_a_plan_whose_claim_was_lost(store: Store) ->
 
 async def test_record_fires_ending_a_task_announces_after_its_last_run(store: Store) -> None:
     task = make_task(max_runs=1)
-    await store.create_task(task)
+    await add_task(store, task)
     await store.claim_due_tasks("n1", T0, 10, LEASE)
     run = queued(T0)
     result = await store.record_fires(
@@ -585,7 +586,7 @@ async def test_record_fires_ending_a_task_announces_after_its_last_run(store: St
 
 async def test_record_fires_ending_an_idle_task_announces_at_once(store: Store) -> None:
     task = make_task(expires_at=T0 + timedelta(seconds=30))
-    await store.create_task(task)
+    await add_task(store, task)
     await store.claim_due_tasks("n1", T0, 10, LEASE)
     result = await store.record_fires(
         "n1",
@@ -606,11 +607,11 @@ async def test_record_fires_ending_an_idle_task_announces_at_once(store: Store) 
 
 async def test_record_fires_flags_runs_to_cancel(store: Store) -> None:
     task = make_task(overlap=Overlap.CANCEL_PREVIOUS)
-    await store.create_task(task)
+    await add_task(store, task)
     old = await fire_once(store, task)
     await start(store, old)
     later = T0 + timedelta(minutes=1)
-    await store.update_task(None, task.id, {"next_fire_at": later}, T0)
+    await update_task(store, None, task.id, {"next_fire_at": later}, T0)
     await store.claim_due_tasks("n1", later, 10, LEASE)
     await store.record_fires(
         "n1", later, [FirePlan(task.id, [queued(later)], None, later, cancel_run_ids=[old])]
@@ -621,7 +622,7 @@ async def test_record_fires_flags_runs_to_cancel(store: Store) -> None:
 
 async def test_release_tasks_gives_claims_back(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     await store.claim_due_tasks("n1", T0, 10, LEASE)
     await store.release_tasks("n2", [task.id])  # not n2's: no effect
     assert await store.claim_due_tasks("n2", T0, 10, LEASE) == []
@@ -634,7 +635,7 @@ async def test_release_tasks_gives_claims_back(store: Store) -> None:
 
 async def test_create_run_adds_a_manual_run(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run = await store.create_run(
         "alice", task.id, queued(None, trigger=Trigger.MANUAL, counts=False), T0
     )
@@ -648,7 +649,7 @@ async def test_create_run_adds_a_manual_run(store: Store) -> None:
 
 async def test_claim_runs_takes_due_runs_once(store: Store) -> None:
     task = make_task(overlap=Overlap.ALLOW)
-    await store.create_task(task)
+    await add_task(store, task)
     due = await store.create_run(None, task.id, queued(None, due_at=T0), T0)
     await store.create_run(None, task.id, queued(None, due_at=T0 + timedelta(seconds=5)), T0)
     claimed = await store.claim_runs("n1", T0, 10, LEASE)
@@ -661,8 +662,8 @@ async def test_claim_runs_takes_due_runs_once(store: Store) -> None:
 async def test_claim_runs_serializes_a_task_that_does_not_allow_overlap(store: Store) -> None:
     exclusive = make_task(overlap=Overlap.QUEUE)
     shared = make_task(overlap=Overlap.ALLOW)
-    await store.create_task(exclusive)
-    await store.create_task(shared)
+    await add_task(store, exclusive)
+    await add_task(store, shared)
     for t in (exclusive, shared):
         for _ in range(2):
             await store.create_run(None, t.id, queued(None), T0)
@@ -675,7 +676,7 @@ async def test_claim_runs_serializes_a_task_that_does_not_allow_overlap(store: S
 
 async def test_start_attempts_only_for_the_claimant(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await store.claim_runs("n1", T0, 10, LEASE)
     assert await store.start_attempts("n2", T0, [run_id]) == []
@@ -689,7 +690,7 @@ async def test_start_due_runs_claims_and_starts_with_the_tasks_in_one_step(store
     exclusive = make_task(overlap=Overlap.QUEUE, name="exclusive")
     shared = make_task(overlap=Overlap.ALLOW, name="shared")
     for t in (exclusive, shared):
-        await store.create_task(t)
+        await add_task(store, t)
         for _ in range(2):
             await store.create_run(None, t.id, queued(None), T0)
     await store.create_run(None, shared.id, queued(None, due_at=T0 + timedelta(hours=1)), T0)
@@ -713,7 +714,7 @@ async def test_start_due_runs_claims_and_starts_with_the_tasks_in_one_step(store
 async def test_upcoming_gives_the_three_next_instants_in_one_read(store: Store) -> None:
     assert await store.upcoming() == Upcoming(None, None, None)
     task = make_task(next_fire_at=T0 + timedelta(minutes=5))
-    await store.create_task(task)
+    await add_task(store, task)
     await store.create_run(None, task.id, queued(None, due_at=T0 + timedelta(minutes=1)), T0)
     running = await store.create_run(None, task.id, queued(None, due_at=T0), T0)
     await store.start_due_runs("n1", T0, 1, LEASE)
@@ -728,7 +729,7 @@ async def test_backlog_counts_what_is_due_and_not_yet_taken(store: Store) -> Non
     later = make_task(next_fire_at=T0 + timedelta(minutes=1))
     paused = make_task(next_fire_at=T0, status=TaskStatus.PAUSED)
     for t in (due, later, paused):
-        await store.create_task(t)
+        await add_task(store, t)
     await store.create_run(None, later.id, queued(None, due_at=T0), T0)
     await store.create_run(None, later.id, queued(None, due_at=T0 + timedelta(hours=1)), T0)
     assert await store.backlog(T0) == (1, 1)
@@ -738,8 +739,8 @@ async def test_backlog_counts_what_is_due_and_not_yet_taken(store: Store) -> Non
 async def test_append_events_goes_to_each_tasks_owner_with_its_callbacks(store: Store) -> None:
     mine = make_task("alice", callback_url="https://example.com/cb")
     theirs = make_task("bob")
-    await store.create_task(mine)
-    await store.create_task(theirs)
+    await add_task(store, mine)
+    await add_task(store, theirs)
     written = await store.append_events(
         T0,
         [
@@ -767,7 +768,7 @@ async def test_append_events_goes_to_each_tasks_owner_with_its_callbacks(store: 
 
 async def test_extend_leases_reports_what_is_still_held(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await start(store, run_id)
     held, cancel = await store.extend_leases("n1", [run_id, "run_unknown"], T0 + 2 * LEASE)
@@ -782,7 +783,7 @@ async def test_extend_leases_reports_what_is_still_held(store: Store) -> None:
 
 async def test_finish_runs_writes_the_final_state_and_its_event_together(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await start(store, run_id)
     end = T0 + timedelta(seconds=3)
@@ -811,7 +812,7 @@ async def test_a_success_queues_a_run_of_each_active_dependent_with_the_upstream
     paused = make_task(name="paused", depends_on=extract.id, status=TaskStatus.PAUSED)
     foreign = make_task("mallory", name="foreign", depends_on=extract.id)
     for t in (extract, transform, paused, foreign):
-        await store.create_task(t)
+        await add_task(store, t)
     assert (await store.get_task(None, transform.id)).depends_on == extract.id
     run_id = await fire_once(store, extract)
     await start(store, run_id)
@@ -841,7 +842,7 @@ async def test_a_success_queues_a_run_of_each_active_dependent_with_the_upstream
 
 async def test_an_event_run_is_created_once_per_event_id(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     first = queued(None, trigger=Trigger.EVENT, input={"order": 7})
     assert await store.create_event_run(task.id, "evt-1", first, T0) == (first.id, True)
     again = queued(None, trigger=Trigger.EVENT, input={"order": 7})
@@ -862,7 +863,7 @@ async def test_an_event_run_is_created_once_per_event_id(store: Store) -> None:
 
 async def test_finish_runs_with_retry_queues_the_run_again(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await start(store, run_id)
     retry = T0 + timedelta(seconds=10)
@@ -889,7 +890,7 @@ async def test_finish_runs_with_retry_queues_the_run_again(store: Store) -> None
 
 async def test_finish_runs_skips_runs_the_node_no_longer_holds(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await start(store, run_id)
     late = T0 + LEASE + timedelta(seconds=1)
@@ -907,7 +908,7 @@ async def test_a_wakeups_success_is_a_wakeup_fired_event(store: Store) -> None:
     task = make_task(
         kind="wakeup", action={"type": "wakeup", "reason": "check CI", "context": {"pr": 7}}
     )
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await start(store, run_id)
     _, (event,) = await store.finish_runs("n1", [RunOutcome(run_id, AttemptStatus.SUCCESS, T0)])
@@ -917,7 +918,7 @@ async def test_a_wakeups_success_is_a_wakeup_fired_event(store: Store) -> None:
 
 async def test_release_runs_returns_unstarted_claims(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await store.claim_runs("n1", T0, 10, LEASE)
     await store.release_runs("n1", [run_id])
@@ -926,7 +927,7 @@ async def test_release_runs_returns_unstarted_claims(store: Store) -> None:
 
 async def test_claim_expired_runs_takes_only_expired_leases(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await start(store, run_id)
     assert await store.claim_expired_runs("n2", T0 + LEASE - timedelta(seconds=1), 10, LEASE) == []
@@ -937,7 +938,7 @@ async def test_claim_expired_runs_takes_only_expired_leases(store: Store) -> Non
 
 async def test_get_and_list_runs_are_owner_scoped_newest_first(store: Store) -> None:
     task = make_task(overlap=Overlap.ALLOW)
-    await store.create_task(task)
+    await add_task(store, task)
     ids = [(await store.create_run(None, task.id, queued(None), T0)).id for _ in range(4)]
     with pytest.raises(RunNotFound):
         await store.get_run("bob", ids[0])
@@ -961,7 +962,7 @@ async def test_events_are_per_owner_with_an_increasing_cursor(store: Store) -> N
     cursors = {}
     for owner in ("alice", "bob", "alice"):
         task = make_task(owner)
-        await store.create_task(task)
+        await add_task(store, task)
         run_id = await fire_once(store, task)
         await start(store, run_id)
         _, (event,) = await store.finish_runs(
@@ -985,7 +986,7 @@ async def test_events_are_per_owner_with_an_increasing_cursor(store: Store) -> N
 
 async def test_prune_bounds_history_by_count_and_age(store: Store) -> None:
     task = make_task(overlap=Overlap.ALLOW)
-    await store.create_task(task)
+    await add_task(store, task)
     finished = []
     for i in range(5):
         when = T0 + timedelta(days=i)
@@ -1012,7 +1013,7 @@ async def test_prune_bounds_history_by_count_and_age(store: Store) -> None:
 
 async def _finished_with_callback(store: Store, url: str = "https://app.example/cb") -> Task:
     task = make_task(callback_url=url)
-    await store.create_task(task)
+    await add_task(store, task)
     run_id = await fire_once(store, task)
     await start(store, run_id)
     await store.finish_runs("n1", [RunOutcome(run_id, AttemptStatus.SUCCESS, T0)])
@@ -1084,7 +1085,7 @@ async def test_a_dead_letter_can_be_redelivered(store: Store) -> None:
 
 async def test_callback_secrets_rotate_with_a_grace_period(store: Store) -> None:
     task = make_task()
-    await store.create_task(task)
+    await add_task(store, task)
     await store.add_callback_secret(task.id, "whsec_old", T0, None)
     assert await store.callback_secrets(task.id, T0) == ["whsec_old"]
     later = T0 + timedelta(minutes=1)
@@ -1097,7 +1098,7 @@ async def test_callback_secrets_rotate_with_a_grace_period(store: Store) -> None
 async def test_callback_secrets_of_several_tasks_come_in_one_read(store: Store) -> None:
     rotated, plain, retired, bare = (make_task() for _ in range(4))
     for task in (rotated, plain, retired, bare):
-        await store.create_task(task)
+        await add_task(store, task)
     later = T0 + timedelta(minutes=1)
     await store.add_callback_secret(rotated.id, "whsec_r1", T0, None)
     await store.add_callback_secret(rotated.id, "whsec_r2", later, later + timedelta(hours=1))

@@ -23,7 +23,7 @@ import pytest
 
 from support import records
 from support.postgres import LISTENERS_SQL
-from support.records import LEASE, T0
+from support.records import LEASE, T0, add_task, delete_task, update_task
 from wakecall.clock import OffsetClock
 from wakecall.errors import NotAWakecallDatabase, StoreError, TaskNotFound
 from wakecall.ids import new_id
@@ -102,7 +102,7 @@ async def test_stores_opening_at_once_create_the_schema_once(nodes: Nodes, schem
         assert versions == [SCHEMA_VERSION] * 6
         # Opening again (even through a new store) changes nothing and keeps data.
         task = make_task()
-        await stores[0].create_task(task)
+        await add_task(stores[0], task)
         (late,) = await nodes(1)
         assert (await late.get_task(None, task.id)).id == task.id
         conn = await asyncpg.connect(URL)
@@ -123,7 +123,7 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
     (first,) = await nodes(1)
     task = make_task(callback_url="https://app.example/cb")
     with anyio.fail_after(30):
-        await first.create_task(task)
+        await add_task(first, task)
         await first.close()
         # Back to version 1: the tables of version 2 (callbacks), the columns and table of
         # version 3 (chains, triggers) and the per-owner cursors of version 4 did not exist
@@ -161,7 +161,7 @@ async def test_nodes_racing_for_due_tasks_never_claim_one_twice(nodes: Nodes) ->
     tasks = [make_task(next_fire_at=T0 - timedelta(seconds=i % 7)) for i in range(300)]
     with anyio.fail_after(30):
         for t in tasks:
-            await stores[0].create_task(t)
+            await add_task(stores[0], t)
 
         async def claim_all(i: int) -> list[str]:
             got: list[str] = []
@@ -190,7 +190,7 @@ async def test_nodes_racing_for_runs_never_claim_one_twice_nor_overlap_a_task(
         # Siblings are neighbours in claim order, so small claims split them across nodes.
         order = [t for i, x in enumerate(exclusive) for t in (x, *shared[i : i + 1])]
         for t in order:
-            await stores[0].create_task(t)
+            await add_task(stores[0], t)
             for _ in range(3):
                 await stores[0].create_run(None, t.id, queued(None, due_at=T0), T0)
 
@@ -217,7 +217,7 @@ async def test_record_fires_from_two_nodes_for_one_slot_yields_one_run(nodes: No
     tasks = [make_task() for _ in range(40)]
     with anyio.fail_after(30):
         for t in tasks:
-            await n1.create_task(t)
+            await add_task(n1, t)
         # Each node holds some claims; each records the T0 fire of every task.
         due1, due2 = await asyncio.gather(
             n1.claim_due_tasks("n1", T0, 100, LEASE), n2.claim_due_tasks("n2", T0, 100, LEASE)
@@ -253,7 +253,7 @@ async def test_one_fire_inserted_by_many_nodes_at_once_is_stored_once(nodes: Nod
     stores = await nodes(4)
     task = make_task(overlap=Overlap.ALLOW)
     with anyio.fail_after(30):
-        await stores[0].create_task(task)
+        await add_task(stores[0], task)
         results = await asyncio.gather(
             *(s.create_run(None, task.id, queued(T0), T0) for s in stores for _ in range(3)),
             return_exceptions=True,
@@ -269,7 +269,7 @@ async def test_a_reader_following_the_log_never_skips_an_event(nodes: Nodes) -> 
     task = make_task(overlap=Overlap.ALLOW)
     per_writer = 60
     with anyio.fail_after(60):
-        await reader.create_task(task)
+        await add_task(reader, task)
         for _ in range(per_writer * len(writers)):
             await reader.create_run(None, task.id, queued(None), T0)
         for i, w in enumerate(writers):
@@ -318,14 +318,14 @@ async def test_an_expired_task_is_announced_once_when_nodes_finish_its_last_runs
     with anyio.fail_after(30):
         held: dict[str, list[str]] = {"n1": [], "n2": []}
         for t in tasks:
-            await n1.create_task(t)
+            await add_task(n1, t)
             for node, store in (("n1", n1), ("n2", n2)):
                 run = await store.create_run(None, t.id, queued(None), T0)
                 assert [r.id for r in await store.claim_runs(node, T0, 1, LEASE)] == [run.id]
                 await store.start_attempts(node, T0, [run.id])
                 held[node].append(run.id)
-            await n1.update_task(
-                None, t.id, {"status": TaskStatus.EXPIRED, "end_reason": "max_runs_reached"}, T0
+            await update_task(
+                n1, None, t.id, {"status": TaskStatus.EXPIRED, "end_reason": "max_runs_reached"}, T0
             )
         end = T0 + timedelta(seconds=5)
         for k in range(len(tasks)):
@@ -343,7 +343,7 @@ async def test_writers_touching_the_same_runs_at_once_do_not_deadlock(nodes: Nod
     task = make_task(overlap=Overlap.ALLOW)
     rng = random.Random(7)
     with anyio.fail_after(60):
-        await finisher.create_task(task)
+        await add_task(finisher, task)
         for _ in range(150):
             await finisher.create_run(None, task.id, queued(None), T0)
         ids = [r.id for r in await finisher.claim_runs("n1", T0, 1000, LEASE)]
@@ -375,7 +375,7 @@ async def test_what_jsonb_refuses_in_run_results_is_replaced_not_refused(nodes: 
     (store,) = await nodes(1)
     task = make_task()
     with anyio.fail_after(10):
-        await store.create_task(task)
+        await add_task(store, task)
         run = await store.create_run(None, task.id, queued(None), T0)
         await store.claim_runs("n1", T0, 1, LEASE)
         await store.start_attempts("n1", T0, [run.id])
@@ -501,7 +501,7 @@ async def test_a_change_on_one_node_is_hinted_to_the_others_and_not_to_itself(
             tg.start_soon(b.watch, heard_b)
             await _listening(a, 2)
 
-            task, _ = await a.create_task(make_task("alice"))
+            task, _ = await add_task(a, make_task("alice"))
             assert await heard_b.wait_for(lambda h: h.due)
             # Events carry their owners, so only those owners' readers look again.
             await a.claim_due_tasks("n1", T0, 10, LEASE)
@@ -536,7 +536,7 @@ async def test_a_lost_listening_connection_comes_back_and_says_hints_may_be_lost
             assert await heard.wait_for(lambda h: h == RESYNC)
             # Listening again: a change made after the resync is heard.
             await _listening(a)
-            await b.create_task(make_task("bob"))
+            await add_task(b, make_task("bob"))
             await heard.wait_for(lambda h: h.due and h != RESYNC)
             tg.cancel_scope.cancel()
 
@@ -555,7 +555,7 @@ async def test_a_server_on_postgresql_reads_time_from_the_database_server(nodes:
 async def _start_one_run_each(store: PostgresStore, tasks: list[Task]) -> dict[str, Run]:
     """Each task created with one queued run, all started by `store` for node n1."""
     for t in tasks:
-        await store.create_task(t)
+        await add_task(store, t)
         await store.create_run(None, t.id, queued(None), T0)
     started = await store.start_due_runs("n1", T0, 100, LEASE)
     assert len(started) == len(tasks)
@@ -618,9 +618,9 @@ async def test_runs_that_changed_after_their_start_are_finished_as_they_are_now(
         keep = [r.id for r in (plain, renewed, edited, cancelled, deleted)]
         assert (await store.extend_leases("n1", keep, later + LEASE))[0] == set(keep)
         assert [r.id for r in await other.claim_expired_runs("n2", later, 10, LEASE)] == [taken.id]
-        await other.update_task(None, edited.task_id, {"metadata": {"team": "edited"}}, later)
+        await update_task(other, None, edited.task_id, {"metadata": {"team": "edited"}}, later)
         await other.request_cancel(None, [cancelled.id])
-        await other.delete_task(None, deleted.task_id)
+        await delete_task(other, None, deleted.task_id)
         outcomes = [
             RunOutcome(r.id, AttemptStatus.SUCCESS, later)
             for r in (plain, renewed, edited, cancelled, taken, deleted)
@@ -643,7 +643,7 @@ async def test_a_run_started_and_finished_by_a_store_queues_the_tasks_that_depen
     upstream = make_task(overlap=Overlap.ALLOW, name="extract")
     downstream = make_task(name="load", depends_on=upstream.id, next_fire_at=None)
     with anyio.fail_after(10):
-        await store.create_task(downstream)
+        await add_task(store, downstream)
         (run,) = (await _start_one_run_each(store, [upstream])).values()
         written, events = await store.finish_runs(
             "n1", [RunOutcome(run.id, AttemptStatus.SUCCESS, T0, output={"rows": 3})]

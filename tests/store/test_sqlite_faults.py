@@ -10,6 +10,7 @@ import anyio
 import pytest
 from tests.support.records import T0, make_task
 
+from support.records import add_task
 from wakecall.engine import EngineConfig, TaskService
 from wakecall.errors import DatabaseBusy, InvalidInput, NotAWakecallDatabase, StoreError
 from wakecall.models import EventType, TaskSpec
@@ -221,7 +222,7 @@ async def test_the_write_ahead_log_is_checkpointed_off_the_loop_and_stays_bounde
     try:
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        task, _ = await store.create_task(make_task())
+        task, _ = await add_task(store, make_task())
         big = {"blob": "x" * 50_000}
         written = 0
         for _ in range(480):  # 480 commits of ~50 KB: ~24 MB through the log
@@ -248,7 +249,7 @@ async def test_events_appended_through_two_connections_keep_one_increasing_log(
     await cli.open()
     try:
         task = make_task(callback_url="https://app.example/cb")
-        await server.create_task(task)
+        await add_task(server, task)
         written = []
         for i in range(6):
             store = server if i % 2 == 0 else cli

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from support.records import T0, make_task
+from support.records import T0, count_tasks, make_task
 from wakecall.errors import Conflict, LimitReached, TaskNotFound
 from wakecall.models import EventType, TaskStatus
 from wakecall.store import NewEvent, SQLiteStore, Store
@@ -180,7 +180,7 @@ async def test_racing_creates_on_one_sqlite_file_never_pass_the_limit(
 ) -> None:
     landed = await _race_creates(sqlite_pair, "alice", count=60, limit=25)
     assert landed == 25
-    assert await sqlite_pair[0].count_tasks("alice", active_only=True) == 25
+    assert await count_tasks(sqlite_pair[0], "alice", active_only=True) == 25
 
 
 @pytest.mark.postgres

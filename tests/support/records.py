@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from wakecall.ids import new_id
 from wakecall.models import CatchUp, Overlap, RetryPolicy, Task, TaskStatus
+from wakecall.store.task_writes import NewTask, TaskDeletion, TaskUpdate
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -42,3 +44,36 @@ def make_task(owner: str = "alice", **changes: Any) -> Task:
         run_count=0,
     )
     return base.replace(**changes)
+
+
+# --- task writes for the store tests (the stores write tasks through `write_tasks` only) ----
+async def add_task(store: Any, task: Task, now: datetime = T0) -> tuple[Task, bool]:
+    """Insert `task` as `TaskService` does; (the task, whether it was inserted), the
+    owner's task of the same idempotency key otherwise."""
+    (written,) = await store.write_tasks(task.owner, [NewTask(task)], now)
+    return written.task, written.created
+
+
+async def update_task(
+    store: Any, owner: str | None, task_id: str, changes: Mapping[str, Any], now: datetime
+) -> Task:
+    """Set these fields of the task (of `owner`; of whoever owns it when None)."""
+    if owner is None:
+        owner = (await store.get_task(None, task_id)).owner
+    (written,) = await store.write_tasks(owner, [TaskUpdate(task_id, changes)], now)
+    return written.task
+
+
+async def delete_task(store: Any, owner: str | None, task_id: str) -> list[str]:
+    """Delete the task; the ids of its runs that were running."""
+    if owner is None:
+        owner = (await store.get_task(None, task_id)).owner
+    (written,) = await store.write_tasks(owner, [TaskDeletion(task_id)], T0)
+    return list(written.running)
+
+
+async def count_tasks(store: Any, owner: str, *, active_only: bool = False) -> int:
+    """How many tasks the owner has (active or paused ones only when asked)."""
+    tasks = await store.list_tasks(owner, limit=1_000_000)
+    live = (TaskStatus.ACTIVE, TaskStatus.PAUSED)
+    return sum(1 for t in tasks if not active_only or t.status in live)

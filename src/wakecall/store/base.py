@@ -350,12 +350,6 @@ class Store(Protocol):
         ...
 
     # --- tasks ----------------------------------------------------------------------------
-    async def create_task(self, task: Task) -> tuple[Task, bool]:
-        """Insert `task`. When the owner already has a task with the same non-null
-        `idempotency_key`, nothing is written and `(existing, False)` is returned;
-        otherwise `(task, True)`."""
-        ...
-
     async def get_task(self, owner: str | None, task_id: str) -> Task:
         """The task, or `TaskNotFound` (also when it belongs to another owner)."""
         ...
@@ -374,22 +368,6 @@ class Store(Protocol):
         """Tasks in id (= creation) order, those with id > `after`, at most `limit`.
         `name_contains` matches case-insensitively; `metadata` keeps tasks whose metadata
         holds every given key with an equal value."""
-        ...
-
-    async def count_tasks(self, owner: str, *, active_only: bool = False) -> int:
-        """How many tasks the owner has (active ones only when asked)."""
-        ...
-
-    async def update_task(
-        self, owner: str | None, task_id: str, changes: Mapping[str, Any], now: datetime
-    ) -> Task:
-        """Set the given `Task` fields (not id, owner, created_at, claims) and `updated_at`;
-        return the new task. `TaskNotFound` when absent. Does not touch runs."""
-        ...
-
-    async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
-        """Delete the task and its runs and attempts; return the ids of runs that were running
-        (their claimants find them gone when they finish). Events stay in the log."""
         ...
 
     async def write_tasks(
@@ -412,8 +390,8 @@ class Store(Protocol):
         that, and more than before. The limit is judged inside the transaction, so concurrent
         callers (other processes, other nodes) can never take the owner past it together.
         With `dry_run` every check is made and everything is rolled back. A task set to
-        `expired` with no unfinished run announces its end (`task.expired`) as `update_task`
-        does."""
+        `expired` with no unfinished run announces its end (`task.expired`) in the same
+        transaction."""
         ...
 
     # --- fires ----------------------------------------------------------------------------

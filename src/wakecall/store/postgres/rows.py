@@ -11,7 +11,7 @@ from typing import Any
 from wakecall.models import Delivery, DeliveryStatus, Event, EventType, Run, Task
 from wakecall.store.rows import run_from_row, task_from_row
 
-# Task fields that update_task may set, and how each is written.
+# Task fields that a `TaskUpdate` may set, and how each is written.
 _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "name": str,
     "schedule": lambda v: json.dumps(v),

@@ -59,10 +59,6 @@ async def add_secret_on(
 class TaskWrites(TaskMethods):
     """The task writes of `PostgresStore`."""
 
-    async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
-        deleted = await self._write(lambda conn: self._delete_task_on(conn, owner, task_id))
-        return list(deleted.running)
-
     async def write_tasks(
         self,
         owner: str,
@@ -174,7 +170,7 @@ class TaskWrites(TaskMethods):
         changes = write.changes
         unknown = set(changes) - set(_UPDATABLE)
         if unknown:
-            raise ValueError(f"update_task cannot set {sorted(unknown)}")
+            raise ValueError(f"a task update cannot set {sorted(unknown)}")
         current = _task_from_row(await self._task_row(conn, owner, write.task_id, "FOR UPDATE"))
         if write.seen_status is not None and current.status != write.seen_status:
             raise Conflict(

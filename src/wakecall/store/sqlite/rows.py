@@ -39,7 +39,7 @@ _RUN_COLUMNS = (
 _RUN_MARKS = ", ".join("?" * (_RUN_COLUMNS.count(",") + 2))  # the columns and `counts`
 _EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
 
-# Task fields that update_task may set, and how each is written.
+# Task fields that a `TaskUpdate` may set, and how each is written.
 _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "name": str,
     "schedule": lambda v: json.dumps(v),

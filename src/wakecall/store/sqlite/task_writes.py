@@ -4,9 +4,8 @@ within the owner's task limit, a new task with its first callback secret."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from wakecall.errors import Conflict, LimitReached
 from wakecall.models import Task, TaskStatus
@@ -52,15 +51,6 @@ def add_secret_on(
 
 class TaskWrites(TaskMethods):
     """The task writes of `SQLiteStore`."""
-
-    async def update_task(
-        self, owner: str | None, task_id: str, changes: Mapping[str, Any], now: datetime
-    ) -> Task:
-        update = TaskUpdate(task_id, changes)
-        return await self._tx(lambda conn: self._update_task_on(conn, owner, update, now))
-
-    async def delete_task(self, owner: str | None, task_id: str) -> list[str]:
-        return await self._tx(lambda conn: list(self._delete_task_on(conn, owner, task_id).running))
 
     async def write_tasks(
         self,
@@ -147,7 +137,7 @@ class TaskWrites(TaskMethods):
         changes = write.changes
         unknown = set(changes) - set(_UPDATABLE)
         if unknown:
-            raise ValueError(f"update_task cannot set {sorted(unknown)}")
+            raise ValueError(f"a task update cannot set {sorted(unknown)}")
         current = _task_from_row(self._task_row(conn, owner, write.task_id))
         if write.seen_status is not None and current.status != write.seen_status:
             raise Conflict(

@@ -13,29 +13,11 @@ from wakecall.errors import TaskNotFound
 from wakecall.models import Event, EventType, Task, TaskStatus, task_event_payload
 from wakecall.store.base import NewEvent
 from wakecall.store.sqlite.connection import StoreConnection
-from wakecall.store.sqlite.rows import _TASK_COLUMNS, _task_from_row, _task_to_row, _us
+from wakecall.store.sqlite.rows import _TASK_COLUMNS, _task_from_row, _us
 
 
 class TaskMethods(StoreConnection):
     """The task methods of `SQLiteStore`."""
-
-    async def create_task(self, task: Task) -> tuple[Task, bool]:
-        row = _task_to_row(task)
-
-        def create_task_on(conn: sqlite3.Connection) -> tuple[Task, bool]:
-            if task.idempotency_key is not None:
-                found = conn.execute(
-                    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE owner = ? AND idempotency_key = ?",
-                    (task.owner, task.idempotency_key),
-                ).fetchone()
-                if found is not None:
-                    return _task_from_row(found), False
-            conn.execute(
-                f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
-            )
-            return task, True
-
-        return await self._tx(create_task_on)
 
     async def get_task(self, owner: str | None, task_id: str) -> Task:
         def get_task_on(conn: sqlite3.Connection) -> Task:
@@ -97,12 +79,6 @@ class TaskMethods(StoreConnection):
         args.append(limit)
         rows = await self._call(lambda c: c.execute(sql, args).fetchall())
         return [_task_from_row(r) for r in rows]
-
-    async def count_tasks(self, owner: str, *, active_only: bool = False) -> int:
-        sql = "SELECT count(*) FROM tasks WHERE owner = ?"
-        if active_only:
-            sql += " AND status IN ('active', 'paused')"
-        return await self._call(lambda c: c.execute(sql, (owner,)).fetchone()[0])
 
     def _announce_end_if_idle(
         self, conn: sqlite3.Connection, task: Task, now: datetime
