@@ -27,9 +27,10 @@ Concurrency, method by method:
   Task rows are not locked for this: `record_fires` holds task rows while it flags runs, and a
   claimant that locked runs first and then tasks could deadlock with it.
 * Writers that touch both take task rows before run rows (`record_fires`, `finish_runs`,
-  `write_tasks` deleting a task), and every write of several runs locks them in id order first, so writers may
-  wait for each other but cannot deadlock. Claims skip locked rows instead of waiting, and the
-  only thing `claim_runs` waits for is another claimant's per-task lock.
+  `write_tasks` deleting a task), and every write of several runs locks them in id order
+  first, so writers may wait for each other but cannot deadlock. Claims skip locked rows
+  instead of waiting, and the only thing `claim_runs` waits for is another claimant's per-task
+  lock.
 * `finish_runs` locks the tasks of the runs it finishes, so "this was the last unfinished run
   of an expired task" is decided by one transaction at a time: otherwise two nodes finishing
   the last two runs at once would each see the other's run unfinished, and `task.expired` would
