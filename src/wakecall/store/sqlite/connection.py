@@ -20,9 +20,9 @@ import anyio
 import anyio.to_thread
 
 from wakecall.errors import DatabaseBusy, NotAWakecallDatabase, StoreError
-from wakecall.ids import new_id
-from wakecall.models import CALLBACK_EVENTS, Event
+from wakecall.models import Event
 from wakecall.store.base import RESYNC, HintListener, NewEvent
+from wakecall.store.plans import Drafts, EventDraft
 from wakecall.store.sqlite.budget import Budget
 from wakecall.store.sqlite.migrations import APPLICATION_ID, SCHEMA_VERSION, migrate
 from wakecall.store.sqlite.rows import (
@@ -31,11 +31,16 @@ from wakecall.store.sqlite.rows import (
     _IN_CHUNK,
     _dt_req,
     _encode,
+    _us,
 )
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Events as this store writes them: payloads encoded as they are (SQLite text holds anything
+#: JSON does), and the written event carrying the payload as given.
+_DRAFTS = Drafts(_encode)
 
 #: The write-ahead log is checkpointed (on a thread) when, looked at every this many commits,
 #: it has grown past this size (SQLite's own default is about 4 MB).
@@ -346,42 +351,33 @@ class StoreConnection:
         now_us: int,
         callback_url: str | None = None,
     ) -> Event:
-        """Append an event (and its callback delivery) in the running transaction. Its cursor
-        is the owner's next (`_next_cursor`), which no one else can move while this
-        transaction holds the write lock; the rows are written together just before the
-        commit (`_write_appended`), one statement for a whole batch of runs' events."""
-        cursor = self._next_cursor(conn, owner)
-        values = dict(event.payload)
-        kind = str(event.type)
-        self._event_rows.append(
-            (cursor, owner, kind, event.task_id, event.run_id, now_us, _encode(values))
+        """Append one event (and its callback delivery) in the running transaction."""
+        (written,) = self._append_drafts(
+            conn, [_DRAFTS.draft(owner, event, _dt_req(now_us), callback_url)]
         )
-        created = _dt_req(now_us)
-        if callback_url and event.type in CALLBACK_EVENTS:
-            stamp = created.isoformat().replace("+00:00", "Z")
-            body = _encode({"event": kind, "timestamp": stamp, **values})
-            self._delivery_rows.append(
-                (
-                    new_id("msg"),
-                    owner,
-                    event.task_id,
-                    cursor,
-                    kind,
-                    callback_url,
-                    body,
-                    now_us,
-                    now_us,
-                )
+        return written
+
+    def _append_drafts(self, conn: sqlite3.Connection, drafts: Sequence[EventDraft]) -> list[Event]:
+        """Append events (and their callback deliveries) in the running transaction, in
+        order. Each cursor is the owner's next (`_next_cursor`), which no one else can move
+        while this transaction holds the write lock; the rows are written together just
+        before the commit (`_write_appended`), one statement for a whole batch of events."""
+        written = []
+        for draft in drafts:
+            cursor = self._next_cursor(conn, draft.owner)
+            at = _us(draft.created_at)
+            kind = str(draft.event.type)
+            task_id = draft.event.task_id
+            self._event_rows.append(
+                (cursor, draft.owner, kind, task_id, draft.event.run_id, at, draft.payload)
             )
-        return Event(
-            cursor=cursor,
-            owner=owner,
-            type=event.type,
-            task_id=event.task_id,
-            run_id=event.run_id,
-            created_at=created,
-            payload=values,
-        )
+            if draft.delivery_id is not None:
+                self._delivery_rows.append(
+                    (draft.delivery_id, draft.owner, task_id, cursor, kind, draft.url,
+                     draft.body, at, at)
+                )  # fmt: skip
+            written.append(draft.written(cursor))
+        return written
 
     def _next_cursor(self, conn: sqlite3.Connection, owner: str) -> int:
         """The owner's next event cursor: one more than its last, counted per owner so that

@@ -8,35 +8,22 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from wakecall.models import (
-    Event,
-    EventType,
-    Run,
-    RunStatus,
-    Task,
-    TaskStatus,
-    event_type_for,
-    run_event_payload,
-)
+from wakecall.models import Run, RunStatus, Task
 from wakecall.store.base import (
     DueTask,
     FirePlan,
     FireResult,
-    NewEvent,
     PassResult,
     Planner,
-    new_run_record,
 )
+from wakecall.store.plans import moved_task, plan_fire_runs, plan_fire_writes
+from wakecall.store.sqlite.connection import _DRAFTS
 from wakecall.store.sqlite.finishes import RunFinishes
 from wakecall.store.sqlite.rows import (
     _RUN_COLUMNS,
     _RUN_MARKS,
     _TASK_COLUMNS,
-    _attempts,
-    _dt,
-    _dt_req,
     _run_from_row,
     _task_from_row,
     _us,
@@ -47,30 +34,13 @@ from wakecall.store.sqlite.run_leases import RunLeases
 
 @dataclass(frozen=True, slots=True)
 class Births:
-    """What `fire_and_start` tells `_record_on`: the due tasks' rows as it read them in this
-    transaction (`task_rows`) and as decoded (`tasks`), and the new runs to write already
-    running (`run_ids`), leased to the node until `until_us`."""
+    """What `fire_and_start` tells `_record_on`: the due tasks as it read them in this
+    transaction (`tasks`), and the new runs to write already running (`run_ids`), leased to
+    the node until `until_us`."""
 
     run_ids: set[str]
     until_us: int
-    task_rows: Mapping[str, tuple[Any, ...]]
     tasks: Mapping[str, Task]
-
-
-def _task_after_fire(task: Task, update: tuple[Any, ...]) -> Task:
-    """`task` after `_record_on`'s UPDATE with `update` (next fire, last fire, runs counted,
-    status, end reason, updated at, id), its instants as the store reads them back."""
-    next_fire, last_fire, counted, status, end_reason, updated, _ = update
-    return task.replace(
-        status=TaskStatus(status),
-        updated_at=_dt_req(updated),
-        next_fire_at=_dt(next_fire),
-        last_fire_at=_dt(last_fire),
-        run_count=task.run_count + counted,
-        claimed_by=None,
-        claim_expires_at=None,
-        end_reason=end_reason,
-    )
 
 
 class FireMethods(RunLeases, RunFinishes):
@@ -93,11 +63,10 @@ class FireMethods(RunLeases, RunFinishes):
         limit: int,
         *,
         mark: bool,
-        rows_out: dict[str, tuple[Any, ...]] | None = None,
     ) -> list[DueTask]:
         """Due tasks unclaimed (or whose claim expired), earliest first, as claimed by `node`;
         with `mark`, the claims are written (for a caller that plans outside the
-        transaction). `rows_out` receives each task's row as read."""
+        transaction)."""
         rows = conn.execute(
             f"SELECT {_TASK_COLUMNS} FROM tasks "
             "WHERE status = 'active' AND next_fire_at IS NOT NULL AND next_fire_at <= ? "
@@ -125,8 +94,6 @@ class FireMethods(RunLeases, RunFinishes):
                 queued[task_id] = queued.get(task_id, 0) + 1
             else:
                 running.setdefault(task_id, []).append(run_id)
-        if rows_out is not None:
-            rows_out.update((r[0], r) for r in rows)
         out = []
         for row in rows:
             task = _task_from_row((*row[:25], node, until_us, *row[27:]))  # as claimed
@@ -155,11 +122,8 @@ class FireMethods(RunLeases, RunFinishes):
 
         def fire_and_start_on(conn: sqlite3.Connection) -> PassResult:
             began = time.perf_counter()
-            task_rows: dict[str, tuple[Any, ...]] = {}
             due = (
-                self._claim_due_on(
-                    conn, node, now_us, until_us, limit, mark=False, rows_out=task_rows
-                )
+                self._claim_due_on(conn, node, now_us, until_us, limit, mark=False)
                 if limit > 0
                 else []
             )
@@ -185,9 +149,7 @@ class FireMethods(RunLeases, RunFinishes):
                     now,
                     plans,
                     claimed=False,
-                    start=Births(
-                        born_running, until_us, task_rows, {d.task.id: d.task for d in due}
-                    ),
+                    start=Births(born_running, until_us, {d.task.id: d.task for d in due}),
                 )
             else:
                 fired, born_started = FireResult([], [], []), {}
@@ -219,70 +181,35 @@ class FireMethods(RunLeases, RunFinishes):
         claimed: bool,
         start: Births | None = None,
     ) -> tuple[FireResult, dict[str, tuple[Run, Task]]]:
-        """`record_fires` inside the caller's transaction. With `claimed`, a plan counts only
-        if `node`'s claim mark is still on its task; without, the caller read the tasks in
-        this same transaction.
+        """`record_fires` inside the caller's transaction, written as `plans` plans it. With
+        `claimed`, a plan counts only if `node`'s claim mark is still on its task; without,
+        the caller read the tasks in this same transaction.
 
-        With `start`, the tasks' rows are taken from it rather than read again, and the new
-        runs it names are written running (attempt 1, leased to `node`) and returned by id
-        with their task as it is after the fire.
-
-        The new runs of an instant plan that are due now are written finished, with their
-        attempt and event (see `FirePlan.instant`)."""
+        With `start`, the tasks are taken from it rather than read again, and the new runs it
+        names are written running (attempt 1, leased to `node`) and returned by id with their
+        task as it is after the fire."""
         now_us = _us(now)
         wanted = list(dict.fromkeys(p.task_id for p in plans))
-        # The tasks as decoded before the fire, for the runs born running or ended (their
-        # events carry the task): `start` has them all; otherwise those of instant plans.
-        decoded: Mapping[str, Task]
-        if start is not None:
-            decoded = start.tasks
+        tasks: Mapping[str, Task]
+        if start is not None:  # read and decoded in this transaction, as claimed
+            tasks = start.tasks
         else:
-            instant_ids = list(dict.fromkeys(p.task_id for p in plans if p.instant is not None))
-            decoded = {
+            tasks = {
                 r[0]: _task_from_row(r)
-                for r in self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", instant_ids)
-            }
-        # The claim and what new runs need; a whole task is read only for the rare plan
-        # that writes events (missed fires, wakeups, an end).
-        rows: dict[str, Sequence[Any]]
-        if start is not None:  # the tasks' whole rows were read in this transaction
-            rows = {
-                task_id: (r[0], r[25], r[1], r[7], r[15], r[27])
-                for task_id in wanted
-                if (r := start.task_rows.get(task_id)) is not None
-            }
-        else:
-            rows = {
-                r[0]: r
-                for r in self._rows_by_id(
-                    conn,
-                    "SELECT id, claimed_by, owner, retry, status, end_reason FROM tasks",
-                    wanted,
-                )
+                for r in self._rows_by_id(conn, f"SELECT {_TASK_COLUMNS} FROM tasks", wanted)
             }
         lost: list[str] = []
-        accepted: list[tuple[FirePlan, Sequence[Any]]] = []
+        accepted: list[tuple[FirePlan, Task]] = []
+        seen: set[str] = set()
         for plan in plans:
-            row = rows.pop(plan.task_id, None)  # a second plan for a task finds it gone
-            if row is None or (claimed and row[1] != node):
+            task = tasks.get(plan.task_id)
+            # A second plan for one task finds the claim already released by the first.
+            if task is None or (claimed and task.claimed_by != node) or plan.task_id in seen:
                 lost.append(plan.task_id)
                 continue
-            accepted.append((plan, row))
-        candidates = [
-            (
-                new_run_record(
-                    row[0],
-                    row[2],
-                    _attempts(row[3]),
-                    new,
-                    now,
-                    plan.instant_for(new, now),
-                ),
-                new.counts,
-            )
-            for plan, row in accepted
-            for new in plan.runs
-        ]
+            seen.add(plan.task_id)
+            accepted.append((plan, task))
+        candidates = plan_fire_runs(accepted, now)
         running = start.run_ids if start is not None else set()
         lease = (node, start.until_us) if start is not None else None
         run_rows = [
@@ -300,121 +227,50 @@ class FireMethods(RunLeases, RunFinishes):
             inserted = set(ids)
         else:
             inserted = {r[0] for r in self._rows_by_id(conn, "SELECT id FROM runs", ids)}
-        created: list[Run] = []
-        events: list[Event] = []
-        task_rows = []
-        cancel_rows = []
-        started: dict[str, tuple[Run, Task]] = {}
-        settled: list[Run] = []
-        settled_tasks: dict[str, Task] = {}
-        position = 0
-        for plan, row in accepted:
-            task_id, owner, status, end_reason = row[0], row[2], row[4], row[5]
-            task: Task | None = None
-            if plan.events or any(n.status == RunStatus.MISSED for n in plan.runs):
-                task = _task_from_row(self._task_row(conn, None, task_id))
-            counted = 0
-            born_running: list[Run] = []
-            born_settled: list[Run] = []
-            for _ in plan.runs:
-                run, counts = candidates[position]
-                run_row = run_rows[position]
-                position += 1
-                if run.id not in inserted:
-                    continue
-                if counts:
-                    counted += 1
-                created.append(run)
-                if run.id in running:
-                    born_running.append(_run_from_row(run_row[:-1]))  # without `counts`
-                elif run.status == RunStatus.SUCCESS:  # only an instant run is born so
-                    born_settled.append(run)
-                if run.status == RunStatus.MISSED:
-                    assert task is not None
-                    task_now = task.replace(run_count=task.run_count + counted)
-                    events.append(
-                        self._append_event(
-                            conn,
-                            task.owner,
-                            NewEvent(
-                                EventType.RUN_MISSED,
-                                task.id,
-                                run.id,
-                                run_event_payload(task_now, run),
-                            ),
-                            now_us,
-                            task.callback_url,
-                        )
-                    )
-            task_row = (
-                _us_or_none(plan.next_fire_at),
-                _us_or_none(plan.last_fire_at),
-                counted,
-                str(plan.end.status) if plan.end else status,
-                plan.end.reason if plan.end else end_reason,
-                now_us,
-                task_id,
-            )
-            task_rows.append(task_row)
-            if born_running:
-                fired_task = _task_after_fire(decoded[task_id], task_row)
-                for run in born_running:
-                    started[run.id] = (run, fired_task)
-            if born_settled:
-                # Their events show the task as the fire left it: only its count moved.
-                upstream = decoded[task_id]
-                run_count = upstream.run_count + counted
-                for run in born_settled:
-                    events.append(
-                        self._append_event(
-                            conn,
-                            owner,
-                            NewEvent(
-                                event_type_for(upstream, run),
-                                task_id,
-                                run.id,
-                                run_event_payload(upstream, run, run_count=run_count),
-                            ),
-                            now_us,
-                            upstream.callback_url,
-                        )
-                    )
-                settled += born_settled
-                settled_tasks[task_id] = upstream
-            cancel_rows += [(run_id,) for run_id in plan.cancel_run_ids]
-            for new_event in plan.events:
-                assert task is not None
-                events.append(self._append_event(conn, owner, new_event, now_us, task.callback_url))
+        writes = plan_fire_writes(accepted, candidates, inserted, now, _DRAFTS)
         conn.executemany(
             "UPDATE tasks SET next_fire_at = ?, last_fire_at = ?, "
             "run_count = run_count + ?, status = ?, end_reason = ?, "
             "claimed_by = NULL, claim_expires_at = NULL, updated_at = ? WHERE id = ?",
-            task_rows,
+            [
+                (
+                    _us_or_none(m.next_fire_at),
+                    _us_or_none(m.last_fire_at),
+                    m.counted,
+                    str(m.status),
+                    m.end_reason,
+                    now_us,
+                    m.task_id,
+                )
+                for m in writes.moves
+            ],
         )
         conn.executemany(
             "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')",
-            cancel_rows,
+            [(run_id,) for run_id in writes.cancel_run_ids],
         )
-        if started:
+        started: dict[str, tuple[Run, Task]] = {}
+        if running:
+            moves = {m.task_id: m for m in writes.moves}
+            for run, row in zip(candidates, run_rows, strict=True):
+                if run[0].id in running and run[0].id in inserted:
+                    task = moved_task(tasks[run[0].task_id], moves[run[0].task_id], now)
+                    started[run[0].id] = (_run_from_row(row[:-1]), task)  # without `counts`
             conn.executemany(
                 "INSERT INTO attempts (run_id, number, status, started_at, node) "
                 "VALUES (?, 1, 'running', ?, ?)",
                 [(run_id, now_us, node) for run_id in started],
             )
-        if settled:
+        if writes.settled:
             conn.executemany(
                 "INSERT INTO attempts (run_id, number, status, started_at, finished_at, node) "
                 "VALUES (?, 1, 'success', ?, ?, ?)",
-                [(run.id, now_us, now_us, node) for run in settled],
+                [(run.id, now_us, now_us, node) for run in writes.settled],
             )
-            self._queue_dependents(conn, settled_tasks, settled)
-        for plan, row in accepted:
-            if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
-                ended = _task_from_row(self._task_row(conn, None, row[0]))
-                announced = self._announce_end_if_idle(conn, ended, now)
-                if announced is not None:
-                    events.append(announced)
-        return FireResult(created, events, lost, settled), started
+        events = self._append_with_ends(conn, writes.events)
+        if writes.settled:
+            self._queue_dependents(conn, writes.settled_tasks, writes.settled)
+        return FireResult(writes.created, events, lost, writes.settled), started
 
     async def release_tasks(self, node: str, task_ids: Sequence[str]) -> None:
         if not task_ids:

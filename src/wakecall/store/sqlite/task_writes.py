@@ -18,6 +18,8 @@ from wakecall.store.base import (
     live_tasks_added,
     live_tasks_removed,
 )
+from wakecall.store.plans import EndMark, EventDraft
+from wakecall.store.sqlite.connection import _DRAFTS
 from wakecall.store.sqlite.rows import _TASK_COLUMNS, _UPDATABLE, _task_from_row, _task_to_row, _us
 from wakecall.store.sqlite.tasks import TaskMethods
 
@@ -67,7 +69,8 @@ class TaskWrites(TaskMethods):
         limited = max_tasks is not None and any(isinstance(w, NewTask) for w in writes)
 
         def write_tasks_on(conn: sqlite3.Connection) -> list[TaskWritten]:
-            written = [self._write_task(conn, owner, write, now) for write in writes]
+            pending: list[EventDraft | EndMark] = []
+            written = [self._write_task(conn, owner, write, now, pending) for write in writes]
             if limited:
                 assert max_tasks is not None
                 after = self._live_tasks(conn, owner)
@@ -80,7 +83,8 @@ class TaskWrites(TaskMethods):
                 task = by_id.get(event.task_id or "") or _task_from_row(
                     self._task_row(conn, owner, event.task_id or "")
                 )
-                self._append_event(conn, owner, event, _us(now), task.callback_url)
+                pending.append(_DRAFTS.draft(owner, event, now, task.callback_url))
+            self._append_with_ends(conn, pending)
             if dry_run:
                 raise _RolledBack(written)
             return written
@@ -100,12 +104,20 @@ class TaskWrites(TaskMethods):
         )
 
     def _write_task(
-        self, conn: sqlite3.Connection, owner: str, write: TaskWrite, now: datetime
+        self,
+        conn: sqlite3.Connection,
+        owner: str,
+        write: TaskWrite,
+        now: datetime,
+        pending: list[EventDraft | EndMark],
     ) -> TaskWritten:
         if isinstance(write, NewTask):
             return self._insert_task(conn, owner, write, now)
         if isinstance(write, TaskUpdate):
-            return TaskWritten(self._update_task_on(conn, owner, write, now))
+            task = self._update_task_on(conn, owner, write, now)
+            if "status" in write.changes and task.status == TaskStatus.EXPIRED:
+                pending.append(EndMark(task, now))
+            return TaskWritten(task)
         return self._delete_task_on(conn, owner, write.task_id)
 
     def _insert_task(
@@ -150,10 +162,7 @@ class TaskWrites(TaskMethods):
         if write.callback_secret is not None:
             retire = write.retire_secrets_at or now
             add_secret_on(conn, current.id, write.callback_secret, now, retire)
-        task = _task_from_row(self._task_row(conn, owner, current.id))
-        if "status" in changes and task.status == TaskStatus.EXPIRED:
-            self._announce_end_if_idle(conn, task, now)
-        return task
+        return _task_from_row(self._task_row(conn, owner, current.id))
 
     def _delete_task_on(
         self, conn: sqlite3.Connection, owner: str | None, task_id: str

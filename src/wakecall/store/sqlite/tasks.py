@@ -1,19 +1,18 @@
-"""The SQLite store's tasks: create, read, list, change, delete, and the announcement of an
-ended task once its last run is done."""
+"""The SQLite store's tasks: reading and listing them, and the announcement of an ended task
+once its last run is done."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from wakecall.errors import TaskNotFound
-from wakecall.models import Event, EventType, Task, TaskStatus, task_event_payload
-from wakecall.store.base import NewEvent
-from wakecall.store.sqlite.connection import StoreConnection
-from wakecall.store.sqlite.rows import _TASK_COLUMNS, _task_from_row, _us
+from wakecall.models import Event, Task, TaskStatus
+from wakecall.store.plans import EndMark, EventDraft, end_marks, place_ends
+from wakecall.store.sqlite.connection import _DRAFTS, StoreConnection
+from wakecall.store.sqlite.rows import _TASK_COLUMNS, _task_from_row
 
 
 class TaskMethods(StoreConnection):
@@ -80,29 +79,26 @@ class TaskMethods(StoreConnection):
         rows = await self._call(lambda c: c.execute(sql, args).fetchall())
         return [_task_from_row(r) for r in rows]
 
-    def _announce_end_if_idle(
-        self, conn: sqlite3.Connection, task: Task, now: datetime
-    ) -> Event | None:
-        """Append `task.expired` once the ended task has no unfinished run left."""
-        if task.status != TaskStatus.EXPIRED:
-            return None
-        busy = conn.execute(
-            "SELECT 1 FROM runs WHERE task_id = ? AND status IN ('queued', 'running') LIMIT 1",
-            (task.id,),
-        ).fetchone()
-        if busy is not None:
-            return None
-        changed = conn.execute(
-            "UPDATE tasks SET end_announced = 1 WHERE id = ? AND end_announced = 0", (task.id,)
-        ).rowcount
-        if not changed:
-            return None
-        return self._append_event(
-            conn,
-            task.owner,
-            NewEvent(
-                EventType.TASK_EXPIRED, task.id, None, task_event_payload(task, task.end_reason)
-            ),
-            _us(now),
-            task.callback_url,
-        )
+    @staticmethod
+    def _mark_ends_announced(conn: sqlite3.Connection, task_ids: Sequence[str]) -> set[str]:
+        """Of these tasks, those that have ended as expired, have no unfinished run left and
+        were not announced yet; they are marked announced here, so each is announced once."""
+        announced = set()
+        for task_id in task_ids:
+            changed = conn.execute(
+                "UPDATE tasks SET end_announced = 1 WHERE id = ? AND status = 'expired' "
+                "AND end_announced = 0 AND NOT EXISTS (SELECT 1 FROM runs "
+                "WHERE task_id = ? AND status IN ('queued', 'running'))",
+                (task_id, task_id),
+            ).rowcount
+            if changed:
+                announced.add(task_id)
+        return announced
+
+    def _append_with_ends(
+        self, conn: sqlite3.Connection, pending: Sequence[EventDraft | EndMark]
+    ) -> list[Event]:
+        """Append `pending` in order, with the `task.expired` of each task marked as ended
+        that is announced now (see `plans.place_ends`)."""
+        announced = self._mark_ends_announced(conn, end_marks(pending))
+        return self._append_drafts(conn, place_ends(pending, announced, _DRAFTS))
