@@ -11,9 +11,10 @@ import asyncpg
 
 from wakecall.models import Event
 from wakecall.store.base import NewEvent
+from wakecall.store.plans import EventDraft
 from wakecall.store.postgres.hints import Hints
 from wakecall.store.postgres.locks import _LOCK_CLASS
-from wakecall.store.postgres.pending import _PendingEvent, _written
+from wakecall.store.postgres.pending import _DRAFTS, _written
 from wakecall.store.postgres.rows import _event_from_row
 from wakecall.store.postgres.sql import _APPEND_EVENTS_SQL, _EVENT_COLUMNS, _UNFINISHED
 
@@ -37,7 +38,7 @@ class EventMethods(Hints):
         return {r["id"] for r in rows}
 
     async def _append_events(
-        self, conn: asyncpg.Connection, pending: Sequence[_PendingEvent], *, due: bool = False
+        self, conn: asyncpg.Connection, pending: Sequence[EventDraft], *, due: bool = False
     ) -> list[Event]:
         """Append events in the given order (and the callback deliveries they create), as the
         last write of the transaction: the events lock is held until commit, so cursors commit
@@ -50,7 +51,7 @@ class EventMethods(Hints):
         cursors = await conn.fetch(_APPEND_EVENTS_SQL, *self._events_args(pending, due))
         return _written(pending, cursors)
 
-    def _events_args(self, pending: Sequence[_PendingEvent], due: bool) -> list[Any]:
+    def _events_args(self, pending: Sequence[EventDraft], due: bool) -> list[Any]:
         return [
             _LOCK_CLASS,
             self._events_lock,
@@ -88,7 +89,7 @@ class EventMethods(Hints):
             )
             owners = {r["id"]: (r["owner"], r["callback_url"]) for r in rows}
             pending = [
-                _PendingEvent(owners[e.task_id][0], e, now, owners[e.task_id][1])
+                _DRAFTS.draft(owners[e.task_id][0], e, now, owners[e.task_id][1])
                 for e in events
                 if e.task_id in owners
             ]

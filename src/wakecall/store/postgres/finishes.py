@@ -9,23 +9,16 @@ from typing import Any
 
 import asyncpg
 
-from wakecall.models import (
-    Event,
-    Run,
-    RunStatus,
-    Task,
-    TaskStatus,
-    event_type_for,
-    run_event_payload,
+from wakecall.models import Event, Run, RunStatus, Task, TaskStatus
+from wakecall.store.base import RunOutcome
+from wakecall.store.plans import (
+    EventDraft,
+    dependency_runs,
+    end_marks,
+    plan_finishes,
+    succeeded_task_ids,
 )
-from wakecall.store.base import NewEvent, RunOutcome, dependency_run
-from wakecall.store.postgres.pending import (
-    _EndMark,
-    _PendingEvent,
-    _place_ends,
-    _written,
-    _written_cursors,
-)
+from wakecall.store.postgres.pending import _DRAFTS, _place_ends, _written, _written_cursors
 from wakecall.store.postgres.rows import _dumps_or_none, _no_nul, _run_from_row, _task_from_row
 from wakecall.store.postgres.runs import RunMethods
 from wakecall.store.postgres.sql import (
@@ -37,32 +30,6 @@ from wakecall.store.postgres.sql import (
     _TASK_COLUMNS,
 )
 from wakecall.store.postgres.started import _Started
-from wakecall.store.rows import ATTEMPT_STATUS_TO_RUN
-
-
-def _run_after(run: Run, outcome: RunOutcome) -> Run:
-    """The run as its attempt's outcome leaves it: queued again for a retry, or final."""
-    if outcome.retry_at is not None:
-        return run.replace(
-            status=RunStatus.QUEUED,
-            due_at=outcome.retry_at,
-            claimed_by=None,
-            lease_expires_at=None,
-            error_message=outcome.error_message,
-            output=outcome.output,
-        )
-    duration = outcome.duration_ms
-    if duration is None and run.started_at is not None:
-        duration = int((outcome.finished_at - run.started_at).total_seconds() * 1000)
-    return run.replace(
-        status=ATTEMPT_STATUS_TO_RUN[outcome.attempt_status],
-        finished_at=outcome.finished_at,
-        duration_ms=duration,
-        output=outcome.output,
-        error_message=outcome.error_message,
-        claimed_by=None,
-        lease_expires_at=None,
-    )
 
 
 class RunFinishes(RunMethods):
@@ -114,22 +81,13 @@ class RunFinishes(RunMethods):
         and running as started, no lease renewed, no cancellation asked, the task not fired
         nor edited) and no task depends on one that succeeded; None (nothing written)
         otherwise, for `_finish_runs_read`."""
-        handled = [(_run_after(item.run, outcome), outcome) for item, outcome in started]
+        held = {item.run.id: item.run for item, _ in started}
         tasks = {item.task.id: item for item, _ in started}
-        pending = [
-            _PendingEvent(
-                item.task.owner,
-                NewEvent(
-                    event_type_for(item.task, run),
-                    item.task.id,
-                    run.id,
-                    run_event_payload(item.task, run),
-                ),
-                outcome.finished_at,
-                item.task.callback_url,
-            )
-            for (item, _), (run, outcome) in zip(started, handled, strict=True)
-        ]
+        plan = plan_finishes(
+            held, {t: item.task for t, item in tasks.items()}, [o for _, o in started], _DRAFTS
+        )
+        handled = plan.handled
+        pending = [p for p in plan.events if isinstance(p, EventDraft)]  # no task had ended
         row = await conn.fetchrow(
             _FINISH_STARTED_SQL,
             *self._outcome_args(handled),
@@ -163,41 +121,18 @@ class RunFinishes(RunMethods):
                     tasks[r[_RUN_WIDTH]] = _task_from_row(r[_RUN_WIDTH:])
                     if r[-1]:
                         with_dependents.add(r[_RUN_WIDTH])
-            handled: list[tuple[Run, RunOutcome]] = []
-            for outcome in outcomes:
-                run = held.pop(outcome.run_id, None)
-                if run is None:
-                    continue  # not ours (any more), gone, or already handled in this batch
-                handled.append((_run_after(run, outcome), outcome))
+            plan = plan_finishes(held, tasks, outcomes, _DRAFTS)
+            handled, pending = plan.handled, plan.events
             if not handled:
                 return [], []
-
-            # Events in outcome order; an expired task's announcement follows its last run.
-            pending: list[_PendingEvent | _EndMark] = []
-            for run, outcome in handled:
-                task = tasks.get(run.task_id)
-                if run.status == RunStatus.QUEUED or task is None:
-                    continue  # retried, or deleted while running: no one to tell
-                pending.append(
-                    _PendingEvent(
-                        task.owner,
-                        NewEvent(
-                            event_type_for(task, run), task.id, run.id, run_event_payload(task, run)
-                        ),
-                        outcome.finished_at,
-                        task.callback_url,
-                    )
-                )
-                if task.status == TaskStatus.EXPIRED:
-                    pending.append(_EndMark(task, outcome.finished_at))
-            written = [run for run, _ in handled]
-            retried = any(run.status == RunStatus.QUEUED for run in written)
-            ending = [p.task.id for p in pending if isinstance(p, _EndMark)]
+            written = plan.written
+            retried = plan.retried
+            ending = end_marks(pending)
             if ending:
                 # Whether an expired task's last run just ended is read after the runs are
                 # written.
                 await self._write_outcomes(conn, handled)
-                announced = await self._mark_ends_announced(conn, list(dict.fromkeys(ending)))
+                announced = await self._mark_ends_announced(conn, ending)
                 queued = await self._queue_dependents(conn, tasks, with_dependents, written)
                 events = await self._append_events(
                     conn, _place_ends(pending, announced), due=retried or queued
@@ -211,7 +146,7 @@ class RunFinishes(RunMethods):
                     await self._hint(conn, due=True)
                 return written, []
             # The usual case: the runs, their attempts and their events in one statement.
-            plain = [p for p in pending if isinstance(p, _PendingEvent)]
+            plain = [p for p in pending if isinstance(p, EventDraft)]
             cursors = await conn.fetch(
                 _FINISH_SQL, *self._outcome_args(handled), *self._events_args(plain, due)
             )
@@ -227,35 +162,26 @@ class RunFinishes(RunMethods):
         written: Sequence[Run],
     ) -> bool:
         """A run, with the upstream run as input, for each active task that depends on the
-        task of a run that just succeeded (of `tasks`, those `with_dependents` may have one);
-        whether any was queued."""
-        succeeded = [
-            r
-            for r in written
-            if r.status == RunStatus.SUCCESS and r.task_id in tasks and r.task_id in with_dependents
-        ]
-        if not succeeded:
+        task of a run that just succeeded (of `tasks`, those `with_dependents` may have one;
+        see `plans.dependency_runs`); whether any was queued."""
+        upstream = {t: task for t, task in tasks.items() if t in with_dependents}
+        upstream_ids = succeeded_task_ids(upstream, written)
+        if not upstream_ids:
             return False
         rows = await conn.fetch(
             f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status = 'active' "
             "AND depends_on = ANY($1::text[]) ORDER BY id",
-            list({r.task_id for r in succeeded}),
+            upstream_ids,
         )
         dependents: dict[str, list[Task]] = {}
         for row in rows:
             task = _task_from_row(row)
             assert task.depends_on is not None
             dependents.setdefault(task.depends_on, []).append(task)
-        queued = False
-        for run in succeeded:
-            upstream = tasks[run.task_id]
-            for task in dependents.get(run.task_id, ()):
-                if task.owner == upstream.owner:
-                    assert run.finished_at is not None
-                    new = dependency_run(upstream, run)
-                    await self._insert_run(conn, task, new, run.finished_at)
-                    queued = True
-        return queued
+        queued = dependency_runs(upstream, dependents, written)
+        for task, new, at in queued:
+            await self._insert_run(conn, task, new, at)
+        return bool(queued)
 
     @staticmethod
     async def _write_outcomes(

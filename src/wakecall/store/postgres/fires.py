@@ -8,18 +8,11 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from wakecall.models import (
-    EventType,
-    Run,
-    RunStatus,
-    Task,
-    TaskStatus,
-    event_type_for,
-    run_event_payload,
-)
-from wakecall.store.base import DueTask, FirePlan, FireResult, NewEvent, new_run_record
+from wakecall.models import Run, RunStatus, Task, TaskStatus
+from wakecall.store.base import DueTask, FirePlan, FireResult, new_run_record
+from wakecall.store.plans import end_marks, plan_fire_runs, plan_fire_writes
 from wakecall.store.postgres.finishes import RunFinishes
-from wakecall.store.postgres.pending import _EndMark, _PendingEvent, _place_ends
+from wakecall.store.postgres.pending import _DRAFTS, _place_ends
 from wakecall.store.postgres.rows import _dumps_or_none, _no_nul, _task_from_row
 from wakecall.store.postgres.sql import _COUNTED, _TASK_COLUMNS, _UNFINISHED, _cols
 
@@ -97,96 +90,10 @@ class FireMethods(RunFinishes):
             if not accepted:
                 return FireResult([], [], lost)
 
-            candidates = [
-                (
-                    new_run_record(
-                        task.id,
-                        task.owner,
-                        task.retry.attempts,
-                        new,
-                        now,
-                        plan.instant_for(new, now),
-                    ),
-                    new.counts,
-                )
-                for plan, task in accepted
-                for new in plan.runs
-            ]
+            candidates = plan_fire_runs(accepted, now)
             inserted = set(await self._write_fires(conn, node, now, accepted, candidates))
-
-            created: list[Run] = []
-            settled: list[Run] = []
-            settled_tasks: dict[str, Task] = {}
-            pending: list[_PendingEvent | _EndMark] = []
-            ended: list[str] = []
-            position = 0
-            for plan, task in accepted:
-                counted = 0
-                born_settled: list[Run] = []
-                for _ in plan.runs:
-                    run, counts = candidates[position]
-                    position += 1
-                    if run.id not in inserted:
-                        continue
-                    if counts:
-                        counted += 1
-                    created.append(run)
-                    if run.status == RunStatus.SUCCESS:  # only an instant run is born so
-                        born_settled.append(run)
-                    if run.status == RunStatus.MISSED:
-                        task_now = task.replace(run_count=task.run_count + counted)
-                        pending.append(
-                            _PendingEvent(
-                                task.owner,
-                                NewEvent(
-                                    EventType.RUN_MISSED,
-                                    task.id,
-                                    run.id,
-                                    run_event_payload(task_now, run),
-                                ),
-                                now,
-                                task.callback_url,
-                            )
-                        )
-                if born_settled:
-                    # Their events show the task as the fire left it: only its count moved.
-                    settled += born_settled
-                    settled_tasks[task.id] = task
-                    pending.extend(
-                        _PendingEvent(
-                            task.owner,
-                            NewEvent(
-                                event_type_for(task, run),
-                                task.id,
-                                run.id,
-                                run_event_payload(task, run, run_count=task.run_count + counted),
-                            ),
-                            now,
-                            task.callback_url,
-                        )
-                        for run in born_settled
-                    )
-                pending.extend(
-                    _PendingEvent(task.owner, e, now, task.callback_url) for e in plan.events
-                )
-                if plan.end is not None and plan.end.status == TaskStatus.EXPIRED:
-                    # The task as just written; announced after the plan's own events.
-                    ended.append(task.id)
-                    pending.append(
-                        _EndMark(
-                            task.replace(
-                                next_fire_at=plan.next_fire_at,
-                                last_fire_at=plan.last_fire_at,
-                                run_count=task.run_count + counted,
-                                status=plan.end.status,
-                                end_reason=plan.end.reason,
-                                claimed_by=None,
-                                claim_expires_at=None,
-                                updated_at=now,
-                            ),
-                            now,
-                        )
-                    )
+            writes = plan_fire_writes(accepted, candidates, inserted, now, _DRAFTS)
+            created, settled, settled_tasks = writes.created, writes.settled, writes.settled_tasks
             queued_more = False
             if settled:
                 await conn.execute(
@@ -199,10 +106,11 @@ class FireMethods(RunFinishes):
                 queued_more = await self._queue_dependents(
                     conn, settled_tasks, set(settled_tasks), settled
                 )
-            announced = await self._mark_ends_announced(conn, ended)
+            announced = await self._mark_ends_announced(conn, end_marks(writes.events))
             # Queued runs may be more than this node can start: wake the others.
             due = queued_more or any(r.status == RunStatus.QUEUED for r in created)
-            events = await self._append_events(conn, _place_ends(pending, announced), due=due)
+            placed = _place_ends(writes.events, announced)
+            events = await self._append_events(conn, placed, due=due)
             return FireResult(created, events, lost, settled)
 
         return await self._tx(record_fires_on)

@@ -20,8 +20,9 @@ from wakecall.store.base import (
     live_tasks_added,
     live_tasks_removed,
 )
+from wakecall.store.plans import EndMark, EventDraft
 from wakecall.store.postgres.locks import _LOCK_CLASS, _lock_key
-from wakecall.store.postgres.pending import _EndMark, _PendingEvent, _place_ends
+from wakecall.store.postgres.pending import _DRAFTS, _place_ends
 from wakecall.store.postgres.rows import _UPDATABLE, _task_from_row, _task_to_row
 from wakecall.store.postgres.sql import _TASK_COLUMNS
 from wakecall.store.postgres.tasks import TaskMethods
@@ -83,7 +84,7 @@ class TaskWrites(TaskMethods):
                     _lock_key(f"{self.schema}:owner:{owner}"),
                 )
             written: list[TaskWritten] = []
-            ends: list[_PendingEvent | _EndMark] = []
+            ends: list[EventDraft | EndMark] = []
             for write in writes:
                 written.append(await self._write_task(conn, owner, write, now, ends))
             if limited:
@@ -98,8 +99,8 @@ class TaskWrites(TaskMethods):
                 url = urls.get(event.task_id or "")
                 if url is None and event.task_id and event.task_id not in urls:
                     url = (await self._task_row(conn, owner, event.task_id))["callback_url"]
-                ends.append(_PendingEvent(owner, event, now, url))
-            marks = [p.task.id for p in ends if isinstance(p, _EndMark)]
+                ends.append(_DRAFTS.draft(owner, event, now, url))
+            marks = [p.task.id for p in ends if isinstance(p, EndMark)]
             announced = await self._mark_ends_announced(conn, marks)
             await self._append_events(conn, _place_ends(ends, announced), due=True)
             if dry_run:
@@ -126,14 +127,14 @@ class TaskWrites(TaskMethods):
         owner: str,
         write: TaskWrite,
         now: datetime,
-        ends: list[_PendingEvent | _EndMark],
+        ends: list[EventDraft | EndMark],
     ) -> TaskWritten:
         if isinstance(write, NewTask):
             return await self._insert_task(conn, owner, write, now)
         if isinstance(write, TaskUpdate):
             task = await self._update_task_on(conn, owner, write, now)
             if "status" in write.changes and task.status == TaskStatus.EXPIRED:
-                ends.append(_EndMark(task, now))
+                ends.append(EndMark(task, now))
             return TaskWritten(task)
         return await self._delete_task_on(conn, owner, write.task_id)
 
