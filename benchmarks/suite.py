@@ -79,6 +79,12 @@ SQLITE_BURST_TARGET = Target("runs_per_s", "≥ 10,000 runs/s", _ge(10_000))
 SQLITE_INSTANT = "wakecall, SQLite file, noop action"
 SQLITE_WORKERS = "wakecall, SQLite file, async action through workers, concurrency 64"
 
+#: The PostgreSQL peer (issue 17): PgQueuer's deferred jobs on the same server.
+PGQUEUER_1 = "PgQueuer 1.6, PostgreSQL, 1 worker process"
+PGQUEUER_3 = "PgQueuer 1.6, PostgreSQL, 3 worker processes"
+PG_1 = "wakecall, PostgreSQL, 1 node, noop action"
+PG_3 = "wakecall, PostgreSQL, 3 node processes, noop action"
+
 BURST = Part(
     "burst",
     "1. Burst: 10,000 one-shot no-op tasks due at the same instant",
@@ -99,7 +105,7 @@ BURST = Part(
             timeout_s=600,
         ),
         Case(
-            "wakecall, PostgreSQL, 1 node, noop action",
+            PG_1,
             "burst:wakecall_postgres",
             {"n": BURST_N, "nodes": 1},
             {**BURST_QUICK, "nodes": 1},
@@ -107,7 +113,7 @@ BURST = Part(
             needs_postgres=True,
         ),
         Case(
-            "wakecall, PostgreSQL, 3 node processes, noop action",
+            PG_3,
             "burst:wakecall_postgres",
             {"n": BURST_N, "nodes": 3},
             {**BURST_QUICK, "nodes": 3},
@@ -121,6 +127,22 @@ BURST = Part(
             "burst:wakecall_postgres",
             {"n": BURST_N, "nodes": 3, "concurrency": 64, "path": "worker"},
             {**BURST_QUICK, "nodes": 3, "concurrency": 64, "path": "worker"},
+            timeout_s=900,
+            needs_postgres=True,
+        ),
+        Case(
+            PGQUEUER_1,
+            "pgqueuer_peer:burst",
+            {"n": BURST_N, "nodes": 1},
+            {**BURST_QUICK, "nodes": 1},
+            timeout_s=900,
+            needs_postgres=True,
+        ),
+        Case(
+            PGQUEUER_3,
+            "pgqueuer_peer:burst",
+            {"n": BURST_N, "nodes": 3},
+            {**BURST_QUICK, "nodes": 3},
             timeout_s=900,
             needs_postgres=True,
         ),
@@ -168,7 +190,12 @@ BURST = Part(
                 "(jobs for the SQLite store are inserted in one bulk INSERT of the rows its "
                 "`add_job` writes, to shorten the set-up); the figure ends at the last "
                 "`EVENT_JOB_EXECUTED`. Its SQLite job store deletes each job row as it runs it "
-                "and keeps no run record."
+                "and keeps no run record. PgQueuer (the PostgreSQL peer): the jobs enqueued in one "
+                "statement with `execute_after` set to the due instant, a coroutine no-op "
+                "entrypoint, its `QueueManager` with its defaults but a dequeue batch of 100, "
+                "in 1 or 3 worker processes on the same server as wakecall's PostgreSQL cases; "
+                "each job counted by its id; it deletes a job when done (a row in its log "
+                "instead, no run record)."
             ),
         ),
     ),
@@ -196,6 +223,14 @@ LATENESS = Part(
             "lateness:wakecall_lateness",
             {**LATENESS_ARGS, "store": "postgres"},
             {**LATENESS_QUICK, "store": "postgres"},
+            timeout_s=300,
+            needs_postgres=True,
+        ),
+        Case(
+            "PgQueuer 1.6, PostgreSQL, 1 worker process",
+            "pgqueuer_peer:lateness",
+            LATENESS_ARGS,
+            LATENESS_QUICK,
             timeout_s=300,
             needs_postgres=True,
         ),
@@ -233,7 +268,9 @@ LATENESS = Part(
                 "window (skipped, missed or still queued). APScheduler: `AsyncIOScheduler`, "
                 "`interval` jobs, its default job settings (`misfire_grace_time` 1 s, "
                 "`coalesce`, `max_instances` 1); the job returns `time.time()` and the "
-                "`EVENT_JOB_EXECUTED` listener subtracts `scheduled_run_time`."
+                "`EVENT_JOB_EXECUTED` listener subtracts `scheduled_run_time`. PgQueuer: one job "
+                "per nominal fire (20,000), each enqueued up front with `execute_after` at its "
+                "fire; the entrypoint subtracts the fire time from `time.time()`."
             ),
         ),
     ),
@@ -486,7 +523,67 @@ PROFILE = Part(
     repeated=False,
 )
 
-PARTS: dict[str, Part] = {p.name: p for p in (BURST, LATENESS, SCALE, LATENCY, CALLBACKS, PROFILE)}
+RESPONSIVE_TARGETS = (
+    Target("create_p99_ms", "tool p99 ≤ 10 ms", _le(10)),
+    Target("list_runs_p99_ms", "tool p99 ≤ 10 ms", _le(10)),
+    Target("lag_p99_ms", "loop lag p99 ≤ 5 ms", _le(5)),
+)
+RESPONSIVE = Part(
+    "responsive",
+    "6. Responsiveness: tool calls and the event loop's lag under load (SQLite)",
+    (
+        Case(
+            "during a burst of 10,000 no-op runs",
+            "responsive:burst",
+            {"n": BURST_N},
+            {"n": 2_000},
+            timeout_s=600,
+            targets=RESPONSIVE_TARGETS,
+        ),
+        Case(
+            "during a prune of 1,000,000 finished runs",
+            "responsive:prune",
+            {"tasks": 1_000, "per_task": 1_000},
+            {"tasks": 200, "per_task": 500},
+            timeout_s=900,
+            quick_timeout_s=300,
+            targets=RESPONSIVE_TARGETS,
+        ),
+    ),
+    (
+        Table(
+            "Tool round trips and the loop's lag while the engine works",
+            (
+                Metric("create_p50_ms", "`create_task` p50 (ms)", "{:.1f}", False),
+                Metric("create_p99_ms", "`create_task` p99 (ms)", "{:.1f}", False),
+                Metric("list_runs_p50_ms", "`list_runs` p50 (ms)", "{:.1f}", False),
+                Metric("list_runs_p99_ms", "`list_runs` p99 (ms)", "{:.1f}", False),
+                Metric("lag_p99_ms", "loop lag p99 (ms)", "{:.1f}", False),
+                Metric("lag_max_ms", "loop lag max (ms)", "{:.1f}", False),
+                Metric("runs_per_s", "burst runs/s"),
+                Metric("prune_s", "prune (s)", "{:.1f}", False),
+            ),
+            notes=(
+                "The server in memory (`Client(build_server(runtime))`: the client, the server "
+                "and the engine on one event loop, one process, as when served), a SQLite "
+                "file, warmed with 20 calls of each tool, then `gc.freeze()` as `wakecall "
+                "serve` does once started. While the load lasts, one client calls "
+                "`create_task` (a yearly cron, no-op action) and `list_runs` (a page of 20) in "
+                "turn, one call at a time; a probe sleeps 1 ms again and again and notes how "
+                "late it wakes. Burst: the burst of part 1 (10,000 one-shot no-op tasks due "
+                "at one instant), measured from shortly before the instant to the last run's "
+                "event. Prune: 1,000 tasks with 1,000 finished runs each (and their attempts), "
+                "finished over the last 40 days, trimmed by the engine's first prune (runs "
+                "past 30 days, then all but the newest 100 of each task: 900,000 go); "
+                "measured from the prune's start to its end."
+            ),
+        ),
+    ),
+)
+
+PARTS: dict[str, Part] = {
+    p.name: p for p in (BURST, LATENESS, SCALE, LATENCY, CALLBACKS, RESPONSIVE, PROFILE)
+}
 
 
 def postgres_available() -> bool:
