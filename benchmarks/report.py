@@ -196,9 +196,10 @@ def _lateness_ratio(cases: dict[str, Any]) -> list[str]:
             for a, b in pairs
             if isinstance(a, int | float) and isinstance(b, int | float) and a < b
         )
+        met = "**met**" if pairs and below == len(pairs) else "**not met**"
         lines.append(
             f"Below APScheduler's SQLite job store's p99 in {below} of {len(pairs)} rounds "
-            f"(target: every round, {'**met**' if pairs and below == len(pairs) else '**not met**'})."
+            f"(target: every round, {met})."
         )
     pg = cases.get("wakecall, PostgreSQL, 1 node, engine defaults")
     peer = cases.get("PgQueuer 1.6, PostgreSQL, 1 worker process")
