@@ -76,22 +76,30 @@ async def _apply(
 ) -> ApplyReport:
     source = problems.source
     now = service.now()
+    # The owner's tasks in one read (not one per file task): a file of 100,000 tasks.
+    current = {t.id: t for t in await service.list_all(owner)}
     steps: list[_Step] = []
     for task in tasks:
         try:
-            steps.append(await _plan(service, owner, task, now, source))
+            steps.append(_plan(service, owner, current.get(task.id), task, now, source))
         except (InvalidInput, Conflict) as exc:
-            line = nearest_line(task.key_lines, field_path(getattr(exc, "field", None)))
-            problems.add(str(exc), line=line, task_id=task.id)
+            _add_problem(problems, task, exc)
     named = {t.id for t in tasks}
-    others = [t for t in await service.list_all(owner, kind="task") if t.id not in named]
+    others = [t for t in current.values() if t.kind == "task" and t.id not in named]
     if prune:
         steps += [_deletion(t) for t in others]
     problems.raise_if_any()
     writes = [s.write for s in steps if s.write is not None]
     try:
         written = await service.write(owner, writes, dry_run=dry_run)
-    except (LimitReached, Conflict, TaskNotFound) as exc:
+    except Conflict as exc:
+        # Most likely a new task's id that another owner's task has: said at its line.
+        await _find_taken_ids(service, tasks, steps, problems)
+        if not problems:
+            problems.add(str(exc))
+        problems.raise_if_any()
+        raise  # unreachable: a problem was just added
+    except (LimitReached, TaskNotFound) as exc:
         problems.add(str(exc))
         problems.raise_if_any()
         raise  # unreachable: a problem was just added
@@ -130,14 +138,40 @@ def _deletion(task: Task) -> _Step:
     return _Step(change, TaskDeletion(task.id))
 
 
-async def _plan(
-    service: TaskService, owner: str, task: FileTask, now: datetime, source: str
+def _add_problem(problems: Problems, task: FileTask, exc: InvalidInput | Conflict) -> None:
+    line = nearest_line(task.key_lines, field_path(getattr(exc, "field", None)))
+    problems.add(str(exc), line=line, task_id=task.id)
+
+
+async def _find_taken_ids(
+    service: TaskService, tasks: Sequence[FileTask], steps: Sequence[_Step], problems: Problems
+) -> None:
+    """The file's new tasks whose id a task of another owner has, each a problem at its line
+    (looked up one by one, only once the writes were refused)."""
+    new = {s.change.id for s in steps if isinstance(s.write, NewTask)}
+    for task in tasks:
+        if task.id not in new:
+            continue
+        try:
+            await service.get(None, task.id)
+        except TaskNotFound:
+            continue
+        taken = Conflict(f"id {task.id!r} belongs to a task of another owner; choose another id")
+        _add_problem(problems, task, taken)
+
+
+def _plan(
+    service: TaskService,
+    owner: str,
+    current: Task | None,
+    task: FileTask,
+    now: datetime,
+    source: str,
 ) -> _Step:
-    """What applying `task` takes, checked as the service checks it; nothing written."""
-    try:
-        current = await service.get(owner, task.id)
-    except TaskNotFound:
-        return await _plan_new(service, owner, task, now)
+    """What applying `task` takes (`current`: the owner's task of its id, if any), checked as
+    the service checks it; nothing written."""
+    if current is None:
+        return _plan_new(service, owner, task, now)
     if current.kind != "task":
         raise Conflict(
             f"{task.id} is a wakeup, not a task; a task file cannot manage it (give the task "
@@ -146,13 +180,7 @@ async def _plan(
     return _plan_change(service, current, task, now, source)
 
 
-async def _plan_new(service: TaskService, owner: str, task: FileTask, now: datetime) -> _Step:
-    try:
-        await service.get(None, task.id)
-    except TaskNotFound:
-        pass
-    else:
-        raise Conflict(f"id {task.id!r} belongs to a task of another owner; choose another id")
+def _plan_new(service: TaskService, owner: str, task: FileTask, now: datetime) -> _Step:
     spec = task.spec
     made = checks.new_task(
         owner, spec, now=now, config=service.config, policy=service.policy, task_id=task.id
