@@ -433,7 +433,10 @@ class Store(Protocol):
         `start_due_runs(start_limit)`, which may start the runs just recorded (not those
         settled at birth, which take no slot). A store may do
         it all in one transaction (claims then need no marks, since nothing else can see the
-        tasks in between); `fire_and_start_in_steps` does it with the other methods."""
+        tasks in between); `fire_and_start_in_steps` does it with the other methods. A store
+        may also claim fewer than `limit` tasks, to keep the pass short (SQLite sizes it to a
+        few milliseconds): `PassResult.more` says whether the batch it took was full, i.e.
+        whether more may be due."""
         ...
 
     async def release_tasks(self, node: str, task_ids: Sequence[str]) -> None:
@@ -490,7 +493,8 @@ class Store(Protocol):
     async def finish_runs(
         self, node: str, outcomes: Sequence[RunOutcome]
     ) -> tuple[list[Run], list[Event]]:
-        """In one transaction, for each outcome whose run `node` still claims: close the attempt;
+        """For each outcome whose run `node` still claims, in one transaction (or, for a long
+        list, in several, each holding whole outcomes, in order): close the attempt;
         with `retry_at` queue the run again (unclaimed, due then), otherwise write its terminal
         status (success, failure, timeout, cancelled; interrupted ends as failure), output,
         error and duration, and append its event (`task.run.completed`, `task.run.failed`, or
@@ -550,7 +554,13 @@ class Store(Protocol):
 
     # --- events ---------------------------------------------------------------------------
     async def list_events(self, owner: str, *, after: int = 0, limit: int = 100) -> list[Event]:
-        """The owner's events with cursor > `after`, oldest first, at most `limit`."""
+        """The owner's events with cursor > `after`, oldest first, at most `limit`.
+
+        Cursors count each owner's events only (they say nothing of other owners'): strictly
+        increasing per owner, never given twice, and an event committed after a read never
+        has a cursor at or below one that read returned, so reading on from the last cursor
+        returned misses nothing. Cursors given before per-owner counting (schema version 4)
+        keep their values and stay valid positions to read after."""
         ...
 
     async def append_events(self, now: datetime, events: Sequence[NewEvent]) -> list[Event]:
