@@ -137,6 +137,9 @@ class StoreConnection:
         self.watch_interval = watch_interval
         self._conn: sqlite3.Connection | None = None
         self._thread: StoreThread | None = None
+        #: A second connection, for reads only, with a thread of its own (None in memory).
+        self._reader: sqlite3.Connection | None = None
+        self._reader_thread: StoreThread | None = None
         #: The sizes of batches of fires and of finished runs (see `budget`).
         self._fire_budget = Budget()
         self._finish_budget = Budget()
@@ -154,10 +157,26 @@ class StoreConnection:
 
     # --- plumbing -------------------------------------------------------------------------
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(conn)` on the store's thread. A read (or a transaction that could not
-        begin) that finds the file locked by another process is tried again after a pause,
-        for up to `busy_timeout` seconds."""
-        conn, thread = self._conn, self._thread
+        """Run `work(conn)` on the store's thread, with the connection that writes."""
+        return await self._run(work, self._conn, self._thread)
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(conn)`, a read, with the connection that only reads, on its own thread:
+        in WAL mode a read needs no lock, so it never waits for a batch of writes under way.
+        It sees every write committed before it began."""
+        if self._reader is None:  # an in-memory store: one connection
+            return await self._call(work)
+        return await self._run(work, self._reader, self._reader_thread)
+
+    async def _run(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        conn: sqlite3.Connection | None,
+        thread: StoreThread | None,
+    ) -> T:
+        """Run `work(conn)` on `thread`. A read (or a transaction that could not begin) that
+        finds the file locked by another process is tried again after a pause, for up to
+        `busy_timeout` seconds."""
         if conn is None or thread is None:
             raise StoreError("the store is not open; call open() first")
         give_up: float | None = None
@@ -183,7 +202,7 @@ class StoreConnection:
                 raise DatabaseBusy(self.path, self.busy_timeout)
             await anyio.sleep(pause)
             pause = min(pause * 2, 0.05)
-            if self._conn is not conn:
+            if conn not in (self._conn, self._reader):
                 raise StoreError("the store was closed")
 
     async def _tx(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -272,6 +291,12 @@ class StoreConnection:
         self._thread = StoreThread(f"wakecall-sqlite {Path(self.path).name}")
         try:
             await self._call(self._prepare)
+            if self.path != ":memory:":
+                self._reader = sqlite3.connect(
+                    self.path, isolation_level=None, timeout=0, check_same_thread=False
+                )
+                self._reader_thread = StoreThread(f"wakecall-sqlite-read {Path(self.path).name}")
+                await self._read(lambda c: c.execute("PRAGMA query_only = ON"))
         except BaseException:
             await self.close()
             raise
@@ -314,6 +339,12 @@ class StoreConnection:
         self._cursor_floor = conn.execute("SELECT value FROM event_cursor_floor").fetchone()[0]
 
     async def close(self) -> None:
+        reader, self._reader = self._reader, None
+        reader_thread, self._reader_thread = self._reader_thread, None
+        if reader_thread is not None:
+            await reader_thread.stop()
+        if reader is not None:
+            reader.close()
         conn, self._conn = self._conn, None
         thread, self._thread = self._thread, None
         if thread is not None:

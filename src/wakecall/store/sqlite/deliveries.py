@@ -39,7 +39,7 @@ class DeliveryMethods(StoreConnection):
         if not ids:
             return {}
         marks = ", ".join("?" * len(ids))
-        rows = await self._call(
+        rows = await self._read(
             lambda c: c.execute(
                 f"SELECT task_id, secret FROM callback_secrets WHERE task_id IN ({marks}) "
                 "AND (retires_at IS NULL OR retires_at > ?) ORDER BY task_id, created_at DESC",
@@ -139,7 +139,7 @@ class DeliveryMethods(StoreConnection):
     ) -> list[Delivery]:
         filters = {"owner": owner, "task_id": task_id, "status": status and str(status)}
         sql, args = _newest_first(_DELIVERY_COLUMNS, "deliveries", filters, before, limit)
-        rows = await self._call(lambda c: c.execute(sql, args).fetchall())
+        rows = await self._read(lambda c: c.execute(sql, args).fetchall())
         return [_delivery_from_row(r) for r in rows]
 
     async def redeliver(self, owner: str | None, delivery_id: str, now: datetime) -> Delivery:
@@ -162,7 +162,7 @@ class DeliveryMethods(StoreConnection):
         return await self._tx(redeliver_on)
 
     async def next_delivery_due_at(self) -> datetime | None:
-        value = await self._call(
+        value = await self._read(
             lambda c: c.execute(
                 "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
             ).fetchone()[0]

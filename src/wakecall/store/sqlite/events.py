@@ -16,7 +16,7 @@ class EventMethods(StoreConnection):
     """The event methods of `SQLiteStore`."""
 
     async def list_events(self, owner: str, *, after: int = 0, limit: int = 100) -> list[Event]:
-        rows = await self._call(
+        rows = await self._read(
             lambda c: c.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE owner = ? AND cursor > ? "
                 "ORDER BY cursor LIMIT ?",
@@ -44,7 +44,7 @@ class EventMethods(StoreConnection):
         return await self._tx(append_events_on)
 
     async def latest_cursor(self, owner: str) -> int:
-        value = await self._call(
+        value = await self._read(
             lambda c: c.execute(
                 "SELECT max(cursor) FROM events WHERE owner = ?", (owner,)
             ).fetchone()[0]

@@ -102,7 +102,7 @@ class RunMethods(TaskMethods):
         return await self._tx(create_event_run_on)
 
     async def event_run_id(self, task_id: str, event_id: str) -> str | None:
-        row = await self._call(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT run_id FROM trigger_events WHERE task_id = ? AND event_id = ?",
                 (task_id, event_id),
@@ -111,7 +111,7 @@ class RunMethods(TaskMethods):
         return None if row is None else str(row[0])
 
     async def count_runs_since(self, task_id: str, trigger: Trigger, since: datetime) -> int:
-        count = await self._call(
+        count = await self._read(
             lambda c: c.execute(
                 "SELECT count(*) FROM runs WHERE task_id = ? AND trigger = ? AND created_at >= ?",
                 (task_id, str(trigger), _us(since)),
@@ -121,7 +121,7 @@ class RunMethods(TaskMethods):
 
     async def backlog(self, now: datetime) -> tuple[int, int]:
         now_us = _us(now)
-        row = await self._call(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT (SELECT count(*) FROM tasks WHERE status = 'active' "
                 "AND next_fire_at IS NOT NULL AND next_fire_at <= ?), "
@@ -132,7 +132,7 @@ class RunMethods(TaskMethods):
         return int(row[0]), int(row[1])
 
     async def upcoming(self) -> Upcoming:
-        row = await self._call(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT (SELECT min(next_fire_at) FROM tasks "
                 "WHERE status = 'active' AND next_fire_at IS NOT NULL), "
@@ -169,7 +169,7 @@ class RunMethods(TaskMethods):
                 raise RunNotFound(run_id)
             return _run_from_row(row)
 
-        return await self._call(get_run_on)
+        return await self._read(get_run_on)
 
     async def list_runs(
         self,
@@ -188,7 +188,7 @@ class RunMethods(TaskMethods):
                 self._task_row(conn, owner, task_id)
             return [_run_from_row(r) for r in conn.execute(sql, args).fetchall()]
 
-        return await self._call(list_runs_on)
+        return await self._read(list_runs_on)
 
     async def list_attempts(self, owner: str | None, run_id: str) -> list[Attempt]:
         def list_attempts_on(conn: sqlite3.Connection) -> list[Attempt]:
@@ -212,4 +212,4 @@ class RunMethods(TaskMethods):
                 )
             ]
 
-        return await self._call(list_attempts_on)
+        return await self._read(list_attempts_on)

@@ -22,7 +22,7 @@ class TaskMethods(StoreConnection):
         def get_task_on(conn: sqlite3.Connection) -> Task:
             return _task_from_row(self._task_row(conn, owner, task_id))
 
-        return await self._call(get_task_on)
+        return await self._read(get_task_on)
 
     @staticmethod
     def _task_row(conn: sqlite3.Connection, owner: str | None, task_id: str) -> Sequence[Any]:
@@ -76,7 +76,7 @@ class TaskMethods(StoreConnection):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id LIMIT ?"
         args.append(limit)
-        rows = await self._call(lambda c: c.execute(sql, args).fetchall())
+        rows = await self._read(lambda c: c.execute(sql, args).fetchall())
         return [_task_from_row(r) for r in rows]
 
     @staticmethod
