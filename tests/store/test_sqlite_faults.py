@@ -215,6 +215,7 @@ async def test_the_write_ahead_log_is_checkpointed_off_the_loop_and_stays_bounde
     it off and copies the log back on a thread of its own. Writes in a steady stream wait for
     that copy once the log passes a bound (8 MB here), so the log stops growing."""
     monkeypatch.setattr(sqlite_connection, "_CHECKPOINT_HOLD_BYTES", 8 * 1024 * 1024)
+    monkeypatch.setattr(sqlite_connection, "_CHECKPOINT_HOLD_ALL_BYTES", 8 * 1024 * 1024)
     path = tmp_path / "wal.db"
     store = SQLiteStore(path)
     await store.open()

@@ -46,8 +46,11 @@ _DRAFTS = Drafts(_encode)
 #: it has grown past this size (SQLite's own default is about 4 MB).
 _CHECKPOINT_EVERY = 64
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
-#: Past this size, writes wait for the running checkpoint (see `_checkpoint_if_big`).
+#: Past this size, bulk writes (the prune's slices) wait for the running checkpoint, and past
+#: the second every write does (see `_checkpoint_if_big`): a tool call is not held up by the
+#: log a prune wrote.
 _CHECKPOINT_HOLD_BYTES = 64 * 1024 * 1024
+_CHECKPOINT_HOLD_ALL_BYTES = 256 * 1024 * 1024
 
 
 class _NotBegun(Exception):
@@ -145,7 +148,8 @@ class StoreConnection:
         self._finish_budget = Budget()
         self._commits = 0
         self._checkpointer: threading.Thread | None = None
-        self._hold_writes = False
+        #: The size of the write-ahead log when the running checkpoint began (0: none).
+        self._held_at = 0
         #: The events (and callback deliveries) the running transaction appends, written in
         #: one statement each before it commits (see `_append_event`).
         self._event_rows: list[tuple[Any, ...]] = []
@@ -205,11 +209,13 @@ class StoreConnection:
             if conn not in (self._conn, self._reader):
                 raise StoreError("the store was closed")
 
-    async def _tx(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
-        while self._hold_writes:
+    async def _tx(self, work: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
+        """Run `work(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back on any error. A `bulk`
+        write (one slice of many) waits sooner for a checkpoint under way."""
+        hold = _CHECKPOINT_HOLD_BYTES if bulk else _CHECKPOINT_HOLD_ALL_BYTES
+        while self._held_at >= hold:
             if not self._checkpointing():
-                self._hold_writes = False
+                self._held_at = 0
                 break
             await anyio.sleep(0.001)
 
@@ -237,13 +243,13 @@ class StoreConnection:
 
     def _checkpoint_if_big(self) -> None:
         """Copy the write-ahead log back into the file on a thread of its own once it has
-        grown past a few megabytes. SQLite would otherwise do it inside a commit, and with
-        the store on the loop's thread that would stall the loop for the copy and its fsync.
+        grown past a few megabytes. SQLite would otherwise do it inside a commit, which would
+        stall every call waiting on the store's thread for the copy and its fsync.
 
         The log starts over from its beginning only when a write begins after a checkpoint
         that copied all of it; writes in a steady stream can keep missing that moment. Past
-        `_CHECKPOINT_HOLD_BYTES`, writes therefore wait (the loop free) for the checkpoint
-        to end, which bounds the log."""
+        `_CHECKPOINT_HOLD_BYTES`, bulk writes therefore wait (the loop free) for the checkpoint
+        to end, and past `_CHECKPOINT_HOLD_ALL_BYTES` every write does, which bounds the log."""
         if self.path == ":memory:" or self._checkpointing():
             return
         try:
@@ -252,7 +258,7 @@ class StoreConnection:
             return
         if size < _CHECKPOINT_BYTES:
             return
-        self._hold_writes = size >= _CHECKPOINT_HOLD_BYTES
+        self._held_at = size
         self._checkpointer = threading.Thread(
             target=self._checkpoint, name="wakecall-sqlite-checkpoint", daemon=True
         )

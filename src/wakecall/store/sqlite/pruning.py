@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 from wakecall.store.base import PruneCounts
 from wakecall.store.sqlite.budget import BATCH_SECONDS
@@ -21,9 +22,11 @@ from wakecall.store.sqlite.connection import StoreConnection
 from wakecall.store.sqlite.rows import _IN_CHUNK, _us
 
 #: Rows deleted per statement, and tasks looked at per query, within a slice.
-_ROWS = 200
+_ROWS = 64
 _TASKS = 128
 _TERMINAL = "status NOT IN ('queued', 'running')"
+
+T = TypeVar("T")
 
 
 def _delete_runs(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
@@ -131,6 +134,9 @@ _TRIGGER_EVENTS = (
 class Pruning(StoreConnection):
     """The retention of `SQLiteStore`."""
 
+    async def _bulk(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._tx(work, bulk=True)
+
     async def prune(
         self,
         now: datetime,
@@ -144,11 +150,11 @@ class Pruning(StoreConnection):
         runs = 0
         more = True
         while more:
-            deleted, more = await self._tx(lambda conn: _old_runs_slice(conn, run_cutoff))
+            deleted, more = await self._bulk(lambda conn: _old_runs_slice(conn, run_cutoff))
             runs += deleted
         after: str | None = ""
         while after is not None:
-            deleted, after = await self._tx(
+            deleted, after = await self._bulk(
                 partial(_over_count_slice, after=after, keep=runs_per_task)
             )
             runs += deleted
@@ -156,7 +162,7 @@ class Pruning(StoreConnection):
         for delete in (_EVENTS, _DELIVERIES, _TRIGGER_EVENTS):
             more = True
             while more:
-                deleted, more = await self._tx(_rows_slice(delete, event_cutoff))
+                deleted, more = await self._bulk(_rows_slice(delete, event_cutoff))
                 if delete is _EVENTS:
                     events += deleted
         return PruneCounts(runs=runs, events=events)
