@@ -85,7 +85,7 @@ def _newest_first(
 #: The events of `_append_events` as CTEs after a statement's own, with `_events_args` as
 #: $1..$14: the events lock, the events ($3 of them), then each owner's cursors counted on
 #: from its last one in `event_owners` (from the floor for an owner new to it), the
-#: deliveries, the hint and the events; `s` holds each event's cursor by its position `n`.
+#: deliveries, the hint and the events; `s` holds each event with its cursor (`n`: its place).
 #: The lock is taken when {guard} (a FROM … WHERE) lets it.
 _EVENTS_CTES = (
     "l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2){guard}), "
@@ -102,21 +102,24 @@ _EVENTS_CTES = (
     "  SET last_cursor = e.last_cursor + (SELECT k.k FROM k WHERE k.owner = e.owner)"
     "  RETURNING e.owner, e.last_cursor"
     "), "
-    "s AS MATERIALIZED (SELECT u.n, o.last_cursor - k.k"
+    # Each event with its cursor, in one pass (no join back on `n`: a generic plan of a
+    # join of two CTEs of unknown size can be a nested loop over both, see _PLANNER).
+    "s AS MATERIALIZED (SELECT u.*, o.last_cursor"
+    "  - count(*) OVER (PARTITION BY u.owner)"
     "  + row_number() OVER (PARTITION BY u.owner ORDER BY u.n) AS cursor"
-    "  FROM u JOIN k ON k.owner = u.owner JOIN o ON o.owner = u.owner), "
+    "  FROM u JOIN o ON o.owner = u.owner), "
     "delivered AS ("
     "  INSERT INTO deliveries (id, owner, task_id, event_cursor, event_type, url, body,"
     "    status, attempts, next_attempt_at, created_at)"
-    "  SELECT u.delivery_id, u.owner, u.task_id, s.cursor, u.type, u.url, u.body,"
-    "    'pending', 0, u.created_at, u.created_at"
-    "  FROM s JOIN u ON u.n = s.n WHERE u.delivery_id IS NOT NULL"
+    "  SELECT s.delivery_id, s.owner, s.task_id, s.cursor, s.type, s.url, s.body,"
+    "    'pending', 0, s.created_at, s.created_at"
+    "  FROM s WHERE s.delivery_id IS NOT NULL"
     "), "
     "hint AS MATERIALIZED (SELECT pg_notify($13, $14) FROM l), "
     "ev AS ("
     "  INSERT INTO events (cursor, owner, type, task_id, run_id, created_at, payload)"
-    "  SELECT s.cursor, u.owner, u.type, u.task_id, u.run_id, u.created_at,"
-    "  u.payload::jsonb FROM s JOIN u ON u.n = s.n CROSS JOIN hint"
+    "  SELECT s.cursor, s.owner, s.type, s.task_id, s.run_id, s.created_at,"
+    "  s.payload::jsonb FROM s CROSS JOIN hint"
     ")"
 )
 _APPEND_EVENTS_SQL = "WITH " + _EVENTS_CTES.format(guard="") + " SELECT cursor FROM s ORDER BY n"
