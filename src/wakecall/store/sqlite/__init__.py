@@ -6,7 +6,10 @@ waits for the answer, so tool calls, timers, lease renewals and pushes go on whi
 works. A function runs whole once handed over and never awaits, so two transactions never
 interleave. Calls run one after the other, in the order they came: a call waits for at most
 the one under way, so batches are sized to end within a few milliseconds (`budget`): the
-fires of a pass, finished runs in chunks, the prune in slices. A write that finds the file
+fires of a pass, finished runs in chunks, the prune in slices. Reads go to a second
+connection on a thread of its own (WAL readers take no lock): they never wait for the
+engine's passes, only for the other writes handed over before them, so a task created and
+then listed is listed. A write that finds the file
 locked by another process (the CLI next to a server) is tried again after a pause, up to
 `busy_timeout` seconds, never inside SQLite. Every claim check is done inside the writing
 transaction.

@@ -143,6 +143,10 @@ class StoreConnection:
         #: A second connection, for reads only, with a thread of its own (None in memory).
         self._reader: sqlite3.Connection | None = None
         self._reader_thread: StoreThread | None = None
+        #: The writes handed over and not ended yet, by number (see `_read`).
+        self._writes_begun = 0
+        self._writes_open: set[int] = set()
+        self._write_ended = anyio.Event()
         #: The sizes of batches of fires and of finished runs (see `budget`).
         self._fire_budget = Budget()
         self._finish_budget = Budget()
@@ -160,16 +164,34 @@ class StoreConnection:
         self._cursor_floor = 0
 
     # --- plumbing -------------------------------------------------------------------------
-    async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(conn)` on the store's thread, with the connection that writes."""
-        return await self._run(work, self._conn, self._thread)
+    async def _call(
+        self, work: Callable[[sqlite3.Connection], T], *, background: bool = False
+    ) -> T:
+        """Run `work(conn)` on the store's thread, with the connection that writes. Reads
+        begun later wait for it to end, unless it is `background` work (the engine's passes,
+        see `_read`)."""
+        if background:
+            return await self._run(work, self._conn, self._thread)
+        number = self._writes_begun
+        self._writes_begun += 1
+        self._writes_open.add(number)
+        try:
+            return await self._run(work, self._conn, self._thread)
+        finally:
+            self._writes_open.discard(number)
+            ended, self._write_ended = self._write_ended, anyio.Event()
+            ended.set()
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work(conn)`, a read, with the connection that only reads, on its own thread:
-        in WAL mode a read needs no lock, so it never waits for a batch of writes under way.
-        It sees every write committed before it began."""
+        in WAL mode a read needs no lock, so it never waits for a batch of the engine's writes
+        under way. It does wait for the other writes handed over before it (a task created,
+        then listed), so it sees them."""
         if self._reader is None:  # an in-memory store: one connection
             return await self._call(work)
+        before = self._writes_begun
+        while self._writes_open and min(self._writes_open) < before:
+            await self._write_ended.wait()
         return await self._run(work, self._reader, self._reader_thread)
 
     async def _run(
@@ -209,9 +231,16 @@ class StoreConnection:
             if conn not in (self._conn, self._reader):
                 raise StoreError("the store was closed")
 
-    async def _tx(self, work: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
+    async def _tx(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        bulk: bool = False,
+        background: bool = False,
+    ) -> T:
         """Run `work(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back on any error. A `bulk`
-        write (one slice of many) waits sooner for a checkpoint under way."""
+        write (one slice of many) waits sooner for a checkpoint under way; reads need not
+        wait for a `background` one (see `_call`)."""
         hold = _CHECKPOINT_HOLD_BYTES if bulk else _CHECKPOINT_HOLD_ALL_BYTES
         while self._held_at >= hold:
             if not self._checkpointing():
@@ -239,7 +268,7 @@ class StoreConnection:
                 self._checkpoint_if_big()
             return result
 
-        return await self._call(body)
+        return await self._call(body, background=background)
 
     def _checkpoint_if_big(self) -> None:
         """Copy the write-ahead log back into the file on a thread of its own once it has

@@ -79,7 +79,7 @@ class DeliveryMethods(StoreConnection):
             by_id = {r[0]: _delivery_from_row(r) for r in rows}
             return [by_id[i] for i in ids]
 
-        return await self._tx(claim_deliveries_on)
+        return await self._tx(claim_deliveries_on, background=True)
 
     async def finish_delivery(
         self,
@@ -126,7 +126,7 @@ class DeliveryMethods(StoreConnection):
                 found.append(_delivery_from_row(changed[0]) if changed else None)
             return found
 
-        return await self._tx(finish_deliveries_on)
+        return await self._tx(finish_deliveries_on, background=True)
 
     async def list_deliveries(
         self,

@@ -34,7 +34,9 @@ class RunFinishes(RunMethods):
         written: list[Run] = []
         events: list[Event] = []
         for chunk in self._finish_budget.chunks(outcomes):
-            runs, appended = await self._tx(partial(self._finish_on, node=node, outcomes=chunk))
+            runs, appended = await self._tx(
+                partial(self._finish_on, node=node, outcomes=chunk), background=True
+            )
             written += runs
             events += appended
         return written, events

@@ -166,7 +166,7 @@ class FireMethods(RunLeases, RunFinishes):
             self._fire_budget.note(len(due) + len(started), time.perf_counter() - began)
             return PassResult(fired, plans, len(due), started, more=len(due) == limit)
 
-        return await self._tx(fire_and_start_on)
+        return await self._tx(fire_and_start_on, background=True)
 
     async def record_fires(self, node: str, now: datetime, plans: Sequence[FirePlan]) -> FireResult:
         return await self._tx(lambda conn: self._record_on(conn, node, now, plans, claimed=True)[0])

@@ -135,7 +135,7 @@ class Pruning(StoreConnection):
     """The retention of `SQLiteStore`."""
 
     async def _bulk(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._tx(work, bulk=True)
+        return await self._tx(work, bulk=True, background=True)
 
     async def prune(
         self,

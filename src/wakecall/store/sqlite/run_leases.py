@@ -167,7 +167,9 @@ class RunLeases(RunMethods):
         self, node: str, now: datetime, limit: int, lease: timedelta
     ) -> list[tuple[Run, Task]]:
         now_us, until_us = _us(now), _us(now + lease)
-        return await self._tx(lambda conn: self._start_due_on(conn, node, now_us, until_us, limit))
+        return await self._tx(
+            lambda conn: self._start_due_on(conn, node, now_us, until_us, limit), background=True
+        )
 
     def _start_due_on(
         self, conn: sqlite3.Connection, node: str, now_us: int, until_us: int, limit: int
@@ -218,7 +220,7 @@ class RunLeases(RunMethods):
                     cancel.add(run_id)
             return held, cancel
 
-        return await self._tx(extend_leases_on)
+        return await self._tx(extend_leases_on, background=True)
 
     async def release_runs(self, node: str, run_ids: Sequence[str]) -> None:
         if not run_ids:
@@ -260,4 +262,4 @@ class RunLeases(RunMethods):
             ).fetchall()
             return [_run_from_row(r) for r in rows]
 
-        return await self._tx(claim_expired_runs_on)
+        return await self._tx(claim_expired_runs_on, background=True)
