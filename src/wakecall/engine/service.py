@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from wakecall.actions.policy import ActionPolicy
@@ -440,8 +440,9 @@ class TaskService:
         context: Any = None,
         dedupe_key: str | None = None,
     ) -> WakeupReceipt:
-        """A durable one-shot that wakes `owner`. The delay is clamped to the configured
-        bounds; the receipt says when it will fire and whether it was clamped."""
+        """A durable one-shot that wakes `owner`. An instant that is not in the future is
+        refused; a time sooner or later than the configured bounds is moved to the nearest
+        bound, and the receipt says when it will fire and whether it was moved."""
         now = self.now()
         requested = _wakeup_instant(now, delay, at)
         low, high = now + self.config.wakeup_min, now + self.config.wakeup_max
@@ -479,7 +480,18 @@ def _wakeup_instant(
     if at is None:
         assert delay is not None
         return now + parse_duration(delay, field="in")
+    example = f'"{_in_utc(now + timedelta(hours=1))}" or {{"in": "1h"}}'
     if at.tzinfo is None:
-        example = (now + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
-        raise InvalidInput("'at' needs a UTC offset", field="at", example=f'"{example}"')
+        raise InvalidInput("'at' needs a UTC offset", field="at", example=example)
+    if at <= now:
+        raise InvalidInput(
+            f"{_in_utc(at)} is not in the future (now is {_in_utc(now)}); give a later "
+            "instant, or a delay as 'in'",
+            field="at",
+            example=example,
+        )
     return at
+
+
+def _in_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

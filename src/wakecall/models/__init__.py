@@ -34,6 +34,7 @@ from wakecall.models.records import (
 from wakecall.models.specs import (
     MAX_METADATA_BYTES,
     MAX_NAME_LENGTH,
+    MAX_RUNS,
     ClearableField,
     ConditionSpec,
     Duration,
@@ -60,6 +61,7 @@ __all__ = [
     "CALLBACK_EVENTS",
     "MAX_METADATA_BYTES",
     "MAX_NAME_LENGTH",
+    "MAX_RUNS",
     "TERMINAL_RUN_STATUSES",
     "Action",
     "Attempt",

@@ -25,6 +25,7 @@ from wakecall.schedules import format_duration, parse_duration
 __all__ = [
     "MAX_METADATA_BYTES",
     "MAX_NAME_LENGTH",
+    "MAX_RUNS",
     "ClearableField",
     "ConditionSpec",
     "Duration",
@@ -37,6 +38,8 @@ __all__ = [
 
 MAX_NAME_LENGTH = 200
 MAX_METADATA_BYTES = 16 * 1024
+#: The largest `max_runs` (the stores keep counts as 64-bit integers).
+MAX_RUNS = 1_000_000_000
 
 
 def _duration(value: Any) -> timedelta:
@@ -123,7 +126,7 @@ class TaskSpec(_Model):
     max_queued: int = Field(1, ge=1, le=100)
     catchup: CatchUp = CatchUp.LATEST
     catchup_window: Duration = timedelta(hours=1)
-    max_runs: int | None = Field(None, ge=1)
+    max_runs: int | None = Field(None, ge=1, le=MAX_RUNS)
     expires_at: datetime | None = None
     active: bool = True
     callback_url: str | None = Field(None, max_length=2048)
@@ -151,7 +154,9 @@ class TaskSpec(_Model):
     @classmethod
     def _aware(cls, v: datetime | None) -> datetime | None:
         if v is not None and v.tzinfo is None:
-            raise ValueError("expires_at needs a UTC offset, e.g. '2026-12-31T23:59:00Z'")
+            raise ValueError(
+                "expires_at needs a UTC offset: end it with 'Z' or one such as '+01:00'"
+            )
         return v
 
     @field_validator("metadata")
@@ -189,7 +194,7 @@ class TaskPatch(_Model):
     max_queued: int | None = Field(None, ge=1, le=100)
     catchup: CatchUp | None = None
     catchup_window: Duration | None = None
-    max_runs: int | None = Field(None, ge=1)
+    max_runs: int | None = Field(None, ge=1, le=MAX_RUNS)
     expires_at: datetime | None = None
     callback_url: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] | None = None

@@ -39,13 +39,15 @@ places where cronsim is deliberately not followed.
 from __future__ import annotations
 
 from .base import Schedule
-from .durations import format_duration, parse_duration
+from .durations import MAX_DURATION_SECONDS, format_duration, parse_duration
+from .examples import future_instant, instant_example
 from .jitter import jittered
 from .kinds import CronSchedule, DailySchedule, IntervalSchedule, OnceSchedule, OnDemandSchedule
 from .parse import parse_schedule, schedule_from_spec
 from .preview import Preview, PreviewFire, preview
 
 __all__ = [
+    "MAX_DURATION_SECONDS",
     "CronSchedule",
     "DailySchedule",
     "IntervalSchedule",
@@ -55,6 +57,8 @@ __all__ = [
     "PreviewFire",
     "Schedule",
     "format_duration",
+    "future_instant",
+    "instant_example",
     "jittered",
     "parse_duration",
     "parse_schedule",

@@ -16,6 +16,7 @@ from wakecall.errors import InvalidSchedule
 
 from .cron import DAY_NAMES, DAY_WORDS, CronPattern, compile_cron, join_words
 from .durations import DURATION_EXAMPLE, describe_duration, format_duration
+from .examples import INSTANT_SHAPE
 from .timeline import (
     DAY,
     Timeline,
@@ -71,7 +72,7 @@ def _aware_utc(value: object, name: str) -> datetime:
         raise InvalidSchedule(
             f"{name} must be an aware datetime, got {value!r}.",
             field="schedule",
-            example='"2026-12-01T09:00:00+01:00"',
+            example=INSTANT_SHAPE,
         )
     return value.astimezone(UTC)
 

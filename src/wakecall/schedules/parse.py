@@ -12,6 +12,7 @@ from wakecall.errors import InvalidInput, InvalidSchedule
 from .base import Schedule
 from .cron import CRON_EXAMPLE, DAY_NAMES, MACROS, parse_weekdays
 from .durations import format_duration, read_duration
+from .examples import INSTANT_SHAPE, instant_example
 from .kinds import (
     DAILY_EXAMPLE,
     CronSchedule,
@@ -26,12 +27,10 @@ __all__ = ["parse_schedule", "schedule_from_spec"]
 
 MAX_TEXT = 1000
 SCHEDULE_EXAMPLE = (
-    '"0 9 * * MON-FRI", "@every 30m", "in 5m", "2026-12-01T09:00:00+01:00" or '
-    '{"type": "daily", "times": ["09:00"]}'
+    '"0 9 * * MON-FRI", "@every 30m", "in 5m" or {"type": "daily", "times": ["09:00"]}'
 )
-ISO_EXAMPLE = '"2026-12-01T09:00:00+01:00" or "2026-12-01T08:00:00Z"'
 INTERVAL_EXAMPLE = '"@every 30m" or {"type": "interval", "every": "30m"}'
-ONCE_EXAMPLE = '"in 5m" or {"type": "once", "at": "2026-12-01T09:00:00+01:00"}'
+ONCE_EXAMPLE = '"in 5m" or {"type": "once", "in": "5m"}'
 
 _ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
@@ -148,7 +147,7 @@ def _from_text(text: str, zone: str, jitter: timedelta | None, now: datetime | N
         base = _needs_now(now, stripped, truncate=False)
         return OnceSchedule(base + delay, zone, jitter)
     if _ISO_START.match(stripped):
-        return OnceSchedule(_instant(stripped, zone), zone, jitter)
+        return OnceSchedule(_instant(stripped, zone, now), zone, jitter)
     if len(stripped.split()) == 1:
         raise InvalidSchedule(
             f"could not read {stripped!r} as a schedule; write a cron expression, "
@@ -165,15 +164,15 @@ def _needs_now(now: datetime | None, what: str, *, truncate: bool = True) -> dat
             f"{what!r} is relative to the current time, so it cannot be stored as is; store "
             "an absolute start or instant.",
             field="schedule",
-            example='{"type": "once", "at": "2026-12-01T09:00:00+01:00"}',
+            example=f'{{"type": "once", "at": {INSTANT_SHAPE}}}',
         )
     moment = now.astimezone(UTC)
     return moment.replace(microsecond=0) if truncate else moment
 
 
-def _instant(value: object, zone: str) -> datetime:
+def _instant(value: object, zone: str, now: datetime | None) -> datetime:
     """An ISO-8601 instant; a naive one is read in ``zone`` (first occurrence when clocks go
-    back, the end of the gap when they jump forward)."""
+    back, the end of the gap when they jump forward). ``now`` dates the examples."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -184,13 +183,13 @@ def _instant(value: object, zone: str) -> datetime:
             raise InvalidSchedule(
                 f"could not read {value!r} as an ISO-8601 instant.",
                 field="schedule",
-                example=ISO_EXAMPLE,
+                example=instant_example(now),
             ) from None
     else:
         raise InvalidSchedule(
             f"an instant must be ISO-8601 text, got {type(value).__name__}.",
             field="schedule",
-            example=ISO_EXAMPLE,
+            example=instant_example(now),
         )
     if moment.utcoffset() is not None:
         return moment.astimezone(UTC)
@@ -262,7 +261,7 @@ def _from_mapping(
 _KIND_EXAMPLES = {
     "cron": '{"type": "cron", "expression": "0 9 * * MON-FRI"}',
     "interval": '{"type": "interval", "every": "30m"}',
-    "once": '{"type": "once", "at": "2026-12-01T09:00:00+01:00"}',
+    "once": '{"type": "once", "in": "5m"}',
     "daily": DAILY_EXAMPLE,
     "on_demand": '"on demand" or {"type": "on_demand"}',
 }
@@ -300,7 +299,7 @@ def _interval_from_mapping(
     start = (
         _needs_now(now, "an interval without a start")
         if start_value is None
-        else _instant(start_value, zone)
+        else _instant(start_value, zone, now)
     )
     return IntervalSchedule(every, start, zone, jitter)
 
@@ -316,7 +315,7 @@ def _once_from_mapping(
             example='{"type": "once", "in": "5m"}',
         )
     if at is not None:
-        return OnceSchedule(_instant(at, zone), zone, jitter)
+        return OnceSchedule(_instant(at, zone, now), zone, jitter)
     amount = read_duration(delay, "schedule", InvalidSchedule)
     if not amount:
         raise InvalidSchedule(

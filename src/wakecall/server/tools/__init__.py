@@ -1,6 +1,7 @@
 """The agent-facing tools: one small method each (`tasks`, `events`, `wakeups`), registered
-from one table (`table.TOOLS`). Expected failures become tool errors whose text says what was
-wrong and how to fix it; nothing is stored when a call fails."""
+from one table (`table.TOOLS`) with the input schemas of `published.py`. Every call's arguments
+are checked first (`guard`, `refusals`); expected failures become tool errors whose text says
+what was wrong and how to fix it; nothing is stored when a call fails."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server import MCPServer
 
-from wakecall.server.sdk_reaches import compact_output_schemas
+from wakecall.server.sdk_reaches import (
+    argument_model,
+    compact_output_schemas,
+    publish_input_schema,
+)
 from wakecall.server.tools.events import EventTools
+from wakecall.server.tools.guard import argument_guard
+from wakecall.server.tools.published import INPUT_SCHEMAS
+from wakecall.server.tools.refusals import ArgumentCheck
 from wakecall.server.tools.table import TOOLS, ToolEntry
 from wakecall.server.tools.tasks import TaskTools
 from wakecall.server.tools.wakeups import WakeupTools
@@ -21,8 +29,9 @@ __all__ = ["TOOLS", "ToolEntry", "register_tools"]
 
 
 def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
-    """Add every tool of `TOOLS`, answered on `rt`."""
+    """Add every tool of `TOOLS`, answered on `rt`, and the check of their arguments."""
     homes = {"tasks": TaskTools(rt), "events": EventTools(rt), "wakeups": WakeupTools(rt)}
+    checks: dict[str, ArgumentCheck] = {}
     for entry in TOOLS:
         mcp.add_tool(
             getattr(homes[entry.home], entry.name),
@@ -30,4 +39,9 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             title=entry.title,
             description=entry.description,
         )
+        publish_input_schema(mcp, entry.name, INPUT_SCHEMAS[entry.name])
+        checks[entry.name] = ArgumentCheck(
+            entry.name, argument_model(mcp, entry.name), rt.tasks.now
+        )
     compact_output_schemas(mcp)
+    mcp.middleware.append(argument_guard(checks))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, Literal
 
 from wakecall.models import DeliveryStatus, RunStatus
-from wakecall.server.tools.args import PageCursor, PageLimit, tool_errors
+from wakecall.server.tools.args import (
+    EventCursor,
+    EventLimit,
+    PageCursor,
+    PageLimit,
+    WaitSeconds,
+    tool_errors,
+)
 from wakecall.server.views import (
     DeliveryPage,
     DeliveryView,
@@ -59,9 +64,9 @@ class EventTools:
     @tool_errors
     async def get_events(
         self,
-        after: Annotated[int | None, Field(ge=0)] = None,
-        wait: Annotated[float, Field(ge=0, description="seconds to wait for an event")] = 0,
-        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+        after: EventCursor | None = None,
+        wait: WaitSeconds = 0,
+        limit: EventLimit = 50,
     ) -> EventPage:
         owner = self.rt.owner()
         wait = min(wait, self.rt.settings.max_wait.total_seconds())

@@ -11,9 +11,9 @@ from wakecall.engine.checks import parse_for
 from wakecall.schedules import preview
 from wakecall.server.tools.args import (
     DurationArg,
+    PreviewCount,
     ScheduleArg,
     ZoneArg,
-    schedule_value,
     tool_errors,
 )
 from wakecall.server.views import DeleteResult, FireTime, PreviewView, WakeupView
@@ -35,13 +35,11 @@ class WakeupTools:
     @tool_errors
     async def schedule_wakeup(
         self,
-        in_: Annotated[DurationArg | None, Field(alias="in", description="e.g. '15m'")] = None,
+        in_: Annotated[DurationArg | None, Field(alias="in")] = None,
         at: datetime | None = None,
         reason: Annotated[str, Field(max_length=2000)] = "",
-        context: Annotated[Any, Field(description="any JSON, returned at wake time")] = None,
-        dedupe_key: Annotated[
-            str | None, Field(description="a second call with the same key returns the first")
-        ] = None,
+        context: Any = None,
+        dedupe_key: str | None = None,
     ) -> WakeupView:
         owner = self.rt.owner()
         receipt = await self.rt.tasks.schedule_wakeup(
@@ -58,6 +56,7 @@ class WakeupTools:
             requested_for=receipt.requested,
             reason=reason,
             created=receipt.created,
+            note=_moved_note(receipt.requested, receipt.scheduled_for) if receipt.clamped else None,
         )
         return await self._hinted(owner, view)
 
@@ -73,13 +72,13 @@ class WakeupTools:
         self,
         schedule: ScheduleArg,
         timezone: ZoneArg = "UTC",
-        count: Annotated[int, Field(ge=1, le=50)] = 5,
+        count: PreviewCount = 5,
         jitter: DurationArg | None = None,
     ) -> PreviewView:
         tasks = self.rt.tasks
         now = tasks.now()
         parsed = parse_for(
-            schedule_value(schedule),
+            schedule,
             timezone=timezone,
             jitter=jitter,
             now=now,
@@ -91,3 +90,12 @@ class WakeupTools:
             timezone=shown.timezone,
             fires=[FireTime(local=f.local, utc=f.utc) for f in shown.fires],
         )
+
+
+def _moved_note(requested: datetime, scheduled: datetime) -> str:
+    """What the answer says when the server moved a wakeup into its bounds."""
+    which = "earliest" if scheduled > requested else "latest"
+    return (
+        f"moved to {scheduled.isoformat()}, the {which} time this server allows for a wakeup "
+        f"(you asked for {requested.isoformat()})"
+    )
