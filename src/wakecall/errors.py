@@ -102,8 +102,6 @@ def invalid_input_from(error: ValidationError) -> InvalidInput:
     parts = []
     for item in error.errors(include_url=False):
         where = ".".join(str(p) for p in item["loc"]) or "input"
-        msg = item["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        parts.append(f"{where}: {msg}")
+        msg = item["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+        parts.append(msg if msg.startswith(f"{where} ") else f"{where}: {msg}")
     return InvalidInput("; ".join(parts))

@@ -1,7 +1,8 @@
 """The agent-facing tools: one small method each (`tasks`, `events`, `wakeups`), registered
-from one table (`table.TOOLS`) with the input schemas of `published.py`. Every call's arguments
-are checked first (`guard`, `refusals`); expected failures become tool errors whose text says
-what was wrong and how to fix it; nothing is stored when a call fails."""
+from one table (`table.TOOLS`) with the input schemas of `published.py`. Every call's
+arguments are checked before the SDK sees them (`guard`, `refusals`); expected failures become
+tool errors whose text says what was wrong and how to fix it; nothing is stored when a call
+fails."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from wakecall.server.sdk_reaches import (
     publish_input_schema,
 )
 from wakecall.server.tools.events import EventTools
-from wakecall.server.tools.guard import argument_guard
+from wakecall.server.tools.guard import guard_tool_calls
 from wakecall.server.tools.published import INPUT_SCHEMAS
 from wakecall.server.tools.refusals import ArgumentCheck
 from wakecall.server.tools.table import TOOLS, ToolEntry
@@ -44,4 +45,4 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             entry.name, argument_model(mcp, entry.name), rt.tasks.now
         )
     compact_output_schemas(mcp)
-    mcp.middleware.append(argument_guard(checks))
+    guard_tool_calls(mcp, checks)

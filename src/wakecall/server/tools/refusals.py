@@ -48,9 +48,13 @@ class Problem:
     path: Path
     text: str
     example: str | None = None
+    #: The field whose example fits best (default: the last name in `path`).
+    example_of: str | None = None
 
     @property
     def leaf(self) -> str:
+        if self.example_of is not None:
+            return self.example_of
         names = [part for part in self.path if isinstance(part, str)]
         return names[-1] if names else ""
 
@@ -115,9 +119,11 @@ class ArgumentCheck:
         closest = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
         text = f"{self.tool} has no argument {name!r}"
         if instead:
-            text += f"; {instead}"
+            text += f"; {instead}."
         elif closest:
             text += f"; did you mean {closest[0]!r}?"
+        else:
+            text += "."
         text += f" It takes: {', '.join(valid)}"
         return Problem((name,), text, call_example(self.tool, self.now()))
 
@@ -148,7 +154,8 @@ class ArgumentCheck:
         example = problem.example or value_example(self.tool, problem.leaf, self.now())
         if example is None:
             example = call_example(self.tool, self.now())
-        return str(InvalidInput(problem.text, field=where or "arguments", example=example))
+        text = problem.text if problem.text.endswith((".", "?")) else f"{problem.text}."
+        return f"{where or 'arguments'}: {text} Example: {example}"
 
 
 def _problems(node: Mapping[str, Any], value: Any, path: Path) -> Iterator[Problem]:
@@ -204,9 +211,11 @@ def _object_problems(
             yield from _problems(properties[key], item, (*path, key))
         elif extra is False:
             closest = difflib.get_close_matches(key, list(properties), n=1, cutoff=0.6)
-            hint = f"did you mean {closest[0]!r}? " if closest else ""
+            hint = f"did you mean {closest[0]!r}?" if closest else "it is not a field here."
             yield Problem(
-                (*path, key), f"is not a field here; {hint}it takes: {', '.join(properties)}"
+                (*path, key),
+                f"unknown field; {hint} It takes: {', '.join(properties)}",
+                example_of=str(path[-1]) if path else None,
             )
         elif isinstance(extra, dict):
             yield from _problems(extra, item, (*path, key))

@@ -3,8 +3,9 @@ arguments, calls the task service and shapes the answer."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import AwareDatetime
 
 from wakecall.errors import InvalidInput
 from wakecall.models import (
@@ -60,7 +61,7 @@ class TaskTools:
         catchup: CatchUp = "latest",
         catchup_window: DurationArg = "1h",
         max_runs: MaxRuns | None = None,
-        expires_at: datetime | None = None,
+        expires_at: AwareDatetime | None = None,
         active: bool = True,
         callback_url: str | None = None,
         metadata: dict[str, Any] | None = None,
@@ -156,7 +157,7 @@ class TaskTools:
         catchup: CatchUp | None = None,
         catchup_window: DurationArg | None = None,
         max_runs: MaxRuns | None = None,
-        expires_at: datetime | None = None,
+        expires_at: AwareDatetime | None = None,
         callback_url: str | None = None,
         metadata: dict[str, Any] | None = None,
         jitter: DurationArg | None = None,

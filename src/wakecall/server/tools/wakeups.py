@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from wakecall.engine.checks import parse_for
 from wakecall.schedules import preview
@@ -36,7 +36,7 @@ class WakeupTools:
     async def schedule_wakeup(
         self,
         in_: Annotated[DurationArg | None, Field(alias="in")] = None,
-        at: datetime | None = None,
+        at: AwareDatetime | None = None,
         reason: Annotated[str, Field(max_length=2000)] = "",
         context: Any = None,
         dedupe_key: str | None = None,
