@@ -384,7 +384,9 @@ async def test_requests_sent_with_the_handshake_are_answered_once_the_scheduler_
         {1, 2, 3, 4, 5},
     )
     assert code == 0, stderr
-    assert answers[1]["result"]["capabilities"]["tools"] is not None
+    caps = answers[1]["result"]["capabilities"]  # declared before the runtime has started
+    assert caps["tools"]["listChanged"] is True
+    assert "prompts" in caps and "completions" in caps
     assert answers[2]["result"] == {}
     assert {t["name"] for t in answers[3]["result"]["tools"]} >= TOOL_NAMES
     created = answers[4]["result"]["structuredContent"]

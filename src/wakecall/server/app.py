@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from wakecall import __version__
 from wakecall.errors import InvalidInput
 from wakecall.server.auth import StaticTokenVerifier, current_owner
+from wakecall.server.prompts import register_prompts, register_task_completions
 from wakecall.server.push import OwnerBus, SessionRegistry
 from wakecall.server.sdk_reaches import lowlevel_server
 from wakecall.server.startup import loading_for_good
@@ -121,9 +122,7 @@ def new_server(
             await started.wait()
         result = await call_next(ctx)
         if ctx.method in ("initialize", "server/discover") and isinstance(result, dict):
-            if settings.channel:
-                caps = result.setdefault("capabilities", {})
-                caps["experimental"] = {**(caps.get("experimental") or {}), "claude/channel": {}}
+            _declare_capabilities(result.setdefault("capabilities", {}), settings)
         elif ctx.method == "notifications/initialized":
             registry.register(ctx.session, owner())
             if wanted is not None:
@@ -168,6 +167,7 @@ def new_server(
         live.log_level = params.level
         return types.EmptyResult()
 
+    register_prompts(mcp, owner)
     # MCPServer registers no handlers for these spec methods.
     lowlevel = lowlevel_server(mcp)
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, on_subscribe)
@@ -178,14 +178,24 @@ def new_server(
     return mcp
 
 
+def _declare_capabilities(caps: dict[str, Any], settings: Settings) -> None:
+    """What the SDK does not declare by itself: Claude Code channels (unless turned off), and
+    `listChanged` for tools, which hosts such as Gemini CLI look for."""
+    if settings.channel:
+        caps["experimental"] = {**(caps.get("experimental") or {}), "claude/channel": {}}
+    if isinstance(caps.get("tools"), dict):
+        caps["tools"]["listChanged"] = True
+
+
 def add_runtime(mcp: MCPServer[Any], rt: Runtime) -> None:
-    """Register the tools and resources, which work on `rt`."""
+    """Register the tools and resources, which work on `rt`, and complete task ids."""
     # lazy: start-up time (serving stdio, these load on a worker thread after the handshake)
     from wakecall.server.resources import register_resources
     from wakecall.server.tools import register_tools
 
     register_tools(mcp, rt)
     register_resources(mcp, rt)
+    register_task_completions(mcp, rt.owner, rt.tasks)
 
 
 def _is_loopback(host: str) -> bool:
