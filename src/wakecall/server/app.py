@@ -35,6 +35,7 @@ from wakecall.server.prompts import register_prompts, register_task_completions
 from wakecall.server.push import OwnerBus, SessionRegistry
 from wakecall.server.sdk_reaches import lowlevel_server
 from wakecall.server.startup import loading_for_good
+from wakecall.server.stdio import serve_stdio_connection
 from wakecall.settings import Settings
 
 if TYPE_CHECKING:
@@ -384,7 +385,7 @@ async def serve_stdio(
     async with anyio.create_task_group() as tg:
         tg.start_soon(run_runtime, name="wakecall-runtime")
         try:
-            await mcp.run_stdio_async()
+            await serve_stdio_connection(mcp)  # answers lines the SDK cannot parse, too
         finally:
             closed.set()
     if failed:
