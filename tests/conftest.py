@@ -38,10 +38,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await s.close()
 
 
-# --- CI guard: when PostgreSQL is required, its tests must have run -----------------------
+# --- CI guards: when PostgreSQL or the conformance suite is required, its tests must run ----
 _REQUIRE_POSTGRES = os.environ.get("WAKECALL_REQUIRE_POSTGRES") == "1"
-_postgres_passed = 0
-_postgres_skipped: list[str] = []
+#: Set by .ci/run once it has installed the conformance suite (npm ci --prefix tests/conformance).
+_REQUIRE_CONFORMANCE = os.environ.get("WAKECALL_REQUIRE_CONFORMANCE") == "1"
+_passed = {"postgres": 0, "conformance": 0}
+_skipped: dict[str, list[str]] = {"postgres": [], "conformance": []}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,23 +55,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    global _postgres_passed
-    if "postgres" not in report.nodeid:
-        return
-    if report.when == "call" and report.passed:
-        _postgres_passed += 1
-    elif report.skipped:
-        _postgres_skipped.append(report.nodeid)
+    for kind in _passed:
+        if kind not in report.nodeid:
+            continue
+        if report.when == "call" and report.passed:
+            _passed[kind] += 1
+        elif report.skipped:
+            _skipped[kind].append(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _REQUIRE_POSTGRES or exitstatus != 0:
+    if exitstatus != 0:
         return
-    if _postgres_passed == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print("\nerror: WAKECALL_REQUIRE_POSTGRES=1 but no PostgreSQL test passed")
-    elif _postgres_skipped:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print("\nerror: WAKECALL_REQUIRE_POSTGRES=1 but these PostgreSQL tests were skipped:")
-        for nodeid in _postgres_skipped:
-            print(f"  {nodeid}")
+    required = {"postgres": _REQUIRE_POSTGRES, "conformance": _REQUIRE_CONFORMANCE}
+    for kind, flag in (("postgres", "POSTGRES"), ("conformance", "CONFORMANCE")):
+        if not required[kind]:
+            continue
+        if _passed[kind] == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print(f"\nerror: WAKECALL_REQUIRE_{flag}=1 but no {kind} test passed")
+        elif _skipped[kind]:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print(f"\nerror: WAKECALL_REQUIRE_{flag}=1 but these {kind} tests were skipped:")
+            for nodeid in _skipped[kind]:
+                print(f"  {nodeid}")

@@ -103,5 +103,8 @@ def invalid_input_from(error: ValidationError) -> InvalidInput:
     for item in error.errors(include_url=False):
         where = ".".join(str(p) for p in item["loc"]) or "input"
         msg = item["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+        head, colon, rest = msg.partition(": ")
+        if colon and item["loc"] and head in (str(item["loc"][-1]), "duration"):
+            msg = rest  # the field's own name, which `where` says already
         parts.append(msg if msg.startswith(f"{where} ") else f"{where}: {msg}")
     return InvalidInput("; ".join(parts))
