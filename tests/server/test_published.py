@@ -3,7 +3,6 @@ real parameters (same names, same required set, same ranges)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from wakecall.schedules import MAX_DURATION_SECONDS
 from wakecall.server import build_server, open_runtime
 from wakecall.server.sdk_reaches import argument_model
 from wakecall.server.tools import TOOLS
-from wakecall.server.tools.published import INPUT_SCHEMAS
+from wakecall.server.tools.published import INPUT_SCHEMAS, model_facing_size
 from wakecall.server.tools.refusals import resolved_schema
 from wakecall.settings import Settings
 from wakecall.testing import FakeClock
@@ -33,15 +32,9 @@ async def server(tmp_path: Path) -> AsyncIterator[MCPServer[Any]]:
             yield build_server(rt)
 
 
-def model_facing_size(tool: dict[str, Any]) -> int:
-    """Bytes of what a host sends the model for one tool: its name, description and input
-    schema exactly as `tools/list` returns them (the output schema and title are not sent to
-    the model), as UTF-8 JSON with the usual separators (", " and ": ")."""
-    shown = {key: tool[key] for key in ("name", "description", "inputSchema") if key in tool}
-    return len(json.dumps(shown, ensure_ascii=False).encode())
-
-
 async def test_the_tool_list_a_model_reads_fits_its_budget(server: MCPServer[Any]) -> None:
+    """Measured as `model_facing_size` says: each tool's name, description and input schema
+    as `tools/list` returns them, as JSON, in bytes."""
     with anyio.fail_after(10):
         async with Client(server) as client:
             listed = (await client.list_tools()).tools

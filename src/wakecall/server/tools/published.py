@@ -12,6 +12,8 @@ Optional arguments may also be given as `null`, which means "not given".
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from wakecall.models import MAX_RUNS
@@ -23,6 +25,7 @@ __all__ = [
     "MAX_CURSOR",
     "MAX_RUNS",
     "MAX_WAIT_SECONDS",
+    "model_facing_size",
 ]
 
 #: The largest event cursor (a signed 64-bit integer, as both stores keep it).
@@ -31,6 +34,14 @@ MAX_CURSOR = 2**63 - 1
 MAX_WAIT_SECONDS = 3600
 #: The description of a `patch_schedule` field that takes what `create_task` takes.
 AS_IN_CREATE_TASK = "as in create_task"
+
+
+def model_facing_size(tool: Mapping[str, Any]) -> int:
+    """Bytes of what a host sends the model for one tool, given as `tools/list` returns it
+    (camelCase keys): its name, description and input schema (a host shows neither the title
+    nor the output schema to the model), as UTF-8 JSON with the usual separators."""
+    shown = {key: tool[key] for key in ("name", "description", "inputSchema") if key in tool}
+    return len(json.dumps(shown, ensure_ascii=False).encode())
 
 
 def _obj(
