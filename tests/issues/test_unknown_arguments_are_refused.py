@@ -51,4 +51,6 @@ async def test_every_tool_names_the_closest_argument(tmp_path: Path) -> None:
             {"name": "n", "schedule": "@daily", "retry": {"attempts": 2, "delays": "1s"}},
         )
         assert nested.startswith("retry.delays: unknown field; did you mean 'delay'?")
+        tool = await agent.refusal("create_tasks", {"name": "n", "schedule": "@daily"})
+        assert tool.startswith("there is no tool 'create_tasks'; did you mean 'create_task'?")
         assert await agent.task_count() == 0

@@ -254,6 +254,8 @@ async def test_the_refusals_page_is_up_to_date(tmp_path: Path) -> None:
                     given = json.loads(json.dumps(given).replace(real, shown))
                 lines.append(f"**{what}**: `{json.dumps(given)}`\n\n```\n{text}\n```\n")
             sections.append("\n".join(lines))
+        unknown = await agent.refusal("create_tasks", {"name": "r"})
+        sections.append(f"## A tool that does not exist\n\n`create_tasks`\n\n```\n{unknown}\n```\n")
     protocol = ["## Lines that are not JSON-RPC messages (stdio)\n"]
     for what, line in LINES:
         answers = [a.model_dump(by_alias=True, exclude_none=True) for a in answers_for(line)]

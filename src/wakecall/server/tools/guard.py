@@ -8,6 +8,7 @@ every refusal reads the same way."""
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -45,7 +46,7 @@ def guard_tool_calls(mcp: MCPServer[Any], checks: Mapping[str, ArgumentCheck]) -
                 log.info("tool %s refused its arguments", params.name)
                 return _tool_error(str(exc))
             params = params.model_copy(update={"arguments": arguments})
-        return _in_our_words(params.name, await handle(ctx, params))
+        return _in_our_words(params.name, await handle(ctx, params), list(checks))
 
     lowlevel.add_request_handler("tools/call", entry.params_type, checked)
 
@@ -54,13 +55,20 @@ def _tool_error(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
-def _in_our_words(tool: str, result: HandlerResult) -> HandlerResult:
-    """`result` without the SDK's prefix on a tool error's text."""
+def _in_our_words(tool: str, result: HandlerResult, tools: list[str]) -> HandlerResult:
+    """`result` without the SDK's prefix on a tool error's text; an unknown tool is named with
+    the closest of `tools`."""
     if not isinstance(result, CallToolResult) or not result.is_error or len(result.content) != 1:
         return result
     block = result.content[0]
     if not isinstance(block, TextContent):
         return result
+    if block.text == f"Unknown tool: {tool}":
+        closest = difflib.get_close_matches(tool, tools, n=1, cutoff=0.6)
+        hint = f"did you mean {closest[0]!r}?" if closest else "tools/list shows them."
+        return _tool_error(
+            f"there is no tool {tool!r}; {hint} wakecall's tools: {', '.join(tools)}"
+        )
     prefix = f"Error executing tool {tool}"
     if block.text.startswith(f"{prefix}: "):
         return _tool_error(block.text.removeprefix(f"{prefix}: "))
