@@ -60,10 +60,10 @@ def numeric_fields(tool: str) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]
     """Every field of `tool` that takes a number, as (path, schema)."""
 
     def walk(node: dict[str, Any], path: tuple[str, ...]) -> Iterator[Any]:
-        kinds = node.get("type", [])
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if {"integer", "number"} & set(kinds):
+        if node.get("type") in ("integer", "number"):
             yield path, node
+        for branch in node.get("anyOf", []):  # a duration: text, or a number of seconds
+            yield from walk(branch, path)
         for name, child in node.get("properties", {}).items():
             yield from walk(child, (*path, name))
 

@@ -73,12 +73,24 @@ async def test_published_ranges_are_the_parameters_ranges(server: MCPServer[Any]
 def test_every_number_has_a_range_and_every_object_refuses_unknown_fields() -> None:
     for name in INPUT_SCHEMAS:
         for path, node in _nodes(resolved_schema(name), ()):
-            kinds = node.get("type", [])
-            if {"integer", "number"} & set([kinds] if isinstance(kinds, str) else kinds):
+            if node.get("type") in ("integer", "number"):
                 assert "maximum" in node, (name, path)
                 assert "minimum" in node or "exclusiveMinimum" in node, (name, path)
             if "properties" in node:
                 assert node.get("additionalProperties") is False, (name, path)
+
+
+def test_every_schema_keeps_to_what_every_host_passes_on() -> None:
+    """Gemini's function declarations take one `type` per node (a list is refused with "Proto
+    field is not repeating"), `enum` only on strings, and arrays with typed items."""
+    for name, schema in INPUT_SCHEMAS.items():
+        for path, node in _nodes(schema, ()):
+            assert not isinstance(node.get("type"), list), (name, path)
+            if "enum" in node:
+                assert node.get("type") == "string", (name, path)
+            if node.get("type") == "array":
+                assert "type" in node.get("items", {}), (name, path)
+            assert "const" not in node and "oneOf" not in node, (name, path)
 
 
 def _nodes(node: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
@@ -91,6 +103,8 @@ def _nodes(node: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], 
         yield from _nodes(node["items"], (*path, "[]"))
     if isinstance(node.get("additionalProperties"), dict):
         yield from _nodes(node["additionalProperties"], (*path, "{}"))
+    for branch in node.get("anyOf", []):
+        yield from _nodes(branch, path)
 
 
 def _ranges(

@@ -2,10 +2,13 @@
 
 Every session of every agent pays for the tool list in context, so these are shaped by hand
 rather than generated: the forms of actions, retries and policies are described once, in
-`create_task`; `patch_schedule` says "as in create_task" for the fields they share; defaults
-are stated in words once. The tools' pydantic parameters still validate every call on the
-server (`refusals.check_arguments`); a test holds the two together (same names, same required
-set, same ranges), and every number here has its range.
+`create_task`; `patch_schedule` and `preview_schedule` say "as in create_task" for the objects
+they share; defaults are stated in words once. The tools' pydantic parameters still validate
+every call on the server (`refusals.ArgumentCheck`); a test holds the two together (same
+names, same required set, same ranges), and every number here has its range.
+
+They keep to what every host can pass on, Gemini's function declarations included: one `type`
+per node (a value of two kinds is an `anyOf`), a `type` beside each `enum`, typed items.
 
 Optional arguments may also be given as `null`, which means "not given".
 """
@@ -73,18 +76,18 @@ def _text(description: str | None = None, **limits: int) -> dict[str, Any]:
 
 def _duration(description: str | None = None) -> dict[str, Any]:
     """'30s', '5m', '1h30m', or a number of seconds."""
-    schema: dict[str, Any] = {
-        "type": ["string", "number"],
-        "minimum": 0,
-        "maximum": MAX_DURATION_SECONDS,
-    }
+    schema: dict[str, Any] = {}
     if description:
         schema["description"] = description
+    schema["anyOf"] = [
+        {"type": "string"},
+        {"type": "number", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
+    ]
     return schema
 
 
 def _enum(*values: str, description: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"enum": list(values)}
+    schema: dict[str, Any] = {"type": "string", "enum": list(values)}
     if description:
         schema["description"] = description
     return schema
@@ -98,8 +101,9 @@ _RUN_STATUS = _enum(
     "queued", "running", "success", "failure", "timeout", "cancelled", "skipped", "missed"
 )
 
+_TEXT_OR_OBJECT = [{"type": "string"}, {"type": "object"}]
 _SCHEDULE = {
-    "type": ["string", "object"],
+    "anyOf": _TEXT_OR_OBJECT,
     "description": (
         "cron '0 9 * * MON-FRI' (6 fields: seconds first), '@daily', '@every 30m', 'in 5m', "
         "an ISO-8601 instant, 'on demand' (runs only on run_now, events, depends_on), or "
@@ -178,13 +182,22 @@ _CREATE_TASK = _obj(
     "name",
 )
 
-_SAME = {"description": AS_IN_CREATE_TASK}
+
+def _as_in_create_task(name: str) -> dict[str, Any]:
+    """`create_task`'s schema of the field `name`, shallow: an object (or a schedule) only says
+    "as in create_task"; a number keeps its range and a choice its values."""
+    node = _CREATE_TASK["properties"][name]
+    if node.get("type") == "object" or node is _CREATE_TASK["properties"]["schedule"]:
+        shallow = {"anyOf": node["anyOf"]} if "anyOf" in node else {"type": node["type"]}
+        return {**shallow, "description": AS_IN_CREATE_TASK}
+    return {key: value for key, value in node.items() if key != "description"}
+
 
 _PATCH_SCHEDULE = _obj(
     {
         "task_id": _ID,
         **{
-            name: _SAME
+            name: _as_in_create_task(name)
             for name in (
                 "schedule",
                 "timezone",
@@ -273,7 +286,7 @@ INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "preview_schedule": _obj(
         {
-            "schedule": {"description": AS_IN_CREATE_TASK},
+            "schedule": _as_in_create_task("schedule"),
             "timezone": _text("default UTC"),
             "count": _int(1, 50),
             "jitter": _duration(),

@@ -160,6 +160,10 @@ class ArgumentCheck:
 
 def _problems(node: Mapping[str, Any], value: Any, path: Path) -> Iterator[Problem]:
     """What is wrong with `value` under the schema `node` (the keywords `published.py` uses)."""
+    branches = node.get("anyOf")
+    if branches is not None and all(any(_problems(b, value, path)) for b in branches):
+        yield Problem(path, f"must be {_expected(node)}, got {_shown(value)}")
+        return
     kinds = node.get("type")
     if kinds is not None:
         allowed = [kinds] if isinstance(kinds, str) else kinds
@@ -249,13 +253,17 @@ def _expected(node: Mapping[str, Any]) -> str:
     """What a value under `node` must be, in words."""
     if "enum" in node:
         return "one of " + ", ".join(json.dumps(choice) for choice in node["enum"])
-    kinds = node.get("type")
-    allowed = [kinds] if isinstance(kinds, str) else list(kinds or [])
-    if sorted(allowed) == ["number", "string"]:
+    branches = node.get("anyOf", [])
+    numbers = [b for b in branches if b.get("type") == "number"]
+    if numbers and {b.get("type") for b in branches} == {"string", "number"}:
         return (
             'a duration such as "30s", "5m" or "1h30m", or a number of seconds up to '
-            f"{node['maximum']:,} (100 years)"
+            f"{numbers[0]['maximum']:,} (100 years)"
         )
+    if branches:
+        return " or ".join(_expected(branch) for branch in branches)
+    kinds = node.get("type")
+    allowed = [kinds] if isinstance(kinds, str) else list(kinds or [])
     words = {
         "string": "text",
         "boolean": "true or false",
