@@ -7,6 +7,7 @@ refused again. Every example is now computed from the current time: here the clo
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from datetime import UTC, datetime
@@ -60,3 +61,29 @@ async def test_no_example_shows_a_day_before_today(tmp_path: Path) -> None:
         for text in texts:
             for day in re.findall(r"\d{4}-\d{2}-\d{2}", text.split(" Example: ", 1)[1]):
                 assert day >= LATER.date().isoformat(), text
+
+
+def test_no_string_in_the_code_holds_a_fixed_date() -> None:
+    """Docstrings and comments aside: a date in a string would one day be in the past."""
+    source = Path(__file__).parents[2] / "src" / "wakecall"
+    dated = re.compile(r"\b(19|20)\d\d-\d\d-\d\d")
+    found = []
+    for path in sorted(source.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        found += [
+            f"{path.name}:{node.lineno}: {node.value[:60]}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and dated.search(node.value)
+        ]
+    assert found == []

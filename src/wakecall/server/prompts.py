@@ -148,6 +148,9 @@ def register_task_completions(
 
 
 class Completions:
+    """The values `completion/complete` offers for an argument of a prompt or a resource
+    template; task ids only when it has the task service."""
+
     def __init__(self, owner: Callable[[], str], tasks: TaskService | None) -> None:
         self.owner = owner
         self.tasks = tasks
@@ -191,7 +194,8 @@ def _zones_for(start: str) -> list[str]:
     then = [
         zone
         for zone in zones
-        if zone not in first and any(p.lower().startswith(lowered) for p in zone.split("/")[1:])
+        if not zone.lower().startswith(lowered)
+        and any(part.lower().startswith(lowered) for part in zone.split("/")[1:])
     ]
     return first + then
 
