@@ -82,6 +82,11 @@ class Settings:
     tasks_file: str | None = setting(
         None, "TOML file of tasks applied (idempotently, by id) to the owner's tasks at start"
     )
+    secrets_file: str | None = setting(
+        None,
+        "where --tasks-file writes the callback secrets it issues, readable by its owner only "
+        "(default: beside the task file, NAME.secrets.toml)",
+    )
     http: bool = setting(False, "serve Streamable HTTP instead of stdio", _bool)
     host: str = setting("127.0.0.1", "HTTP bind address; beyond loopback, tokens are required")
     port: int = setting(8765, "HTTP port (0 picks a free one)", int)
