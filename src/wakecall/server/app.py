@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from wakecall import __version__
 from wakecall.errors import InvalidInput
 from wakecall.server.auth import StaticTokenVerifier, current_owner
+from wakecall.server.hosts import HostGuard, allowed_hosts
 from wakecall.server.push import OwnerBus, SessionRegistry
 from wakecall.server.sdk_reaches import lowlevel_server
 from wakecall.server.startup import loading_for_good
@@ -198,20 +199,20 @@ def _is_loopback(host: str) -> bool:
 
 
 def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    for host in settings.allowed_hosts:
-        hosts += [host, f"{host}:*"] if ":" not in host else [host]
-        origins += [f"https://{host}", f"http://{host}"]
+    """The HTTP app of `mcp` at `/mcp`; every route of it (also those added later) answers only
+    for the hosts and origins `allowed_hosts` names."""
+    hosts, origins = allowed_hosts(settings)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
-    return mcp.streamable_http_app(
+    app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=False,
         transport_security=security,
         session_idle_timeout=30 * 60,
     )
+    app.add_middleware(HostGuard, hosts=hosts, origins=origins)
+    return app
 
 
 async def serve(
