@@ -94,6 +94,11 @@ class Settings:
     tokens: tuple[str, ...] = setting(
         (), "TOKEN=OWNER pairs (prefer the file or the environment)", _list, flag=False
     )
+    metrics_token: str | None = setting(
+        None,
+        "the operator's bearer token for /metrics: every owner's series (an owner's token shows "
+        "its own; prefer WAKECALL_METRICS_TOKEN to the flag)",
+    )
     allowed_hosts: tuple[str, ...] = setting(
         (), "extra Host header values the HTTP server accepts", _list
     )

@@ -254,8 +254,11 @@ async def serve(
     async with open_runtime(settings) as rt:
         mcp = build_server(rt, token_owners=token_owners or None)
         app = build_http_app(mcp, settings)
-        # Task ids of every owner are labels: with bearer tokens, /metrics wants one too.
-        app.router.routes.append(metrics_route(rt.metrics, tokens=set(token_owners) or None))
+        # With bearer tokens, /metrics wants one: an owner's shows its own series only.
+        operators = (settings.metrics_token,) if settings.metrics_token else ()
+        app.router.routes.append(
+            metrics_route(rt.metrics, owners=token_owners, operators=operators)
+        )
         app.router.routes.append(trigger_route(rt.tasks))
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
         # IPPROTO_TCP given explicitly: asyncio sets TCP_NODELAY only on sockets that say so,
