@@ -90,7 +90,7 @@ async def _apply(
     problems.raise_if_any()
     writes = [s.write for s in steps if s.write is not None]
     try:
-        written = await service.write(owner, writes, dry_run=dry_run)
+        written = await service.write(owner, writes, dry_run=dry_run, rates=False)
     except (LimitReached, Conflict, TaskNotFound) as exc:
         problems.add(str(exc))
         problems.raise_if_any()
