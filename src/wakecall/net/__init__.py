@@ -21,7 +21,7 @@ The operator opens exceptions with an `OutboundPolicy` (the server setting `allo
 `--allow-outbound 10.0.0.0/8`, `--allow-outbound loopback`, `WAKECALL_ALLOW_OUTBOUND`).
 """
 
-from .backend import GuardedBackend, OneWritePerRequestStream
+from .backend import MAX_HELD_WRITE, GuardedBackend, OneWritePerRequestStream
 from .client import DEFAULT_TIMEOUT, GuardedClient, build_http_client, user_agent
 from .guard import (
     EXAMPLE_URL,
@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
     "EXAMPLE_URL",
+    "MAX_HELD_WRITE",
     "MAX_URL_LENGTH",
     "GuardedBackend",
     "GuardedClient",
