@@ -143,17 +143,19 @@ async def test_a_deletion_reports_the_runs_that_were_running(store: Store) -> No
 
 
 # --- racing writers ------------------------------------------------------------------------
-async def _race_creates(stores: list[Store], owner: str, count: int, limit: int) -> int:
-    """`count` concurrent single creates spread over `stores`, at `limit`; how many landed."""
+async def _race_creates(
+    stores: list[Store], owner: str, count: int, limit: int | OwnerLimits
+) -> int:
+    """`count` concurrent single creates spread over `stores`, at `limit` (live tasks, or the
+    limits given); how many landed."""
+    limits = limit if isinstance(limit, OwnerLimits) else OwnerLimits(max_tasks=limit)
     landed = 0
 
     async def create(index: int) -> None:
         nonlocal landed
         target = stores[index % len(stores)]
         try:
-            await target.write_tasks(
-                owner, [NewTask(make_task(owner))], T0, limits=OwnerLimits(max_tasks=limit)
-            )
+            await target.write_tasks(owner, [NewTask(make_task(owner))], T0, limits=limits)
         except LimitReached:
             return
         landed += 1
@@ -186,6 +188,13 @@ async def test_racing_creates_on_one_sqlite_file_never_pass_the_limit(
     assert await sqlite_pair[0].count_tasks("alice", active_only=True) == 25
 
 
+async def test_racing_creates_on_one_sqlite_file_never_pass_the_creation_rate(
+    sqlite_pair: list[Store],
+) -> None:
+    landed = await _race_creates(sqlite_pair, "alice", 40, OwnerLimits(tasks_per_minute=7))
+    assert landed == 7
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(not POSTGRES_URL, reason="set WAKECALL_TEST_POSTGRES_URL")
 async def test_racing_creates_on_three_postgres_nodes_never_pass_the_limit() -> None:
@@ -201,8 +210,13 @@ async def test_racing_creates_on_three_postgres_nodes_never_pass_the_limit() -> 
             nodes.append(node)
         try:
             landed = await _race_creates(nodes, "alice", count=60, limit=5)
+            paced = await _race_creates(nodes, "bob", 60, OwnerLimits(wakeups_per_minute=4))
+            rated = await _race_creates(nodes, "carol", 60, OwnerLimits(tasks_per_minute=6))
         finally:
             for node in nodes[1:]:
                 await node.close()
         assert landed == 5
         assert await db.value("SELECT count(*) FROM tasks WHERE owner = 'alice'") == 5
+        assert paced == 60  # these are tasks, not wakeups: only the task rate counts them
+        assert rated == 6
+        assert await db.value("SELECT count(*) FROM tasks WHERE owner = 'carol'") == 6
