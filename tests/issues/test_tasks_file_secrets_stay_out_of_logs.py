@@ -56,14 +56,14 @@ def test_new_callback_secrets_go_to_a_private_file_and_only_its_name_to_the_log(
     tasks = cli.write("tasks.toml", TASKS_FILE)
     log = _serve_once(cli, "--tasks-file", str(tasks))
     secrets_file = tasks.with_name("tasks.secrets.toml")
-    secret = tomllib.loads(secrets_file.read_text())["secrets"]["nightly"]
+    secret = tomllib.loads(secrets_file.read_text())["callback_secrets"]["nightly"]
     assert secret.startswith("whsec_")
     assert stat.S_IMODE(os.stat(secrets_file).st_mode) == 0o600
     assert "whsec_" not in log
     assert f"its callback secret is in {secrets_file}" in log
     again = _serve_once(cli, "--tasks-file", str(tasks))  # unchanged: no new secret
     assert "whsec_" not in again and "callback secret is in" not in again
-    assert tomllib.loads(secrets_file.read_text())["secrets"] == {"nightly": secret}
+    assert tomllib.loads(secrets_file.read_text())["callback_secrets"] == {"nightly": secret}
 
 
 def test_the_secrets_file_can_be_named(cli: Any, tmp_path: Path) -> None:

@@ -131,8 +131,9 @@ async def apply_tasks_file(settings: Settings) -> None:
     finally:
         await store.close()
     where = secrets_path(settings.tasks_file, settings.secrets_file)
-    if report.secrets():
-        write_secrets(where, report.secrets())
+    issued = {"callback_secrets": report.secrets(), "trigger_secrets": report.trigger_secrets()}
+    if any(issued.values()):
+        write_secrets(where, issued)
     for line in report.lines(secrets_in=str(where)):
         print(f"wakecall: {settings.tasks_file}: {line}", file=sys.stderr, flush=True)
 

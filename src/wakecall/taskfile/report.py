@@ -31,6 +31,7 @@ class TaskChange:
     status: str | None = None  # the task's status after the apply
     line: int | None = None
     callback_secret: str | None = None  # issued for a new callback URL; shown once
+    trigger_secret: str | None = None  # issued for a new or changed trigger; shown once
 
     def describe(self, *, dry_run: bool = False, secrets_in: str | None = None) -> str:
         """One line; with `secrets_in`, a new callback secret is named as written there, not
@@ -41,10 +42,11 @@ class TaskChange:
             text += f" ({', '.join(self.fields)})"
         if self.status in ("completed", "expired"):
             text += f" [{self.status}]"
-        if self.callback_secret and secrets_in is not None:
-            text += f"; its callback secret is in {secrets_in}"
-        elif self.callback_secret:
-            text += f"; callback secret {self.callback_secret} (shown once)"
+        for what, secret in (("callback", self.callback_secret), ("trigger", self.trigger_secret)):
+            if secret and secrets_in is not None:
+                text += f"; its {what} secret is in {secrets_in}"
+            elif secret:
+                text += f"; {what} secret {secret} (shown once)"
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -56,6 +58,7 @@ class TaskChange:
             "status": self.status,
             "line": self.line,
             "callback_secret": self.callback_secret,
+            "trigger_secret": self.trigger_secret,
         }
 
 
@@ -98,6 +101,10 @@ class ApplyReport:
     def secrets(self) -> dict[str, str]:
         """The callback secrets this apply issued, by task id."""
         return {c.id: c.callback_secret for c in self.changes if c.callback_secret}
+
+    def trigger_secrets(self) -> dict[str, str]:
+        """The inbound-event (trigger) secrets this apply issued, by task id."""
+        return {c.id: c.trigger_secret for c in self.changes if c.trigger_secret}
 
     def to_json(self) -> dict[str, Any]:
         return {

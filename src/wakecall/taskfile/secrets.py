@@ -12,7 +12,7 @@ import tomli_w
 
 from wakecall.errors import InvalidInput
 
-__all__ = ["secrets_path", "write_secrets"]
+__all__ = ["TABLES", "secrets_path", "write_secrets"]
 
 
 def secrets_path(tasks_file: str | Path, given: str | Path | None = None) -> Path:
@@ -23,13 +23,19 @@ def secrets_path(tasks_file: str | Path, given: str | Path | None = None) -> Pat
     return path.with_name(f"{path.stem}.secrets.toml")
 
 
-def write_secrets(path: Path, secrets: Mapping[str, str]) -> None:
-    """Add `secrets` (task id → `whsec_` secret) to the file at `path`, keeping the secrets of
-    other tasks it holds, readable and writable by its owner only."""
+#: The tables of the file: the secrets that sign a task's callbacks, and those that inbound
+#: events (`POST /triggers/{task_id}`) must carry.
+TABLES = ("callback_secrets", "trigger_secrets")
+
+
+def write_secrets(path: Path, issued: Mapping[str, Mapping[str, str]]) -> None:
+    """Add the `issued` secrets (table → task id → secret, tables of `TABLES`) to the file at
+    `path`, keeping those of other tasks it holds, readable and writable by its owner only."""
     known = _read(path)
-    known.update(secrets)
-    text = "# Callback signing secrets issued by wakecall serve --tasks-file, by task id.\n"
-    text += tomli_w.dumps({"secrets": dict(sorted(known.items()))})
+    for table, secrets in issued.items():
+        known.setdefault(table, {}).update(secrets)
+    text = "# Secrets issued by wakecall serve --tasks-file, by task id. Keep this file private.\n"
+    text += tomli_w.dumps({table: dict(sorted(known[table].items())) for table in sorted(known)})
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -45,7 +51,7 @@ def write_secrets(path: Path, secrets: Mapping[str, str]) -> None:
         ) from exc
 
 
-def _read(path: Path) -> dict[str, str]:
+def _read(path: Path) -> dict[str, dict[str, str]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -56,5 +62,9 @@ def _read(path: Path) -> dict[str, str]:
             "another path with --secrets-file",
             field="secrets_file",
         ) from exc
-    found = data.get("secrets", {})
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    tables = {}
+    for table in TABLES:
+        found = data.get(table, {})
+        if isinstance(found, dict):
+            tables[table] = {str(k): str(v) for k, v in found.items()}
+    return tables
