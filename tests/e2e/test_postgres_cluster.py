@@ -74,9 +74,8 @@ class Setup:
         self.db = db
         # The nodes' policy: callbacks to the loopback receiver, `sleep` as a command.
         policy = ActionPolicy(LOOPBACK_POLICY.outbound, CommandPolicy(True, ("sleep",)))
-        self.tasks = TaskService(
-            db.store, clock=SystemClock(), config=EngineConfig(), policy=policy
-        )
+        config = EngineConfig(tasks_per_minute=100_000)  # thousands of tasks set up at once
+        self.tasks = TaskService(db.store, clock=SystemClock(), config=config, policy=policy)
         self.secret = new_secret()
         receiver.secrets.append(self.secret)
 

@@ -32,7 +32,6 @@ from wakecall.models.records import (
     task_from_values,
 )
 from wakecall.models.specs import (
-    MAX_METADATA_BYTES,
     MAX_NAME_LENGTH,
     MAX_RUNS,
     ClearableField,
@@ -59,7 +58,6 @@ from wakecall.models.statuses import (
 
 __all__ = [
     "CALLBACK_EVENTS",
-    "MAX_METADATA_BYTES",
     "MAX_NAME_LENGTH",
     "MAX_RUNS",
     "TERMINAL_RUN_STATUSES",

@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from wakecall import __version__
 from wakecall.errors import InvalidInput
 from wakecall.server.auth import StaticTokenVerifier, current_owner
+from wakecall.server.hosts import HostGuard, allowed_hosts
 from wakecall.server.prompts import register_prompts, register_task_completions
 from wakecall.server.push import OwnerBus, SessionRegistry
 from wakecall.server.sdk_reaches import lowlevel_server
@@ -209,20 +210,20 @@ def _is_loopback(host: str) -> bool:
 
 
 def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    for host in settings.allowed_hosts:
-        hosts += [host, f"{host}:*"] if ":" not in host else [host]
-        origins += [f"https://{host}", f"http://{host}"]
+    """The HTTP app of `mcp` at `/mcp`; every route of it (also those added later) answers only
+    for the hosts and origins `allowed_hosts` names."""
+    hosts, origins = allowed_hosts(settings)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
-    return mcp.streamable_http_app(
+    app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=False,
         transport_security=security,
         session_idle_timeout=30 * 60,
     )
+    app.add_middleware(HostGuard, hosts=hosts, origins=origins)
+    return app
 
 
 async def serve(
@@ -264,8 +265,11 @@ async def serve(
     async with open_runtime(settings) as rt:
         mcp = build_server(rt, token_owners=token_owners or None)
         app = build_http_app(mcp, settings)
-        # Task ids of every owner are labels: with bearer tokens, /metrics wants one too.
-        app.router.routes.append(metrics_route(rt.metrics, tokens=set(token_owners) or None))
+        # With bearer tokens, /metrics wants one: an owner's shows its own series only.
+        operators = (settings.metrics_token,) if settings.metrics_token else ()
+        app.router.routes.append(
+            metrics_route(rt.metrics, owners=token_owners, operators=operators)
+        )
         app.router.routes.append(trigger_route(rt.tasks))
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
         # IPPROTO_TCP given explicitly: asyncio sets TCP_NODELAY only on sockets that say so,

@@ -45,12 +45,15 @@ from wakecall.models import (
 )
 from wakecall.store.task_writes import (
     NewTask,
+    OwnerLimits,
     TaskDeletion,
     TaskUpdate,
     TaskWrite,
     TaskWritten,
+    created_by_kind,
     live_tasks_added,
     live_tasks_removed,
+    over_limits,
 )
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "NewEvent",
     "NewRun",
     "NewTask",
+    "OwnerLimits",
     "PassResult",
     "Planner",
     "PruneCounts",
@@ -76,11 +80,13 @@ __all__ = [
     "TaskWrite",
     "TaskWritten",
     "Upcoming",
+    "created_by_kind",
     "dependency_run",
     "fire_and_start_in_steps",
     "live_tasks_added",
     "live_tasks_removed",
     "new_run_record",
+    "over_limits",
 ]
 
 
@@ -395,7 +401,7 @@ class Store(Protocol):
         writes: Sequence[TaskWrite],
         now: datetime,
         *,
-        max_tasks: int | None = None,
+        limits: OwnerLimits | None = None,
         events: Sequence[NewEvent] = (),
         dry_run: bool = False,
     ) -> list[TaskWritten]:
@@ -404,10 +410,12 @@ class Store(Protocol):
 
         Raises (and writes nothing) `TaskNotFound` for an update or deletion of a task that is
         not the owner's, `Conflict` for a new task whose id is taken or an update whose
-        `seen_status` is not the task's status, and `LimitReached` when `max_tasks` is given
-        and the writes would leave the owner holding more live (active or paused) tasks than
-        that, and more than before. The limit is judged inside the transaction, so concurrent
-        callers (other processes, other nodes) can never take the owner past it together.
+        `seen_status` is not the task's status, and `LimitReached` (naming the limit) when the
+        writes break one of `limits`: they would leave the owner holding more live (active or
+        paused) tasks than `max_tasks`, and more than before; or make the owner's new tasks
+        (or wakeups) in the last 60 seconds more than `tasks_per_minute` (or
+        `wakeups_per_minute`). Limits are judged inside the transaction, so concurrent callers
+        (other processes, other nodes) can never take the owner past one together.
         With `dry_run` every check is made and everything is rolled back. A task set to
         `expired` with no unfinished run announces its end (`task.expired`) as `update_task`
         does."""
