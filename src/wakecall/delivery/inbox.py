@@ -84,6 +84,28 @@ class Inbox:
             self._read[owner] = cursor
         return InboxPage(events, cursor, more)
 
+    @property
+    def open(self) -> bool:
+        """False once `stop_waiting` was called: the server is stopping."""
+        return self._waiting
+
+    async def peek(
+        self, owner: str, *, after: int, wait: float = 0.0, limit: int = 50
+    ) -> list[Event]:
+        """Events after `after`, oldest first, waiting up to `wait` seconds for one as `read`
+        does, without moving the position the owner last read (a dashboard watching the log
+        must not mark the agent's events as read)."""
+        waiter = self._waiters.setdefault(owner, anyio.Event())
+        events = await self.store.list_events(owner, after=after, limit=limit)
+        if not events and wait > 0 and self._waiting:
+            with anyio.move_on_after(wait):
+                while not events and self._waiting:
+                    with anyio.move_on_after(RECHECK_SECONDS):
+                        await waiter.wait()
+                    waiter = self._waiters.setdefault(owner, anyio.Event())
+                    events = await self.store.list_events(owner, after=after, limit=limit)
+        return events
+
     async def hint(self, owner: str) -> str | None:
         """A one-line hint when the owner has events newer than the cursor it last read."""
         latest = await self.store.latest_cursor(owner)

@@ -34,12 +34,13 @@ from wakecall.server.auth import StaticTokenVerifier, current_owner
 from wakecall.server.push import OwnerBus, SessionRegistry
 from wakecall.server.sdk_reaches import lowlevel_server
 from wakecall.server.startup import loading_for_good
+from wakecall.server.ui import apps_extension
 from wakecall.settings import Settings
 
 if TYPE_CHECKING:
     from wakecall.server.runtime import Runtime
 
-__all__ = ["Prepare", "build_http_app", "build_server", "serve"]
+__all__ = ["Prepare", "add_ui", "build_http_app", "build_server", "serve", "transport_security"]
 
 #: Called once before the runtime starts (`wakecall serve --tasks-file` applies its file).
 Prepare = Callable[[], Awaitable[None]]
@@ -143,6 +144,7 @@ def new_server(
         instructions=INSTRUCTIONS,
         subscriptions=bus,
         middleware=[middleware],
+        extensions=[apps_extension()],
         **kwargs,
     )
 
@@ -183,8 +185,10 @@ def add_runtime(mcp: MCPServer[Any], rt: Runtime) -> None:
     # lazy: start-up time (serving stdio, these load on a worker thread after the handshake)
     from wakecall.server.resources import register_resources
     from wakecall.server.tools import register_tools
+    from wakecall.server.ui.view_tool import register_view
 
     register_tools(mcp, rt)
+    register_view(mcp, rt)
     register_resources(mcp, rt)
 
 
@@ -197,21 +201,34 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """The Host and Origin checks of every HTTP route: loopback, and `allowed_hosts`."""
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
     for host in settings.allowed_hosts:
         hosts += [host, f"{host}:*"] if ":" not in host else [host]
         origins += [f"https://{host}", f"http://{host}"]
-    security = TransportSecuritySettings(
+    return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
+
+
+def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
     return mcp.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=False,
-        transport_security=security,
+        transport_security=transport_security(settings),
         session_idle_timeout=30 * 60,
     )
+
+
+def add_ui(app: Starlette, rt: Runtime, *, tokens_required: bool) -> None:
+    """The operators' page at `/ui` (see `wakecall.server.ui.routes`)."""
+    # lazy: start-up time (see `serve`)
+    from wakecall.server.ui.routes import ui_routes
+
+    security = transport_security(rt.settings)
+    app.router.routes.extend(ui_routes(rt, security, tokens_required=tokens_required))
 
 
 async def serve(
@@ -256,6 +273,7 @@ async def serve(
         # Task ids of every owner are labels: with bearer tokens, /metrics wants one too.
         app.router.routes.append(metrics_route(rt.metrics, tokens=set(token_owners) or None))
         app.router.routes.append(trigger_route(rt.tasks))
+        add_ui(app, rt, tokens_required=bool(token_owners))
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
         # IPPROTO_TCP given explicitly: asyncio sets TCP_NODELAY only on sockets that say so,
         # and without it Nagle's algorithm holds each small response back for ~40 ms.
