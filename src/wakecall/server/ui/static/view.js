@@ -48,13 +48,20 @@
     }
   }
 
+  // "Paris time" for Europe/Paris, "UTC" for UTC.
+  function placeName(zone) {
+    if (!zone.includes("/")) return zone;
+    return `${zone.slice(zone.lastIndexOf("/") + 1).replaceAll("_", " ")} time`;
+  }
+
   function duration(ms) {
     if (ms === null || ms === undefined) return "";
     if (ms < 1000) return `${Math.round(ms)} ms`;
     const s = ms / 1000;
     if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
     const m = Math.floor(s / 60);
-    if (m < 60) return `${m} min ${Math.round(s - m * 60)} s`;
+    const rest = Math.round(s - m * 60);
+    if (m < 60) return rest ? `${m} min ${rest} s` : `${m} min`;
     const h = Math.floor(m / 60);
     return `${h} h ${m - h * 60} min`;
   }
@@ -124,7 +131,11 @@
     }
 
     async act(kind, id, label, button) {
-      if (button) button.disabled = true;
+      // A disabled button loses the focus: give it back to its successor after the render.
+      if (button) {
+        this.focusAfter = button.dataset.focusKey;
+        button.disabled = true;
+      }
       try {
         await this.source.act(kind, id);
         this.toast(label);
@@ -165,8 +176,10 @@
       const before = this.board;
       this.board = board;
       this.selected = board.selected;
-      const focusedId = document.activeElement && document.activeElement.dataset
-        ? document.activeElement.dataset.focusKey : null;
+      const active = document.activeElement;
+      const focusedId = this.focusAfter
+        || (active && active.dataset ? active.dataset.focusKey : null);
+      this.focusAfter = null;
       byId("main").hidden = false;
       byId("owner").textContent = `tasks of ${board.owner}`;
       byId("zone-note").textContent =
@@ -202,7 +215,7 @@
       const next = fire
         ? el("div", {},
             this.time(fire.utc, task.timezone, true),
-            el("span", { class: "sub" }, `${formatter(task.timezone, true).format(new Date(fire.utc))} there · ${relative(fire.utc, board.now)}`))
+            el("span", { class: "sub" }, `${formatter(task.timezone, false).format(new Date(fire.utc))} ${placeName(task.timezone)} · ${relative(fire.utc, board.now)}`))
         : el("span", { class: "sub" }, task.status === "paused" ? "paused" : "none");
       const last = task.last_run
         ? el("div", {},
@@ -213,7 +226,7 @@
       const ended = task.status === "completed" || task.status === "expired";
       const toggle = ended ? null : el("button", {
         type: "button", class: "secondary", "data-action": paused ? "resume" : "pause",
-        "data-focus-key": `${paused ? "resume" : "pause"}:${task.id}`,
+        "data-focus-key": `toggle:${task.id}`,
         "aria-label": `${paused ? "Resume" : "Pause"} ${task.name}`,
         onclick: (e) => this.act(paused ? "resume" : "pause", task.id,
           `${paused ? "Resumed" : "Paused"} ${task.name}`, e.currentTarget),
@@ -223,8 +236,11 @@
         "aria-label": `Run ${task.name} now`,
         onclick: (e) => this.act("run_now", task.id, `Queued a run of ${task.name}`, e.currentTarget),
       }, "Run now");
+      // One node per cell (the narrow layout puts the cell's label beside it).
+      const cell = (label, className, ...children) =>
+        el("td", { class: className, "data-label": label }, el("div", {}, ...children));
       return el("tr", { class: selected ? "selected" : null, "data-task-id": task.id },
-        el("td", { class: "cell-task", "data-label": "Task" },
+        cell("Task", "cell-task",
           el("button", {
             type: "button", class: "task-name", "aria-pressed": selected ? "true" : "false",
             "data-focus-key": `select:${task.id}`,
@@ -232,16 +248,15 @@
             onclick: () => this.refresh(task.id),
           }, task.name),
           el("span", { class: "sub id" }, task.id)),
-        el("td", { "data-label": "Schedule" },
+        cell("Schedule", null,
           el("span", {}, task.schedule), " ", el("span", { class: "zone" }, task.timezone)),
-        el("td", { "data-label": "Status" },
+        cell("Status", null,
           el("span", { class: `badge s-${task.status}` }, STATUS_WORDS[task.status] || task.status),
           task.pause_note ? el("span", { class: "sub" }, task.pause_note) : null,
           task.end_reason ? el("span", { class: "sub" }, task.end_reason.replaceAll("_", " ")) : null),
-        el("td", { "data-label": "Next fire" }, next),
-        el("td", { "data-label": "Last run" }, last),
-        el("td", { class: "cell-actions", "data-label": "Actions" },
-          el("div", { class: "actions" }, toggle, runNow)));
+        cell("Next fire", null, next),
+        cell("Last run", null, last),
+        cell("Actions", "cell-actions", el("div", { class: "actions" }, toggle, runNow)));
     }
 
     renderRuns(board) {
