@@ -82,12 +82,20 @@ class Receiver:
 
     port: int = 0
     hits: list[str] = field(default_factory=list)
+    changed: anyio.Event = field(default_factory=anyio.Event)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
+    async def wait_for_hits(self, path: str, count: int) -> None:
+        """Until `path` was asked `count` times (bounded by the caller)."""
+        while self.hits.count(path) < count:
+            await self.changed.wait()
+
     async def answer(self, request: Request) -> Response:
         self.hits.append(request.url.path)
+        self.changed.set()
+        self.changed = anyio.Event()
         status = 410 if request.url.path == "/gone" else 503
         return JSONResponse({"error": "not now"}, status_code=status)
 

@@ -74,7 +74,7 @@
         if (value && name.startsWith("--")) document.documentElement.style.setProperty(name, value);
       }
     }
-    if (context.timeZone && view) view.setZone(context.timeZone);
+    if ((context.timeZone || context.locale) && view) view.setViewer(context.timeZone, context.locale);
   }
 
   function toolText(result) {
@@ -124,7 +124,7 @@
 
     // Ask show_tasks to answer when there is news after the board's cursor, and show it.
     async follow() {
-      if (this.watching) return;
+      if (this.watching || !this.view.board) return;
       this.watching = true;
       const live = document.getElementById("live");
       while (this.watching) {

@@ -35,6 +35,8 @@
   function byId(id) { return document.getElementById(id); }
 
   // --- times and durations -----------------------------------------------------------------
+  let locale;  // the viewer's language and region; the browser's unless a host says
+
   function formatter(zone, withZone) {
     const options = {
       timeZone: zone, weekday: "short", day: "numeric", month: "short",
@@ -42,9 +44,9 @@
     };
     if (withZone) options.timeZoneName = "short";
     try {
-      return new Intl.DateTimeFormat(undefined, options);
+      return new Intl.DateTimeFormat(locale, options);
     } catch (_) {
-      return new Intl.DateTimeFormat(undefined, { ...options, timeZone: "UTC" });
+      return new Intl.DateTimeFormat(locale, { ...options, timeZone: "UTC" });
     }
   }
 
@@ -69,7 +71,7 @@
   function relative(iso, now) {
     const diff = (Date.parse(iso) - Date.parse(now)) / 1000;
     const abs = Math.abs(diff);
-    const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+    const rtf = new Intl.RelativeTimeFormat(locale, { numeric: "auto" });
     if (abs < 45) return rtf.format(Math.round(diff), "second");
     if (abs < 2700) return rtf.format(Math.round(diff / 60), "minute");
     if (abs < 64800) return rtf.format(Math.round(diff / 3600), "hour");
@@ -88,10 +90,15 @@
       byId("task-rows").addEventListener("keydown", (e) => this.onRowKey(e));
     }
 
-    setZone(zone) {
-      if (!zone || zone === this.viewerZone) return;
-      this.viewerZone = zone;
-      this.viewerTime = formatter(zone, false);
+    // The viewer's zone and language, as a host gives them.
+    setViewer(zone, language) {
+      if (language) {
+        try {
+          locale = new Intl.Locale(language).toString();
+        } catch (_) { /* keep the browser's */ }
+      }
+      if (zone) this.viewerZone = zone;
+      this.viewerTime = formatter(this.viewerZone, false);
       if (this.board) this.render(this.board);
     }
 
