@@ -52,8 +52,19 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+# --- CI guard: when the browser is required, the browser tests must have run ---------------
+_REQUIRE_BROWSER = os.environ.get("WAKECALL_REQUIRE_BROWSER") == "1"
+_browser_passed = 0
+_browser_skipped: list[str] = []
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    global _postgres_passed
+    global _postgres_passed, _browser_passed
+    if "browser" in report.keywords:
+        if report.when == "call" and report.passed:
+            _browser_passed += 1
+        elif report.skipped:
+            _browser_skipped.append(report.nodeid)
     if "postgres" not in report.nodeid:
         return
     if report.when == "call" and report.passed:
@@ -63,6 +74,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _REQUIRE_BROWSER and exitstatus == 0:
+        if _browser_passed == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print("\nerror: WAKECALL_REQUIRE_BROWSER=1 but no browser test passed")
+        elif _browser_skipped:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print("\nerror: WAKECALL_REQUIRE_BROWSER=1 but these browser tests were skipped:")
+            for nodeid in _browser_skipped:
+                print(f"  {nodeid}")
     if not _REQUIRE_POSTGRES or exitstatus != 0:
         return
     if _postgres_passed == 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 
 from support.loopback import open_loop, real_time_clock
 
@@ -44,7 +45,7 @@ async def test_peek_waits_for_the_next_event_and_returns_at_once_when_the_server
                     found.extend(await inbox.peek(owner, after=0, wait=30))
 
                 tg.start_soon(wait)
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
                 await loop.call("run_now", task_id=task["id"])
                 await loop.settle()
         assert [e.run_id for e in found] != [] and found[0].task_id == task["id"]

@@ -412,7 +412,9 @@ LOW_CONTRAST_JS = """
     const ratio = (hi + 0.05) / (lo + 0.05);
     const size = parseFloat(style.fontSize);
     const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
-    if (ratio < (large ? 3 : 4.5)) low.push([t.textContent.trim(), ratio.toFixed(2), style.color, JSON.stringify(bg)]);
+    if (ratio < (large ? 3 : 4.5)) {
+      low.push([t.textContent.trim(), ratio.toFixed(2), style.color, JSON.stringify(bg)]);
+    }
   }
   return low;
 }

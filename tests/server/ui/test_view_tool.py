@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 from mcp import types
 
@@ -124,7 +125,7 @@ async def test_after_and_wait_answer_when_news_arrives_without_moving_the_agents
 
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(wait_for_news)
-                    await anyio.sleep(0)
+                    await anyio.lowlevel.checkpoint()
                     await call(agent, "run_now", task_id=seeded.tasks["weekly digest"])
                     await served.settle()
             (fresh,) = answers
