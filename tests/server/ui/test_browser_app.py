@@ -124,6 +124,17 @@ async def test_the_app_shows_the_tasks_and_acts_through_the_host(tmp_path: Path)
                 await hosted.page.screenshot(
                     path=str(screenshot_path(tmp_path, "app-in-host")), full_page=True
                 )
+                await nightly.get_by_role("button", name="Resume nightly report").click()
+                await nightly.get_by_role("button", name="Pause nightly report").wait_for()
+                task = await served.rt.tasks.get("alice", seeded.tasks["nightly report"])
+                assert str(task.status) == "active"
+                # Run now, through the run_now tool; the engine runs it.
+                runs_before = len(await served.rt.tasks.list_runs("alice", limit=100))
+                await nightly.get_by_role("button", name="Run nightly report now").click()
+                await view.get_by_text("Queued a run of nightly report").wait_for()
+                assert "run_now" in hosted.calls
+                assert len(await served.rt.tasks.list_runs("alice", limit=100)) == runs_before + 1
+                await served.settle()
                 # A run the agent starts shows in the view when it finishes, with no reload.
                 await view.get_by_role("button", name="weekly digest: show its runs").click()
                 await view.get_by_role("heading", name="Runs of weekly digest").wait_for()
