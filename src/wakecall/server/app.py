@@ -32,6 +32,7 @@ from wakecall import __version__
 from wakecall.errors import InvalidInput
 from wakecall.server.auth import StaticTokenVerifier, current_owner
 from wakecall.server.push import OwnerBus, SessionRegistry
+from wakecall.server.reach import attach_reach, bind_reach, new_reach
 from wakecall.server.sdk_reaches import lowlevel_server
 from wakecall.server.startup import loading_for_good
 from wakecall.settings import Settings
@@ -136,6 +137,7 @@ def new_server(
         kwargs["auth"] = AuthSettings(
             issuer_url=AnyHttpUrl("https://wakecall.invalid"), resource_server_url=None
         )
+    reach = new_reach(settings)
     mcp: MCPServer[Any] = MCPServer(
         "wakecall",
         title="wakecall",
@@ -143,8 +145,10 @@ def new_server(
         instructions=INSTRUCTIONS,
         subscriptions=bus,
         middleware=[middleware],
+        extensions=reach.extensions,
         **kwargs,
     )
+    attach_reach(mcp, reach)
 
     async def on_subscribe(
         ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
@@ -186,6 +190,7 @@ def add_runtime(mcp: MCPServer[Any], rt: Runtime) -> None:
 
     register_tools(mcp, rt)
     register_resources(mcp, rt)
+    bind_reach(mcp, rt)
 
 
 def _is_loopback(host: str) -> bool:

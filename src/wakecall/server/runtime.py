@@ -96,7 +96,7 @@ async def open_runtime(
                         engine,
                         settings.task_service(store, engine.clock, engine.config, engine),
                         settings,
-                        Inbox(store, fanout),
+                        Inbox(store, fanout, clock=engine.clock),
                         pusher,
                         registry,
                         bus,
