@@ -135,6 +135,11 @@ class Settings:
     callback_attempts: int = setting(24, "callback attempts before dead-lettering", int)
     channel: bool = setting(True, "push events as Claude Code channel messages", _bool)
     max_wait: timedelta = setting(timedelta(seconds=120), "longest get_events long poll", _duration)
+    events_heartbeat: timedelta = setting(
+        timedelta(seconds=15),
+        "an events/stream quiet this long gets a heartbeat with its position (at most 30s)",
+        _duration,
+    )
     shutdown_grace: timedelta = setting(
         timedelta(seconds=3),
         "on SIGTERM or SIGINT, how long runs in flight may take to finish before they are "

@@ -88,6 +88,21 @@ class Inbox:
         self._waiting = False
         self._wake_owners(list(self._waiters))
 
+    @property
+    def waiting(self) -> bool:
+        """False once the server is stopping (readers are answered at once then)."""
+        return self._waiting
+
+    def news_of(self, owner: str) -> anyio.Event:
+        """An event set when this process writes an event of `owner`, when another process's
+        hint names the owner, or when the server stops. Take it before reading the log, then
+        wait on it when the read found nothing: an event written in between sets it."""
+        if not self._waiting:
+            done = anyio.Event()
+            done.set()
+            return done
+        return self._waiters.setdefault(owner, anyio.Event())
+
     async def last_read(self, owner: str, client: str | None = None) -> int:
         """The newest cursor the reader was given (0: none), as kept in the store."""
         return await self.store.read_position(owner, _named(client))

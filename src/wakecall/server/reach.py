@@ -3,22 +3,27 @@ identity, the MCP Events extension and the MCP Tasks extension.
 
 `Reach` is made with the server (its extensions must be given to `MCPServer`) and bound to
 the runtime once that has started (`bind_reach`, from `add_runtime`): over stdio the server
-answers the handshake before the runtime exists, and no other request is answered before.
+answers the handshake before the runtime exists (and before most of wakecall is loaded), and
+no other request is answered before. What answers the extensions' requests is made then.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from mcp.server import MCPServer
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension
 
-from wakecall.delivery.inbox import reading_as
+from wakecall.server.events import EventsExtension
 from wakecall.server.readers import client_identity
 
 if TYPE_CHECKING:
+    from wakecall.server.events.service import EventsService
+    from wakecall.server.events.webhooks import WebhookService
     from wakecall.server.runtime import Runtime
     from wakecall.settings import Settings
 
@@ -26,12 +31,26 @@ __all__ = ["Reach", "RuntimeSlot", "attach_reach", "bind_reach", "new_reach"]
 
 
 class RuntimeSlot:
-    """The runtime, once it has started (the extensions' handlers run only after)."""
+    """The runtime and what answers the extensions, once the runtime has started (their
+    handlers run only after)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self._rt: Runtime | None = None
+        self._events: EventsService | None = None
+        self._webhooks: WebhookService | None = None
+        self.reading_as: Callable[[str], AbstractContextManager[None]] | None = None
 
     def bind(self, rt: Runtime) -> None:
+        # lazy: start-up time (loaded with the runtime, after the handshake)
+        from wakecall.delivery.inbox import reading_as
+        from wakecall.server.events.service import EventsService
+        from wakecall.server.events.webhooks import WebhookService
+
+        heartbeat = min(max(self.settings.events_heartbeat.total_seconds(), 0.05), 30.0)
+        self._events = EventsService(rt, heartbeat_s=heartbeat)
+        self._webhooks = WebhookService(rt)
+        self.reading_as = reading_as
         self._rt = rt
 
     @property
@@ -40,20 +59,41 @@ class RuntimeSlot:
             raise RuntimeError("the runtime has not started")
         return self._rt
 
+    @property
+    def events(self) -> EventsService:
+        if self._events is None:
+            raise RuntimeError("the runtime has not started")
+        return self._events
+
+    @property
+    def webhooks(self) -> WebhookService:
+        if self._webhooks is None:
+            raise RuntimeError("the runtime has not started")
+        return self._webhooks
+
 
 class Reach:
     """The extensions of one server and the middleware that names each request's reader."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.slot = RuntimeSlot()
-        self.extensions: list[Extension] = []
+        self.slot = RuntimeSlot(settings)
+        self.events = EventsExtension(self.slot)
+        self.extensions: list[Extension] = [self.events]
 
     async def middleware(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
-        with reading_as(client_identity(ctx)):
-            return await call_next(ctx)
+        reading_as = self.slot.reading_as
+        if reading_as is None:  # the handshake, before the runtime
+            result = await call_next(ctx)
+        else:
+            with reading_as(client_identity(ctx)):
+                result = await call_next(ctx)
+        if ctx.method in ("initialize", "server/discover") and isinstance(result, dict):
+            # The Events sketch's capability sits beside the spec's own, not under extensions.
+            result.setdefault("capabilities", {})["events"] = {"listChanged": False}
+        return result
 
 
 _REACHES: weakref.WeakKeyDictionary[MCPServer[Any], Reach] = weakref.WeakKeyDictionary()
@@ -61,7 +101,7 @@ _REACHES: weakref.WeakKeyDictionary[MCPServer[Any], Reach] = weakref.WeakKeyDict
 
 def new_reach(settings: Settings) -> Reach:
     """The reach of a server about to be made: give `reach.extensions` to `MCPServer`, then
-    `attach` it."""
+    `attach_reach` it."""
     return Reach(settings)
 
 
