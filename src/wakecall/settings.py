@@ -126,6 +126,11 @@ class Settings:
         "outgoing HTTP exceptions: CIDRs and/or 'loopback' (default: public addresses only)",
         _list,
     )
+    outbound_ca: str | None = setting(
+        None,
+        "PEM file of certificate authorities trusted for outgoing HTTPS, besides the system's "
+        "(a private CA of webhook receivers)",
+    )
     commands: tuple[str, ...] = setting(
         (), "executables that command actions may run (none: command actions are off)", _list
     )

@@ -1,28 +1,25 @@
 """wakecall's event types as the Events extension lists them: each with its delivery modes,
-the schema of subscription arguments, and the schema of the `data` its occurrences carry;
-and what an occurrence of an event looks like."""
+the schema of subscription arguments, and the schema of the `data` its occurrences carry
+(what an occurrence looks like is `delivery.occurrences`)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wakecall.models import Event, EventType
+from wakecall.models import EventType
 
 __all__ = [
     "DELIVERY_MODES",
     "EVENT_TYPES",
     "INPUT_SCHEMA",
     "EventTypeInfo",
-    "event_id",
+    "known",
     "listing",
-    "matches",
-    "occurrence",
 ]
 
-DELIVERY_MODES = ("poll", "push")
+DELIVERY_MODES = ("poll", "push", "webhook")
 
 #: Subscription arguments every event type takes.
 INPUT_SCHEMA: dict[str, Any] = {
@@ -186,38 +183,3 @@ def listing() -> list[dict[str, Any]]:
 
 def known(name: str) -> bool:
     return name in _BY_NAME
-
-
-def matches(event: Event, name: str, arguments: Mapping[str, Any]) -> bool:
-    """Whether `event` belongs to the subscription `(name, arguments)`."""
-    if str(event.type) != name:
-        return False
-    task_ids = arguments.get("taskIds")
-    if task_ids is not None and event.task_id not in task_ids:
-        return False
-    wanted = arguments.get("metadata")
-    if wanted:
-        metadata = (event.payload.get("task") or {}).get("metadata") or {}
-        if any(metadata.get(key) != value for key, value in wanted.items()):
-            return False
-    return True
-
-
-def event_id(event: Event) -> str:
-    """The event's stable id (the same by every delivery mode, on every retry)."""
-    digest = hashlib.blake2b(f"{event.owner}\n{event.cursor}".encode(), digest_size=10).hexdigest()
-    return f"evt_{digest}"
-
-
-def occurrence(event: Event, *, cursor: int | None = None) -> dict[str, Any]:
-    """The `EventOccurrence` of `event`; with `cursor` (push and webhook), the position
-    after it."""
-    found: dict[str, Any] = {
-        "eventId": event_id(event),
-        "name": str(event.type),
-        "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
-        "data": event.payload,
-    }
-    if cursor is not None:
-        found["cursor"] = str(cursor)
-    return found

@@ -11,18 +11,12 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 from pydantic import BaseModel
 
-from wakecall.server.events.catalog import known, listing, occurrence
+from wakecall.delivery.occurrences import PAGE, age_floor, occurrence, read_matching, start_at
+from wakecall.server.events.catalog import known, listing
 from wakecall.server.events.extension import (
     ListEventsParams,
     PollEventsParams,
     StreamEventsParams,
-)
-from wakecall.server.events.reading import (
-    PAGE,
-    age_floor,
-    parse_cursor,
-    read_matching,
-    start_at,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +37,21 @@ SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
 NEXT_POLL_MS = 5000
 #: Events an `events/poll` answer holds at most (and by default).
 MAX_POLL_EVENTS = 500
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    """A cursor of the log, or None ("start from now"). Anything but decimal digits is
+    `InvalidParams`."""
+    if cursor is None:
+        return None
+    text = str(cursor).strip()
+    if not text.isdigit() or len(text) > 18:
+        raise MCPError(
+            INVALID_PARAMS,
+            f"cursor {cursor!r} is not one of this server's: give the cursor of a previous "
+            'answer (such as "41"), or null to start from now',
+        )
+    return int(text)
 
 
 class EventsNotification(BaseModel):

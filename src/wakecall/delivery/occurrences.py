@@ -1,41 +1,34 @@
-"""Reading the owner's event log for one subscription `(name, arguments)` from a cursor: the
-position space is the log's, the one `get_events` reads (a cursor is its decimal text)."""
+"""Events as the MCP Events extension carries them (`occurrence`, with a stable `event_id`),
+and reading the owner's log for one subscription `(name, arguments)` from a position: the
+position space is the log's, the one `get_events` reads (a cursor is its decimal text). The
+server's requests and the webhook subscriptions' feeder both read it so."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
-
 from wakecall.models import Event
-from wakecall.server.events.catalog import matches
 from wakecall.store.base import Store
 
-__all__ = ["Start", "parse_cursor", "read_matching", "start_at"]
+__all__ = [
+    "Found",
+    "Start",
+    "age_floor",
+    "event_id",
+    "matches",
+    "occurrence",
+    "read_matching",
+    "start_at",
+]
 
 #: Events read per query, and read at most per request (a request that read this many without
 #: filling its page answers with `hasMore`).
 PAGE = 200
 SCAN_LIMIT = 2000
-
-
-def parse_cursor(cursor: str | None) -> int | None:
-    """A cursor of the log, or None ("start from now"). Anything but decimal digits is
-    `InvalidParams`."""
-    if cursor is None:
-        return None
-    text = str(cursor).strip()
-    if not text.isdigit() or len(text) > 18:
-        raise MCPError(
-            INVALID_PARAMS,
-            f"cursor {cursor!r} is not one of this server's: give the cursor of a previous "
-            'answer (such as "41"), or null to start from now',
-        )
-    return int(text)
 
 
 @dataclass(frozen=True)
@@ -104,3 +97,38 @@ async def read_matching(
 
 def age_floor(now: datetime, max_age_ms: int | None) -> datetime | None:
     return None if max_age_ms is None else now - timedelta(milliseconds=max_age_ms)
+
+
+def matches(event: Event, name: str, arguments: Mapping[str, Any]) -> bool:
+    """Whether `event` belongs to the subscription `(name, arguments)`."""
+    if str(event.type) != name:
+        return False
+    task_ids = arguments.get("taskIds")
+    if task_ids is not None and event.task_id not in task_ids:
+        return False
+    wanted = arguments.get("metadata")
+    if wanted:
+        metadata = (event.payload.get("task") or {}).get("metadata") or {}
+        if any(metadata.get(key) != value for key, value in wanted.items()):
+            return False
+    return True
+
+
+def event_id(event: Event) -> str:
+    """The event's stable id (the same by every delivery mode, on every retry)."""
+    digest = hashlib.blake2b(f"{event.owner}\n{event.cursor}".encode(), digest_size=10).hexdigest()
+    return f"evt_{digest}"
+
+
+def occurrence(event: Event, *, cursor: int | None = None) -> dict[str, Any]:
+    """The `EventOccurrence` of `event`; with `cursor` (push and webhook), the position
+    after it."""
+    found: dict[str, Any] = {
+        "eventId": event_id(event),
+        "name": str(event.type),
+        "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
+        "data": event.payload,
+    }
+    if cursor is not None:
+        found["cursor"] = str(cursor)
+    return found
