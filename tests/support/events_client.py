@@ -4,12 +4,13 @@ client does not know, sent through its session, and the notifications they bring
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from mcp import Client
 from mcp.client import ClientExtension, NotificationBinding
-from mcp.types import Request
+from mcp.client.extension import ClaimContext, ResultClaim
+from mcp.types import CallToolResult, Request, Result
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
@@ -76,3 +77,46 @@ class Notes(ClientExtension):
         with anyio.fail_after(10):
             while not predicate():
                 await self._changed.wait()
+
+
+class CreateTaskResult(Result):
+    """The Tasks extension's `CreateTaskResult`, as a client claims it."""
+
+    result_type: Literal["task"] = "task"
+    task_id: str
+    status: str
+    created_at: str
+    last_updated_at: str
+    ttl_ms: int | None
+    poll_interval_ms: int | None = None
+    status_message: str | None = None
+
+
+TERMINAL_TASK_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+class TasksClient(ClientExtension):
+    """A client of the Tasks extension: it declares it, and `call_tool` resolves a task answer
+    by polling `tasks/get` until the task ends (calling `on_poll` before each poll)."""
+
+    identifier = "io.modelcontextprotocol/tasks"
+
+    def __init__(self, on_poll: Callable[[], Any] | None = None) -> None:
+        self.created: list[CreateTaskResult] = []
+        self.on_poll = on_poll
+
+    def claims(self) -> list[ResultClaim[Any]]:
+        return [ResultClaim(result_type="task", model=CreateTaskResult, resolve=self.resolve)]
+
+    async def resolve(self, created: CreateTaskResult, ctx: ClaimContext) -> CallToolResult:
+        self.created.append(created)
+        while True:
+            if self.on_poll is not None:
+                await self.on_poll()
+            task = await ctx.session.send_request(
+                TaskRequest(method="tasks/get", params={"taskId": created.task_id}), _ANY
+            )
+            if task["status"] in TERMINAL_TASK_STATUSES:
+                assert task["status"] == "completed", task
+                return CallToolResult.model_validate(task["result"])
+            await anyio.sleep(0.01)

@@ -20,11 +20,13 @@ from mcp.server.extension import Extension
 
 from wakecall.server.events import EventsExtension
 from wakecall.server.readers import client_identity
+from wakecall.server.tasks_ext import TasksExtension
 
 if TYPE_CHECKING:
     from wakecall.server.events.service import EventsService
     from wakecall.server.events.webhooks import WebhookService
     from wakecall.server.runtime import Runtime
+    from wakecall.server.tool_tasks import ToolTasks
     from wakecall.settings import Settings
 
 __all__ = ["Reach", "RuntimeSlot", "attach_reach", "bind_reach", "new_reach"]
@@ -39,6 +41,7 @@ class RuntimeSlot:
         self._rt: Runtime | None = None
         self._events: EventsService | None = None
         self._webhooks: WebhookService | None = None
+        self._tool_tasks: ToolTasks | None = None
         self.reading_as: Callable[[str], AbstractContextManager[None]] | None = None
 
     def bind(self, rt: Runtime) -> None:
@@ -46,10 +49,12 @@ class RuntimeSlot:
         from wakecall.delivery.inbox import reading_as
         from wakecall.server.events.service import EventsService
         from wakecall.server.events.webhooks import WebhookService
+        from wakecall.server.tool_tasks import ToolTasks
 
         heartbeat = min(max(self.settings.events_heartbeat.total_seconds(), 0.05), 30.0)
         self._events = EventsService(rt, heartbeat_s=heartbeat)
         self._webhooks = WebhookService(rt)
+        self._tool_tasks = ToolTasks(rt)
         self.reading_as = reading_as
         self._rt = rt
 
@@ -71,6 +76,12 @@ class RuntimeSlot:
             raise RuntimeError("the runtime has not started")
         return self._webhooks
 
+    @property
+    def tool_tasks(self) -> ToolTasks:
+        if self._tool_tasks is None:
+            raise RuntimeError("the runtime has not started")
+        return self._tool_tasks
+
 
 class Reach:
     """The extensions of one server and the middleware that names each request's reader."""
@@ -79,7 +90,8 @@ class Reach:
         self.settings = settings
         self.slot = RuntimeSlot(settings)
         self.events = EventsExtension(self.slot)
-        self.extensions: list[Extension] = [self.events]
+        self.tasks = TasksExtension(self.slot)
+        self.extensions: list[Extension] = [self.events, self.tasks]
 
     async def middleware(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext

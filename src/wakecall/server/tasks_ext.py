@@ -1,0 +1,66 @@
+"""The MCP Tasks extension (`io.modelcontextprotocol/tasks`, 2026-07-28) as an SDK
+`Extension`: for a request whose client declares the extension, `run_now` answers with a task
+handle that follows the run; `tasks/get`, `tasks/update` and `tasks/cancel` serve it. What
+answers them (`tool_tasks.ToolTasks`) is made once the runtime has started; this module stays
+light, as the server is made before wakecall loads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.extension import Extension, MethodBinding
+from mcp_types import CallToolRequestParams, RequestParams
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from wakecall.server.reach import RuntimeSlot
+
+__all__ = ["TASKS_EXTENSION", "TaskIdParams", "TasksExtension", "UpdateTaskParams"]
+
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+
+#: The tools whose answer may be a task: their result is a run, which takes time.
+TASK_TOOLS = frozenset({"run_now"})
+
+
+class TaskIdParams(RequestParams):
+    task_id: str
+
+
+class UpdateTaskParams(TaskIdParams):
+    input_responses: dict[str, Any] = Field(default_factory=dict)
+
+
+class TasksExtension(Extension):
+    identifier = TASKS_EXTENSION
+
+    def __init__(self, slot: RuntimeSlot) -> None:
+        self.slot = slot
+
+    def methods(self) -> Sequence[MethodBinding]:
+        return [
+            MethodBinding("tasks/get", TaskIdParams, self.get),
+            MethodBinding("tasks/update", UpdateTaskParams, self.update),
+            MethodBinding("tasks/cancel", TaskIdParams, self.cancel),
+        ]
+
+    async def intercept_tool_call(
+        self,
+        params: CallToolRequestParams,
+        ctx: ServerRequestContext[Any, Any],
+        call_next: CallNext,
+    ) -> HandlerResult:
+        if params.name not in TASK_TOOLS:
+            return await call_next(ctx)
+        return await self.slot.tool_tasks.call(params, ctx, call_next)
+
+    async def get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
+        return await self.slot.tool_tasks.get(ctx, params)
+
+    async def update(self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams) -> Any:
+        return await self.slot.tool_tasks.update(ctx, params)
+
+    async def cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
+        return await self.slot.tool_tasks.cancel(ctx, params)
