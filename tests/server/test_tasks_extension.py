@@ -15,8 +15,9 @@ from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.shared.exceptions import MCPError
+from mcp.types import SubscriptionsAcknowledgedNotification
 
-from support.events_client import CreateTaskResult, TasksClient, request
+from support.events_client import CreateTaskResult, Notes, TasksClient, request
 from wakecall.engine import EngineConfig
 from wakecall.server import Runtime, build_server, open_runtime
 from wakecall.settings import Settings
@@ -129,3 +130,42 @@ async def test_tasks_cancel_cancels_the_run(rt: Runtime) -> None:
             update = {"taskId": created.task_id, "inputResponses": {"x": {"action": "accept"}}}
             assert (await request(client, "tasks/update", update))["resultType"] == "complete"
             assert (await task())["status"] == "cancelled"
+
+
+async def test_a_listen_stream_with_task_ids_pushes_each_status_change(rt: Runtime) -> None:
+    notes = Notes()
+    acks: list[Any] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, SubscriptionsAcknowledgedNotification):
+            acks.append(message.params.notifications.model_dump(by_alias=True))
+
+    async with Client(
+        build_server(rt), extensions=[TasksClient(), notes], message_handler=on_message
+    ) as client:
+        sleeper = await a_task(client, {"type": "command", "argv": ["sleep", "30"]})
+        created = await created_task(client, sleeper)
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                listen = {"notifications": {"taskIds": [created.task_id, "wtk_not_mine"]}}
+                tg.start_soon(request, client, "subscriptions/listen", listen)
+                await notes.wait_for(lambda: notes.of("notifications/tasks"))
+                assert acks and acks[0]["taskIds"] == [created.task_id]
+                assert notes.of("notifications/tasks")[0]["status"] == "working"
+                await request(client, "tasks/cancel", {"taskId": created.task_id})
+                await notes.wait_for(
+                    lambda: notes.of("notifications/tasks")[-1]["status"] == "cancelled"
+                )
+                tg.cancel_scope.cancel()
+    ended = notes.of("notifications/tasks")[-1]
+    assert ended["taskId"] == created.task_id
+    assert ended["_meta"]["io.modelcontextprotocol/subscriptionId"] is not None
+    # Every notification is the whole task, as tasks/get shows it.
+    assert {"taskId", "status", "createdAt", "lastUpdatedAt", "ttlMs"} <= set(ended)
+
+
+async def test_task_ids_on_a_listen_stream_need_the_extension(rt: Runtime) -> None:
+    async with Client(build_server(rt)) as client:
+        with anyio.fail_after(10), pytest.raises(MCPError) as caught:
+            await request(client, "subscriptions/listen", {"notifications": {"taskIds": ["x"]}})
+    assert caught.value.code == -32021

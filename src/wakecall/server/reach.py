@@ -20,6 +20,8 @@ from mcp.server.extension import Extension
 
 from wakecall.server.events import EventsExtension
 from wakecall.server.readers import client_identity
+from wakecall.server.sdk_reaches import lowlevel_server
+from wakecall.server.task_notifications import TaskListen
 from wakecall.server.tasks_ext import TasksExtension
 
 if TYPE_CHECKING:
@@ -118,9 +120,16 @@ def new_reach(settings: Settings) -> Reach:
 
 
 def attach_reach(mcp: MCPServer[Any], reach: Reach) -> None:
-    """Install `reach` on the server made with its extensions."""
+    """Install `reach` on the server made with its extensions: its middleware, and task ids
+    in `subscriptions/listen` (the SDK's handler, wrapped)."""
     _REACHES[mcp] = reach
     mcp.middleware.append(reach.middleware)
+    lowlevel = lowlevel_server(mcp)
+    listen = lowlevel.get_request_handler("subscriptions/listen")
+    if listen is not None:
+        lowlevel.add_request_handler(
+            "subscriptions/listen", listen.params_type, TaskListen(reach.slot, listen.handler)
+        )
 
 
 def bind_reach(mcp: MCPServer[Any], rt: Runtime) -> None:
