@@ -89,6 +89,20 @@ class Settings:
     tokens: tuple[str, ...] = setting(
         (), "TOKEN=OWNER pairs (prefer the file or the environment)", _list, flag=False
     )
+    public_url: str | None = setting(
+        None,
+        "the server's URL as clients reach it, e.g. https://wakecall.example.com (its /mcp is "
+        "the resource URL tokens are for; default: http://HOST:PORT)",
+    )
+    oauth_issuer: str | None = setting(
+        None,
+        "an OAuth issuer whose JWT access tokens are accepted (keys from its JWKS, audience this "
+        "server's resource URL); wakecall issues no tokens itself",
+    )
+    oauth_jwks_url: str | None = setting(
+        None, "the issuer's JWKS URL (default: the jwks_uri of its published metadata)"
+    )
+    oauth_owner_claim: str = setting("sub", "the JWT claim that names the owner of a request")
     allowed_hosts: tuple[str, ...] = setting(
         (), "extra Host header values the HTTP server accepts", _list
     )

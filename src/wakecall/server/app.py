@@ -22,15 +22,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp import types
 from mcp.server import MCPServer
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 
 from wakecall import __version__
 from wakecall.errors import InvalidInput
-from wakecall.server.auth import StaticTokenVerifier, current_owner
+from wakecall.server.auth import current_owner
 from wakecall.server.push import OwnerBus, SessionRegistry
 from wakecall.server.reach import attach_reach, bind_reach, new_reach
 from wakecall.server.sdk_reaches import lowlevel_server
@@ -132,11 +130,11 @@ def new_server(
         return result
 
     kwargs: dict[str, Any] = {}
-    if token_owners:
-        kwargs["token_verifier"] = StaticTokenVerifier(token_owners)
-        kwargs["auth"] = AuthSettings(
-            issuer_url=AnyHttpUrl("https://wakecall.invalid"), resource_server_url=None
-        )
+    if token_owners or settings.oauth_issuer:
+        # lazy: start-up time (JWT support loads only for a server that checks tokens)
+        from wakecall.server.oauth import auth_kwargs
+
+        kwargs = auth_kwargs(settings, token_owners)
     reach = new_reach(settings)
     mcp: MCPServer[Any] = MCPServer(
         "wakecall",
@@ -237,11 +235,16 @@ async def serve(
     `prepare` runs once before the runtime starts."""
     stop = stop or anyio.Event()
     token_owners = settings.token_owners() if settings.http else {}
-    if settings.http and not _is_loopback(settings.host) and not token_owners:
+    if (
+        settings.http
+        and not _is_loopback(settings.host)
+        and not token_owners
+        and not settings.oauth_issuer
+    ):
         raise InvalidInput(
             f"refusing to serve HTTP on {settings.host} without bearer tokens: give "
             "--tokens-file (lines of 'TOKEN OWNER') or WAKECALL_TOKENS='TOKEN=OWNER,...', or "
-            "bind 127.0.0.1"
+            "--oauth-issuer, or bind 127.0.0.1"
         )
     if not settings.http:
         await serve_stdio(
@@ -258,6 +261,10 @@ async def serve(
     async with open_runtime(settings) as rt:
         mcp = build_server(rt, token_owners=token_owners or None)
         app = build_http_app(mcp, settings)
+        if token_owners or settings.oauth_issuer:
+            from wakecall.server.oauth import add_resource_metadata  # lazy: as above
+
+            add_resource_metadata(app, settings)
         # Task ids of every owner are labels: with bearer tokens, /metrics wants one too.
         app.router.routes.append(metrics_route(rt.metrics, tokens=set(token_owners) or None))
         app.router.routes.append(trigger_route(rt.tasks))
