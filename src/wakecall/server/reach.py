@@ -104,6 +104,8 @@ class Reach:
         else:
             with reading_as(client_identity(ctx)):
                 result = await call_next(ctx)
+        if ctx.method == "tools/call" and reading_as is not None:
+            result = await self.slot.tool_tasks.answer(ctx, result)
         if ctx.method in ("initialize", "server/discover") and isinstance(result, dict):
             # The Events sketch's capability sits beside the spec's own, not under extensions.
             result.setdefault("capabilities", {})["events"] = {"listChanged": False}

@@ -1,17 +1,18 @@
 """The MCP Tasks extension (`io.modelcontextprotocol/tasks`, 2026-07-28) as an SDK
-`Extension`: for a request whose client declares the extension, `run_now` answers with a task
-handle that follows the run; `tasks/get`, `tasks/update` and `tasks/cancel` serve it. What
-answers them (`tool_tasks.ToolTasks`) is made once the runtime has started; this module stays
-light, as the server is made before wakecall loads."""
+`Extension`: `tasks/get`, `tasks/update` and `tasks/cancel`. For a request whose client declares
+the extension, `run_now` answers with a task handle that follows the run (`ToolTasks.answer`,
+from the server's middleware: on the handshake generation's wire the SDK would hold a tool's
+result to `CallToolResult`'s shape). What answers them (`tool_tasks.ToolTasks`) is made once the
+runtime has started; this module stays light, as the server is made before wakecall loads."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.context import ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
-from mcp_types import CallToolRequestParams, RequestParams
+from mcp_types import RequestParams
 from pydantic import Field
 
 if TYPE_CHECKING:
@@ -45,16 +46,6 @@ class TasksExtension(Extension):
             MethodBinding("tasks/update", UpdateTaskParams, self.update),
             MethodBinding("tasks/cancel", TaskIdParams, self.cancel),
         ]
-
-    async def intercept_tool_call(
-        self,
-        params: CallToolRequestParams,
-        ctx: ServerRequestContext[Any, Any],
-        call_next: CallNext,
-    ) -> HandlerResult:
-        if params.name not in TASK_TOOLS:
-            return await call_next(ctx)
-        return await self.slot.tool_tasks.call(params, ctx, call_next)
 
     async def get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
         return await self.slot.tool_tasks.get(ctx, params)

@@ -1,10 +1,10 @@
 """What answers the Tasks extension (see `tasks_ext`): task handles for `run_now`, whose status
 follows the run, and `tasks/get`, `tasks/update`, `tasks/cancel` on them.
 
-A handle is offered only to a request that declares the extension in its capabilities, on a
-2026-07-28 connection (the extension's `resultType: "task"` does not exist on the handshake
-generation's wire); others get `run_now`'s usual answer. Its id is unguessable (192 random
-bits) and found only by its owner.
+A handle is offered only to a client that declares the extension: in a 2026-07-28 request's
+capabilities, or in the handshake's (for clients of that generation, such as the TypeScript
+SDK 1.x, which send the extension's requests themselves); others get `run_now`'s usual answer.
+Its id is unguessable (192 random bits) and found only by its owner.
 
 The task's status follows the run: `working` while it is queued or running; `completed` when
 it has ended with a result, which is what `run_now` would have answered had it waited (its
@@ -21,16 +21,15 @@ import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import require_client_extension
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, CallToolResult
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
 from wakecall.errors import RunNotFound
 from wakecall.models import Run, RunStatus
 from wakecall.models.subscriptions import ToolTask
-from wakecall.server.tasks_ext import TASKS_EXTENSION, TaskIdParams, UpdateTaskParams
+from wakecall.server.tasks_ext import TASK_TOOLS, TASKS_EXTENSION, TaskIdParams, UpdateTaskParams
 from wakecall.server.views import run_view
 
 if TYPE_CHECKING:
@@ -97,26 +96,21 @@ class ToolTasks:
 
     @staticmethod
     def declared(ctx: ServerRequestContext[Any, Any]) -> bool:
-        """Whether this request may be answered with a task."""
-        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            return False
+        """Whether the client of this request declared the extension: in the request's
+        capabilities (2026-07-28), or in its handshake's."""
         capabilities = ctx.session.client_capabilities
         extensions = capabilities.extensions if capabilities is not None else None
         return bool(extensions) and TASKS_EXTENSION in extensions  # type: ignore[operator]
 
-    async def call(
-        self,
-        params: CallToolRequestParams,
-        ctx: ServerRequestContext[Any, Any],
-        call_next: CallNext,
-    ) -> HandlerResult:
-        """`run_now` for a client that declared the extension: a task that follows the run."""
-        result = await call_next(ctx)
-        if not self.declared(ctx):
+    async def answer(self, ctx: ServerRequestContext[Any, Any], result: Any) -> Any:
+        """The answer to a `tools/call` (`result`, as the server would send it): for a task
+        tool called by a client that declared the extension, a task that follows the run."""
+        params = ctx.params or {}
+        if params.get("name") not in TASK_TOOLS or not self.declared(ctx):
             return result
-        if not isinstance(result, CallToolResult) or result.is_error:
+        if not isinstance(result, dict) or result.get("isError"):
             return result
-        content = result.structured_content
+        content = result.get("structuredContent")
         run_id = content.get("id") if isinstance(content, dict) else None
         if not isinstance(run_id, str):
             return result
@@ -132,7 +126,10 @@ class ToolTasks:
         task = detailed_task(handle, await self._run(owner, run_id))
         task.pop("result", None)
         task.pop("error", None)
-        return {"resultType": "task", **task}
+        answer: dict[str, Any] = {"resultType": "task", **task}
+        if result.get("_meta") is not None:
+            answer["_meta"] = result["_meta"]
+        return answer
 
     async def _run(self, owner: str, run_id: str) -> Run | None:
         try:
