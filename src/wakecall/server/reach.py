@@ -107,8 +107,13 @@ class Reach:
         if ctx.method == "tools/call" and reading_as is not None:
             result = await self.slot.tool_tasks.answer(ctx, result)
         if ctx.method in ("initialize", "server/discover") and isinstance(result, dict):
-            # The Events sketch's capability sits beside the spec's own, not under extensions.
-            result.setdefault("capabilities", {})["events"] = {"listChanged": False}
+            # The Events sketch's capability sits beside the spec's own, not under extensions;
+            # the handshake generation's answer has no extensions unless named here.
+            capabilities = result.setdefault("capabilities", {})
+            capabilities["events"] = {"listChanged": False}
+            extensions = capabilities.setdefault("extensions", {})
+            for extension in self.extensions:
+                extensions.setdefault(extension.identifier, extension.settings())
         return result
 
 
