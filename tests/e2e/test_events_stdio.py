@@ -27,6 +27,9 @@ async def test_the_handshake_advertises_the_events_capability(wakecall: Any) -> 
     answer = json.loads(done.stdout.decode().splitlines()[0])
     capabilities = answer["result"]["capabilities"]
     assert capabilities["events"] == {"listChanged": False}
+    # Log notifications on the handshake generation come with its logging capability (on
+    # 2026-07-28 there are none outside a request: pushes go through subscriptions/listen).
+    assert "logging" in capabilities
     assert {"dev.wakecall/events", "io.modelcontextprotocol/tasks"} <= set(
         capabilities["extensions"]
     )
