@@ -91,8 +91,8 @@ class Reach:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.slot = RuntimeSlot(settings)
-        self.events = EventsExtension(self.slot)
-        self.tasks = TasksExtension(self.slot)
+        self.events = EventsExtension(lambda: self.slot.events, lambda: self.slot.webhooks)
+        self.tasks = TasksExtension(lambda: self.slot.tool_tasks)
         self.extensions: list[Extension] = [self.events, self.tasks]
 
     async def middleware(
@@ -135,7 +135,9 @@ def attach_reach(mcp: MCPServer[Any], reach: Reach) -> None:
     listen = lowlevel.get_request_handler("subscriptions/listen")
     if listen is not None:
         lowlevel.add_request_handler(
-            "subscriptions/listen", listen.params_type, TaskListen(reach.slot, listen.handler)
+            "subscriptions/listen",
+            listen.params_type,
+            TaskListen(lambda: reach.slot.rt, listen.handler),
         )
 
 

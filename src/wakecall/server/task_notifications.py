@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mcp.server.session import ServerSession
 
     from wakecall.models.subscriptions import ToolTask
-    from wakecall.server.reach import RuntimeSlot
+    from wakecall.server.runtime import Runtime
 
 __all__ = ["TaskListen"]
 
@@ -78,10 +78,10 @@ class TaskListen:
 
     def __init__(
         self,
-        slot: RuntimeSlot,
+        runtime: Callable[[], Runtime],
         inner: Callable[[ServerRequestContext[Any, Any], Any], Awaitable[HandlerResult]],
     ) -> None:
-        self.slot = slot
+        self.runtime = runtime
         self.inner = inner
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
@@ -93,7 +93,7 @@ class TaskListen:
         require_client_extension(ctx, TASKS_EXTENSION)
         if not isinstance(wanted, list) or not all(isinstance(t, str) for t in wanted):
             raise MCPError(INVALID_PARAMS, 'taskIds must be a list of task ids: ["wtk_…"]')
-        rt = self.slot.rt
+        rt = self.runtime()
         owner, now = rt.owner(), rt.engine.clock.now()
         handles = []
         for task_id in dict.fromkeys(wanted):
@@ -120,7 +120,7 @@ class TaskListen:
         from wakecall.errors import RunNotFound
         from wakecall.server.tool_tasks import detailed_task
 
-        rt = self.slot.rt
+        rt = self.runtime()
         meta = {SUBSCRIPTION_ID_KEY: ctx.request_id}
         sent: dict[str, tuple[str, str]] = {}
         await acked.wait()  # the acknowledgement is the stream's first frame

@@ -7,16 +7,13 @@ runtime has started; this module stays light, as the server is made before wakec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
 from mcp_types import RequestParams
 from pydantic import Field
-
-if TYPE_CHECKING:
-    from wakecall.server.reach import RuntimeSlot
 
 __all__ = ["TASKS_EXTENSION", "TaskIdParams", "TasksExtension", "UpdateTaskParams"]
 
@@ -34,11 +31,24 @@ class UpdateTaskParams(TaskIdParams):
     input_responses: dict[str, Any] = Field(default_factory=dict)
 
 
+Ctx = ServerRequestContext[Any, Any]
+
+
+class TaskAnswers(Protocol):
+    """What answers the requests (`tool_tasks.ToolTasks`)."""
+
+    async def get(self, ctx: Ctx, params: TaskIdParams) -> dict[str, Any]: ...
+    async def update(self, ctx: Ctx, params: UpdateTaskParams) -> dict[str, Any]: ...
+    async def cancel(self, ctx: Ctx, params: TaskIdParams) -> dict[str, Any]: ...
+
+
 class TasksExtension(Extension):
+    """`answers` gives what answers the requests, once the runtime has started."""
+
     identifier = TASKS_EXTENSION
 
-    def __init__(self, slot: RuntimeSlot) -> None:
-        self.slot = slot
+    def __init__(self, answers: Callable[[], TaskAnswers]) -> None:
+        self._answers = answers
 
     def methods(self) -> Sequence[MethodBinding]:
         return [
@@ -48,10 +58,10 @@ class TasksExtension(Extension):
         ]
 
     async def get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
-        return await self.slot.tool_tasks.get(ctx, params)
+        return await self._answers().get(ctx, params)
 
     async def update(self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams) -> Any:
-        return await self.slot.tool_tasks.update(ctx, params)
+        return await self._answers().update(ctx, params)
 
     async def cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
-        return await self.slot.tool_tasks.cancel(ctx, params)
+        return await self._answers().cancel(ctx, params)

@@ -4,16 +4,13 @@ runtime has started; this module stays light, as the server is made before wakec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
 from mcp_types import RequestParams
 from pydantic import Field
-
-if TYPE_CHECKING:
-    from wakecall.server.reach import RuntimeSlot
 
 __all__ = [
     "EventsExtension",
@@ -61,13 +58,33 @@ class UnsubscribeParams(RequestParams):
     delivery: WebhookDelivery
 
 
+Ctx = ServerRequestContext[Any, Any]
+
+
+class EventReads(Protocol):
+    """What answers the reads (`service.EventsService`)."""
+
+    async def list_events(self, ctx: Ctx, params: ListEventsParams) -> dict[str, Any]: ...
+    async def poll(self, ctx: Ctx, params: PollEventsParams) -> dict[str, Any]: ...
+    async def stream(self, ctx: Ctx, params: StreamEventsParams) -> dict[str, Any]: ...
+
+
+class Webhooks(Protocol):
+    """What answers the webhook requests (`webhooks.WebhookService`)."""
+
+    async def subscribe(self, ctx: Ctx, params: SubscribeParams) -> dict[str, Any]: ...
+    async def unsubscribe(self, ctx: Ctx, params: UnsubscribeParams) -> dict[str, Any]: ...
+
+
 class EventsExtension(Extension):
-    """wakecall's events to any client of the Events extension."""
+    """wakecall's events to any client of the Events extension. `reads` and `webhooks` give
+    what answers the requests, once the runtime has started."""
 
     identifier = "dev.wakecall/events"
 
-    def __init__(self, slot: RuntimeSlot) -> None:
-        self.slot = slot
+    def __init__(self, reads: Callable[[], EventReads], webhooks: Callable[[], Webhooks]) -> None:
+        self._reads = reads
+        self._webhooks = webhooks
 
     def settings(self) -> dict[str, Any]:
         return {"spec": "experimental-ext-triggers-events design sketch"}
@@ -84,24 +101,24 @@ class EventsExtension(Extension):
     async def list_events(
         self, ctx: ServerRequestContext[Any, Any], params: ListEventsParams
     ) -> dict[str, Any]:
-        return await self.slot.events.list_events(ctx, params)
+        return await self._reads().list_events(ctx, params)
 
     async def poll(
         self, ctx: ServerRequestContext[Any, Any], params: PollEventsParams
     ) -> dict[str, Any]:
-        return await self.slot.events.poll(ctx, params)
+        return await self._reads().poll(ctx, params)
 
     async def stream(
         self, ctx: ServerRequestContext[Any, Any], params: StreamEventsParams
     ) -> dict[str, Any]:
-        return await self.slot.events.stream(ctx, params)
+        return await self._reads().stream(ctx, params)
 
     async def subscribe(
         self, ctx: ServerRequestContext[Any, Any], params: SubscribeParams
     ) -> dict[str, Any]:
-        return await self.slot.webhooks.subscribe(ctx, params)
+        return await self._webhooks().subscribe(ctx, params)
 
     async def unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeParams
     ) -> dict[str, Any]:
-        return await self.slot.webhooks.unsubscribe(ctx, params)
+        return await self._webhooks().unsubscribe(ctx, params)
