@@ -52,8 +52,25 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+# --- CI guard: when Node is required, the third-party client tests must have run too -------
+_REQUIRE_NODE = os.environ.get("WAKECALL_REQUIRE_NODE") == "1"
+_node_passed = 0
+_node_skipped: list[str] = []
+
+
+def _count_node(report: pytest.TestReport) -> None:
+    global _node_passed
+    if "node" not in report.keywords:
+        return
+    if report.when == "call" and report.passed:
+        _node_passed += 1
+    elif report.skipped:
+        _node_skipped.append(report.nodeid)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     global _postgres_passed
+    _count_node(report)
     if "postgres" not in report.nodeid:
         return
     if report.when == "call" and report.passed:
@@ -63,6 +80,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _REQUIRE_NODE and exitstatus == 0:
+        if _node_passed == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print("\nerror: WAKECALL_REQUIRE_NODE=1 but no test of a Node client passed")
+        elif _node_skipped:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print("\nerror: WAKECALL_REQUIRE_NODE=1 but these Node client tests were skipped:")
+            for nodeid in _node_skipped:
+                print(f"  {nodeid}")
     if not _REQUIRE_POSTGRES or exitstatus != 0:
         return
     if _postgres_passed == 0:

@@ -22,17 +22,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp import types
 from mcp.server import MCPServer
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 
 from wakecall import __version__
 from wakecall.errors import InvalidInput
-from wakecall.server.auth import StaticTokenVerifier, current_owner
+from wakecall.server.auth import current_owner
 from wakecall.server.hosts import HostGuard, allowed_hosts
 from wakecall.server.push import OwnerBus, SessionRegistry
+from wakecall.server.reach import attach_reach, bind_reach, new_reach
 from wakecall.server.sdk_reaches import lowlevel_server
 from wakecall.server.startup import loading_for_good
 from wakecall.settings import Settings
@@ -132,11 +131,12 @@ def new_server(
         return result
 
     kwargs: dict[str, Any] = {}
-    if token_owners:
-        kwargs["token_verifier"] = StaticTokenVerifier(token_owners)
-        kwargs["auth"] = AuthSettings(
-            issuer_url=AnyHttpUrl("https://wakecall.invalid"), resource_server_url=None
-        )
+    if token_owners or settings.oauth_issuer:
+        # lazy: start-up time (JWT support loads only for a server that checks tokens)
+        from wakecall.server.oauth import auth_kwargs
+
+        kwargs = auth_kwargs(settings, token_owners)
+    reach = new_reach(settings)
     mcp: MCPServer[Any] = MCPServer(
         "wakecall",
         title="wakecall",
@@ -144,8 +144,10 @@ def new_server(
         instructions=INSTRUCTIONS,
         subscriptions=bus,
         middleware=[middleware],
+        extensions=reach.extensions,
         **kwargs,
     )
+    attach_reach(mcp, reach)
 
     async def on_subscribe(
         ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
@@ -187,6 +189,7 @@ def add_runtime(mcp: MCPServer[Any], rt: Runtime) -> None:
 
     register_tools(mcp, rt)
     register_resources(mcp, rt)
+    bind_reach(mcp, rt)
 
 
 def _is_loopback(host: str) -> bool:
@@ -233,11 +236,16 @@ async def serve(
     `prepare` runs once before the runtime starts."""
     stop = stop or anyio.Event()
     token_owners = settings.token_owners() if settings.http else {}
-    if settings.http and not _is_loopback(settings.host) and not token_owners:
+    if (
+        settings.http
+        and not _is_loopback(settings.host)
+        and not token_owners
+        and not settings.oauth_issuer
+    ):
         raise InvalidInput(
             f"refusing to serve HTTP on {settings.host} without bearer tokens: give "
             "--tokens-file (lines of 'TOKEN OWNER') or WAKECALL_TOKENS='TOKEN=OWNER,...', or "
-            "bind 127.0.0.1"
+            "--oauth-issuer, or bind 127.0.0.1"
         )
     if not settings.http:
         await serve_stdio(
@@ -254,6 +262,10 @@ async def serve(
     async with open_runtime(settings) as rt:
         mcp = build_server(rt, token_owners=token_owners or None)
         app = build_http_app(mcp, settings)
+        if token_owners or settings.oauth_issuer:
+            from wakecall.server.oauth import add_resource_metadata  # lazy: as above
+
+            add_resource_metadata(app, settings)
         # With bearer tokens, /metrics wants one: an owner's shows its own series only.
         operators = (settings.metrics_token,) if settings.metrics_token else ()
         app.router.routes.append(
