@@ -4,7 +4,8 @@
 * throughput: N no-op runs of N tasks with a `callback_url` are finished first (the engine
   alone, so N deliveries wait in the store's queue), then the server is opened and its callback
   dispatcher drains the queue: deliveries per second from opening to the last one recorded as
-  delivered;
+  delivered, and the CPU time the server's process spent meanwhile per delivery (all its
+  threads; less sensitive than the rate to other work on a shared machine);
 * steady rate: tasks every second, their starts spread evenly (R runs per second in all), the
   whole server running: time from each run's end (`finished_at`) to its callback's arrival at
   the receiver, p50/p99/max.
@@ -149,6 +150,7 @@ def throughput(n: int = 2000, timeout_s: float = 300, profile: bool = False) -> 
             )
             timed = TimedStore(SQLiteStore(path)) if profile else None
             opened = time.time()
+            cpu_opened = time.process_time()
             async with open_runtime(_settings(path), store=timed):
                 with anyio.fail_after(timeout_s):
                     while True:
@@ -158,6 +160,7 @@ def throughput(n: int = 2000, timeout_s: float = 300, profile: bool = False) -> 
                         )
                         if delivered >= n:
                             break
+                cpu_s = time.process_time() - cpu_opened
             records = receiver.records()
         ((delivered, last_us, failed),) = sqlite_rows(
             path,
@@ -174,6 +177,7 @@ def throughput(n: int = 2000, timeout_s: float = 300, profile: bool = False) -> 
             **({"store_calls": timed.report(), "runs": n} if timed is not None else {}),
             "deliveries_per_s": n / elapsed,
             "elapsed_s": elapsed,
+            "server_cpu_ms_per_delivery": 1000 * cpu_s / n,
             "check": check_text(
                 good,
                 f"{pending} queued, {delivered} delivered, {failed or 0} failed; the receiver got "

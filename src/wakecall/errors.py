@@ -58,7 +58,13 @@ class RunNotFound(NotFound):
 
 
 class LimitReached(WakecallError):
-    """A per-owner limit would be exceeded."""
+    """A per-owner limit would be exceeded. `limit` names it (the setting's name, e.g.
+    `max_tasks`), `allowed` is its value."""
+
+    def __init__(self, message: str, *, limit: str | None = None, allowed: int | None = None):
+        self.limit = limit
+        self.allowed = allowed
+        super().__init__(message)
 
 
 class Conflict(WakecallError):

@@ -43,6 +43,7 @@ from wakecall.clock import Clock, SystemClock
 from wakecall.config import EngineConfig
 from wakecall.delivery.fanout import EventFanout
 from wakecall.engine.listeners import RunListener, RunNews
+from wakecall.engine.outputs import bounded_output
 from wakecall.engine.policies import plan_fires, retry_at
 from wakecall.engine.schedule_cache import schedule_of
 from wakecall.errors import StoreError
@@ -631,7 +632,7 @@ class Engine:
                 run_id=run.id,
                 attempt_status=status,
                 finished_at=finished,
-                output=output,
+                output=bounded_output(output, self.config.max_output_bytes),
                 error_message=error,
                 retry_at=retry,
                 duration_ms=int((clock.monotonic() - started) * 1000),

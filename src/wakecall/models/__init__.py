@@ -32,7 +32,6 @@ from wakecall.models.records import (
     task_from_values,
 )
 from wakecall.models.specs import (
-    MAX_METADATA_BYTES,
     MAX_NAME_LENGTH,
     ClearableField,
     ConditionSpec,
@@ -58,7 +57,6 @@ from wakecall.models.statuses import (
 
 __all__ = [
     "CALLBACK_EVENTS",
-    "MAX_METADATA_BYTES",
     "MAX_NAME_LENGTH",
     "TERMINAL_RUN_STATUSES",
     "Action",

@@ -3,7 +3,6 @@ policies in them, validated at the edge (pydantic). The engine parses the schedu
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -23,7 +22,6 @@ from wakecall.models.statuses import CatchUp, Overlap
 from wakecall.schedules import format_duration, parse_duration
 
 __all__ = [
-    "MAX_METADATA_BYTES",
     "MAX_NAME_LENGTH",
     "ClearableField",
     "ConditionSpec",
@@ -36,7 +34,6 @@ __all__ = [
 ]
 
 MAX_NAME_LENGTH = 200
-MAX_METADATA_BYTES = 16 * 1024
 
 
 def _duration(value: Any) -> timedelta:
@@ -154,12 +151,6 @@ class TaskSpec(_Model):
             raise ValueError("expires_at needs a UTC offset, e.g. '2026-12-31T23:59:00Z'")
         return v
 
-    @field_validator("metadata")
-    @classmethod
-    def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
-        _check_json_size(v, "metadata")
-        return v
-
 
 #: The fields a patch may reset to their default (none or empty).
 ClearableField = Literal[
@@ -202,19 +193,6 @@ class TaskPatch(_Model):
 
     _positive_timeout = field_validator("timeout")(TaskSpec._positive_timeout.__func__)  # type: ignore[attr-defined]
     _aware = field_validator("expires_at")(TaskSpec._aware.__func__)  # type: ignore[attr-defined]
-
-    @field_validator("metadata")
-    @classmethod
-    def _small_metadata(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is not None:
-            _check_json_size(v, "metadata")
-        return v
-
-
-def _check_json_size(value: Any, name: str) -> None:
-    size = len(json.dumps(value, default=str))
-    if size > MAX_METADATA_BYTES:
-        raise ValueError(f"{name} is {size} bytes of JSON; at most {MAX_METADATA_BYTES} allowed")
 
 
 @lru_cache(maxsize=4096)

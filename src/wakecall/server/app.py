@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp import types
 from mcp.server import MCPServer
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 
 from wakecall import __version__
 from wakecall.errors import InvalidInput
-from wakecall.server.auth import StaticTokenVerifier, current_owner
+from wakecall.server.auth import current_owner
+from wakecall.server.hosts import HostGuard, allowed_hosts
 from wakecall.server.push import OwnerBus, SessionRegistry
+from wakecall.server.reach import attach_reach, bind_reach, new_reach
 from wakecall.server.sdk_reaches import lowlevel_server
 from wakecall.server.startup import loading_for_good
 from wakecall.server.ui import apps_extension
@@ -132,11 +132,12 @@ def new_server(
         return result
 
     kwargs: dict[str, Any] = {}
-    if token_owners:
-        kwargs["token_verifier"] = StaticTokenVerifier(token_owners)
-        kwargs["auth"] = AuthSettings(
-            issuer_url=AnyHttpUrl("https://wakecall.invalid"), resource_server_url=None
-        )
+    if token_owners or settings.oauth_issuer:
+        # lazy: start-up time (JWT support loads only for a server that checks tokens)
+        from wakecall.server.oauth import auth_kwargs
+
+        kwargs = auth_kwargs(settings, token_owners)
+    reach = new_reach(settings)
     mcp: MCPServer[Any] = MCPServer(
         "wakecall",
         title="wakecall",
@@ -144,9 +145,10 @@ def new_server(
         instructions=INSTRUCTIONS,
         subscriptions=bus,
         middleware=[middleware],
-        extensions=[apps_extension()],
+        extensions=[*reach.extensions, apps_extension()],
         **kwargs,
     )
+    attach_reach(mcp, reach)
 
     async def on_subscribe(
         ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
@@ -190,6 +192,7 @@ def add_runtime(mcp: MCPServer[Any], rt: Runtime) -> None:
     register_tools(mcp, rt)
     register_view(mcp, rt)
     register_resources(mcp, rt)
+    bind_reach(mcp, rt)
 
 
 def _is_loopback(host: str) -> bool:
@@ -202,24 +205,26 @@ def _is_loopback(host: str) -> bool:
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """The Host and Origin checks of every HTTP route: loopback, and `allowed_hosts`."""
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    for host in settings.allowed_hosts:
-        hosts += [host, f"{host}:*"] if ":" not in host else [host]
-        origins += [f"https://{host}", f"http://{host}"]
+    """The Host and Origin checks of the SDK's transport (and of `/ui`): loopback, and
+    `allowed_hosts` (see `hosts.allowed_hosts`)."""
+    hosts, origins = allowed_hosts(settings)
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
 
 
 def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
-    return mcp.streamable_http_app(
+    """The HTTP app of `mcp` at `/mcp`; every route of it (also those added later) answers only
+    for the hosts and origins `allowed_hosts` names."""
+    hosts, origins = allowed_hosts(settings)
+    app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=False,
         transport_security=transport_security(settings),
         session_idle_timeout=30 * 60,
     )
+    app.add_middleware(HostGuard, hosts=hosts, origins=origins)
+    return app
 
 
 def add_ui(app: Starlette, rt: Runtime, *, tokens_required: bool) -> None:
@@ -249,11 +254,16 @@ async def serve(
     `prepare` runs once before the runtime starts."""
     stop = stop or anyio.Event()
     token_owners = settings.token_owners() if settings.http else {}
-    if settings.http and not _is_loopback(settings.host) and not token_owners:
+    if (
+        settings.http
+        and not _is_loopback(settings.host)
+        and not token_owners
+        and not settings.oauth_issuer
+    ):
         raise InvalidInput(
             f"refusing to serve HTTP on {settings.host} without bearer tokens: give "
             "--tokens-file (lines of 'TOKEN OWNER') or WAKECALL_TOKENS='TOKEN=OWNER,...', or "
-            "bind 127.0.0.1"
+            "--oauth-issuer, or bind 127.0.0.1"
         )
     if not settings.http:
         await serve_stdio(
@@ -270,8 +280,15 @@ async def serve(
     async with open_runtime(settings) as rt:
         mcp = build_server(rt, token_owners=token_owners or None)
         app = build_http_app(mcp, settings)
-        # Task ids of every owner are labels: with bearer tokens, /metrics wants one too.
-        app.router.routes.append(metrics_route(rt.metrics, tokens=set(token_owners) or None))
+        if token_owners or settings.oauth_issuer:
+            from wakecall.server.oauth import add_resource_metadata  # lazy: as above
+
+            add_resource_metadata(app, settings)
+        # With bearer tokens, /metrics wants one: an owner's shows its own series only.
+        operators = (settings.metrics_token,) if settings.metrics_token else ()
+        app.router.routes.append(
+            metrics_route(rt.metrics, owners=token_owners, operators=operators)
+        )
         app.router.routes.append(trigger_route(rt.tasks))
         add_ui(app, rt, tokens_required=bool(token_owners))
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
