@@ -99,6 +99,20 @@ class Settings:
         "the operator's bearer token for /metrics: every owner's series (an owner's token shows "
         "its own; prefer WAKECALL_METRICS_TOKEN to the flag)",
     )
+    public_url: str | None = setting(
+        None,
+        "the server's URL as clients reach it, e.g. https://wakecall.example.com (its /mcp is "
+        "the resource URL tokens are for; default: http://HOST:PORT)",
+    )
+    oauth_issuer: str | None = setting(
+        None,
+        "an OAuth issuer whose JWT access tokens are accepted (keys from its JWKS, audience this "
+        "server's resource URL); wakecall issues no tokens itself",
+    )
+    oauth_jwks_url: str | None = setting(
+        None, "the issuer's JWKS URL (default: the jwks_uri of its published metadata)"
+    )
+    oauth_owner_claim: str = setting("sub", "the JWT claim that names the owner of a request")
     allowed_hosts: tuple[str, ...] = setting(
         (), "extra Host header values the HTTP server accepts", _list
     )
@@ -161,6 +175,11 @@ class Settings:
         "outgoing HTTP exceptions: CIDRs and/or 'loopback' (default: public addresses only)",
         _list,
     )
+    outbound_ca: str | None = setting(
+        None,
+        "PEM file of certificate authorities trusted for outgoing HTTPS, besides the system's "
+        "(a private CA of webhook receivers)",
+    )
     commands: tuple[str, ...] = setting(
         (), "executables that command actions may run (none: command actions are off)", _list
     )
@@ -170,6 +189,11 @@ class Settings:
     callback_attempts: int = setting(24, "callback attempts before dead-lettering", int)
     channel: bool = setting(True, "push events as Claude Code channel messages", _bool)
     max_wait: timedelta = setting(timedelta(seconds=120), "longest get_events long poll", _duration)
+    events_heartbeat: timedelta = setting(
+        timedelta(seconds=15),
+        "an events/stream quiet this long gets a heartbeat with its position (at most 30s)",
+        _duration,
+    )
     shutdown_grace: timedelta = setting(
         timedelta(seconds=3),
         "on SIGTERM or SIGINT, how long runs in flight may take to finish before they are "

@@ -80,6 +80,7 @@ async def test_all_tools_are_listed_with_short_descriptions_and_strict_schemas(
         "preview_schedule",
         "list_deliveries",
         "redeliver",
+        "show_tasks",
     }
     for tool in tools.values():
         assert tool.description and tool.description.count(". ") <= 1, tool.name

@@ -398,6 +398,18 @@ class TaskService:
     async def get_run(self, owner: str, run_id: str) -> Run:
         return await self.store.get_run(owner, run_id)
 
+    async def cancel_run(self, owner: str, run_id: str) -> Run:
+        """Ask for one of the owner's runs to be cancelled: it ends `cancelled` once its node
+        sees the request (at once on this node, at its next lease renewal on another; a
+        queued run when it starts). A run that ends first keeps its outcome. The run as it
+        was asked; `RunNotFound` for another owner's."""
+        run = await self.store.get_run(owner, run_id)
+        if not run.status.is_terminal:
+            await self.store.request_cancel(owner, [run_id])
+            self.scheduler.cancel_local([run_id], "cancelled on request")
+            self.scheduler.wake()
+        return run
+
     async def list_runs(
         self,
         owner: str,

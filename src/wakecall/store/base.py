@@ -43,6 +43,7 @@ from wakecall.models import (
     Trigger,
     run_from_values,
 )
+from wakecall.models.subscriptions import Subscription, SubscriptionRoute, ToolTask
 from wakecall.store.task_writes import (
     NewTask,
     OwnerLimits,
@@ -67,6 +68,7 @@ __all__ = [
     "Instant",
     "NewEvent",
     "NewRun",
+    "NewSubscriptionDelivery",
     "NewTask",
     "OwnerLimits",
     "PassResult",
@@ -326,6 +328,20 @@ class Hint:
     due: bool = False
     owners: frozenset[str] = frozenset()
     all_owners: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewSubscriptionDelivery:
+    """A delivery of one event (or a control body) to a webhook subscription: `id` names the
+    row, `message_id` is its `webhook-id` (the event's id: the same for every subscription
+    and every retry)."""
+
+    id: str
+    message_id: str
+    event_cursor: int
+    event_type: str
+    task_id: str | None
+    body: str
 
 
 #: Look at everything again: hints may have been lost.
@@ -673,5 +689,104 @@ class Store(Protocol):
         event_max_age: timedelta,
     ) -> PruneCounts:
         """Delete finished runs beyond the newest `runs_per_task` of each task or older than
-        `run_max_age`, and events older than `event_max_age`. Unfinished runs are kept."""
+        `run_max_age`, and events older than `event_max_age` (moving each owner's
+        `event_horizon` to the newest of them). Unfinished runs are kept."""
+        ...
+
+    # --- readers: read positions and the pruned horizon --------------------------------------
+    # A reader is an owner and a client identity (see `delivery.inbox`). Positions are cursors
+    # of the owner's log.
+
+    async def read_position(self, owner: str, client: str) -> int:
+        """The position saved for the reader `(owner, client)`, 0 when none was."""
+        ...
+
+    async def save_read_position(self, owner: str, client: str, cursor: int, now: datetime) -> int:
+        """Keep `cursor` as the reader's position when it is newer than the one saved (a
+        position never moves back); the position as saved."""
+        ...
+
+    async def count_events(self, owner: str, *, after: int, limit: int) -> int:
+        """How many of the owner's events have a cursor > `after`, counting up to `limit`."""
+        ...
+
+    async def event_horizon(self, owner: str) -> int:
+        """The newest cursor among the owner's events that `prune` deleted, 0 when none was:
+        reading after an older position may have skipped events."""
+        ...
+
+    # --- MCP Events webhook subscriptions ------------------------------------------------------
+    async def save_subscription(
+        self,
+        sub: Subscription,
+        now: datetime,
+        *,
+        secret_grace: timedelta,
+        max_per_owner: int,
+    ) -> tuple[Subscription, bool]:
+        """Create `sub`; or, when the owner has a subscription of that id, refresh it: its
+        secret (the one it had keeps signing for `secret_grace` when it changed),
+        `refresh_before` and `updated_at`, and make it active again; where it was fed to and
+        its delivery in flight stay. Returns the subscription as stored and whether it was
+        created. `LimitReached` (nothing written) for a new subscription when the owner holds
+        `max_per_owner` already."""
+        ...
+
+    async def get_subscription(self, owner: str, subscription_id: str) -> Subscription | None:
+        """The owner's subscription of that id, or None (also for another owner's)."""
+        ...
+
+    async def endpoint_verified(self, owner: str, url: str) -> bool:
+        """Whether the owner has a subscription to `url` (one is stored only once its
+        endpoint passed the challenge), so a new one to it needs no challenge."""
+        ...
+
+    async def delete_subscription(self, owner: str | None, subscription_id: str) -> bool:
+        """Delete the subscription (of `owner`; of anyone with None) and its pending
+        deliveries; whether it existed."""
+        ...
+
+    async def subscriptions_to_feed(
+        self, now: datetime, limit: int
+    ) -> list[tuple[Subscription, Delivery | None]]:
+        """Up to `limit` active subscriptions not expired at `now` with no delivery pending,
+        in id order, each with the delivery it was last given when that one has ended since
+        (delivered or failed; None when it had none in flight)."""
+        ...
+
+    async def advance_subscription(
+        self,
+        before: Subscription,
+        after: Subscription,
+        delivery: NewSubscriptionDelivery | None = None,
+        *,
+        now: datetime,
+    ) -> bool:
+        """When the subscription is still as `before` (same `cursor` and `pending_delivery`):
+        write the feeding state of `after` (`cursor`, `acked_through`, `pending_delivery`,
+        `active`, `last_delivery_at`, `last_error`, `failed_since`) and insert `delivery`
+        (pending, due `now`, to the subscription's URL), in one transaction; True. False, and
+        nothing written, when another process moved it on first."""
+        ...
+
+    async def expire_subscriptions(self, now: datetime) -> int:
+        """Delete the subscriptions whose `refresh_before` has passed (with their pending
+        deliveries); how many."""
+        ...
+
+    async def subscription_routes(
+        self, delivery_ids: Sequence[str], now: datetime
+    ) -> dict[str, SubscriptionRoute]:
+        """For those of `delivery_ids` made for a subscription: how each is sent (its
+        `webhook-id`, the subscription, the secrets that sign at `now`: none when the
+        subscription is gone). Other ids are left out."""
+        ...
+
+    # --- MCP Tasks extension handles -------------------------------------------------------
+    async def create_tool_task(self, task: ToolTask) -> None:
+        """Store a handle (and delete those of the owner that expired by its `created_at`)."""
+        ...
+
+    async def get_tool_task(self, owner: str, task_id: str, now: datetime) -> ToolTask | None:
+        """The owner's handle of that id not expired at `now`, or None."""
         ...

@@ -46,6 +46,14 @@ class Pruning(StoreConnection):
                 marks = ", ".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM attempts WHERE run_id IN ({marks})", chunk)
                 conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+            # Each owner's horizon first: a reader's position older than it may skip events.
+            conn.execute(
+                "INSERT INTO event_horizons (owner, pruned_through) "
+                "SELECT owner, max(cursor) FROM events WHERE created_at < ? GROUP BY owner "
+                "ON CONFLICT (owner) DO UPDATE SET "
+                "pruned_through = max(pruned_through, excluded.pruned_through)",
+                (event_cutoff,),
+            )
             events = conn.execute(
                 "DELETE FROM events WHERE created_at < ?", (event_cutoff,)
             ).rowcount
