@@ -197,10 +197,10 @@ def add_runtime(mcp: MCPServer[Any], rt: Runtime) -> None:
     # lazy: start-up time (serving stdio, these load on a worker thread after the handshake)
     from wakecall.server.resources import register_resources
     from wakecall.server.tools import register_tools
-    from wakecall.server.ui.view_tool import register_view
+    from wakecall.server.ui.view_tool import VIEW_TOOL, register_view
 
-    register_tools(mcp, rt)
     register_view(mcp, rt)
+    register_tools(mcp, rt, added=[VIEW_TOOL.name])
     register_resources(mcp, rt)
     register_task_completions(mcp, rt.owner, rt.tasks)
     bind_reach(mcp, rt)

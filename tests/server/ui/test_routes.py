@@ -145,7 +145,7 @@ async def test_the_event_stream_follows_the_owners_log_from_a_cursor(tmp_path: P
     with anyio.fail_after(30):
         async with serve_wakecall(tmp_path) as served:
             seeded = await seed(served)
-            read_before = served.rt.inbox.last_read("alice")
+            read_before = await served.rt.inbox.last_read("alice")
             latest = await served.rt.inbox.store.latest_cursor("alice")
             bad = await _get(served, "/ui/api/events?after=soon", **served.headers("alice"))
             assert bad.status_code == 400
@@ -177,4 +177,4 @@ async def test_the_event_stream_follows_the_owners_log_from_a_cursor(tmp_path: P
                 assert [e["cursor"] for _, e in got] == [e.cursor for e in bob_events]
                 assert all(e["task_id"] == seeded.bobs for _, e in got)
             # Watching does not mark the agent's events read.
-            assert served.rt.inbox.last_read("alice") == read_before
+            assert await served.rt.inbox.last_read("alice") == read_before

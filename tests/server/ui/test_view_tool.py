@@ -112,7 +112,7 @@ async def test_after_and_wait_answer_when_news_arrives_without_moving_the_agents
     with anyio.fail_after(30):
         async with serve_wakecall(tmp_path) as served:
             seeded = await seed(served)
-            read_before = served.rt.inbox.last_read("alice")
+            read_before = await served.rt.inbox.last_read("alice")
             async with served.client("alice") as view, served.client("alice") as agent:
                 board = await call(view, "show_tasks")
                 # No news: the call answers when its wait is over, with the same cursor.
@@ -130,4 +130,4 @@ async def test_after_and_wait_answer_when_news_arrives_without_moving_the_agents
                     await served.settle()
             (fresh,) = answers
             assert fresh["cursor"] > board["cursor"]
-            assert served.rt.inbox.last_read("alice") == read_before
+            assert await served.rt.inbox.last_read("alice") == read_before

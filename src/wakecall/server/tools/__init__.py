@@ -6,6 +6,7 @@ fails."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mcp.server import MCPServer
@@ -29,10 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["TOOLS", "ToolEntry", "register_tools"]
 
 
-def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
-    """Add every tool of `TOOLS`, answered on `rt`, and the check of their arguments."""
+def register_tools(mcp: MCPServer[Any], rt: Runtime, *, added: Sequence[str] = ()) -> None:
+    """Add every tool of `TOOLS`, answered on `rt`, and the check of their arguments; the
+    tools named in `added`, registered already by another part of the server (the MCP App's
+    `show_tasks`), get their published schema and their check here too."""
     homes = {"tasks": TaskTools(rt), "events": EventTools(rt), "wakeups": WakeupTools(rt)}
-    checks: dict[str, ArgumentCheck] = {}
     for entry in TOOLS:
         mcp.add_tool(
             getattr(homes[entry.home], entry.name),
@@ -40,9 +42,9 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             title=entry.title,
             description=entry.description,
         )
-        publish_input_schema(mcp, entry.name, INPUT_SCHEMAS[entry.name])
-        checks[entry.name] = ArgumentCheck(
-            entry.name, argument_model(mcp, entry.name), rt.tasks.now
-        )
+    checks: dict[str, ArgumentCheck] = {}
+    for name in [*(entry.name for entry in TOOLS), *added]:
+        publish_input_schema(mcp, name, INPUT_SCHEMAS[name])
+        checks[name] = ArgumentCheck(name, argument_model(mcp, name), rt.tasks.now)
     compact_output_schemas(mcp)
     guard_tool_calls(mcp, checks)

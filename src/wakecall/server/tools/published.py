@@ -302,4 +302,11 @@ INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "redeliver": _obj({"delivery_id": _ID}, "delivery_id"),
+    "show_tasks": _obj(
+        {
+            "task_id": _text("whose runs to show"),
+            "after": _int(0, MAX_CURSOR, "with wait: answer on news after this cursor"),
+            "wait": {"type": "number", "minimum": 0, "maximum": 25},
+        }
+    ),
 }

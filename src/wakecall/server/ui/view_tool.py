@@ -30,9 +30,8 @@ VIEW_TOOL = ToolEntry(
     "show_tasks",
     "ui",
     "Show tasks",
-    "Show the user your tasks at a glance: schedules in words, next fires, one task's run "
-    "history and stuck callbacks (an interactive view in hosts with MCP Apps, text "
-    'elsewhere). Example: {"task_id": "tsk_01…"}',
+    "Show the user their tasks, next fires, a task's run history and stuck callbacks: a "
+    "view in hosts with MCP Apps, text elsewhere.",
 )
 
 
@@ -48,7 +47,7 @@ class ViewTools:
         after: Annotated[
             int | None, Field(ge=0, description="the view's cursor: with wait, answer on news")
         ] = None,
-        wait: Annotated[float, Field(ge=0, description="seconds to wait for news")] = 0,
+        wait: Annotated[float, Field(ge=0, le=MAX_WAIT, description="seconds to wait")] = 0,
     ) -> CallToolResult:
         owner = self.rt.owner()
         if after is not None and wait > 0:
