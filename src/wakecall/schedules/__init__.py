@@ -41,7 +41,14 @@ from __future__ import annotations
 from .base import Schedule
 from .durations import format_duration, parse_duration
 from .jitter import jittered
-from .kinds import CronSchedule, DailySchedule, IntervalSchedule, OnceSchedule, OnDemandSchedule
+from .kinds import (
+    CronSchedule,
+    DailySchedule,
+    IntervalSchedule,
+    OnceSchedule,
+    OnDemandSchedule,
+    RruleSchedule,
+)
 from .parse import parse_schedule, schedule_from_spec
 from .preview import Preview, PreviewFire, preview
 
@@ -53,6 +60,7 @@ __all__ = [
     "OnceSchedule",
     "Preview",
     "PreviewFire",
+    "RruleSchedule",
     "Schedule",
     "format_duration",
     "jittered",
