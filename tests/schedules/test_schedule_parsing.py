@@ -378,7 +378,10 @@ LONG = "0 9 * * * " + "x" * 1000
         ("   ", "is empty"),
         (LONG, "1010 characters long; at most 1000"),
         (42, "must be text or an object, got int"),
-        ({"expression": "0 9 * * *"}, "needs a 'type' of cron, interval, once, daily, rrule or on_demand"),
+        (
+            {"expression": "0 9 * * *"},
+            "needs a 'type' of cron, interval, once, daily, rrule or on_demand",
+        ),
         ({"type": "weekly"}, "rrule or on_demand, got 'weekly'"),
         ({"type": "cron", "kind": "once"}, "'type' ('cron') and 'kind' ('once') disagree"),
         ({"type": "cron"}, "needs an 'expression'"),

@@ -46,6 +46,10 @@ __all__ = [
 ]
 
 RULE_EXAMPLE = '"RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH;BYHOUR=9;BYMINUTE=0"'
+LINES_EXAMPLE = (
+    '"DTSTART;TZID=Europe/Paris:20261201T090000 RRULE:FREQ=WEEKLY;BYDAY=TU '
+    'EXDATE;TZID=Europe/Paris:20261215T090000"'
+)
 # index = dateutil's constant (YEARLY = 0 ... SECONDLY = 6)
 FREQ_NAMES = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")
 YEARLY, MONTHLY, WEEKLY, DAILY = 0, 1, 2, 3
@@ -122,8 +126,8 @@ class RuleText:
 
 def looks_like_rule(text: str) -> bool:
     """True for text that is meant as an RFC 5545 rule rather than cron or an instant."""
-    head = text.lstrip()[:8].upper()
-    return head.startswith(("RRULE", "FREQ=", "DTSTART", "EXDATE"))
+    upper = text.lstrip().upper()
+    return upper.startswith(("RRULE", "FREQ=", "DTSTART", "EXDATE")) or "RRULE:" in upper
 
 
 def read_rule_text(text: str) -> RuleText:
@@ -172,8 +176,7 @@ def _split_line(line: str) -> tuple[str, list[str], str]:
             why = f"could not read {shown[:60]!r} in a rule; the lines are RRULE, DTSTART, EXDATE"
         raise _refuse(
             f"{why}.",
-            example='"DTSTART;TZID=Europe/Paris:20261201T090000\\n'
-            'RRULE:FREQ=WEEKLY;BYDAY=TU\\nEXDATE;TZID=Europe/Paris:20261215T090000"',
+            example=LINES_EXAMPLE,
         )
     if not value:
         raise _refuse(f"{name} has no value after ':'.")
@@ -194,7 +197,7 @@ def _line_zone(params: list[str], name: str) -> str | None:
             raise _refuse(
                 f"{name} parameter {param[:40]!r} is not understood; use TZID=<IANA zone> or "
                 "VALUE=DATE.",
-                example='"DTSTART;TZID=America/New_York:20261201T090000"',
+                example=LINES_EXAMPLE,
             )
     return zone
 
@@ -220,7 +223,7 @@ def read_date_value(text: str, zone: str | None, name: str) -> DateValue:
         raise _refuse(
             f"{name} value {text[:40]!r} is not a date-time such as 20261201T090000 (local), "
             "20261201T080000Z (UTC) or 2026-12-01T09:00:00.",
-            example='"DTSTART:20261201T090000"',
+            example=LINES_EXAMPLE,
         )
     if moment.utcoffset() is not None:
         return DateValue(moment, None)
