@@ -64,7 +64,8 @@ ScheduleArg = Annotated[
     Field(
         description=(
             "A string: cron '0 9 * * MON-FRI', '@daily', '@every 30m', 'in 5m', an ISO-8601 "
-            "instant, or 'on demand' (no clock fires: run_now, inbound events, depends_on); or "
+            "instant, an RFC 5545 rule 'RRULE:FREQ=WEEKLY;BYDAY=MO;BYHOUR=9', or 'on demand' "
+            "(no clock fires: run_now, inbound events, depends_on); or "
             'an object such as {"type": "daily", "times": ["09:00"]}'
         )
     ),
