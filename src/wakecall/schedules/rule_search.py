@@ -20,6 +20,16 @@ added around it:
 
 ``COUNT`` becomes the wall time of the rule's last occurrence, found once from the start (it
 must come within 50 years of it); ``EXDATE`` values are skipped as they are met.
+
+Speed, measured with Python 3.11 on a 2-core machine (5,000 calls from instants scattered over
+three years, best of 3, two runs agreeing within 3%): ``next_after`` runs at about 20,000
+calls/s for ``FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH`` in Europe/Paris, 17,500 for the 2nd
+business day in America/New_York, 27,000-32,000 for daily, hourly and 15-minute rules;
+``latest_at_or_before`` is as fast. Our cron engine managed about 185,000 in the same run:
+most of a rule's cost is building one dateutil ``rrule`` per search. Reading a stored rule
+(``schedule_from_spec``) takes 100-180 µs, which the engine's schedule cache pays once.
+A rule with no occurrence in 50 years is refused within about 60 ms (0.5 s at worst, for a
+minutely rule whose 50 years cross a century that is no leap year).
 """
 
 from __future__ import annotations
