@@ -107,7 +107,7 @@ class RulePattern:
         self._week_phase = _week_start(start.date(), parts.wkst).toordinal() % 7
         self._check_size()
         self.until: datetime | None = parts.until
-        self.first = self._first_from_start()
+        self._check_fires()
         if parts.count is not None:
             self.until = self._count_end(parts.count)
         self.end = None if self.until is None else wall_from_naive(self.until)
@@ -194,10 +194,6 @@ class RulePattern:
         gaps.append(period - (times[-1] - times[0]))
         return min(gaps)
 
-    def last_occurrence(self) -> datetime | None:
-        """The wall time of the rule's last occurrence (by ``COUNT``), or its ``UNTIL``."""
-        return self.until
-
     # --- internals -----------------------------------------------------------------------
 
     def _excluded(self, moment: datetime) -> bool:
@@ -259,8 +255,8 @@ class RulePattern:
         except (ValueError, OverflowError):  # past 9999-12-31, after `last`
             return
 
-    def _first_from_start(self) -> datetime:
-        """The first occurrence; refuses a rule that has none within 50 years of its start."""
+    def _check_fires(self) -> None:
+        """Refuse a rule with no occurrence within 50 years of its start."""
         if self.until is not None and self.until < self.start:
             raise InvalidSchedule(
                 f"the rule's UNTIL ({self.until:%Y-%m-%d %H:%M:%S}) is before its start "
@@ -270,8 +266,8 @@ class RulePattern:
             )
         last = naive_from_wall(min(self.start_wall + HORIZON, _LAST_WALL))
         try:
-            for moment in self._walk(self.start, self.start, last):
-                return moment
+            for _ in self._walk(self.start, self.start, last):
+                return
         except ValueError:  # dateutil: the hours, minutes and seconds never line up
             pass
         raise InvalidSchedule(

@@ -12,7 +12,8 @@ What is read (section 3.3.10 of RFC 5545, with its MUST NOTs enforced):
   ``20261201T090000`` (local), ``20261201T080000Z`` (UTC) or ``20261201`` (a date); ISO-8601
   ``2026-12-01T09:00:00`` is read too.
 - Lines separated by newlines or spaces; folded lines (a line break followed by a space, as
-  calendar files wrap long lines) are unfolded first.
+  calendar files wrap long lines) are unfolded first, and spaces around ``;``, ``,``, ``=``
+  and ``:`` are dropped (``FREQ=DAILY; BYHOUR=9`` is one rule).
 
 Dates stay as written here (``DateValue``); ``kinds.RruleSchedule`` places them on the local
 clock of the schedule's zone.
@@ -133,6 +134,8 @@ def looks_like_rule(text: str) -> bool:
 def read_rule_text(text: str) -> RuleText:
     """Read rule text: an ``RRULE`` with optional ``DTSTART`` and ``EXDATE`` lines."""
     unfolded = re.sub(r"\r?\n[ \t]", "", text)
+    # "FREQ=DAILY; BYHOUR=9" is one line: spaces around ; , = and : are not separators
+    unfolded = re.sub(r"[ \t]*([;,=:])[ \t]*", r"\1", unfolded)
     parts: RuleParts | None = None
     start: DateValue | None = None
     start_zone: str | None = None
