@@ -106,7 +106,8 @@ _SCHEDULE = {
     "anyOf": _TEXT_OR_OBJECT,
     "description": (
         "cron '0 9 * * MON-FRI' (6 fields: seconds first), '@daily', '@every 30m', 'in 5m', "
-        "an ISO-8601 instant, 'on demand' (runs only on run_now, events, depends_on), or "
+        "an ISO-8601 instant, an RFC 5545 'RRULE:FREQ=WEEKLY;BYDAY=TU', 'on demand' (runs only "
+        "on run_now, events, depends_on), or "
         '{"type": "daily", "times": ["09:00"], "weekdays": ["MON"]} or '
         '{"type": "interval", "every": "30m", "start": instant}'
     ),
