@@ -21,12 +21,12 @@ async def test_peek_reads_after_a_cursor_and_leaves_the_read_position_alone(
             await loop.settle()
         inbox = loop.rt.inbox
         owner = loop.rt.settings.owner
-        before = inbox.last_read(owner)
+        before = await inbox.last_read(owner)
         events = await inbox.peek(owner, after=0)
         assert [e.cursor for e in events] == [1, 2, 3]
         assert [e.cursor for e in await inbox.peek(owner, after=1, limit=1)] == [2]
         assert await inbox.peek(owner, after=3, wait=0) == []
-        assert inbox.last_read(owner) == before
+        assert await inbox.last_read(owner) == before
         assert (await inbox.hint(owner)) is not None  # the agent still has 3 unread
 
 

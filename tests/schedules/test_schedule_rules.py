@@ -279,7 +279,7 @@ REFUSALS = [
         "up to 17568 fires in one year, more than the 10000",
     ),
     ({"type": "rrule"}, "a rrule schedule needs a 'rule'"),
-    ({"type": "rrule", "rule": "FREQ=DAILY", "start": 5}, "a rule's start must be a date-time"),
+    ({"type": "rrule", "rule": "FREQ=DAILY", "start": 5}, "a rule's start must be a local date-time"),
     ({"type": "rrule", "rule": "FREQ=DAILY", "exdates": "2026-06-02"}, "'exdates' must be a list"),
     (
         {"type": "rrule", "rule": "DTSTART:20260601T090000\nRRULE:FREQ=DAILY", "start": "x"},

@@ -391,10 +391,9 @@ class DailySchedule:
 
 MAX_EXDATES = 1000
 RULE_YEARS = (1900, 3000)
-RRULE_SPEC_EXAMPLE = (
-    '{"type": "rrule", "rule": "FREQ=WEEKLY;BYDAY=TU,TH;BYHOUR=9;BYMINUTE=0", '
-    '"start": "2026-12-01T09:00:00", "exdates": ["2026-12-08T09:00:00"]}'
-)
+#: (A `start` and `exdates`, local date-times, may be given too; an example with dates would one
+#: day be in the past.)
+RRULE_SPEC_EXAMPLE = '{"type": "rrule", "rule": "FREQ=WEEKLY;BYDAY=TU,TH;BYHOUR=9;BYMINUTE=0"}'
 
 
 def _rule_wall(value: object, zone: str, what: str) -> datetime | date:

@@ -347,7 +347,7 @@ def _rule_date(value: object, what: str) -> DateValue:
     if isinstance(value, str):
         return read_date_value(value, None, what)
     raise InvalidSchedule(
-        f"a rule's {what} must be a date-time such as 2026-12-01T09:00:00, got {value!r}.",
+        f"a rule's {what} must be a local date-time (YYYY-MM-DDTHH:MM:SS), got {value!r}.",
         field="schedule",
         example=RRULE_SPEC_EXAMPLE,
     )

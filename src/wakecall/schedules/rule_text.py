@@ -224,8 +224,8 @@ def read_date_value(text: str, zone: str | None, name: str) -> DateValue:
         moment = None
     if moment is None or moment.microsecond:
         raise _refuse(
-            f"{name} value {text[:40]!r} is not a date-time such as 20261201T090000 (local), "
-            "20261201T080000Z (UTC) or 2026-12-01T09:00:00.",
+            f"{name} value {text[:40]!r} is not a date-time: YYYYMMDDTHHMMSS (local), "
+            "YYYYMMDDTHHMMSSZ (UTC) or YYYY-MM-DDTHH:MM:SS.",
             example=LINES_EXAMPLE,
         )
     if moment.utcoffset() is not None:
