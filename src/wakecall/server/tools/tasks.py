@@ -28,10 +28,11 @@ from wakecall.server.tools.args import (
     ZoneArg,
     tool_errors,
 )
+from wakecall.server.tools.group import ToolGroup, one_page
 from wakecall.server.views import DeleteResult, RunView, TaskPage, TaskView, run_view, task_view
 
 if TYPE_CHECKING:
-    from wakecall.server.runtime import Runtime
+    pass
 
 __all__ = ["TaskTools"]
 
@@ -39,14 +40,7 @@ Overlap = Literal["skip", "queue", "cancel_previous", "allow"]
 CatchUp = Literal["latest", "all", "skip"]
 
 
-class TaskTools:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-
-    async def _hinted(self, owner: str, view: Any) -> Any:
-        view.hint = await self.rt.inbox.hint(owner)
-        return view
-
+class TaskTools(ToolGroup):
     @tool_errors
     async def create_task(
         self,
@@ -109,13 +103,13 @@ class TaskTools:
             callback_secret=made.callback_secret,
             trigger_secret=made.trigger_secret,
         )
-        return await self._hinted(owner, view)
+        return await self.hinted(owner, view)
 
     @tool_errors
     async def get_task(self, task_id: str) -> TaskView:
         owner = self.rt.owner()
         task = await self.rt.tasks.get(owner, task_id)
-        return await self._hinted(owner, task_view(task))
+        return await self.hinted(owner, task_view(task))
 
     @tool_errors
     async def list_tasks(
@@ -137,10 +131,9 @@ class TaskTools:
             after=cursor,
             limit=limit + 1,
         )
-        page = tasks[:limit]
-        nxt = page[-1].id if len(tasks) > limit else None
+        page, nxt = one_page(tasks, limit)
         view = TaskPage(tasks=[task_view(t) for t in page], next_cursor=nxt)
-        return await self._hinted(owner, view)
+        return await self.hinted(owner, view)
 
     @tool_errors
     async def patch_schedule(
@@ -209,28 +202,28 @@ class TaskTools:
             callback_secret=changed.callback_secret,
             trigger_secret=changed.trigger_secret,
         )
-        return await self._hinted(owner, view)
+        return await self.hinted(owner, view)
 
     @tool_errors
     async def pause(self, task_id: str, note: str | None = None) -> TaskView:
         owner = self.rt.owner()
         task = await self.rt.tasks.pause(owner, task_id, note)
         self.rt.pusher.changed(owner, task.id)
-        return await self._hinted(owner, task_view(task))
+        return await self.hinted(owner, task_view(task))
 
     @tool_errors
     async def resume(self, task_id: str) -> TaskView:
         owner = self.rt.owner()
         task = await self.rt.tasks.resume(owner, task_id)
         self.rt.pusher.changed(owner, task.id)
-        return await self._hinted(owner, task_view(task))
+        return await self.hinted(owner, task_view(task))
 
     @tool_errors
     async def delete(self, task_id: str) -> DeleteResult:
         owner = self.rt.owner()
         await self.rt.tasks.delete(owner, task_id)
         self.rt.pusher.changed(owner, task_id)
-        return await self._hinted(owner, DeleteResult(deleted=True, id=task_id))
+        return await self.hinted(owner, DeleteResult(deleted=True, id=task_id))
 
     @tool_errors
     async def run_now(self, task_id: str) -> RunView:

@@ -16,22 +16,16 @@ from wakecall.server.tools.args import (
     ZoneArg,
     tool_errors,
 )
+from wakecall.server.tools.group import ToolGroup
 from wakecall.server.views import DeleteResult, FireTime, PreviewView, WakeupView
 
 if TYPE_CHECKING:
-    from wakecall.server.runtime import Runtime
+    pass
 
 __all__ = ["WakeupTools"]
 
 
-class WakeupTools:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-
-    async def _hinted(self, owner: str, view: Any) -> Any:
-        view.hint = await self.rt.inbox.hint(owner)
-        return view
-
+class WakeupTools(ToolGroup):
     @tool_errors
     async def schedule_wakeup(
         self,
@@ -58,14 +52,14 @@ class WakeupTools:
             created=receipt.created,
             note=_moved_note(receipt.requested, receipt.scheduled_for) if receipt.clamped else None,
         )
-        return await self._hinted(owner, view)
+        return await self.hinted(owner, view)
 
     @tool_errors
     async def cancel_wakeup(self, wakeup_id: str) -> DeleteResult:
         owner = self.rt.owner()
         await self.rt.tasks.cancel_wakeup(owner, wakeup_id)
         self.rt.pusher.changed(owner, wakeup_id)
-        return await self._hinted(owner, DeleteResult(deleted=True, id=wakeup_id))
+        return await self.hinted(owner, DeleteResult(deleted=True, id=wakeup_id))
 
     @tool_errors
     async def preview_schedule(
