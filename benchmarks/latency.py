@@ -2,6 +2,8 @@
 in memory (the server in this process), stdio (`wakecall serve` as a subprocess) and
 Streamable HTTP (`wakecall serve --http --port 0`).
 
+* the size of the tool list as a host sends it to the model (names, descriptions, input
+  schemas: every session pays for it in context), so that a change that grows it shows up;
 * `create_task` and `list_runs` round trips, p50/p99 (the client's default protocol mode);
 * from a run's end (`finished_at` in the store) to its event reaching a `get_events` call
   already waiting (long poll), and to the push of the same event to a live session (the
@@ -154,6 +156,15 @@ async def _call(client: Any, tool: str, args: dict[str, Any]) -> dict[str, Any]:
     return result.structured_content
 
 
+async def _tool_list_bytes(client: Any) -> int:
+    """The size of the tool list as a host sends it to the model (`model_facing_size`)."""
+    from wakecall.server.tools.published import model_facing_size
+
+    with anyio.fail_after(CALL_TIMEOUT):
+        tools = (await client.list_tools()).tools
+    return sum(model_facing_size(t.model_dump(by_alias=True, exclude_none=True)) for t in tools)
+
+
 async def _round_trips(client: Any, calls: int, runs: int) -> dict[str, Any]:
     """`create_task` `calls` times, then `runs` manual runs, then `list_runs` `calls` times."""
     create: list[float] = []
@@ -252,6 +263,7 @@ def latency(
 
         async with opener as make_client:
             async with make_client(mode=mode) as client:
+                listed = await _tool_list_bytes(client)
                 trips = await _round_trips(client, calls, runs)
             async with make_client(mode="legacy", extensions=[_channel_observer(on_channel)]) as c:
                 polled = await _event_trials(c, trials, pushes)
@@ -270,6 +282,7 @@ def latency(
             and events == expected_runs
         )
         return {
+            "tool_list_bytes": listed,
             "create_p50_ms": trips["create"]["p50_ms"],
             "create_p99_ms": trips["create"]["p99_ms"],
             "list_runs_p50_ms": trips["list_runs"]["p50_ms"],

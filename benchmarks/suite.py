@@ -361,7 +361,11 @@ LATENCY = Part(
             {**LATENCY_ARGS, "transport": "memory"},
             {**LATENCY_QUICK, "transport": "memory"},
             timeout_s=300,
-            targets=(Target("create_p50_ms", "p50 < 2 ms", _lt(2)), GET_EVENTS_TARGET),
+            targets=(
+                Target("tool_list_bytes", "tool list ≤ 12,000 B", _le(12_000)),
+                Target("create_p50_ms", "p50 < 2 ms", _lt(2)),
+                GET_EVENTS_TARGET,
+            ),
         ),
         Case(
             "stdio",
@@ -391,6 +395,7 @@ LATENCY = Part(
         Table(
             "Tool round trips",
             (
+                Metric("tool_list_bytes", "tool list (bytes)", "{:,.0f}", False),
                 Metric("create_p50_ms", "`create_task` p50 (ms)", "{:.2f}", False),
                 Metric("create_p99_ms", "`create_task` p99 (ms)", "{:.2f}", False),
                 Metric("list_runs_p50_ms", "`list_runs` p50 (ms)", "{:.2f}", False),
@@ -406,7 +411,10 @@ LATENCY = Part(
                 Metric("event_push_p99_ms", "p99 (ms)", "{:.2f}", False),
             ),
             notes=(
-                "In memory: `Client(build_server(runtime))` in the server's process; stdio: "
+                "Tool list: the bytes of every tool's name, description and input schema as "
+                "`tools/list` returns them, as JSON: what a host sends the model, which every "
+                "session pays for in context (31,071 B before the input schemas were shaped by "
+                "hand). In memory: `Client(build_server(runtime))` in the server's process; stdio: "
                 "`wakecall serve` as a subprocess (`StdioServerParameters`); HTTP: `wakecall "
                 "serve --http --port 0` and `Client(url)`. Round trips: 300 calls each "
                 "(`create_task`: a yearly cron with a no-op action; `list_runs`: the first page "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -38,14 +39,56 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await s.close()
 
 
-# --- CI guard: when PostgreSQL is required, its tests must have run -----------------------
-_REQUIRE_POSTGRES = os.environ.get("WAKECALL_REQUIRE_POSTGRES") == "1"
-_postgres_passed = 0
-_postgres_skipped: list[str] = []
+# --- CI guards: a kind of test that CI requires must have run, none of it skipped -----------
+@dataclass
+class RequiredKind:
+    """Tests CI requires when `variable` is 1: those marked `marker` (PostgreSQL's: whose id
+    names postgres, as the store fixture's parameter does)."""
+
+    variable: str
+    marker: str
+    what: str
+    passed: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def required(self) -> bool:
+        return os.environ.get(self.variable) == "1"
+
+    def is_one(self, report: pytest.TestReport) -> bool:
+        if self.marker == "postgres":
+            return "postgres" in report.nodeid
+        return self.marker in report.keywords
+
+    def count(self, report: pytest.TestReport) -> None:
+        if not self.is_one(report):
+            return
+        if report.when == "call" and report.passed:
+            self.passed += 1
+        elif report.skipped:
+            self.skipped.append(report.nodeid)
+
+    def failure(self) -> str | None:
+        if not self.required:
+            return None
+        if self.passed == 0:
+            return f"{self.variable}=1 but no {self.what} test passed"
+        if self.skipped:
+            listed = "\n".join(f"  {nodeid}" for nodeid in self.skipped)
+            return f"{self.variable}=1 but these {self.what} tests were skipped:\n{listed}"
+        return None
+
+
+REQUIRED = (
+    RequiredKind("WAKECALL_REQUIRE_POSTGRES", "postgres", "PostgreSQL"),
+    RequiredKind("WAKECALL_REQUIRE_NODE", "node", "Node client"),
+    RequiredKind("WAKECALL_REQUIRE_BROWSER", "browser", "browser"),
+    RequiredKind("WAKECALL_REQUIRE_CONFORMANCE", "conformance", "MCP conformance"),
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if _REQUIRE_POSTGRES and not POSTGRES_URL:
+    if REQUIRED[0].required and not POSTGRES_URL:
         raise pytest.UsageError(
             "WAKECALL_REQUIRE_POSTGRES=1 but WAKECALL_TEST_POSTGRES_URL is not set: the "
             "PostgreSQL tests would be skipped"
@@ -53,23 +96,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    global _postgres_passed
-    if "postgres" not in report.nodeid:
-        return
-    if report.when == "call" and report.passed:
-        _postgres_passed += 1
-    elif report.skipped:
-        _postgres_skipped.append(report.nodeid)
+    for kind in REQUIRED:
+        kind.count(report)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _REQUIRE_POSTGRES or exitstatus != 0:
+    if exitstatus != 0:
         return
-    if _postgres_passed == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print("\nerror: WAKECALL_REQUIRE_POSTGRES=1 but no PostgreSQL test passed")
-    elif _postgres_skipped:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print("\nerror: WAKECALL_REQUIRE_POSTGRES=1 but these PostgreSQL tests were skipped:")
-        for nodeid in _postgres_skipped:
-            print(f"  {nodeid}")
+    for kind in REQUIRED:
+        failure = kind.failure()
+        if failure is not None:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print(f"\nerror: {failure}")

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from wakecall.server.tools import TOOLS
+from wakecall.server.ui.view_tool import VIEW_TOOL
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -21,7 +22,7 @@ def _section(title: str) -> str:
 def test_the_tools_table_names_every_tool() -> None:
     rows = [line for line in _section("Tools").splitlines() if line.startswith("| `")]
     named = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
-    assert named == {tool.name for tool in TOOLS}
+    assert named == {tool.name for tool in (*TOOLS, VIEW_TOOL)}
 
 
 def test_the_layout_names_every_module_and_package() -> None:

@@ -50,6 +50,17 @@ class EngineConfig:
     wakeup_max: timedelta = timedelta(days=30)
     #: Tasks (active or paused) one owner may hold.
     max_tasks_per_owner: int = 10_000
+    #: New tasks (not wakeups) one owner may create in any minute (task files excepted).
+    tasks_per_minute: int = 300
+    #: New wakeups one owner may create in any minute.
+    wakeups_per_minute: int = 60
+    #: Sizes (bytes of JSON) one owner's task may hold.
+    max_metadata_bytes: int = 16 * 1024
+    max_context_bytes: int = 64 * 1024  # a wakeup's context
+    max_body_bytes: int = 64 * 1024  # a webhook action's body
+    max_headers_bytes: int = 16 * 1024  # a webhook action's headers, names and values
+    #: A run's output beyond this is stored cut, with a note of its size.
+    max_output_bytes: int = 64 * 1024
     #: After a callback secret is rotated, how long the old one keeps signing.
     secret_grace: timedelta = timedelta(hours=24)
     #: Retention: finished runs kept per task, and the age past which runs and events go.

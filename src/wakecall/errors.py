@@ -58,7 +58,13 @@ class RunNotFound(NotFound):
 
 
 class LimitReached(WakecallError):
-    """A per-owner limit would be exceeded."""
+    """A per-owner limit would be exceeded. `limit` names it (the setting's name, e.g.
+    `max_tasks`), `allowed` is its value."""
+
+    def __init__(self, message: str, *, limit: str | None = None, allowed: int | None = None):
+        self.limit = limit
+        self.allowed = allowed
+        super().__init__(message)
 
 
 class Conflict(WakecallError):
@@ -102,8 +108,9 @@ def invalid_input_from(error: ValidationError) -> InvalidInput:
     parts = []
     for item in error.errors(include_url=False):
         where = ".".join(str(p) for p in item["loc"]) or "input"
-        msg = item["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        parts.append(f"{where}: {msg}")
+        msg = item["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+        head, colon, rest = msg.partition(": ")
+        if colon and item["loc"] and head in (str(item["loc"][-1]), "duration"):
+            msg = rest  # the field's own name, which `where` says already
+        parts.append(msg if msg.startswith(f"{where} ") else f"{where}: {msg}")
     return InvalidInput("; ".join(parts))

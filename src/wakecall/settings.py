@@ -82,6 +82,11 @@ class Settings:
     tasks_file: str | None = setting(
         None, "TOML file of tasks applied (idempotently, by id) to the owner's tasks at start"
     )
+    secrets_file: str | None = setting(
+        None,
+        "where --tasks-file writes the callback secrets it issues, readable by its owner only "
+        "(default: beside the task file, NAME.secrets.toml)",
+    )
     http: bool = setting(False, "serve Streamable HTTP instead of stdio", _bool)
     host: str = setting("127.0.0.1", "HTTP bind address; beyond loopback, tokens are required")
     port: int = setting(8765, "HTTP port (0 picks a free one)", int)
@@ -89,6 +94,25 @@ class Settings:
     tokens: tuple[str, ...] = setting(
         (), "TOKEN=OWNER pairs (prefer the file or the environment)", _list, flag=False
     )
+    metrics_token: str | None = setting(
+        None,
+        "the operator's bearer token for /metrics: every owner's series (an owner's token shows "
+        "its own; prefer WAKECALL_METRICS_TOKEN to the flag)",
+    )
+    public_url: str | None = setting(
+        None,
+        "the server's URL as clients reach it, e.g. https://wakecall.example.com (its /mcp is "
+        "the resource URL tokens are for; default: http://HOST:PORT)",
+    )
+    oauth_issuer: str | None = setting(
+        None,
+        "an OAuth issuer whose JWT access tokens are accepted (keys from its JWKS, audience this "
+        "server's resource URL); wakecall issues no tokens itself",
+    )
+    oauth_jwks_url: str | None = setting(
+        None, "the issuer's JWKS URL (default: the jwks_uri of its published metadata)"
+    )
+    oauth_owner_claim: str = setting("sub", "the JWT claim that names the owner of a request")
     allowed_hosts: tuple[str, ...] = setting(
         (), "extra Host header values the HTTP server accepts", _list
     )
@@ -114,6 +138,31 @@ class Settings:
     wakeup_min: timedelta = setting(_ENGINE.wakeup_min, "shortest schedule_wakeup delay", _duration)
     wakeup_max: timedelta = setting(_ENGINE.wakeup_max, "longest schedule_wakeup delay", _duration)
     max_tasks: int = setting(_ENGINE.max_tasks_per_owner, "tasks one owner may hold", int)
+    tasks_per_minute: int = setting(
+        _ENGINE.tasks_per_minute,
+        "new tasks one owner may create in any minute (task files excepted)",
+        int,
+    )
+    wakeups_per_minute: int = setting(
+        _ENGINE.wakeups_per_minute, "new wakeups one owner may create in any minute", int
+    )
+    max_metadata_bytes: int = setting(
+        _ENGINE.max_metadata_bytes, "a task's metadata, in bytes of JSON", int
+    )
+    max_context_bytes: int = setting(
+        _ENGINE.max_context_bytes, "a wakeup's context, in bytes of JSON", int
+    )
+    max_body_bytes: int = setting(
+        _ENGINE.max_body_bytes, "a webhook action's body, in bytes of JSON", int
+    )
+    max_headers_bytes: int = setting(
+        _ENGINE.max_headers_bytes, "a webhook action's headers, names and values, in bytes", int
+    )
+    max_output_bytes: int = setting(
+        _ENGINE.max_output_bytes,
+        "a run's stored output, in bytes of JSON (beyond it: its size and its start)",
+        int,
+    )
     runs_per_task: int = setting(_ENGINE.runs_per_task, "finished runs kept per task", int)
     run_retention: timedelta = setting(
         _ENGINE.run_max_age, "age after which runs are pruned", _duration
@@ -126,6 +175,11 @@ class Settings:
         "outgoing HTTP exceptions: CIDRs and/or 'loopback' (default: public addresses only)",
         _list,
     )
+    outbound_ca: str | None = setting(
+        None,
+        "PEM file of certificate authorities trusted for outgoing HTTPS, besides the system's "
+        "(a private CA of webhook receivers)",
+    )
     commands: tuple[str, ...] = setting(
         (), "executables that command actions may run (none: command actions are off)", _list
     )
@@ -135,6 +189,11 @@ class Settings:
     callback_attempts: int = setting(24, "callback attempts before dead-lettering", int)
     channel: bool = setting(True, "push events as Claude Code channel messages", _bool)
     max_wait: timedelta = setting(timedelta(seconds=120), "longest get_events long poll", _duration)
+    events_heartbeat: timedelta = setting(
+        timedelta(seconds=15),
+        "an events/stream quiet this long gets a heartbeat with its position (at most 30s)",
+        _duration,
+    )
     shutdown_grace: timedelta = setting(
         timedelta(seconds=3),
         "on SIGTERM or SIGINT, how long runs in flight may take to finish before they are "
@@ -163,6 +222,13 @@ class Settings:
             wakeup_min=self.wakeup_min,
             wakeup_max=self.wakeup_max,
             max_tasks_per_owner=self.max_tasks,
+            tasks_per_minute=self.tasks_per_minute,
+            wakeups_per_minute=self.wakeups_per_minute,
+            max_metadata_bytes=self.max_metadata_bytes,
+            max_context_bytes=self.max_context_bytes,
+            max_body_bytes=self.max_body_bytes,
+            max_headers_bytes=self.max_headers_bytes,
+            max_output_bytes=self.max_output_bytes,
             runs_per_task=self.runs_per_task,
             run_max_age=self.run_retention,
             event_max_age=self.event_retention,

@@ -225,7 +225,7 @@ def test_an_invalid_file_is_refused_whole_with_a_line_for_each_problem(any_cli: 
         '"0 9 * * MON-FRI" (09:00 on weekdays) or "*/15 * * * *" (every 15 minutes)',
         f"{path}:12: task 'typo': unknown key 'colour'; a task takes id, name, schedule, "
         "timezone, jitter, enabled, action, execution, max_runs, expires_at, callback_url, "
-        "metadata",
+        "metadata, depends_on, trigger, condition",
         f"{path}:15: task 'typo': execution.timeout: duration: must not be negative, got '-5s'. "
         'Example: "30s", "5m", "1h30m", "250ms" or a number of seconds such as 90',
         f"{path}:16: task 'typo': execution.overlap: Input should be 'skip', 'queue', "
@@ -234,7 +234,8 @@ def test_an_invalid_file_is_refused_whole_with_a_line_for_each_problem(any_cli: 
         "unique within a file",
         f"{path}:27: task 'local': action.url: refusing to connect to 127.0.0.1: a loopback "
         "address (this machine), not a public internet address; the operator can allow it "
-        "with --allow-outbound loopback. Example: https://example.com/hooks/wakecall",
+        "with the server setting allow_outbound (`wakecall serve --allow-outbound loopback`, "
+        "or WAKECALL_ALLOW_OUTBOUND=loopback). Example: https://example.com/hooks/wakecall",
         f"wakecall: {path}: 6 problems; nothing was applied",
     ]
     assert cli.task_ids() == []  # "fine" was valid, and still was not applied
@@ -299,7 +300,8 @@ async def test_apply_file_loads_a_file_into_a_store_as_a_server_would_at_start(
         assert refused.value.problems == [
             f"{path}:12: task 'nightly-report': action.url: refusing to connect to 10.1.2.3: "
             "a private address, not a public internet address; the operator can allow it with "
-            "--allow-outbound 10.0.0.0/8. Example: https://example.com/hooks/wakecall"
+            "the server setting allow_outbound (`wakecall serve --allow-outbound 10.0.0.0/8`, "
+            "or WAKECALL_ALLOW_OUTBOUND=10.0.0.0/8). Example: https://example.com/hooks/wakecall"
         ]
         private = Settings(allow_outbound=("10.0.0.0/8",))
         allowed = private.task_service(store, SystemClock(), private.engine_config())

@@ -23,7 +23,7 @@ from wakecall.delivery.callbacks import SECRETS_MAX_AGE, CallbackDispatcher
 from wakecall.delivery.signing import new_secret, verify
 from wakecall.errors import StoreError
 from wakecall.models import Delivery, DeliveryStatus, EventType, Task
-from wakecall.net import OutboundPolicy, build_http_client
+from wakecall.net import GuardedClient, OutboundPolicy, build_http_client
 from wakecall.store import NewEvent, SQLiteStore
 from wakecall.store.base import DeliveryOutcome
 from wakecall.testing import FakeClock
@@ -138,7 +138,7 @@ async def _running(
 
 
 @asynccontextmanager
-async def _client(policy: OutboundPolicy | None = None) -> AsyncIterator[httpx2.AsyncClient]:
+async def _client(policy: OutboundPolicy | None = None) -> AsyncIterator[GuardedClient]:
     async with build_http_client(policy or OutboundPolicy(allow_loopback=True)) as client:
         yield client
 
@@ -437,12 +437,11 @@ async def test_a_sender_writes_each_request_at_once_on_its_kept_connection(
     store: WatchedStore, clock: FakeClock, receiver: Receiver
 ) -> None:
     counting = CountingBackend()
-    transport = httpx2.AsyncHTTPTransport()
-    transport._pool = httpcore2.AsyncConnectionPool(network_backend=counting)
     for _ in range(3):
         _, secret = await _pending(store, clock, receiver.url())
         receiver.secrets.append(secret)
-    async with httpx2.AsyncClient(transport=transport) as client:
+    async with _client() as client:
+        client.guarded_transport.backend.tcp = counting
         async with _running(_dispatcher(store, clock, client, concurrency=1)) as (disp, _):
             with anyio.fail_after(10):
                 await receiver.wait_for(lambda: len(receiver.bodies) == 3)

@@ -36,6 +36,7 @@ from wakecall.clock import SystemClock
 from wakecall.delivery.signing import new_secret
 from wakecall.engine import EngineConfig, TaskService
 from wakecall.models import CatchUp, CommandAction, NoopAction, RetryPolicy, Task, TaskSpec
+from wakecall.store.base import NewTask
 from wakecall.testing import LOOPBACK_POLICY
 
 pytestmark = [
@@ -74,30 +75,30 @@ class Setup:
         self.db = db
         # The nodes' policy: callbacks to the loopback receiver, `sleep` as a command.
         policy = ActionPolicy(LOOPBACK_POLICY.outbound, CommandPolicy(True, ("sleep",)))
-        self.tasks = TaskService(
-            db.store, clock=SystemClock(), config=EngineConfig(), policy=policy
-        )
+        config = EngineConfig(tasks_per_minute=100_000)  # thousands of tasks at once
+        self.tasks = TaskService(db.store, clock=SystemClock(), config=config, policy=policy)
         self.secret = new_secret()
         receiver.secrets.append(self.secret)
 
     async def create(self, owner: str, spec: TaskSpec) -> Task:
-        task = (await self.tasks.create(owner, spec)).task
-        if spec.callback_url:
-            await self.db.store.add_callback_secret(task.id, self.secret, datetime.now(UTC), None)
+        (task,) = await self.create_many([(owner, spec)])
         return task
 
-    async def create_many(self, specs: list[tuple[str, TaskSpec]], workers: int = 8) -> list[Task]:
+    async def create_many(self, specs: list[tuple[str, TaskSpec]]) -> list[Task]:
+        """The tasks, each owner's written together (in transactions of 500), each with the
+        receiver's secret as its callback secret."""
+        by_owner: dict[str, list[TaskSpec]] = {}
+        for owner, spec in specs:
+            by_owner.setdefault(owner, []).append(spec)
         created: list[Task] = []
-        pending = list(specs)
-
-        async def worker() -> None:
-            while pending:
-                owner, spec = pending.pop()
-                created.append(await self.create(owner, spec))
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(workers):
-                tg.start_soon(worker)
+        for owner, owned in by_owner.items():
+            for start in range(0, len(owned), 500):
+                writes = []
+                for spec in owned[start : start + 500]:
+                    task = self.tasks.new_task(owner, spec)
+                    writes.append(NewTask(task, self.secret if task.callback_url else None))
+                written = await self.tasks.write(owner, writes)
+                created += [w.task for w in written if w.task is not None]
         return created
 
 

@@ -1,10 +1,11 @@
-"""A tiny HTTP/1.1 server on 127.0.0.1 (plain or TLS) that records what reaches it."""
+"""A tiny HTTP/1.1 server on 127.0.0.1 (plain or TLS) that records what reaches it, and raw TCP
+servers on 127.0.0.1 whose every connection a test's own function answers."""
 
 from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
@@ -74,6 +75,42 @@ async def _serve(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Loo
         tg.start_soon(listener.serve, handle)
         yield server
         tg.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def raw_server(
+    handle: Callable[[anyio.abc.SocketStream], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """Serve TCP on 127.0.0.1, each connection answered by `handle`; yields the port."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield port
+        tg.cancel_scope.cancel()
+
+
+async def read_request(stream: anyio.abc.SocketStream) -> tuple[bytes, bytes]:
+    """One request's head and body (a Content-Length body, or a chunked one decoded)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = [line.lower() for line in head.split(b"\r\n")]
+    if b"transfer-encoding: chunked" in lines:
+        while not rest.endswith(b"0\r\n\r\n"):
+            rest += await stream.receive()
+        body = b""
+        while True:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0:
+                return head, body
+            body, rest = body + rest[:size], rest[size + 2 :]
+    length = next((int(x.split(b":")[1]) for x in lines if x.startswith(b"content-length:")), 0)
+    while len(rest) < length:
+        rest += await stream.receive()
+    return head, rest
 
 
 @pytest.fixture

@@ -84,6 +84,29 @@ def test_global_unicast_addresses_are_accepted(address: str) -> None:
     check_address(ipaddress.ip_address(address), DEFAULT)
 
 
+@pytest.mark.parametrize(
+    ("url", "allow"),
+    [
+        ("http://127.0.0.1/", "loopback"),
+        ("http://localhost:8080/", "loopback"),
+        ("http://10.0.0.1/", "10.0.0.0/8"),
+        ("http://192.0.2.1/", "192.0.2.1/32"),
+    ],
+)
+def test_a_refusal_names_the_server_setting_that_would_allow_it(url: str, allow: str) -> None:
+    # Refusals reach agents through tools and people through `wakecall tasks add` or a task
+    # file: the remedy is the server's setting, not a flag of the command that failed.
+    with pytest.raises(UnsafeURL) as caught:
+        check_url(url, DEFAULT)
+    assert str(caught.value).endswith(
+        "the operator can allow it with the server setting allow_outbound "
+        f"(`wakecall serve --allow-outbound {allow}`, or WAKECALL_ALLOW_OUTBOUND={allow}). "
+        "Example: https://example.com/hooks/wakecall"
+    )
+    assert OutboundPolicy.parse_allow([allow]) != DEFAULT
+    check_url(url, OutboundPolicy.parse_allow([allow]))
+
+
 def test_the_host_name_appears_next_to_the_address_it_resolved_to() -> None:
     with pytest.raises(UnsafeURL, match=r"refusing to connect to internal\.example at 10\.0\.0\.7"):
         check_address("10.0.0.7", DEFAULT, host="internal.example")

@@ -16,10 +16,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from wakecall.schedules import CronSchedule, DailySchedule, parse_schedule
+from wakecall.schedules import CronSchedule, DailySchedule, RruleSchedule, parse_schedule
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -145,6 +146,44 @@ def test_daily_times_follow_the_same_dst_policy_as_fixed_time_cron(
     schedule = parse_schedule({"type": "daily", "times": [local]}, now=NOW, timezone=zone)
     assert isinstance(schedule, DailySchedule)
     assert fires_between(schedule, start, start + timedelta(days=2)) == expected
+
+
+def _rule_at(local: str, zone: str, freq: str = "DAILY") -> RruleSchedule:
+    hour, minute = local.split(":")
+    text = f"RRULE:FREQ={freq};BYHOUR={int(hour)};BYMINUTE={int(minute)}"
+    schedule = parse_schedule(text, now=NOW, timezone=zone)
+    assert isinstance(schedule, RruleSchedule)
+    assert schedule.fixed_time
+    return schedule
+
+
+@pytest.mark.parametrize(("zone", "local", "start", "expected"), FIXED_TIME_CASES)
+def test_daily_rules_follow_the_same_dst_policy_as_fixed_time_cron(
+    zone: str, local: str, start: datetime, expected: list[datetime]
+) -> None:
+    schedule = _rule_at(local, zone)
+    assert fires_between(schedule, start, start + timedelta(days=2)) == expected
+    for fire in expected:
+        assert schedule.latest_at_or_before(fire) == fire
+        assert schedule.latest_at_or_before(fire + timedelta(minutes=59)) == fire
+
+
+@pytest.mark.parametrize(("zone", "local", "start", "expected"), FIXED_TIME_CASES)
+def test_weekly_monthly_and_yearly_rules_keep_their_local_times_too(
+    zone: str, local: str, start: datetime, expected: list[datetime]
+) -> None:
+    # each case's first fire is on its transition's local day (no gap here crosses midnight)
+    day = expected[0].astimezone(ZoneInfo(zone))
+    hour, minute = local.split(":")
+    times = f"BYHOUR={int(hour)};BYMINUTE={int(minute)}"
+    weekday = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")[day.weekday()]
+    for text in (
+        f"RRULE:FREQ=WEEKLY;BYDAY={weekday};{times}",
+        f"RRULE:FREQ=MONTHLY;BYMONTHDAY={day.day};{times}",
+        f"RRULE:FREQ=YEARLY;BYMONTH={day.month};BYMONTHDAY={day.day};{times}",
+    ):
+        schedule = parse_schedule(text, now=NOW, timezone=zone)
+        assert fires_between(schedule, start, start + timedelta(days=2)) == expected[:1], text
 
 
 @pytest.mark.parametrize(("zone", "local", "start", "expected"), FIXED_TIME_CASES)
@@ -300,6 +339,34 @@ REAL_TIME_CASES = [
 ]
 
 
+# the rules that fire as the cron expressions of REAL_TIME_CASES (no DTSTART: they start at
+# NOW, on a whole hour of each zone's clock, so the minutes count from :00)
+RULES_AS_CRON = {
+    "*/30 * * * *": "RRULE:FREQ=HOURLY;BYMINUTE=0,30",
+    "*/20 1 * * *": "RRULE:FREQ=MINUTELY;INTERVAL=20;BYHOUR=1",
+    "*/20 2 * * *": "RRULE:FREQ=HOURLY;BYHOUR=2;BYMINUTE=0,20,40",
+    "0 * * * *": "RRULE:FREQ=HOURLY",
+    "*/30 1 * * *": "RRULE:FREQ=MINUTELY;INTERVAL=30;BYHOUR=1",
+    "*/15 1 * * *": "RRULE:FREQ=MINUTELY;INTERVAL=15;BYHOUR=1",
+    "*/10 2 * * *": "RRULE:FREQ=SECONDLY;INTERVAL=600;BYHOUR=2",
+    "*/15 2 * * *": "RRULE:FREQ=MINUTELY;INTERVAL=15;BYHOUR=2",
+    "*/15 3 * * *": "RRULE:FREQ=HOURLY;BYHOUR=3;BYMINUTE=0,15,30,45",
+}
+
+
+@pytest.mark.parametrize(("expression", "zone", "start", "end", "expected"), REAL_TIME_CASES)
+def test_hourly_and_finer_rules_follow_real_time_as_wildcard_cron_does(
+    expression: str, zone: str, start: datetime, end: datetime, expected: list[datetime]
+) -> None:
+    schedule = parse_schedule(RULES_AS_CRON[expression], now=NOW, timezone=zone)
+    assert isinstance(schedule, RruleSchedule)
+    assert not schedule.fixed_time
+    assert fires_between(schedule, start, end) == expected
+    for fire in expected:
+        assert schedule.latest_at_or_before(fire) == fire
+        assert schedule.latest_at_or_before(fire + timedelta(minutes=1)) == fire
+
+
 @pytest.mark.parametrize(("expression", "zone", "start", "end", "expected"), REAL_TIME_CASES)
 def test_wildcard_hour_or_minute_jobs_follow_real_time(
     expression: str, zone: str, start: datetime, end: datetime, expected: list[datetime]
@@ -335,6 +402,11 @@ TRANSITIONS = {
         "0 */15 * * * *",
         "59 59 1,2,3 * * *",
         {"type": "daily", "times": ["01:30", "02:00", "02:30", "02:45", "03:00", "03:50"]},
+        "RRULE:FREQ=DAILY;BYHOUR=1,2,3;BYMINUTE=0,30,45",
+        "RRULE:FREQ=WEEKLY;BYDAY=SA,SU;BYHOUR=2;BYMINUTE=15,45",
+        "RRULE:FREQ=HOURLY;BYMINUTE=15,45",
+        "RRULE:FREQ=MINUTELY;INTERVAL=7",
+        "RRULE:FREQ=MINUTELY;INTERVAL=20;BYHOUR=1,2,3",
     ],
 )
 def test_fires_are_strictly_increasing_across_each_transition(zone: str, value: Any) -> None:

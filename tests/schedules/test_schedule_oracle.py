@@ -21,9 +21,11 @@ excluded only where it applies:
 
 from __future__ import annotations
 
+import calendar
+import functools
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -377,3 +379,141 @@ def test_a_single_value_range_with_a_step_is_that_one_value() -> None:
         datetime(2026, 7, 1, tzinfo=UTC),
         datetime(2027, 7, 1, tzinfo=UTC),
     ]
+
+
+# --- Quartz's W (the weekday nearest a day), which cronsim does not read ------------------------
+
+
+def quartz_nearest_weekday(year: int, month: int, day: int) -> int | None:
+    """Quartz's ``15W`` as its documentation words it: the weekday (Monday to Friday) nearest
+    the day, within the same month. A Saturday moves to the Friday before, unless that is in
+    the month before (``1W`` on a Saturday is Monday the 3rd); a Sunday to the Monday after,
+    unless that is in the month after (then the Friday before). None when the month is
+    shorter."""
+    length = calendar.monthrange(year, month)[1]
+    if day > length:
+        return None
+    weekday = date(year, month, day).weekday()  # Monday = 0
+    if weekday == 5:
+        return day - 1 if day > 1 else day + 2
+    if weekday == 6:
+        return day + 1 if day < length else day - 2
+    return day
+
+
+def last_weekday_of(year: int, month: int) -> int:
+    length = calendar.monthrange(year, month)[1]
+    return max(d for d in range(length - 2, length + 1) if date(year, month, d).weekday() < 5)
+
+
+def nearest_weekday_oracle(
+    expression: str, zone_name: str, start: datetime, end: datetime
+) -> list[datetime]:
+    """Fires in (start, end] of an expression whose day-of-month holds W terms: the local days
+    Quartz's rule picks, cronsim's own parsed minutes, hours and months, and every real minute
+    around those days turned into local time by zoneinfo. A fixed-time job fires when the
+    local clock first reaches (or jumps past) its time; a real-time one whenever it shows it."""
+    zone = ZoneInfo(zone_name)
+    minute, hour, dom, month, _ = expression.split()
+    parsed = CronSim(f"{minute} {hour} * {month} *", datetime(2000, 1, 1))
+    nearest = [int(term[:-1]) for term in dom.split(",") if term != "LW"]
+    fixed = not (minute.startswith("*") or hour.startswith("*"))
+
+    @functools.cache
+    def picked(day: date) -> bool:
+        days = {quartz_nearest_weekday(day.year, day.month, near) for near in nearest}
+        if "LW" in dom.split(","):
+            days.add(last_weekday_of(day.year, day.month))
+        return day.month in parsed.months and day.day in days
+
+    def matches(wall: datetime) -> bool:
+        return wall.minute in parsed.minutes and wall.hour in parsed.hours and picked(wall.date())
+
+    fires: set[datetime] = set()
+    day = start.astimezone(zone).date() - timedelta(days=1)
+    while day <= end.astimezone(zone).date():
+        if picked(day):
+            # the real minutes of this local day, in any UTC offset (-12h to +14h)
+            moment = datetime.combine(day, time(), UTC) - timedelta(hours=15)
+            reached = moment.astimezone(zone).replace(tzinfo=None)
+            while moment < datetime.combine(day, time(), UTC) + timedelta(hours=37):
+                moment += timedelta(minutes=1)
+                wall = moment.astimezone(zone).replace(tzinfo=None)
+                if not fixed:
+                    hit = matches(wall)
+                else:
+                    hit = wall > reached and any(
+                        matches(reached + timedelta(minutes=step))
+                        for step in range(1, (wall - reached) // timedelta(minutes=1) + 1)
+                    )
+                    reached = max(reached, wall)
+                if hit and start < moment <= end:
+                    fires.add(moment)
+        day += timedelta(days=1)
+    return sorted(fires)
+
+
+def random_nearest_weekday_expression(rng: random.Random) -> str:
+    minute = rng.choice(["0", "30", "15,45", "*/20", "59"])
+    hour = rng.choice(["2", "9", "1-3", "0,23", "*/6", "*"])
+    # the edges Quartz words specially (the 1st, a month's last day) come up often
+    days = [1, 1, 2, 15, 28, 29, 30, 30, 31, 31, rng.randint(1, 31)]
+    terms = [f"{rng.choice(days)}W" for _ in range(rng.randint(1, 2))]
+    if rng.random() < 0.2:
+        terms.append("LW")
+    month = rng.choice(["*", "*", "*", "2,3", "MAR-NOV", "10-12"])
+    return f"{minute} {hour} {','.join(terms)} {month} *"
+
+
+W_ZONES = ["Europe/Paris", "America/New_York", "Australia/Lord_Howe", "UTC"]
+
+
+def test_w_days_agree_with_quartzs_rule_walked_minute_by_minute() -> None:
+    rng = random.Random(SEED + 3)
+    checked = never = 0
+    for _ in range(50):
+        expression = random_nearest_weekday_expression(rng)
+        zone = rng.choice(W_ZONES)
+        start = rng.choice(STARTS.get(zone, STARTS["UTC"])) - timedelta(days=40)
+        end = start + timedelta(days=90)
+        case = describe_case(SEED + 3, expression, zone, start)
+        try:
+            schedule = parse_schedule(expression, now=start, timezone=zone)
+        except InvalidSchedule as error:
+            assert "never fires" in str(error), case
+            never += 1
+            continue
+        expected = nearest_weekday_oracle(expression, zone, start, end)
+        found = [f for f in our_fires(schedule, start, len(expected) + 1) if f <= end]
+        assert found == expected, case
+        for fire in expected[:5]:
+            assert schedule.latest_at_or_before(fire) == fire, case
+        checked += bool(expected)
+    assert checked > 35
+    assert never < 5
+
+
+def test_a_w_day_the_clocks_skip_fires_when_they_jump() -> None:
+    # Apia skipped Friday 30 December 2011 whole: the weekday nearest the 30th was a day that
+    # never happened, so the job runs at the first instant after the gap, as for a skipped hour
+    schedule = CronSchedule("0 9 30W 12 *", "Pacific/Apia")
+    start = datetime(2011, 12, 1, tzinfo=UTC)
+    end = datetime(2012, 1, 1, tzinfo=UTC)
+    expected = nearest_weekday_oracle("0 9 30W 12 *", "Pacific/Apia", start, end)
+    assert expected == [datetime(2011, 12, 30, 10, tzinfo=UTC)]  # 31 Dec 00:00 +14:00
+    # a year later: Sunday the 30th -> Monday 31 December 2012, 09:00 +14:00
+    assert our_fires(schedule, start, 2) == [expected[0], datetime(2012, 12, 30, 19, tzinfo=UTC)]
+
+
+def test_w_terms_pick_the_days_quartz_documents() -> None:
+    cases = {
+        "0 9 15W * *": [date(2026, 2, 16), date(2026, 3, 16), date(2026, 8, 14)],  # Sun, Sun, Sat
+        "0 9 1W * *": [date(2026, 8, 3), date(2026, 11, 2)],  # Saturday 1st -> Monday 3rd
+        "0 9 31W * *": [date(2026, 1, 30), date(2026, 3, 31), date(2026, 5, 29)],  # Sat, Tue, Sun
+        "0 9 30W 11 *": [date(2026, 11, 30)],  # Monday
+    }
+    for expression, days in cases.items():
+        schedule = CronSchedule(expression)
+        fired = {f.date() for f in our_fires(schedule, datetime(2026, 1, 1, tzinfo=UTC), 12)}
+        assert set(days) <= fired, expression
+        assert {date(2026, 2, 28), date(2026, 5, 31), date(2026, 1, 31)}.isdisjoint(fired)

@@ -410,13 +410,39 @@ async def test_get_metrics_over_http_serves_the_text_format(rig: Rig) -> None:
 
 
 async def test_with_tokens_the_route_wants_one_of_them(rig: Rig) -> None:
-    app = Starlette(routes=[metrics_route(rig.metrics, tokens={"s3cret", "other"})])
+    owners = {"s3cret": OWNER, "other": "bob"}
+    app = Starlette(routes=[metrics_route(rig.metrics, owners=owners, operators=["ops"])])
     async with serve(app) as base, httpx2.AsyncClient(base_url=base, timeout=5) as http:
         with anyio.fail_after(5):
             none = await http.get("/metrics")
             wrong = await http.get("/metrics", headers={"authorization": "Bearer nope"})
-            right = await http.get("/metrics", headers={"authorization": "Bearer s3cret"})
+            operator = await http.get("/metrics", headers={"authorization": "Bearer ops"})
     assert none.status_code == wrong.status_code == 401
     assert none.headers["www-authenticate"].startswith("Bearer")
     assert "wakecall_" not in wrong.text
-    assert right.status_code == 200 and "wakecall_runs_running 0.0" in right.text
+    assert operator.status_code == 200 and "wakecall_runs_running 0.0" in operator.text
+
+
+async def test_an_owner_s_token_shows_its_own_series_and_nothing_of_others(rig: Rig) -> None:
+    mine = (await rig.tasks.create(OWNER, spec("in 1m"))).task
+    theirs = (await rig.tasks.create("bob", spec("in 1m"))).task
+    await rig.step_to(timedelta(minutes=1))
+    owners = {"s3cret": OWNER, "other": "bob"}
+    app = Starlette(routes=[metrics_route(rig.metrics, owners=owners, operators=["ops"])])
+    async with serve(app) as base, httpx2.AsyncClient(base_url=base, timeout=5) as http:
+        with anyio.fail_after(5):
+            alice = await http.get("/metrics", headers={"authorization": "Bearer s3cret"})
+            bob = await http.get("/metrics", headers={"authorization": "Bearer other"})
+            operator = await http.get("/metrics", headers={"authorization": "Bearer ops"})
+    assert alice.status_code == bob.status_code == 200
+    assert finished(parse(alice.content)) == {(mine.id, "success"): 1}
+    assert finished(parse(bob.content)) == {(theirs.id, "success"): 1}
+    for owner_view in (alice.text, bob.text):  # no node-wide counts that tell of others
+        assert "wakecall_runs_running" not in owner_view
+        assert "wakecall_due_tasks" not in owner_view
+        assert "process_" not in owner_view
+    assert theirs.id not in alice.text and mine.id not in bob.text
+    assert finished(parse(operator.content)) == {
+        (mine.id, "success"): 1,
+        (theirs.id, "success"): 1,
+    }

@@ -14,7 +14,13 @@ from mcp.server import MCPServer
 from mcp.server.lowlevel import Server
 from pydantic import BaseModel
 
-from wakecall.server.sdk_reaches import compact_output_schemas, connection_of, lowlevel_server
+from wakecall.server.sdk_reaches import (
+    argument_model,
+    compact_output_schemas,
+    connection_of,
+    lowlevel_server,
+    publish_input_schema,
+)
 
 
 class Answer(BaseModel):
@@ -27,6 +33,10 @@ def _server() -> MCPServer[Any]:
     @mcp.tool()
     async def answer() -> Answer:
         return Answer(value=42)
+
+    @mcp.tool()
+    async def double(number: int) -> Answer:
+        return Answer(value=2 * number)
 
     return mcp
 
@@ -81,3 +91,24 @@ async def test_a_session_s_connection_has_an_exit_stack_that_runs_when_it_ends()
             assert ended == []
     assert seen and all(c is seen[0] for c in seen)
     assert ended == ["ended"]
+
+
+async def test_a_published_input_schema_is_listed_and_the_parameters_still_validate() -> None:
+    mcp = _server()
+    schema = {
+        "type": "object",
+        "properties": {"number": {"type": "integer", "minimum": 0, "maximum": 9}},
+        "required": ["number"],
+        "additionalProperties": False,
+    }
+    publish_input_schema(mcp, "double", schema)
+    model = argument_model(mcp, "double")
+    assert issubclass(model, BaseModel) and list(model.model_fields) == ["number"]
+    with anyio.fail_after(5):
+        async with Client(mcp) as client:
+            listed = {t.name: t.input_schema for t in (await client.list_tools()).tools}
+            assert listed["double"] == schema
+            doubled = await client.call_tool("double", {"number": 4})
+            refused = await client.call_tool("double", {"number": "four"})
+    assert doubled.structured_content == {"value": 8}
+    assert refused.is_error  # the SDK validates with the parameters' model, not the schema

@@ -60,7 +60,9 @@ async def agent(rt: tuple[Runtime, FakeClock]) -> AsyncIterator[Agent]:
         yield Agent(client, runtime, clock)
 
 
-async def test_all_tools_are_listed_with_descriptions_and_examples(agent: Agent) -> None:
+async def test_all_tools_are_listed_with_short_descriptions_and_strict_schemas(
+    agent: Agent,
+) -> None:
     tools = {t.name: t for t in (await agent.client.list_tools()).tools}
     assert set(tools) == {
         "create_task",
@@ -78,10 +80,13 @@ async def test_all_tools_are_listed_with_descriptions_and_examples(agent: Agent)
         "preview_schedule",
         "list_deliveries",
         "redeliver",
+        "show_tasks",
     }
     for tool in tools.values():
-        assert tool.description and "Example" in tool.description, tool.name
-        assert tool.output_schema is not None, tool.name
+        assert tool.description and tool.description.count(". ") <= 1, tool.name
+        assert tool.input_schema["additionalProperties"] is False, tool.name
+        # show_tasks answers data only to hosts with MCP Apps (see tests/server/ui).
+        assert (tool.output_schema is None) == (tool.name == "show_tasks"), tool.name
     assert "UTC" in (tools["create_task"].description or "")
     assert "in" in tools["schedule_wakeup"].input_schema["properties"]
 

@@ -126,8 +126,9 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
         await add_task(first, task)
         await first.close()
         # Back to version 1: the tables of version 2 (callbacks), the columns and table of
-        # version 3 (chains, triggers) and the per-owner cursors of version 4 did not exist
-        # then.
+        # version 3 (chains, triggers), the table of version 4 (creation rates), those of
+        # version 5 (readers, subscriptions) and the per-owner cursors of version 6 did not
+        # exist then.
         conn = await asyncpg.connect(URL)
         try:
             await conn.execute(
@@ -141,7 +142,9 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
             )
             await conn.execute(
                 f'DROP TABLE "{schema}".deliveries, "{schema}".callback_secrets, '
-                f'"{schema}".trigger_events; '
+                f'"{schema}".trigger_events, "{schema}".read_positions, '
+                f'"{schema}".event_horizons, "{schema}".event_subscriptions, '
+                f'"{schema}".tool_tasks, "{schema}".task_creations; '
                 f'ALTER TABLE "{schema}".tasks DROP COLUMN depends_on, DROP COLUMN trigger, '
                 "DROP COLUMN condition; "
                 f'ALTER TABLE "{schema}".runs DROP COLUMN input; '

@@ -14,9 +14,10 @@ from support.records import T0, count_tasks, make_task
 from wakecall.errors import Conflict, LimitReached, TaskNotFound
 from wakecall.models import EventType, TaskStatus
 from wakecall.store import NewEvent, SQLiteStore, Store
-from wakecall.store.base import NewTask, TaskDeletion, TaskUpdate
+from wakecall.store.base import NewTask, OwnerLimits, TaskDeletion, TaskUpdate
 
 POSTGRES_URL = os.environ.get("WAKECALL_TEST_POSTGRES_URL")
+ONE, TWO = OwnerLimits(max_tasks=1), OwnerLimits(max_tasks=2)
 
 
 async def test_every_write_lands_in_one_transaction_or_none_does(store: Store) -> None:
@@ -77,29 +78,29 @@ async def test_an_update_of_a_task_whose_status_changed_meanwhile_is_a_conflict(
 
 async def test_the_task_limit_counts_live_tasks_after_every_write(store: Store) -> None:
     a, b = make_task(), make_task()
-    await store.write_tasks("alice", [NewTask(a), NewTask(b)], T0, max_tasks=2)
+    await store.write_tasks("alice", [NewTask(a), NewTask(b)], T0, limits=TWO)
     pause = {"status": TaskStatus.PAUSED, "next_fire_at": None}
     with pytest.raises(LimitReached):  # paused tasks are still held
         await store.write_tasks(
             "alice",
             [TaskUpdate(a.id, pause), TaskUpdate(b.id, pause), NewTask(make_task())],
             T0,
-            max_tasks=2,
+            limits=TWO,
         )
     assert {t.status for t in await store.list_tasks("alice")} == {TaskStatus.ACTIVE}
     swapped = make_task()
-    await store.write_tasks("alice", [TaskDeletion(a.id), NewTask(swapped)], T0, max_tasks=2)
+    await store.write_tasks("alice", [TaskDeletion(a.id), NewTask(swapped)], T0, limits=TWO)
     assert {t.id for t in await store.list_tasks("alice")} == {b.id, swapped.id}
-    await store.write_tasks("bob", [NewTask(make_task("bob"))], T0, max_tasks=2)  # per owner
+    await store.write_tasks("bob", [NewTask(make_task("bob"))], T0, limits=TWO)  # per owner
 
 
 async def test_an_owner_over_a_lowered_limit_may_still_change_and_delete(store: Store) -> None:
     tasks = [make_task() for _ in range(3)]
     await store.write_tasks("alice", [NewTask(t) for t in tasks], T0)
-    await store.write_tasks("alice", [TaskUpdate(tasks[0].id, {"name": "x"})], T0, max_tasks=1)
-    await store.write_tasks("alice", [TaskDeletion(tasks[1].id)], T0, max_tasks=1)
+    await store.write_tasks("alice", [TaskUpdate(tasks[0].id, {"name": "x"})], T0, limits=ONE)
+    await store.write_tasks("alice", [TaskDeletion(tasks[1].id)], T0, limits=ONE)
     with pytest.raises(LimitReached):
-        await store.write_tasks("alice", [NewTask(make_task())], T0, max_tasks=1)
+        await store.write_tasks("alice", [NewTask(make_task())], T0, limits=ONE)
 
 
 async def test_a_dry_run_makes_every_check_and_changes_nothing(store: Store) -> None:
@@ -119,7 +120,7 @@ async def test_a_dry_run_makes_every_check_and_changes_nothing(store: Store) -> 
     assert (await store.get_task("alice", task.id)).name == "report"
     assert await store.list_events("alice") == []
     with pytest.raises(LimitReached):
-        await store.write_tasks("alice", [NewTask(make_task())], T0, max_tasks=1, dry_run=True)
+        await store.write_tasks("alice", [NewTask(make_task())], T0, limits=ONE, dry_run=True)
 
 
 async def test_events_are_appended_with_the_writes(store: Store) -> None:
@@ -142,15 +143,19 @@ async def test_a_deletion_reports_the_runs_that_were_running(store: Store) -> No
 
 
 # --- racing writers ------------------------------------------------------------------------
-async def _race_creates(stores: list[Store], owner: str, count: int, limit: int) -> int:
-    """`count` concurrent single creates spread over `stores`, at `limit`; how many landed."""
+async def _race_creates(
+    stores: list[Store], owner: str, count: int, limit: int | OwnerLimits
+) -> int:
+    """`count` concurrent single creates spread over `stores`, at `limit` (live tasks, or the
+    limits given); how many landed."""
+    limits = limit if isinstance(limit, OwnerLimits) else OwnerLimits(max_tasks=limit)
     landed = 0
 
     async def create(index: int) -> None:
         nonlocal landed
         target = stores[index % len(stores)]
         try:
-            await target.write_tasks(owner, [NewTask(make_task(owner))], T0, max_tasks=limit)
+            await target.write_tasks(owner, [NewTask(make_task(owner))], T0, limits=limits)
         except LimitReached:
             return
         landed += 1
@@ -183,6 +188,13 @@ async def test_racing_creates_on_one_sqlite_file_never_pass_the_limit(
     assert await count_tasks(sqlite_pair[0], "alice", active_only=True) == 25
 
 
+async def test_racing_creates_on_one_sqlite_file_never_pass_the_creation_rate(
+    sqlite_pair: list[Store],
+) -> None:
+    landed = await _race_creates(sqlite_pair, "alice", 40, OwnerLimits(tasks_per_minute=7))
+    assert landed == 7
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(not POSTGRES_URL, reason="set WAKECALL_TEST_POSTGRES_URL")
 async def test_racing_creates_on_three_postgres_nodes_never_pass_the_limit() -> None:
@@ -198,8 +210,13 @@ async def test_racing_creates_on_three_postgres_nodes_never_pass_the_limit() -> 
             nodes.append(node)
         try:
             landed = await _race_creates(nodes, "alice", count=60, limit=5)
+            paced = await _race_creates(nodes, "bob", 60, OwnerLimits(wakeups_per_minute=4))
+            rated = await _race_creates(nodes, "carol", 60, OwnerLimits(tasks_per_minute=6))
         finally:
             for node in nodes[1:]:
                 await node.close()
         assert landed == 5
         assert await db.value("SELECT count(*) FROM tasks WHERE owner = 'alice'") == 5
+        assert paced == 60  # these are tasks, not wakeups: only the task rate counts them
+        assert rated == 6
+        assert await db.value("SELECT count(*) FROM tasks WHERE owner = 'carol'") == 6

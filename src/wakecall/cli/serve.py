@@ -115,11 +115,12 @@ def run_serve(
 
 async def apply_tasks_file(settings: Settings) -> None:
     """Apply `--tasks-file` to the owner's tasks before the scheduler starts (a bad file stops
-    the start, nothing applied); what changed goes to stderr, with the signing secret of each
-    new callback (shown once)."""
+    the start, nothing applied); what changed goes to stderr, and the signing secret of each
+    new callback to the secrets file (mode 0600), which stderr names."""
     # lazy: start-up time (serving stdio, this runs after the handshake)
     from wakecall.store import clock_of, open_store
     from wakecall.taskfile import apply_file
+    from wakecall.taskfile.secrets import secrets_path, write_secrets
 
     assert settings.tasks_file is not None
     store = open_store(settings.store_path, pg_schema=settings.pg_schema, pg_pool=settings.pg_pool)
@@ -129,7 +130,11 @@ async def apply_tasks_file(settings: Settings) -> None:
         report = await apply_file(service, settings.owner, settings.tasks_file)
     finally:
         await store.close()
-    for line in report.lines():
+    where = secrets_path(settings.tasks_file, settings.secrets_file)
+    issued = {"callback_secrets": report.secrets(), "trigger_secrets": report.trigger_secrets()}
+    if any(issued.values()):
+        write_secrets(where, issued)
+    for line in report.lines(secrets_in=str(where)):
         print(f"wakecall: {settings.tasks_file}: {line}", file=sys.stderr, flush=True)
 
 

@@ -26,6 +26,11 @@ On each node the work flows through three parts:
 Signing secrets read with a claim are used for sends that start within `SECRETS_MAX_AGE` of the
 read; a later send reads them again. So a rotation or a revocation made anywhere (the command
 line, another node) applies to every send that starts more than `SECRETS_MAX_AGE` after it.
+
+The same queue carries the deliveries of MCP Events webhook subscriptions (see
+`delivery.subscriptions`): those are signed with their subscription's secrets, carry the
+event's id as `webhook-id` and the subscription's id as `X-MCP-Subscription-Id`, and a 413
+Payload Too Large gives the event up at once (the receiver will never take it).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from wakecall.clock import Clock
 from wakecall.errors import StoreError, UnsafeURL
 from wakecall.models import CALLBACK_EVENTS, Delivery, Event
+from wakecall.models.subscriptions import SubscriptionRoute
 from wakecall.store.base import DeliveryOutcome, Hint, Store
 
 from .http import HTTP_ERRORS, Poster, poster_for
@@ -102,6 +108,7 @@ class _Job:
     secrets: list[str] | None  # read with the claim; None: read them when sending
     read_at: datetime  # when the claim and the secrets were read
     send_by: datetime  # a send starting later might outlive the lease: it is not started
+    route: SubscriptionRoute | None = None  # a subscription's delivery: how it is sent
 
 
 class CallbackDispatcher:
@@ -240,19 +247,24 @@ class CallbackDispatcher:
             self._inflight.add(delivery.id)
         task_ids = sorted({d.task_id for d in deliveries if d.task_id})
         secrets: dict[str, list[str]] | None = {}
-        if task_ids:
-            try:
+        routes: dict[str, SubscriptionRoute] = {}
+        try:
+            routes = await self.store.subscription_routes([d.id for d in deliveries], now)
+            if task_ids:
                 secrets = await self.store.callback_secrets_of(task_ids, now)
-            except StoreError as exc:
-                log.warning("reading callback secrets failed, each send reads its own: %s", exc)
-                secrets = None
+        except StoreError as exc:
+            log.warning("reading callback secrets failed, each send reads its own: %s", exc)
+            secrets = None
         send_by = now + self._send_window
         assert self._jobs is not None, "claimed while not running"
         for delivery in deliveries:
             mine = None
-            if secrets is not None:
+            route = routes.get(delivery.id)
+            if route is not None:
+                mine = route.secrets
+            elif secrets is not None:
                 mine = secrets.get(delivery.task_id, []) if delivery.task_id else []
-            self._jobs.send_nowait(_Job(delivery, mine, now, send_by))
+            self._jobs.send_nowait(_Job(delivery, mine, now, send_by, route))
 
     async def _sleep(self, deadline: datetime) -> None:
         if self._wake.is_set():
@@ -307,27 +319,26 @@ class CallbackDispatcher:
                 delivery.id,
             )
             return None
-        secrets = job.secrets
+        secrets, route = job.secrets, job.route
         if secrets is None or now - job.read_at > SECRETS_MAX_AGE:
             try:
-                secrets = (
-                    await self.store.callback_secrets(delivery.task_id, now)
-                    if delivery.task_id
-                    else []
-                )
+                secrets, route = await self._signing(delivery, now)
             except StoreError as exc:
                 log.error("reading the secrets of callback %s failed: %s", delivery.id, exc)
                 return None
         if not secrets:
             return DeliveryOutcome(delivery.id, now, False, error="no signing secret left")
         stamp = int(now.timestamp())
+        message_id = route.message_id if route is not None else delivery.id
         headers = {
             "content-type": "application/json",
-            "webhook-id": delivery.id,
+            "webhook-id": message_id,
             "webhook-timestamp": str(stamp),
-            "webhook-signature": sign(secrets, delivery.id, stamp, delivery.body),
+            "webhook-signature": sign(secrets, message_id, stamp, delivery.body),
             "x-wakecall-event": str(delivery.event_type),
         }
+        if route is not None:
+            headers["x-mcp-subscription-id"] = route.subscription_id
         status: int | None = None
         wait: timedelta | None = None
         try:
@@ -356,6 +367,14 @@ class CallbackDispatcher:
                     status_code=status,
                     error="410 Gone: receiver asked to stop",
                 )
+            if status == 413 and route is not None:
+                return DeliveryOutcome(
+                    delivery.id,
+                    self.clock.now(),
+                    False,
+                    status_code=status,
+                    error="413 Payload Too Large: the receiver will not take this event",
+                )
             error = f"HTTP {status} from {delivery.url}"
             if 300 <= status < 400:
                 error += f" (redirects are not followed; Location: {answer.header('location')})"
@@ -368,6 +387,18 @@ class CallbackDispatcher:
         else:
             error += f"; gave up after {done} attempts"
         return DeliveryOutcome(delivery.id, now, False, retry_at, status, error)
+
+    async def _signing(
+        self, delivery: Delivery, now: datetime
+    ) -> tuple[list[str], SubscriptionRoute | None]:
+        """The secrets that sign `delivery` at `now`, and its subscription's route if it has
+        one (read from the store)."""
+        route = (await self.store.subscription_routes([delivery.id], now)).get(delivery.id)
+        if route is not None:
+            return route.secrets, route
+        if not delivery.task_id:
+            return [], None
+        return await self.store.callback_secrets(delivery.task_id, now), None
 
     # --- the recorder ---------------------------------------------------------------------
     async def _recorder(self) -> None:

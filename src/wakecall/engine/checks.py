@@ -9,10 +9,13 @@ store inside the transaction that writes (`Store.write_tasks`) or by `TaskServic
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+
+from pydantic import BaseModel
 
 from wakecall.actions.policy import ActionPolicy
 from wakecall.config import EngineConfig
@@ -20,14 +23,24 @@ from wakecall.delivery.signing import new_secret
 from wakecall.engine.schedule_cache import schedule_of
 from wakecall.errors import Conflict, InvalidInput, InvalidSchedule
 from wakecall.ids import new_id
-from wakecall.models import Task, TaskPatch, TaskSpec, TaskStatus, TriggerSpec
+from wakecall.models import (
+    Task,
+    TaskPatch,
+    TaskSpec,
+    TaskStatus,
+    TriggerSpec,
+    WakeupAction,
+    WebhookAction,
+)
 from wakecall.schedules import OnDemandSchedule, Schedule, parse_duration, parse_schedule
 
 __all__ = [
     "ENDED",
     "ENDED_MUTABLE",
     "TASK_ID_PATTERN",
+    "check_sizes",
     "check_task_id",
+    "json_size",
     "new_task",
     "new_trigger",
     "patch_changes",
@@ -93,6 +106,46 @@ def _first_fire(schedule: Schedule, now: datetime, what: str) -> datetime | None
     return first
 
 
+def json_size(value: Any) -> int:
+    """Bytes of `value` as compact JSON (what is stored)."""
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+
+
+def _within(value: Any, limit: int, what: str, setting: str, example: str) -> None:
+    size = json_size(value)
+    if size > limit:
+        raise InvalidInput(
+            f"{what} is {size:,} bytes of JSON; this server keeps at most {limit:,} "
+            f"(its {setting})",
+            field=what,
+            example=example,
+        )
+
+
+def check_sizes(
+    config: EngineConfig, *, metadata: Any = None, action: BaseModel | None = None
+) -> None:
+    """Refuse metadata and action parts larger than the operator allows."""
+    if metadata is not None:
+        _within(metadata, config.max_metadata_bytes, "metadata", "max_metadata_bytes",
+                '{"team": "ops"}')  # fmt: skip
+    if isinstance(action, WakeupAction) and action.context is not None:
+        _within(action.context, config.max_context_bytes, "action.context",
+                "max_context_bytes", '{"pr": 42}')  # fmt: skip
+    if isinstance(action, WebhookAction):
+        if action.body is not None:
+            _within(action.body, config.max_body_bytes, "action.body", "max_body_bytes",
+                    '{"report": "daily"}')  # fmt: skip
+        headers = sum(len(k) + len(v) for k, v in action.headers.items())
+        if headers > config.max_headers_bytes:
+            raise InvalidInput(
+                f"action.headers are {headers:,} bytes (names and values); this server keeps "
+                f"at most {config.max_headers_bytes:,} (its max_headers_bytes)",
+                field="action.headers",
+                example='{"Authorization": "Bearer <token>"}',
+            )
+
+
 def new_task(
     owner: str,
     spec: TaskSpec,
@@ -107,6 +160,7 @@ def new_task(
     if task_id is not None:
         check_task_id(task_id)
     policy.check_spec(spec)
+    check_sizes(config, metadata=spec.metadata, action=spec.action)
     zone = spec.timezone if "timezone" in spec.model_fields_set else None
     schedule = parse_for(spec.schedule, timezone=zone, jitter=spec.jitter, now=now, config=config)
     first = _first_fire(schedule, now, "the schedule")
@@ -173,6 +227,7 @@ def patch_changes(
             "to schedule more runs."
         )
     policy.check_patch(patch)
+    check_sizes(config, metadata=patch.metadata, action=patch.action)
     changes: dict[str, Any] = {}
     if given & {"schedule", "timezone", "jitter"}:
         changes.update(_schedule_changes(task, patch, now, config))

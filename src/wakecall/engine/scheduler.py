@@ -43,6 +43,7 @@ from wakecall.clock import Clock, SystemClock
 from wakecall.config import EngineConfig
 from wakecall.delivery.fanout import EventFanout
 from wakecall.engine.listeners import RunListener, RunNews
+from wakecall.engine.outputs import bounded_output
 from wakecall.engine.policies import plan_fires, retry_at
 from wakecall.engine.schedule_cache import schedule_of
 from wakecall.errors import StoreError
@@ -281,6 +282,7 @@ class Engine:
             and not self._inflight
             and not self._outcomes
             and not self._writing
+            and not self._pruning
         )
 
     def is_settled(self) -> bool:
@@ -292,6 +294,7 @@ class Engine:
             and not self._wake.is_set()
             and not self._outcomes
             and not self._writing
+            and not self._pruning
         )
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
@@ -351,11 +354,14 @@ class Engine:
             more |= await self._fire_and_dispatch(now)
         else:
             await self._dispatch(now)
-        if (self._next_prune is None or now >= self._next_prune) and not self._pruning:
+        if self._next_prune is None or now >= self._next_prune:
+            # Due again even while the last prune still runs: that round is skipped, and the
+            # deadline moves on (a deadline left in the past would make the loop spin).
             self._next_prune = now + cfg.prune_every
-            self._pruning = True
-            assert self._tg is not None
-            self._tg.start_soon(self._prune, now, name="wakecall-prune")
+            if not self._pruning:
+                self._pruning = True
+                assert self._tg is not None
+                self._tg.start_soon(self._prune, now, name="wakecall-prune")
         return more
 
     async def _prune(self, now: datetime) -> None:
@@ -374,6 +380,7 @@ class Engine:
             return
         finally:
             self._pruning = False
+            self._notify()
         if counts.runs or counts.events:
             log.info("pruned %d runs and %d events", counts.runs, counts.events)
 
@@ -646,7 +653,7 @@ class Engine:
                 run_id=run.id,
                 attempt_status=status,
                 finished_at=finished,
-                output=output,
+                output=bounded_output(output, self.config.max_output_bytes),
                 error_message=error,
                 retry_at=retry,
                 duration_ms=int((clock.monotonic() - started) * 1000),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from wakecall.actions.policy import ActionPolicy
@@ -43,6 +43,7 @@ from wakecall.store.base import (
     NewEvent,
     NewRun,
     NewTask,
+    OwnerLimits,
     Store,
     TaskDeletion,
     TaskUpdate,
@@ -135,19 +136,23 @@ class TaskService:
         *,
         events: Sequence[NewEvent] = (),
         dry_run: bool = False,
+        rates: bool = True,
     ) -> list[TaskWritten]:
-        """Make `writes` in one transaction, within the owner's task limit (see
-        `Store.write_tasks`); the scheduler is woken after a real write."""
-        limit = self.config.max_tasks_per_owner
+        """Make `writes` in one transaction, within the owner's limits (see
+        `Store.write_tasks`); the scheduler is woken after a real write. Without `rates`, the
+        per-minute creation limits do not apply (an operator's task file)."""
+        cfg = self.config
+        limits = OwnerLimits(
+            max_tasks=cfg.max_tasks_per_owner,
+            tasks_per_minute=cfg.tasks_per_minute if rates else None,
+            wakeups_per_minute=cfg.wakeups_per_minute if rates else None,
+        )
         try:
             written = await self.store.write_tasks(
-                owner, writes, self.now(), max_tasks=limit, events=events, dry_run=dry_run
+                owner, writes, self.now(), limits=limits, events=events, dry_run=dry_run
             )
-        except LimitReached:
-            raise LimitReached(
-                f"you already have {limit} tasks, the most one owner may hold; delete tasks "
-                "you no longer need (list_tasks shows them)"
-            ) from None
+        except LimitReached as exc:
+            raise _explained(exc) from None
         if not dry_run:
             running = [run_id for w in written for run_id in w.running]
             if running:
@@ -393,6 +398,18 @@ class TaskService:
     async def get_run(self, owner: str, run_id: str) -> Run:
         return await self.store.get_run(owner, run_id)
 
+    async def cancel_run(self, owner: str, run_id: str) -> Run:
+        """Ask for one of the owner's runs to be cancelled: it ends `cancelled` once its node
+        sees the request (at once on this node, at its next lease renewal on another; a
+        queued run when it starts). A run that ends first keeps its outcome. The run as it
+        was asked; `RunNotFound` for another owner's."""
+        run = await self.store.get_run(owner, run_id)
+        if not run.status.is_terminal:
+            await self.store.request_cancel(owner, [run_id])
+            self.scheduler.cancel_local([run_id], "cancelled on request")
+            self.scheduler.wake()
+        return run
+
     async def list_runs(
         self,
         owner: str,
@@ -440,8 +457,9 @@ class TaskService:
         context: Any = None,
         dedupe_key: str | None = None,
     ) -> WakeupReceipt:
-        """A durable one-shot that wakes `owner`. The delay is clamped to the configured
-        bounds; the receipt says when it will fire and whether it was clamped."""
+        """A durable one-shot that wakes `owner`. An instant that is not in the future is
+        refused; a time sooner or later than the configured bounds is moved to the nearest
+        bound, and the receipt says when it will fire and whether it was moved."""
         now = self.now()
         requested = _wakeup_instant(now, delay, at)
         low, high = now + self.config.wakeup_min, now + self.config.wakeup_max
@@ -468,6 +486,29 @@ class TaskService:
         return task
 
 
+def _explained(exc: LimitReached) -> LimitReached:
+    """The store's refusal in words an agent can act on, naming the operator's setting."""
+    allowed = exc.allowed
+    if exc.limit == "max_tasks":
+        text = (
+            f"you already have {allowed} tasks, the most one owner may hold (the server's "
+            "max_tasks); delete tasks you no longer need (list_tasks shows them)"
+        )
+    elif exc.limit == "wakeups_per_minute":
+        text = (
+            f"you created {allowed} wakeups in the last minute, the most this server allows "
+            "(wakeups_per_minute); wait a minute, or cancel wakeups you no longer need"
+        )
+    elif exc.limit == "tasks_per_minute":
+        text = (
+            f"you created {allowed} tasks in the last minute, the most this server allows "
+            "(tasks_per_minute); wait a minute before creating more"
+        )
+    else:
+        return exc
+    return LimitReached(text, limit=exc.limit, allowed=allowed)
+
+
 def _wakeup_instant(
     now: datetime, delay: str | float | timedelta | None, at: datetime | None
 ) -> datetime:
@@ -479,7 +520,18 @@ def _wakeup_instant(
     if at is None:
         assert delay is not None
         return now + parse_duration(delay, field="in")
+    example = f'"{_in_utc(now + timedelta(hours=1))}" or {{"in": "1h"}}'
     if at.tzinfo is None:
-        example = (now + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
-        raise InvalidInput("'at' needs a UTC offset", field="at", example=f'"{example}"')
+        raise InvalidInput("'at' needs a UTC offset", field="at", example=example)
+    if at <= now:
+        raise InvalidInput(
+            f"{_in_utc(at)} is not in the future (now is {_in_utc(now)}); give a later "
+            "instant, or a delay as 'in'",
+            field="at",
+            example=example,
+        )
     return at
+
+
+def _in_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

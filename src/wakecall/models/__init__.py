@@ -32,8 +32,8 @@ from wakecall.models.records import (
     task_from_values,
 )
 from wakecall.models.specs import (
-    MAX_METADATA_BYTES,
     MAX_NAME_LENGTH,
+    MAX_RUNS,
     ClearableField,
     ConditionSpec,
     Duration,
@@ -58,8 +58,8 @@ from wakecall.models.statuses import (
 
 __all__ = [
     "CALLBACK_EVENTS",
-    "MAX_METADATA_BYTES",
     "MAX_NAME_LENGTH",
+    "MAX_RUNS",
     "TERMINAL_RUN_STATUSES",
     "Action",
     "Attempt",

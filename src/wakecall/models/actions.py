@@ -16,7 +16,6 @@ from wakecall.net import MAX_URL_LENGTH, OutboundPolicy, check_url
 __all__ = [
     "MAX_ARGS",
     "MAX_ARG_LENGTH",
-    "MAX_BODY_BYTES",
     "MAX_ENV_VARS",
     "MAX_HEADERS",
     "MAX_HEADER_VALUE",
@@ -50,7 +49,6 @@ class WakeupAction(_Spec):
 # --- webhook ---------------------------------------------------------------------------
 MAX_HEADERS = 50
 MAX_HEADER_VALUE = 8192
-MAX_BODY_BYTES = 64 * 1024
 MAX_TIMEOUT_S = 3600.0
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
@@ -116,11 +114,9 @@ class WebhookAction(BaseModel):
         if body is None:
             return body
         try:
-            size = len(json.dumps(body, allow_nan=False).encode())
+            json.dumps(body, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"body must be JSON ({exc})") from None
-        if size > MAX_BODY_BYTES:
-            raise ValueError(f"body is {size} bytes of JSON; at most {MAX_BODY_BYTES}")
         return body
 
 

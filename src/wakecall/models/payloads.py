@@ -39,9 +39,10 @@ def task_stats(task: Task, run_count: int | None = None) -> dict[str, Any]:
 
 def run_event_payload(task: Task, run: Run, *, run_count: int | None = None) -> dict[str, Any]:
     """The payload of a run's event: the callback shape without `event` and `timestamp`
-    (which the event carries itself), plus the fire it was for and, for wakeups, the reason
-    and context the agent left for itself. `run_count`: the task's, if not its own (a fire
-    recorded in the same transaction moved it on)."""
+    (which the event carries itself), plus the fire it was for, how late the run came when
+    its fire was recorded late (`late`; None for a missed run, which did not run) and, for
+    wakeups, the reason and context the agent left for itself. `run_count`: the task's, if
+    not its own (a fire recorded in the same transaction moved it on)."""
     payload: dict[str, Any] = {
         "task": task_summary(task),
         "run": {
@@ -57,17 +58,17 @@ def run_event_payload(task: Task, run: Run, *, run_count: int | None = None) -> 
         },
         "stats": task_stats(task, run_count),
         "reason": None,
+        "late": None if run.status == RunStatus.MISSED else _lateness(run),
     }
     if task.action.get("type") == "wakeup":
         payload["wakeup"] = {
             "reason": task.action.get("reason", ""),
             "context": task.action.get("context"),
         }
-        payload["late"] = _lateness(run)
     return payload
 
 
-#: A fire recorded more than this after its time is late (a wakeup's event says so).
+#: A fire recorded more than this after its time is late (its run's event says so).
 _LATE_AFTER = timedelta(minutes=1)
 
 

@@ -3,9 +3,11 @@ fire, apply the DST policy and deterministic jitter, describe a schedule in word
 
 No I/O and no clock: ``now`` is always a parameter.
 
-Layout: ``parse.py`` reads text and mappings; ``kinds.py`` holds the four frozen schedule
+Layout: ``parse.py`` reads text and mappings; ``kinds.py`` holds the frozen schedule
 dataclasses; ``cron.py`` compiles and matches cron expressions; ``timeline.py`` holds zone
-offsets and the DST policy; ``durations.py``, ``jitter.py`` and ``preview.py`` do what they say.
+offsets and the DST policy; ``rule_text.py`` reads RFC 5545 rules, ``rule_search.py`` finds
+their occurrences with python-dateutil's ``rrule`` and ``rule_words.py`` describes them;
+``durations.py``, ``jitter.py`` and ``preview.py`` do what they say.
 
 Cron arithmetic is our own, not croniter wrapped. An expression compiles once into per-field
 lookup tables (cached by text and shared between equal fields), and a match is found by jumping
@@ -17,6 +19,8 @@ field by field, never tick by tick, forwards (``next_after``) and backwards
   occurrence) and at the first valid instant after the gap when they jump forward.
 - Any other cron job follows real time: both passes of a repeated hour fire, skipped times do
   not happen.
+- RFC 5545 rules follow the same policy: ``FREQ=DAILY`` and longer at fixed local times,
+  ``HOURLY``, ``MINUTELY`` and ``SECONDLY`` in real time (see ``RruleSchedule``).
 
 This is the rule of Debian cron and cronsim (a wildcard *minute* makes a job follow real time
 too, so ``*/15 2 * * *`` does not run at 03:00 on a spring-forward day). croniter alone fires
@@ -39,13 +43,22 @@ places where cronsim is deliberately not followed.
 from __future__ import annotations
 
 from .base import Schedule
-from .durations import format_duration, parse_duration
+from .durations import MAX_DURATION_SECONDS, format_duration, parse_duration
+from .examples import future_instant, instant_example
 from .jitter import jittered
-from .kinds import CronSchedule, DailySchedule, IntervalSchedule, OnceSchedule, OnDemandSchedule
+from .kinds import (
+    CronSchedule,
+    DailySchedule,
+    IntervalSchedule,
+    OnceSchedule,
+    OnDemandSchedule,
+    RruleSchedule,
+)
 from .parse import parse_schedule, schedule_from_spec
 from .preview import Preview, PreviewFire, preview
 
 __all__ = [
+    "MAX_DURATION_SECONDS",
     "CronSchedule",
     "DailySchedule",
     "IntervalSchedule",
@@ -53,8 +66,11 @@ __all__ = [
     "OnceSchedule",
     "Preview",
     "PreviewFire",
+    "RruleSchedule",
     "Schedule",
     "format_duration",
+    "future_instant",
+    "instant_example",
     "jittered",
     "parse_duration",
     "parse_schedule",

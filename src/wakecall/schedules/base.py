@@ -11,11 +11,12 @@ __all__ = ["Schedule"]
 @runtime_checkable
 class Schedule(Protocol):
     """When a task fires. Implemented by the frozen dataclasses ``CronSchedule``,
-    ``IntervalSchedule``, ``OnceSchedule`` and ``DailySchedule``; pure and thread-safe."""
+    ``IntervalSchedule``, ``OnceSchedule``, ``DailySchedule``, ``RruleSchedule`` and
+    ``OnDemandSchedule``; pure and thread-safe."""
 
     @property
     def kind(self) -> str:
-        """ "cron", "interval", "once" or "daily"."""
+        """ "cron", "interval", "once", "daily", "rrule" or "on_demand"."""
         ...
 
     @property
@@ -30,7 +31,7 @@ class Schedule(Protocol):
 
     @property
     def is_recurring(self) -> bool:
-        """False only for a ``once`` schedule."""
+        """False for a ``once`` and an ``on_demand`` schedule."""
         ...
 
     def next_after(self, after: datetime) -> datetime | None:

@@ -9,11 +9,13 @@ tick by tick.
 Dialect: 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first; ``*``,
 ``?`` (same as ``*``), values, ranges ``a-b``, steps ``*/n``, ``a/n``, ``a-b/n``, lists; month
 names JAN-DEC and weekday names SUN-SAT in any case (ranges too); 0 and 7 are Sunday; ``L``
-(last day of the month), ``LW`` (last weekday of the month), ``5L`` (last Friday of the month),
-``5#2`` (second Friday of the month); macros ``@yearly @annually @monthly @weekly @daily
-@midnight @hourly``. When both day-of-month and day-of-week are restricted a day matching either
-fires (classic cron OR); when either field starts with ``*`` both must match (as Debian cron and
-cronsim decide it).
+(last day of the month), ``LW`` (last weekday of the month), ``15W`` (the weekday nearest the
+15th: the Friday before when it is a Saturday, the Monday after when it is a Sunday, never
+crossing into another month, as Quartz defines it; a day the month does not have never matches),
+``5L`` (last Friday of the month), ``5#2`` (second Friday of the month); macros ``@yearly
+@annually @monthly @weekly @daily @midnight @hourly``. When both day-of-month and day-of-week
+are restricted a day matching either fires (classic cron OR); when either field starts with ``*``
+both must match (as Debian cron and cronsim decide it).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from wakecall.errors import InvalidSchedule
 from .timeline import DAY, EPOCH_ORDINAL
 
 CRON_EXAMPLE = '"0 9 * * MON-FRI" (09:00 on weekdays) or "*/15 * * * *" (every 15 minutes)'
+NEAREST_EXAMPLE = '"0 9 15W * *" (09:00 on the weekday nearest the 15th)'
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -118,8 +121,22 @@ def _step(spec: _FieldSpec, text: str, term: str) -> int:
 class _Extras:
     last_day: bool = False  # L in day-of-month
     last_weekday: bool = False  # LW in day-of-month
+    nearest_days: frozenset[int] = frozenset()  # 15W in day-of-month
     last_dows: frozenset[int] = frozenset()  # 5L in day-of-week
     nth_dows: frozenset[tuple[int, int]] = frozenset()  # 5#2 in day-of-week
+
+
+def _nearest_term(spec: _FieldSpec, base: str, slash: str, term: str) -> int:
+    """The day of a ``15W`` term (the weekday nearest the 15th)."""
+    if spec is not DAY_OF_MONTH:
+        why = "uses W (the weekday nearest a day), which only goes in the day-of-month field"
+    elif slash or not (base[:-1].isdigit() and base[:-1].isascii()):
+        why = "needs a single day before W (no range, step or L)"
+    else:
+        return _value(spec, base[:-1], term)
+    raise InvalidSchedule(
+        f"{spec.name} field {term!r} {why}.", field="schedule", example=NEAREST_EXAMPLE
+    )
 
 
 def _parse_field(spec: _FieldSpec, text: str, extras: _Extras) -> frozenset[int]:
@@ -128,6 +145,9 @@ def _parse_field(spec: _FieldSpec, text: str, extras: _Extras) -> frozenset[int]
         if not term:
             raise _error(spec, text, "has an empty list item")
         base, slash, step_text = term.partition("/")
+        if base.endswith("W") and (base != "LW" or spec is not DAY_OF_MONTH):
+            extras.nearest_days = extras.nearest_days | {_nearest_term(spec, base, slash, term)}
+            continue
         if spec is DAY_OF_MONTH and base in ("L", "LW"):
             if slash:
                 raise _error(spec, term, "cannot have a step after L")
@@ -171,6 +191,7 @@ class _DaySpec(NamedTuple):
     weekdays: frozenset[int]  # 0 = Sunday
     last_day: bool
     last_weekday: bool
+    nearest_days: frozenset[int]
     last_dows: frozenset[int]
     nth_dows: frozenset[tuple[int, int]]
     day_and: bool
@@ -187,6 +208,9 @@ def _day_table(spec: _DaySpec, length: int, first_weekday: int) -> tuple[int, ..
             day in spec.days
             or (spec.last_day and day == length)
             or (spec.last_weekday and day == last_weekday)
+            or any(
+                day == _nearest_weekday(near, length, first_weekday) for near in spec.nearest_days
+            )
         )
         dow = (
             weekday in spec.weekdays
@@ -300,20 +324,22 @@ class CronPattern:
             _tables(self.weekdays, 7)[0],
             extras.last_day,
             extras.last_weekday,
+            extras.nearest_days,
             extras.last_dows,
             extras.nth_dows,
             self.day_and,
         )
 
     def _check_possible(self) -> None:
-        if not self.day_and or not self.days or self.extras.last_day or self.extras.last_weekday:
+        days = self.days | self.extras.nearest_days
+        if not self.day_and or not days or self.extras.last_day or self.extras.last_weekday:
             return
         longest = max(_DAYS_IN_MONTH[m] for m in self.months)
-        if min(self.days) > longest:
+        if min(days) > longest:
             months = ", ".join(MONTH_WORDS[m - 1] for m in sorted(self.months))
             raise InvalidSchedule(
                 f"cron expression {self.expression!r} never fires: no day-of-month "
-                f"{min(self.days)} in {months}.",
+                f"{min(days)} in {months}.",
                 field="schedule",
                 example='"0 0 28 2 *" (February 28) or "0 0 L 2 *" (last day of February)',
             )
@@ -441,7 +467,7 @@ class CronPattern:
             and len(self.weekdays) == 7
             and self.day_and
             and not (extras.last_day or extras.last_weekday or extras.last_dows)
-            and not extras.nth_dows
+            and not (extras.nth_dows or extras.nearest_days)
         ):
             (day,), (month,) = self.days, self.months
             day_text, month_text = f"on {MONTH_WORDS[month - 1]} {day}", ""
@@ -506,6 +532,12 @@ class CronPattern:
             dom_parts.append("the last day of the month")
         if extras.last_weekday:
             dom_parts.append("the last weekday of the month")
+        if extras.nearest_days:
+            near = extras.nearest_days
+            dom_parts.append(
+                f"the weekday{_plural(near)} nearest day{_plural(near)} "
+                f"{join_words([str(d) for d in sorted(near)])} of the month"
+            )
         dow_parts = []
         if self.weekdays and len(self.weekdays) < 7:
             dow_parts.append(_runs(self.weekdays, lambda d: DAY_WORDS[d]))
@@ -555,6 +587,19 @@ def _last_weekday(length: int, first_weekday: int) -> int:
     if last_weekday == 6:  # Saturday
         return length - 1
     return length
+
+
+def _nearest_weekday(day: int, length: int, first_weekday: int) -> int | None:
+    """The weekday nearest ``day`` in a month of ``length`` days whose 1st is ``first_weekday``
+    (0 = Sunday), never in another month (Quartz's ``W``); None when the month is shorter."""
+    if day > length:
+        return None
+    weekday = (first_weekday + day - 1) % 7
+    if weekday == 6:  # Saturday: the Friday before, or Monday the 3rd for the 1st
+        return 3 if day == 1 else day - 1
+    if weekday == 0:  # Sunday: the Monday after, or the Friday before for the last day
+        return day - 2 if day == length else day + 1
+    return day
 
 
 def _plural(values: frozenset[int]) -> str:

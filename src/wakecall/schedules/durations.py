@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from wakecall.errors import InvalidInput
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["MAX_DURATION_SECONDS", "format_duration", "parse_duration"]
 
 DURATION_EXAMPLE = '"30s", "5m", "1h30m", "250ms" or a number of seconds such as 90'
 
@@ -45,8 +45,9 @@ _UNIT_MICROSECONDS = {
 _PART = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-zµ]+)\s*")
 _PLAIN_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*")
 
-# Largest duration accepted: timedelta itself stops at 999,999,999 days.
-_MAX_MICROSECONDS = 100 * 365 * 86_400_000_000
+#: Largest duration accepted, 100 years (timedelta itself stops at 999,999,999 days).
+MAX_DURATION_SECONDS = 100 * 365 * 86_400
+_MAX_MICROSECONDS = MAX_DURATION_SECONDS * 1_000_000
 
 
 def parse_duration(value: str | int | float | timedelta, *, field: str = "duration") -> timedelta:

@@ -1,4 +1,4 @@
-"""The schedule kinds: cron, interval, once, daily, and on demand, as frozen dataclasses.
+"""The schedule kinds: cron, interval, once, daily, rrule, and on demand, as frozen dataclasses.
 
 Constructing one validates it (expression, zone, times, jitter) but makes no check that depends
 on the current time; ``parse_schedule`` adds those.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from typing import Any, ClassVar
 
@@ -16,8 +16,20 @@ from wakecall.errors import InvalidSchedule
 
 from .cron import DAY_NAMES, DAY_WORDS, CronPattern, compile_cron, join_words
 from .durations import DURATION_EXAMPLE, describe_duration, format_duration
+from .examples import INSTANT_SHAPE
+from .rule_search import RulePattern, wall_from_naive
+from .rule_text import (
+    RULE_EXAMPLE,
+    DateValue,
+    RuleParts,
+    format_rule,
+    local_wall,
+    read_rule_value,
+)
+from .rule_words import describe_rule
 from .timeline import (
     DAY,
+    EPOCH_ORDINAL,
     Timeline,
     from_instant,
     latest_fire,
@@ -33,6 +45,7 @@ __all__ = [
     "IntervalSchedule",
     "OnDemandSchedule",
     "OnceSchedule",
+    "RruleSchedule",
 ]
 
 DAILY_EXAMPLE = '{"type": "daily", "times": ["09:00", "17:30"], "weekdays": ["MON", "FRI"]}'
@@ -71,7 +84,7 @@ def _aware_utc(value: object, name: str) -> datetime:
         raise InvalidSchedule(
             f"{name} must be an aware datetime, got {value!r}.",
             field="schedule",
-            example='"2026-12-01T09:00:00+01:00"',
+            example=INSTANT_SHAPE,
         )
     return value.astimezone(UTC)
 
@@ -374,3 +387,156 @@ class DailySchedule:
         gaps = [b - a for a, b in pairwise(seconds)]
         gaps.append(DAY - seconds[-1] + seconds[0])
         return timedelta(seconds=min(gaps))
+
+
+MAX_EXDATES = 1000
+RULE_YEARS = (1900, 3000)
+#: (A `start` and `exdates`, local date-times, may be given too; an example with dates would one
+#: day be in the past.)
+RRULE_SPEC_EXAMPLE = '{"type": "rrule", "rule": "FREQ=WEEKLY;BYDAY=TU,TH;BYHOUR=9;BYMINUTE=0"}'
+
+
+def _rule_wall(value: object, zone: str, what: str) -> datetime | date:
+    """A start or an exclusion on the local clock: a naive datetime as is, an aware one moved
+    to the zone's clock, a date (exclusions only) as a whole day."""
+    if isinstance(value, datetime):
+        moment = local_wall(DateValue(value), zone)
+    elif isinstance(value, date) and what == "exdate":
+        moment = value
+    else:
+        raise InvalidSchedule(
+            f"a rule's {what} must be a date-time, got {value!r}.",
+            field="schedule",
+            example=RRULE_SPEC_EXAMPLE,
+        )
+    if isinstance(moment, datetime) and moment.microsecond:
+        raise InvalidSchedule(
+            f"a rule's {what} must be in whole seconds, got {value!r}.",
+            field="schedule",
+            example=RRULE_SPEC_EXAMPLE,
+        )
+    low, high = RULE_YEARS
+    if not low <= moment.year <= high:
+        raise InvalidSchedule(
+            f"a rule's {what} must fall between the years {low} and {high}, got {value!r}.",
+            field="schedule",
+            example=RRULE_SPEC_EXAMPLE,
+        )
+    return moment
+
+
+def _placed_parts(parts: RuleParts, zone: str) -> RuleParts:
+    """``UNTIL`` on the local clock; a date means through the end of that day."""
+    if not isinstance(parts.until, DateValue):
+        return parts
+    until = local_wall(parts.until, zone)
+    if not isinstance(until, datetime):
+        until = datetime.combine(until, time(23, 59, 59))
+    return parts.with_parts(until=until)
+
+
+@dataclass(frozen=True)
+class RruleSchedule:
+    """An RFC 5545 recurrence rule: ``rule`` is the ``RRULE`` value (``FREQ=...;...``), run
+    from ``start`` (its ``DTSTART``, a naive wall time on the local clock of ``timezone``),
+    without the occurrences in ``exdates`` (wall times; a date drops every occurrence on that
+    local day). dateutil's ``rrule`` expands it, on the local clock (see ``rule_search.py``).
+
+    What RFC 5545 takes from ``DTSTART`` when a part is left out, it takes from ``start``: the
+    times of day of a daily or longer rule, the weekday of a weekly one, the day of a monthly
+    one, the date of a yearly one; ``start`` also counts the ``INTERVAL`` and the ``COUNT``.
+    As in dateutil, ``start`` itself fires only when it matches the rule.
+
+    DST, as for cron: daily and longer rules (``FREQ=DAILY``, ``WEEKLY``, ``MONTHLY``,
+    ``YEARLY``) fire at fixed local times and keep them, once when clocks go back and at the
+    first valid instant when they jump forward (RFC 5545 would move a skipped 02:30 to 03:30;
+    this fires at 03:00, as a fixed-time cron job does). ``FREQ=HOURLY``, ``MINUTELY`` and
+    ``SECONDLY`` follow real time, like a cron job with ``*`` in its hour or minute: their
+    periods are counted on the local clock, both passes of a repeated hour fire and a skipped
+    hour does not. Each next fire is strictly later than the last.
+
+    ``UNTIL`` is a wall time too (an instant given with ``Z`` is moved to the local clock; a
+    date means through its end). ``COUNT`` counts occurrences from ``start`` before
+    ``exdates`` drop any, as RFC 5545 says, and must be reached within 50 years of it.
+    """
+
+    rule: str
+    start: datetime
+    exdates: tuple[datetime | date, ...] = ()
+    timezone: str = "UTC"
+    jitter: timedelta | None = None
+    kind: ClassVar[str] = "rrule"
+    _parts: RuleParts = field(init=False, repr=False, compare=False)
+    _pattern: RulePattern = field(init=False, repr=False, compare=False)
+    _timeline: Timeline | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rule, str):
+            raise InvalidSchedule("a rule must be text.", field="schedule", example=RULE_EXAMPLE)
+        timeline = _check_common(self)
+        zone = self.timezone
+        parts = _placed_parts(read_rule_value(self.rule), zone)
+        start = _rule_wall(self.start, zone, "start")
+        assert isinstance(start, datetime)
+        if not isinstance(self.exdates, tuple | list) or len(self.exdates) > MAX_EXDATES:
+            raise InvalidSchedule(
+                f"a rule takes a list of at most {MAX_EXDATES} exdates.",
+                field="schedule",
+                example=RRULE_SPEC_EXAMPLE,
+            )
+        placed = {_rule_wall(value, zone, "exdate") for value in self.exdates}
+        exdates = tuple(sorted(placed, key=_sort_key))
+        walls = frozenset(wall_from_naive(d) for d in exdates if isinstance(d, datetime))
+        days = frozenset(d.toordinal() - EPOCH_ORDINAL for d in exdates if type(d) is date)
+        pattern = RulePattern(parts, start, walls, days)
+        object.__setattr__(self, "rule", format_rule(parts))
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "exdates", exdates)
+        object.__setattr__(self, "_parts", parts)
+        object.__setattr__(self, "_pattern", pattern)
+        object.__setattr__(self, "_timeline", timeline)
+
+    @property
+    def is_recurring(self) -> bool:
+        return True
+
+    @property
+    def fixed_time(self) -> bool:
+        """True when fires keep their local time across DST changes (daily and longer)."""
+        return self._pattern.fixed
+
+    @property
+    def ends(self) -> datetime | None:
+        """The wall time of the last occurrence (``COUNT``) or the ``UNTIL``; None when open."""
+        return self._pattern.until
+
+    def next_after(self, after: datetime) -> datetime | None:
+        fire = next_fire(self._pattern, self._timeline, self._pattern.fixed, to_instant(after))
+        return None if fire is None else from_instant(fire)
+
+    def latest_at_or_before(self, at: datetime) -> datetime | None:
+        fire = latest_fire(self._pattern, self._timeline, self._pattern.fixed, to_instant(at))
+        return None if fire is None else from_instant(fire)
+
+    def describe(self) -> str:
+        return describe_rule(
+            self._parts, self._pattern.options, self.start, self.exdates, self.timezone
+        )
+
+    def to_spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "type": "rrule",
+            "rule": self.rule,
+            "start": self.start.isoformat(),
+        }
+        if self.exdates:
+            spec["exdates"] = [d.isoformat() for d in self.exdates]
+        return _common_spec(self, spec)
+
+    def shortest_gap(self) -> timedelta:
+        """A lower bound on the time between two fires, ignoring DST shifts."""
+        return timedelta(seconds=self._pattern.shortest_gap())
+
+
+def _sort_key(value: datetime | date) -> datetime:
+    return value if isinstance(value, datetime) else datetime.combine(value, time())

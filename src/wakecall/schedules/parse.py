@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from wakecall.errors import InvalidInput, InvalidSchedule
@@ -12,13 +12,26 @@ from wakecall.errors import InvalidInput, InvalidSchedule
 from .base import Schedule
 from .cron import CRON_EXAMPLE, DAY_NAMES, MACROS, parse_weekdays
 from .durations import format_duration, read_duration
+from .examples import INSTANT_SHAPE, instant_example
 from .kinds import (
     DAILY_EXAMPLE,
+    RRULE_SPEC_EXAMPLE,
     CronSchedule,
     DailySchedule,
     IntervalSchedule,
     OnceSchedule,
     OnDemandSchedule,
+    RruleSchedule,
+)
+from .rule_text import (
+    RULE_EXAMPLE,
+    DateValue,
+    RuleParts,
+    format_rule,
+    local_wall,
+    looks_like_rule,
+    read_date_value,
+    read_rule_text,
 )
 from .timeline import EPOCH, ONE_SECOND, load_zone, local_instant, timeline_for
 
@@ -26,12 +39,10 @@ __all__ = ["parse_schedule", "schedule_from_spec"]
 
 MAX_TEXT = 1000
 SCHEDULE_EXAMPLE = (
-    '"0 9 * * MON-FRI", "@every 30m", "in 5m", "2026-12-01T09:00:00+01:00" or '
-    '{"type": "daily", "times": ["09:00"]}'
+    '"0 9 * * MON-FRI", "@every 30m", "in 5m" or {"type": "daily", "times": ["09:00"]}'
 )
-ISO_EXAMPLE = '"2026-12-01T09:00:00+01:00" or "2026-12-01T08:00:00Z"'
 INTERVAL_EXAMPLE = '"@every 30m" or {"type": "interval", "every": "30m"}'
-ONCE_EXAMPLE = '"in 5m" or {"type": "once", "at": "2026-12-01T09:00:00+01:00"}'
+ONCE_EXAMPLE = '"in 5m" or {"type": "once", "in": "5m"}'
 
 _ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
@@ -40,6 +51,7 @@ _KEYS = {
     "interval": ("every", "start"),
     "once": ("at", "in"),
     "daily": ("times", "weekdays"),
+    "rrule": ("rule", "start", "exdates"),
     "on_demand": (),
 }
 _COMMON_KEYS = ("type", "kind", "timezone", "jitter")
@@ -56,11 +68,22 @@ def parse_schedule(
     """Read a schedule an agent or a person wrote, and check it against ``now``.
 
     ``value`` is text (a cron expression, ``@daily`` and friends, ``@every 30m`` or
-    ``every 30m``, ``in 5m``, an ISO-8601 instant) or a mapping with a ``type`` key (``cron``,
-    ``interval``, ``once``, ``daily``). ``timezone`` and ``jitter``, when given, win over the
-    mapping's own keys. Raises ``InvalidSchedule`` (``UnknownTimeZone`` for a zone) with a
-    message that says what was wrong and shows an example, also when the schedule never
-    fires, fires only in the past, or fires more often than ``min_interval``.
+    ``every 30m``, ``in 5m``, an ISO-8601 instant, an RFC 5545 rule) or a mapping with a
+    ``type`` key (``cron``, ``interval``, ``once``, ``daily``, ``rrule``, ``on_demand``).
+    ``timezone`` and ``jitter``, when given, win over the mapping's own keys.
+
+    Rules are accepted as calendar tools and Codex automations write them: ``RRULE:FREQ=...``
+    or the bare ``FREQ=...`` value, optionally with ``DTSTART`` and ``EXDATE`` lines (separated
+    by newlines or spaces), or ``{"type": "rrule", "rule": "FREQ=...", "start": "...",
+    "exdates": [...]}`` (``rule`` may hold the ``DTSTART``/``EXDATE`` lines instead). Their
+    times are read in the schedule's zone; a ``TZID=`` wins for its own value, a ``Z`` value
+    is UTC, and with no zone given the ``DTSTART``'s ``TZID`` becomes the schedule's zone.
+    Without a ``DTSTART`` a rule starts at ``now`` and its times of day left out are 0
+    (``FREQ=WEEKLY;BYDAY=FR;BYHOUR=9`` fires at 09:00:00, not at the creation's minute).
+
+    Raises ``InvalidSchedule`` (``UnknownTimeZone`` for a zone) with a message that says what
+    was wrong and shows an example, also when the schedule never fires, fires only in the
+    past, or fires more often than ``min_interval``.
     """
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise InvalidInput(
@@ -70,8 +93,11 @@ def parse_schedule(
         )
     if isinstance(value, str):
         _check_length(value, "schedule")
-        zone = "UTC" if timezone is None else timezone
-        schedule = _from_text(value, zone, _jitter(jitter), now)
+        if looks_like_rule(value):
+            schedule = _rule_from_text(value, timezone, _jitter(jitter), now)
+        else:
+            zone = "UTC" if timezone is None else timezone
+            schedule = _from_text(value, zone, _jitter(jitter), now)
     elif isinstance(value, Mapping):
         schedule = _from_mapping(value, timezone=timezone, jitter=jitter, now=now)
     else:
@@ -148,7 +174,7 @@ def _from_text(text: str, zone: str, jitter: timedelta | None, now: datetime | N
         base = _needs_now(now, stripped, truncate=False)
         return OnceSchedule(base + delay, zone, jitter)
     if _ISO_START.match(stripped):
-        return OnceSchedule(_instant(stripped, zone), zone, jitter)
+        return OnceSchedule(_instant(stripped, zone, now), zone, jitter)
     if len(stripped.split()) == 1:
         raise InvalidSchedule(
             f"could not read {stripped!r} as a schedule; write a cron expression, "
@@ -165,15 +191,15 @@ def _needs_now(now: datetime | None, what: str, *, truncate: bool = True) -> dat
             f"{what!r} is relative to the current time, so it cannot be stored as is; store "
             "an absolute start or instant.",
             field="schedule",
-            example='{"type": "once", "at": "2026-12-01T09:00:00+01:00"}',
+            example=f'{{"type": "once", "at": {INSTANT_SHAPE}}}',
         )
     moment = now.astimezone(UTC)
     return moment.replace(microsecond=0) if truncate else moment
 
 
-def _instant(value: object, zone: str) -> datetime:
+def _instant(value: object, zone: str, now: datetime | None) -> datetime:
     """An ISO-8601 instant; a naive one is read in ``zone`` (first occurrence when clocks go
-    back, the end of the gap when they jump forward)."""
+    back, the end of the gap when they jump forward). ``now`` dates the examples."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -184,13 +210,13 @@ def _instant(value: object, zone: str) -> datetime:
             raise InvalidSchedule(
                 f"could not read {value!r} as an ISO-8601 instant.",
                 field="schedule",
-                example=ISO_EXAMPLE,
+                example=instant_example(now),
             ) from None
     else:
         raise InvalidSchedule(
             f"an instant must be ISO-8601 text, got {type(value).__name__}.",
             field="schedule",
-            example=ISO_EXAMPLE,
+            example=instant_example(now),
         )
     if moment.utcoffset() is not None:
         return moment.astimezone(UTC)
@@ -220,7 +246,7 @@ def _from_mapping(
         )
     if not isinstance(kind, str) or kind not in _KEYS:
         raise InvalidSchedule(
-            f"needs a 'type' of cron, interval, once, daily or on_demand, got {kind!r}.",
+            f"needs a 'type' of cron, interval, once, daily, rrule or on_demand, got {kind!r}.",
             field="schedule",
             example='{"type": "cron", "expression": "0 9 * * MON-FRI"}',
         )
@@ -238,16 +264,19 @@ def _from_mapping(
         if isinstance(item, str):
             _check_length(item, repr(key))
     zone = timezone if timezone is not None else value.get("timezone", "UTC")
-    if zone is None:
-        zone = "UTC"
-    if not isinstance(zone, str):
+    if zone is None or (kind == "rrule" and timezone is None and "timezone" not in value):
+        zone = None if kind == "rrule" else "UTC"  # a rule's DTSTART may name the zone
+    if zone is not None and not isinstance(zone, str):
         raise InvalidSchedule(
             f"timezone must be text, got {type(zone).__name__}.",
             field="timezone",
             example='"Europe/Paris"',
         )
-    load_zone(zone)
     jitter_value = _jitter(jitter if jitter is not None else value.get("jitter"))
+    if kind == "rrule":
+        return _rule_from_mapping(value, zone, jitter_value, now)
+    assert zone is not None
+    load_zone(zone)
     if kind == "cron":
         return _cron_from_mapping(value, zone, jitter_value, now)
     if kind == "interval":
@@ -262,10 +291,101 @@ def _from_mapping(
 _KIND_EXAMPLES = {
     "cron": '{"type": "cron", "expression": "0 9 * * MON-FRI"}',
     "interval": '{"type": "interval", "every": "30m"}',
-    "once": '{"type": "once", "at": "2026-12-01T09:00:00+01:00"}',
+    "once": '{"type": "once", "in": "5m"}',
     "daily": DAILY_EXAMPLE,
+    "rrule": RRULE_SPEC_EXAMPLE,
     "on_demand": '"on demand" or {"type": "on_demand"}',
 }
+
+
+def _rule_from_text(
+    text: str, zone: str | None, jitter: timedelta | None, now: datetime | None
+) -> Schedule:
+    found = read_rule_text(text)
+    return _rule_schedule(
+        found.parts, found.start, found.exdates, zone or found.start_zone or "UTC", jitter, now
+    )
+
+
+def _rule_from_mapping(
+    value: Mapping[str, Any], zone: str | None, jitter: timedelta | None, now: datetime | None
+) -> Schedule:
+    rule = value.get("rule")
+    if not isinstance(rule, str) or not rule.strip():
+        raise InvalidSchedule(
+            f"a rrule schedule needs a 'rule', an RFC 5545 RRULE, got {rule!r}.",
+            field="schedule",
+            example=RRULE_SPEC_EXAMPLE,
+        )
+    found = read_rule_text(rule)
+    start = found.start
+    if value.get("start") is not None:
+        if start is not None:
+            raise InvalidSchedule(
+                "the rule has a DTSTART and the schedule a 'start'; give one of them.",
+                field="schedule",
+                example=RRULE_SPEC_EXAMPLE,
+            )
+        start = _rule_date(value["start"], "start")
+    extra = value.get("exdates")
+    if extra is None:
+        extra = []
+    if not isinstance(extra, list | tuple):
+        raise InvalidSchedule(
+            f"'exdates' must be a list of date-times, got {type(extra).__name__}.",
+            field="schedule",
+            example=RRULE_SPEC_EXAMPLE,
+        )
+    exdates = (*found.exdates, *(_rule_date(item, "exdate") for item in extra[:1001]))
+    zone = zone or found.start_zone or "UTC"
+    return _rule_schedule(found.parts, start, exdates, zone, jitter, now)
+
+
+def _rule_date(value: object, what: str) -> DateValue:
+    if isinstance(value, datetime | date):
+        return DateValue(value)
+    if isinstance(value, str):
+        return read_date_value(value, None, what)
+    raise InvalidSchedule(
+        f"a rule's {what} must be a local date-time (YYYY-MM-DDTHH:MM:SS), got {value!r}.",
+        field="schedule",
+        example=RRULE_SPEC_EXAMPLE,
+    )
+
+
+_HOURLY, _MINUTELY, _SECONDLY = 4, 5, 6
+
+
+def _rule_schedule(
+    parts: RuleParts,
+    start: DateValue | None,
+    exdates: tuple[DateValue, ...],
+    zone: str,
+    jitter: timedelta | None,
+    now: datetime | None,
+) -> Schedule:
+    if not isinstance(zone, str):
+        raise InvalidSchedule(
+            f"timezone must be text, got {type(zone).__name__}.",
+            field="timezone",
+            example='"Europe/Paris"',
+        )
+    load_zone(zone)
+    if start is None:
+        # no DTSTART: from now, at the times of day the rule names (0 for those it leaves out)
+        moment = _needs_now(now, "a rule without DTSTART")
+        start_wall: datetime | date = moment.astimezone(load_zone(zone)).replace(tzinfo=None)
+        parts = parts.with_parts(
+            byhour=parts.byhour or ((0,) if parts.freq < _HOURLY else ()),
+            byminute=parts.byminute or ((0,) if parts.freq < _MINUTELY else ()),
+            bysecond=parts.bysecond or ((0,) if parts.freq < _SECONDLY else ()),
+        )
+    else:
+        start_wall = local_wall(start, zone)
+    if not isinstance(start_wall, datetime):
+        start_wall = datetime.combine(start_wall, time())
+    walls = tuple(local_wall(value, zone) for value in exdates)
+    return RruleSchedule(format_rule(parts), start_wall, walls, zone, jitter)
 
 
 def _cron_from_mapping(
@@ -300,7 +420,7 @@ def _interval_from_mapping(
     start = (
         _needs_now(now, "an interval without a start")
         if start_value is None
-        else _instant(start_value, zone)
+        else _instant(start_value, zone, now)
     )
     return IntervalSchedule(every, start, zone, jitter)
 
@@ -316,7 +436,7 @@ def _once_from_mapping(
             example='{"type": "once", "in": "5m"}',
         )
     if at is not None:
-        return OnceSchedule(_instant(at, zone), zone, jitter)
+        return OnceSchedule(_instant(at, zone, now), zone, jitter)
     amount = read_duration(delay, "schedule", InvalidSchedule)
     if not amount:
         raise InvalidSchedule(
@@ -425,6 +545,9 @@ def _check_against_now(
         return
     if isinstance(schedule, IntervalSchedule):
         gap = schedule.every
+    elif isinstance(schedule, RruleSchedule):
+        _check_rule_fires(schedule, now)
+        gap = schedule.shortest_gap() if min_interval > ONE_SECOND else ONE_SECOND
     elif isinstance(schedule, CronSchedule | DailySchedule):
         if schedule.next_after(now) is None:
             raise InvalidSchedule(
@@ -442,6 +565,29 @@ def _check_against_now(
             field="schedule",
             example=f'"@every {format_duration(min_interval)}"',
         )
+
+
+def _check_rule_fires(schedule: RruleSchedule, now: datetime) -> None:
+    if schedule.next_after(now) is not None:
+        return
+    zone = load_zone(schedule.timezone)
+    local_now = now.astimezone(zone).replace(tzinfo=None)
+    next_year = f"{local_now + timedelta(days=365):%Y%m%d}"
+    example = f'"RRULE:FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0;UNTIL={next_year}"'
+    ends = schedule.ends
+    if ends is not None and ends <= local_now:
+        what = "its last fire (COUNT)" if "COUNT=" in schedule.rule else "its UNTIL"
+        raise InvalidSchedule(
+            f"the rule has ended: {what} is {ends:%Y-%m-%d %H:%M:%S} ({schedule.timezone}), "
+            f"before now ({local_now:%Y-%m-%d %H:%M:%S}); give a later UNTIL or DTSTART.",
+            field="schedule",
+            example=example,
+        )
+    raise InvalidSchedule(
+        "the rule never fires within 50 years of now (EXDATE may drop every fire left).",
+        field="schedule",
+        example=RULE_EXAMPLE,
+    )
 
 
 def _shown(value: object) -> str:

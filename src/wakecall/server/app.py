@@ -22,24 +22,27 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp import types
 from mcp.server import MCPServer
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 
 from wakecall import __version__
 from wakecall.errors import InvalidInput
-from wakecall.server.auth import StaticTokenVerifier, current_owner
+from wakecall.server.auth import current_owner
+from wakecall.server.hosts import HostGuard, allowed_hosts
+from wakecall.server.prompts import register_prompts, register_task_completions
 from wakecall.server.push import OwnerBus, SessionRegistry
+from wakecall.server.reach import attach_reach, bind_reach, new_reach
 from wakecall.server.sdk_reaches import lowlevel_server
 from wakecall.server.startup import loading_for_good
+from wakecall.server.stdio import serve_stdio_connection
+from wakecall.server.ui import apps_extension
 from wakecall.settings import Settings
 
 if TYPE_CHECKING:
     from wakecall.server.runtime import Runtime
 
-__all__ = ["Prepare", "build_http_app", "build_server", "serve"]
+__all__ = ["Prepare", "add_ui", "build_http_app", "build_server", "serve", "transport_security"]
 
 #: Called once before the runtime starts (`wakecall serve --tasks-file` applies its file).
 Prepare = Callable[[], Awaitable[None]]
@@ -121,9 +124,7 @@ def new_server(
             await started.wait()
         result = await call_next(ctx)
         if ctx.method in ("initialize", "server/discover") and isinstance(result, dict):
-            if settings.channel:
-                caps = result.setdefault("capabilities", {})
-                caps["experimental"] = {**(caps.get("experimental") or {}), "claude/channel": {}}
+            _declare_capabilities(result.setdefault("capabilities", {}), settings)
         elif ctx.method == "notifications/initialized":
             registry.register(ctx.session, owner())
             if wanted is not None:
@@ -131,11 +132,12 @@ def new_server(
         return result
 
     kwargs: dict[str, Any] = {}
-    if token_owners:
-        kwargs["token_verifier"] = StaticTokenVerifier(token_owners)
-        kwargs["auth"] = AuthSettings(
-            issuer_url=AnyHttpUrl("https://wakecall.invalid"), resource_server_url=None
-        )
+    if token_owners or settings.oauth_issuer:
+        # lazy: start-up time (JWT support loads only for a server that checks tokens)
+        from wakecall.server.oauth import auth_kwargs
+
+        kwargs = auth_kwargs(settings, token_owners)
+    reach = new_reach(settings)
     mcp: MCPServer[Any] = MCPServer(
         "wakecall",
         title="wakecall",
@@ -143,8 +145,10 @@ def new_server(
         instructions=INSTRUCTIONS,
         subscriptions=bus,
         middleware=[middleware],
+        extensions=[*reach.extensions, apps_extension()],
         **kwargs,
     )
+    attach_reach(mcp, reach)
 
     async def on_subscribe(
         ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
@@ -168,6 +172,7 @@ def new_server(
         live.log_level = params.level
         return types.EmptyResult()
 
+    register_prompts(mcp, owner)
     # MCPServer registers no handlers for these spec methods.
     lowlevel = lowlevel_server(mcp)
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, on_subscribe)
@@ -178,14 +183,27 @@ def new_server(
     return mcp
 
 
+def _declare_capabilities(caps: dict[str, Any], settings: Settings) -> None:
+    """What the SDK does not declare by itself: Claude Code channels (unless turned off), and
+    `listChanged` for tools, which hosts such as Gemini CLI look for."""
+    if settings.channel:
+        caps["experimental"] = {**(caps.get("experimental") or {}), "claude/channel": {}}
+    if isinstance(caps.get("tools"), dict):
+        caps["tools"]["listChanged"] = True
+
+
 def add_runtime(mcp: MCPServer[Any], rt: Runtime) -> None:
-    """Register the tools and resources, which work on `rt`."""
+    """Register the tools and resources, which work on `rt`, and complete task ids."""
     # lazy: start-up time (serving stdio, these load on a worker thread after the handshake)
     from wakecall.server.resources import register_resources
     from wakecall.server.tools import register_tools
+    from wakecall.server.ui.view_tool import VIEW_TOOL, register_view
 
-    register_tools(mcp, rt)
+    register_view(mcp, rt)
+    register_tools(mcp, rt, added=[VIEW_TOOL.name])
     register_resources(mcp, rt)
+    register_task_completions(mcp, rt.owner, rt.tasks)
+    bind_reach(mcp, rt)
 
 
 def _is_loopback(host: str) -> bool:
@@ -197,21 +215,36 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    for host in settings.allowed_hosts:
-        hosts += [host, f"{host}:*"] if ":" not in host else [host]
-        origins += [f"https://{host}", f"http://{host}"]
-    security = TransportSecuritySettings(
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """The Host and Origin checks of the SDK's transport (and of `/ui`): loopback, and
+    `allowed_hosts` (see `hosts.allowed_hosts`)."""
+    hosts, origins = allowed_hosts(settings)
+    return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
-    return mcp.streamable_http_app(
+
+
+def build_http_app(mcp: MCPServer[Any], settings: Settings) -> Starlette:
+    """The HTTP app of `mcp` at `/mcp`; every route of it (also those added later) answers only
+    for the hosts and origins `allowed_hosts` names."""
+    hosts, origins = allowed_hosts(settings)
+    app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=False,
-        transport_security=security,
+        transport_security=transport_security(settings),
         session_idle_timeout=30 * 60,
     )
+    app.add_middleware(HostGuard, hosts=hosts, origins=origins)
+    return app
+
+
+def add_ui(app: Starlette, rt: Runtime, *, tokens_required: bool) -> None:
+    """The operators' page at `/ui` (see `wakecall.server.ui.routes`)."""
+    # lazy: start-up time (see `serve`)
+    from wakecall.server.ui.routes import ui_routes
+
+    security = transport_security(rt.settings)
+    app.router.routes.extend(ui_routes(rt, security, tokens_required=tokens_required))
 
 
 async def serve(
@@ -232,11 +265,16 @@ async def serve(
     `prepare` runs once before the runtime starts."""
     stop = stop or anyio.Event()
     token_owners = settings.token_owners() if settings.http else {}
-    if settings.http and not _is_loopback(settings.host) and not token_owners:
+    if (
+        settings.http
+        and not _is_loopback(settings.host)
+        and not token_owners
+        and not settings.oauth_issuer
+    ):
         raise InvalidInput(
             f"refusing to serve HTTP on {settings.host} without bearer tokens: give "
             "--tokens-file (lines of 'TOKEN OWNER') or WAKECALL_TOKENS='TOKEN=OWNER,...', or "
-            "bind 127.0.0.1"
+            "--oauth-issuer, or bind 127.0.0.1"
         )
     if not settings.http:
         await serve_stdio(
@@ -253,9 +291,17 @@ async def serve(
     async with open_runtime(settings) as rt:
         mcp = build_server(rt, token_owners=token_owners or None)
         app = build_http_app(mcp, settings)
-        # Task ids of every owner are labels: with bearer tokens, /metrics wants one too.
-        app.router.routes.append(metrics_route(rt.metrics, tokens=set(token_owners) or None))
+        if token_owners or settings.oauth_issuer:
+            from wakecall.server.oauth import add_resource_metadata  # lazy: as above
+
+            add_resource_metadata(app, settings)
+        # With bearer tokens, /metrics wants one: an owner's shows its own series only.
+        operators = (settings.metrics_token,) if settings.metrics_token else ()
+        app.router.routes.append(
+            metrics_route(rt.metrics, owners=token_owners, operators=operators)
+        )
         app.router.routes.append(trigger_route(rt.tasks))
+        add_ui(app, rt, tokens_required=bool(token_owners))
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
         # IPPROTO_TCP given explicitly: asyncio sets TCP_NODELAY only on sockets that say so,
         # and without it Nagle's algorithm holds each small response back for ~40 ms.
@@ -374,7 +420,7 @@ async def serve_stdio(
     async with anyio.create_task_group() as tg:
         tg.start_soon(run_runtime, name="wakecall-runtime")
         try:
-            await mcp.run_stdio_async()
+            await serve_stdio_connection(mcp)  # answers lines the SDK cannot parse, too
         finally:
             closed.set()
     if failed:

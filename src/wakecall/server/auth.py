@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
+from mcp.server.context import ServerRequestContext
 
-__all__ = ["StaticTokenVerifier", "current_owner"]
+__all__ = ["StaticTokenVerifier", "authenticated_owner", "current_owner"]
 
 
 class StaticTokenVerifier:
@@ -30,3 +32,13 @@ def current_owner(default: str) -> str:
     """The authenticated owner of the current request, or `default` (stdio, in-memory)."""
     token = get_access_token()
     return token.client_id if token is not None else default
+
+
+def authenticated_owner(ctx: ServerRequestContext[Any, Any], default: str) -> str | None:
+    """The owner of a request whose caller is known: the bearer token's over HTTP; `default`
+    over stdio and in process (the process's own user started the server). None for an HTTP
+    request without a token (a loopback server run without tokens)."""
+    token = get_access_token()
+    if token is not None:
+        return token.client_id
+    return default if ctx.request is None else None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -38,6 +38,8 @@ from prometheus_client import (
     Histogram,
 )
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -60,6 +62,7 @@ __all__ = [
     "DURATION_BUCKETS",
     "LATENESS_BUCKETS",
     "Metrics",
+    "OwnerSeries",
     "metrics_endpoint",
     "metrics_route",
 ]
@@ -170,6 +173,8 @@ class Metrics:
         for status in _DELIVERY_STATUS.values():
             self.deliveries.labels("webhook", status)
         self._task_statuses: OrderedDict[str, set[str]] = OrderedDict()
+        #: The owner of each task with a series (an owner's scrape shows only its own).
+        self._task_owners: dict[str, str] = {}
         self._engine: Engine | None = None
         #: What the engine told of runs and not yet counted (see `on_runs`).
         self._unread: deque[RunNews] = deque()
@@ -234,6 +239,7 @@ class Metrics:
                 self.run_lateness.observe(max(late, 0.0))
         for run, how in news.finished:
             final = run.status.is_terminal
+            self._task_owners[run.task_id] = run.owner
             self._count_finished(run.task_id, str(run.status) if final else "retrying")
             if how not in _NOT_ERRORS:
                 self.attempt_errors.labels(str(how)).inc()
@@ -269,6 +275,7 @@ class Metrics:
             seen = self._task_statuses[task_id] = set()
             while len(self._task_statuses) > self.max_task_series:
                 old_id, old_statuses = self._task_statuses.popitem(last=False)
+                self._task_owners.pop(old_id, None)
                 for old in old_statuses:
                     self.runs_finished.remove(old_id, old)
         else:
@@ -295,46 +302,99 @@ class Metrics:
         self.due_runs.set(due[1])
 
     async def render(self, accept: str | None = None) -> tuple[bytes, str]:
-        """`(body, content_type)` of a scrape, in the text format, or OpenMetrics when the
-        `Accept` header asks for it."""
+        """`(body, content_type)` of a scrape of every series (for the operator), in the text
+        format, or OpenMetrics when the `Accept` header asks for it."""
         await self.refresh()
         encode, content_type = choose_encoder(accept or "")
         return encode(self.registry), content_type
 
+    async def render_for(self, owner: str, accept: str | None = None) -> tuple[bytes, str]:
+        """A scrape of `owner`'s series only: its tasks' finished runs. Nothing of other
+        owners, nor node-wide counts that would tell of them."""
+        await self.fold()
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(OwnerSeries(self, owner))
+        encode, content_type = choose_encoder(accept or "")
+        return encode(registry), content_type
+
+    def tasks_of(self, owner: str) -> set[str]:
+        return {task_id for task_id, o in self._task_owners.items() if o == owner}
+
+
+class OwnerSeries(Collector):
+    """The series of one owner's tasks, from `Metrics` (a collector for a scrape of its own)."""
+
+    def __init__(self, metrics: Metrics, owner: str) -> None:
+        self.metrics = metrics
+        self.owner = owner
+
+    def collect(self) -> Iterator[Metric]:
+        own = self.metrics.tasks_of(self.owner)
+        for family in self.metrics.runs_finished.collect():
+            kept = [s for s in family.samples if s.labels.get("task_id") in own]
+            mine = Metric(family.name, family.documentation, family.type, family.unit)
+            mine.samples = kept
+            yield mine
+
 
 def metrics_endpoint(
-    metrics: Metrics, *, tokens: Collection[str] | None = None
+    metrics: Metrics,
+    *,
+    owners: Mapping[str, str] | None = None,
+    operators: Collection[str] = (),
 ) -> Callable[[Request], Awaitable[Response]]:
-    """A Starlette endpoint serving `metrics`. With `tokens`, a request needs
-    `Authorization: Bearer <one of them>` (task ids are in the labels)."""
-    wanted = [t.encode() for t in tokens or ()]
+    """A Starlette endpoint serving `metrics`. With bearer tokens (`owners`: token → owner,
+    `operators`: operator tokens), a request needs one: an operator's sees every series, an
+    owner's only that owner's (`Metrics.render_for`). Without any token configured (a server
+    on loopback), every series is served: the loopback default is the operator."""
+    owner_tokens = [(t.encode(), owner) for t, owner in (owners or {}).items()]
+    operator_tokens = [t.encode() for t in operators]
+
+    def holder(request: Request) -> tuple[bool, str | None]:
+        """(is an operator, the owner) of the request's bearer token."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token.strip().encode() if scheme.lower() == "bearer" else b""
+        if given and any(hmac.compare_digest(given, t) for t in operator_tokens):
+            return True, None
+        for known, owner in owner_tokens:
+            if given and hmac.compare_digest(given, known):
+                return False, owner
+        return False, None
 
     async def endpoint(request: Request) -> Response:
-        if wanted:
-            given = request.headers.get("authorization", "")
-            scheme, _, token = given.partition(" ")
-            if scheme.lower() != "bearer" or not any(
-                hmac.compare_digest(token.strip().encode(), t) for t in wanted
-            ):
-                return Response(
-                    "a bearer token is needed\n",
-                    status_code=401,
-                    media_type="text/plain",
-                    headers={"www-authenticate": 'Bearer realm="wakecall metrics"'},
-                )
-        body, content_type = await metrics.render(request.headers.get("accept"))
+        accept = request.headers.get("accept")
+        if not owner_tokens and not operator_tokens:
+            body, content_type = await metrics.render(accept)
+            return Response(body, headers={"content-type": content_type})
+        operator, owner = holder(request)
+        if operator:
+            body, content_type = await metrics.render(accept)
+        elif owner is not None:
+            body, content_type = await metrics.render_for(owner, accept)
+        else:
+            return Response(
+                "a bearer token is needed: an owner's (its own series) or the operator's "
+                "(--metrics-token: every series)\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"www-authenticate": 'Bearer realm="wakecall metrics"'},
+            )
         return Response(body, headers={"content-type": content_type})
 
     return endpoint
 
 
 def metrics_route(
-    metrics: Metrics, *, path: str = "/metrics", tokens: Collection[str] | None = None
+    metrics: Metrics,
+    *,
+    path: str = "/metrics",
+    owners: Mapping[str, str] | None = None,
+    operators: Collection[str] = (),
 ) -> Route:
     """`GET path` (default `/metrics`) serving `metrics`; see `metrics_endpoint`."""
     return Route(
         path,
-        metrics_endpoint(metrics, tokens=tokens),
+        metrics_endpoint(metrics, owners=owners, operators=operators),
         methods=["GET"],
         name="metrics",
         include_in_schema=False,

@@ -5,6 +5,7 @@ events (the inbox, pushes to live sessions, callbacks), started once per process
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from wakecall.clock import Clock
 from wakecall.delivery import Inbox
 from wakecall.delivery.callbacks import CallbackDispatcher
 from wakecall.delivery.fanout import EventFanout
+from wakecall.delivery.subscriptions import SubscriptionFeeder
 from wakecall.engine import Engine, EngineConfig, TaskService
+from wakecall.errors import InvalidInput
 from wakecall.net import OutboundPolicy, build_http_client
 from wakecall.server.auth import current_owner
 from wakecall.server.metrics import Metrics
@@ -46,6 +49,8 @@ class Runtime:
     callbacks: CallbackDispatcher
     outbound: OutboundPolicy
     metrics: Metrics
+    #: Feeds MCP Events webhook subscriptions into the delivery queue.
+    feeder: SubscriptionFeeder
 
     def owner(self) -> str:
         return current_owner(self.settings.owner)
@@ -70,9 +75,10 @@ async def open_runtime(
             settings.store_path, pg_schema=settings.pg_schema, pg_pool=settings.pg_pool
         )
     outbound = OutboundPolicy.parse_allow(settings.allow_outbound)
+    verify = _trust(settings.outbound_ca)
     await store.open()
     try:
-        async with build_http_client(outbound) as client:
+        async with build_http_client(outbound, verify=verify) as client:
             if executors is None:
                 executors = {
                     **default_executors(),
@@ -91,22 +97,39 @@ async def open_runtime(
                 registry = registry or SessionRegistry()
                 bus = bus or OwnerBus(lambda: current_owner(settings.owner))
                 async with _deliveries(settings, engine, client, registry, bus) as parts:
-                    pusher, callbacks, metrics = parts
+                    pusher, callbacks, metrics, feeder = parts
                     yield Runtime(
                         engine,
                         settings.task_service(store, engine.clock, engine.config, engine),
                         settings,
-                        Inbox(store, fanout),
+                        Inbox(store, fanout, clock=engine.clock),
                         pusher,
                         registry,
                         bus,
                         callbacks,
                         outbound,
                         metrics,
+                        feeder,
                     )
     finally:
         if own_store:
             await store.close()
+
+
+def _trust(ca_file: str | None) -> ssl.SSLContext | bool:
+    """What outgoing HTTPS trusts: the system's authorities, and those of `ca_file`."""
+    if not ca_file:
+        return True
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidInput(
+            f"cannot read certificate authorities from {ca_file}: {exc}",
+            field="outbound_ca",
+            example="--outbound-ca /etc/ssl/private-ca.pem",
+        ) from exc
+    return context
 
 
 @asynccontextmanager
@@ -116,9 +139,9 @@ async def _deliveries(
     client: Any,
     registry: SessionRegistry,
     bus: OwnerBus,
-) -> AsyncIterator[tuple[Pusher, CallbackDispatcher, Metrics]]:
-    """Pushes to live sessions, callbacks and metrics, listening to the engine, with their
-    background tasks running until exit."""
+) -> AsyncIterator[tuple[Pusher, CallbackDispatcher, Metrics, SubscriptionFeeder]]:
+    """Pushes to live sessions, callbacks (and webhook subscriptions' deliveries) and metrics,
+    listening to the engine, with their background tasks running until exit."""
     store, fanout = engine.store, engine.fanout
     pusher = Pusher(
         bus,
@@ -138,8 +161,15 @@ async def _deliveries(
         max_attempts=settings.callback_attempts,
         poll_interval=engine.config.poll_interval,
     )
-    listeners = (pusher.on_events, callbacks.on_events)
-    hint_listeners = (pusher.on_hint, callbacks.on_hint)
+    feeder = SubscriptionFeeder(
+        store,
+        clock=engine.clock,
+        poll_interval=engine.config.poll_interval,
+        on_queued=callbacks.wake,
+    )
+    callbacks.add_listener(feeder.on_delivery)
+    listeners = (pusher.on_events, callbacks.on_events, feeder.on_events)
+    hint_listeners = (pusher.on_hint, callbacks.on_hint, feeder.on_hint)
     for listener in listeners:
         fanout.add_listener(listener)
     for hint_listener in hint_listeners:
@@ -152,14 +182,16 @@ async def _deliveries(
         tg.start_soon(pusher.run, name="wakecall-push")
         tg.start_soon(callbacks.run, name="wakecall-callbacks")
         tg.start_soon(metrics.run, name="wakecall-metrics")
+        tg.start_soon(feeder.run, name="wakecall-subscriptions")
         try:
-            yield pusher, callbacks, metrics
+            yield pusher, callbacks, metrics, feeder
         finally:
             for listener in listeners:
                 fanout.remove_listener(listener)
             for hint_listener in hint_listeners:
                 fanout.remove_hint_listener(hint_listener)
             registry.on_registered = None
+            callbacks.remove_listener(feeder.on_delivery)
             metrics.detach(engine, callbacks)
             pusher.close()
             tg.cancel_scope.cancel()

@@ -140,10 +140,11 @@ class WakeupView(BaseModel):
     scheduled_for: datetime
     scheduled_for_local: datetime
     timezone: str
-    clamped: bool = Field(description="true when the delay was moved into the allowed bounds")
+    clamped: bool = Field(description="true when the time was moved into the allowed bounds")
     requested_for: datetime
     reason: str
     created: bool = Field(description="false when dedupe_key matched an existing wakeup")
+    note: str | None = Field(None, description="says so when the time was moved, and where")
     hint: str | None = None
 
 

@@ -43,14 +43,18 @@ from wakecall.models import (
     Trigger,
     run_from_values,
 )
+from wakecall.models.subscriptions import Subscription, SubscriptionRoute, ToolTask
 from wakecall.store.task_writes import (
     NewTask,
+    OwnerLimits,
     TaskDeletion,
     TaskUpdate,
     TaskWrite,
     TaskWritten,
+    created_by_kind,
     live_tasks_added,
     live_tasks_removed,
+    over_limits,
 )
 
 __all__ = [
@@ -64,7 +68,9 @@ __all__ = [
     "Instant",
     "NewEvent",
     "NewRun",
+    "NewSubscriptionDelivery",
     "NewTask",
+    "OwnerLimits",
     "PassResult",
     "Planner",
     "PruneCounts",
@@ -76,11 +82,13 @@ __all__ = [
     "TaskWrite",
     "TaskWritten",
     "Upcoming",
+    "created_by_kind",
     "dependency_run",
     "fire_and_start_in_steps",
     "live_tasks_added",
     "live_tasks_removed",
     "new_run_record",
+    "over_limits",
 ]
 
 
@@ -325,6 +333,20 @@ class Hint:
     all_owners: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class NewSubscriptionDelivery:
+    """A delivery of one event (or a control body) to a webhook subscription: `id` names the
+    row, `message_id` is its `webhook-id` (the event's id: the same for every subscription
+    and every retry)."""
+
+    id: str
+    message_id: str
+    event_cursor: int
+    event_type: str
+    task_id: str | None
+    body: str
+
+
 #: Look at everything again: hints may have been lost.
 RESYNC = Hint(due=True, all_owners=True)
 
@@ -376,7 +398,7 @@ class Store(Protocol):
         writes: Sequence[TaskWrite],
         now: datetime,
         *,
-        max_tasks: int | None = None,
+        limits: OwnerLimits | None = None,
         events: Sequence[NewEvent] = (),
         dry_run: bool = False,
     ) -> list[TaskWritten]:
@@ -385,10 +407,12 @@ class Store(Protocol):
 
         Raises (and writes nothing) `TaskNotFound` for an update or deletion of a task that is
         not the owner's, `Conflict` for a new task whose id is taken or an update whose
-        `seen_status` is not the task's status, and `LimitReached` when `max_tasks` is given
-        and the writes would leave the owner holding more live (active or paused) tasks than
-        that, and more than before. The limit is judged inside the transaction, so concurrent
-        callers (other processes, other nodes) can never take the owner past it together.
+        `seen_status` is not the task's status, and `LimitReached` (naming the limit) when the
+        writes break one of `limits`: they would leave the owner holding more live (active or
+        paused) tasks than `max_tasks`, and more than before; or make the owner's new tasks
+        (or wakeups) in the last 60 seconds more than `tasks_per_minute` (or
+        `wakeups_per_minute`). Limits are judged inside the transaction, so concurrent callers
+        (other processes, other nodes) can never take the owner past one together.
         With `dry_run` every check is made and everything is rolled back. A task set to
         `expired` with no unfinished run announces its end (`task.expired`) in the same
         transaction."""
@@ -559,7 +583,7 @@ class Store(Protocol):
         Cursors count each owner's events only (they say nothing of other owners'): strictly
         increasing per owner, never given twice, and an event committed after a read never
         has a cursor at or below one that read returned, so reading on from the last cursor
-        returned misses nothing. Cursors given before per-owner counting (schema version 4)
+        returned misses nothing. Cursors given before per-owner counting (schema version 6)
         keep their values and stay valid positions to read after."""
         ...
 
@@ -656,5 +680,104 @@ class Store(Protocol):
         event_max_age: timedelta,
     ) -> PruneCounts:
         """Delete finished runs beyond the newest `runs_per_task` of each task or older than
-        `run_max_age`, and events older than `event_max_age`. Unfinished runs are kept."""
+        `run_max_age`, and events older than `event_max_age` (moving each owner's
+        `event_horizon` to the newest of them). Unfinished runs are kept."""
+        ...
+
+    # --- readers: read positions and the pruned horizon --------------------------------------
+    # A reader is an owner and a client identity (see `delivery.inbox`). Positions are cursors
+    # of the owner's log.
+
+    async def read_position(self, owner: str, client: str) -> int:
+        """The position saved for the reader `(owner, client)`, 0 when none was."""
+        ...
+
+    async def save_read_position(self, owner: str, client: str, cursor: int, now: datetime) -> int:
+        """Keep `cursor` as the reader's position when it is newer than the one saved (a
+        position never moves back); the position as saved."""
+        ...
+
+    async def count_events(self, owner: str, *, after: int, limit: int) -> int:
+        """How many of the owner's events have a cursor > `after`, counting up to `limit`."""
+        ...
+
+    async def event_horizon(self, owner: str) -> int:
+        """The newest cursor among the owner's events that `prune` deleted, 0 when none was:
+        reading after an older position may have skipped events."""
+        ...
+
+    # --- MCP Events webhook subscriptions ------------------------------------------------------
+    async def save_subscription(
+        self,
+        sub: Subscription,
+        now: datetime,
+        *,
+        secret_grace: timedelta,
+        max_per_owner: int,
+    ) -> tuple[Subscription, bool]:
+        """Create `sub`; or, when the owner has a subscription of that id, refresh it: its
+        secret (the one it had keeps signing for `secret_grace` when it changed),
+        `refresh_before` and `updated_at`, and make it active again; where it was fed to and
+        its delivery in flight stay. Returns the subscription as stored and whether it was
+        created. `LimitReached` (nothing written) for a new subscription when the owner holds
+        `max_per_owner` already."""
+        ...
+
+    async def get_subscription(self, owner: str, subscription_id: str) -> Subscription | None:
+        """The owner's subscription of that id, or None (also for another owner's)."""
+        ...
+
+    async def endpoint_verified(self, owner: str, url: str) -> bool:
+        """Whether the owner has a subscription to `url` (one is stored only once its
+        endpoint passed the challenge), so a new one to it needs no challenge."""
+        ...
+
+    async def delete_subscription(self, owner: str | None, subscription_id: str) -> bool:
+        """Delete the subscription (of `owner`; of anyone with None) and its pending
+        deliveries; whether it existed."""
+        ...
+
+    async def subscriptions_to_feed(
+        self, now: datetime, limit: int
+    ) -> list[tuple[Subscription, Delivery | None]]:
+        """Up to `limit` active subscriptions not expired at `now` with no delivery pending,
+        in id order, each with the delivery it was last given when that one has ended since
+        (delivered or failed; None when it had none in flight)."""
+        ...
+
+    async def advance_subscription(
+        self,
+        before: Subscription,
+        after: Subscription,
+        delivery: NewSubscriptionDelivery | None = None,
+        *,
+        now: datetime,
+    ) -> bool:
+        """When the subscription is still as `before` (same `cursor` and `pending_delivery`):
+        write the feeding state of `after` (`cursor`, `acked_through`, `pending_delivery`,
+        `active`, `last_delivery_at`, `last_error`, `failed_since`) and insert `delivery`
+        (pending, due `now`, to the subscription's URL), in one transaction; True. False, and
+        nothing written, when another process moved it on first."""
+        ...
+
+    async def expire_subscriptions(self, now: datetime) -> int:
+        """Delete the subscriptions whose `refresh_before` has passed (with their pending
+        deliveries); how many."""
+        ...
+
+    async def subscription_routes(
+        self, delivery_ids: Sequence[str], now: datetime
+    ) -> dict[str, SubscriptionRoute]:
+        """For those of `delivery_ids` made for a subscription: how each is sent (its
+        `webhook-id`, the subscription, the secrets that sign at `now`: none when the
+        subscription is gone). Other ids are left out."""
+        ...
+
+    # --- MCP Tasks extension handles -------------------------------------------------------
+    async def create_tool_task(self, task: ToolTask) -> None:
+        """Store a handle (and delete those of the owner that expired by its `created_at`)."""
+        ...
+
+    async def get_tool_task(self, owner: str, task_id: str, now: datetime) -> ToolTask | None:
+        """The owner's handle of that id not expired at `now`, or None."""
         ...

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from wakecall.errors import LimitReached
 from wakecall.models import Task, TaskStatus
 
 __all__ = [
     "NewTask",
+    "OwnerLimits",
     "TaskDeletion",
     "TaskUpdate",
     "TaskWrite",
@@ -63,6 +65,26 @@ TaskWrite = NewTask | TaskUpdate | TaskDeletion
 
 
 @dataclass(frozen=True, slots=True)
+class OwnerLimits:
+    """The limits `Store.write_tasks` judges inside its transaction (None: no such limit)."""
+
+    #: Live (active or paused) tasks the owner may hold.
+    max_tasks: int | None = None
+    #: New tasks (not wakeups) the owner may create in any 60 seconds.
+    tasks_per_minute: int | None = None
+    #: New wakeups the owner may create in any 60 seconds.
+    wakeups_per_minute: int | None = None
+
+    def per_minute(self, kind: str) -> int | None:
+        return self.wakeups_per_minute if kind == "wakeup" else self.tasks_per_minute
+
+    def limits_new_tasks(self) -> bool:
+        return any(
+            x is not None for x in (self.max_tasks, self.tasks_per_minute, self.wakeups_per_minute)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TaskWritten:
     """What one write did."""
 
@@ -89,3 +111,40 @@ def live_tasks_removed(written: list[TaskWritten]) -> int:
 
 def _live(task: Task) -> bool:
     return task.status in (TaskStatus.ACTIVE, TaskStatus.PAUSED)
+
+
+def created_by_kind(written: list[TaskWritten]) -> dict[str, int]:
+    """How many tasks of each kind the writes inserted."""
+    counts: dict[str, int] = {}
+    for w in written:
+        if w.created and w.task is not None:
+            counts[w.task.kind] = counts.get(w.task.kind, 0) + 1
+    return counts
+
+
+def over_limits(
+    limits: OwnerLimits, live: int, written: list[TaskWritten], recent: dict[str, int]
+) -> LimitReached | None:
+    """The limit the writes break, given the owner's `live` tasks after them and `recent`
+    creations by kind in the last minute (theirs included); None when they break none."""
+    if (
+        limits.max_tasks is not None
+        and live > limits.max_tasks
+        and live_tasks_added(written) > live_tasks_removed(written)
+    ):
+        return LimitReached(
+            f"the owner would hold {live} tasks; at most {limits.max_tasks}",
+            limit="max_tasks",
+            allowed=limits.max_tasks,
+        )
+    for kind, count in recent.items():
+        allowed = limits.per_minute(kind)
+        if allowed is not None and count > allowed:
+            name = "wakeups_per_minute" if kind == "wakeup" else "tasks_per_minute"
+            return LimitReached(
+                f"the owner would have created {count} {kind}s in the last minute; at most "
+                f"{allowed}",
+                limit=name,
+                allowed=allowed,
+            )
+    return None

@@ -54,6 +54,12 @@ def _entry(task: Task) -> dict[str, Any]:
             entry[key] = getattr(task, key)
     if task.metadata:
         entry["metadata"] = task.metadata
+    if task.depends_on is not None:
+        entry["depends_on"] = task.depends_on
+    if task.trigger is not None:
+        entry["trigger"] = {"per_minute": task.trigger.get("per_minute", 60)}  # not the secret
+    if task.condition is not None:
+        entry["condition"] = dict(task.condition)
     entry["action"] = {k: v for k, v in task.action.items() if v is not None and v != {}}
     entry["execution"] = _execution(task)
     return entry

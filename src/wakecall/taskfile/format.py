@@ -34,6 +34,9 @@ TASK_KEYS = (
     "expires_at",
     "callback_url",
     "metadata",
+    "depends_on",
+    "trigger",
+    "condition",
 )
 EXECUTION_KEYS = (
     "timeout",

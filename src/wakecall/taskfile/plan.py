@@ -17,6 +17,7 @@ from typing import Any
 
 from wakecall.delivery.signing import new_secret
 from wakecall.engine import TaskService, checks
+from wakecall.engine.service import MAX_CHAIN
 from wakecall.errors import Conflict, InvalidInput, LimitReached, TaskNotFound
 from wakecall.models import RetryPolicy, Task, TaskPatch, TaskSpec, TaskStatus
 from wakecall.schedules import parse_duration
@@ -86,12 +87,15 @@ async def _apply(
             _add_problem(problems, task, exc)
     named = {t.id for t in tasks}
     others = [t for t in current.values() if t.kind == "task" and t.id not in named]
+    for task, problem in _chain_problems(tasks, list(current.values())):
+        line = nearest_line(task.key_lines, ("depends_on",))
+        problems.add(problem, line=line, task_id=task.id)
     if prune:
         steps += [_deletion(t) for t in others]
     problems.raise_if_any()
     writes = [s.write for s in steps if s.write is not None]
     try:
-        written = await service.write(owner, writes, dry_run=dry_run)
+        written = await service.write(owner, writes, dry_run=dry_run, rates=False)
     except Conflict as exc:
         # Most likely a new task's id that another owner's task has: said at its line.
         await _find_taken_ids(service, tasks, steps, problems)
@@ -124,6 +128,7 @@ def _reported(steps: Sequence[_Step], written: Any) -> list[TaskChange]:
                 status,
                 change.line,
                 _secret_of(step.write),
+                _trigger_secret_of(step, result),
             )
         changes.append(change)
     return changes
@@ -131,6 +136,42 @@ def _reported(steps: Sequence[_Step], written: Any) -> list[TaskChange]:
 
 def _secret_of(write: TaskWrite) -> str | None:
     return None if isinstance(write, TaskDeletion) else write.callback_secret
+
+
+def _trigger_secret_of(step: _Step, result: TaskWritten) -> str | None:
+    """The inbound-event secret a new task, or a task whose trigger changed, was given."""
+    if result.task is None or result.task.trigger is None:
+        return None
+    if step.change.op == "create" or "trigger" in step.change.fields:
+        return str(result.task.trigger.get("secret"))
+    return None
+
+
+def _chain_problems(
+    tasks: Sequence[FileTask], stored: Sequence[Task]
+) -> list[tuple[FileTask, str]]:
+    """Each file task whose `depends_on` names no task of the owner (in the store or in the
+    file), makes a cycle, or ends a chain longer than `MAX_CHAIN`."""
+    upstream_of: dict[str, str | None] = {t.id: t.depends_on for t in stored}
+    upstream_of.update({t.id: t.spec.depends_on for t in tasks})
+    found = []
+    for task in tasks:
+        seen = [task.id]
+        current = task.spec.depends_on
+        while current is not None:
+            if current not in upstream_of:
+                found.append((task, f"depends_on names {current!r}, which is neither in the "
+                              "file nor one of your tasks; give the id of one"))  # fmt: skip
+                break
+            if current in seen:
+                found.append((task, f"depends_on makes a cycle ({' -> '.join([*seen, current])})"))
+                break
+            seen.append(current)
+            if len(seen) > MAX_CHAIN:
+                found.append((task, f"the chain above {task.id!r} is longer than {MAX_CHAIN}"))
+                break
+            current = upstream_of[current]
+    return found
 
 
 def _deletion(task: Task) -> _Step:
@@ -254,6 +295,12 @@ def _diff(
     differs("expires_at", spec.expires_at, spec.expires_at == task.expires_at)
     differs("callback_url", spec.callback_url, spec.callback_url == task.callback_url)
     differs("metadata", spec.metadata, spec.metadata == task.metadata)
+    differs("depends_on", spec.depends_on, spec.depends_on == task.depends_on)
+    stored_rate = None if task.trigger is None else task.trigger.get("per_minute")
+    given_rate = None if spec.trigger is None else spec.trigger.per_minute
+    differs("trigger", spec.trigger, given_rate == stored_rate)
+    condition = None if spec.condition is None else spec.condition.model_dump(mode="json")
+    differs("condition", spec.condition, condition == task.condition)
     return names, patch
 
 

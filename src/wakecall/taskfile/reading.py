@@ -255,9 +255,12 @@ def _spec_fields(
     if isinstance(schedule, datetime):  # a TOML date-time: an instant (local: in the zone)
         schedule = iso(schedule) if schedule.tzinfo is not None else schedule.isoformat()
     fields["schedule"] = schedule
-    for key in ("timezone", "jitter", "max_runs", "expires_at", "callback_url"):
+    for key in ("timezone", "jitter", "max_runs", "expires_at", "callback_url", "depends_on"):
         if key in entry:
             fields[key] = entry[key]
+    for key in ("trigger", "condition"):
+        if key in entry:
+            fields[key] = jsonable(entry[key])
     if "enabled" in entry:
         fields["active"] = entry["enabled"]
     if "metadata" in entry:

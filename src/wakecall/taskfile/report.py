@@ -31,16 +31,22 @@ class TaskChange:
     status: str | None = None  # the task's status after the apply
     line: int | None = None
     callback_secret: str | None = None  # issued for a new callback URL; shown once
+    trigger_secret: str | None = None  # issued for a new or changed trigger; shown once
 
-    def describe(self, *, dry_run: bool = False) -> str:
+    def describe(self, *, dry_run: bool = False, secrets_in: str | None = None) -> str:
+        """One line; with `secrets_in`, a new callback secret is named as written there, not
+        shown (for a log)."""
         verb = (_PLANNED if dry_run else _DONE)[self.op]
         text = f"{_SYMBOLS[self.op]} {self.id} ({self.name}): {verb}"
         if self.fields:
             text += f" ({', '.join(self.fields)})"
         if self.status in ("completed", "expired"):
             text += f" [{self.status}]"
-        if self.callback_secret:
-            text += f"; callback secret {self.callback_secret} (shown once)"
+        for what, secret in (("callback", self.callback_secret), ("trigger", self.trigger_secret)):
+            if secret and secrets_in is not None:
+                text += f"; its {what} secret is in {secrets_in}"
+            elif secret:
+                text += f"; {what} secret {secret} (shown once)"
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -52,6 +58,7 @@ class TaskChange:
             "status": self.status,
             "line": self.line,
             "callback_secret": self.callback_secret,
+            "trigger_secret": self.trigger_secret,
         }
 
 
@@ -86,8 +93,18 @@ class ApplyReport:
             text += "; dry run: nothing was changed"
         return text
 
-    def lines(self) -> list[str]:
-        return [c.describe(dry_run=self.dry_run) for c in self.changes] + [self.summary()]
+    def lines(self, *, secrets_in: str | None = None) -> list[str]:
+        """The report, a line per task and a summary; see `TaskChange.describe`."""
+        described = [c.describe(dry_run=self.dry_run, secrets_in=secrets_in) for c in self.changes]
+        return [*described, self.summary()]
+
+    def secrets(self) -> dict[str, str]:
+        """The callback secrets this apply issued, by task id."""
+        return {c.id: c.callback_secret for c in self.changes if c.callback_secret}
+
+    def trigger_secrets(self) -> dict[str, str]:
+        """The inbound-event (trigger) secrets this apply issued, by task id."""
+        return {c.id: c.trigger_secret for c in self.changes if c.trigger_secret}
 
     def to_json(self) -> dict[str, Any]:
         return {

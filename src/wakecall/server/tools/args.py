@@ -1,85 +1,57 @@
-"""The argument types the tools share (a schedule in its structured forms, durations, zones)
-and the wrapper that turns expected failures into tool errors."""
+"""The argument types the tools share (schedules, durations, zones, bounded numbers) and the
+wrapper that turns expected failures into tool errors.
+
+These types validate every call on the server (first in `refusals.check_arguments`, then in
+the SDK); what the model reads is the hand-shaped schema of `published.py`, held to them by a
+test. Numbers are strict: `true` is not 1 and `"5"` is not 5."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from functools import wraps
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from wakecall.errors import WakecallError
-from wakecall.models import invalid_input_from
+from wakecall.models import MAX_RUNS, invalid_input_from
+from wakecall.schedules import MAX_DURATION_SECONDS
+from wakecall.server.tools.published import MAX_CURSOR, MAX_WAIT_SECONDS
 
 __all__ = [
-    "CronIn",
-    "DailyIn",
     "DurationArg",
-    "IntervalIn",
-    "OnceIn",
+    "EventCursor",
+    "EventLimit",
+    "MaxQueued",
+    "MaxRuns",
     "PageCursor",
     "PageLimit",
+    "PreviewCount",
     "ScheduleArg",
+    "WaitSeconds",
     "ZoneArg",
-    "schedule_value",
     "tool_errors",
 ]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CronIn(_In):
-    type: Literal["cron"] = "cron"
-    expression: str = Field(description="5 fields, or 6 with seconds first: '0 9 * * MON-FRI'")
-
-
-class IntervalIn(_In):
-    type: Literal["interval"] = "interval"
-    every: str = Field(description="e.g. '30m', '1h30m'")
-    start: datetime | None = Field(None, description="anchor instant; default: now")
-
-
-class OnceIn(_In):
-    type: Literal["once"] = "once"
-    at: datetime | None = Field(None, description="ISO-8601 instant with offset")
-    in_: str | None = Field(None, alias="in", description="or a delay such as '5m'")
-
-
-class DailyIn(_In):
-    type: Literal["daily"] = "daily"
-    times: list[str] = Field(description="local times, e.g. ['09:00', '17:30']")
-    weekdays: list[str] | None = Field(None, description="e.g. ['MON', 'FRI']; default every day")
-
-
-ScheduleArg = Annotated[
-    str | CronIn | IntervalIn | OnceIn | DailyIn,
-    Field(
-        description=(
-            "A string: cron '0 9 * * MON-FRI', '@daily', '@every 30m', 'in 5m', an ISO-8601 "
-            "instant, or 'on demand' (no clock fires: run_now, inbound events, depends_on); or "
-            'an object such as {"type": "daily", "times": ["09:00"]}'
-        )
-    ),
-]
-DurationArg = str | float
-ZoneArg = Annotated[str, Field(description="IANA time zone, e.g. 'Europe/Paris'")]
-PageCursor = Annotated[str | None, Field(description="next_cursor of the previous page")]
-PageLimit = Annotated[int, Field(ge=1, le=100)]
-
-
-def schedule_value(value: str | BaseModel) -> str | dict[str, Any]:
-    """A schedule argument as `parse_schedule` takes it."""
-    if isinstance(value, str):
-        return value
-    return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+#: Text, or an object with a `type` (cron, interval, once, daily, on_demand) that the schedule
+#: parser reads, with a message naming any key it does not know.
+ScheduleArg = str | dict[str, Any]
+Seconds = Annotated[float, Field(strict=True, ge=0, le=MAX_DURATION_SECONDS)]
+#: "30s", "5m", "1h30m", or a number of seconds (read by `parse_duration`).
+DurationArg = str | Seconds
+ZoneArg = str
+PageCursor = str | None
+PageLimit = Annotated[int, Field(strict=True, ge=1, le=100)]
+MaxRuns = Annotated[int, Field(strict=True, ge=1, le=MAX_RUNS)]
+MaxQueued = Annotated[int, Field(strict=True, ge=1, le=100)]
+EventCursor = Annotated[int, Field(strict=True, ge=0, le=MAX_CURSOR)]
+EventLimit = Annotated[int, Field(strict=True, ge=1, le=500)]
+WaitSeconds = Annotated[float, Field(strict=True, ge=0, le=MAX_WAIT_SECONDS)]
+PreviewCount = Annotated[int, Field(strict=True, ge=1, le=50)]
 
 
 def tool_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Literal
 
 from wakecall.models import DeliveryStatus, RunStatus
-from wakecall.server.tools.args import PageCursor, PageLimit, tool_errors
+from wakecall.server.tools.args import (
+    EventCursor,
+    EventLimit,
+    PageCursor,
+    PageLimit,
+    WaitSeconds,
+    tool_errors,
+)
+from wakecall.server.tools.group import ToolGroup, one_page
 from wakecall.server.views import (
     DeliveryPage,
     DeliveryView,
@@ -19,7 +25,7 @@ from wakecall.server.views import (
 )
 
 if TYPE_CHECKING:
-    from wakecall.server.runtime import Runtime
+    pass
 
 __all__ = ["EventTools"]
 
@@ -28,14 +34,7 @@ RunStatusArg = Literal[
 ]
 
 
-class EventTools:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-
-    async def _hinted(self, owner: str, view: Any) -> Any:
-        view.hint = await self.rt.inbox.hint(owner)
-        return view
-
+class EventTools(ToolGroup):
     @tool_errors
     async def list_runs(
         self,
@@ -52,16 +51,15 @@ class EventTools:
             before=cursor,
             limit=limit + 1,
         )
-        page = runs[:limit]
-        nxt = page[-1].id if len(runs) > limit else None
-        return await self._hinted(owner, RunPage(runs=[run_view(r) for r in page], next_cursor=nxt))
+        page, nxt = one_page(runs, limit)
+        return await self.hinted(owner, RunPage(runs=[run_view(r) for r in page], next_cursor=nxt))
 
     @tool_errors
     async def get_events(
         self,
-        after: Annotated[int | None, Field(ge=0)] = None,
-        wait: Annotated[float, Field(ge=0, description="seconds to wait for an event")] = 0,
-        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+        after: EventCursor | None = None,
+        wait: WaitSeconds = 0,
+        limit: EventLimit = 50,
     ) -> EventPage:
         owner = self.rt.owner()
         wait = min(wait, self.rt.settings.max_wait.total_seconds())
@@ -86,10 +84,9 @@ class EventTools:
             before=cursor,
             limit=limit + 1,
         )
-        page = found[:limit]
-        nxt = page[-1].id if len(found) > limit else None
+        page, nxt = one_page(found, limit)
         view = DeliveryPage(deliveries=[delivery_view(d) for d in page], next_cursor=nxt)
-        return await self._hinted(owner, view)
+        return await self.hinted(owner, view)
 
     @tool_errors
     async def redeliver(self, delivery_id: str) -> DeliveryView:

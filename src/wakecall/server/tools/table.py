@@ -22,118 +22,98 @@ TOOLS: tuple[ToolEntry, ...] = (
         "create_task",
         "tasks",
         "Create a scheduled task",
-        "Create a task: a schedule plus an action, with retry, timeout, overlap and catch-up "
-        "policies. The time zone defaults to UTC. Each run's result comes back as an event "
-        "(get_events), a push to live sessions, and a signed callback to callback_url. "
-        "A task may instead run after each success of another (depends_on, no schedule "
-        "needed) or on inbound HTTP events (trigger). "
-        'Example: {"name": "standup reminder", "schedule": "0 9 * * MON-FRI", '
-        '"timezone": "America/New_York", "action": {"type": "wakeup", "reason": "post the '
-        'standup summary"}}',
+        "Schedule work: a schedule (cron, interval, once or daily times, in its time zone, UTC "
+        "by default) and an action, with retry, timeout, overlap and catch-up policies. Each "
+        "run's result comes back to you as an event (get_events), a push, and a signed POST "
+        "to callback_url.",
     ),
     ToolEntry(
         "get_task",
         "tasks",
         "Get a task",
-        'Show one of your tasks with its next fires. Example: {"task_id": "tsk_01…"}',
+        "Show one of your tasks with its next fires, in its zone and in UTC.",
     ),
     ToolEntry(
         "list_tasks",
         "tasks",
         "List tasks",
-        "List your tasks, oldest first, 20 a page; filter by status (active, paused, "
-        "completed, expired), name (substring), kind (task, wakeup) or metadata (all given "
-        'keys equal). Example: {"status": "active", "metadata": {"team": "ops"}}',
+        "List your tasks, oldest first, 20 a page; filter by status, name, kind or metadata.",
     ),
     ToolEntry(
         "patch_schedule",
         "tasks",
         "Change a task",
-        "Change any mutable field of a task (not only its schedule); the next fire is "
-        "recomputed at once. Give only what changes; `clear` resets fields to their "
-        "defaults (e.g. ['max_runs', 'timeout']). Example: "
-        '{"task_id": "tsk_01…", "schedule": "*/5 * * * *"}',
+        "Change any field of a task: give only what changes, or name fields in `clear`. The "
+        "next fire is recomputed at once.",
     ),
     ToolEntry(
         "pause",
         "tasks",
         "Pause a task",
-        'Pause a task; no fires until resume. Example: {"task_id": "tsk_01…", '
-        '"note": "vendor API down"}',
+        "Pause a task: nothing fires until resume. The note says why.",
     ),
     ToolEntry(
         "resume",
         "tasks",
         "Resume a task",
-        "Resume a paused task from now: fires missed while paused are not replayed. "
-        'Example: {"task_id": "tsk_01…"}',
+        "Resume a paused task from now; fires missed while paused are not replayed.",
     ),
     ToolEntry(
         "delete",
         "tasks",
         "Delete a task",
-        "Delete a task and its run history (its events stay readable); a running run is "
-        'cancelled. Example: {"task_id": "tsk_01…"}',
+        "Delete a task and its runs (its events stay); a running run is cancelled.",
     ),
     ToolEntry(
         "run_now",
         "tasks",
         "Run a task now",
-        "Queue a manual run of a task at once (also when paused); it does not count toward "
-        'max_runs. Example: {"task_id": "tsk_01…"}',
+        "Run a task once now, also when paused; it does not count toward max_runs.",
     ),
     ToolEntry(
         "list_runs",
         "events",
         "List runs",
-        "Runs newest first, 20 a page: all yours, or one task's; filter by status "
-        "(queued, running, success, failure, timeout, cancelled, skipped, missed). "
-        'Example: {"task_id": "tsk_01…", "status": "failure"}',
+        "Runs newest first, 20 a page: all yours or one task's, filtered by status.",
     ),
     ToolEntry(
         "schedule_wakeup",
         "wakeups",
         "Wake me later",
-        "Schedule a durable one-shot that wakes you: give `in` (a delay) or `at` (an "
-        "instant), a reason, and any JSON context you want back at wake time. Delays are "
-        "kept between the server's bounds (default 10s to 30d). "
-        'Example: {"in": "15m", "reason": "check the deploy", "context": {"pr": 42}}',
+        "Be woken later: give `in` (a delay) or `at` (an instant), a reason, and any context "
+        "you want back. The wakeup arrives as an event (get_events) and a push.",
     ),
     ToolEntry(
         "cancel_wakeup",
         "wakeups",
         "Cancel a wakeup",
-        'Cancel a pending wakeup. Example: {"wakeup_id": "tsk_01…"}',
+        "Cancel a pending wakeup.",
     ),
     ToolEntry(
         "get_events",
         "events",
         "Read events",
-        "Read your events (run completed/failed/missed, task expired, wakeup fired) after a "
-        "cursor, oldest first. With `wait` (seconds), hold the call until the next event "
-        "arrives or the wait ends (long poll). Without `after`, continues from the last "
-        'cursor you read. Example: {"after": 41, "wait": 30}',
+        "Read your events (runs finished, wakeups fired, tasks expired) after a cursor, oldest "
+        "first; `wait` holds the call until one arrives.",
     ),
     ToolEntry(
         "preview_schedule",
         "wakeups",
         "Preview a schedule",
-        "Show the next fires of a schedule in its time zone and in UTC, with a description, "
-        'without creating anything. Example: {"schedule": "0 9 * * MON-FRI", '
-        '"timezone": "America/New_York", "count": 5}',
+        "Show a schedule's next fires in its zone and in UTC, with a description, creating "
+        "nothing.",
     ),
     ToolEntry(
         "list_deliveries",
         "events",
         "List callback deliveries",
-        "Webhook callbacks of your tasks, newest first: pending (being retried), delivered, "
-        'or failed (dead-lettered, see last_error). Example: {"status": "failed"}',
+        "Your tasks' webhook callbacks, newest first: pending, delivered, or failed "
+        "(dead-lettered).",
     ),
     ToolEntry(
         "redeliver",
         "events",
         "Send a callback again",
-        "Queue a callback delivery again now (for example a dead-lettered one after the "
-        'receiver is fixed); same webhook-id. Example: {"delivery_id": "msg_01…"}',
+        "Send a callback delivery again now, with the same webhook-id.",
     ),
 )

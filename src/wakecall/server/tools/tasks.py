@@ -3,10 +3,9 @@ arguments, calls the task service and shapes the answer."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime
 
 from wakecall.errors import InvalidInput
 from wakecall.models import (
@@ -21,17 +20,19 @@ from wakecall.models import (
 )
 from wakecall.server.tools.args import (
     DurationArg,
+    MaxQueued,
+    MaxRuns,
     PageCursor,
     PageLimit,
     ScheduleArg,
     ZoneArg,
-    schedule_value,
     tool_errors,
 )
+from wakecall.server.tools.group import ToolGroup, one_page
 from wakecall.server.views import DeleteResult, RunView, TaskPage, TaskView, run_view, task_view
 
 if TYPE_CHECKING:
-    from wakecall.server.runtime import Runtime
+    pass
 
 __all__ = ["TaskTools"]
 
@@ -39,67 +40,30 @@ Overlap = Literal["skip", "queue", "cancel_previous", "allow"]
 CatchUp = Literal["latest", "all", "skip"]
 
 
-class TaskTools:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-
-    async def _hinted(self, owner: str, view: Any) -> Any:
-        view.hint = await self.rt.inbox.hint(owner)
-        return view
-
+class TaskTools(ToolGroup):
     @tool_errors
     async def create_task(
         self,
-        name: Annotated[str, Field(description="a short label")],
-        schedule: Annotated[
-            ScheduleArg | None, Field(description="required unless depends_on is given")
-        ] = None,
+        name: str,
+        schedule: ScheduleArg | None = None,
         timezone: ZoneArg = "UTC",
-        action: Annotated[
-            Action | None,
-            Field(description="what a run does; default: wake the agent with the task's name"),
-        ] = None,
+        action: Action | None = None,
         retry: RetryPolicy | None = None,
-        timeout: Annotated[  # noqa: ASYNC109 - the task's per-attempt timeout, not ours
-            DurationArg | None, Field(description="per attempt, e.g. '30s'")
-        ] = None,
+        timeout: DurationArg | None = None,  # noqa: ASYNC109 - the task's, not ours
         overlap: Overlap = "skip",
-        max_queued: int = 1,
+        max_queued: MaxQueued = 1,
         catchup: CatchUp = "latest",
         catchup_window: DurationArg = "1h",
-        max_runs: int | None = None,
-        expires_at: datetime | None = None,
+        max_runs: MaxRuns | None = None,
+        expires_at: AwareDatetime | None = None,
         active: bool = True,
         callback_url: str | None = None,
         metadata: dict[str, Any] | None = None,
-        idempotency_key: Annotated[
-            str | None, Field(description="a retried call with the same key returns the task")
-        ] = None,
-        jitter: Annotated[
-            DurationArg | None, Field(description="spread fires by up to this much, e.g. '30s'")
-        ] = None,
-        depends_on: Annotated[
-            str | None,
-            Field(
-                description="run after each success of this task of yours (a chain), with its "
-                "run's output as input"
-            ),
-        ] = None,
-        trigger: Annotated[
-            TriggerSpec | None,
-            Field(
-                description="accept inbound events at POST /triggers/{task_id} (the secret is "
-                'shown once), e.g. {"per_minute": 60}'
-            ),
-        ] = None,
-        condition: Annotated[
-            ConditionSpec | None,
-            Field(
-                description="an HTTP check before each attempt; "
-                '{"proceed": false, "reason": "..."} skips the run, e.g. '
-                '{"url": "https://app.example.com/should-run"}'
-            ),
-        ] = None,
+        idempotency_key: str | None = None,
+        jitter: DurationArg | None = None,
+        depends_on: str | None = None,
+        trigger: TriggerSpec | None = None,
+        condition: ConditionSpec | None = None,
     ) -> TaskView:
         if schedule is None and depends_on is None:
             raise InvalidInput(
@@ -109,7 +73,7 @@ class TaskTools:
             )
         fields: dict[str, Any] = {
             "name": name,
-            "schedule": None if schedule is None else schedule_value(schedule),
+            "schedule": schedule,
             "depends_on": depends_on,
             "trigger": trigger,
             "condition": condition,
@@ -139,13 +103,13 @@ class TaskTools:
             callback_secret=made.callback_secret,
             trigger_secret=made.trigger_secret,
         )
-        return await self._hinted(owner, view)
+        return await self.hinted(owner, view)
 
     @tool_errors
     async def get_task(self, task_id: str) -> TaskView:
         owner = self.rt.owner()
         task = await self.rt.tasks.get(owner, task_id)
-        return await self._hinted(owner, task_view(task))
+        return await self.hinted(owner, task_view(task))
 
     @tool_errors
     async def list_tasks(
@@ -167,10 +131,9 @@ class TaskTools:
             after=cursor,
             limit=limit + 1,
         )
-        page = tasks[:limit]
-        nxt = page[-1].id if len(tasks) > limit else None
+        page, nxt = one_page(tasks, limit)
         view = TaskPage(tasks=[task_view(t) for t in page], next_cursor=nxt)
-        return await self._hinted(owner, view)
+        return await self.hinted(owner, view)
 
     @tool_errors
     async def patch_schedule(
@@ -183,38 +146,22 @@ class TaskTools:
         retry: RetryPolicy | None = None,
         timeout: DurationArg | None = None,  # noqa: ASYNC109 - the task's, not ours
         overlap: Overlap | None = None,
-        max_queued: int | None = None,
+        max_queued: MaxQueued | None = None,
         catchup: CatchUp | None = None,
         catchup_window: DurationArg | None = None,
-        max_runs: int | None = None,
-        expires_at: datetime | None = None,
+        max_runs: MaxRuns | None = None,
+        expires_at: AwareDatetime | None = None,
         callback_url: str | None = None,
         metadata: dict[str, Any] | None = None,
         jitter: DurationArg | None = None,
-        depends_on: Annotated[
-            str | None, Field(description="run after each success of this task of yours")
-        ] = None,
-        trigger: Annotated[
-            TriggerSpec | None,
-            Field(description="turn inbound events on (or change the limit); a new secret"),
-        ] = None,
-        condition: Annotated[
-            ConditionSpec | None, Field(description="an HTTP check before each attempt")
-        ] = None,
-        rotate_callback_secret: Annotated[
-            bool,
-            Field(
-                description="issue a new signing secret (shown once); the old one keeps "
-                "signing for a grace period"
-            ),
-        ] = False,
-        clear: Annotated[
-            list[ClearableField] | None,
-            Field(description="fields to reset to their default (none/empty)"),
-        ] = None,
+        depends_on: str | None = None,
+        trigger: TriggerSpec | None = None,
+        condition: ConditionSpec | None = None,
+        rotate_callback_secret: bool = False,
+        clear: list[ClearableField] | None = None,
     ) -> TaskView:
         given: dict[str, Any] = {
-            "schedule": None if schedule is None else schedule_value(schedule),
+            "schedule": schedule,
             "timezone": timezone,
             "name": name,
             "action": action,
@@ -255,28 +202,28 @@ class TaskTools:
             callback_secret=changed.callback_secret,
             trigger_secret=changed.trigger_secret,
         )
-        return await self._hinted(owner, view)
+        return await self.hinted(owner, view)
 
     @tool_errors
     async def pause(self, task_id: str, note: str | None = None) -> TaskView:
         owner = self.rt.owner()
         task = await self.rt.tasks.pause(owner, task_id, note)
         self.rt.pusher.changed(owner, task.id)
-        return await self._hinted(owner, task_view(task))
+        return await self.hinted(owner, task_view(task))
 
     @tool_errors
     async def resume(self, task_id: str) -> TaskView:
         owner = self.rt.owner()
         task = await self.rt.tasks.resume(owner, task_id)
         self.rt.pusher.changed(owner, task.id)
-        return await self._hinted(owner, task_view(task))
+        return await self.hinted(owner, task_view(task))
 
     @tool_errors
     async def delete(self, task_id: str) -> DeleteResult:
         owner = self.rt.owner()
         await self.rt.tasks.delete(owner, task_id)
         self.rt.pusher.changed(owner, task_id)
-        return await self._hinted(owner, DeleteResult(deleted=True, id=task_id))
+        return await self.hinted(owner, DeleteResult(deleted=True, id=task_id))
 
     @tool_errors
     async def run_now(self, task_id: str) -> RunView:

@@ -5,43 +5,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from wakecall.engine.checks import parse_for
 from wakecall.schedules import preview
 from wakecall.server.tools.args import (
     DurationArg,
+    PreviewCount,
     ScheduleArg,
     ZoneArg,
-    schedule_value,
     tool_errors,
 )
+from wakecall.server.tools.group import ToolGroup
 from wakecall.server.views import DeleteResult, FireTime, PreviewView, WakeupView
 
 if TYPE_CHECKING:
-    from wakecall.server.runtime import Runtime
+    pass
 
 __all__ = ["WakeupTools"]
 
 
-class WakeupTools:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-
-    async def _hinted(self, owner: str, view: Any) -> Any:
-        view.hint = await self.rt.inbox.hint(owner)
-        return view
-
+class WakeupTools(ToolGroup):
     @tool_errors
     async def schedule_wakeup(
         self,
-        in_: Annotated[DurationArg | None, Field(alias="in", description="e.g. '15m'")] = None,
-        at: datetime | None = None,
+        in_: Annotated[DurationArg | None, Field(alias="in")] = None,
+        at: AwareDatetime | None = None,
         reason: Annotated[str, Field(max_length=2000)] = "",
-        context: Annotated[Any, Field(description="any JSON, returned at wake time")] = None,
-        dedupe_key: Annotated[
-            str | None, Field(description="a second call with the same key returns the first")
-        ] = None,
+        context: Any = None,
+        dedupe_key: str | None = None,
     ) -> WakeupView:
         owner = self.rt.owner()
         receipt = await self.rt.tasks.schedule_wakeup(
@@ -58,28 +50,29 @@ class WakeupTools:
             requested_for=receipt.requested,
             reason=reason,
             created=receipt.created,
+            note=_moved_note(receipt.requested, receipt.scheduled_for) if receipt.clamped else None,
         )
-        return await self._hinted(owner, view)
+        return await self.hinted(owner, view)
 
     @tool_errors
     async def cancel_wakeup(self, wakeup_id: str) -> DeleteResult:
         owner = self.rt.owner()
         await self.rt.tasks.cancel_wakeup(owner, wakeup_id)
         self.rt.pusher.changed(owner, wakeup_id)
-        return await self._hinted(owner, DeleteResult(deleted=True, id=wakeup_id))
+        return await self.hinted(owner, DeleteResult(deleted=True, id=wakeup_id))
 
     @tool_errors
     async def preview_schedule(
         self,
         schedule: ScheduleArg,
         timezone: ZoneArg = "UTC",
-        count: Annotated[int, Field(ge=1, le=50)] = 5,
+        count: PreviewCount = 5,
         jitter: DurationArg | None = None,
     ) -> PreviewView:
         tasks = self.rt.tasks
         now = tasks.now()
         parsed = parse_for(
-            schedule_value(schedule),
+            schedule,
             timezone=timezone,
             jitter=jitter,
             now=now,
@@ -91,3 +84,12 @@ class WakeupTools:
             timezone=shown.timezone,
             fires=[FireTime(local=f.local, utc=f.utc) for f in shown.fires],
         )
+
+
+def _moved_note(requested: datetime, scheduled: datetime) -> str:
+    """What the answer says when the server moved a wakeup into its bounds."""
+    which = "earliest" if scheduled > requested else "latest"
+    return (
+        f"moved to {scheduled.isoformat()}, the {which} time this server allows for a wakeup "
+        f"(you asked for {requested.isoformat()})"
+    )

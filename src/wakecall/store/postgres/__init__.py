@@ -79,7 +79,9 @@ The package, by what each module holds:
 * `connection`: `StoreConnection`, the pool, calls, writes and transactions, opening and
   closing, the clock offset; `hints`: NOTIFY and `watch`;
 * `events`, `tasks`, `runs`, `run_leases` (claims, starts, leases, reclaims), `finishes`,
-  `fires`, `deliveries` (callbacks) and `pruning`: the store's methods on each;
+  `fires`, `deliveries` (callbacks), `pruning`, `readers` (read positions, the pruned
+  horizon) and `subscriptions` (Events webhook subscriptions, Tasks handles): the store's
+  methods on each;
 * `store`: `PostgresStore`, which puts them together and runs `fire_and_start` in steps
   through its own methods.
 

@@ -8,11 +8,21 @@ from wakecall.store.base import PassResult, Planner, fire_and_start_in_steps
 from wakecall.store.postgres.deliveries import DeliveryMethods
 from wakecall.store.postgres.fires import FireMethods
 from wakecall.store.postgres.pruning import Pruning
+from wakecall.store.postgres.readers import ReaderMethods
 from wakecall.store.postgres.run_leases import RunLeases
+from wakecall.store.postgres.subscriptions import SubscriptionMethods
 from wakecall.store.postgres.task_writes import TaskWrites
 
 
-class PostgresStore(FireMethods, RunLeases, TaskWrites, DeliveryMethods, Pruning):
+class PostgresStore(
+    FireMethods,
+    RunLeases,
+    TaskWrites,
+    DeliveryMethods,
+    Pruning,
+    ReaderMethods,
+    SubscriptionMethods,
+):
     """`Store` on a PostgreSQL database, shared by any number of nodes.
 
     `url` is a libpq URL (`postgresql://user:password@host:port/database`); `schema` names the

@@ -5,20 +5,21 @@ every node, by a transaction-level advisory lock), a new task with its first cal
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
-from wakecall.errors import Conflict, LimitReached, TaskNotFound
+from wakecall.errors import Conflict, TaskNotFound
 from wakecall.models import Task, TaskStatus
 from wakecall.store.base import (
     NewEvent,
     NewTask,
+    OwnerLimits,
     TaskUpdate,
     TaskWrite,
     TaskWritten,
-    live_tasks_added,
-    live_tasks_removed,
+    created_by_kind,
+    over_limits,
 )
 from wakecall.store.plans import EndMark, EventDraft
 from wakecall.store.postgres.locks import _LOCK_CLASS, _lock_key
@@ -66,13 +67,13 @@ class TaskWrites(TaskMethods):
         writes: Sequence[TaskWrite],
         now: datetime,
         *,
-        max_tasks: int | None = None,
+        limits: OwnerLimits | None = None,
         events: Sequence[NewEvent] = (),
         dry_run: bool = False,
     ) -> list[TaskWritten]:
-        # Only new tasks can take the owner past its limit (a resume or a patch never adds a
-        # live task; a deletion takes one away).
-        limited = max_tasks is not None and any(isinstance(w, NewTask) for w in writes)
+        # Only new tasks can break a limit (a resume or a patch never adds a live task; a
+        # deletion takes one away).
+        limited = limits is not None and any(isinstance(w, NewTask) for w in writes)
 
         async def write_tasks_on(conn: asyncpg.Connection) -> list[TaskWritten]:
             if limited:
@@ -88,12 +89,8 @@ class TaskWrites(TaskMethods):
             for write in writes:
                 written.append(await self._write_task(conn, owner, write, now, ends))
             if limited:
-                assert max_tasks is not None
-                after = await self._live_tasks(conn, owner)
-                if after > max_tasks and live_tasks_added(written) > live_tasks_removed(written):
-                    raise LimitReached(
-                        f"owner {owner!r} would hold {after} tasks; the limit is {max_tasks}"
-                    )
+                assert limits is not None
+                await self._check_limits(conn, owner, limits, written, now)
             urls = {w.task.id: w.task.callback_url for w in written if w.task is not None}
             for event in events:
                 url = urls.get(event.task_id or "")
@@ -111,6 +108,41 @@ class TaskWrites(TaskMethods):
             return await self._tx(write_tasks_on)
         except _RolledBack as rolled_back:
             return rolled_back.result
+
+    async def _check_limits(
+        self,
+        conn: asyncpg.Connection,
+        owner: str,
+        limits: OwnerLimits,
+        written: list[TaskWritten],
+        now: datetime,
+    ) -> None:
+        """Record the new tasks' creations, then raise `LimitReached` if the writes break a
+        limit (the owner's advisory lock, taken first, keeps other writers of new tasks out)."""
+        made = created_by_kind(written)
+        await conn.execute(
+            "DELETE FROM task_creations WHERE owner = $1 AND created_at <= $2",
+            owner,
+            now - timedelta(minutes=1),
+        )
+        kinds = [kind for kind, count in made.items() for _ in range(count)]
+        await conn.execute(
+            "INSERT INTO task_creations (owner, kind, created_at) "
+            "SELECT $1, kind, $2 FROM unnest($3::text[]) AS k(kind)",
+            owner,
+            now,
+            kinds,
+        )
+        rows = await conn.fetch(
+            "SELECT kind, count(*) AS n FROM task_creations WHERE owner = $1 "
+            "AND kind = ANY($2::text[]) GROUP BY kind",
+            owner,
+            list(made),
+        )
+        recent = {row["kind"]: int(row["n"]) for row in rows}
+        broken = over_limits(limits, await self._live_tasks(conn, owner), written, recent)
+        if broken is not None:
+            raise broken
 
     @staticmethod
     async def _live_tasks(conn: asyncpg.Connection, owner: str) -> int:

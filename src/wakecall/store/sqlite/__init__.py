@@ -28,7 +28,9 @@ The package, by what each module holds:
   transactions, checkpoints, opening and closing, watching, and the events a transaction
   appends; `budget`: the size of a batch;
 * `tasks`, `runs`, `run_leases` (claims, starts, leases, reclaims), `finishes`, `fires`,
-  `events`, `deliveries` (callbacks) and `pruning`: the store's methods on each;
+  `events`, `deliveries` (callbacks), `pruning`, `readers` (read positions, the pruned
+  horizon) and `subscriptions` (Events webhook subscriptions, Tasks handles): the store's
+  methods on each;
 * `store`: `SQLiteStore`, which puts them together.
 
 The methods are mixin classes rather than modules of functions: they share the connection

@@ -160,7 +160,7 @@ class StoreConnection:
         self._delivery_rows: list[tuple[Any, ...]] = []
         #: Each owner's last event cursor as the running transaction moved it.
         self._owner_cursors: dict[str, int] = {}
-        #: New owners' cursors start above this (see `schema/004_owner_cursors.sql`).
+        #: New owners' cursors start above this (see `schema/006_owner_cursors.sql`).
         self._cursor_floor = 0
 
     # --- plumbing -------------------------------------------------------------------------

@@ -158,6 +158,8 @@ class Pruning(StoreConnection):
                 partial(_over_count_slice, after=after, keep=runs_per_task)
             )
             runs += deleted
+        # Each owner's horizon first: a reader's position older than it may skip events.
+        await self._bulk(partial(_record_horizons, cutoff=event_cutoff))
         events = 0
         for delete in (_EVENTS, _DELIVERIES, _TRIGGER_EVENTS):
             more = True
@@ -166,3 +168,15 @@ class Pruning(StoreConnection):
                 if delete is _EVENTS:
                     events += deleted
         return PruneCounts(runs=runs, events=events)
+
+
+def _record_horizons(conn: sqlite3.Connection, *, cutoff: int) -> tuple[int, bool]:
+    """Raise each owner's pruned horizon to its newest event older than `cutoff`."""
+    done = conn.execute(
+        "INSERT INTO event_horizons (owner, pruned_through) "
+        "SELECT owner, max(cursor) FROM events WHERE created_at < ? GROUP BY owner "
+        "ON CONFLICT (owner) DO UPDATE SET "
+        "pruned_through = max(pruned_through, excluded.pruned_through)",
+        (cutoff,),
+    ).rowcount
+    return done, False

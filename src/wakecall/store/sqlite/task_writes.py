@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from wakecall.errors import Conflict, LimitReached
+from wakecall.errors import Conflict
 from wakecall.models import Task, TaskStatus
 from wakecall.store.base import (
     NewEvent,
     NewTask,
+    OwnerLimits,
     TaskUpdate,
     TaskWrite,
     TaskWritten,
-    live_tasks_added,
-    live_tasks_removed,
+    created_by_kind,
+    over_limits,
 )
 from wakecall.store.plans import EndMark, EventDraft
 from wakecall.store.sqlite.connection import _DRAFTS
@@ -60,24 +61,20 @@ class TaskWrites(TaskMethods):
         writes: Sequence[TaskWrite],
         now: datetime,
         *,
-        max_tasks: int | None = None,
+        limits: OwnerLimits | None = None,
         events: Sequence[NewEvent] = (),
         dry_run: bool = False,
     ) -> list[TaskWritten]:
-        # Only new tasks can take the owner past its limit (a resume or a patch never adds a
-        # live task; a deletion takes one away).
-        limited = max_tasks is not None and any(isinstance(w, NewTask) for w in writes)
+        # Only new tasks can break a limit (a resume or a patch never adds a live task; a
+        # deletion takes one away).
+        limited = limits is not None and any(isinstance(w, NewTask) for w in writes)
 
         def write_tasks_on(conn: sqlite3.Connection) -> list[TaskWritten]:
             pending: list[EventDraft | EndMark] = []
             written = [self._write_task(conn, owner, write, now, pending) for write in writes]
             if limited:
-                assert max_tasks is not None
-                after = self._live_tasks(conn, owner)
-                if after > max_tasks and live_tasks_added(written) > live_tasks_removed(written):
-                    raise LimitReached(
-                        f"owner {owner!r} would hold {after} tasks; the limit is {max_tasks}"
-                    )
+                assert limits is not None
+                self._check_limits(conn, owner, limits, written, now)
             by_id = {w.task.id: w.task for w in written if w.task is not None}
             for event in events:
                 task = by_id.get(event.task_id or "") or _task_from_row(
@@ -93,6 +90,35 @@ class TaskWrites(TaskMethods):
             return await self._tx(write_tasks_on)
         except _RolledBack as rolled_back:
             return rolled_back.result
+
+    def _check_limits(
+        self,
+        conn: sqlite3.Connection,
+        owner: str,
+        limits: OwnerLimits,
+        written: list[TaskWritten],
+        now: datetime,
+    ) -> None:
+        """Record the new tasks' creations, then raise `LimitReached` if the writes break a
+        limit (the transaction holds the write lock: no one else writes meanwhile)."""
+        made = created_by_kind(written)
+        minute_ago = _us(now - timedelta(minutes=1))
+        conn.execute(
+            "DELETE FROM task_creations WHERE owner = ? AND created_at <= ?", (owner, minute_ago)
+        )
+        conn.executemany(
+            "INSERT INTO task_creations (owner, kind, created_at) VALUES (?, ?, ?)",
+            [(owner, kind, _us(now)) for kind, count in made.items() for _ in range(count)],
+        )
+        recent = {
+            kind: conn.execute(
+                "SELECT count(*) FROM task_creations WHERE owner = ? AND kind = ?", (owner, kind)
+            ).fetchone()[0]
+            for kind in made
+        }
+        broken = over_limits(limits, self._live_tasks(conn, owner), written, recent)
+        if broken is not None:
+            raise broken
 
     @staticmethod
     def _live_tasks(conn: sqlite3.Connection, owner: str) -> int:

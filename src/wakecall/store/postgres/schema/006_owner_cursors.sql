@@ -1,4 +1,4 @@
--- Version 4: event cursors counted per owner, so that an owner's cursors say nothing of other
+-- Version 6: event cursors counted per owner, so that an owner's cursors say nothing of other
 -- owners' events. Events keep the cursors they had (a position read before still works);
 -- every owner's new cursors start above the last cursor given before this version (the
 -- floor, kept in `meta`), then count that owner's events only, one by one. `event_owners`

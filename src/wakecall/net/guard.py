@@ -1,59 +1,43 @@
-"""Outgoing HTTP: the one shared client and the outgoing-URL guard.
-
-Webhook actions and callbacks go to URLs that agents choose, so wakecall must not become a way
-to reach what sits behind it (the loopback interface, the private network, the cloud metadata
-address). The guard works at two moments:
+"""The outgoing-URL guard: which addresses and URLs wakecall refuses to call.
 
 - `check_url` when a URL is accepted: syntax (http or https, a host, no credentials, a valid
   port) and hosts written as IP literals, in every form a resolver accepts (`2130706433`,
   `0177.0.0.1`, `0x7f.1`, `[::ffff:127.0.0.1]`), judged as the address they stand for.
-- At connect time, inside the client's transport: the host is resolved by wakecall itself,
-  every resolved address is judged by `check_address`, and the connection goes to a vetted
-  address. A name that resolved to a public address when the task was created and to
-  127.0.0.1 later (DNS rebinding) is refused then. TLS still verifies the certificate against
-  the original host name, and the `Host` header keeps it too.
+- `check_host` at connect time (called by `wakecall.net.backend`): the host is resolved by
+  wakecall itself and every address it resolves to is judged by `check_address`.
 
-The operator opens exceptions with an `OutboundPolicy` (`--allow-outbound 10.0.0.0/8`,
-`--allow-outbound loopback`).
+The operator opens exceptions with an `OutboundPolicy` (the server setting `allow_outbound`:
+`wakecall serve --allow-outbound 10.0.0.0/8,loopback`, or `WAKECALL_ALLOW_OUTBOUND`).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 import socket
-import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urlsplit
 
 import anyio
-import httpcore2
 import httpx2
 
 from wakecall.errors import InvalidInput, UnsafeURL
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
     "EXAMPLE_URL",
-    "GuardedBackend",
-    "GuardedTransport",
+    "MAX_URL_LENGTH",
     "IPAddress",
     "IPNetwork",
     "OutboundPolicy",
     "Resolver",
-    "build_http_client",
     "check_address",
     "check_host",
     "check_url",
+    "operator_remedy",
     "parse_ipv4_literal",
     "resolve_host",
-    "user_agent",
 ]
-
-log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -62,7 +46,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
 EXAMPLE_URL = "https://example.com/hooks/wakecall"
-DEFAULT_TIMEOUT = 10.0
 MAX_URL_LENGTH = 2048
 
 LOOPBACK_WORD = "loopback"
@@ -187,6 +170,20 @@ def _blocked_range(ip: IPAddress) -> _Range | None:
     return None
 
 
+def operator_remedy(allow: str) -> str:
+    """How the operator lets wakecall call what was refused: `allow` is the value of the
+    server setting `allow_outbound` that admits it (a CIDR or `loopback`).
+
+    Named as a server setting, not as a flag of the command that failed: the refusal reaches
+    agents through tools, and people through `wakecall tasks add` or a task file, none of
+    which take the setting themselves.
+    """
+    return (
+        f"the operator can allow it with the server setting allow_outbound "
+        f"(`wakecall serve --allow-outbound {allow}`, or WAKECALL_ALLOW_OUTBOUND={allow})"
+    )
+
+
 def _as_ip(value: IPAddress | str) -> IPAddress:
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return value
@@ -221,7 +218,7 @@ def check_address(ip: IPAddress | str, policy: OutboundPolicy, *, host: str | No
     where = f"{host} at {address}" if host and host != str(address) else str(address)
     raise UnsafeURL(
         f"refusing to connect to {where}{via}: {row.why}, not a public internet address; "
-        f"the operator can allow it with --allow-outbound {suggest}"
+        f"{operator_remedy(suggest)}"
     )
 
 
@@ -268,8 +265,8 @@ def _judge_literal(host: str, policy: OutboundPolicy, field: str | None) -> None
     if lowered == "localhost" or lowered.endswith(_LOCALHOST_NAMES[1]):
         if not policy.allow_loopback:
             raise UnsafeURL(
-                f"refusing to connect to {host}: it names this machine (loopback); the "
-                f"operator can allow it with --allow-outbound {LOOPBACK_WORD}",
+                f"refusing to connect to {host}: it names this machine (loopback); "
+                f"{operator_remedy(LOOPBACK_WORD)}",
                 field=field,
                 example=EXAMPLE_URL,
             )
@@ -380,123 +377,3 @@ async def check_host(
     for ip in addresses:
         check_address(ip, policy, host=host)
     return addresses
-
-
-class GuardedBackend(httpcore2.AsyncNetworkBackend):
-    """An httpcore2 network backend that resolves each host itself, judges every address, and
-    connects only to a vetted one. TLS is layered on top by httpcore2 with the original host
-    name as SNI and for certificate verification."""
-
-    def __init__(self, policy: OutboundPolicy, *, resolver: Resolver | None = None) -> None:
-        self.policy = policy
-        self._resolver = resolver
-        self._backend = httpcore2.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        deadline = None if timeout is None else anyio.current_time() + timeout
-        try:
-            with anyio.fail_after(timeout):
-                addresses = await check_host(host, port, self.policy, resolver=self._resolver)
-        except TimeoutError:
-            raise httpcore2.ConnectTimeout(
-                f"resolving {host} took longer than {timeout}s"
-            ) from None
-        except OSError as exc:
-            raise httpcore2.ConnectError(f"could not resolve {host}: {exc}") from exc
-        if not addresses:
-            raise httpcore2.ConnectError(f"{host} resolves to no address")
-        last_error: Exception | None = None
-        for ip in addresses:
-            remaining = None if deadline is None else deadline - anyio.current_time()
-            if remaining is not None and remaining <= 0:
-                break
-            try:
-                return await self._backend.connect_tcp(
-                    str(ip),
-                    port,
-                    timeout=remaining,
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except httpcore2.ConnectError as exc:
-                log.debug("connecting to %s (%s) port %d failed: %s", host, ip, port, exc)
-                last_error = exc
-        if last_error is None:
-            raise httpcore2.ConnectTimeout(f"connecting to {host} took longer than {timeout}s")
-        raise last_error
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
-        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        raise httpcore2.ConnectError("wakecall does not connect to unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
-
-
-class GuardedTransport(httpx2.AsyncHTTPTransport):
-    """`httpx2.AsyncHTTPTransport` whose connections all go through a `GuardedBackend`.
-
-    Never reads proxy settings from the environment: a proxy would make the connect-time
-    check judge the proxy's address instead of the target's.
-    """
-
-    def __init__(
-        self,
-        policy: OutboundPolicy,
-        *,
-        resolver: Resolver | None = None,
-        verify: ssl.SSLContext | bool = True,
-        limits: httpx2.Limits | None = None,
-    ) -> None:
-        limits = limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20)
-        ssl_context = httpx2.create_ssl_context(verify=verify, trust_env=False)
-        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
-        self.backend = GuardedBackend(policy, resolver=resolver)
-        # The pool the base class built, rebuilt with the guarded network backend.
-        self._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=self.backend,
-        )
-
-
-def user_agent() -> str:
-    try:
-        return f"wakecall/{version('wakecall')}"
-    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-        return "wakecall"
-
-
-def build_http_client(
-    policy: OutboundPolicy,
-    *,
-    timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
-    resolver: Resolver | None = None,
-    verify: ssl.SSLContext | bool = True,
-) -> httpx2.AsyncClient:
-    """The one shared client for outgoing HTTP: every connection is judged by `policy` at
-    connect time, redirects are never followed, proxies are never read from the environment.
-
-    `resolver` replaces DNS resolution (tests); `verify` is the TLS verification setting
-    (an `ssl.SSLContext` to trust a private CA). Close it with `aclose()` (or `async with`).
-    """
-    return httpx2.AsyncClient(
-        transport=GuardedTransport(policy, resolver=resolver, verify=verify),
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-        headers={"User-Agent": user_agent()},
-    )

@@ -1,0 +1,71 @@
+"""The records of reaching the agent beyond the inbox: MCP Events webhook subscriptions (with
+the route a delivery of theirs takes) and the task handles of the MCP Tasks extension."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Subscription", "SubscriptionRoute", "ToolTask"]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """An MCP Events webhook subscription of `owner`: events named `name` that match
+    `arguments` are POSTed to `url`, signed with `secret` (and `old_secret` until
+    `old_secret_until`, after a rotation), one at a time in log order.
+
+    `cursor` is how far the owner's log was fed to it; `acked_through` how far every event was
+    delivered or given up (the watermark a delivery carries); `pending_delivery` the id of the
+    delivery in flight. `refresh_before` None: no expiry. `active` False: delivery suspended
+    after a delivery was dead-lettered, until the client refreshes the subscription."""
+
+    id: str
+    owner: str
+    url: str
+    name: str
+    arguments: dict[str, Any]
+    secret: str
+    old_secret: str | None
+    old_secret_until: datetime | None
+    cursor: int
+    acked_through: int
+    pending_delivery: str | None
+    active: bool
+    refresh_before: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    verified_at: datetime
+    last_delivery_at: datetime | None = None
+    last_error: str | None = None
+    failed_since: datetime | None = None
+
+    def secrets_at(self, now: datetime) -> list[str]:
+        """The secrets that sign at `now`, newest first."""
+        found = [self.secret]
+        if self.old_secret and self.old_secret_until is not None and self.old_secret_until > now:
+            found.append(self.old_secret)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRoute:
+    """How a delivery made for a subscription is sent: its `webhook-id` (the event's id, the
+    same on every retry), the subscription's id (the `X-MCP-Subscription-Id` header) and the
+    secrets that sign it now (none once the subscription is gone)."""
+
+    subscription_id: str
+    message_id: str
+    secrets: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolTask:
+    """A Tasks extension handle: the unguessable id a client polls for a run of `owner`."""
+
+    id: str
+    owner: str
+    run_id: str
+    created_at: datetime
+    expires_at: datetime
