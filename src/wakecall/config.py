@@ -67,6 +67,9 @@ class EngineConfig:
     runs_per_task: int = 100
     run_max_age: timedelta = timedelta(days=30)
     event_max_age: timedelta = timedelta(days=7)
+    #: A finished task (completed or expired) is pruned, with its runs, this long after it
+    #: ended and its last run finished (unless a task depends on it).
+    task_max_age: timedelta = timedelta(days=7)
     prune_every: timedelta = timedelta(minutes=10)
 
     def __post_init__(self) -> None:

@@ -170,6 +170,12 @@ class Settings:
     event_retention: timedelta = setting(
         _ENGINE.event_max_age, "age after which events are pruned", _duration
     )
+    task_retention: timedelta = setting(
+        _ENGINE.task_max_age,
+        "how long a finished task (completed or expired) is kept, with its runs, after it "
+        "ended and its last run finished",
+        _duration,
+    )
     allow_outbound: tuple[str, ...] = setting(
         (),
         "outgoing HTTP exceptions: CIDRs and/or 'loopback' (default: public addresses only)",
@@ -232,6 +238,7 @@ class Settings:
             runs_per_task=self.runs_per_task,
             run_max_age=self.run_retention,
             event_max_age=self.event_retention,
+            task_max_age=self.task_retention,
             secret_grace=self.secret_grace,
         )
 

@@ -374,6 +374,7 @@ class Engine:
                 runs_per_task=cfg.runs_per_task,
                 run_max_age=cfg.run_max_age,
                 event_max_age=cfg.event_max_age,
+                task_max_age=cfg.task_max_age,
             )
         except StoreError as exc:
             log.error("pruning old history failed (tried again later): %s", exc)
@@ -381,8 +382,13 @@ class Engine:
         finally:
             self._pruning = False
             self._notify()
-        if counts.runs or counts.events:
-            log.info("pruned %d runs and %d events", counts.runs, counts.events)
+        if counts.runs or counts.events or counts.tasks:
+            log.info(
+                "pruned %d finished tasks, %d runs and %d events",
+                counts.tasks,
+                counts.runs,
+                counts.events,
+            )
 
     async def _next_deadline(self, now: datetime) -> datetime:
         if self._stopping:  # only the leases of runs in flight are still kept

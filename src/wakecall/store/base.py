@@ -317,6 +317,7 @@ class Upcoming:
 class PruneCounts:
     runs: int
     events: int
+    tasks: int = 0  # finished tasks, with their runs (not counted in `runs`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,10 +679,15 @@ class Store(Protocol):
         runs_per_task: int,
         run_max_age: timedelta,
         event_max_age: timedelta,
+        task_max_age: timedelta | None = None,
     ) -> PruneCounts:
         """Delete finished runs beyond the newest `runs_per_task` of each task or older than
         `run_max_age`, and events older than `event_max_age` (moving each owner's
-        `event_horizon` to the newest of them). Unfinished runs are kept."""
+        `event_horizon` to the newest of them). Unfinished runs are kept.
+
+        With `task_max_age`, finished tasks (completed or expired) that ended longer ago go
+        too, with their runs, in bounded chunks: those with no run unfinished or finished
+        within `task_max_age`, and on which no task depends (a chain keeps its upstream)."""
         ...
 
     # --- readers: read positions and the pruned horizon --------------------------------------

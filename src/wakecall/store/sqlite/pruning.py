@@ -1,4 +1,5 @@
-"""The SQLite store's retention: old runs, events and deliveries pruned, a slice at a time.
+"""The SQLite store's retention: finished tasks, old runs, events and deliveries pruned, a
+slice at a time.
 
 Each slice is a transaction of its own that ends within the batch budget (`budget`), so a
 prune of a long history never holds the store's thread (nor the file's write lock) for long:
@@ -117,6 +118,50 @@ def _rows_slice(delete: str, cutoff: int) -> Callable[[sqlite3.Connection], tupl
     return slice_on
 
 
+#: A finished task goes once it ended before the cutoff, has no run that is unfinished or
+#: finished since, and no task depends on it (a chain keeps its upstream).
+_FINISHED_TASKS = (
+    "SELECT id, updated_at FROM tasks t WHERE status IN ('completed', 'expired') "
+    "AND updated_at < ? AND (updated_at, id) > (?, ?) "
+    "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.task_id = t.id "
+    "  AND (r.finished_at IS NULL OR r.finished_at >= ?)) "
+    "AND NOT EXISTS (SELECT 1 FROM tasks d WHERE d.depends_on = t.id) "
+    "ORDER BY updated_at, id LIMIT ?"
+)
+
+
+def _finished_tasks_slice(
+    conn: sqlite3.Connection, cutoff: int, after: tuple[int, str]
+) -> tuple[int, tuple[int, str] | None]:
+    """Delete finished tasks that ended before `cutoff`, oldest first from `after` on, with
+    their runs, until the budget is spent: how many, and where to go on (None: all seen)."""
+    deadline = time.perf_counter() + BATCH_SECONDS
+    deleted = 0
+    while True:
+        rows = conn.execute(_FINISHED_TASKS, (cutoff, *after, cutoff, _ROWS)).fetchall()
+        for task_id, _ in rows:
+            _delete_finished_task(conn, task_id)
+        deleted += len(rows)
+        if len(rows) < _ROWS:
+            return deleted, None
+        after = (rows[-1][1], rows[-1][0])
+        if time.perf_counter() >= deadline:
+            return deleted, after
+
+
+def _delete_finished_task(conn: sqlite3.Connection, task_id: str) -> None:
+    ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE task_id = ?", (task_id,))]
+    _delete_runs(conn, ids)
+    conn.execute("DELETE FROM trigger_events WHERE task_id = ?", (task_id,))
+    # Pending deliveries keep their signing secrets until they are done.
+    conn.execute(
+        "DELETE FROM callback_secrets WHERE task_id = ? AND NOT EXISTS (SELECT 1 FROM "
+        "deliveries d WHERE d.task_id = ? AND d.status = 'pending')",
+        (task_id, task_id),
+    )
+    conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+
+
 _EVENTS = (
     "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE created_at < ? LIMIT ?)"
 )
@@ -144,9 +189,19 @@ class Pruning(StoreConnection):
         runs_per_task: int,
         run_max_age: timedelta,
         event_max_age: timedelta,
+        task_max_age: timedelta | None = None,
     ) -> PruneCounts:
         run_cutoff = _us(now - run_max_age)
         event_cutoff = _us(now - event_max_age)
+        tasks = 0
+        if task_max_age is not None:
+            task_cutoff = _us(now - task_max_age)
+            place: tuple[int, str] | None = (-1, "")
+            while place is not None:
+                deleted, place = await self._bulk(
+                    partial(_finished_tasks_slice, cutoff=task_cutoff, after=place)
+                )
+                tasks += deleted
         runs = 0
         more = True
         while more:
@@ -167,7 +222,7 @@ class Pruning(StoreConnection):
                 deleted, more = await self._bulk(_rows_slice(delete, event_cutoff))
                 if delete is _EVENTS:
                     events += deleted
-        return PruneCounts(runs=runs, events=events)
+        return PruneCounts(runs=runs, events=events, tasks=tasks)
 
 
 def _record_horizons(conn: sqlite3.Connection, *, cutoff: int) -> tuple[int, bool]:
