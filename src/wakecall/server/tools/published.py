@@ -2,10 +2,13 @@
 
 Every session of every agent pays for the tool list in context, so these are shaped by hand
 rather than generated: the forms of actions, retries and policies are described once, in
-`create_task`; `patch_schedule` and `preview_schedule` say "as in create_task" for the objects
-they share; defaults are stated in words once. The tools' pydantic parameters still validate
-every call on the server (`refusals.ArgumentCheck`); a test holds the two together (same
-names, same required set, same ranges), and every number here has its range.
+`create_task`; `patch_schedule` and `preview_schedule` show only the type of the objects they
+share with it (`FROM_CREATE_TASK`); defaults are stated in words once. A duration is shown as
+text ('30s', '5m', '1h30m'); the tools also take a number of seconds, which the list leaves out
+(it would cost some 70 bytes at each of the dozen places a duration appears). `resolved_schema`
+gives the whole of what a tool accepts, and the tools check calls against it, then against
+their pydantic parameters (`refusals.ArgumentCheck`); a test holds the two together (same
+names, same required set, same ranges), and every number has its range.
 
 They keep to what every host can pass on, Gemini's function declarations included: one `type`
 per node (a value of two kinds is an `anyOf`), a `type` beside each `enum`, typed items.
@@ -23,20 +26,19 @@ from wakecall.models import MAX_RUNS
 from wakecall.schedules import MAX_DURATION_SECONDS
 
 __all__ = [
-    "AS_IN_CREATE_TASK",
+    "FROM_CREATE_TASK",
     "INPUT_SCHEMAS",
     "MAX_CURSOR",
     "MAX_RUNS",
     "MAX_WAIT_SECONDS",
     "model_facing_size",
+    "resolved_schema",
 ]
 
 #: The largest event cursor (a signed 64-bit integer, as both stores keep it).
 MAX_CURSOR = 2**63 - 1
 #: The longest `get_events` wait a call may ask for (the server may hold it for less).
 MAX_WAIT_SECONDS = 3600
-#: The description of a `patch_schedule` field that takes what `create_task` takes.
-AS_IN_CREATE_TASK = "as in create_task"
 
 
 def model_facing_size(tool: Mapping[str, Any]) -> int:
@@ -74,16 +76,25 @@ def _text(description: str | None = None, **limits: int) -> dict[str, Any]:
     return schema
 
 
+class _DurationText(dict[str, Any]):
+    """A duration as the model reads it: text. `resolved_schema` adds the number form."""
+
+
 def _duration(description: str | None = None) -> dict[str, Any]:
-    """'30s', '5m', '1h30m', or a number of seconds."""
-    schema: dict[str, Any] = {}
+    """'30s', '5m', '1h30m' (and, accepted though not shown, a number of seconds)."""
+    schema = _DurationText(type="string")
     if description:
         schema["description"] = description
-    schema["anyOf"] = [
+    return schema
+
+
+def _accepted_duration(node: Mapping[str, Any]) -> dict[str, Any]:
+    accepted: dict[str, Any] = {key: value for key, value in node.items() if key != "type"}
+    accepted["anyOf"] = [
         {"type": "string"},
         {"type": "number", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
     ]
-    return schema
+    return accepted
 
 
 def _enum(*values: str, description: str | None = None) -> dict[str, Any]:
@@ -160,7 +171,7 @@ _CREATE_TASK = _obj(
         "timezone": _text("IANA zone of the schedule; default UTC"),
         "action": _ACTION,
         "retry": _RETRY,
-        "timeout": _duration("per attempt"),
+        "timeout": _duration("per attempt; durations read '30s', '5m', '1h30m'"),
         "overlap": _enum(
             "skip", "queue", "cancel_previous", "allow", description="if a run is still going"
         ),
@@ -185,41 +196,44 @@ _CREATE_TASK = _obj(
 
 
 def _as_in_create_task(name: str) -> dict[str, Any]:
-    """`create_task`'s schema of the field `name`, shallow: an object (or a schedule) only says
-    "as in create_task"; a number keeps its range and a choice its values."""
+    """`create_task`'s schema of the field `name`, shallow: an object (or a schedule) shows only
+    its type; a number keeps its range, a choice its values, a duration its form."""
     node = _CREATE_TASK["properties"][name]
     if node.get("type") == "object" or node is _CREATE_TASK["properties"]["schedule"]:
-        shallow = {"anyOf": node["anyOf"]} if "anyOf" in node else {"type": node["type"]}
-        return {**shallow, "description": AS_IN_CREATE_TASK}
-    return {key: value for key, value in node.items() if key != "description"}
+        return {"anyOf": node["anyOf"]} if "anyOf" in node else {"type": node["type"]}
+    shallow = {key: value for key, value in node.items() if key != "description"}
+    return _DurationText(shallow) if isinstance(node, _DurationText) else shallow
 
+
+#: The fields of each tool that take what `create_task`'s field of the same name takes.
+FROM_CREATE_TASK: dict[str, tuple[str, ...]] = {
+    "patch_schedule": (
+        "schedule",
+        "timezone",
+        "name",
+        "action",
+        "retry",
+        "timeout",
+        "overlap",
+        "max_queued",
+        "catchup",
+        "catchup_window",
+        "max_runs",
+        "expires_at",
+        "callback_url",
+        "metadata",
+        "jitter",
+        "depends_on",
+        "trigger",
+        "condition",
+    ),
+    "preview_schedule": ("schedule",),
+}
 
 _PATCH_SCHEDULE = _obj(
     {
         "task_id": _ID,
-        **{
-            name: _as_in_create_task(name)
-            for name in (
-                "schedule",
-                "timezone",
-                "name",
-                "action",
-                "retry",
-                "timeout",
-                "overlap",
-                "max_queued",
-                "catchup",
-                "catchup_window",
-                "max_runs",
-                "expires_at",
-                "callback_url",
-                "metadata",
-                "jitter",
-                "depends_on",
-                "trigger",
-                "condition",
-            )
-        },
+        **{name: _as_in_create_task(name) for name in FROM_CREATE_TASK["patch_schedule"]},
         "rotate_callback_secret": {"type": "boolean"},
         "clear": {
             "type": "array",
@@ -311,3 +325,27 @@ INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
 }
+
+
+def resolved_schema(tool: str) -> dict[str, Any]:
+    """Everything `tool` accepts: its published schema with each field it shares with
+    `create_task` replaced by create_task's schema for it, and each duration given its number
+    form."""
+    schema = INPUT_SCHEMAS[tool]
+    shared = INPUT_SCHEMAS["create_task"]["properties"]
+    borrowed = FROM_CREATE_TASK.get(tool, ())
+    properties = {
+        name: shared[name] if name in borrowed else node
+        for name, node in schema["properties"].items()
+    }
+    return _with_durations_accepted({**schema, "properties": properties})
+
+
+def _with_durations_accepted(node: Any) -> Any:
+    if isinstance(node, _DurationText):
+        return _accepted_duration(node)
+    if isinstance(node, dict):
+        return {key: _with_durations_accepted(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_durations_accepted(item) for item in node]
+    return node

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from wakecall.errors import InvalidInput
 from wakecall.server.tools.examples import call_example, value_example
-from wakecall.server.tools.published import AS_IN_CREATE_TASK, INPUT_SCHEMAS
+from wakecall.server.tools.published import resolved_schema
 
 __all__ = ["ArgumentCheck", "resolved_schema"]
 
@@ -57,18 +57,6 @@ class Problem:
             return self.example_of
         names = [part for part in self.path if isinstance(part, str)]
         return names[-1] if names else ""
-
-
-def resolved_schema(tool: str) -> dict[str, Any]:
-    """The published schema of `tool` with each "as in create_task" field replaced by
-    create_task's schema for it."""
-    schema = INPUT_SCHEMAS[tool]
-    shared = INPUT_SCHEMAS["create_task"]["properties"]
-    properties = {
-        name: shared[name] if node.get("description") == AS_IN_CREATE_TASK else node
-        for name, node in schema["properties"].items()
-    }
-    return {**schema, "properties": properties}
 
 
 class ArgumentCheck:

@@ -43,8 +43,8 @@ TOOLS: tuple[ToolEntry, ...] = (
         "patch_schedule",
         "tasks",
         "Change a task",
-        "Change any field of a task: give only what changes, or name fields in `clear`. The "
-        "next fire is recomputed at once.",
+        "Change any field of a task (as create_task takes it): give only what changes, or name "
+        "fields in `clear`. The next fire is recomputed at once.",
     ),
     ToolEntry(
         "pause",
