@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import anyio
 import pytest
-
 from tests.store.test_conformance import fire_once
+
 from support.records import LEASE, T0, add_task, make_task
 from wakecall.errors import TaskNotFound
 from wakecall.models import AttemptStatus, BackfillOverlap, Overlap, RunStatus, Task, Trigger
