@@ -34,14 +34,14 @@ def check_range(task_id: str, start: datetime, end: datetime, now: datetime) -> 
             raise InvalidInput(f"'{name}' needs a UTC offset", field=name, example=example)
     if end > now:
         raise InvalidInput(
-            f"'to' {_utc(end)} is in the future (now is {_utc(now)}); backfill queues past "
-            "fires only: give a 'to' at or before now",
+            f"{_utc(end)} is in the future (now is {_utc(now)}); backfill queues past fires "
+            "only: give an instant at or before now",
             field="to",
             example=example,
         )
     if start >= end:
         raise InvalidInput(
-            f"'from' {_utc(start)} is not before 'to' {_utc(end)}; the range is [from, to)",
+            f"{_utc(start)} is not before 'to' {_utc(end)}; the range is [from, to)",
             field="from",
             example=example,
         )
