@@ -43,6 +43,8 @@ class EngineConfig:
     min_interval: timedelta = timedelta(seconds=1)
     #: Runs that `catchup = all` may replay after downtime.
     catchup_all_cap: int = 100
+    #: Fires one backfill may queue (a longer range is refused, with where to split it).
+    backfill_max_slots: int = 1000
     #: With `catchup = skip`, how late the only due fire may still be started.
     skip_grace: timedelta = timedelta(seconds=60)
     #: Bounds of `schedule_wakeup` delays; requests outside are clamped.

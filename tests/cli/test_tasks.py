@@ -400,3 +400,30 @@ def test_chains_inbound_events_and_conditions_have_flags(cli: Any) -> None:
     assert "10.1.2.3" in error
     cleared = cli.json("tasks", "patch", "transform", "--clear", "trigger", "--clear", "condition")
     assert cleared["trigger"] is None and cleared["condition"] is None
+
+
+def test_backfill_queues_past_fires_once_and_refuses_a_future_to(cli: Any) -> None:
+    cli.ok("tasks", "add", "report", "0 9 * * *", "--id", "report", "--tz", "Europe/Paris")
+    window = ("--from", "2026-01-01T00:00:00Z", "--to", "2026-01-04T00:00:00Z")
+    preview = cli.json("tasks", "backfill", "report", *window, "--dry-run")
+    assert (preview["fires"], preview["queued"]) == (3, 3)
+    assert preview["slots"][0] == "2026-01-01T09:00:00+01:00"
+    text = cli.ok("tasks", "backfill", "report", *window).stdout
+    assert "3 fires in the range; queued 3, skipped 0, 0 backfilled before" in text
+    again = cli.json("tasks", "backfill", "report", *window, "--overlap", "allow")
+    assert (again["queued"], again["already_backfilled"]) == (0, 3)
+    error = cli.fails(
+        2,
+        "tasks",
+        "backfill",
+        "report",
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2999-01-01T00:00:00Z",
+    )
+    assert "is in the future" in error and error.startswith("wakecall: "), error
+    error = cli.fails(2, "tasks", "backfill", "report", "--from", "yesterday", "--to", "now")
+    assert "not an instant with a UTC offset" in error, error
+    runs = cli.json("runs", "report")["runs"]
+    assert [r["trigger"] for r in runs] == ["backfill"] * 3

@@ -202,6 +202,26 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("resume", "a task that has ended", {"task_id": "{ended}"}),
     ("delete", "an unknown id", {"task_id": "tsk_unknown"}),
     ("run_now", "a task that has ended", {"task_id": "{ended}"}),
+    (
+        "backfill",
+        "a 'to' in the future",
+        {"task_id": "{task}", "from": "2026-01-01T00:00:00Z", "to": "2026-01-06T00:00:00Z"},
+    ),
+    (
+        "backfill",
+        "a 'from' that is not before 'to'",
+        {"task_id": "{task}", "from": "2026-01-03T00:00:00Z", "to": "2026-01-02T00:00:00Z"},
+    ),
+    (
+        "backfill",
+        "a range of more fires than one backfill may queue",
+        {"task_id": "{task}", "from": "2022-01-01T00:00:00Z", "to": "2026-01-05T00:00:00Z"},
+    ),
+    (
+        "backfill",
+        "a task that has ended",
+        {"task_id": "{ended}", "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"},
+    ),
     ("list_runs", "a status that is not one", {"status": "failed"}),
     ("schedule_wakeup", "neither in nor at", {"reason": "check"}),
     (

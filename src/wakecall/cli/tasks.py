@@ -4,7 +4,7 @@ given to a command may be the start of one (see `wakecall.cli.lookup`)."""
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -25,7 +25,7 @@ from wakecall.cli.task_show import (
 from wakecall.errors import InvalidInput
 from wakecall.models import Action, Task, TaskPatch, TaskSpec, TaskStatus
 from wakecall.schedules import format_duration
-from wakecall.server.views import next_fires, run_view, task_view
+from wakecall.server.views import backfill_view, next_fires, run_view, task_view
 
 __all__ = ["add_parsers"]
 
@@ -126,6 +126,41 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("task_id", metavar="ID")
     p.add_argument("--dry-run", action="store_true", help="show what would run; change nothing")
     _common(p, run_run)
+
+    p = commands.add_parser(
+        "backfill",
+        help="queue runs for the task's fires in a past range",
+        description=(
+            "Queue a run (trigger backfill) for each fire of the task's schedule in [--from, "
+            "--to), as its schedule and zone compute them; --to may not be in the future. At "
+            "most 1,000 fires a call; a fire backfilled before is not queued again. Also for "
+            "a paused task. A running `wakecall serve` on the same store executes the runs."
+        ),
+    )
+    p.add_argument("task_id", metavar="ID")
+    p.add_argument("--from", dest="start", required=True, metavar="INSTANT", type=_instant)
+    p.add_argument("--to", dest="end", required=True, metavar="INSTANT", type=_instant)
+    p.add_argument(
+        "--overlap",
+        choices=["queue", "skip", "allow"],
+        default="queue",
+        help="queue: one after another (default); allow: side by side; skip: see the README",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the fires; queue nothing")
+    _common(p, run_backfill)
+
+
+def _instant(text: str) -> datetime:
+    """An ISO-8601 instant with its UTC offset."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an instant with a UTC offset, e.g. 2026-03-01T00:00:00Z"
+        )
+    return moment
 
 
 def _common(p: argparse.ArgumentParser, handler: Any, *, create: bool = False) -> None:
@@ -284,6 +319,30 @@ async def run_run(ctx: Context, args: argparse.Namespace) -> int:
             f"queued {run.id}: a manual run of {task.id} ({task.name}); a running `wakecall "
             f"serve` on this store executes it (`wakecall runs {task.id}` shows how it went)"
         )
+    return 0
+
+
+async def run_backfill(ctx: Context, args: argparse.Namespace) -> int:
+    task_id = await task_id_of(ctx, args.task_id)
+    receipt = await ctx.service.backfill(
+        ctx.owner,
+        task_id,
+        start=args.start,
+        end=args.end,
+        overlap=args.overlap,
+        dry_run=args.dry_run,
+    )
+    view = backfill_view(receipt)
+    if ctx.out.json_mode:
+        ctx.out.json(view.model_dump(mode="json"))
+        return 0
+    verb = "would queue" if receipt.dry_run else "queued"
+    ctx.out.line(
+        f"{receipt.task.id} ({receipt.task.name}): {view.fires} fires in the range; {verb} "
+        f"{view.queued}, skipped {view.skipped}, {view.already_backfilled} backfilled before"
+    )
+    for slot in view.slots or []:
+        ctx.out.line(f"  {local_text(slot)}  {utc_text(slot)}")
     return 0
 
 

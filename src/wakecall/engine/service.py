@@ -20,11 +20,13 @@ from wakecall.actions.policy import ActionPolicy
 from wakecall.clock import Clock
 from wakecall.config import EngineConfig
 from wakecall.delivery.signing import new_secret
-from wakecall.engine import checks
+from wakecall.engine import backfill, checks
+from wakecall.engine.schedule_cache import schedule_of
 from wakecall.errors import Conflict, InvalidInput, LimitReached, TaskNotFound
 from wakecall.ids import new_id
 from wakecall.models import (
     Attempt,
+    BackfillOverlap,
     Delivery,
     DeliveryStatus,
     EventType,
@@ -39,6 +41,7 @@ from wakecall.models import (
     task_event_payload,
 )
 from wakecall.schedules import parse_duration
+from wakecall.store.backfills import Backfill, Backfilled
 from wakecall.store.base import (
     NewEvent,
     NewRun,
@@ -51,7 +54,7 @@ from wakecall.store.base import (
     TaskWritten,
 )
 
-__all__ = ["Changed", "Created", "SchedulerLink", "TaskService", "WakeupReceipt"]
+__all__ = ["BackfillReceipt", "Changed", "Created", "SchedulerLink", "TaskService", "WakeupReceipt"]
 
 #: The longest chain of `depends_on` above a task.
 MAX_CHAIN = 50
@@ -99,6 +102,19 @@ class Changed:
     callback_secret: str | None = None
     #: A new inbound-event secret (the trigger was given), shown once.
     trigger_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class BackfillReceipt:
+    task: Task
+    start: datetime
+    end: datetime
+    overlap: BackfillOverlap
+    #: Every fire of the range, oldest first.
+    slots: list[datetime]
+    #: The runs written (or, in a dry run, that would be) and the slots backfilled before.
+    done: Backfilled
+    dry_run: bool
 
 
 @dataclass(frozen=True)
@@ -394,6 +410,34 @@ class TaskService:
         )
         self.scheduler.wake()
         return run
+
+    async def backfill(
+        self,
+        owner: str,
+        task_id: str,
+        *,
+        start: datetime,
+        end: datetime,
+        overlap: str = "queue",
+        dry_run: bool = False,
+    ) -> BackfillReceipt:
+        """Queue a run for each fire of the task's schedule in [start, end), a past range, as
+        its schedule and zone compute them (trigger `backfill`, not counted toward max_runs),
+        at most `config.backfill_max_slots` per call; a slot backfilled before gets nothing
+        new (see `store.backfills`, also for `overlap`). A paused task is backfilled too (its
+        schedule stays paused); an ended one is refused. With `dry_run` nothing is written."""
+        task = await self.get(owner, task_id)
+        how = backfill.overlap_of(overlap)
+        now = self.now()
+        backfill.check_range(task.id, start, end, now)
+        if task.status in checks.ENDED:
+            raise Conflict(f"task {task.id} has ended ({task.status}); it cannot run again")
+        cap = self.config.backfill_max_slots
+        slots = backfill.backfill_slots(task.id, schedule_of(task), start, end, cap)
+        done = await self.store.backfill_runs(owner, Backfill(task.id, slots, how, dry_run), now)
+        if done.runs and not dry_run:
+            self.scheduler.wake()
+        return BackfillReceipt(task, start, end, how, slots, done, dry_run)
 
     async def get_run(self, owner: str, run_id: str) -> Run:
         return await self.store.get_run(owner, run_id)

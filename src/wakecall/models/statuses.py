@@ -9,6 +9,7 @@ __all__ = [
     "CALLBACK_EVENTS",
     "TERMINAL_RUN_STATUSES",
     "AttemptStatus",
+    "BackfillOverlap",
     "CatchUp",
     "DeliveryStatus",
     "EventType",
@@ -63,6 +64,7 @@ class Trigger(StrEnum):
     WAKEUP = "wakeup"  # a wakeup the agent scheduled for itself
     EVENT = "event"  # POST /triggers/{task_id}
     DEPENDENCY = "dependency"  # the task it depends on succeeded
+    BACKFILL = "backfill"  # a past fire queued again by backfill
 
 
 class Overlap(StrEnum):
@@ -70,6 +72,14 @@ class Overlap(StrEnum):
     QUEUE = "queue"
     CANCEL_PREVIOUS = "cancel_previous"
     ALLOW = "allow"
+
+
+class BackfillOverlap(StrEnum):
+    """How the runs of one backfill meet each other and the task's other runs."""
+
+    SKIP = "skip"  # a slot whose turn comes while a run of the task is unfinished is skipped
+    QUEUE = "queue"  # one after another, in slot order
+    ALLOW = "allow"  # side by side
 
 
 class CatchUp(StrEnum):

@@ -11,11 +11,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from wakecall.engine.schedule_cache import schedule_of
-from wakecall.models import Delivery, Event, Run, Task
+from wakecall.engine.service import BackfillReceipt
+from wakecall.models import Delivery, Event, Run, RunStatus, Task
 from wakecall.schedules import Schedule, format_duration
 from wakecall.schedules import preview as preview_schedule
+from wakecall.schedules.timeline import load_zone
 
 __all__ = [
+    "BackfillView",
     "DeleteResult",
     "DeliveryPage",
     "DeliveryView",
@@ -28,6 +31,7 @@ __all__ = [
     "TaskPage",
     "TaskView",
     "WakeupView",
+    "backfill_view",
     "delivery_view",
     "event_view",
     "run_view",
@@ -112,6 +116,39 @@ class RunView(BaseModel):
     duration_ms: int | None
     output: Any = None
     error_message: str | None
+
+
+class BackfillView(BaseModel):
+    task_id: str
+    timezone: str
+    overlap: str
+    dry_run: bool
+    fires: int = Field(description="fires of the schedule in [from, to)")
+    queued: int = Field(description="runs queued now (would be, in a dry run)")
+    skipped: int = Field(description="slots recorded skipped (overlap skip)")
+    already_backfilled: int = Field(description="slots a backfill queued before: nothing new")
+    slots: list[datetime] | None = Field(
+        None, description="dry run: each fire not yet backfilled, in the task's zone"
+    )
+    hint: str | None = None
+
+
+def backfill_view(receipt: BackfillReceipt) -> BackfillView:
+    runs = receipt.done.runs
+    zone = load_zone(receipt.task.timezone)
+    return BackfillView(
+        task_id=receipt.task.id,
+        timezone=receipt.task.timezone,
+        overlap=str(receipt.overlap),
+        dry_run=receipt.dry_run,
+        fires=len(receipt.slots),
+        queued=sum(1 for r in runs if r.status == RunStatus.QUEUED),
+        skipped=sum(1 for r in runs if r.status == RunStatus.SKIPPED),
+        already_backfilled=len(receipt.done.existing),
+        slots=[r.scheduled_for.astimezone(zone) for r in runs if r.scheduled_for]
+        if receipt.dry_run
+        else None,
+    )
 
 
 class RunPage(BaseModel):

@@ -8,7 +8,8 @@ The protocol is built for several scheduler nodes sharing one database:
 * Queued runs are claimed the same way (`claim_runs`), started and finished by the claimant only
   (`start_attempts`, `finish_runs`), kept alive with `extend_leases`; a run whose lease expired
   is taken over by `claim_expired_runs` and finished as interrupted (retried if it can be).
-* `(task_id, scheduled_for)` is unique: recording the same fire twice creates one run.
+* `(task_id, scheduled_for)` is unique: recording the same fire twice creates one run (and,
+  apart, backfilling it twice: `store.backfills`).
 * A run's final state and its event are written in one transaction.
 
 Every read and write that an agent can cause is scoped by `owner`; `owner=None` means "any
@@ -44,6 +45,7 @@ from wakecall.models import (
     run_from_values,
 )
 from wakecall.models.subscriptions import Subscription, SubscriptionRoute, ToolTask
+from wakecall.store.backfills import Backfill, Backfilled
 from wakecall.store.task_writes import (
     NewTask,
     OwnerLimits,
@@ -472,6 +474,11 @@ class Store(Protocol):
     async def create_run(self, owner: str | None, task_id: str, run: NewRun, now: datetime) -> Run:
         """Insert one run for a task outside the schedule (a manual run). `TaskNotFound` if the
         task is absent."""
+        ...
+
+    async def backfill_runs(self, owner: str, request: Backfill, now: datetime) -> Backfilled:
+        """Write the runs of `request` for the owner's task in one transaction (see
+        `store.backfills`); `TaskNotFound` (nothing written) for a task not the owner's."""
         ...
 
     async def create_event_run(

@@ -13,6 +13,7 @@ same runs, attempts, task changes, events and callback bodies, in the same order
   tasks moved on, the runs to flag, the runs settled at birth with their attempts, the events.
 * `plan_finishes`: the outcomes of attempts turned into the runs as they end (or are queued
   again) and their events.
+* `plan_backfill`: the runs of a backfill (see `store.backfills`).
 * `dependency_runs`: the runs queued for the tasks that depend on a task whose run succeeded.
 """
 
@@ -27,12 +28,14 @@ from typing import Any
 from wakecall.ids import new_id
 from wakecall.models import (
     CALLBACK_EVENTS,
+    BackfillOverlap,
     Event,
     EventType,
     Run,
     RunStatus,
     Task,
     TaskStatus,
+    Trigger,
     event_type_for,
     run_event_payload,
     task_event_payload,
@@ -57,6 +60,7 @@ __all__ = [
     "dependency_runs",
     "moved_task",
     "place_ends",
+    "plan_backfill",
     "plan_finishes",
     "plan_fire_runs",
     "plan_fire_writes",
@@ -379,3 +383,39 @@ def succeeded_task_ids(upstream: Mapping[str, Task], written: Iterable[Run]) -> 
             r.task_id for r in written if r.status == RunStatus.SUCCESS and r.task_id in upstream
         )
     )
+
+
+def plan_backfill(
+    slots: Sequence[datetime],
+    existing: Iterable[datetime],
+    *,
+    busy: bool,
+    overlap: BackfillOverlap,
+    now: datetime,
+    make_id: Callable[[str], str] = new_id,
+) -> list[NewRun]:
+    """The new runs of a backfill of `slots` (oldest first) for those not in `existing` (slots
+    backfilled before), in slot order; their ids sort in that order, which is the order claims
+    take runs due at one instant. `busy`: a run of the task is unfinished (for `skip`)."""
+    done = set(existing)
+    runs: list[NewRun] = []
+    for slot in slots:
+        if slot in done:
+            continue
+        skipped = overlap == BackfillOverlap.SKIP and (busy or bool(runs))
+        runs.append(
+            NewRun(
+                id=make_id("run"),
+                scheduled_for=slot,
+                due_at=now,
+                status=RunStatus.SKIPPED if skipped else RunStatus.QUEUED,
+                trigger=Trigger.BACKFILL,
+                error_message=(
+                    "skipped: another run of the task was unfinished (backfill overlap 'skip')"
+                    if skipped
+                    else None
+                ),
+                counts=False,
+            )
+        )
+    return runs

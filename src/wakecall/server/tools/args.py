@@ -59,8 +59,9 @@ def tool_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
     @wraps(tool)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        if "in" in kwargs:  # the SDK passes arguments by their alias; `in` is a keyword
-            kwargs["in_"] = kwargs.pop("in")
+        for keyword in ("in", "from"):  # the SDK passes arguments by their alias
+            if keyword in kwargs:
+                kwargs[keyword + "_"] = kwargs.pop(keyword)
         try:
             return await tool(*args, **kwargs)
         except ValidationError as exc:

@@ -82,6 +82,12 @@ def value_example(tool: str, field: str, now: datetime) -> str | None:
         return _STATUSES.get(tool)
     if field == "at":
         return f'"{_utc(now + timedelta(hours=1))}"'
+    if tool == "backfill" and field in ("from", "to"):
+        return f'"{_utc(now - timedelta(days=1 if field == "from" else 0))}"'
+    if tool == "backfill" and field == "overlap":
+        return '"queue", "skip" or "allow"'
+    if field == "dry_run":
+        return "true"
     if field in ("expires_at", "start"):
         return f'"{future_instant(now, days=30)}"'
     return _VALUES.get(field)
@@ -114,6 +120,11 @@ def call_example(tool: str, now: datetime) -> str:
         },
         "list_deliveries": {"status": "failed"},
         "redeliver": {"delivery_id": "msg_…"},
+        "backfill": {
+            "task_id": "tsk_…",
+            "from": _utc(now - timedelta(days=1)),
+            "to": _utc(now),
+        },
     }
     call = calls.get(tool, {"task_id": "tsk_…"})
     return json.dumps(call, ensure_ascii=False)

@@ -274,6 +274,18 @@ INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
     "resume": _TASK_ONLY,
     "delete": _TASK_ONLY,
     "run_now": _TASK_ONLY,
+    "backfill": _obj(
+        {
+            "task_id": _ID,
+            "from": _INSTANT,
+            "to": _INSTANT,
+            "overlap": _enum("queue", "skip", "allow"),
+            "dry_run": {"type": "boolean"},
+        },
+        "task_id",
+        "from",
+        "to",
+    ),
     "list_runs": _obj(
         {"task_id": _ID, "status": _RUN_STATUS, "cursor": _CURSOR, "limit": _int(1, 100)}
     ),

@@ -71,6 +71,12 @@ TOOLS: tuple[ToolEntry, ...] = (
         "Run a task once now, also when paused; it does not count toward max_runs.",
     ),
     ToolEntry(
+        "backfill",
+        "tasks",
+        "Backfill past fires",
+        "Queue a run per past fire in [from,to), once each; max 1000.",
+    ),
+    ToolEntry(
         "list_runs",
         "events",
         "List runs",

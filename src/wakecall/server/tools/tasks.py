@@ -3,9 +3,9 @@ arguments, calls the task service and shapes the answer."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from wakecall.errors import InvalidInput
 from wakecall.models import (
@@ -29,7 +29,16 @@ from wakecall.server.tools.args import (
     tool_errors,
 )
 from wakecall.server.tools.group import ToolGroup, one_page
-from wakecall.server.views import DeleteResult, RunView, TaskPage, TaskView, run_view, task_view
+from wakecall.server.views import (
+    BackfillView,
+    DeleteResult,
+    RunView,
+    TaskPage,
+    TaskView,
+    backfill_view,
+    run_view,
+    task_view,
+)
 
 if TYPE_CHECKING:
     pass
@@ -38,6 +47,7 @@ __all__ = ["TaskTools"]
 
 Overlap = Literal["skip", "queue", "cancel_previous", "allow"]
 CatchUp = Literal["latest", "all", "skip"]
+BackfillOverlapArg = Literal["skip", "queue", "allow"]
 
 
 class TaskTools(ToolGroup):
@@ -224,6 +234,21 @@ class TaskTools(ToolGroup):
         await self.rt.tasks.delete(owner, task_id)
         self.rt.pusher.changed(owner, task_id)
         return await self.hinted(owner, DeleteResult(deleted=True, id=task_id))
+
+    @tool_errors
+    async def backfill(
+        self,
+        task_id: str,
+        from_: Annotated[AwareDatetime, Field(alias="from")],
+        to: AwareDatetime,
+        overlap: BackfillOverlapArg = "queue",
+        dry_run: bool = False,
+    ) -> BackfillView:
+        owner = self.rt.owner()
+        receipt = await self.rt.tasks.backfill(
+            owner, task_id, start=from_, end=to, overlap=overlap, dry_run=dry_run
+        )
+        return await self.hinted(owner, backfill_view(receipt))
 
     @tool_errors
     async def run_now(self, task_id: str) -> RunView:

@@ -65,7 +65,7 @@ class RunLeases(RunMethods):
         with `start` by their task's `_TASK_COLUMNS`."""
         # Candidates in due order, locked so no other claimant takes them meanwhile.
         rows = await conn.fetch(
-            "SELECT r.id, r.task_id, t.overlap != 'allow' FROM runs r "
+            "SELECT r.id, r.task_id, coalesce(r.overlap, t.overlap) != 'allow' FROM runs r "
             "JOIN tasks t ON t.id = r.task_id "
             "WHERE r.status = 'queued' AND r.due_at <= $1 "
             "AND (r.claimed_by IS NULL OR r.lease_expires_at < $1) "

@@ -11,7 +11,9 @@ import asyncpg
 
 from wakecall.errors import RunNotFound, StoreError, TaskNotFound
 from wakecall.models import Attempt, AttemptStatus, Run, RunStatus, Task, Trigger
+from wakecall.store.backfills import Backfill, Backfilled, claim_overlap
 from wakecall.store.base import NewRun, Upcoming, new_run_record
+from wakecall.store.plans import plan_backfill
 from wakecall.store.postgres.rows import _dumps_or_none, _no_nul, _run_from_row, _task_from_row
 from wakecall.store.postgres.sql import _RUN_COLUMNS, _UNFINISHED, _newest_first
 from wakecall.store.postgres.tasks import TaskMethods
@@ -56,6 +58,64 @@ class RunMethods(TaskMethods):
             return run.id, True
 
         return await self._tx(create_event_run_on)
+
+    async def backfill_runs(self, owner: str, request: Backfill, now: datetime) -> Backfilled:
+        slots = list(request.slots)
+
+        async def backfill_on(conn: asyncpg.Connection) -> Backfilled:
+            # FOR UPDATE: backfills of one task take turns, so each sees the slots the one
+            # before wrote (the unique index of backfill runs would keep them apart anyway).
+            task = _task_from_row(await self._task_row(conn, owner, request.task_id, "FOR UPDATE"))
+            if not slots:
+                return Backfilled()
+            existing = {
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT scheduled_for FROM runs WHERE task_id = $1 AND trigger = 'backfill' "
+                    "AND scheduled_for >= $2 AND scheduled_for <= $3",
+                    task.id,
+                    slots[0],
+                    slots[-1],
+                )
+            }
+            busy = await conn.fetchval(
+                f"SELECT EXISTS (SELECT FROM runs WHERE task_id = $1 AND {_UNFINISHED})", task.id
+            )
+            new = plan_backfill(slots, existing, busy=busy, overlap=request.overlap, now=now)
+            runs = [new_run_record(task.id, task.owner, task.retry.attempts, n, now) for n in new]
+            if not request.dry_run and runs:
+                written = set(await self._insert_backfill(conn, task, runs, request, now))
+                runs = [run for run in runs if run.id in written]
+                await self._hint(conn, due=True)
+            return Backfilled(runs, sorted(s for s in slots if s in existing))
+
+        return await self._tx(backfill_on)
+
+    @staticmethod
+    async def _insert_backfill(
+        conn: asyncpg.Connection, task: Task, runs: list[Run], request: Backfill, now: datetime
+    ) -> list[str]:
+        """Insert backfill runs in one statement; the ids of those written (a slot another
+        backfill wrote first is left out)."""
+        rows = await conn.fetch(
+            "INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status, "
+            "attempt, max_attempts, created_at, finished_at, error_message, counts, overlap) "
+            "SELECT u.id, $1, $2, 'backfill', u.slot, $3, u.status, 0, $4, $3, u.finished_at, "
+            "u.error, false, $5 FROM unnest($6::text[], $7::timestamptz[], $8::text[], "
+            "$9::timestamptz[], $10::text[]) AS u(id, slot, status, finished_at, error) "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            task.id,
+            task.owner,
+            now,
+            task.retry.attempts,
+            claim_overlap(request.overlap),
+            [r.id for r in runs],
+            [r.scheduled_for for r in runs],
+            [str(r.status) for r in runs],
+            [r.finished_at for r in runs],
+            [r.error_message for r in runs],
+        )
+        return [r[0] for r in rows]
 
     async def event_run_id(self, task_id: str, event_id: str) -> str | None:
         found = await self._call(

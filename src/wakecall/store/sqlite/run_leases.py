@@ -44,10 +44,11 @@ class RunLeases(RunMethods):
     ) -> list[str]:
         """Up to `limit` queued runs due at `now_us` to start, in due order: a task that does
         not allow overlap contributes its earliest queued run only, and none while one of its
-        runs is running (or claimed by a live node). `born` adds runs about to be written
+        runs is running (or claimed by a live node). A run with an overlap of its own (a
+        backfill's) is judged by it instead of its task's. `born` adds runs about to be written
         queued in this transaction, as (due_at, id, task_id, overlap)."""
         rows: list[tuple[Any, ...]] = conn.execute(
-            "SELECT r.due_at, r.id, r.task_id, t.overlap FROM runs r "
+            "SELECT r.due_at, r.id, r.task_id, coalesce(r.overlap, t.overlap) FROM runs r "
             "JOIN tasks t ON t.id = r.task_id "
             "WHERE r.status = 'queued' AND r.due_at <= ? "
             "AND (r.claimed_by IS NULL OR r.lease_expires_at < ?) "

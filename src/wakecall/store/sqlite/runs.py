@@ -10,7 +10,9 @@ from typing import Any
 
 from wakecall.errors import RunNotFound, StoreError
 from wakecall.models import Attempt, AttemptStatus, Run, RunStatus, Task, Trigger
+from wakecall.store.backfills import Backfill, Backfilled, claim_overlap
 from wakecall.store.base import NewRun, Upcoming, new_run_record
+from wakecall.store.plans import plan_backfill
 from wakecall.store.sqlite.rows import (
     _RUN_COLUMNS,
     _RUN_MARKS,
@@ -100,6 +102,43 @@ class RunMethods(TaskMethods):
             return created.id, True
 
         return await self._tx(create_event_run_on)
+
+    async def backfill_runs(self, owner: str, request: Backfill, now: datetime) -> Backfilled:
+        slots = list(request.slots)
+
+        def backfill_on(conn: sqlite3.Connection) -> Backfilled:
+            task = _task_from_row(self._task_row(conn, owner, request.task_id))
+            if not slots:
+                return Backfilled()
+            existing = {
+                _dt_req(r[0])
+                for r in conn.execute(
+                    "SELECT scheduled_for FROM runs WHERE task_id = ? AND trigger = 'backfill' "
+                    "AND scheduled_for >= ? AND scheduled_for <= ?",
+                    (task.id, _us(slots[0]), _us(slots[-1])),
+                )
+            }
+            busy = (
+                conn.execute(
+                    "SELECT 1 FROM runs WHERE task_id = ? AND status IN ('queued', 'running') "
+                    "LIMIT 1",
+                    (task.id,),
+                ).fetchone()
+                is not None
+            )
+            new = plan_backfill(slots, existing, busy=busy, overlap=request.overlap, now=now)
+            runs = [new_run_record(task.id, task.owner, task.retry.attempts, n, now) for n in new]
+            if not request.dry_run and runs:
+                conn.executemany(
+                    f"INSERT INTO runs ({_RUN_COLUMNS}, counts, overlap) VALUES ({_RUN_MARKS}, ?)",
+                    [
+                        (*self._run_row(run, _us(now), False), claim_overlap(request.overlap))
+                        for run in runs
+                    ],
+                )
+            return Backfilled(runs, sorted(s for s in slots if s in existing))
+
+        return await self._tx(backfill_on)
 
     async def event_run_id(self, task_id: str, event_id: str) -> str | None:
         row = await self._read(
