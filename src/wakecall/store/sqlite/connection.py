@@ -278,12 +278,18 @@ class StoreConnection:
         The log starts over from its beginning only when a write begins after a checkpoint
         that copied all of it; writes in a steady stream can keep missing that moment. Past
         `_CHECKPOINT_HOLD_BYTES`, bulk writes therefore wait (the loop free) for the checkpoint
-        to end, and past `_CHECKPOINT_HOLD_ALL_BYTES` every write does, which bounds the log."""
-        if self.path == ":memory:" or self._checkpointing():
+        to end, and past `_CHECKPOINT_HOLD_ALL_BYTES` every write does, which bounds the log
+        (the size is looked at again while a checkpoint runs)."""
+        if self.path == ":memory:":
             return
         try:
             size = os.stat(self.path + "-wal").st_size
         except OSError:
+            return
+        if self._checkpointing():
+            # A slow copy (a busy machine) while the log keeps growing: writes wait for it
+            # once the log passes the bounds, as if it had begun now.
+            self._held_at = max(self._held_at, size)
             return
         if size < _CHECKPOINT_BYTES:
             return
