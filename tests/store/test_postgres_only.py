@@ -127,8 +127,9 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
         await first.close()
         # Back to version 1: the tables of version 2 (callbacks), the columns and table of
         # version 3 (chains, triggers), the table of version 4 (creation rates), those of
-        # version 5 (readers, subscriptions) and the per-owner cursors of version 6 did not
-        # exist then.
+        # version 5 (readers, subscriptions), the per-owner cursors of version 6, the index of
+        # version 7 (finished tasks) and the columns of version 8 (pause after failures) did
+        # not exist then.
         conn = await asyncpg.connect(URL)
         try:
             await conn.execute(
@@ -146,7 +147,9 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
                 f'"{schema}".event_horizons, "{schema}".event_subscriptions, '
                 f'"{schema}".tool_tasks, "{schema}".task_creations; '
                 f'ALTER TABLE "{schema}".tasks DROP COLUMN depends_on, DROP COLUMN trigger, '
-                "DROP COLUMN condition; "
+                "DROP COLUMN condition, DROP COLUMN pause_after_failures, "
+                "DROP COLUMN failure_streak; "
+                f'DROP INDEX "{schema}".tasks_finished; '
                 f'ALTER TABLE "{schema}".runs DROP COLUMN input; '
                 f"UPDATE \"{schema}\".meta SET value = '1' WHERE key = 'schema_version'"
             )

@@ -23,6 +23,7 @@ from wakecall.schedules import format_duration, parse_duration
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "MAX_PAUSE_AFTER_FAILURES",
     "MAX_RUNS",
     "ClearableField",
     "ConditionSpec",
@@ -37,6 +38,9 @@ __all__ = [
 MAX_NAME_LENGTH = 200
 #: The largest `max_runs` (the stores keep counts as 64-bit integers).
 MAX_RUNS = 1_000_000_000
+#: The largest `pause_after_failures`. The task keeps the id of each run of its failure streak
+#: and the note of the pause names them all: 100 ids are about 3 KB, still readable.
+MAX_PAUSE_AFTER_FAILURES = 100
 
 
 def _duration(value: Any) -> timedelta:
@@ -125,6 +129,8 @@ class TaskSpec(_Model):
     catchup_window: Duration = timedelta(hours=1)
     max_runs: int | None = Field(None, ge=1, le=MAX_RUNS)
     expires_at: datetime | None = None
+    #: Pause the task after this many failed runs in a row (failure or timeout, retries spent).
+    pause_after_failures: int | None = Field(None, ge=1, le=MAX_PAUSE_AFTER_FAILURES)
     active: bool = True
     callback_url: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -168,6 +174,7 @@ ClearableField = Literal[
     "depends_on",
     "trigger",
     "condition",
+    "pause_after_failures",
 ]
 
 
@@ -187,6 +194,8 @@ class TaskPatch(_Model):
     catchup_window: Duration | None = None
     max_runs: int | None = Field(None, ge=1, le=MAX_RUNS)
     expires_at: datetime | None = None
+    #: null turns the pause after failures off; given or null, the count starts afresh.
+    pause_after_failures: int | None = Field(None, ge=1, le=MAX_PAUSE_AFTER_FAILURES)
     callback_url: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] | None = None
     #: null ends the chain (the task then needs a schedule to fire by the clock).

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from wakecall.models import MAX_RUNS
+from wakecall.models import MAX_PAUSE_AFTER_FAILURES, MAX_RUNS
 from wakecall.schedules import MAX_DURATION_SECONDS
 
 __all__ = [
@@ -169,6 +169,9 @@ _CREATE_TASK = _obj(
         "catchup_window": _duration("default 1h"),
         "max_runs": _int(1, MAX_RUNS),
         "expires_at": _INSTANT,
+        "pause_after_failures": _int(
+            1, MAX_PAUSE_AFTER_FAILURES, "pause after this many failed runs in a row"
+        ),
         "active": {"type": "boolean"},
         "callback_url": _text("results are POSTed here, signed", maxLength=2048),
         "metadata": {"type": "object"},
@@ -212,6 +215,7 @@ _PATCH_SCHEDULE = _obj(
                 "catchup_window",
                 "max_runs",
                 "expires_at",
+                "pause_after_failures",
                 "callback_url",
                 "metadata",
                 "jitter",
@@ -234,6 +238,7 @@ _PATCH_SCHEDULE = _obj(
                 "depends_on",
                 "trigger",
                 "condition",
+                "pause_after_failures",
             ),
         },
     },
