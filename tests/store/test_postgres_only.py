@@ -660,3 +660,44 @@ async def test_a_run_started_and_finished_by_a_store_queues_the_tasks_that_depen
     assert (queued_run.status, queued_run.trigger) == (RunStatus.QUEUED, Trigger.DEPENDENCY)
     assert queued_run.input["run"]["id"] == run.id
     assert queued_run.input["run"]["output"] == {"rows": 3}
+
+
+async def test_nodes_finishing_failed_runs_of_one_task_at_once_count_each_and_pause_once(
+    nodes: Nodes,
+) -> None:
+    """Each finishing transaction reads the task's failure streak locked, so two nodes ending
+    the last two failed runs of a task together leave both in the streak and pause it once."""
+    n1, n2 = await nodes(2)
+    tasks = [make_task(overlap=Overlap.ALLOW, pause_after_failures=2) for _ in range(15)]
+    with anyio.fail_after(30):
+        held: dict[str, list[str]] = {"n1": [], "n2": []}
+        for t in tasks:
+            await add_task(n1, t)
+            for node, store in (("n1", n1), ("n2", n2)):
+                run = await store.create_run(None, t.id, queued(None), T0)
+                assert [r.id for r in await store.claim_runs(node, T0, 1, LEASE)] == [run.id]
+                await store.start_attempts(node, T0, [run.id])
+                held[node].append(run.id)
+        end = T0 + timedelta(seconds=5)
+        for k in range(len(tasks)):
+            await asyncio.gather(
+                *(
+                    store.finish_runs(
+                        node,
+                        [
+                            RunOutcome(
+                                held[node][k], AttemptStatus.FAILURE, end, error_message="down"
+                            )
+                        ],
+                    )
+                    for node, store in (("n1", n1), ("n2", n2))
+                )
+            )
+        events = await n1.list_events("alice", limit=1000)
+        stored = [await n2.get_task(None, t.id) for t in tasks]
+    paused = Counter(e.task_id for e in events if e.type == EventType.TASK_PAUSED)
+    assert paused == {t.id: 1 for t in tasks}
+    for k, task in enumerate(stored):
+        assert task.status == TaskStatus.PAUSED and task.next_fire_at is None
+        assert sorted(task.failure_streak) == sorted([held["n1"][k], held["n2"][k]])
+        assert all(run_id in (task.pause_note or "") for run_id in task.failure_streak)

@@ -81,7 +81,8 @@ def add_task_options(p: argparse.ArgumentParser, *, patch: bool) -> None:
         "--pause-after-failures",
         type=int,
         metavar="N",
-        help=f"pause the task after N failed runs in a row (1-{MAX_PAUSE_AFTER_FAILURES})",
+        help=f"pause the task after N failed runs in a row (up to {MAX_PAUSE_AFTER_FAILURES}; "
+        "0: never)",
     )
 
     c = p.add_argument_group("chains, inbound events and conditions")

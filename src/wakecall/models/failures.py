@@ -59,7 +59,7 @@ def pauses_for_failures(task: Task, streak: tuple[str, ...]) -> bool:
 def failures_pause_note(streak: tuple[str, ...], last: Run) -> str:
     """The pause note: the failed runs by id, what the last one said, how to go on."""
     count = len(streak)
-    runs = "run" if count == 1 else f"runs in a row ({count})"
+    runs = "run" if count == 1 else "runs in a row"
     note = f"paused after {count} failed {runs}: {', '.join(streak)}"
     if last.error_message:
         said = " ".join(last.error_message.split())

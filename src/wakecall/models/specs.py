@@ -129,8 +129,9 @@ class TaskSpec(_Model):
     catchup_window: Duration = timedelta(hours=1)
     max_runs: int | None = Field(None, ge=1, le=MAX_RUNS)
     expires_at: datetime | None = None
-    #: Pause the task after this many failed runs in a row (failure or timeout, retries spent).
-    pause_after_failures: int | None = Field(None, ge=1, le=MAX_PAUSE_AFTER_FAILURES)
+    #: Pause the task after this many failed runs in a row (failure or timeout, retries spent);
+    #: 0 or none: never (0 as in Airflow's `max_consecutive_failed_dag_runs`).
+    pause_after_failures: int | None = Field(None, ge=0, le=MAX_PAUSE_AFTER_FAILURES)
     active: bool = True
     callback_url: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -145,6 +146,11 @@ class TaskSpec(_Model):
         if isinstance(data, dict) and data.get("schedule") is None and data.get("depends_on"):
             return {**data, "schedule": "on demand"}
         return data
+
+    @field_validator("pause_after_failures")
+    @classmethod
+    def _zero_is_never(cls, v: int | None) -> int | None:
+        return v or None
 
     @field_validator("timeout")
     @classmethod
@@ -174,7 +180,6 @@ ClearableField = Literal[
     "depends_on",
     "trigger",
     "condition",
-    "pause_after_failures",
 ]
 
 
@@ -194,8 +199,8 @@ class TaskPatch(_Model):
     catchup_window: Duration | None = None
     max_runs: int | None = Field(None, ge=1, le=MAX_RUNS)
     expires_at: datetime | None = None
-    #: null turns the pause after failures off; given or null, the count starts afresh.
-    pause_after_failures: int | None = Field(None, ge=1, le=MAX_PAUSE_AFTER_FAILURES)
+    #: 0 (or null) turns the pause after failures off; given, the count starts afresh.
+    pause_after_failures: int | None = Field(None, ge=0, le=MAX_PAUSE_AFTER_FAILURES)
     callback_url: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] | None = None
     #: null ends the chain (the task then needs a schedule to fire by the clock).
@@ -207,6 +212,9 @@ class TaskPatch(_Model):
 
     _positive_timeout = field_validator("timeout")(TaskSpec._positive_timeout.__func__)  # type: ignore[attr-defined]
     _aware = field_validator("expires_at")(TaskSpec._aware.__func__)  # type: ignore[attr-defined]
+    _zero_is_never = field_validator("pause_after_failures")(
+        TaskSpec._zero_is_never.__func__  # type: ignore[attr-defined]
+    )
 
 
 @lru_cache(maxsize=4096)

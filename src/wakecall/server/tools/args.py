@@ -49,7 +49,7 @@ PageCursor = str | None
 PageLimit = Annotated[int, Field(strict=True, ge=1, le=100)]
 MaxRuns = Annotated[int, Field(strict=True, ge=1, le=MAX_RUNS)]
 MaxQueued = Annotated[int, Field(strict=True, ge=1, le=100)]
-PauseAfterFailures = Annotated[int, Field(strict=True, ge=1, le=MAX_PAUSE_AFTER_FAILURES)]
+PauseAfterFailures = Annotated[int, Field(strict=True, ge=0, le=MAX_PAUSE_AFTER_FAILURES)]
 EventCursor = Annotated[int, Field(strict=True, ge=0, le=MAX_CURSOR)]
 EventLimit = Annotated[int, Field(strict=True, ge=1, le=500)]
 WaitSeconds = Annotated[float, Field(strict=True, ge=0, le=MAX_WAIT_SECONDS)]

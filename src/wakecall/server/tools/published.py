@@ -169,9 +169,7 @@ _CREATE_TASK = _obj(
         "catchup_window": _duration("default 1h"),
         "max_runs": _int(1, MAX_RUNS),
         "expires_at": _INSTANT,
-        "pause_after_failures": _int(
-            1, MAX_PAUSE_AFTER_FAILURES, "pause after this many failed runs in a row"
-        ),
+        "pause_after_failures": _int(0, MAX_PAUSE_AFTER_FAILURES),
         "active": {"type": "boolean"},
         "callback_url": _text("results are POSTed here, signed", maxLength=2048),
         "metadata": {"type": "object"},
@@ -238,7 +236,6 @@ _PATCH_SCHEDULE = _obj(
                 "depends_on",
                 "trigger",
                 "condition",
-                "pause_after_failures",
             ),
         },
     },
