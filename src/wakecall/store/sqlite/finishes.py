@@ -91,7 +91,8 @@ class RunFinishes(RunMethods):
             "error_message = ?, claimed_by = NULL, lease_expires_at = NULL WHERE id = ?",
             final_rows,
         )
-        self._write_streaks(conn, plan.streaks)
+        if plan.streaks:
+            self._write_streaks(conn, plan.streaks)
         written = plan.written
         events = self._append_with_ends(conn, plan.events)
         self._queue_dependents(conn, tasks, written)
