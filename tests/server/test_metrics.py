@@ -269,6 +269,17 @@ async def test_runs_silent_past_the_heartbeat_timeout_are_counted_stale(rig: Rig
     await rig.idle()
 
 
+async def test_tasks_paused_after_failed_runs_are_counted(rig: Rig) -> None:
+    rig.action.script = ["down"] * 4
+    await rig.tasks.create(OWNER, spec("@every 1m", pause_after_failures=2))
+    other = (await rig.tasks.create(OWNER, spec("@every 1m", pause_after_failures=3))).task
+    await rig.step_to(timedelta(minutes=2))  # 2 failed runs each: the first task pauses
+    assert value(await rig.scrape(), "wakecall_tasks_paused_after_failures_total") == 1
+    await rig.tasks.pause(OWNER, other.id)  # by hand: not counted
+    await rig.idle()
+    assert value(await rig.scrape(), "wakecall_tasks_paused_after_failures_total") == 1
+
+
 async def test_the_due_backlog_is_read_from_the_store_when_scraped(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "w.db")
     await store.open()

@@ -127,9 +127,9 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
         await first.close()
         # Back to version 1: the tables of version 2 (callbacks), the columns and table of
         # version 3 (chains, triggers), the table of version 4 (creation rates), those of
-        # version 5 (readers, subscriptions), the per-owner cursors of version 6 and the index
-        # of finished tasks of version 7 did not exist then, nor the backfill keys and the
-        # runs' own overlap of version 8.
+        # version 5 (readers, subscriptions), the per-owner cursors of version 6, the index of
+        # version 7 (finished tasks), the backfill keys and the runs' own overlap of version 8
+        # and the columns of version 9 (pause after failures) did not exist then.
         conn = await asyncpg.connect(URL)
         try:
             await conn.execute(
@@ -151,7 +151,8 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
                 f'"{schema}".event_horizons, "{schema}".event_subscriptions, '
                 f'"{schema}".tool_tasks, "{schema}".task_creations; '
                 f'ALTER TABLE "{schema}".tasks DROP COLUMN depends_on, DROP COLUMN trigger, '
-                "DROP COLUMN condition; "
+                "DROP COLUMN condition, DROP COLUMN pause_after_failures, "
+                "DROP COLUMN failure_streak; "
                 f'ALTER TABLE "{schema}".runs DROP COLUMN input; '
                 f"UPDATE \"{schema}\".meta SET value = '1' WHERE key = 'schema_version'"
             )
@@ -662,3 +663,44 @@ async def test_a_run_started_and_finished_by_a_store_queues_the_tasks_that_depen
     assert (queued_run.status, queued_run.trigger) == (RunStatus.QUEUED, Trigger.DEPENDENCY)
     assert queued_run.input["run"]["id"] == run.id
     assert queued_run.input["run"]["output"] == {"rows": 3}
+
+
+async def test_nodes_finishing_failed_runs_of_one_task_at_once_count_each_and_pause_once(
+    nodes: Nodes,
+) -> None:
+    """Each finishing transaction reads the task's failure streak locked, so two nodes ending
+    the last two failed runs of a task together leave both in the streak and pause it once."""
+    n1, n2 = await nodes(2)
+    tasks = [make_task(overlap=Overlap.ALLOW, pause_after_failures=2) for _ in range(15)]
+    with anyio.fail_after(30):
+        held: dict[str, list[str]] = {"n1": [], "n2": []}
+        for t in tasks:
+            await add_task(n1, t)
+            for node, store in (("n1", n1), ("n2", n2)):
+                run = await store.create_run(None, t.id, queued(None), T0)
+                assert [r.id for r in await store.claim_runs(node, T0, 1, LEASE)] == [run.id]
+                await store.start_attempts(node, T0, [run.id])
+                held[node].append(run.id)
+        end = T0 + timedelta(seconds=5)
+        for k in range(len(tasks)):
+            await asyncio.gather(
+                *(
+                    store.finish_runs(
+                        node,
+                        [
+                            RunOutcome(
+                                held[node][k], AttemptStatus.FAILURE, end, error_message="down"
+                            )
+                        ],
+                    )
+                    for node, store in (("n1", n1), ("n2", n2))
+                )
+            )
+        events = await n1.list_events("alice", limit=1000)
+        stored = [await n2.get_task(None, t.id) for t in tasks]
+    paused = Counter(e.task_id for e in events if e.type == EventType.TASK_PAUSED)
+    assert paused == {t.id: 1 for t in tasks}
+    for k, task in enumerate(stored):
+        assert task.status == TaskStatus.PAUSED and task.next_fire_at is None
+        assert sorted(task.failure_streak) == sorted([held["n1"][k], held["n2"][k]])
+        assert all(run_id in (task.pause_note or "") for run_id in task.failure_streak)

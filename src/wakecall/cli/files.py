@@ -37,6 +37,7 @@ A task file is TOML, one [[tasks]] table per task:
   retries = 2                    # retries after the first attempt
   retry_delay = "30s"
   overlap = "skip"               # skip | queue | cancel_previous | allow
+  pause_after_failures = 3       # pause after 3 failed runs in a row (0: never)
   # also: retry_backoff, retry_max_delay, retry_jitter, max_queued, catchup, catchup_window
 """
 

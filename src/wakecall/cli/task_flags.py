@@ -9,7 +9,14 @@ from collections.abc import Mapping
 from typing import Any, get_args
 
 from wakecall.errors import InvalidInput
-from wakecall.models import CatchUp, ClearableField, Overlap, RetryPolicy, Task
+from wakecall.models import (
+    MAX_PAUSE_AFTER_FAILURES,
+    CatchUp,
+    ClearableField,
+    Overlap,
+    RetryPolicy,
+    Task,
+)
 from wakecall.schedules import parse_duration
 from wakecall.taskfile.format import MAX_RETRIES
 
@@ -70,6 +77,13 @@ def add_task_options(p: argparse.ArgumentParser, *, patch: bool) -> None:
     e.add_argument("--max-queued", type=int, metavar="N", help="with --overlap queue (1)")
     e.add_argument("--catchup", choices=[c.value for c in CatchUp], help="(latest)")
     e.add_argument("--catchup-window", metavar="DURATION", help="(1h)")
+    e.add_argument(
+        "--pause-after-failures",
+        type=int,
+        metavar="N",
+        help=f"pause the task after N failed runs in a row (up to {MAX_PAUSE_AFTER_FAILURES}; "
+        "0: never)",
+    )
 
     c = p.add_argument_group("chains, inbound events and conditions")
     c.add_argument(
@@ -264,6 +278,7 @@ _PLAIN = (
     "max_queued",
     "catchup",
     "catchup_window",
+    "pause_after_failures",
     "depends_on",
 )
 

@@ -17,6 +17,7 @@ from wakecall.server.views import run_view, task_view
 
 __all__ = [
     "action_text",
+    "failures_text",
     "last_run",
     "last_run_text",
     "overlap_text",
@@ -85,6 +86,7 @@ async def show_task(ctx: Context, task: Task, **extra: Any) -> None:
         ("overlap", overlap_text(task)),
         ("catch-up", f"{view.catchup} (window {view.catchup_window})"),
         ("runs", runs_text(task)),
+        ("pause after", failures_text(task)),
         ("expires at", utc_text(task.expires_at) if task.expires_at else "never"),
         ("callback", task.callback_url or "none"),
         ("metadata", json.dumps(task.metadata, ensure_ascii=False) if task.metadata else "none"),
@@ -147,6 +149,18 @@ def retry_text(retry: RetryPolicy) -> str:
 def overlap_text(task: Task) -> str:
     queued = f" (up to {task.max_queued} queued)" if task.overlap == Overlap.QUEUE else ""
     return f"{task.overlap}{queued}"
+
+
+def failures_text(task: Task) -> str:
+    """`3 failed runs in a row (1 so far: run_…)`, or `never` without pause_after_failures."""
+    limit = task.pause_after_failures
+    if limit is None:
+        return "never"
+    text = f"{limit} failed run{'s' if limit != 1 else ''} in a row"
+    streak = task.failure_streak
+    if streak:
+        text += f" ({len(streak)} so far: {', '.join(streak)})"
+    return text
 
 
 def runs_text(task: Task) -> str:

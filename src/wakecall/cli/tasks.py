@@ -15,6 +15,7 @@ from wakecall.cli.output import Cell, Column, local_text, relative, short_schedu
 from wakecall.cli.task_flags import CLEARABLE, add_fields, add_task_options, patch_fields
 from wakecall.cli.task_show import (
     action_text,
+    failures_text,
     last_run,
     last_run_text,
     overlap_text,
@@ -367,6 +368,7 @@ async def _dry_run(ctx: Context, task: Task) -> int:
         "catchup_window_s": task.catchup_window_s,
         "max_runs": task.max_runs,
         "run_count": task.run_count,
+        "pause_after_failures": task.pause_after_failures,
         "expires_at": task.expires_at,
     }
     if ctx.out.json_mode:
@@ -408,6 +410,7 @@ async def _dry_run(ctx: Context, task: Task) -> int:
             else "none",
         ),
         ("overlap", overlap_text(task)),
+        ("pause after", failures_text(task)),
         ("max runs", runs_text(task) + "; a manual run does not count"),
         (
             "next fires",

@@ -195,6 +195,7 @@ def new_task(
         depends_on=spec.depends_on,
         trigger=None if spec.trigger is None else new_trigger(spec.trigger),
         condition=None if spec.condition is None else spec.condition.model_dump(mode="json"),
+        pause_after_failures=spec.pause_after_failures,
     )
 
 
@@ -267,6 +268,10 @@ def _copy_given(patch: TaskPatch, changes: dict[str, Any]) -> None:
         changes["catchup_window_s"] = patch.catchup_window.total_seconds()
     if "trigger" in given:
         changes["trigger"] = None if patch.trigger is None else new_trigger(patch.trigger)
+    if "pause_after_failures" in given:
+        # A new limit (or none) counts from now: a lower one never pauses the task at once.
+        changes["pause_after_failures"] = patch.pause_after_failures
+        changes["failure_streak"] = ()
     if "condition" in given:
         condition = patch.condition
         changes["condition"] = None if condition is None else condition.model_dump(mode="json")
@@ -316,19 +321,28 @@ def pause_changes(task: Task, note: str | None) -> dict[str, Any]:
 
 
 def resume_changes(task: Task, now: datetime, schedule: Schedule | None = None) -> dict[str, Any]:
-    """Resume from now: fires missed while paused are not replayed. `schedule`: the task's
-    schedule as it will be (a task file may change it in the same step)."""
+    """Resume from now: fires missed while paused are not replayed, and failed runs are counted
+    afresh toward `pause_after_failures`. `schedule`: the task's schedule as it will be (a
+    task file may change it in the same step)."""
     if task.status in ENDED:
         raise Conflict(f"task {task.id} has ended ({task.status}); create a new task instead")
-    first = (schedule or schedule_of(task)).next_after(now)
-    if first is None:
+    schedule = schedule or schedule_of(task)
+    first = schedule.next_after(now)
+    # An on-demand task has no fire to wait for: it runs on run_now, events, or after the
+    # task it depends on.
+    if first is None and not isinstance(schedule, OnDemandSchedule):
         raise Conflict(
             f"task {task.id} has no fire after now (its only fire passed while it was paused); "
             'patch_schedule it to a new time, e.g. {"schedule": "in 5m"}'
         )
-    if task.expires_at is not None and first > task.expires_at:
+    if task.expires_at is not None and first is not None and first > task.expires_at:
         raise Conflict(
             f"task {task.id} would next fire after its expires_at ({_iso(task.expires_at)}); "
             f'patch expires_at first, e.g. {{"expires_at": "{_iso(first + timedelta(days=7))}"}}'
         )
-    return {"status": TaskStatus.ACTIVE, "pause_note": None, "next_fire_at": first}
+    return {
+        "status": TaskStatus.ACTIVE,
+        "pause_note": None,
+        "next_fire_at": first,
+        "failure_streak": (),
+    }

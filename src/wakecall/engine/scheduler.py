@@ -517,9 +517,10 @@ class Engine:
         return done.more
 
     def _instant(self, task: Task) -> Instant | None:
-        """The instant end of the task's runs, when its action has one (`InstantExecutor`)
-        and no condition has to be checked first."""
-        if task.condition is not None:
+        """The instant end of the task's runs, when its action has one (`InstantExecutor`),
+        no condition has to be checked first, and no failure streak is to be ended (an
+        instant run ends with its fire, which writes no streak: a worker's run does)."""
+        if task.condition is not None or task.failure_streak:
             return None
         executor = self.executors.get(str(task.action.get("type")))
         output_of = getattr(executor, "instant_output", None)

@@ -6,7 +6,8 @@ them, validated at the edge) and the records the store keeps.
 - `actions`: the action specs (`wakeup`, `noop`, `webhook`, `command`);
 - `specs`: `TaskSpec`, `TaskPatch` and the policies in them;
 - `records`: `Task`, `Run`, `Attempt`, `Event`, `Delivery`, plain frozen records for the hot path;
-- `payloads`: what a run's or a task's event carries.
+- `payloads`: what a run's or a task's event carries;
+- `failures`: when failed runs pause their task (`pause_after_failures`).
 
 This layer knows no storage and no executor.
 """
@@ -15,6 +16,14 @@ from __future__ import annotations
 
 from wakecall.errors import invalid_input_from
 from wakecall.models.actions import Action, CommandAction, NoopAction, WakeupAction, WebhookAction
+from wakecall.models.failures import (
+    FAILED_RUN_STATUSES,
+    PAUSED_BY_FAILURES,
+    failures_pause_note,
+    failures_paused_payload,
+    pauses_for_failures,
+    streak_after,
+)
 from wakecall.models.payloads import (
     event_type_for,
     run_event_payload,
@@ -33,6 +42,7 @@ from wakecall.models.records import (
 )
 from wakecall.models.specs import (
     MAX_NAME_LENGTH,
+    MAX_PAUSE_AFTER_FAILURES,
     MAX_RUNS,
     ClearableField,
     ConditionSpec,
@@ -59,8 +69,11 @@ from wakecall.models.statuses import (
 
 __all__ = [
     "CALLBACK_EVENTS",
+    "FAILED_RUN_STATUSES",
     "MAX_NAME_LENGTH",
+    "MAX_PAUSE_AFTER_FAILURES",
     "MAX_RUNS",
+    "PAUSED_BY_FAILURES",
     "TERMINAL_RUN_STATUSES",
     "Action",
     "Attempt",
@@ -89,10 +102,14 @@ __all__ = [
     "WakeupAction",
     "WebhookAction",
     "event_type_for",
+    "failures_pause_note",
+    "failures_paused_payload",
     "invalid_input_from",
+    "pauses_for_failures",
     "retry_policy_from_json",
     "run_event_payload",
     "run_from_values",
+    "streak_after",
     "task_event_payload",
     "task_from_values",
     "task_stats",

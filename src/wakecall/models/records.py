@@ -68,6 +68,11 @@ class Task:
     trigger: dict[str, Any] | None = None
     #: A check before each attempt's action: {"url", "method", "timeout_s"}.
     condition: dict[str, Any] | None = None
+    #: Pause the task after this many failed runs in a row (None: never).
+    pause_after_failures: int | None = None
+    #: The runs that failed in a row since the last success (ids, oldest first, at most
+    #: `pause_after_failures`; counted only while it is set, see `models.failures`).
+    failure_streak: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Task:
         return _replace(self, changes)

@@ -23,6 +23,7 @@ from wakecall.schedules import format_duration, parse_duration
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "MAX_PAUSE_AFTER_FAILURES",
     "MAX_RUNS",
     "ClearableField",
     "ConditionSpec",
@@ -37,6 +38,9 @@ __all__ = [
 MAX_NAME_LENGTH = 200
 #: The largest `max_runs` (the stores keep counts as 64-bit integers).
 MAX_RUNS = 1_000_000_000
+#: The largest `pause_after_failures`. The task keeps the id of each run of its failure streak
+#: and the note of the pause names them all: 100 ids are about 3 KB, still readable.
+MAX_PAUSE_AFTER_FAILURES = 100
 
 
 def _duration(value: Any) -> timedelta:
@@ -125,6 +129,9 @@ class TaskSpec(_Model):
     catchup_window: Duration = timedelta(hours=1)
     max_runs: int | None = Field(None, ge=1, le=MAX_RUNS)
     expires_at: datetime | None = None
+    #: Pause the task after this many failed runs in a row (failure or timeout, retries spent);
+    #: 0 or none: never (0 as in Airflow's `max_consecutive_failed_dag_runs`).
+    pause_after_failures: int | None = Field(None, ge=0, le=MAX_PAUSE_AFTER_FAILURES)
     active: bool = True
     callback_url: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -139,6 +146,11 @@ class TaskSpec(_Model):
         if isinstance(data, dict) and data.get("schedule") is None and data.get("depends_on"):
             return {**data, "schedule": "on demand"}
         return data
+
+    @field_validator("pause_after_failures")
+    @classmethod
+    def _zero_is_never(cls, v: int | None) -> int | None:
+        return v or None
 
     @field_validator("timeout")
     @classmethod
@@ -187,6 +199,8 @@ class TaskPatch(_Model):
     catchup_window: Duration | None = None
     max_runs: int | None = Field(None, ge=1, le=MAX_RUNS)
     expires_at: datetime | None = None
+    #: 0 (or null) turns the pause after failures off; given, the count starts afresh.
+    pause_after_failures: int | None = Field(None, ge=0, le=MAX_PAUSE_AFTER_FAILURES)
     callback_url: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] | None = None
     #: null ends the chain (the task then needs a schedule to fire by the clock).
@@ -198,6 +212,9 @@ class TaskPatch(_Model):
 
     _positive_timeout = field_validator("timeout")(TaskSpec._positive_timeout.__func__)  # type: ignore[attr-defined]
     _aware = field_validator("expires_at")(TaskSpec._aware.__func__)  # type: ignore[attr-defined]
+    _zero_is_never = field_validator("pause_after_failures")(
+        TaskSpec._zero_is_never.__func__  # type: ignore[attr-defined]
+    )
 
 
 @lru_cache(maxsize=4096)

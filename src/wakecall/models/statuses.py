@@ -93,7 +93,7 @@ class EventType(StrEnum):
     RUN_FAILED = "task.run.failed"
     RUN_MISSED = "task.run.missed"
     RUN_STALE = "task.run.stale"
-    TASK_PAUSED = "task.paused"  # by wakecall itself (the trigger circuit breaker)
+    TASK_PAUSED = "task.paused"  # by wakecall itself (pause_after_failures, circuit breaker)
     RUN_SKIPPED = "task.run.skipped"  # the task's condition said not to proceed
     TASK_EXPIRED = "task.expired"
     WAKEUP_FIRED = "wakeup.fired"

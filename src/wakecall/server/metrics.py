@@ -7,7 +7,7 @@ dispatcher already have:
 * `Engine.add_run_listener`: runs created (skipped, missed), started (lateness) and finished
   (executions by task and status, durations, errors by kind);
 * the engine's `fanout`: events written (`task.run.stale`: a run silent past the heartbeat
-  timeout);
+  timeout; `task.paused` with reason `failures`: a task paused after failed runs);
 * `CallbackDispatcher.add_listener`: each webhook attempt (deliveries by channel and status).
 
 Those listeners run on the engine's loop for every batch, so they only bump counters in
@@ -46,6 +46,7 @@ from starlette.routing import Route
 
 from wakecall.errors import StoreError
 from wakecall.models import (
+    PAUSED_BY_FAILURES,
     AttemptStatus,
     Delivery,
     DeliveryStatus,
@@ -155,6 +156,11 @@ class Metrics:
             "Runs reported silent past the heartbeat timeout (task.run.stale events).",
             registry=r,
         )
+        self.paused_after_failures = Counter(
+            "wakecall_tasks_paused_after_failures",
+            "Tasks paused after pause_after_failures failed runs in a row.",
+            registry=r,
+        )
         self.deliveries = Counter(
             "wakecall_deliveries",
             "Delivery attempts, by channel and by the delivery's status after the attempt.",
@@ -249,9 +255,16 @@ class Metrics:
                 self._count_unexecuted(run.status)
 
     def on_events(self, events: Sequence[Event]) -> None:
-        stale = sum(1 for e in events if e.type == EventType.RUN_STALE)
+        stale = paused = 0
+        for event in events:
+            if event.type == EventType.RUN_STALE:
+                stale += 1
+            elif event.type == EventType.TASK_PAUSED:
+                paused += event.payload.get("reason") == PAUSED_BY_FAILURES
         if stale:
             self.heartbeats_stale.inc(stale)
+        if paused:
+            self.paused_after_failures.inc(paused)
 
     def on_delivery(self, delivery: Delivery) -> None:
         self.deliveries.labels("webhook", _DELIVERY_STATUS[delivery.status]).inc()

@@ -71,6 +71,14 @@ class TaskView(BaseModel):
     run_count: int
     remaining_runs: int | None
     expires_at: datetime | None
+    pause_after_failures: int | None = Field(
+        None, description="the task pauses after this many failed runs in a row"
+    )
+    failure_streak: list[str] = Field(
+        default_factory=list,
+        description="the runs that failed in a row since the last success, oldest first "
+        "(counted while pause_after_failures is set)",
+    )
     pause_note: str | None
     end_reason: str | None
     callback_url: str | None
@@ -251,6 +259,8 @@ def task_view(task: Task, **extra: Any) -> TaskView:
         run_count=task.run_count,
         remaining_runs=task.remaining_runs,
         expires_at=task.expires_at,
+        pause_after_failures=task.pause_after_failures,
+        failure_streak=list(task.failure_streak),
         pause_note=task.pause_note,
         end_reason=task.end_reason,
         callback_url=task.callback_url,

@@ -12,7 +12,8 @@ same runs, attempts, task changes, events and callback bodies, in the same order
   already exist: the store inserts what it can and says which), then everything else: the
   tasks moved on, the runs to flag, the runs settled at birth with their attempts, the events.
 * `plan_finishes`: the outcomes of attempts turned into the runs as they end (or are queued
-  again) and their events.
+  again), their events, and the failure streaks they change (`StreakChange`), with the pause
+  and the `task.paused` event of a streak that reached its task's `pause_after_failures`.
 * `plan_backfill`: the runs of a backfill (see `store.backfills`).
 * `dependency_runs`: the runs queued for the tasks that depend on a task whose run succeeded.
 """
@@ -37,7 +38,11 @@ from wakecall.models import (
     TaskStatus,
     Trigger,
     event_type_for,
+    failures_pause_note,
+    failures_paused_payload,
+    pauses_for_failures,
     run_event_payload,
+    streak_after,
     task_event_payload,
 )
 from wakecall.store.base import (
@@ -56,6 +61,7 @@ __all__ = [
     "EventDraft",
     "FinishPlan",
     "FireWrites",
+    "StreakChange",
     "TaskMove",
     "dependency_runs",
     "moved_task",
@@ -309,6 +315,21 @@ def run_after(run: Run, outcome: RunOutcome) -> Run:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StreakChange:
+    """A task's failure streak as a batch of finished runs leaves it (`models.failures`), and
+    the pause it caused: the note and the instant (the end of the run that reached the limit),
+    or None when it caused none."""
+
+    failure_streak: tuple[str, ...]
+    pause_note: str | None = None
+    paused_at: datetime | None = None
+
+    def replace_streak(self, streak: tuple[str, ...]) -> StreakChange:
+        """This change with a later streak (a later run of the batch), its pause kept."""
+        return StreakChange(streak, self.pause_note, self.paused_at)
+
+
 @dataclass
 class FinishPlan:
     """What finishing a batch of attempts writes."""
@@ -317,8 +338,11 @@ class FinishPlan:
     #: held, or given twice, is left out: only a run's first outcome counts).
     handled: list[tuple[Run, RunOutcome]] = field(default_factory=list)
     #: The events of the runs that ended (a retried run has none, nor the run of a task gone
-    #: meanwhile), in outcome order; an expired task's end is marked after each of its runs.
+    #: meanwhile), in outcome order; an expired task's end is marked after each of its runs,
+    #: and the `task.paused` of a pause after failures follows the run that caused it.
     events: list[EventDraft | EndMark] = field(default_factory=list)
+    #: The tasks whose failure streak changed, by id, in the order of their first change.
+    streaks: dict[str, StreakChange] = field(default_factory=dict)
 
     @property
     def written(self) -> list[Run]:
@@ -343,15 +367,37 @@ def plan_finishes(
         run = left.pop(outcome.run_id, None)
         if run is not None:
             out.handled.append((run_after(run, outcome), outcome))
+    current = dict(tasks)  # as the runs ended so far in this batch leave them
     for run, outcome in out.handled:
-        task = tasks.get(run.task_id)
+        task = current.get(run.task_id)
         if run.status == RunStatus.QUEUED or task is None:
             continue  # retried, or deleted while running: no one to tell
         event = NewEvent(event_type_for(task, run), task.id, run.id, run_event_payload(task, run))
         out.events.append(drafts.draft(task.owner, event, outcome.finished_at, task.callback_url))
         if task.status == TaskStatus.EXPIRED:
             out.events.append(EndMark(task, outcome.finished_at))
+        current[task.id] = _count_failures(out, task, run, drafts)
     return out
+
+
+def _count_failures(out: FinishPlan, task: Task, run: Run, drafts: Drafts) -> Task:
+    """`task` as the end of `run` leaves its failure streak, noted in `out`, with the pause
+    and the `task.paused` event when the streak reached the task's limit."""
+    streak = streak_after(task, run)
+    if streak is None:
+        return task
+    earlier = out.streaks.get(task.id)
+    change = StreakChange(streak) if earlier is None else earlier.replace_streak(streak)
+    if pauses_for_failures(task, streak):
+        assert run.finished_at is not None
+        note = failures_pause_note(streak, run)
+        payload = failures_paused_payload(task, streak, note)
+        event = NewEvent(EventType.TASK_PAUSED, task.id, None, payload)
+        out.events.append(drafts.draft(task.owner, event, run.finished_at, task.callback_url))
+        change = StreakChange(streak, note, run.finished_at)
+        task = task.replace(status=TaskStatus.PAUSED, pause_note=note, next_fire_at=None)
+    out.streaks[task.id] = change
+    return task.replace(failure_streak=streak)
 
 
 # --- chains --------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from wakecall.models import (
 )
 from wakecall.recent import Recent
 
-__all__ = ["ATTEMPT_STATUS_TO_RUN", "run_from_row", "task_from_row"]
+__all__ = ["ATTEMPT_STATUS_TO_RUN", "run_from_row", "streak_text", "task_from_row"]
 
 #: A run's status after its attempt ended so, when it is not retried.
 ATTEMPT_STATUS_TO_RUN = {
@@ -55,6 +55,15 @@ Instant = Callable[[Any], Any]
 
 def _load_json(value: str | None) -> Any:
     return None if value is None else json.loads(value)
+
+
+def streak_text(streak: Sequence[str]) -> str | None:
+    """A task's failure streak as its column holds it: a JSON array, or NULL when empty."""
+    return json.dumps(list(streak)) if streak else None
+
+
+def _streak(value: str | None) -> tuple[str, ...]:
+    return () if value is None else tuple(json.loads(value))
 
 
 def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) -> Task:
@@ -105,6 +114,8 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
             row[28],  # depends_on
             trigger,
             condition,
+            row[31],  # pause_after_failures
+            _streak(row[32]),  # failure_streak
         )
     )
 

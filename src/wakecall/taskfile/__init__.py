@@ -21,9 +21,10 @@ and written back out from it.
 A task also takes `jitter`, `max_runs`, `expires_at`, `callback_url`, `metadata`,
 `depends_on` (the id of the task it runs after: in the store or in the file), `trigger` (a
 table: `per_minute`) and `condition` (a table: `url`, `method`, `timeout`); the execution
-table also takes `retry_backoff`, `retry_max_delay`, `retry_jitter`, `max_queued`, `catchup`
-and `catchup_window`. Every field means what it means in `create_task`. Secrets are never in a
-file: a new task with a callback or a trigger is given its secrets when applied.
+table also takes `retry_backoff`, `retry_max_delay`, `retry_jitter`, `max_queued`, `catchup`,
+`catchup_window` and `pause_after_failures`. Every field means what it means in
+`create_task`. Secrets are never in a file: a new task with a callback or a trigger is given
+its secrets when applied.
 
 Applying a file is declarative: each task it names ends up as the file says (a field the file
 leaves out gets its default), created when its id is new, changed when it differs, left alone

@@ -84,6 +84,8 @@ def _execution(task: Task) -> dict[str, Any]:
         execution["max_queued"] = task.max_queued
     execution["catchup"] = str(task.catchup)
     execution["catchup_window"] = format_duration(timedelta(seconds=task.catchup_window_s))
+    if task.pause_after_failures is not None:
+        execution["pause_after_failures"] = task.pause_after_failures
     return execution
 
 

@@ -49,6 +49,7 @@ EXECUTION_KEYS = (
     "max_queued",
     "catchup",
     "catchup_window",
+    "pause_after_failures",
 )
 MAX_RETRIES = 19  # RetryPolicy allows 20 attempts, the first included
 #: TaskSpec field → where it is written in a file.
@@ -59,6 +60,7 @@ SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "max_queued": ("execution", "max_queued"),
     "catchup": ("execution", "catchup"),
     "catchup_window": ("execution", "catchup_window"),
+    "pause_after_failures": ("execution", "pause_after_failures"),
 }
 #: RetryPolicy field → its key in the execution table.
 RETRY_KEYS = {

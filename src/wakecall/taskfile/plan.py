@@ -292,6 +292,8 @@ def _diff(
     window = _seconds(task.catchup_window_s)
     differs("catchup_window", spec.catchup_window, spec.catchup_window == window)
     differs("max_runs", spec.max_runs, spec.max_runs == task.max_runs)
+    limit = spec.pause_after_failures
+    differs("pause_after_failures", limit, limit == task.pause_after_failures)
     differs("expires_at", spec.expires_at, spec.expires_at == task.expires_at)
     differs("callback_url", spec.callback_url, spec.callback_url == task.callback_url)
     differs("metadata", spec.metadata, spec.metadata == task.metadata)

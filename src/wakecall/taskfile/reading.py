@@ -267,7 +267,14 @@ def _spec_fields(
         fields["metadata"] = jsonable(entry["metadata"])
     action = entry.get("action")
     fields["action"] = {"type": "wakeup", "reason": name} if action is None else jsonable(action)
-    for key in ("timeout", "overlap", "max_queued", "catchup", "catchup_window"):
+    for key in (
+        "timeout",
+        "overlap",
+        "max_queued",
+        "catchup",
+        "catchup_window",
+        "pause_after_failures",
+    ):
         if key in execution:
             fields[key] = execution[key]
     retry: dict[str, Any] = {"attempts": retries + 1}

@@ -163,8 +163,16 @@ EVENT_TYPES: tuple[EventTypeInfo, ...] = (
     ),
     EventTypeInfo(
         EventType.TASK_PAUSED,
-        "wakecall paused a task itself (its inbound trigger's circuit breaker tripped).",
-        _payload_schema(run=False, extra={"note": _NULLABLE_STRING}),
+        "wakecall paused a task itself: `data.reason` is `failures` when its last "
+        "pause_after_failures runs failed (`data.failedRuns` names them), `circuit_breaker` "
+        "when its inbound trigger got too many events; `data.note` says what to do.",
+        _payload_schema(
+            run=False,
+            extra={
+                "note": _NULLABLE_STRING,
+                "failedRuns": {"type": "array", "items": {"type": "string"}},
+            },
+        ),
     ),
     EventTypeInfo(
         EventType.WAKEUP_FIRED,

@@ -15,7 +15,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
 from wakecall.errors import WakecallError
-from wakecall.models import MAX_RUNS, invalid_input_from
+from wakecall.models import MAX_PAUSE_AFTER_FAILURES, MAX_RUNS, invalid_input_from
 from wakecall.schedules import MAX_DURATION_SECONDS
 from wakecall.server.tools.published import MAX_CURSOR, MAX_WAIT_SECONDS
 
@@ -27,6 +27,7 @@ __all__ = [
     "MaxRuns",
     "PageCursor",
     "PageLimit",
+    "PauseAfterFailures",
     "PreviewCount",
     "ScheduleArg",
     "WaitSeconds",
@@ -48,6 +49,7 @@ PageCursor = str | None
 PageLimit = Annotated[int, Field(strict=True, ge=1, le=100)]
 MaxRuns = Annotated[int, Field(strict=True, ge=1, le=MAX_RUNS)]
 MaxQueued = Annotated[int, Field(strict=True, ge=1, le=100)]
+PauseAfterFailures = Annotated[int, Field(strict=True, ge=0, le=MAX_PAUSE_AFTER_FAILURES)]
 EventCursor = Annotated[int, Field(strict=True, ge=0, le=MAX_CURSOR)]
 EventLimit = Annotated[int, Field(strict=True, ge=1, le=500)]
 WaitSeconds = Annotated[float, Field(strict=True, ge=0, le=MAX_WAIT_SECONDS)]

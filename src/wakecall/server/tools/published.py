@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from wakecall.models import MAX_RUNS
+from wakecall.models import MAX_PAUSE_AFTER_FAILURES, MAX_RUNS
 from wakecall.schedules import MAX_DURATION_SECONDS
 
 __all__ = [
@@ -180,6 +180,7 @@ _CREATE_TASK = _obj(
         "catchup_window": _duration("default 1h"),
         "max_runs": _int(1, MAX_RUNS),
         "expires_at": _INSTANT,
+        "pause_after_failures": _int(0, MAX_PAUSE_AFTER_FAILURES),
         "active": {"type": "boolean"},
         "callback_url": _text("results are POSTed here, signed", maxLength=2048),
         "metadata": {"type": "object"},
@@ -220,6 +221,7 @@ FROM_CREATE_TASK: dict[str, tuple[str, ...]] = {
         "catchup_window",
         "max_runs",
         "expires_at",
+        "pause_after_failures",
         "callback_url",
         "metadata",
         "jitter",

@@ -13,6 +13,7 @@ from wakecall.models import Event, Run, RunStatus, Task, TaskStatus
 from wakecall.store.base import RunOutcome
 from wakecall.store.plans import (
     EventDraft,
+    StreakChange,
     dependency_runs,
     end_marks,
     plan_finishes,
@@ -27,9 +28,11 @@ from wakecall.store.postgres.sql import (
     _FINISH_STARTED_SQL,
     _OUTCOME_CTES,
     _RUN_WIDTH,
+    _STREAKS_SQL,
     _TASK_COLUMNS,
 )
 from wakecall.store.postgres.started import _Started
+from wakecall.store.rows import streak_text
 
 
 class RunFinishes(RunMethods):
@@ -86,6 +89,8 @@ class RunFinishes(RunMethods):
         plan = plan_finishes(
             held, {t: item.task for t, item in tasks.items()}, [o for _, o in started], _DRAFTS
         )
+        if plan.streaks:
+            return None  # a failure streak to write: read the tasks as they are now
         handled = plan.handled
         pending = [p for p in plan.events if isinstance(p, EventDraft)]  # no task had ended
         row = await conn.fetchrow(
@@ -125,6 +130,8 @@ class RunFinishes(RunMethods):
             handled, pending = plan.handled, plan.events
             if not handled:
                 return [], []
+            if plan.streaks:
+                await self._write_streaks(conn, plan.streaks)
             written = plan.written
             retried = plan.retried
             ending = end_marks(pending)
@@ -182,6 +189,19 @@ class RunFinishes(RunMethods):
         for task, new, at in queued:
             await self._insert_run(conn, task, new, at)
         return bool(queued)
+
+    @staticmethod
+    async def _write_streaks(conn: asyncpg.Connection, streaks: Mapping[str, StreakChange]) -> None:
+        """The failure streaks the finished runs changed, and the pauses they caused (the
+        tasks are locked: `_FINISH_LOCK_SQL`)."""
+        changes = list(streaks.values())
+        await conn.execute(
+            _STREAKS_SQL,
+            list(streaks),
+            [streak_text(c.failure_streak) for c in changes],
+            [c.pause_note for c in changes],
+            [c.paused_at for c in changes],
+        )
 
     @staticmethod
     async def _write_outcomes(

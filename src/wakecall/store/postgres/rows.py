@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from wakecall.models import Delivery, DeliveryStatus, Event, EventType, Run, Task
-from wakecall.store.rows import run_from_row, task_from_row
+from wakecall.store.rows import run_from_row, streak_text, task_from_row
 
 # Task fields that a `TaskUpdate` may set, and how each is written.
 _UPDATABLE: dict[str, Callable[[Any], Any]] = {
@@ -35,6 +35,8 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "depends_on": lambda v: v,
     "trigger": lambda v: _dumps_or_none(v),
     "condition": lambda v: _dumps_or_none(v),
+    "pause_after_failures": lambda v: v,
+    "failure_streak": streak_text,
 }
 
 
@@ -119,6 +121,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.depends_on,
         _dumps_or_none(task.trigger),
         _dumps_or_none(task.condition),
+        task.pause_after_failures,
+        streak_text(task.failure_streak),
     )
 
 

@@ -11,7 +11,8 @@ _TASK_COLUMNS = (
     "id, owner, name, kind, schedule, timezone, action, retry, timeout_s, overlap, max_queued, "
     "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
     "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
-    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition"
+    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition, "
+    "pause_after_failures, failure_streak"
 )
 _RUN_COLUMNS = (
     "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
@@ -219,6 +220,19 @@ _FINISH_LOCK_SQL = (
     " d.found IS NOT NULL FROM t LEFT JOIN LATERAL ("
     "  SELECT true AS found FROM tasks d WHERE d.depends_on = t.id AND d.status = 'active'"
     "  LIMIT 1) d ON true"
+)
+
+#: The failure streaks finished runs changed ($1 task ids, $2 streaks as JSON or null), with
+#: the pauses they caused ($3 notes, $4 instants; null where none).
+_STREAKS_SQL = (
+    "UPDATE tasks t SET failure_streak = u.streak::jsonb,"
+    "  status = CASE WHEN u.at IS NULL THEN t.status ELSE 'paused' END,"
+    "  pause_note = CASE WHEN u.at IS NULL THEN t.pause_note ELSE u.note END,"
+    "  next_fire_at = CASE WHEN u.at IS NULL THEN t.next_fire_at END,"
+    "  updated_at = coalesce(u.at, t.updated_at)"
+    "  FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
+    "    AS u(id, streak, note, at)"
+    "  WHERE t.id = ANY($1::text[]) AND t.id = u.id"
 )
 
 #: Close the attempts and write the runs (queued again or final), with `_outcome_args`

@@ -11,7 +11,13 @@ from functools import partial
 
 from wakecall.models import Event, Run, RunStatus, Task
 from wakecall.store.base import RunOutcome
-from wakecall.store.plans import dependency_runs, plan_finishes, succeeded_task_ids
+from wakecall.store.plans import (
+    StreakChange,
+    dependency_runs,
+    plan_finishes,
+    succeeded_task_ids,
+)
+from wakecall.store.rows import streak_text
 from wakecall.store.sqlite.connection import _DRAFTS
 from wakecall.store.sqlite.rows import (
     _RUN_COLUMNS,
@@ -85,11 +91,34 @@ class RunFinishes(RunMethods):
             "error_message = ?, claimed_by = NULL, lease_expires_at = NULL WHERE id = ?",
             final_rows,
         )
+        if plan.streaks:
+            self._write_streaks(conn, plan.streaks)
         written = plan.written
         events = self._append_with_ends(conn, plan.events)
         self._queue_dependents(conn, tasks, written)
         self._finish_budget.note(len(outcomes), time.perf_counter() - began)
         return written, events
+
+    @staticmethod
+    def _write_streaks(conn: sqlite3.Connection, streaks: Mapping[str, StreakChange]) -> None:
+        """The failure streaks the finished runs changed, and the pauses they caused."""
+        conn.executemany(
+            "UPDATE tasks SET failure_streak = ? WHERE id = ?",
+            [
+                (streak_text(c.failure_streak), task_id)
+                for task_id, c in streaks.items()
+                if c.paused_at is None
+            ],
+        )
+        conn.executemany(
+            "UPDATE tasks SET failure_streak = ?, status = 'paused', pause_note = ?, "
+            "next_fire_at = NULL, updated_at = ? WHERE id = ?",
+            [
+                (streak_text(c.failure_streak), c.pause_note, _us(c.paused_at), task_id)
+                for task_id, c in streaks.items()
+                if c.paused_at is not None
+            ],
+        )
 
     def _queue_dependents(
         self, conn: sqlite3.Connection, tasks: Mapping[str, Task], written: Sequence[Run]

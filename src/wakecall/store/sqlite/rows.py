@@ -18,7 +18,7 @@ from wakecall.models import (
     Task,
     retry_policy_from_json,
 )
-from wakecall.store.rows import run_from_row, task_from_row
+from wakecall.store.rows import run_from_row, streak_text, task_from_row
 
 _DELIVERY_COLUMNS = (
     "id, owner, task_id, event_cursor, event_type, url, body, status, attempts, "
@@ -29,7 +29,8 @@ _TASK_COLUMNS = (
     "id, owner, name, kind, schedule, timezone, action, retry, timeout_s, overlap, max_queued, "
     "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
     "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
-    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition"
+    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition, "
+    "pause_after_failures, failure_streak"
 )
 _RUN_COLUMNS = (
     "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
@@ -63,6 +64,8 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "depends_on": lambda v: v,
     "trigger": lambda v: _json_or_none(v),
     "condition": lambda v: _json_or_none(v),
+    "pause_after_failures": lambda v: v,
+    "failure_streak": streak_text,
 }
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -143,6 +146,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.depends_on,
         _json_or_none(task.trigger),
         _json_or_none(task.condition),
+        task.pause_after_failures,
+        streak_text(task.failure_streak),
     )
 
 
