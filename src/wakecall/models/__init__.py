@@ -49,11 +49,13 @@ from wakecall.models.statuses import (
     AttemptStatus,
     CatchUp,
     DeliveryStatus,
+    EnvelopeType,
     EventType,
     Overlap,
     RunStatus,
     TaskStatus,
     Trigger,
+    delivery_type,
 )
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "Delivery",
     "DeliveryStatus",
     "Duration",
+    "EnvelopeType",
     "Event",
     "EventType",
     "NoopAction",
@@ -86,6 +89,7 @@ __all__ = [
     "TriggerSpec",
     "WakeupAction",
     "WebhookAction",
+    "delivery_type",
     "event_type_for",
     "invalid_input_from",
     "retry_policy_from_json",
