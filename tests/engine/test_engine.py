@@ -584,6 +584,7 @@ async def test_a_run_whose_node_died_is_reaped_and_retried(rig: Rig) -> None:
         )
     ).task
     await rig.tasks.pause(OWNER, task.id)
+    await run_until_idle(rig.engine)
     # Another node claims the fire and starts the run, then dies without finishing it.
     await update_task(
         rig.store,
@@ -602,6 +603,7 @@ async def test_a_run_whose_node_died_is_reaped_and_retried(rig: Rig) -> None:
     await rig.store.record_fires("dead", fire, [plan])
     (claimed,) = await rig.store.claim_runs("dead", fire, 10, lease)
     await rig.store.start_attempts("dead", fire, [claimed.id])
+    rig.engine.wake()  # as the store's hint of another node's writes does
     await step_to(rig.engine, rig.clock, fire + timedelta(minutes=2))
     (run,) = await rig.runs(task.id)
     assert run.status == RunStatus.SUCCESS and run.attempt == 2

@@ -186,7 +186,7 @@ async function tasks() {
     unknown = { code: error.code, message: error.message };
   }
   await client.close();
-  return { created, done, cancelled, unknown, taskId };
+  return { created, long, done, cancelled, unknown, taskId };
 }
 
 const scenarios = { poll, stream, tasks };

@@ -441,9 +441,13 @@ async def engine(tmp_path: Path) -> AsyncIterator[tuple[Engine, FakeClock]]:
     store = SQLiteStore(tmp_path / "w.db")
     await store.open()
     clock = FakeClock(NOW)
-    # Stepping through weeks of rules: history is pruned daily, not every 10 minutes.
+    # Stepping through weeks of rules: history is pruned daily, not every 10 minutes, and a
+    # finished task stays long enough to be read after the clock has walked past its end.
     config = EngineConfig(
-        node_id="node-a", poll_interval=timedelta(hours=1), prune_every=timedelta(days=1)
+        node_id="node-a",
+        poll_interval=timedelta(hours=1),
+        prune_every=timedelta(days=1),
+        task_max_age=timedelta(days=365),
     )
     executors: dict[str, Executor] = {"noop": ScriptedExecutor(), "wakeup": WakeupExecutor()}
     try:
