@@ -15,7 +15,8 @@ Where delivery starts: for a new subscription (or one that lapsed), the client's
 goes on where delivery stands, the client's cursor ignored; when events after that position
 were pruned before they were fed (a subscription suspended for longer than events are kept),
 it moves on to the pruned horizon and answers `truncated` (unless the feeder got there first:
-it then POSTs a `gap` envelope with that cursor).
+it then POSTs a `gap` envelope with that cursor). The refresh that resumes a suspended
+subscription answers `truncated` too: the event whose delivery failed for good was skipped.
 """
 
 from __future__ import annotations
@@ -204,7 +205,9 @@ class WebhookService:
         stored, created = await self._save(wanted, now)
         truncated = start.truncated
         if not created:
-            stored, truncated = await self._past_pruned(stored, now)
+            stored, pruned = await self._past_pruned(stored, now)
+            # Suspended: the delivery that failed for good was given up (skipped).
+            truncated = pruned or (existing is not None and not existing.active)
         self.rt.feeder.wake()
         return _answer(stored, truncated, None if created else existing)
 
