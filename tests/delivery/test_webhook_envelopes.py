@@ -178,6 +178,26 @@ async def test_a_no_expiry_subscription_suspended_for_a_day_is_terminated_once(
     assert "attempted once" in farewell["last_error"]
 
 
+async def test_subscriptions_whose_url_the_guard_refuses_now_end_without_a_post(
+    tmp_path: Path, tls: LoopbackTLS, receiver: HookReceiver
+) -> None:
+    clock = real_time_clock()
+    async with open_agent(tmp_path, tls, clock) as agent:
+        task_id = await a_task(agent)
+        fed = await agent.subscribe(receiver)
+        expiring = await agent.subscribe(receiver, ttlMs=60_000, arguments={"taskIds": [task_id]})
+    clock.advance(timedelta(seconds=61))
+    # Restarted without loopback among the allowed destinations.
+    async with open_agent(tmp_path, tls, clock, allow_outbound=()) as agent:
+        await agent.run(task_id)
+        store = agent.rt.engine.store
+        for sub in (fed, expiring):
+            assert await store.get_subscription("local", sub["id"]) is None
+        # Nothing was queued for the URL: no event, no terminated envelope.
+        assert (await agent.call("list_deliveries"))["deliveries"] == []
+    assert receiver.attempts == []
+
+
 async def test_max_age_skips_older_events_for_a_new_subscription(
     tmp_path: Path, tls: LoopbackTLS, receiver: HookReceiver
 ) -> None:

@@ -194,6 +194,8 @@ async def test_expired_and_long_suspended_subscriptions_are_the_ones_to_end(stor
     assert await to_end(T0) == [failing.id, expiring.id]
     assert [s.id for s in await store.subscriptions_to_end(later, T0, 1)] == [failing.id]
     assert await store.subscriptions_to_end(T0, T0 - timedelta(seconds=1), 10) == []
+    # Neither an expired one nor a suspended one is fed, even before it is ended.
+    assert [s.id for s, _ in await store.subscriptions_to_feed(later, 10)] == ["sub_c_quiet"]
     # A refresh makes it active again: no longer suspended, not to end.
     resumed = await save(subscription(id="sub_a_failing", refresh_before=None), T0)
     assert resumed.active and resumed.suspended_at is None and resumed.last_error == "http_5xx"

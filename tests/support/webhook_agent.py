@@ -62,18 +62,26 @@ class Agent:
         )
 
 
-def settings_for(tmp_path: Path, tls: LoopbackTLS) -> Settings:
+def settings_for(
+    tmp_path: Path, tls: LoopbackTLS, allow_outbound: tuple[str, ...] = ("loopback",)
+) -> Settings:
     return Settings(
-        store=str(tmp_path / "w.db"), allow_outbound=("loopback",), outbound_ca=str(tls.ca_file)
+        store=str(tmp_path / "w.db"), allow_outbound=allow_outbound, outbound_ca=str(tls.ca_file)
     )
 
 
 @asynccontextmanager
-async def open_agent(tmp_path: Path, tls: LoopbackTLS, clock: FakeClock) -> AsyncIterator[Agent]:
+async def open_agent(
+    tmp_path: Path,
+    tls: LoopbackTLS,
+    clock: FakeClock,
+    allow_outbound: tuple[str, ...] = ("loopback",),
+) -> AsyncIterator[Agent]:
     """A runtime on `tmp_path`'s store and an in-memory client; opening it again is a
-    restart of the server."""
+    restart of the server (`allow_outbound` its `--allow-outbound`)."""
+    settings = settings_for(tmp_path, tls, allow_outbound)
     with anyio.fail_after(30):
-        async with open_runtime(settings_for(tmp_path, tls), clock=clock, config=CONFIG) as rt:
+        async with open_runtime(settings, clock=clock, config=CONFIG) as rt:
             await run_until_idle(rt.engine)
             async with Client(build_server(rt)) as client:
                 yield Agent(rt, client, clock)

@@ -27,7 +27,9 @@ Control envelopes (`delivery.envelopes`) go through the same queue, one at a tim
   a refresh, and when one granted no expiry (which no TTL ends) stayed suspended for
   `NO_EXPIRY_SUSPENSION_LIMIT`. It is signed with the subscription's secret, which it carries
   (the subscription is gone), and attempted once. A 410 Gone and `events/unsubscribe` end a
-  subscription without one: the receiver or the client asked for it.
+  subscription without one: the receiver or the client asked for it. So does the outgoing-URL
+  guard refusing a subscription's URL as it is fed (the operator narrowed `--allow-outbound`
+  since it was made): nothing may be sent there, not even a farewell.
 
 A body stays under `MAX_BODY_BYTES` (the sketch's 256 KiB): a larger event is sent without
 its run's output and input (and a wakeup's context), named in `_meta`, for the client to
@@ -47,10 +49,11 @@ import anyio
 from wakecall.clock import Clock
 from wakecall.delivery.envelopes import expired_farewell, gap_envelope, suspended_farewell
 from wakecall.delivery.occurrences import Found, event_id, occurrence, read_matching
-from wakecall.errors import StoreError
+from wakecall.errors import InvalidInput, StoreError, UnsafeURL
 from wakecall.ids import new_id
 from wakecall.models import Delivery, DeliveryStatus, Event
 from wakecall.models.subscriptions import Subscription
+from wakecall.net.guard import OutboundPolicy, check_url
 from wakecall.store.base import Hint, NewSubscriptionDelivery, Store
 
 __all__ = [
@@ -118,9 +121,12 @@ class SubscriptionFeeder:
         clock: Clock,
         poll_interval: timedelta = timedelta(seconds=2),
         on_queued: Callable[[], None] | None = None,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        #: The guard's policy, to check each subscription's URL again as it is fed (None: not).
+        self.outbound = outbound
         self.poll_interval = poll_interval
         #: Told when a delivery was queued, so the sender looks at once (not at its next poll).
         self.on_queued = on_queued
@@ -169,7 +175,9 @@ class SubscriptionFeeder:
         over = await self.store.subscriptions_to_end(now, now - NO_EXPIRY_SUSPENSION_LIMIT, BATCH)
         for sub in over:
             expired = sub.refresh_before is not None
-            farewell = expired_farewell(sub) if expired else suspended_farewell(sub)
+            farewell: NewSubscriptionDelivery | None = None  # none where the guard refuses
+            if self._refused(sub) is None:
+                farewell = expired_farewell(sub) if expired else suspended_farewell(sub)
             if await self.store.end_subscription(sub, farewell, now=now):
                 log.info(
                     "subscription %s ended: %s",
@@ -182,6 +190,16 @@ class SubscriptionFeeder:
 
     async def _feed(self, sub: Subscription, last: Delivery | None, now: datetime) -> bool:
         """Settle the delivery that ended and queue the next; whether more may be due."""
+        refused = self._refused(sub)
+        if refused is not None:
+            if await self.store.end_subscription(sub, None, now=now):
+                log.warning(
+                    "subscription %s ended: its URL is refused now (%s)",
+                    sub.id,
+                    refused,
+                    extra={"action": "subscription_ended"},
+                )
+            return False
         after = sub
         if sub.pending_delivery is not None:
             settled = self._settled(sub, last, now)
@@ -229,6 +247,16 @@ class SubscriptionFeeder:
             body=delivery_body(event),
         )
         return delivery, replace(sub, cursor=event.cursor, pending_delivery=delivery.id)
+
+    def _refused(self, sub: Subscription) -> str | None:
+        """Why the guard refuses `sub`'s URL now, or None when it takes it."""
+        if self.outbound is None:
+            return None
+        try:
+            check_url(sub.url, self.outbound, field="delivery.url")
+        except (UnsafeURL, InvalidInput) as exc:
+            return str(exc)
+        return None
 
     def _queued(self) -> None:
         if self.on_queued is not None:
