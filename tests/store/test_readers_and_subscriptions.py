@@ -5,14 +5,14 @@ extension's handles."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from support.records import T0, add_task, make_task
 from wakecall.errors import LimitReached
-from wakecall.models import DeliveryStatus, EventType
-from wakecall.models.subscriptions import Subscription, ToolTask
+from wakecall.models import DeliveryStatus, EnvelopeType, EventType
+from wakecall.models.subscriptions import Subscription, SubscriptionRoute, ToolTask
 from wakecall.store import NewEvent, Store
 from wakecall.store.base import DeliveryOutcome, NewSubscriptionDelivery
 
@@ -159,7 +159,7 @@ async def test_feeding_a_subscription_is_guarded_and_makes_its_delivery(store: S
     assert last is not None and last.status == DeliveryStatus.DELIVERED
 
 
-async def test_unsubscribing_and_expiry_drop_pending_deliveries(store: Store) -> None:
+async def test_unsubscribing_drops_pending_deliveries(store: Store) -> None:
     cursors = await events_for(store, "alice", 1)
     sub, _ = await store.save_subscription(subscription(), T0, secret_grace=GRACE, max_per_owner=10)
     delivery = NewSubscriptionDelivery("msg_d1", "evt_1", cursors[0], "task.run.stale", None, "{}")
@@ -171,19 +171,74 @@ async def test_unsubscribing_and_expiry_drop_pending_deliveries(store: Store) ->
     assert await store.list_deliveries("alice") == []
     routes = await store.subscription_routes(["msg_d1"], T0)
     assert routes == {}
-    other, _ = await store.save_subscription(
-        subscription(id="sub_2"), T0, secret_grace=GRACE, max_per_owner=10
+
+
+async def test_expired_and_long_suspended_subscriptions_are_the_ones_to_end(store: Store) -> None:
+    async def save(sub: Subscription, at: datetime = T0) -> Subscription:
+        stored, _ = await store.save_subscription(sub, at, secret_grace=GRACE, max_per_owner=10)
+        return stored
+
+    expiring = await save(subscription(id="sub_b_ttl"))
+    await save(subscription(id="sub_c_quiet", refresh_before=None))
+    failing = await save(subscription(id="sub_a_failing", refresh_before=None))
+    suspended = replace(failing, active=False, last_error="http_5xx", suspended_at=T0)
+    assert await store.advance_subscription(failing, suspended, now=T0)
+    assert await store.get_subscription("alice", failing.id) == suspended
+    later = T0 + timedelta(hours=2)
+
+    async def to_end(suspended_before: datetime) -> list[str]:
+        return [s.id for s in await store.subscriptions_to_end(later, suspended_before, 10)]
+
+    # Expired; or granted no expiry and suspended at or before the cut-off.
+    assert await to_end(T0 - timedelta(seconds=1)) == [expiring.id]
+    assert await to_end(T0) == [failing.id, expiring.id]
+    assert [s.id for s in await store.subscriptions_to_end(later, T0, 1)] == [failing.id]
+    assert await store.subscriptions_to_end(T0, T0 - timedelta(seconds=1), 10) == []
+    # Neither an expired one nor a suspended one is fed, even before it is ended.
+    assert [s.id for s, _ in await store.subscriptions_to_feed(later, 10)] == ["sub_c_quiet"]
+    # A refresh makes it active again: no longer suspended, not to end.
+    resumed = await save(subscription(id="sub_a_failing", refresh_before=None), T0)
+    assert resumed.active and resumed.suspended_at is None and resumed.last_error == "http_5xx"
+    assert await to_end(T0) == [expiring.id]
+
+
+async def test_ending_a_subscription_drops_its_deliveries_and_queues_its_farewell(
+    store: Store,
+) -> None:
+    cursors = await events_for(store, "alice", 1)
+    sub, _ = await store.save_subscription(subscription(), T0, secret_grace=GRACE, max_per_owner=10)
+    delivery = NewSubscriptionDelivery("msg_d1", "evt_1", cursors[0], "task.run.stale", None, "{}")
+    fed = replace(sub, cursor=cursors[0], pending_delivery="msg_d1")
+    await store.advance_subscription(sub, fed, delivery, now=T0)
+    read = await store.get_subscription("alice", sub.id)
+    assert read is not None
+    farewell = NewSubscriptionDelivery(
+        "msg_bye", "msg_terminated_1", 0, "terminated", None, '{"type":"terminated"}', sub.secret
     )
-    forever, _ = await store.save_subscription(
-        subscription(id="sub_3", refresh_before=None), T0, secret_grace=GRACE, max_per_owner=10
+    # Refreshed since it was read: it is not ended.
+    refreshed, _ = await store.save_subscription(
+        replace(sub, refresh_before=T0 + timedelta(hours=3)),
+        T0 + timedelta(minutes=1),
+        secret_grace=GRACE,
+        max_per_owner=10,
     )
-    assert await store.expire_subscriptions(T0 + timedelta(hours=2)) == 1
-    assert await store.get_subscription("alice", other.id) is None
-    assert await store.get_subscription("alice", forever.id) == forever
-    # An expired subscription is not fed even before it is deleted.
-    assert [s.id for s, _ in await store.subscriptions_to_feed(T0 + timedelta(hours=3), 10)] == [
-        forever.id
-    ]
+    assert not await store.end_subscription(read, farewell, now=T0)
+    assert await store.end_subscription(refreshed, farewell, now=T0 + timedelta(hours=4))
+    assert await store.get_subscription("alice", sub.id) is None
+    assert not await store.end_subscription(refreshed, farewell, now=T0 + timedelta(hours=4))
+    # Its event's delivery is dropped; the farewell is queued, naming the subscription, and
+    # signed with the secret it carries (the subscription's is gone).
+    (queued,) = await store.list_deliveries("alice")
+    assert queued.id == "msg_bye" and queued.event_type == EnvelopeType.TERMINATED
+    assert queued.status == DeliveryStatus.PENDING and queued.url == sub.url
+    assert queued.next_attempt_at == T0 + timedelta(hours=4)
+    route = (await store.subscription_routes(["msg_bye"], T0))["msg_bye"]
+    assert route == SubscriptionRoute(sub.id, "msg_terminated_1", [sub.secret], farewell=True)
+    # A new subscription of that id drops the farewell not sent yet: it would tell of it.
+    _, created = await store.save_subscription(
+        subscription(), T0, secret_grace=GRACE, max_per_owner=10
+    )
+    assert created and await store.list_deliveries("alice") == []
 
 
 async def test_a_tool_task_is_found_by_its_owner_until_it_expires(store: Store) -> None:

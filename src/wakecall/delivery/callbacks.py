@@ -30,7 +30,9 @@ line, another node) applies to every send that starts more than `SECRETS_MAX_AGE
 The same queue carries the deliveries of MCP Events webhook subscriptions (see
 `delivery.subscriptions`): those are signed with their subscription's secrets, carry the
 event's id as `webhook-id` and the subscription's id as `X-MCP-Subscription-Id`, and a 413
-Payload Too Large gives the event up at once (the receiver will never take it).
+Payload Too Large gives the event up at once (the receiver will never take it). A
+subscription's farewell (the `terminated` envelope queued as it was deleted) is signed with the
+secret it carries and attempted once.
 """
 
 from __future__ import annotations
@@ -382,7 +384,9 @@ class CallbackDispatcher:
         done = delivery.attempts + 1
         now = self.clock.now()
         retry_at = None
-        if done < self.max_attempts:
+        if route is not None and route.farewell:
+            error += "; a farewell is attempted once"
+        elif done < self.max_attempts:
             retry_at = now + (wait if wait is not None else retry_delay(delivery.id, done))
         else:
             error += f"; gave up after {done} attempts"

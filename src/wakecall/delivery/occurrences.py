@@ -23,6 +23,7 @@ __all__ = [
     "occurrence",
     "read_matching",
     "start_at",
+    "start_not_before",
 ]
 
 #: Events read per query, and read at most per request (a request that read this many without
@@ -52,6 +53,33 @@ async def start_at(store: Store, owner: str, cursor: int | None) -> Start:
     if cursor < horizon:
         return Start(horizon, True)
     return Start(cursor, False)
+
+
+async def start_not_before(
+    store: Store,
+    owner: str,
+    name: str,
+    arguments: Mapping[str, Any],
+    start: Start,
+    not_before: datetime | None,
+) -> Start:
+    """`start` moved past the events older than `not_before` (a `maxAgeMs` floor): to just
+    before the subscription's first event not older than it (reads are `cursor > position`,
+    and an owner's cursors are integers), or to the last position read when there is none.
+    `truncated` too when events were skipped. The whole log after `start` may be read."""
+    if not_before is None:
+        return start
+    position, truncated = start.position, start.truncated
+    while True:
+        found = await read_matching(
+            store, owner, name, arguments, position, limit=1, not_before=not_before
+        )
+        truncated = truncated or found.truncated
+        if found.events:
+            return Start(found.events[0].cursor - 1, truncated)
+        if not found.more:
+            return Start(found.position, truncated)
+        position = found.position
 
 
 @dataclass

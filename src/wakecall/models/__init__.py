@@ -60,11 +60,13 @@ from wakecall.models.statuses import (
     BackfillOverlap,
     CatchUp,
     DeliveryStatus,
+    EnvelopeType,
     EventType,
     Overlap,
     RunStatus,
     TaskStatus,
     Trigger,
+    delivery_type,
 )
 
 __all__ = [
@@ -86,6 +88,7 @@ __all__ = [
     "Delivery",
     "DeliveryStatus",
     "Duration",
+    "EnvelopeType",
     "Event",
     "EventType",
     "NoopAction",
@@ -101,6 +104,7 @@ __all__ = [
     "TriggerSpec",
     "WakeupAction",
     "WebhookAction",
+    "delivery_type",
     "event_type_for",
     "failures_pause_note",
     "failures_paused_payload",

@@ -14,6 +14,7 @@ from wakecall.models.statuses import (
     AttemptStatus,
     CatchUp,
     DeliveryStatus,
+    EnvelopeType,
     EventType,
     Overlap,
     RunStatus,
@@ -183,13 +184,14 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One event sent to one callback URL; retried until delivered or dead-lettered."""
+    """One event (or a webhook subscription's control envelope) sent to one callback URL;
+    retried until delivered or dead-lettered."""
 
     id: str  # the `webhook-id`, stable across retries
     owner: str
     task_id: str | None
     event_cursor: int
-    event_type: EventType
+    event_type: EventType | EnvelopeType
     url: str
     body: str  # the exact JSON sent on every attempt
     status: DeliveryStatus

@@ -99,6 +99,22 @@ class EventType(StrEnum):
     WAKEUP_FIRED = "wakeup.fired"
 
 
+class EnvelopeType(StrEnum):
+    """What a webhook subscription is sent besides its events: the Events extension's control
+    envelopes that go through the delivery queue."""
+
+    GAP = "gap"  # events after the subscription's position were pruned before it was fed them
+    TERMINATED = "terminated"  # the server ended the subscription
+
+
+def delivery_type(value: str) -> EventType | EnvelopeType:
+    """What a stored delivery carries: an event of that type, or a control envelope."""
+    try:
+        return EventType(value)
+    except ValueError:
+        return EnvelopeType(value)
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"

@@ -19,7 +19,8 @@ class Subscription:
     `cursor` is how far the owner's log was fed to it; `acked_through` how far every event was
     delivered or given up (the watermark a delivery carries); `pending_delivery` the id of the
     delivery in flight. `refresh_before` None: no expiry. `active` False: delivery suspended
-    after a delivery was dead-lettered, until the client refreshes the subscription."""
+    (since `suspended_at`) after a delivery was dead-lettered, until the client refreshes the
+    subscription."""
 
     id: str
     owner: str
@@ -40,6 +41,7 @@ class Subscription:
     last_delivery_at: datetime | None = None
     last_error: str | None = None
     failed_since: datetime | None = None
+    suspended_at: datetime | None = None
 
     def secrets_at(self, now: datetime) -> list[str]:
         """The secrets that sign at `now`, newest first."""
@@ -51,13 +53,18 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionRoute:
-    """How a delivery made for a subscription is sent: its `webhook-id` (the event's id, the
-    same on every retry), the subscription's id (the `X-MCP-Subscription-Id` header) and the
-    secrets that sign it now (none once the subscription is gone)."""
+    """How a delivery made for a subscription is sent: its `webhook-id` (the event's id, or a
+    control envelope's `msg_<type>_<random>`; the same on every retry), the subscription's id
+    (the `X-MCP-Subscription-Id` header) and the secrets that sign it now (none once the
+    subscription is gone).
+
+    A `farewell` is the `terminated` envelope queued as the server deleted its subscription:
+    it is signed with the secret it was queued with and attempted once."""
 
     subscription_id: str
     message_id: str
     secrets: list[str]
+    farewell: bool = False
 
 
 @dataclass(frozen=True, slots=True)

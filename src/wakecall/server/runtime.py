@@ -96,7 +96,7 @@ async def open_runtime(
             ) as engine:
                 registry = registry or SessionRegistry()
                 bus = bus or OwnerBus(lambda: current_owner(settings.owner))
-                async with _deliveries(settings, engine, client, registry, bus) as parts:
+                async with _deliveries(settings, engine, client, outbound, registry, bus) as parts:
                     pusher, callbacks, metrics, feeder = parts
                     yield Runtime(
                         engine,
@@ -137,6 +137,7 @@ async def _deliveries(
     settings: Settings,
     engine: Engine,
     client: Any,
+    outbound: OutboundPolicy,
     registry: SessionRegistry,
     bus: OwnerBus,
 ) -> AsyncIterator[tuple[Pusher, CallbackDispatcher, Metrics, SubscriptionFeeder]]:
@@ -166,6 +167,7 @@ async def _deliveries(
         clock=engine.clock,
         poll_interval=engine.config.poll_interval,
         on_queued=callbacks.wake,
+        outbound=outbound,
     )
     callbacks.add_listener(feeder.on_delivery)
     listeners = (pusher.on_events, callbacks.on_events, feeder.on_events)

@@ -338,9 +338,10 @@ class Hint:
 
 @dataclass(frozen=True, slots=True)
 class NewSubscriptionDelivery:
-    """A delivery of one event (or a control body) to a webhook subscription: `id` names the
-    row, `message_id` is its `webhook-id` (the event's id: the same for every subscription
-    and every retry)."""
+    """A delivery of one event (or a control envelope) to a webhook subscription: `id` names
+    the row, `message_id` is its `webhook-id` (the event's id: the same for every subscription
+    and every retry; `msg_<type>_<random>` for an envelope). `secret`, for the `terminated`
+    envelope queued as its subscription is deleted: the secret that signs it then."""
 
     id: str
     message_id: str
@@ -348,6 +349,7 @@ class NewSubscriptionDelivery:
     event_type: str
     task_id: str | None
     body: str
+    secret: str | None = None
 
 
 #: Look at everything again: hints may have been lost.
@@ -728,12 +730,13 @@ class Store(Protocol):
         secret_grace: timedelta,
         max_per_owner: int,
     ) -> tuple[Subscription, bool]:
-        """Create `sub`; or, when the owner has a subscription of that id, refresh it: its
-        secret (the one it had keeps signing for `secret_grace` when it changed),
-        `refresh_before` and `updated_at`, and make it active again; where it was fed to and
-        its delivery in flight stay. Returns the subscription as stored and whether it was
-        created. `LimitReached` (nothing written) for a new subscription when the owner holds
-        `max_per_owner` already."""
+        """Create `sub` (dropping what is still pending for an ended subscription of that id:
+        its `terminated` envelope would tell of the new one); or, when the owner has a
+        subscription of that id, refresh it: its secret (the one it had keeps signing for
+        `secret_grace` when it changed), `refresh_before` and `updated_at`, and make it active
+        again (no `suspended_at`); where it was fed to and its delivery in flight stay. Returns
+        the subscription as stored and whether it was created. `LimitReached` (nothing
+        written) for a new subscription when the owner holds `max_per_owner` already."""
         ...
 
     async def get_subscription(self, owner: str, subscription_id: str) -> Subscription | None:
@@ -768,22 +771,36 @@ class Store(Protocol):
     ) -> bool:
         """When the subscription is still as `before` (same `cursor` and `pending_delivery`):
         write the feeding state of `after` (`cursor`, `acked_through`, `pending_delivery`,
-        `active`, `last_delivery_at`, `last_error`, `failed_since`) and insert `delivery`
+        `active`, `last_delivery_at`, `last_error`, `failed_since`, `suspended_at`) and insert
+        `delivery`
         (pending, due `now`, to the subscription's URL), in one transaction; True. False, and
         nothing written, when another process moved it on first."""
         ...
 
-    async def expire_subscriptions(self, now: datetime) -> int:
-        """Delete the subscriptions whose `refresh_before` has passed (with their pending
-        deliveries); how many."""
+    async def subscriptions_to_end(
+        self, now: datetime, suspended_before: datetime, limit: int
+    ) -> list[Subscription]:
+        """Up to `limit` subscriptions, in id order, that are over: those whose
+        `refresh_before` has passed at `now`, and those granted no expiry whose delivery was
+        suspended at or before `suspended_before` (and not resumed since)."""
+        ...
+
+    async def end_subscription(
+        self, sub: Subscription, farewell: NewSubscriptionDelivery | None, *, now: datetime
+    ) -> bool:
+        """When the subscription is still as `sub` (same `updated_at`, `active` and
+        `refresh_before`: no refresh came since it was read): delete it with its pending
+        deliveries and insert `farewell` (pending, due `now`, to its URL, naming it; signed
+        with the farewell's own `secret`), in one transaction; True. False, and nothing
+        written, when it changed or is gone."""
         ...
 
     async def subscription_routes(
         self, delivery_ids: Sequence[str], now: datetime
     ) -> dict[str, SubscriptionRoute]:
         """For those of `delivery_ids` made for a subscription: how each is sent (its
-        `webhook-id`, the subscription, the secrets that sign at `now`: none when the
-        subscription is gone). Other ids are left out."""
+        `webhook-id`, the subscription, the secrets that sign at `now`: the farewell's own for
+        a farewell, else the subscription's, none once it is gone). Other ids are left out."""
         ...
 
     # --- MCP Tasks extension handles -------------------------------------------------------

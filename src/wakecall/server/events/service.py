@@ -11,6 +11,13 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 from pydantic import BaseModel
 
+from wakecall.delivery.envelopes import (
+    CALLBACK_ENDPOINT_ERROR,
+    FORBIDDEN,
+    NOT_FOUND,
+    RESOURCE_EXHAUSTED,
+    UNSUPPORTED,
+)
 from wakecall.delivery.occurrences import PAGE, age_floor, occurrence, read_matching, start_at
 from wakecall.server.events.catalog import known, listing
 from wakecall.server.events.extension import (
@@ -22,14 +29,16 @@ from wakecall.server.events.extension import (
 if TYPE_CHECKING:
     from wakecall.server.runtime import Runtime
 
-__all__ = ["NOT_FOUND", "SUBSCRIPTION_ID_KEY", "EventsService", "check_subscription"]
-
-#: The sketch's error codes.
-NOT_FOUND = -32011
-FORBIDDEN = -32012
-RESOURCE_EXHAUSTED = -32013
-UNSUPPORTED = -32014
-CALLBACK_ENDPOINT_ERROR = -32015
+__all__ = [
+    "CALLBACK_ENDPOINT_ERROR",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "RESOURCE_EXHAUSTED",
+    "SUBSCRIPTION_ID_KEY",
+    "UNSUPPORTED",
+    "EventsService",
+    "check_subscription",
+]
 
 SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
 

@@ -8,6 +8,15 @@ subscription is stored (durably: it survives restarts and serves every node) onl
 did. Its TTL is granted as `refreshBefore`; a refresh (the same subscribe again) grants a new
 one, replaces the secret (the old one keeps signing for `SECRET_GRACE`) and resumes delivery
 if it was suspended. Deliveries go through `delivery.subscriptions`.
+
+Where delivery starts: for a new subscription (or one that lapsed), the client's `cursor`
+(null: now), later when it is older than what retention kept, and past the events older than
+`maxAgeMs` (ignored with a null cursor); `truncated` says when that skipped events. A refresh
+goes on where delivery stands, the client's cursor ignored; when events after that position
+were pruned before they were fed (a subscription suspended for longer than events are kept),
+it moves on to the pruned horizon and answers `truncated` (unless the feeder got there first:
+it then POSTs a `gap` envelope with that cursor). The refresh that resumes a suspended
+subscription answers `truncated` too: the event whose delivery failed for good was skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +37,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
-from wakecall.delivery.occurrences import start_at
+from wakecall.delivery.occurrences import Start, age_floor, start_at, start_not_before
 from wakecall.delivery.signing import sign
 from wakecall.errors import InvalidInput, LimitReached, UnsafeURL
 from wakecall.models.subscriptions import Subscription
@@ -95,6 +104,35 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
+def _check_mode(mode: str) -> None:
+    if mode != "webhook":
+        raise MCPError(
+            UNSUPPORTED,
+            f"events/subscribe delivers by webhook only, not {mode!r}; "
+            "use events/poll or events/stream",
+            {"feature": "deliveryMode", "value": mode},
+        )
+
+
+def _answer(sub: Subscription, truncated: bool, before: Subscription | None) -> dict[str, Any]:
+    """The answer to `events/subscribe` for `sub` as stored; a refresh (of `before`, as it
+    was) tells how delivery went."""
+    answer: dict[str, Any] = {
+        "id": sub.id,
+        "refreshBefore": _iso(sub.refresh_before),
+        "cursor": str(sub.acked_through),
+        "truncated": truncated,
+    }
+    if before is not None:
+        answer["deliveryStatus"] = {
+            "active": before.active,
+            "lastDeliveryAt": _iso(before.last_delivery_at),
+            "lastError": before.last_error,
+            **({"failedSince": _iso(before.failed_since)} if before.failed_since else {}),
+        }
+    return answer
+
+
 @dataclass(frozen=True)
 class _Endpoint:
     url: str
@@ -133,27 +171,19 @@ class WebhookService:
     ) -> dict[str, Any]:
         owner = self._owner(ctx)
         check_subscription(params.name, params.arguments)
-        if params.delivery.mode != "webhook":
-            raise MCPError(
-                UNSUPPORTED,
-                f"events/subscribe delivers by webhook only, not {params.delivery.mode!r}; "
-                "use events/poll or events/stream",
-                {"feature": "deliveryMode", "value": params.delivery.mode},
-            )
+        _check_mode(params.delivery.mode)
         url = self._url(params.delivery.url)
         secret = _check_secret(params.delivery.secret)
+        cursor = parse_cursor(params.cursor)
         store, now = self.rt.engine.store, self.rt.engine.clock.now()
         sub_id = subscription_id(owner, url, params.name, params.arguments)
         existing = await store.get_subscription(owner, sub_id)
-        truncated = False
         if existing is None:
             if not await store.endpoint_verified(owner, url):
                 await self._challenge(_Endpoint(url, secret, sub_id))
-            start = await start_at(store, owner, parse_cursor(params.cursor))
-            truncated = start.truncated
-            position = start.position
+            start = await self._start(owner, params, cursor, now)
         else:
-            position = existing.cursor
+            start = Start(existing.cursor, truncated=False)
         wanted = Subscription(
             id=sub_id,
             owner=owner,
@@ -163,8 +193,8 @@ class WebhookService:
             secret=secret,
             old_secret=None,
             old_secret_until=None,
-            cursor=position,
-            acked_through=position,
+            cursor=start.position,
+            acked_through=start.position,
             pending_delivery=None,
             active=True,
             refresh_before=_grant(params.ttl_ms, now),
@@ -172,29 +202,51 @@ class WebhookService:
             updated_at=now,
             verified_at=now,
         )
+        stored, created = await self._save(wanted, now)
+        truncated = start.truncated
+        if not created:
+            stored, pruned = await self._past_pruned(stored, now)
+            # Suspended: the delivery that failed for good was given up (skipped).
+            truncated = pruned or (existing is not None and not existing.active)
+        self.rt.feeder.wake()
+        return _answer(stored, truncated, None if created else existing)
+
+    async def _start(
+        self, owner: str, params: SubscribeParams, cursor: int | None, now: datetime
+    ) -> Start:
+        """Where a new subscription's delivery starts: after the client's cursor (now for
+        null), no earlier than what retention kept nor than the `maxAgeMs` floor."""
+        store = self.rt.engine.store
+        start = await start_at(store, owner, cursor)
+        if cursor is None:
+            return start  # maxAgeMs is ignored: null already means now
+        floor = age_floor(now, params.max_age_ms)
+        return await start_not_before(store, owner, params.name, params.arguments, start, floor)
+
+    async def _save(self, sub: Subscription, now: datetime) -> tuple[Subscription, bool]:
         try:
-            stored, created = await store.save_subscription(
-                wanted, now, secret_grace=SECRET_GRACE, max_per_owner=MAX_SUBSCRIPTIONS
+            return await self.rt.engine.store.save_subscription(
+                sub, now, secret_grace=SECRET_GRACE, max_per_owner=MAX_SUBSCRIPTIONS
             )
         except LimitReached as exc:
             raise MCPError(
                 RESOURCE_EXHAUSTED, str(exc), {"limit": "subscriptions", "max": MAX_SUBSCRIPTIONS}
             ) from None
-        self.rt.feeder.wake()
-        answer: dict[str, Any] = {
-            "id": stored.id,
-            "refreshBefore": _iso(stored.refresh_before),
-            "cursor": str(stored.acked_through),
-            "truncated": truncated,
-        }
-        if not created and existing is not None:
-            answer["deliveryStatus"] = {
-                "active": existing.active,
-                "lastDeliveryAt": _iso(existing.last_delivery_at),
-                "lastError": existing.last_error,
-                **({"failedSince": _iso(existing.failed_since)} if existing.failed_since else {}),
-            }
-        return answer
+
+    async def _past_pruned(self, sub: Subscription, now: datetime) -> tuple[Subscription, bool]:
+        """`sub` moved on to its owner's pruned horizon when events after its position were
+        pruned before it was fed them, and whether it was. Not while a delivery is in flight,
+        nor when the feeder moved it first (it then sends a `gap` envelope)."""
+        store = self.rt.engine.store
+        if sub.pending_delivery is not None:
+            return sub, False
+        horizon = await store.event_horizon(sub.owner)
+        if sub.cursor >= horizon:
+            return sub, False
+        moved = replace(sub, cursor=horizon, acked_through=horizon)
+        if await store.advance_subscription(sub, moved, now=now):
+            return moved, True
+        return sub, False
 
     async def unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeParams

@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from wakecall.models import Delivery, DeliveryStatus, Event, EventType, Run, Task
+from wakecall.models import Delivery, DeliveryStatus, Event, EventType, Run, Task, delivery_type
 from wakecall.store.rows import run_from_row, streak_text, task_from_row
 
 # Task fields that a `TaskUpdate` may set, and how each is written.
@@ -144,7 +144,7 @@ def _delivery_from_row(row: Mapping[str, Any]) -> Delivery:
         owner=row["owner"],
         task_id=row["task_id"],
         event_cursor=row["event_cursor"],
-        event_type=EventType(row["event_type"]),
+        event_type=delivery_type(row["event_type"]),
         url=row["url"],
         body=row["body"],
         status=DeliveryStatus(row["status"]),

@@ -21,7 +21,7 @@ from wakecall.store.postgres.sql import _DELIVERY_COLUMNS, _cols
 _SUB_COLUMNS = (
     "id, owner, url, name, arguments, secret, old_secret, old_secret_until, cursor, "
     "acked_through, pending_delivery, active, refresh_before, created_at, updated_at, "
-    "verified_at, last_delivery_at, last_error, failed_since"
+    "verified_at, last_delivery_at, last_error, failed_since, suspended_at"
 )
 _SUB_NAMES = _cols(_SUB_COLUMNS)
 _S_COLUMNS = ", ".join("s." + c for c in _SUB_NAMES)
@@ -73,6 +73,7 @@ class SubscriptionMethods(Hints):
                         f"you hold {held} event subscriptions, the most allowed; "
                         "events/unsubscribe one you no longer need"
                     )
+                await _drop_pending(conn, sub.id)  # an ended subscription's farewell
                 marks = ", ".join(f"${i}" for i in range(1, len(_SUB_NAMES) + 1))
                 await conn.execute(
                     f"INSERT INTO event_subscriptions ({_SUB_COLUMNS}) VALUES ({marks})",
@@ -83,8 +84,8 @@ class SubscriptionMethods(Hints):
             rotated = old.secret != sub.secret
             row = await conn.fetchrow(
                 "UPDATE event_subscriptions SET secret = $1, old_secret = $2, "
-                "old_secret_until = $3, refresh_before = $4, updated_at = $5, active = true "
-                f"WHERE id = $6 RETURNING {_SUB_COLUMNS}",
+                "old_secret_until = $3, refresh_before = $4, updated_at = $5, active = true, "
+                f"suspended_at = NULL WHERE id = $6 RETURNING {_SUB_COLUMNS}",
                 sub.secret,
                 old.secret if rotated else old.old_secret,
                 now + secret_grace if rotated else old.old_secret_until,
@@ -125,10 +126,7 @@ class SubscriptionMethods(Hints):
                 owner,
             )
             if gone is not None:
-                await conn.execute(
-                    "DELETE FROM deliveries WHERE subscription_id = $1 AND status = 'pending'",
-                    subscription_id,
-                )
+                await _drop_pending(conn, subscription_id)
             return gone is not None
 
         return await self._tx(delete_on)
@@ -161,8 +159,8 @@ class SubscriptionMethods(Hints):
             changed = await conn.fetchval(
                 "UPDATE event_subscriptions SET cursor = $1, acked_through = $2, "
                 "pending_delivery = $3, active = $4, last_delivery_at = $5, last_error = $6, "
-                "failed_since = $7 WHERE id = $8 AND cursor = $9 "
-                "AND pending_delivery IS NOT DISTINCT FROM $10 RETURNING 1",
+                "failed_since = $7, suspended_at = $8 WHERE id = $9 AND cursor = $10 "
+                "AND pending_delivery IS NOT DISTINCT FROM $11 RETURNING 1",
                 after.cursor,
                 after.acked_through,
                 after.pending_delivery,
@@ -170,49 +168,54 @@ class SubscriptionMethods(Hints):
                 after.last_delivery_at,
                 after.last_error,
                 after.failed_since,
+                after.suspended_at,
                 before.id,
                 before.cursor,
                 before.pending_delivery,
             )
             if changed is not None and delivery is not None:
-                await conn.execute(
-                    "INSERT INTO deliveries (id, owner, task_id, event_cursor, event_type, url, "
-                    "body, status, attempts, next_attempt_at, created_at, subscription_id, "
-                    "message_id) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $9, "
-                    "$10)",
-                    delivery.id,
-                    after.owner,
-                    delivery.task_id,
-                    delivery.event_cursor,
-                    delivery.event_type,
-                    after.url,
-                    delivery.body,
-                    now,
-                    after.id,
-                    delivery.message_id,
-                )
+                await _insert_delivery(conn, after, delivery, now)
                 await self._hint(conn, due=True)
             return changed is not None
 
         return await self._tx(advance_on)
 
-    async def expire_subscriptions(self, now: datetime) -> int:
-        async def expire_on(conn: asyncpg.Connection) -> int:
-            ids = [
-                r["id"]
-                for r in await conn.fetch(
-                    "DELETE FROM event_subscriptions WHERE refresh_before <= $1 RETURNING id", now
-                )
-            ]
-            if ids:
-                await conn.execute(
-                    "DELETE FROM deliveries WHERE subscription_id = ANY($1::text[]) "
-                    "AND status = 'pending'",
-                    ids,
-                )
-            return len(ids)
+    async def subscriptions_to_end(
+        self, now: datetime, suspended_before: datetime, limit: int
+    ) -> list[Subscription]:
+        rows = await self._call(
+            lambda c: c.fetch(
+                f"SELECT {_SUB_COLUMNS} FROM event_subscriptions WHERE refresh_before <= $1 "
+                "OR (refresh_before IS NULL AND NOT active AND suspended_at <= $2) "
+                "ORDER BY id LIMIT $3",
+                now,
+                suspended_before,
+                limit,
+            )
+        )
+        return [_sub_from_row(r) for r in rows]
 
-        return await self._tx(expire_on)
+    async def end_subscription(
+        self, sub: Subscription, farewell: NewSubscriptionDelivery | None, *, now: datetime
+    ) -> bool:
+        async def end_on(conn: asyncpg.Connection) -> bool:
+            gone = await conn.fetchval(
+                "DELETE FROM event_subscriptions WHERE id = $1 AND updated_at = $2 "
+                "AND active = $3 AND refresh_before IS NOT DISTINCT FROM $4 RETURNING 1",
+                sub.id,
+                sub.updated_at,
+                sub.active,
+                sub.refresh_before,
+            )
+            if gone is None:
+                return False
+            await _drop_pending(conn, sub.id)
+            if farewell is not None:
+                await _insert_delivery(conn, sub, farewell, now)
+                await self._hint(conn, due=True)
+            return True
+
+        return await self._tx(end_on)
 
     async def subscription_routes(
         self, delivery_ids: Sequence[str], now: datetime
@@ -222,8 +225,8 @@ class SubscriptionMethods(Hints):
             return {}
         rows = await self._call(
             lambda c: c.fetch(
-                "SELECT d.id, d.subscription_id, d.message_id, s.secret, s.old_secret, "
-                "s.old_secret_until FROM deliveries d "
+                "SELECT d.id, d.subscription_id, d.message_id, d.secret AS own_secret, "
+                "s.secret, s.old_secret, s.old_secret_until FROM deliveries d "
                 "LEFT JOIN event_subscriptions s ON s.id = d.subscription_id "
                 "WHERE d.id = ANY($1::text[]) AND d.subscription_id IS NOT NULL",
                 ids,
@@ -231,15 +234,19 @@ class SubscriptionMethods(Hints):
         )
         routes = {}
         for r in rows:
+            message_id = r["message_id"] or r["id"]
+            if r["own_secret"] is not None:
+                routes[r["id"]] = SubscriptionRoute(
+                    r["subscription_id"], message_id, [r["own_secret"]], farewell=True
+                )
+                continue
             secrets: list[str] = []
             if r["secret"] is not None:
                 secrets.append(r["secret"])
                 until = r["old_secret_until"]
                 if r["old_secret"] and until is not None and until > now:
                     secrets.append(r["old_secret"])
-            routes[r["id"]] = SubscriptionRoute(
-                r["subscription_id"], r["message_id"] or r["id"], secrets
-            )
+            routes[r["id"]] = SubscriptionRoute(r["subscription_id"], message_id, secrets)
         return routes
 
     async def create_tool_task(self, task: ToolTask) -> None:
@@ -276,6 +283,35 @@ class SubscriptionMethods(Hints):
         return ToolTask(
             row["id"], row["owner"], row["run_id"], row["created_at"], row["expires_at"]
         )
+
+
+async def _drop_pending(conn: asyncpg.Connection, subscription_id: str) -> None:
+    await conn.execute(
+        "DELETE FROM deliveries WHERE subscription_id = $1 AND status = 'pending'",
+        subscription_id,
+    )
+
+
+async def _insert_delivery(
+    conn: asyncpg.Connection, sub: Subscription, delivery: NewSubscriptionDelivery, now: datetime
+) -> None:
+    """`delivery` pending for `sub`, due `now`."""
+    await conn.execute(
+        "INSERT INTO deliveries (id, owner, task_id, event_cursor, event_type, url, body, "
+        "status, attempts, next_attempt_at, created_at, subscription_id, message_id, secret) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $9, $10, $11)",
+        delivery.id,
+        sub.owner,
+        delivery.task_id,
+        delivery.event_cursor,
+        delivery.event_type,
+        sub.url,
+        delivery.body,
+        now,
+        sub.id,
+        delivery.message_id,
+        delivery.secret,
+    )
 
 
 def _sub_values(sub: Subscription) -> list[Any]:

@@ -16,6 +16,7 @@ from wakecall.models import (
     EventType,
     Run,
     Task,
+    delivery_type,
     retry_policy_from_json,
 )
 from wakecall.store.rows import run_from_row, streak_text, task_from_row
@@ -157,7 +158,7 @@ def _delivery_from_row(row: Sequence[Any]) -> Delivery:
         owner=row[1],
         task_id=row[2],
         event_cursor=row[3],
-        event_type=EventType(row[4]),
+        event_type=delivery_type(row[4]),
         url=row[5],
         body=row[6],
         status=DeliveryStatus(row[7]),

@@ -19,7 +19,7 @@ from wakecall.store.sqlite.rows import _DELIVERY_COLUMNS, _delivery_from_row, _d
 _SUB_COLUMNS = (
     "id, owner, url, name, arguments, secret, old_secret, old_secret_until, cursor, "
     "acked_through, pending_delivery, active, refresh_before, created_at, updated_at, "
-    "verified_at, last_delivery_at, last_error, failed_since"
+    "verified_at, last_delivery_at, last_error, failed_since, suspended_at"
 )
 _S_COLUMNS = ", ".join("s." + c.strip() for c in _SUB_COLUMNS.split(","))
 _D_COLUMNS = ", ".join("d." + c.strip() for c in _DELIVERY_COLUMNS.split(","))
@@ -47,6 +47,7 @@ def _sub_from_row(row: Sequence[Any]) -> Subscription:
         last_delivery_at=_dt(row[16]),
         last_error=row[17],
         failed_since=_dt(row[18]),
+        suspended_at=_dt(row[19]),
     )
 
 
@@ -79,6 +80,7 @@ class SubscriptionMethods(StoreConnection):
                         f"you hold {held} event subscriptions, the most allowed; "
                         "events/unsubscribe one you no longer need"
                     )
+                _drop_pending(conn, sub.id)  # an ended subscription's farewell
                 conn.execute(
                     f"INSERT INTO event_subscriptions ({_SUB_COLUMNS}) "
                     f"VALUES ({', '.join('?' * _SUB_WIDTH)})",
@@ -89,8 +91,8 @@ class SubscriptionMethods(StoreConnection):
             rotated = old.secret != sub.secret
             row = conn.execute(
                 "UPDATE event_subscriptions SET secret = ?, old_secret = ?, "
-                "old_secret_until = ?, refresh_before = ?, updated_at = ?, active = 1 "
-                f"WHERE id = ? RETURNING {_SUB_COLUMNS}",
+                "old_secret_until = ?, refresh_before = ?, updated_at = ?, active = 1, "
+                f"suspended_at = NULL WHERE id = ? RETURNING {_SUB_COLUMNS}",
                 (
                     sub.secret,
                     old.secret if rotated else old.old_secret,
@@ -129,10 +131,7 @@ class SubscriptionMethods(StoreConnection):
                 (subscription_id, owner, owner),
             ).rowcount
             if gone:
-                conn.execute(
-                    "DELETE FROM deliveries WHERE subscription_id = ? AND status = 'pending'",
-                    (subscription_id,),
-                )
+                _drop_pending(conn, subscription_id)
             return bool(gone)
 
         return await self._tx(delete_on)
@@ -173,7 +172,8 @@ class SubscriptionMethods(StoreConnection):
             changed = conn.execute(
                 "UPDATE event_subscriptions SET cursor = ?, acked_through = ?, "
                 "pending_delivery = ?, active = ?, last_delivery_at = ?, last_error = ?, "
-                "failed_since = ? WHERE id = ? AND cursor = ? AND pending_delivery IS ?",
+                "failed_since = ?, suspended_at = ? "
+                "WHERE id = ? AND cursor = ? AND pending_delivery IS ?",
                 (
                     after.cursor,
                     after.acked_through,
@@ -182,51 +182,48 @@ class SubscriptionMethods(StoreConnection):
                     _us_or_none(after.last_delivery_at),
                     after.last_error,
                     _us_or_none(after.failed_since),
+                    _us_or_none(after.suspended_at),
                     before.id,
                     before.cursor,
                     before.pending_delivery,
                 ),
             ).rowcount
             if changed and delivery is not None:
-                conn.execute(
-                    "INSERT INTO deliveries (id, owner, task_id, event_cursor, event_type, url, "
-                    "body, status, attempts, next_attempt_at, created_at, subscription_id, "
-                    "message_id) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)",
-                    (
-                        delivery.id,
-                        after.owner,
-                        delivery.task_id,
-                        delivery.event_cursor,
-                        delivery.event_type,
-                        after.url,
-                        delivery.body,
-                        _us(now),
-                        _us(now),
-                        after.id,
-                        delivery.message_id,
-                    ),
-                )
+                _insert_delivery(conn, after, delivery, now)
             return bool(changed)
 
         return await self._tx(advance_on)
 
-    async def expire_subscriptions(self, now: datetime) -> int:
-        def expire_on(conn: sqlite3.Connection) -> int:
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM event_subscriptions WHERE refresh_before <= ?", (_us(now),)
-                )
-            ]
-            for sub_id in ids:
-                conn.execute("DELETE FROM event_subscriptions WHERE id = ?", (sub_id,))
-                conn.execute(
-                    "DELETE FROM deliveries WHERE subscription_id = ? AND status = 'pending'",
-                    (sub_id,),
-                )
-            return len(ids)
+    async def subscriptions_to_end(
+        self, now: datetime, suspended_before: datetime, limit: int
+    ) -> list[Subscription]:
+        rows = await self._call(
+            lambda c: c.execute(
+                f"SELECT {_SUB_COLUMNS} FROM event_subscriptions WHERE refresh_before <= ? "
+                "OR (refresh_before IS NULL AND active = 0 AND suspended_at <= ?) "
+                "ORDER BY id LIMIT ?",
+                (_us(now), _us(suspended_before), limit),
+            ).fetchall()
+        )
+        return [_sub_from_row(row) for row in rows]
 
-        return await self._tx(expire_on)
+    async def end_subscription(
+        self, sub: Subscription, farewell: NewSubscriptionDelivery | None, *, now: datetime
+    ) -> bool:
+        def end_on(conn: sqlite3.Connection) -> bool:
+            gone = conn.execute(
+                "DELETE FROM event_subscriptions WHERE id = ? AND updated_at = ? "
+                "AND active = ? AND refresh_before IS ?",
+                (sub.id, _us(sub.updated_at), int(sub.active), _us_or_none(sub.refresh_before)),
+            ).rowcount
+            if not gone:
+                return False
+            _drop_pending(conn, sub.id)
+            if farewell is not None:
+                _insert_delivery(conn, sub, farewell, now)
+            return True
+
+        return await self._tx(end_on)
 
     async def subscription_routes(
         self, delivery_ids: Sequence[str], now: datetime
@@ -237,8 +234,8 @@ class SubscriptionMethods(StoreConnection):
         rows = await self._call(
             lambda c: self._rows_by_id(
                 c,
-                "SELECT d.id, d.subscription_id, d.message_id, s.secret, s.old_secret, "
-                "s.old_secret_until FROM deliveries d "
+                "SELECT d.id, d.subscription_id, d.message_id, d.secret, s.secret, "
+                "s.old_secret, s.old_secret_until FROM deliveries d "
                 "LEFT JOIN event_subscriptions s ON s.id = d.subscription_id",
                 ids,
                 column="d.id",
@@ -248,13 +245,17 @@ class SubscriptionMethods(StoreConnection):
         for row in rows:
             if row[1] is None:
                 continue
-            secrets: list[str] = []
+            message_id = row[2] or row[0]
             if row[3] is not None:
-                secrets.append(row[3])
-                until = _dt(row[5])
-                if row[4] and until is not None and until > now:
-                    secrets.append(row[4])
-            routes[row[0]] = SubscriptionRoute(row[1], row[2] or row[0], secrets)
+                routes[row[0]] = SubscriptionRoute(row[1], message_id, [row[3]], farewell=True)
+                continue
+            secrets: list[str] = []
+            if row[4] is not None:
+                secrets.append(row[4])
+                until = _dt(row[6])
+                if row[5] and until is not None and until > now:
+                    secrets.append(row[5])
+            routes[row[0]] = SubscriptionRoute(row[1], message_id, secrets)
         return routes
 
     async def create_tool_task(self, task: ToolTask) -> None:
@@ -288,6 +289,38 @@ def _us_or_none(value: datetime | None) -> int | None:
     return None if value is None else _us(value)
 
 
+def _drop_pending(conn: sqlite3.Connection, subscription_id: str) -> None:
+    conn.execute(
+        "DELETE FROM deliveries WHERE subscription_id = ? AND status = 'pending'",
+        (subscription_id,),
+    )
+
+
+def _insert_delivery(
+    conn: sqlite3.Connection, sub: Subscription, delivery: NewSubscriptionDelivery, now: datetime
+) -> None:
+    """`delivery` pending for `sub`, due `now`."""
+    conn.execute(
+        "INSERT INTO deliveries (id, owner, task_id, event_cursor, event_type, url, body, "
+        "status, attempts, next_attempt_at, created_at, subscription_id, message_id, secret) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
+        (
+            delivery.id,
+            sub.owner,
+            delivery.task_id,
+            delivery.event_cursor,
+            delivery.event_type,
+            sub.url,
+            delivery.body,
+            _us(now),
+            _us(now),
+            sub.id,
+            delivery.message_id,
+            delivery.secret,
+        ),
+    )
+
+
 def _sub_values(sub: Subscription) -> tuple[Any, ...]:
     return (
         sub.id,
@@ -309,4 +342,5 @@ def _sub_values(sub: Subscription) -> tuple[Any, ...]:
         _us_or_none(sub.last_delivery_at),
         sub.last_error,
         _us_or_none(sub.failed_since),
+        _us_or_none(sub.suspended_at),
     )
