@@ -128,7 +128,8 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
         # Back to version 1: the tables of version 2 (callbacks), the columns and table of
         # version 3 (chains, triggers), the table of version 4 (creation rates), those of
         # version 5 (readers, subscriptions), the per-owner cursors of version 6 and the index
-        # of finished tasks of version 7 did not exist then.
+        # of finished tasks of version 7 and the trace context columns of version 8 did not
+        # exist then.
         conn = await asyncpg.connect(URL)
         try:
             await conn.execute(
@@ -147,8 +148,9 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
                 f'"{schema}".event_horizons, "{schema}".event_subscriptions, '
                 f'"{schema}".tool_tasks, "{schema}".task_creations; '
                 f'ALTER TABLE "{schema}".tasks DROP COLUMN depends_on, DROP COLUMN trigger, '
-                "DROP COLUMN condition; "
-                f'ALTER TABLE "{schema}".runs DROP COLUMN input; '
+                "DROP COLUMN condition, DROP COLUMN traceparent, DROP COLUMN tracestate; "
+                f'ALTER TABLE "{schema}".runs DROP COLUMN input, DROP COLUMN traceparent, '
+                "DROP COLUMN tracestate; "
                 f"UPDATE \"{schema}\".meta SET value = '1' WHERE key = 'schema_version'"
             )
         finally:

@@ -105,6 +105,8 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
             row[28],  # depends_on
             trigger,
             condition,
+            row[31],  # traceparent
+            row[32],  # tracestate
         )
     )
 
@@ -132,5 +134,7 @@ def run_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) -> 
             instant(row[16]),  # lease_expires_at
             bool(row[17]),  # cancel_requested
             _load_json(row[18]),  # input
+            row[19],  # traceparent
+            row[20],  # tracestate
         )
     )

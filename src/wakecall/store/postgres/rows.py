@@ -35,6 +35,8 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "depends_on": lambda v: v,
     "trigger": lambda v: _dumps_or_none(v),
     "condition": lambda v: _dumps_or_none(v),
+    "traceparent": lambda v: v,
+    "tracestate": lambda v: v,
 }
 
 
@@ -119,6 +121,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.depends_on,
         _dumps_or_none(task.trigger),
         _dumps_or_none(task.condition),
+        task.traceparent,
+        task.tracestate,
     )
 
 
@@ -151,4 +155,6 @@ def _delivery_from_row(row: Mapping[str, Any]) -> Delivery:
         last_error=row["last_error"],
         delivered_at=row["delivered_at"],
         claimed_by=row["claimed_by"],
+        traceparent=row["traceparent"],
+        tracestate=row["tracestate"],
     )

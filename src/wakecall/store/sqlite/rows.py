@@ -22,19 +22,21 @@ from wakecall.store.rows import run_from_row, task_from_row
 
 _DELIVERY_COLUMNS = (
     "id, owner, task_id, event_cursor, event_type, url, body, status, attempts, "
-    "next_attempt_at, created_at, last_status, last_error, delivered_at, claimed_by"
+    "next_attempt_at, created_at, last_status, last_error, delivered_at, claimed_by, traceparent, "
+    "tracestate"
 )
 
 _TASK_COLUMNS = (
     "id, owner, name, kind, schedule, timezone, action, retry, timeout_s, overlap, max_queued, "
     "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
     "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
-    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition"
+    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition, traceparent, "
+    "tracestate"
 )
 _RUN_COLUMNS = (
     "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
     "created_at, started_at, finished_at, duration_ms, output, error_message, claimed_by, "
-    "lease_expires_at, cancel_requested, input"
+    "lease_expires_at, cancel_requested, input, traceparent, tracestate"
 )
 _RUN_MARKS = ", ".join("?" * (_RUN_COLUMNS.count(",") + 2))  # the columns and `counts`
 _EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
@@ -63,6 +65,8 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "depends_on": lambda v: v,
     "trigger": lambda v: _json_or_none(v),
     "condition": lambda v: _json_or_none(v),
+    "traceparent": lambda v: v,
+    "tracestate": lambda v: v,
 }
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -143,6 +147,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.depends_on,
         _json_or_none(task.trigger),
         _json_or_none(task.condition),
+        task.traceparent,
+        task.tracestate,
     )
 
 
@@ -163,6 +169,8 @@ def _delivery_from_row(row: Sequence[Any]) -> Delivery:
         last_error=row[12],
         delivered_at=_dt(row[13]),
         claimed_by=row[14],
+        traceparent=row[15],
+        tracestate=row[16],
     )
 
 
