@@ -19,7 +19,7 @@ from typing import Any
 
 from wakecall.tracecontext import TraceContext
 
-__all__ = ["Traced", "record_span", "traced", "use_provider"]
+__all__ = ["Attributes", "Traced", "record_span", "traced", "use_provider"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -39,6 +39,11 @@ class _Otel:
         self.propagator = TraceContextTextMapPropagator()
         self.provider: Any = None  # None: the process's own
         self._tracer: Any = None
+
+    def use(self, provider: Any) -> None:
+        """Make spans with `provider` from now on (None: the process's own)."""
+        self.provider = provider
+        self._tracer = None
 
     def tracer(self) -> Any:
         if self._tracer is None:
@@ -80,8 +85,7 @@ def use_provider(provider: Any) -> None:
         raise RuntimeError(
             "opentelemetry-api is not installed: pip install 'wakecall[opentelemetry]'"
         )
-    api.provider = provider
-    api._tracer = None
+    api.use(provider)
 
 
 class Traced:
@@ -124,8 +128,18 @@ def traced(
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        own = api.headers_of(span) if span.get_span_context().is_valid else {}
-        yield Traced(span, own or stored, api)
+        yield Traced(span, _own_headers(api, span, trace) or stored, api)
+
+
+def _own_headers(api: _Otel, span: Any, trace: TraceContext | None) -> dict[str, str]:
+    """The trace headers that name `span`; none when it has no span id of its own (the API
+    without an SDK answers with its parent's context)."""
+    context = span.get_span_context()
+    if not context.is_valid:
+        return {}
+    if trace is not None and f"{context.span_id:016x}" == trace.parent_id:
+        return {}
+    return api.headers_of(span)
 
 
 def record_span(
