@@ -5,7 +5,7 @@ through the SDK's real client and a real HTTP receiver on loopback."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,12 +16,17 @@ import anyio
 import pytest
 import uvicorn
 from mcp import Client
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from support.loopback import CONFIG, Loop, loop_settings, real_time_clock
+from wakecall import spans
 from wakecall.server import build_server, open_runtime
 from wakecall.store import Store
 
@@ -198,3 +203,60 @@ async def test_a_malformed_traceparent_is_ignored(
         assert "traceparent" not in headers and "tracestate" not in headers
     stored = await store.get_run(loop.rt.owner(), run["id"])
     assert stored.traceparent is None and stored.tracestate is None
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    """OpenTelemetry's in-memory exporter, receiving wakecall's spans during the test."""
+    found = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(found))
+    spans.use_provider(provider)
+    try:
+        yield found
+    finally:
+        spans.use_provider(None)
+        provider.shutdown()
+
+
+async def test_runs_attempts_and_deliveries_are_spans_under_the_calls_context(
+    loop: Loop, recorder: Recorder, exporter: InMemorySpanExporter
+) -> None:
+    task = await webhook_task(loop, recorder, "/action")
+    meta = {"traceparent": TRACEPARENT, "tracestate": TRACESTATE}
+    run = await call(loop, "run_now", meta, task_id=task["id"])
+    await loop.step(timedelta(0))
+    await recorder.wait_for(lambda: recorder.seen.get("/hook"))
+    await loop.settle()
+    made = {span.name: span for span in exporter.get_finished_spans()}
+    assert set(made) == {"wakecall.run", "wakecall.attempt", "wakecall.delivery"}
+    for span in made.values():
+        assert span.parent is not None and span.parent.is_remote
+        assert f"{span.parent.trace_id:032x}" == TRACE_ID
+        assert f"{span.parent.span_id:016x}" == CALLER_SPAN
+        assert f"{span.context.trace_id:032x}" == TRACE_ID
+    assert made["wakecall.run"].attributes["wakecall.run.id"] == run["id"]
+    assert made["wakecall.run"].attributes["wakecall.run.status"] == "success"
+    assert made["wakecall.attempt"].attributes["wakecall.run.attempt"] == 1
+    assert made["wakecall.delivery"].attributes["http.response.status_code"] == 200
+    # What was sent names the span that sent it, so the receiver's spans nest under it.
+    (action,) = recorder.seen["/action"]
+    (callback,) = recorder.seen["/hook"]
+    assert parts(action)[2] == f"{made['wakecall.attempt'].context.span_id:016x}"
+    assert parts(callback)[2] == f"{made['wakecall.delivery'].context.span_id:016x}"
+    assert action["tracestate"] == callback["tracestate"] == TRACESTATE
+
+
+async def test_a_failed_attempt_is_an_error_span(
+    loop: Loop, recorder: Recorder, exporter: InMemorySpanExporter
+) -> None:
+    task = await webhook_task(loop, recorder, "/fails-once")
+    await call(loop, "run_now", {"traceparent": TRACEPARENT}, task_id=task["id"])
+    await loop.step(timedelta(0))
+    await recorder.wait_for(lambda: recorder.seen.get("/hook"))
+    await loop.settle()
+    made = {span.name: span for span in exporter.get_finished_spans()}
+    for name in ("wakecall.attempt", "wakecall.run"):
+        assert made[name].status.status_code == StatusCode.ERROR
+        assert "HTTP 500" in (made[name].status.description or "")
+    assert made["wakecall.delivery"].status.status_code == StatusCode.UNSET
