@@ -43,7 +43,7 @@ def running(task: Task, **changes: Any) -> Run:
     """A run of `task` in its first attempt, claimed by n1, started at T0."""
     run = run_from_values(
         (new_id("run"), task.id, task.owner, Trigger.SCHEDULE, T0, T0, RunStatus.RUNNING, 1, 2,
-         T0, T0, None, None, None, None, "n1", T0 + timedelta(seconds=30), False, None)
+         T0, T0, None, None, None, None, "n1", T0 + timedelta(seconds=30), False, None, None, None)
     )  # fmt: skip
     return run.replace(**changes)
 

@@ -128,8 +128,9 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
         # Back to version 1: the tables of version 2 (callbacks), the columns and table of
         # version 3 (chains, triggers), the table of version 4 (creation rates), those of
         # version 5 (readers, subscriptions), the per-owner cursors of version 6, the index of
-        # version 7 (finished tasks), the backfill keys and the runs' own overlap of version 8
-        # and the columns of version 9 (pause after failures) did not exist then.
+        # version 7 (finished tasks), the backfill keys and the runs' own overlap of version 8,
+        # the columns of version 9 (pause after failures), the subscription endings of version
+        # 10 and the trace context columns of version 11 did not exist then.
         conn = await asyncpg.connect(URL)
         try:
             await conn.execute(
@@ -152,8 +153,9 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
                 f'"{schema}".tool_tasks, "{schema}".task_creations; '
                 f'ALTER TABLE "{schema}".tasks DROP COLUMN depends_on, DROP COLUMN trigger, '
                 "DROP COLUMN condition, DROP COLUMN pause_after_failures, "
-                "DROP COLUMN failure_streak; "
-                f'ALTER TABLE "{schema}".runs DROP COLUMN input; '
+                "DROP COLUMN failure_streak, DROP COLUMN traceparent, DROP COLUMN tracestate; "
+                f'ALTER TABLE "{schema}".runs DROP COLUMN input, DROP COLUMN traceparent, '
+                "DROP COLUMN tracestate; "
                 f"UPDATE \"{schema}\".meta SET value = '1' WHERE key = 'schema_version'"
             )
         finally:

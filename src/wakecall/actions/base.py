@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -26,6 +26,9 @@ class ActionContext:
     #: Call to say the action is alive and making progress (a command's output does it);
     #: a running run with no beat for the heartbeat timeout is reported as stale.
     beat: Callable[[], None] = _no_beat
+    #: The W3C trace headers (`traceparent`, `tracestate`) the attempt's requests carry: a
+    #: child of its run's trace context (`wakecall.spans`); empty when the run has none.
+    trace_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class ActionFailed(Exception):

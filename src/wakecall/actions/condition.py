@@ -49,9 +49,13 @@ class ConditionChecker:
         timeout = spec.timeout.total_seconds()
         try:
             if spec.method == "GET":
-                request = self.client.build_request("GET", spec.url, timeout=timeout)
+                request = self.client.build_request(
+                    "GET", spec.url, headers=ctx.trace_headers, timeout=timeout
+                )
             else:
-                request = self.client.build_request("POST", spec.url, json=body, timeout=timeout)
+                request = self.client.build_request(
+                    "POST", spec.url, headers=ctx.trace_headers, json=body, timeout=timeout
+                )
             response = await self.client.send(request, stream=True)
             try:
                 raw = b""

@@ -62,6 +62,7 @@ class WebhookExecutor:
             "x-wakecall-task-id": ctx.task.id,
             "x-wakecall-run-id": ctx.run.id,
             "x-wakecall-attempt": str(ctx.attempt),
+            **ctx.trace_headers,
         }
         timeout = (
             httpx2.Timeout(action.timeout)

@@ -41,7 +41,7 @@ import email.utils
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -53,6 +53,7 @@ from wakecall.clock import Clock
 from wakecall.errors import StoreError, UnsafeURL
 from wakecall.models import CALLBACK_EVENTS, Delivery, Event
 from wakecall.models.subscriptions import SubscriptionRoute
+from wakecall.spans import Attributes, traced
 from wakecall.store.base import DeliveryOutcome, Hint, Store
 
 from .http import HTTP_ERRORS, Poster, poster_for
@@ -301,7 +302,7 @@ class CallbackDispatcher:
         poster = poster_for(self.client, self.timeout)
         try:
             async for job in waiting:
-                outcome = await self._attempt(poster, job)
+                outcome = await self._traced_attempt(poster, job)
                 if outcome is None:
                     self._give_up(job.delivery.id)
                 else:
@@ -311,8 +312,33 @@ class CallbackDispatcher:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                 await poster.aclose()
 
-    async def _attempt(self, poster: Poster, job: _Job) -> DeliveryOutcome | None:
-        """Send one delivery; how it went, or None when it was not sent."""
+    async def _traced_attempt(self, poster: Poster, job: _Job) -> DeliveryOutcome | None:
+        """`_attempt` in a span (`wakecall.spans`), a child of the delivery's trace context,
+        that the request names in its trace headers."""
+        delivery = job.delivery
+        attributes: Attributes = {
+            "wakecall.delivery.id": delivery.id,
+            "wakecall.delivery.attempt": delivery.attempts + 1,
+            "wakecall.event.type": str(delivery.event_type),
+        }
+        with traced("wakecall.delivery", delivery.trace, attributes, client=True) as span:
+            outcome = await self._attempt(poster, job, span.headers)
+            if outcome is None:
+                span.ended({"wakecall.delivery.status": "not sent"})
+            else:
+                ended: dict[str, str | int] = {
+                    "wakecall.delivery.status": "delivered" if outcome.delivered else "failed"
+                }
+                if outcome.status_code is not None:
+                    ended["http.response.status_code"] = outcome.status_code
+                span.ended(ended, None if outcome.delivered else outcome.error)
+        return outcome
+
+    async def _attempt(
+        self, poster: Poster, job: _Job, trace_headers: Mapping[str, str]
+    ) -> DeliveryOutcome | None:
+        """Send one delivery with `trace_headers`; how it went, or None when it was not
+        sent."""
         delivery = job.delivery
         now = self.clock.now()
         if now > job.send_by:
@@ -338,6 +364,7 @@ class CallbackDispatcher:
             "webhook-timestamp": str(stamp),
             "webhook-signature": sign(secrets, message_id, stamp, delivery.body),
             "x-wakecall-event": str(delivery.event_type),
+            **trace_headers,
         }
         if route is not None:
             headers["x-mcp-subscription-id"] = route.subscription_id

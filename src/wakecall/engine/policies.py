@@ -131,6 +131,7 @@ def plan_fires(
         missed = _Missed(first, last_missed, count, capped)
 
     nxt = schedule.next_after(max(latest, now))
+    trace = task.trace  # the creating call's, for the runs of the first fire only
     runs: list[NewRun] = []
     if missed is not None:
         runs.append(
@@ -148,6 +149,7 @@ def plan_fires(
                     "lastMissed": _iso(missed.last),
                 },
                 counts=False,
+                trace=trace,
             )
         )
 
@@ -199,6 +201,7 @@ def plan_fires(
                 trigger=trigger,
                 error_message=reason,
                 counts=status == RunStatus.QUEUED,
+                trace=trace,
             )
         )
 

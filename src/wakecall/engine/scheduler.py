@@ -45,16 +45,10 @@ from wakecall.delivery.fanout import EventFanout
 from wakecall.engine.listeners import RunListener, RunNews
 from wakecall.engine.outputs import bounded_output
 from wakecall.engine.policies import plan_fires, retry_at
+from wakecall.engine.run_spans import attempt_span, run_span
 from wakecall.engine.schedule_cache import schedule_of
 from wakecall.errors import StoreError
-from wakecall.models import (
-    AttemptStatus,
-    EventType,
-    Run,
-    RunStatus,
-    Task,
-    run_event_payload,
-)
+from wakecall.models import AttemptStatus, EventType, Run, RunStatus, Task, run_event_payload
 from wakecall.store.base import (
     DueTask,
     FirePlan,
@@ -665,6 +659,7 @@ class Engine:
                 retry_at=retry,
                 duration_ms=int((clock.monotonic() - started) * 1000),
             )
+        run_span(task, run, outcome)
         flight.outcome_queued = True
         self._outcomes.append(outcome)
         self._outcome_ready.set()
@@ -709,13 +704,14 @@ class Engine:
         return AttemptStatus.SUCCESS, output, None
 
     async def _act(self, ctx: ActionContext, executor: Executor) -> Any:
-        if ctx.task.condition is not None:
-            if self.conditions is None:
-                raise ActionFailed("this server cannot check a task's condition")
-            reason = await self.conditions.check(ctx)
-            if reason is not None:
-                raise _Skipped(reason)
-        return await executor.execute(ctx)
+        with attempt_span(ctx, quiet=(_Skipped,)) as ctx:
+            if ctx.task.condition is not None:
+                if self.conditions is None:
+                    raise ActionFailed("this server cannot check a task's condition")
+                reason = await self.conditions.check(ctx)
+                if reason is not None:
+                    raise _Skipped(reason)
+            return await executor.execute(ctx)
 
     async def _time_limit(self, flight: _Flight, seconds: float, scope: anyio.CancelScope) -> None:
         """Cancel the flight's attempt once it has run `seconds` of elapsed time (unless

@@ -53,6 +53,7 @@ from wakecall.store.base import (
     TaskWrite,
     TaskWritten,
 )
+from wakecall.tracecontext import TraceContext
 
 __all__ = ["BackfillReceipt", "Changed", "Created", "SchedulerLink", "TaskService", "WakeupReceipt"]
 
@@ -178,14 +179,23 @@ class TaskService:
 
     # --- create ---------------------------------------------------------------------------
     async def create(
-        self, owner: str, spec: TaskSpec, *, kind: str = "task", task_id: str | None = None
+        self,
+        owner: str,
+        spec: TaskSpec,
+        *,
+        kind: str = "task",
+        task_id: str | None = None,
+        trace: TraceContext | None = None,
     ) -> Created:
         """Create a task (or answer with the owner's task of the same idempotency key).
 
         `task_id` names the task instead of a generated `tsk_` id (operators and task files
         use it to address a task by a stable name); `Conflict` when a task (of any owner) has
-        that id already."""
+        that id already. The runs of the task's first fire carry `trace`, the trace context
+        of the call that created it."""
         task = self.new_task(owner, spec, kind=kind, task_id=task_id)
+        if trace is not None:
+            task = task.replace(traceparent=trace.traceparent, tracestate=trace.tracestate)
         if spec.depends_on is not None:
             await self.check_chain(owner, task.id, spec.depends_on)
         secret = new_secret() if task.callback_url else None
@@ -388,9 +398,9 @@ class TaskService:
         await self.write(task.owner, [TaskUpdate(task.id, changes, task.status)], events=[paused])
         raise LimitReached(f"task {task.id} was paused: {note}")
 
-    async def run_now(self, owner: str, task_id: str) -> Run:
-        """Queue a manual run at once (also for a paused task). Manual runs do not count
-        toward max_runs."""
+    async def run_now(self, owner: str, task_id: str, *, trace: TraceContext | None = None) -> Run:
+        """Queue a manual run at once (also for a paused task), carrying `trace` (the trace
+        context of the call). Manual runs do not count toward max_runs."""
         task = await self.get(owner, task_id)
         if task.status in checks.ENDED:
             raise Conflict(f"task {task.id} has ended ({task.status}); it cannot run again")
@@ -405,6 +415,7 @@ class TaskService:
                 status=RunStatus.QUEUED,
                 trigger=Trigger.MANUAL,
                 counts=False,
+                trace=trace,
             ),
             now,
         )
@@ -500,10 +511,12 @@ class TaskService:
         reason: str = "",
         context: Any = None,
         dedupe_key: str | None = None,
+        trace: TraceContext | None = None,
     ) -> WakeupReceipt:
-        """A durable one-shot that wakes `owner`. An instant that is not in the future is
-        refused; a time sooner or later than the configured bounds is moved to the nearest
-        bound, and the receipt says when it will fire and whether it was moved."""
+        """A durable one-shot that wakes `owner` (its run carries `trace`, the trace context
+        of the call). An instant that is not in the future is refused; a time sooner or later
+        than the configured bounds is moved to the nearest bound, and the receipt says when it
+        will fire and whether it was moved."""
         now = self.now()
         requested = _wakeup_instant(now, delay, at)
         low, high = now + self.config.wakeup_min, now + self.config.wakeup_max
@@ -515,7 +528,7 @@ class TaskService:
             action=WakeupAction(reason=reason, context=context),
             idempotency_key=None if dedupe_key is None else f"wakeup:{dedupe_key}",
         )
-        made = await self.create(owner, spec, kind="wakeup")
+        made = await self.create(owner, spec, kind="wakeup", trace=trace)
         fire = made.task.next_fire_at or scheduled
         return WakeupReceipt(made.task, fire, clamped and made.created, requested, made.created)
 

@@ -21,6 +21,7 @@ from wakecall.models.statuses import (
     TaskStatus,
     Trigger,
 )
+from wakecall.tracecontext import TraceContext, stored_trace
 
 __all__ = [
     "Attempt",
@@ -74,9 +75,21 @@ class Task:
     #: The runs that failed in a row since the last success (ids, oldest first, at most
     #: `pause_after_failures`; counted only while it is set, see `models.failures`).
     failure_streak: tuple[str, ...] = ()
+    #: The W3C trace context of the call that created the task (`wakecall.tracecontext`): the
+    #: runs of its first fire carry it.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     def replace(self, **changes: Any) -> Task:
         return _replace(self, changes)
+
+    @property
+    def trace(self) -> TraceContext | None:
+        """The trace context the task's next fire passes on to its runs: the creating call's
+        until the task first fired, then None (later fires were not started by that call)."""
+        if self.last_fire_at is not None:
+            return None
+        return stored_trace(self.traceparent, self.tracestate)
 
     @property
     def remaining_runs(self) -> int | None:
@@ -105,9 +118,17 @@ class Run:
     cancel_requested: bool = False
     #: What the run was given: an event's body, or the upstream run of a chain.
     input: Any = None
+    #: The W3C trace context of the call that started the run (a tool call's `_meta`): each
+    #: attempt and each callback delivery sends a child of it.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     def replace(self, **changes: Any) -> Run:
         return _replace(self, changes)
+
+    @property
+    def trace(self) -> TraceContext | None:
+        return stored_trace(self.traceparent, self.tracestate)
 
 
 def _record_makers(
@@ -202,3 +223,10 @@ class Delivery:
     last_error: str | None = None
     delivered_at: datetime | None = None
     claimed_by: str | None = None
+    #: The trace context of the event's run (or task): each attempt sends a child of it.
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    @property
+    def trace(self) -> TraceContext | None:
+        return stored_trace(self.traceparent, self.tracestate)

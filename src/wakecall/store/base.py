@@ -58,6 +58,7 @@ from wakecall.store.task_writes import (
     live_tasks_removed,
     over_limits,
 )
+from wakecall.tracecontext import TraceContext, trace_columns
 
 __all__ = [
     "RESYNC",
@@ -114,6 +115,8 @@ class NewRun:
     output: Any = None
     counts: bool = True  # counts toward max_runs
     input: Any = None  # what the run is given (an event's body, an upstream run)
+    #: The W3C trace context the run carries (see `Run.traceparent`).
+    trace: TraceContext | None = None
 
 
 def new_run_record(
@@ -149,12 +152,14 @@ def new_run_record(
             None,  # lease_expires_at
             False,  # cancel_requested
             new.input,
+            *trace_columns(new.trace),  # traceparent, tracestate
         )
     )
 
 
-def dependency_run(upstream: Task, run: Run) -> NewRun:
-    """The run a task that depends on `upstream` gets when `run` of it succeeded."""
+def dependency_run(upstream: Task, run: Run, trace: TraceContext | None = None) -> NewRun:
+    """The run a task that depends on `upstream` gets when `run` of it succeeded, carrying
+    `trace` (the upstream run's trace context)."""
     assert run.finished_at is not None
     return NewRun(
         id=new_id("run"),
@@ -172,6 +177,7 @@ def dependency_run(upstream: Task, run: Run) -> NewRun:
                 "trigger": str(run.trigger),
             },
         },
+        trace=trace,
     )
 
 

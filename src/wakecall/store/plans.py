@@ -54,6 +54,7 @@ from wakecall.store.base import (
     new_run_record,
 )
 from wakecall.store.rows import ATTEMPT_STATUS_TO_RUN
+from wakecall.tracecontext import TraceContext
 
 __all__ = [
     "Drafts",
@@ -76,9 +77,20 @@ __all__ = [
 
 class EventDraft:
     """An event to append, with the callback delivery it creates when its task has a
-    `callback_url` and its type is a callback event; its cursor is known once written."""
+    `callback_url` and its type is a callback event (sent with `trace`, its run's or its
+    task's trace context); its cursor is known once written."""
 
-    __slots__ = ("_values", "body", "created_at", "delivery_id", "event", "owner", "payload", "url")
+    __slots__ = (
+        "_values",
+        "body",
+        "created_at",
+        "delivery_id",
+        "event",
+        "owner",
+        "payload",
+        "trace",
+        "url",
+    )
 
     def __init__(
         self,
@@ -89,6 +101,7 @@ class EventDraft:
         encode: Callable[[Any], str],
         *,
         read_back: bool = False,
+        trace: TraceContext | None = None,
     ) -> None:
         self.owner = owner
         self.event = event
@@ -100,6 +113,7 @@ class EventDraft:
         self.url: str | None = None
         self.delivery_id: str | None = None
         self.body: str | None = None
+        self.trace: TraceContext | None = None
         if callback_url and event.type in CALLBACK_EVENTS:
             # The exact bytes every attempt sends: {"event", "timestamp", **payload}.
             stamp = self.created_at.isoformat().replace("+00:00", "Z")
@@ -108,6 +122,7 @@ class EventDraft:
             self.body = head + (", " + rest if rest != "}" else "}")
             self.url = callback_url
             self.delivery_id = new_id("msg")
+            self.trace = trace
 
     def written(self, cursor: int) -> Event:
         """The event as appended under `cursor`."""
@@ -132,9 +147,16 @@ class Drafts:
     read_back: bool = False
 
     def draft(
-        self, owner: str, event: NewEvent, at: datetime, callback_url: str | None
+        self,
+        owner: str,
+        event: NewEvent,
+        at: datetime,
+        callback_url: str | None,
+        trace: TraceContext | None = None,
     ) -> EventDraft:
-        return EventDraft(owner, event, at, callback_url, self.encode, read_back=self.read_back)
+        return EventDraft(
+            owner, event, at, callback_url, self.encode, read_back=self.read_back, trace=trace
+        )
 
 
 class EndMark:
@@ -161,7 +183,7 @@ def place_ends(
         elif p.task.id in announced and last[p.task.id] == i:
             payload = task_event_payload(p.task, p.task.end_reason)
             event = NewEvent(EventType.TASK_EXPIRED, p.task.id, None, payload)
-            out.append(drafts.draft(p.task.owner, event, p.at, p.task.callback_url))
+            out.append(drafts.draft(p.task.owner, event, p.at, p.task.callback_url, p.task.trace))
     return out
 
 
@@ -263,7 +285,9 @@ def plan_fire_writes(
                 event = NewEvent(
                     EventType.RUN_MISSED, task.id, run.id, run_event_payload(task_now, run)
                 )
-                out.events.append(drafts.draft(task.owner, event, now, task.callback_url))
+                out.events.append(
+                    drafts.draft(task.owner, event, now, task.callback_url, run.trace)
+                )
         if born_settled:
             # Their events show the task as the fire left it: only its count moved.
             out.settled += born_settled
@@ -272,8 +296,12 @@ def plan_fire_writes(
             for run in born_settled:
                 payload = run_event_payload(task, run, run_count=run_count)
                 event = NewEvent(event_type_for(task, run), task.id, run.id, payload)
-                out.events.append(drafts.draft(task.owner, event, now, task.callback_url))
-        out.events += [drafts.draft(task.owner, e, now, task.callback_url) for e in plan.events]
+                out.events.append(
+                    drafts.draft(task.owner, event, now, task.callback_url, run.trace)
+                )
+        out.events += [
+            drafts.draft(task.owner, e, now, task.callback_url, task.trace) for e in plan.events
+        ]
         move = TaskMove(
             task.id,
             plan.next_fire_at,
@@ -373,7 +401,9 @@ def plan_finishes(
         if run.status == RunStatus.QUEUED or task is None:
             continue  # retried, or deleted while running: no one to tell
         event = NewEvent(event_type_for(task, run), task.id, run.id, run_event_payload(task, run))
-        out.events.append(drafts.draft(task.owner, event, outcome.finished_at, task.callback_url))
+        out.events.append(
+            drafts.draft(task.owner, event, outcome.finished_at, task.callback_url, run.trace)
+        )
         if task.status == TaskStatus.EXPIRED:
             out.events.append(EndMark(task, outcome.finished_at))
         current[task.id] = _count_failures(out, task, run, drafts)
@@ -408,7 +438,8 @@ def dependency_runs(
 ) -> list[tuple[Task, NewRun, datetime]]:
     """For each run of `written` that succeeded, a run of each active task of the same owner
     that depends on its task (`dependents` by upstream task id), with the upstream run as its
-    input, created when the upstream run finished: (the dependent task, its new run, then)."""
+    input, created when the upstream run finished: (the dependent task, its new run, then).
+    The new run carries the upstream run's trace context."""
     out: list[tuple[Task, NewRun, datetime]] = []
     for run in written:
         if run.status != RunStatus.SUCCESS or run.task_id not in upstream:
@@ -417,7 +448,7 @@ def dependency_runs(
         assert run.finished_at is not None
         for task in dependents.get(run.task_id, ()):
             if task.owner == source.owner and task.status == TaskStatus.ACTIVE:
-                out.append((task, dependency_run(source, run), run.finished_at))
+                out.append((task, dependency_run(source, run, run.trace), run.finished_at))
     return out
 
 

@@ -116,6 +116,8 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
             condition,
             row[31],  # pause_after_failures
             _streak(row[32]),  # failure_streak
+            row[33],  # traceparent
+            row[34],  # tracestate
         )
     )
 
@@ -143,5 +145,7 @@ def run_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) -> 
             instant(row[16]),  # lease_expires_at
             bool(row[17]),  # cancel_requested
             _load_json(row[18]),  # input
+            row[19],  # traceparent
+            row[20],  # tracestate
         )
     )

@@ -4,7 +4,8 @@ It wraps the server's `tools/call` handler (whatever the SDK and its extensions 
 a refused call is answered like any tool result, with the envelope each protocol generation
 wants: a tool error in the house style (`refusals.ArgumentCheck`), and the tool never runs.
 The answers of the tools' own failures lose the SDK's "Error executing tool NAME: " prefix, so
-every refusal reads the same way."""
+every refusal reads the same way. The tool answers inside the W3C trace context of the
+call's `_meta` (`call_trace`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from mcp.types import CallToolRequestParams, CallToolResult, TextContent
 from pydantic import BaseModel
 
 from wakecall.errors import InvalidInput
+from wakecall.server.call_trace import tracing_call
 from wakecall.server.sdk_reaches import lowlevel_server
 from wakecall.server.tools.refusals import ArgumentCheck
 
@@ -46,7 +48,9 @@ def guard_tool_calls(mcp: MCPServer[Any], checks: Mapping[str, ArgumentCheck]) -
                 log.info("tool %s refused its arguments", params.name)
                 return _tool_error(str(exc))
             params = params.model_copy(update={"arguments": arguments})
-        return _in_our_words(params.name, await handle(ctx, params), list(checks))
+        with tracing_call(ctx.meta):  # the runs the tool starts carry the call's trace
+            result = await handle(ctx, params)
+        return _in_our_words(params.name, result, list(checks))
 
     lowlevel.add_request_handler("tools/call", entry.params_type, checked)
 

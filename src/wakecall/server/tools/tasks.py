@@ -18,6 +18,7 @@ from wakecall.models import (
     TaskStatus,
     TriggerSpec,
 )
+from wakecall.server.call_trace import call_trace
 from wakecall.server.tools.args import (
     DurationArg,
     MaxQueued,
@@ -107,7 +108,8 @@ class TaskTools(ToolGroup):
             if value is not None:
                 fields[key] = value
         owner = self.rt.owner()
-        made = await self.rt.tasks.create(owner, TaskSpec.model_validate(fields))
+        spec = TaskSpec.model_validate(fields)
+        made = await self.rt.tasks.create(owner, spec, trace=call_trace())
         if made.created:
             self.rt.pusher.changed(owner, made.task.id)
         view = task_view(
@@ -257,5 +259,5 @@ class TaskTools(ToolGroup):
 
     @tool_errors
     async def run_now(self, task_id: str) -> RunView:
-        run = await self.rt.tasks.run_now(self.rt.owner(), task_id)
+        run = await self.rt.tasks.run_now(self.rt.owner(), task_id, trace=call_trace())
         return run_view(run)

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field
 
 from wakecall.engine.checks import parse_for
 from wakecall.schedules import preview
+from wakecall.server.call_trace import call_trace
 from wakecall.server.tools.args import (
     DurationArg,
     PreviewCount,
@@ -37,7 +38,13 @@ class WakeupTools(ToolGroup):
     ) -> WakeupView:
         owner = self.rt.owner()
         receipt = await self.rt.tasks.schedule_wakeup(
-            owner, delay=in_, at=at, reason=reason, context=context, dedupe_key=dedupe_key
+            owner,
+            delay=in_,
+            at=at,
+            reason=reason,
+            context=context,
+            dedupe_key=dedupe_key,
+            trace=call_trace(),
         )
         if receipt.created:
             self.rt.pusher.changed(owner, receipt.task.id)

@@ -17,6 +17,7 @@ from wakecall.store.postgres.locks import _LOCK_CLASS
 from wakecall.store.postgres.pending import _DRAFTS, _written
 from wakecall.store.postgres.rows import _event_from_row
 from wakecall.store.postgres.sql import _APPEND_EVENTS_SQL, _EVENT_COLUMNS, _UNFINISHED
+from wakecall.tracecontext import trace_columns
 
 
 class EventMethods(Hints):
@@ -67,6 +68,8 @@ class EventMethods(Hints):
             [p.body for p in pending],
             self.channel,
             self._hint_payload(due=due, owners=[p.owner for p in pending]),
+            [trace_columns(p.trace)[0] for p in pending],
+            [trace_columns(p.trace)[1] for p in pending],
         ]
 
     async def list_events(self, owner: str, *, after: int = 0, limit: int = 100) -> list[Event]:

@@ -15,6 +15,7 @@ from wakecall.store.postgres.finishes import RunFinishes
 from wakecall.store.postgres.pending import _DRAFTS, _place_ends
 from wakecall.store.postgres.rows import _dumps_or_none, _no_nul, _task_from_row
 from wakecall.store.postgres.sql import _COUNTED, _TASK_COLUMNS, _UNFINISHED, _cols
+from wakecall.tracecontext import trace_columns
 
 
 def _plain(plan: FirePlan) -> bool:
@@ -138,15 +139,15 @@ class FireMethods(RunFinishes):
             "), ins AS ("
             "  INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status,"
             "    attempt, max_attempts, created_at, finished_at, output, error_message, counts,"
-            "    input)"
+            "    input, traceparent, tracestate)"
             "  SELECT u.id, u.task_id, m.owner, u.trigger, u.scheduled_for, u.due_at, u.status,"
             "    0, m.attempts, $3, u.finished_at, u.output::jsonb, u.error_message, u.counts,"
-            "    u.input::jsonb"
+            "    u.input::jsonb, u.traceparent, u.tracestate"
             "  FROM unnest($4::text[], $5::text[], $6::text[], $7::timestamptz[],"
             "    $8::timestamptz[], $9::text[], $10::timestamptz[], $11::text[], $12::text[],"
-            "    $13::bool[], $14::text[]) WITH ORDINALITY AS u(id, task_id, trigger,"
-            "    scheduled_for, due_at, status, finished_at, output, error_message, counts,"
-            "    input, n)"
+            "    $13::bool[], $14::text[], $22::text[], $23::text[]) WITH ORDINALITY AS u(id,"
+            "    task_id, trigger, scheduled_for, due_at, status, finished_at, output,"
+            "    error_message, counts, input, traceparent, tracestate, n)"
             "  JOIN mine m ON m.id = u.task_id"
             "  ORDER BY u.n"
             "  ON CONFLICT DO NOTHING"
@@ -191,6 +192,8 @@ class FireMethods(RunFinishes):
             [None if plan.end is None else plan.end.reason for plan in plans],
             self.channel,
             self._hint_payload(due=True),
+            [trace_columns(new.trace)[0] for _, new in runs],
+            [trace_columns(new.trace)[1] for _, new in runs],
         )
         assert row is not None
         claimed = {t: (owner, n) for t, owner, n in zip(row[0], row[1], row[2], strict=True)}
@@ -226,16 +229,18 @@ class FireMethods(RunFinishes):
             "WITH ins AS ("
             "  INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status,"
             "    attempt, max_attempts, created_at, started_at, finished_at, duration_ms,"
-            "    output, error_message, counts)"
+            "    output, error_message, counts, traceparent, tracestate)"
             "  SELECT u.id, u.task_id, u.owner, u.trigger, u.scheduled_for, u.due_at, u.status,"
             "    u.attempt, u.max_attempts, $1, u.started_at, u.finished_at, u.duration_ms,"
-            "    u.output::jsonb, u.error_message, u.counts"
+            "    u.output::jsonb, u.error_message, u.counts, u.traceparent, u.tracestate"
             "  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],"
             "    $7::timestamptz[], $8::text[], $9::int[], $10::timestamptz[], $11::text[],"
-            "    $12::text[], $13::bool[], $21::int[], $22::timestamptz[], $23::bigint[])"
+            "    $12::text[], $13::bool[], $21::int[], $22::timestamptz[], $23::bigint[],"
+            "    $24::text[], $25::text[])"
             "    WITH ORDINALITY AS u(id, task_id, owner, trigger,"
             "    scheduled_for, due_at, status, max_attempts, finished_at, output,"
-            "    error_message, counts, attempt, started_at, duration_ms, n)"
+            "    error_message, counts, attempt, started_at, duration_ms, traceparent,"
+            "    tracestate, n)"
             "  ORDER BY u.n"
             "  ON CONFLICT DO NOTHING"
             "  RETURNING id, task_id, counts"
@@ -279,6 +284,8 @@ class FireMethods(RunFinishes):
             [r.attempt for r in runs],
             [r.started_at for r in runs],
             [r.duration_ms for r in runs],
+            [r.traceparent for r in runs],
+            [r.tracestate for r in runs],
         )
         return [r["id"] for r in rows]
 

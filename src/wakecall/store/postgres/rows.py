@@ -37,6 +37,8 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "condition": lambda v: _dumps_or_none(v),
     "pause_after_failures": lambda v: v,
     "failure_streak": streak_text,
+    "traceparent": lambda v: v,
+    "tracestate": lambda v: v,
 }
 
 
@@ -123,6 +125,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         _dumps_or_none(task.condition),
         task.pause_after_failures,
         streak_text(task.failure_streak),
+        task.traceparent,
+        task.tracestate,
     )
 
 
@@ -155,4 +159,6 @@ def _delivery_from_row(row: Mapping[str, Any]) -> Delivery:
         last_error=row["last_error"],
         delivered_at=row["delivered_at"],
         claimed_by=row["claimed_by"],
+        traceparent=row["traceparent"],
+        tracestate=row["tracestate"],
     )

@@ -146,9 +146,9 @@ class RunMethods(TaskMethods):
         inserted = await conn.fetchval(
             "INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status, "
             "attempt, max_attempts, created_at, finished_at, output, error_message, counts, "
-            "input) "
+            "input, traceparent, tracestate) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11::jsonb, $12, $13, "
-            "$14::jsonb) ON CONFLICT DO NOTHING RETURNING id",
+            "$14::jsonb, $15, $16) ON CONFLICT DO NOTHING RETURNING id",
             created.id,
             created.task_id,
             created.owner,
@@ -163,6 +163,8 @@ class RunMethods(TaskMethods):
             _no_nul(created.error_message),
             run.counts,
             _dumps_or_none(run.input),
+            created.traceparent,
+            created.tracestate,
         )
         if inserted is None:
             raise StoreError(f"run {run.id} for {run.scheduled_for} exists already")

@@ -12,17 +12,18 @@ _TASK_COLUMNS = (
     "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
     "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
     "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition, "
-    "pause_after_failures, failure_streak"
+    "pause_after_failures, failure_streak, traceparent, tracestate"
 )
 _RUN_COLUMNS = (
     "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
     "created_at, started_at, finished_at, duration_ms, output, error_message, claimed_by, "
-    "lease_expires_at, cancel_requested, input"
+    "lease_expires_at, cancel_requested, input, traceparent, tracestate"
 )
 _EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
 _DELIVERY_COLUMNS = (
     "id, owner, task_id, event_cursor, event_type, url, body, status, attempts, "
-    "next_attempt_at, created_at, last_status, last_error, delivered_at, claimed_by"
+    "next_attempt_at, created_at, last_status, last_error, delivered_at, claimed_by, traceparent, "
+    "tracestate"
 )
 _UNFINISHED = "status IN ('queued', 'running')"
 _RUN_WIDTH = len(_RUN_COLUMNS.split(","))
@@ -84,16 +85,18 @@ def _newest_first(
 
 
 #: The events of `_append_events` as CTEs after a statement's own, with `_events_args` as
-#: $1..$14: the events lock, the events ($3 of them), then each owner's cursors counted on
+#: $1..$16: the events lock, the events ($3 of them), then each owner's cursors counted on
 #: from its last one in `event_owners` (from the floor for an owner new to it), the
-#: deliveries, the hint and the events; `s` holds each event with its cursor (`n`: its place).
+#: deliveries (with their trace context, $15 and $16), the hint and the events; `s` holds
+#: each event with its cursor (`n`: its place).
 #: The lock is taken when {guard} (a FROM … WHERE) lets it.
 _EVENTS_CTES = (
     "l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2){guard}), "
     "u AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[],"
-    "  $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])"
+    "  $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $15::text[],"
+    "  $16::text[])"
     "  WITH ORDINALITY AS u(owner, type, task_id, run_id, created_at, payload,"
-    "  delivery_id, url, body, n) LIMIT $3), "
+    "  delivery_id, url, body, traceparent, tracestate, n) LIMIT $3), "
     "k AS MATERIALIZED (SELECT u.owner, count(*) AS k FROM u, l GROUP BY u.owner), "
     "o AS MATERIALIZED ("
     "  INSERT INTO event_owners AS e (owner, last_cursor)"
@@ -111,9 +114,9 @@ _EVENTS_CTES = (
     "  FROM u JOIN o ON o.owner = u.owner), "
     "delivered AS ("
     "  INSERT INTO deliveries (id, owner, task_id, event_cursor, event_type, url, body,"
-    "    status, attempts, next_attempt_at, created_at)"
+    "    status, attempts, next_attempt_at, created_at, traceparent, tracestate)"
     "  SELECT s.delivery_id, s.owner, s.task_id, s.cursor, s.type, s.url, s.body,"
-    "    'pending', 0, s.created_at, s.created_at"
+    "    'pending', 0, s.created_at, s.created_at, s.traceparent, s.tracestate"
     "  FROM s WHERE s.delivery_id IS NOT NULL"
     "), "
     "hint AS MATERIALIZED (SELECT pg_notify($13, $14) FROM l), "
@@ -267,24 +270,24 @@ _FINISH_SQL = (
     + " SELECT cursor FROM s ORDER BY n"
 )
 #: `finish_runs` of runs this object started, in one statement (see `_finish_started`):
-#: the tasks ($25) then the runs ($27) locked, in the order every writer takes them;
-#: both as read when started ($26, $28: sorted 'id:xmin'), and no active task depends
-#: on the tasks of the runs that succeeded ($29)? Only then the outcomes and the
+#: the tasks ($27) then the runs ($29) locked, in the order every writer takes them;
+#: both as read when started ($28, $30: sorted 'id:xmin'), and no active task depends
+#: on the tasks of the runs that succeeded ($31)? Only then the outcomes and the
 #: events are written.
 _FINISH_STARTED_SQL = (
     "WITH locked_tasks AS MATERIALIZED ("
-    "  SELECT id, xmin FROM tasks WHERE id = ANY($25::text[]) ORDER BY id FOR UPDATE"
+    "  SELECT id, xmin FROM tasks WHERE id = ANY($27::text[]) ORDER BY id FOR UPDATE"
     "), locked_runs AS MATERIALIZED ("
     "  SELECT id, xmin FROM runs"
-    "  WHERE id = ANY($27::text[]) AND (SELECT count(*) FROM locked_tasks) >= 0"
+    "  WHERE id = ANY($29::text[]) AND (SELECT count(*) FROM locked_tasks) >= 0"
     "  ORDER BY id FOR UPDATE"
     "), ok AS MATERIALIZED ("
     "  SELECT (SELECT coalesce(array_agg(v ORDER BY v COLLATE \"C\"), '{{}}')"
-    "    FROM (SELECT id || ':' || xmin AS v FROM locked_tasks) x) = $26::text[]"
+    "    FROM (SELECT id || ':' || xmin AS v FROM locked_tasks) x) = $28::text[]"
     "  AND (SELECT coalesce(array_agg(v ORDER BY v COLLATE \"C\"), '{{}}')"
-    "    FROM (SELECT id || ':' || xmin AS v FROM locked_runs) x) = $28::text[]"
+    "    FROM (SELECT id || ':' || xmin AS v FROM locked_runs) x) = $30::text[]"
     "  AND NOT EXISTS (SELECT FROM tasks d"
-    "    WHERE d.depends_on = ANY($29::text[]) AND d.status = 'active') AS ok"
+    "    WHERE d.depends_on = ANY($31::text[]) AND d.status = 'active') AS ok"
     "), "
     + _OUTCOME_CTES.format(guard=" AND (SELECT ok FROM ok)")
     + ", "

@@ -33,6 +33,7 @@ from wakecall.store.sqlite.rows import (
     _encode,
     _us,
 )
+from wakecall.tracecontext import trace_columns
 
 log = logging.getLogger(__name__)
 
@@ -444,9 +445,10 @@ class StoreConnection:
                 (cursor, draft.owner, kind, task_id, draft.event.run_id, at, draft.payload)
             )
             if draft.delivery_id is not None:
+                parent, state = trace_columns(draft.trace)
                 self._delivery_rows.append(
                     (draft.delivery_id, draft.owner, task_id, cursor, kind, draft.url,
-                     draft.body, at, at)
+                     draft.body, at, at, parent, state)
                 )  # fmt: skip
             written.append(draft.written(cursor))
         return written
@@ -481,7 +483,7 @@ class StoreConnection:
         if self._delivery_rows:
             conn.executemany(
                 f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, NULL, NULL)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, NULL, NULL, ?, ?)",
                 self._delivery_rows,
             )
         self._forget_appended()

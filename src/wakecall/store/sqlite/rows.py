@@ -23,7 +23,8 @@ from wakecall.store.rows import run_from_row, streak_text, task_from_row
 
 _DELIVERY_COLUMNS = (
     "id, owner, task_id, event_cursor, event_type, url, body, status, attempts, "
-    "next_attempt_at, created_at, last_status, last_error, delivered_at, claimed_by"
+    "next_attempt_at, created_at, last_status, last_error, delivered_at, claimed_by, traceparent, "
+    "tracestate"
 )
 
 _TASK_COLUMNS = (
@@ -31,12 +32,12 @@ _TASK_COLUMNS = (
     "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
     "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
     "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition, "
-    "pause_after_failures, failure_streak"
+    "pause_after_failures, failure_streak, traceparent, tracestate"
 )
 _RUN_COLUMNS = (
     "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
     "created_at, started_at, finished_at, duration_ms, output, error_message, claimed_by, "
-    "lease_expires_at, cancel_requested, input"
+    "lease_expires_at, cancel_requested, input, traceparent, tracestate"
 )
 _RUN_MARKS = ", ".join("?" * (_RUN_COLUMNS.count(",") + 2))  # the columns and `counts`
 _EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
@@ -67,6 +68,8 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "condition": lambda v: _json_or_none(v),
     "pause_after_failures": lambda v: v,
     "failure_streak": streak_text,
+    "traceparent": lambda v: v,
+    "tracestate": lambda v: v,
 }
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -149,6 +152,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         _json_or_none(task.condition),
         task.pause_after_failures,
         streak_text(task.failure_streak),
+        task.traceparent,
+        task.tracestate,
     )
 
 
@@ -169,6 +174,8 @@ def _delivery_from_row(row: Sequence[Any]) -> Delivery:
         last_error=row[12],
         delivered_at=_dt(row[13]),
         claimed_by=row[14],
+        traceparent=row[15],
+        tracestate=row[16],
     )
 
 

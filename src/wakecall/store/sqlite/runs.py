@@ -57,6 +57,8 @@ class RunMethods(TaskMethods):
             lease[1] if lease else None,
             0,
             _json_or_none(run.input),
+            run.traceparent,
+            run.tracestate,
             1 if counts else 0,
         )
 

@@ -1,0 +1,47 @@
+"""Without OpenTelemetry nothing is imported and nothing breaks: the headers sent are a child
+of the stored trace context."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+WITHOUT_OPENTELEMETRY = f"""
+import sys
+sys.modules["opentelemetry"] = None  # as if not installed: its import raises ImportError
+from wakecall.spans import traced
+from wakecall.tracecontext import TraceContext
+with traced("wakecall.attempt", TraceContext("{TRACEPARENT}", "a=1"), {{}}) as span:
+    span.ended({{"wakecall.attempt.status": "success"}}, None)
+    print(span.headers["traceparent"], span.headers["tracestate"])
+with traced("wakecall.attempt", None, {{}}) as span:
+    print(span.headers)
+"""
+
+
+def test_without_opentelemetry_each_request_sends_a_child_of_the_stored_context() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_OPENTELEMETRY],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    child, state, nothing = done.stdout.split()
+    version, trace_id, parent_id, flags = child.split("-")
+    assert (version, trace_id, flags, state) == ("00", TRACEPARENT[3:35], "01", "a=1")
+    assert parent_id != TRACEPARENT[36:52] and len(parent_id) == 16
+    assert nothing == "{}"
+
+
+def test_serving_imports_no_opentelemetry_before_a_span_is_made() -> None:
+    code = (
+        "import sys, wakecall.server, wakecall.cli, wakecall.engine, wakecall.spans; "
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
