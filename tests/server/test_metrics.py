@@ -280,6 +280,37 @@ async def test_tasks_paused_after_failed_runs_are_counted(rig: Rig) -> None:
     assert value(await rig.scrape(), "wakecall_tasks_paused_after_failures_total") == 1
 
 
+async def test_runs_are_counted_by_what_started_them_and_a_backfill_is_not_late(
+    rig: Rig,
+) -> None:
+    task = (await rig.tasks.create(OWNER, spec("0 0 * * * *"))).task  # hourly
+    await rig.step_to(timedelta(hours=2))  # two scheduled runs, started on time
+    await rig.tasks.run_now(OWNER, task.id)
+    await rig.idle()
+    done = await rig.tasks.backfill(
+        OWNER, task.id, start=START - timedelta(hours=6), end=START - timedelta(hours=1)
+    )
+    assert len(done.done.runs) == 5
+    await rig.idle()
+    samples = await rig.scrape()
+    started = {
+        dict(labels)["trigger"]: v
+        for labels, v in series(samples, "wakecall_runs_started_total").items()
+    }
+    assert started == {
+        "schedule": 2,
+        "manual": 1,
+        "backfill": 5,
+        "catchup": 0,
+        "wakeup": 0,
+        "event": 0,
+        "dependency": 0,
+    }
+    # Lateness counts the two scheduled runs, not the backfill's runs hours after their fires.
+    assert value(samples, "wakecall_run_lateness_seconds_count") == 2
+    assert value(samples, "wakecall_run_lateness_seconds_bucket", le="+Inf") == 2
+
+
 async def test_the_due_backlog_is_read_from_the_store_when_scraped(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "w.db")
     await store.open()

@@ -53,6 +53,7 @@ from wakecall.models import (
     Event,
     EventType,
     RunStatus,
+    Trigger,
 )
 
 if TYPE_CHECKING:
@@ -120,6 +121,13 @@ class Metrics:
             ["task_id", "status"],
             registry=r,
         )
+        self.runs_started = Counter(
+            "wakecall_runs_started",
+            "Runs whose first attempt started, by what started them: schedule, catchup, "
+            "manual, wakeup, event, dependency or backfill.",
+            ["trigger"],
+            registry=r,
+        )
         self.run_duration = Histogram(
             "wakecall_run_duration_seconds",
             "Duration of finished runs (their last attempt).",
@@ -176,6 +184,8 @@ class Metrics:
         # Series that exist from the start, so rates and alerts see a 0 rather than nothing.
         for kind in _ERROR_KINDS:
             self.attempt_errors.labels(kind)
+        for trigger in Trigger:
+            self.runs_started.labels(str(trigger))
         for status in _DELIVERY_STATUS.values():
             self.deliveries.labels("webhook", status)
         self._task_statuses: OrderedDict[str, set[str]] = OrderedDict()
@@ -240,7 +250,13 @@ class Metrics:
         for run in news.created:
             self._count_unexecuted(run.status)
         for run in news.started:
-            if run.attempt == 1 and run.scheduled_for is not None and run.started_at is not None:
+            if run.attempt != 1:
+                continue
+            self.runs_started.labels(str(run.trigger)).inc()
+            # A backfill re-runs a past fire on purpose: its distance to it is not lateness.
+            if run.trigger is Trigger.BACKFILL:
+                continue
+            if run.scheduled_for is not None and run.started_at is not None:
                 late = (run.started_at - run.scheduled_for).total_seconds()
                 self.run_lateness.observe(max(late, 0.0))
         for run, how in news.finished:
