@@ -330,6 +330,10 @@ def test_a_usage_error_shows_the_commands_usage_and_the_nearest_flag(
 
 
 # --- --json on every command that prints data ------------------------------------------------
+def _hours_ago(hours: int) -> str:
+    return (datetime.now(UTC) - timedelta(hours=hours)).isoformat()
+
+
 def sample_arguments(history: History, task_file: Path) -> dict[str, list[str]]:
     """Arguments that make each command print data (the delete comes last)."""
     task = history.task_ids[0]
@@ -342,6 +346,7 @@ def sample_arguments(history: History, task_file: Path) -> dict[str, list[str]]:
         "tasks pause": [task],
         "tasks resume": [task],
         "tasks run": [task],
+        "tasks backfill": [task, "--from", _hours_ago(48), "--to", _hours_ago(1), "--dry-run"],
         "runs": [],
         "deliveries": [],
         "redeliver": [history.delivery_ids[0]],

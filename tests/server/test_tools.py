@@ -73,6 +73,7 @@ async def test_all_tools_are_listed_with_short_descriptions_and_strict_schemas(
         "resume",
         "delete",
         "run_now",
+        "backfill",
         "list_runs",
         "schedule_wakeup",
         "cancel_wakeup",

@@ -4,7 +4,7 @@ given to a command may be the start of one (see `wakecall.cli.lookup`)."""
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -158,8 +158,10 @@ def _instant(text: str) -> datetime:
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
+        yesterday = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
+        example = yesterday.isoformat().replace("+00:00", "Z")
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an instant with a UTC offset, e.g. 2026-03-01T00:00:00Z"
+            f"{text!r} is not an instant with a UTC offset, e.g. {example}"
         )
     return moment
 
