@@ -415,8 +415,14 @@ class Engine:
         if fire is not None and fire > now:
             candidates.append(fire)
         due = upcoming.run_due_at
-        if len(self._inflight) < self.config.concurrency and due is not None and due > now:
+        free = len(self._inflight) < self.config.concurrency
+        if free and due is not None and due > now:
             candidates.append(due)
+        # A run a rate limit holds back may start when its window lets it (a run held by a
+        # concurrency limit starts when a run with its key ends: that end wakes the loop).
+        opens = upcoming.flow_open_at
+        if free and opens is not None and opens > now:
+            candidates.append(opens)
         return max(min(candidates), now + timedelta(microseconds=1))
 
     async def _sleep(self, deadline: datetime) -> None:
@@ -519,8 +525,8 @@ class Engine:
     def _instant(self, task: Task) -> Instant | None:
         """The instant end of the task's runs, when its action has one (`InstantExecutor`)
         and no condition has to be checked first."""
-        if task.condition is not None:
-            return None
+        if task.condition is not None or task.concurrency or task.rate_limit:
+            return None  # flow control: its runs start (and count) like any other
         executor = self.executors.get(str(task.action.get("type")))
         output_of = getattr(executor, "instant_output", None)
         return None if output_of is None else Instant(output_of(task))

@@ -68,6 +68,10 @@ class Task:
     trigger: dict[str, Any] | None = None
     #: A check before each attempt's action: {"url", "method", "timeout_s"}.
     condition: dict[str, Any] | None = None
+    #: Flow control by key: {"key", "limit"} (runs at once across the owner's tasks with key).
+    concurrency: dict[str, Any] | None = None
+    #: {"key", "limit", "period_s"}: run starts per rolling period across those tasks.
+    rate_limit: dict[str, Any] | None = None
 
     def replace(self, **changes: Any) -> Task:
         return _replace(self, changes)

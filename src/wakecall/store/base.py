@@ -311,6 +311,8 @@ class Upcoming:
     fire_at: datetime | None  # the earliest next fire of an active task
     run_due_at: datetime | None  # the earliest due time of a queued run
     lease_expiry: datetime | None  # the earliest lease expiry of a running run
+    #: The earliest instant a run held back by a rate limit may start (as last judged here).
+    flow_open_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

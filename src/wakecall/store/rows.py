@@ -59,7 +59,7 @@ def _load_json(value: str | None) -> Any:
 
 def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) -> Task:
     """A task from a row whose first columns are the task columns, in their order."""
-    key = (row[0], row[4], row[6], row[7], row[18], row[29], row[30])
+    key = (row[0], row[4], row[6], row[7], row[18], row[29], row[30], row[31], row[32])
     parts = _DEFINITIONS.get(key)
     if parts is None:
         parts = (
@@ -69,9 +69,11 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
             json.loads(row[18]),
             _load_json(row[29]),
             _load_json(row[30]),
+            _load_json(row[31]),
+            _load_json(row[32]),
         )
         _DEFINITIONS.keep(key, parts)
-    schedule, action, retry, metadata, trigger, condition = parts
+    schedule, action, retry, metadata, trigger, condition, concurrency, rate_limit = parts
     return task_from_values(
         (
             row[0],  # id
@@ -105,6 +107,8 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
             row[28],  # depends_on
             trigger,
             condition,
+            concurrency,
+            rate_limit,
         )
     )
 

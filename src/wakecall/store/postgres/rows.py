@@ -35,6 +35,8 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "depends_on": lambda v: v,
     "trigger": lambda v: _dumps_or_none(v),
     "condition": lambda v: _dumps_or_none(v),
+    "concurrency": lambda v: _dumps_or_none(v),
+    "rate_limit": lambda v: _dumps_or_none(v),
 }
 
 
@@ -119,6 +121,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.depends_on,
         _dumps_or_none(task.trigger),
         _dumps_or_none(task.condition),
+        _dumps_or_none(task.concurrency),
+        _dumps_or_none(task.rate_limit),
     )
 
 

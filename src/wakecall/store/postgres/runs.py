@@ -130,7 +130,7 @@ class RunMethods(TaskMethods):
             )
         )
         assert row is not None
-        return Upcoming(row["fire_at"], row["run_due_at"], row["expiry"])
+        return Upcoming(row["fire_at"], row["run_due_at"], row["expiry"], self._flow.opens_at())
 
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
         if not run_ids:

@@ -29,7 +29,7 @@ _TASK_COLUMNS = (
     "id, owner, name, kind, schedule, timezone, action, retry, timeout_s, overlap, max_queued, "
     "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
     "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
-    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition"
+    "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition, concurrency, rate_limit"
 )
 _RUN_COLUMNS = (
     "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
@@ -63,6 +63,8 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "depends_on": lambda v: v,
     "trigger": lambda v: _json_or_none(v),
     "condition": lambda v: _json_or_none(v),
+    "concurrency": lambda v: _json_or_none(v),
+    "rate_limit": lambda v: _json_or_none(v),
 }
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -143,6 +145,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.depends_on,
         _json_or_none(task.trigger),
         _json_or_none(task.condition),
+        _json_or_none(task.concurrency),
+        _json_or_none(task.rate_limit),
     )
 
 

@@ -140,7 +140,7 @@ class RunMethods(TaskMethods):
                 "(SELECT min(lease_expires_at) FROM runs WHERE status = 'running')"
             ).fetchone()
         )
-        return Upcoming(_dt(row[0]), _dt(row[1]), _dt(row[2]))
+        return Upcoming(_dt(row[0]), _dt(row[1]), _dt(row[2]), self._flow.opens_at())
 
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
         if not run_ids:
