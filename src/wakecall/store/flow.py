@@ -34,9 +34,9 @@ __all__ = [
     "candidate",
     "choose",
     "concurrency_keys",
+    "key_name",
     "next_start",
     "rate_keys",
-    "key_name",
     "waiting_reason",
 ]
 
@@ -129,7 +129,9 @@ def concurrency_keys(candidates: Iterable[Candidate]) -> set[tuple[str, str]]:
     return {(c.owner, str(c.concurrency["key"])) for c in candidates if c.concurrency is not None}
 
 
-def next_start(starts: Sequence[datetime], limit: int, period: timedelta, now: datetime) -> datetime:
+def next_start(
+    starts: Sequence[datetime], limit: int, period: timedelta, now: datetime
+) -> datetime:
     """When the rolling window lets the next start, given the key's `starts` (ascending): now
     if fewer than `limit` fall in (now - period, now], else when the `limit`-th latest leaves."""
     window = [s for s in starts if s > now - period]
@@ -226,7 +228,8 @@ def waiting_reason(
     """Why a task's due queued runs wait, in words (None: nothing of flow control holds them):
     "waiting for concurrency key crm (3/3 running)"."""
     if concurrency is not None and running >= int(concurrency["limit"]):
-        return f"waiting for concurrency key {concurrency['key']} ({running}/{concurrency['limit']} running)"
+        key, limit = concurrency["key"], concurrency["limit"]
+        return f"waiting for concurrency key {key} ({running}/{limit} running)"
     if rate_limit is not None and next_at is not None and next_at > now:
         stamp = next_at.isoformat().replace("+00:00", "Z")
         return (
