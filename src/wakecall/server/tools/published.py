@@ -153,6 +153,21 @@ _CONDITION = _obj(
     description='checked before each attempt; an answer {"proceed": false} skips the run',
 )
 
+# Flow control, in few words (the server explains a refusal).
+_CONCURRENCY = _obj(
+    {"key": {"type": "string"}, "limit": _int(1, 1000)},
+    "key",
+    "limit",
+    description="runs at once per key",
+)
+_RATE_LIMIT = _obj(
+    {"key": {"type": "string"}, "limit": _int(1, 10000), "period": _duration()},
+    "key",
+    "limit",
+    "period",
+    description="starts per period per key",
+)
+
 _CREATE_TASK = _obj(
     {
         "name": _text(minLength=1, maxLength=200),
@@ -179,6 +194,8 @@ _CREATE_TASK = _obj(
         "depends_on": _text("run after each success of this task"),
         "trigger": _TRIGGER,
         "condition": _CONDITION,
+        "concurrency": _CONCURRENCY,
+        "rate_limit": _RATE_LIMIT,
     },
     "name",
 )
@@ -218,6 +235,8 @@ _PATCH_SCHEDULE = _obj(
                 "depends_on",
                 "trigger",
                 "condition",
+                "concurrency",
+                "rate_limit",
             )
         },
         "rotate_callback_secret": {"type": "boolean"},
@@ -234,6 +253,8 @@ _PATCH_SCHEDULE = _obj(
                 "depends_on",
                 "trigger",
                 "condition",
+                "concurrency",
+                "rate_limit",
             ),
         },
     },
