@@ -564,6 +564,11 @@ class Store(Protocol):
         ([] when None)."""
         ...
 
+    def held_back(self) -> dict[tuple[str, str], int]:
+        """Runs flow control held back at this object's last claim, by ("concurrency" or
+        "rate_limit", key)."""
+        ...
+
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
         """Flag runs for cancellation; their claimant sees it at its next lease extension."""
         ...

@@ -96,12 +96,14 @@ class RunLeases(RunMethods):
             self._flow.closed(now),
         )
         if not rows:
+            self._flow.held = {}
             return []
         cands = [candidate(r[0], r[1], r[3], r[2], r[4], r[5]) for r in rows]
         exclusive = sorted({c.task_id for c in cands if c.exclusive})
         flows = [c for c in cands if c.flows]
         if flows:
             return await self._claim_flows_on(conn, node, now, limit, lease, cands, start=start)
+        self._flow.held = {}
         if exclusive:
             # One claimant at a time per task that does not allow overlap; the next statement
             # (a fresh snapshot, which sees the other's committed claim) looks at which of
@@ -236,6 +238,9 @@ class RunLeases(RunMethods):
         for owner, key, at in rows:
             out[(owner, key)].append(at)
         return out
+
+    def held_back(self) -> dict[tuple[str, str], int]:
+        return dict(self._flow.held)
 
     async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:

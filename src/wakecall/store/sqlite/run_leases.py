@@ -76,6 +76,7 @@ class RunLeases(RunMethods):
         if born:  # ids are unique: (due_at, id) decides
             rows = heapq.nsmallest(limit * 4, [*rows, *born])
         if not rows:
+            self._flow.held = {}
             return []
         exclusive = {r[2] for r in rows if r[3] != "allow"}
         busy: set[str] = set()
@@ -176,6 +177,9 @@ class RunLeases(RunMethods):
                 "attempt = attempt + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
                 [(node, until_us, now_us, run_id) for run_id in run_ids],
             )
+
+    def held_back(self) -> dict[tuple[str, str], int]:
+        return dict(self._flow.held)
 
     async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:
