@@ -128,12 +128,13 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
         # Back to version 1: the tables of version 2 (callbacks), the columns and table of
         # version 3 (chains, triggers), the table of version 4 (creation rates), those of
         # version 5 (readers, subscriptions), the per-owner cursors of version 6 and the index
-        # of finished tasks of version 7 did not exist then.
+        # of finished tasks of version 7 and the flow control of version 8 did not exist then.
         conn = await asyncpg.connect(URL)
         try:
             await conn.execute(
                 f'DROP INDEX "{schema}".tasks_finished; '
-                f'DROP TABLE "{schema}".event_owners; '
+                f'DROP TABLE "{schema}".event_owners, "{schema}".flow_starts; '
+                f'ALTER TABLE "{schema}".tasks DROP COLUMN concurrency, DROP COLUMN rate_limit; '
                 f"DELETE FROM \"{schema}\".meta WHERE key = 'event_cursor_floor'; "
                 f'ALTER TABLE "{schema}".events DROP CONSTRAINT events_pkey; '
                 f'CREATE SEQUENCE "{schema}".events_cursor_seq OWNED BY "{schema}".events.cursor; '
