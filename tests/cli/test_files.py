@@ -225,7 +225,7 @@ def test_an_invalid_file_is_refused_whole_with_a_line_for_each_problem(any_cli: 
         '"0 9 * * MON-FRI" (09:00 on weekdays) or "*/15 * * * *" (every 15 minutes)',
         f"{path}:12: task 'typo': unknown key 'colour'; a task takes id, name, schedule, "
         "timezone, jitter, enabled, action, execution, max_runs, expires_at, callback_url, "
-        "metadata, depends_on, trigger, condition",
+        "metadata, depends_on, trigger, condition, concurrency, rate_limit",
         f"{path}:15: task 'typo': execution.timeout: duration: must not be negative, got '-5s'. "
         'Example: "30s", "5m", "1h30m", "250ms" or a number of seconds such as 90',
         f"{path}:16: task 'typo': execution.overlap: Input should be 'skip', 'queue', "

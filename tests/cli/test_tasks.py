@@ -427,3 +427,24 @@ def test_backfill_queues_past_fires_once_and_refuses_a_future_to(cli: Any) -> No
     assert "not an instant with a UTC offset" in error, error
     runs = cli.json("runs", "report")["runs"]
     assert [r["trigger"] for r in runs] == ["backfill"] * 3
+
+
+def test_flow_control_has_flags_and_bad_ones_are_refused(cli: Any) -> None:
+    added = cli.json(
+        "tasks", "add", "sync", "@hourly", "--id", "sync", "--noop",
+        "--concurrency", "crm=3", "--rate-limit", "crm=10/1m",
+    )  # fmt: skip
+    assert added["concurrency"] == {"key": "crm", "limit": 3}
+    assert added["rate_limit"] == {"key": "crm", "limit": 10, "period": "1m"}
+    for args, message in [
+        (["--concurrency", "crm"], "is not KEY=VALUE"),
+        (["--concurrency", "crm=many"], "is not a whole number"),
+        (["--concurrency", "crm=0"], "greater than or equal to 1"),
+        (["--rate-limit", "crm=10"], "needs a period after a '/'"),
+        (["--rate-limit", "crm=10/0.5s"], "between 1s and 24h"),
+    ]:
+        error = cli.fails(2, "tasks", "patch", "sync", *args)
+        assert message in error, (args, error)
+    assert cli.json("tasks", "show", "sync")["concurrency"] == {"key": "crm", "limit": 3}
+    patched = cli.json("tasks", "patch", "sync", "--concurrency", "crm=5", "--clear", "rate_limit")
+    assert patched["concurrency"] == {"key": "crm", "limit": 5} and patched["rate_limit"] is None

@@ -36,6 +36,8 @@ PARENTS: dict[str, dict[str, Any]] = {
     "condition": {"url": "https://hooks.example.com/check"},
     "retry": {},
     "trigger": {},
+    "concurrency": {"key": "crm", "limit": 1},
+    "rate_limit": {"key": "crm", "limit": 1, "period": "1m"},
 }
 
 

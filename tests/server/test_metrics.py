@@ -488,3 +488,17 @@ async def test_an_owner_s_token_shows_its_own_series_and_nothing_of_others(rig: 
         (mine.id, "success"): 1,
         (theirs.id, "success"): 1,
     }
+
+
+async def test_runs_held_back_by_a_flow_key_are_a_gauge_by_limit_and_key(rig: Rig) -> None:
+    rig.action.hold = True
+    for _ in range(3):
+        await rig.tasks.create(OWNER, spec("in 1m", concurrency={"key": "crm", "limit": 1}))
+    rig.clock.advance(timedelta(minutes=1))
+    await rig.running(1)
+    samples = await rig.scrape()
+    assert value(samples, "wakecall_runs_held_back", limit="concurrency", key="crm") == 2
+    rig.action.hold = False
+    rig.action.release()
+    await rig.idle()
+    assert series(await rig.scrape(), "wakecall_runs_held_back") == {}

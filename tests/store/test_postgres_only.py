@@ -130,7 +130,8 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
         # version 5 (readers, subscriptions), the per-owner cursors of version 6, the index of
         # version 7 (finished tasks), the backfill keys and the runs' own overlap of version 8,
         # the columns of version 9 (pause after failures), the subscription endings of version
-        # 10 and the trace context columns of version 11 did not exist then.
+        # 10, the trace context columns of version 11 and the flow control of version 12 did
+        # not exist then.
         conn = await asyncpg.connect(URL)
         try:
             await conn.execute(
@@ -138,7 +139,8 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
                 f'ALTER TABLE "{schema}".runs DROP COLUMN overlap, '
                 "ADD UNIQUE (task_id, scheduled_for); "
                 f'DROP INDEX "{schema}".tasks_finished; '
-                f'DROP TABLE "{schema}".event_owners; '
+                f'DROP TABLE "{schema}".event_owners, "{schema}".flow_starts; '
+                f'ALTER TABLE "{schema}".tasks DROP COLUMN concurrency, DROP COLUMN rate_limit; '
                 f"DELETE FROM \"{schema}\".meta WHERE key = 'event_cursor_floor'; "
                 f'ALTER TABLE "{schema}".events DROP CONSTRAINT events_pkey; '
                 f'CREATE SEQUENCE "{schema}".events_cursor_seq OWNED BY "{schema}".events.cursor; '

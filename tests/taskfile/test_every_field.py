@@ -108,3 +108,41 @@ async def test_a_chain_to_nowhere_or_around_in_a_circle_is_refused_with_its_line
     with pytest.raises(TaskFileError, match=r"cycle \(a -> b -> a\)"):
         await apply_file(tasks, OWNER, path)
     assert await tasks.list_all(OWNER) == []
+
+
+FLOW_FILE = """
+[[tasks]]
+id = "sync"
+schedule = "@hourly"
+
+[tasks.concurrency]
+key = "crm"
+limit = 3
+
+[tasks.rate_limit]
+key = "crm"
+limit = 10
+period = "1m"
+"""
+
+
+async def test_flow_control_is_applied_exported_and_applied_back_unchanged(
+    tasks: TaskService, tmp_path: Path
+) -> None:
+    path = tmp_path / "tasks.toml"
+    path.write_text(FLOW_FILE)
+    await apply_file(tasks, OWNER, path)
+    sync = await tasks.get(OWNER, "sync")
+    assert sync.concurrency == {"key": "crm", "limit": 3}
+    assert sync.rate_limit == {"key": "crm", "limit": 10, "period_s": 60.0}
+    text, warnings = export_tasks(await tasks.list_all(OWNER))
+    assert warnings == [] and 'period = "1m"' in text
+    exported = tmp_path / "exported.toml"
+    exported.write_text(text)
+    again = await apply_file(tasks, OWNER, exported)
+    assert [c.op for c in again.changes] == ["unchanged"]
+    path.write_text(FLOW_FILE.replace("limit = 3", "limit = 4").split("[tasks.rate_limit]")[0])
+    changed = await apply_file(tasks, OWNER, path)
+    assert changed.changes[0].fields == ("concurrency", "rate_limit")
+    after = await tasks.get(OWNER, "sync")
+    assert after.concurrency == {"key": "crm", "limit": 4} and after.rate_limit is None

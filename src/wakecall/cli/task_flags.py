@@ -105,6 +105,17 @@ def add_task_options(p: argparse.ArgumentParser, *, patch: bool) -> None:
     )
     c.add_argument("--condition-method", choices=["GET", "POST"], help="(POST)")
     c.add_argument("--condition-timeout", metavar="DURATION", help="(10s)")
+    c.add_argument(
+        "--concurrency",
+        metavar="KEY=LIMIT",
+        help="at most LIMIT runs at once across your tasks with KEY (e.g. crm=3)",
+    )
+    c.add_argument(
+        "--rate-limit",
+        metavar="KEY=LIMIT/PERIOD",
+        help="at most LIMIT run starts per rolling PERIOD across your tasks with KEY "
+        "(e.g. crm=10/1m)",
+    )
 
     m = p.add_argument_group("limits, callback and metadata")
     m.add_argument("--max-runs", type=int, metavar="N", help="end after N scheduled runs")
@@ -297,7 +308,39 @@ def _extras(args: argparse.Namespace) -> dict[str, Any]:
         fields["condition"] = condition
     elif args.condition_method is not None or args.condition_timeout is not None:
         raise InvalidInput("--condition-method and --condition-timeout need --condition-url")
+    if args.concurrency is not None:
+        key, limit = _keyed(args.concurrency, "--concurrency", "crm=3")
+        fields["concurrency"] = {"key": key, "limit": _count(limit, "--concurrency", "crm=3")}
+    if args.rate_limit is not None:
+        key, rest = _keyed(args.rate_limit, "--rate-limit", "crm=10/1m")
+        limit, slash, period = rest.partition("/")
+        if not slash or not period:
+            raise InvalidInput(
+                f"--rate-limit {args.rate_limit!r} needs a period after a '/'",
+                example="--rate-limit crm=10/1m",
+            )
+        fields["rate_limit"] = {
+            "key": key,
+            "limit": _count(limit, "--rate-limit", "crm=10/1m"),
+            "period": period,
+        }
     return fields
+
+
+def _keyed(text: str, flag: str, example: str) -> tuple[str, str]:
+    key, eq, rest = text.partition("=")
+    if not eq or not key or not rest:
+        raise InvalidInput(f"{flag} {text!r} is not KEY=VALUE", example=f"{flag} {example}")
+    return key, rest
+
+
+def _count(text: str, flag: str, example: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{flag}: the limit {text!r} is not a whole number", example=f"{flag} {example}"
+        ) from None
 
 
 _LIMITS = ("max_runs", "expires_at", "callback_url")

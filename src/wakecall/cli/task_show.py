@@ -104,6 +104,14 @@ async def show_task(ctx: Context, task: Task, **extra: Any) -> None:
         pairs.append(
             ("condition", f"{task.condition.get('method', 'POST')} {task.condition['url']}")
         )
+    if task.concurrency:
+        limit = task.concurrency
+        pairs.append(("concurrency", f"key {limit['key']}, at most {limit['limit']} at once"))
+    if view.rate_limit:
+        rate = view.rate_limit
+        pairs.append(
+            ("rate limit", f"key {rate['key']}, {rate['limit']} starts per {rate['period']}")
+        )
     if view.callback_secret:
         pairs.append(("callback secret", (f"{view.callback_secret} (shown once)", "bold")))
     if view.trigger_secret:

@@ -196,6 +196,8 @@ def new_task(
         trigger=None if spec.trigger is None else new_trigger(spec.trigger),
         condition=None if spec.condition is None else spec.condition.model_dump(mode="json"),
         pause_after_failures=spec.pause_after_failures,
+        concurrency=None if spec.concurrency is None else spec.concurrency.to_record(),
+        rate_limit=None if spec.rate_limit is None else spec.rate_limit.to_record(),
     )
 
 
@@ -275,6 +277,10 @@ def _copy_given(patch: TaskPatch, changes: dict[str, Any]) -> None:
     if "condition" in given:
         condition = patch.condition
         changes["condition"] = None if condition is None else condition.model_dump(mode="json")
+    for name in ("concurrency", "rate_limit"):
+        if name in given:
+            limit = getattr(patch, name)
+            changes[name] = None if limit is None else limit.to_record()
 
 
 def _schedule_changes(

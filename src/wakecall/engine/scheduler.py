@@ -409,8 +409,14 @@ class Engine:
         if fire is not None and fire > now:
             candidates.append(fire)
         due = upcoming.run_due_at
-        if len(self._inflight) < self.config.concurrency and due is not None and due > now:
+        free = len(self._inflight) < self.config.concurrency
+        if free and due is not None and due > now:
             candidates.append(due)
+        # A run a rate limit holds back may start when its window lets it (a run held by a
+        # concurrency limit starts when a run with its key ends: that end wakes the loop).
+        opens = upcoming.flow_open_at
+        if free and opens is not None and opens > now:
+            candidates.append(opens)
         return max(min(candidates), now + timedelta(microseconds=1))
 
     async def _sleep(self, deadline: datetime) -> None:
@@ -512,9 +518,12 @@ class Engine:
 
     def _instant(self, task: Task) -> Instant | None:
         """The instant end of the task's runs, when its action has one (`InstantExecutor`),
-        no condition has to be checked first, and no failure streak is to be ended (an
-        instant run ends with its fire, which writes no streak: a worker's run does)."""
+        no condition has to be checked first, no failure streak is to be ended (an instant run
+        ends with its fire, which writes no streak: a worker's run does) and no flow control
+        applies (its runs start, and count, like any other)."""
         if task.condition is not None or task.failure_streak:
+            return None
+        if task.concurrency or task.rate_limit:
             return None
         executor = self.executors.get(str(task.action.get("type")))
         output_of = getattr(executor, "instant_output", None)

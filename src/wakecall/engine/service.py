@@ -53,6 +53,7 @@ from wakecall.store.base import (
     TaskWrite,
     TaskWritten,
 )
+from wakecall.store.flow import next_start, waiting_reason
 from wakecall.tracecontext import TraceContext
 
 __all__ = ["BackfillReceipt", "Changed", "Created", "SchedulerLink", "TaskService", "WakeupReceipt"]
@@ -220,6 +221,27 @@ class TaskService:
     # --- read -----------------------------------------------------------------------------
     async def get(self, owner: str | None, task_id: str) -> Task:
         return await self.store.get_task(owner, task_id)
+
+    async def flow_wait(self, owner: str | None, task_id: str) -> str | None:
+        """Why the task's due queued runs wait for its flow-control keys, in words (e.g.
+        "waiting for concurrency key crm (3/3 running)"); None when none waits on them."""
+        task = await self.store.get_task(owner, task_id)
+        if task.concurrency is None and task.rate_limit is None:
+            return None
+        now = self.clock.now()
+        queued = await self.store.list_runs(owner, task_id=task_id, status=RunStatus.QUEUED)
+        if not any(r.due_at <= now for r in queued):
+            return None
+        rate = task.rate_limit
+        period = timedelta(seconds=float(rate["period_s"])) if rate else timedelta(0)
+        running, starts = await self.store.flow_usage(
+            task.owner,
+            None if task.concurrency is None else str(task.concurrency["key"]),
+            None if rate is None else str(rate["key"]),
+            now - period,
+        )
+        next_at = None if rate is None else next_start(starts, int(rate["limit"]), period, now)
+        return waiting_reason(task.concurrency, rate, running, next_at, now)
 
     async def list_tasks(
         self,

@@ -79,6 +79,10 @@ class Task:
     #: runs of its first fire carry it.
     traceparent: str | None = None
     tracestate: str | None = None
+    #: Flow control by key: {"key", "limit"} (runs at once across the owner's tasks with key).
+    concurrency: dict[str, Any] | None = None
+    #: {"key", "limit", "period_s"}: run starts per rolling period across those tasks.
+    rate_limit: dict[str, Any] | None = None
 
     def replace(self, **changes: Any) -> Task:
         return _replace(self, changes)

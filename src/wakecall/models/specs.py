@@ -26,8 +26,10 @@ __all__ = [
     "MAX_PAUSE_AFTER_FAILURES",
     "MAX_RUNS",
     "ClearableField",
+    "ConcurrencySpec",
     "ConditionSpec",
     "Duration",
+    "RateLimitSpec",
     "RetryPolicy",
     "TaskPatch",
     "TaskSpec",
@@ -111,6 +113,42 @@ class TriggerSpec(_Model):
     )
 
 
+#: A flow-control key: the same key on several tasks of an owner shares one limit.
+_FLOW_KEY = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@/-]+$")
+
+
+class ConcurrencySpec(_Model):
+    """At most `limit` runs at once (running) across the owner's tasks with this `key`; runs
+    over it wait queued and start, oldest first, as runs with the key end."""
+
+    key: str = _FLOW_KEY
+    limit: int = Field(ge=1, le=1000)
+
+    def to_record(self) -> dict[str, Any]:
+        """As a task record keeps it."""
+        return {"key": self.key, "limit": self.limit}
+
+
+class RateLimitSpec(_Model):
+    """At most `limit` run starts in any `period` (a rolling window) across the owner's tasks
+    with this `key`; runs over it wait queued until the window lets them start."""
+
+    key: str = _FLOW_KEY
+    limit: int = Field(ge=1, le=10_000)
+    period: Duration
+
+    @field_validator("period")
+    @classmethod
+    def _period_bounds(cls, v: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= v <= timedelta(hours=24):
+            raise ValueError("period must be between 1s and 24h, e.g. '1m'")
+        return v
+
+    def to_record(self) -> dict[str, Any]:
+        """As a task record keeps it (the period in seconds)."""
+        return {"key": self.key, "limit": self.limit, "period_s": self.period.total_seconds()}
+
+
 class TaskSpec(_Model):
     """Everything needed to create a task. The schedule stays as given here; the engine parses
     it (with the zone, `now` and the configured bounds) before anything is stored. A task that
@@ -139,6 +177,8 @@ class TaskSpec(_Model):
     depends_on: str | None = Field(None, min_length=1, max_length=100)
     trigger: TriggerSpec | None = None
     condition: ConditionSpec | None = None
+    concurrency: ConcurrencySpec | None = None
+    rate_limit: RateLimitSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -180,6 +220,8 @@ ClearableField = Literal[
     "depends_on",
     "trigger",
     "condition",
+    "concurrency",
+    "rate_limit",
 ]
 
 
@@ -209,6 +251,9 @@ class TaskPatch(_Model):
     trigger: TriggerSpec | None = None
     #: null removes the check.
     condition: ConditionSpec | None = None
+    #: null removes the limit.
+    concurrency: ConcurrencySpec | None = None
+    rate_limit: RateLimitSpec | None = None
 
     _positive_timeout = field_validator("timeout")(TaskSpec._positive_timeout.__func__)  # type: ignore[attr-defined]
     _aware = field_validator("expires_at")(TaskSpec._aware.__func__)  # type: ignore[attr-defined]

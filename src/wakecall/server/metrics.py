@@ -181,6 +181,12 @@ class Metrics:
         self.due_runs = Gauge(
             "wakecall_due_runs", "Queued runs whose due time has come, not yet started.", registry=r
         )
+        self.runs_held_back = Gauge(
+            "wakecall_runs_held_back",
+            "Due runs flow control held back at this node's last claim, by limit and key.",
+            ["limit", "key"],
+            registry=r,
+        )
         # Series that exist from the start, so rates and alerts see a 0 rather than nothing.
         for kind in _ERROR_KINDS:
             self.attempt_errors.labels(kind)
@@ -321,6 +327,9 @@ class Metrics:
         if engine is None:
             return
         self.runs_running.set(len(engine.inflight))
+        self.runs_held_back.clear()
+        for (limit, key), count in engine.store.held_back().items():
+            self.runs_held_back.labels(limit, key).set(count)
         due: tuple[float, float]
         try:
             due = await engine.store.backlog(engine.clock.now())

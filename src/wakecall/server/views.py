@@ -94,6 +94,9 @@ class TaskView(BaseModel):
     )
     depends_on: str | None = Field(None, description="runs after each success of this task")
     condition: dict[str, Any] | None = Field(None, description="the check before each attempt")
+    concurrency: dict[str, Any] | None = None
+    rate_limit: dict[str, Any] | None = None
+    waiting: str | None = Field(None, description="why its due runs wait (flow control)")
     trigger: TriggerView | None = Field(None, description="inbound events, when turned on")
     trigger_secret: str | None = Field(
         None,
@@ -270,6 +273,14 @@ def task_view(task: Task, **extra: Any) -> TaskView:
         last_fire_at=task.last_fire_at,
         depends_on=task.depends_on,
         condition=task.condition,
+        concurrency=task.concurrency,
+        rate_limit=None
+        if task.rate_limit is None
+        else {
+            "key": task.rate_limit["key"],
+            "limit": task.rate_limit["limit"],
+            "period": format_duration(_seconds(float(task.rate_limit["period_s"]))),
+        },
         trigger=None
         if task.trigger is None
         else TriggerView(

@@ -319,6 +319,8 @@ class Upcoming:
     fire_at: datetime | None  # the earliest next fire of an active task
     run_due_at: datetime | None  # the earliest due time of a queued run
     lease_expiry: datetime | None  # the earliest lease expiry of a running run
+    #: The earliest instant a run held back by a rate limit may start (as last judged here).
+    flow_open_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,7 +566,22 @@ class Store(Protocol):
 
     async def upcoming(self) -> Upcoming:
         """In one read: the earliest `next_fire_at` of an active task, the earliest `due_at`
-        of a queued run, and the earliest lease expiry of a running run (None when none)."""
+        of a queued run, and the earliest lease expiry of a running run (None when none);
+        with, as this object last judged it, the earliest instant a run held back by a rate
+        limit may start."""
+        ...
+
+    async def flow_usage(
+        self, owner: str, concurrency_key: str | None, rate_key: str | None, since: datetime
+    ) -> tuple[int, list[datetime]]:
+        """For flow control: how many runs of the owner's tasks with `concurrency_key` run
+        now (0 when None), and the logged starts of `rate_key` after `since`, oldest first
+        ([] when None)."""
+        ...
+
+    def held_back(self) -> dict[tuple[str, str], int]:
+        """Runs flow control held back at this object's last claim, by ("concurrency" or
+        "rate_limit", key)."""
         ...
 
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:

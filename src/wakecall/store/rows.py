@@ -68,7 +68,7 @@ def _streak(value: str | None) -> tuple[str, ...]:
 
 def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) -> Task:
     """A task from a row whose first columns are the task columns, in their order."""
-    key = (row[0], row[4], row[6], row[7], row[18], row[29], row[30])
+    key = (row[0], row[4], row[6], row[7], row[18], row[29], row[30], row[35], row[36])
     parts = _DEFINITIONS.get(key)
     if parts is None:
         parts = (
@@ -78,9 +78,11 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
             json.loads(row[18]),
             _load_json(row[29]),
             _load_json(row[30]),
+            _load_json(row[35]),  # concurrency
+            _load_json(row[36]),  # rate_limit
         )
         _DEFINITIONS.keep(key, parts)
-    schedule, action, retry, metadata, trigger, condition = parts
+    schedule, action, retry, metadata, trigger, condition, concurrency, rate_limit = parts
     return task_from_values(
         (
             row[0],  # id
@@ -118,6 +120,8 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
             _streak(row[32]),  # failure_streak
             row[33],  # traceparent
             row[34],  # tracestate
+            concurrency,
+            rate_limit,
         )
     )
 

@@ -60,6 +60,12 @@ def _entry(task: Task) -> dict[str, Any]:
         entry["trigger"] = {"per_minute": task.trigger.get("per_minute", 60)}  # not the secret
     if task.condition is not None:
         entry["condition"] = dict(task.condition)
+    if task.concurrency is not None:
+        entry["concurrency"] = dict(task.concurrency)
+    if task.rate_limit is not None:
+        rate = task.rate_limit
+        period = format_duration(timedelta(seconds=float(rate["period_s"])))
+        entry["rate_limit"] = {"key": rate["key"], "limit": rate["limit"], "period": period}
     entry["action"] = {k: v for k, v in task.action.items() if v is not None and v != {}}
     entry["execution"] = _execution(task)
     return entry

@@ -37,6 +37,8 @@ TASK_KEYS = (
     "depends_on",
     "trigger",
     "condition",
+    "concurrency",
+    "rate_limit",
 )
 EXECUTION_KEYS = (
     "timeout",

@@ -303,6 +303,9 @@ def _diff(
     differs("trigger", spec.trigger, given_rate == stored_rate)
     condition = None if spec.condition is None else spec.condition.model_dump(mode="json")
     differs("condition", spec.condition, condition == task.condition)
+    for name in ("concurrency", "rate_limit"):
+        given = getattr(spec, name)
+        differs(name, given, (None if given is None else given.to_record()) == getattr(task, name))
     return names, patch
 
 

@@ -258,7 +258,7 @@ def _spec_fields(
     for key in ("timezone", "jitter", "max_runs", "expires_at", "callback_url", "depends_on"):
         if key in entry:
             fields[key] = entry[key]
-    for key in ("trigger", "condition"):
+    for key in ("trigger", "condition", "concurrency", "rate_limit"):
         if key in entry:
             fields[key] = jsonable(entry[key])
     if "enabled" in entry:

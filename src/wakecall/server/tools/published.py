@@ -107,7 +107,7 @@ def _enum(*values: str, description: str | None = None) -> dict[str, Any]:
 _STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
 _ID = {"type": "string"}
 _INSTANT = {"type": "string", "format": "date-time"}
-_CURSOR = _text("next_cursor of the previous page")
+_CURSOR = _text("next_cursor of the last page")
 _RUN_STATUS = _enum(
     "queued", "running", "success", "failure", "timeout", "cancelled", "skipped", "missed"
 )
@@ -117,10 +117,9 @@ _SCHEDULE = {
     "anyOf": _TEXT_OR_OBJECT,
     "description": (
         "cron '0 9 * * MON-FRI' (6 fields: seconds first), '@daily', '@every 30m', 'in 5m', "
-        "an ISO-8601 instant, an RFC 5545 'RRULE:FREQ=WEEKLY;BYDAY=TU', 'on demand' (runs only "
-        "on run_now, events, depends_on), or "
-        '{"type": "daily", "times": ["09:00"], "weekdays": ["MON"]} or '
-        '{"type": "interval", "every": "30m", "start": instant}'
+        "an ISO-8601 instant, 'RRULE:FREQ=WEEKLY;BYDAY=TU', 'on demand' (run_now or events "
+        'only), {"type": "daily", "times": ["09:00"], "weekdays": ["MON"]} or '
+        '{"type": "interval", "every": "30m"}'
     ),
 }
 _ACTION = _obj(
@@ -139,8 +138,8 @@ _ACTION = _obj(
     },
     "type",
     description=(
-        "what a run does; default: wake you with the name. wakeup: reason, context (any "
-        "JSON, returned to you). webhook: url, method (POST), headers, body (JSON), timeout "
+        "what a run does; default: wake you with the name. wakeup: reason, context (JSON "
+        "returned to you). webhook: url, method (POST), headers, body (JSON), timeout "
         "(s). command: argv, cwd, env (if the operator allows). noop."
     ),
 )
@@ -156,12 +155,27 @@ _RETRY = _obj(
 )
 _TRIGGER = _obj(
     {"per_minute": _int(1, 6000)},
-    description="let POST /triggers/{id} start runs (default 60/min; more pauses the task)",
+    description="POST /triggers/{id} starts runs (default 60/min; more pauses the task)",
 )
 _CONDITION = _obj(
     {"url": _text(maxLength=2048), "method": _enum("GET", "POST"), "timeout": _duration()},
     "url",
     description='checked before each attempt; an answer {"proceed": false} skips the run',
+)
+
+# Flow control, in few words (the server explains a refusal).
+_CONCURRENCY = _obj(
+    {"key": {"type": "string"}, "limit": _int(1, 1000)},
+    "key",
+    "limit",
+    description="runs at once per key",
+)
+_RATE_LIMIT = _obj(
+    {"key": {"type": "string"}, "limit": _int(1, 10000), "period": _duration()},
+    "key",
+    "limit",
+    "period",
+    description="starts per period per key",
 )
 
 _CREATE_TASK = _obj(
@@ -184,25 +198,27 @@ _CREATE_TASK = _obj(
         "active": {"type": "boolean"},
         "callback_url": _text("results are POSTed here, signed", maxLength=2048),
         "metadata": {"type": "object"},
-        "idempotency_key": _text(
-            "a repeated call with it returns the same task", minLength=1, maxLength=200
-        ),
+        "idempotency_key": _text("a repeat returns the same task", minLength=1, maxLength=200),
         "jitter": _duration("spread fires by up to this"),
         "depends_on": _text("run after each success of this task"),
         "trigger": _TRIGGER,
         "condition": _CONDITION,
+        "concurrency": _CONCURRENCY,
+        "rate_limit": _RATE_LIMIT,
     },
     "name",
 )
 
 
 def _as_in_create_task(name: str) -> dict[str, Any]:
-    """`create_task`'s schema of the field `name`, shallow: an object (or a schedule) shows only
-    its type; a number keeps its range, a choice its values, a duration its form."""
+    """`create_task`'s schema of the field `name`, shallow: an object (or a schedule), a text
+    or a choice shows only its type (and format); a number keeps its range."""
     node = _CREATE_TASK["properties"][name]
-    if node.get("type") == "object" or node is _CREATE_TASK["properties"]["schedule"]:
-        return {"anyOf": node["anyOf"]} if "anyOf" in node else {"type": node["type"]}
-    shallow = {key: value for key, value in node.items() if key != "description"}
+    if "anyOf" in node:
+        return {"anyOf": node["anyOf"]}
+    if node["type"] in ("integer", "number"):
+        return {key: value for key, value in node.items() if key != "description"}
+    shallow = {key: node[key] for key in ("type", "format") if key in node}
     return _DurationText(shallow) if isinstance(node, _DurationText) else shallow
 
 
@@ -228,6 +244,8 @@ FROM_CREATE_TASK: dict[str, tuple[str, ...]] = {
         "depends_on",
         "trigger",
         "condition",
+        "concurrency",
+        "rate_limit",
     ),
     "preview_schedule": ("schedule",),
 }
@@ -250,6 +268,8 @@ _PATCH_SCHEDULE = _obj(
                 "depends_on",
                 "trigger",
                 "condition",
+                "concurrency",
+                "rate_limit",
             ),
         },
     },
@@ -297,7 +317,7 @@ INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
             "at": {**_INSTANT, "description": "or a future instant, with its UTC offset"},
             "reason": _text(maxLength=2000),
             "context": {"description": "any JSON, returned when you are woken"},
-            "dedupe_key": _text("a repeated call with it returns the first wakeup"),
+            "dedupe_key": _text("a repeat returns the first wakeup"),
         }
     ),
     "cancel_wakeup": _obj({"wakeup_id": _ID}, "wakeup_id"),

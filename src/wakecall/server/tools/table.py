@@ -22,10 +22,9 @@ TOOLS: tuple[ToolEntry, ...] = (
         "create_task",
         "tasks",
         "Create a scheduled task",
-        "Schedule work: a schedule (cron, interval, once or daily times, in its time zone, UTC "
-        "by default) and an action, with retry, timeout, overlap and catch-up policies. Each "
-        "run's result comes back to you as an event (get_events), a push, and a signed POST "
-        "to callback_url.",
+        "Schedule an action (cron, interval, once or daily times, in a zone, UTC by default) "
+        "with retry, timeout, overlap and catch-up policies. Each run's result comes back as "
+        "an event (get_events), a push and a signed POST to callback_url.",
     ),
     ToolEntry(
         "get_task",
@@ -43,8 +42,8 @@ TOOLS: tuple[ToolEntry, ...] = (
         "patch_schedule",
         "tasks",
         "Change a task",
-        "Change any field of a task (as create_task takes it): give only what changes, or name "
-        "fields in `clear`. The next fire is recomputed at once.",
+        "Change a task's fields (as create_task takes them): give only what changes, or list "
+        "fields in `clear`; the next fire is recomputed.",
     ),
     ToolEntry(
         "pause",
@@ -86,8 +85,8 @@ TOOLS: tuple[ToolEntry, ...] = (
         "schedule_wakeup",
         "wakeups",
         "Wake me later",
-        "Be woken later: give `in` (a delay) or `at` (an instant), a reason, and any context "
-        "you want back. The wakeup arrives as an event (get_events) and a push.",
+        "Be woken later: `in` (a delay) or `at` (an instant), a reason and any context you "
+        "want back. It arrives as an event (get_events) and a push.",
     ),
     ToolEntry(
         "cancel_wakeup",

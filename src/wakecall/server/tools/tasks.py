@@ -11,7 +11,9 @@ from wakecall.errors import InvalidInput
 from wakecall.models import (
     Action,
     ClearableField,
+    ConcurrencySpec,
     ConditionSpec,
+    RateLimitSpec,
     RetryPolicy,
     TaskPatch,
     TaskSpec,
@@ -77,6 +79,8 @@ class TaskTools(ToolGroup):
         depends_on: str | None = None,
         trigger: TriggerSpec | None = None,
         condition: ConditionSpec | None = None,
+        concurrency: ConcurrencySpec | None = None,
+        rate_limit: RateLimitSpec | None = None,
     ) -> TaskView:
         if schedule is None and depends_on is None:
             raise InvalidInput(
@@ -90,6 +94,8 @@ class TaskTools(ToolGroup):
             "depends_on": depends_on,
             "trigger": trigger,
             "condition": condition,
+            "concurrency": concurrency,
+            "rate_limit": rate_limit,
             "timezone": timezone,
             "overlap": overlap,
             "max_queued": max_queued,
@@ -124,7 +130,8 @@ class TaskTools(ToolGroup):
     async def get_task(self, task_id: str) -> TaskView:
         owner = self.rt.owner()
         task = await self.rt.tasks.get(owner, task_id)
-        return await self.hinted(owner, task_view(task))
+        waiting = await self.rt.tasks.flow_wait(owner, task_id)
+        return await self.hinted(owner, task_view(task, waiting=waiting))
 
     @tool_errors
     async def list_tasks(
@@ -173,6 +180,8 @@ class TaskTools(ToolGroup):
         depends_on: str | None = None,
         trigger: TriggerSpec | None = None,
         condition: ConditionSpec | None = None,
+        concurrency: ConcurrencySpec | None = None,
+        rate_limit: RateLimitSpec | None = None,
         rotate_callback_secret: bool = False,
         clear: list[ClearableField] | None = None,
     ) -> TaskView:
@@ -196,6 +205,8 @@ class TaskTools(ToolGroup):
             "depends_on": depends_on,
             "trigger": trigger,
             "condition": condition,
+            "concurrency": concurrency,
+            "rate_limit": rate_limit,
         }
         given = {k: v for k, v in given.items() if v is not None}
         for cleared in clear or []:

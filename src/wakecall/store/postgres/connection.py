@@ -18,6 +18,7 @@ import asyncpg
 from wakecall.errors import StoreError
 from wakecall.ids import new_id
 from wakecall.recent import Recent
+from wakecall.store.flow import FlowGates
 from wakecall.store.postgres.locks import _events_lock_key
 from wakecall.store.postgres.migrations import prepare, read_version
 from wakecall.store.postgres.started import _STARTED_MAX, _Started
@@ -85,6 +86,8 @@ class StoreConnection:
         self._where = f"schema {schema!r} at {_redact(url)}"
         self._ident = f'"{schema}"'
         self._events_lock = _events_lock_key(schema)
+        #: Rate gates found closed, between passes (see `store.flow`).
+        self._flow = FlowGates()
         #: The NOTIFY channel of this schema's hints (a channel name is at most 63 bytes).
         self.channel = "wakecall_" + hashlib.sha256(schema.encode()).hexdigest()[:24]
         #: Tags this object's own hints, which its `watch` skips.

@@ -9,7 +9,9 @@ never keeps one:
   last statement, so event cursors commit in order (`_EVENTS_CTES` in `sql`, keyed by
   `_events_lock_key`);
 * a lock per task: claimants of runs of a task that does not allow overlap take turns
-  (`_lock_tasks`).
+  (`_lock_tasks`);
+* a lock per flow-control key (per owner, kind and key, in the tasks' key space): claimants of
+  runs with that key take turns, so the limit is judged on what every node committed.
 """
 
 from __future__ import annotations
@@ -51,10 +53,16 @@ async def _lock_migration(conn: asyncpg.Connection, schema: str) -> None:
     )
 
 
-async def _lock_tasks(conn: asyncpg.Connection, schema: str, task_ids: Iterable[str]) -> None:
-    """Wait for, and take, the locks of these tasks of `schema` (inside a transaction), in
-    key order, so two transactions taking some of the same tasks cannot deadlock."""
-    keys = sorted({_task_lock_key(schema, t) for t in task_ids})
+async def _lock_tasks(
+    conn: asyncpg.Connection, schema: str, task_ids: Iterable[str], names: Iterable[str] = ()
+) -> None:
+    """Wait for, and take, the locks of these tasks of `schema` (inside a transaction), and
+    of these other `names` (flow-control keys), in key order, so two transactions taking some
+    of the same locks cannot deadlock."""
+    keys = sorted(
+        {_task_lock_key(schema, t) for t in task_ids}
+        | {_task_lock_key(schema, f"flow{n}") for n in names}
+    )
     await conn.execute(
         "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) "
         "WITH ORDINALITY AS u(k, n) ORDER BY n",

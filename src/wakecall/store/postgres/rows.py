@@ -39,6 +39,8 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "failure_streak": streak_text,
     "traceparent": lambda v: v,
     "tracestate": lambda v: v,
+    "concurrency": lambda v: _dumps_or_none(v),
+    "rate_limit": lambda v: _dumps_or_none(v),
 }
 
 
@@ -127,6 +129,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         streak_text(task.failure_streak),
         task.traceparent,
         task.tracestate,
+        _dumps_or_none(task.concurrency),
+        _dumps_or_none(task.rate_limit),
     )
 
 

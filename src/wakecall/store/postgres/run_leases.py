@@ -10,6 +10,16 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from wakecall.models import Run, Task
+from wakecall.store.flow import (
+    MAX_PERIOD,
+    SEP,
+    Candidate,
+    candidate,
+    choose,
+    concurrency_keys,
+    key_name,
+    rate_keys,
+)
 from wakecall.store.postgres.locks import _lock_tasks
 from wakecall.store.postgres.rows import _run_from_row, _task_from_row
 from wakecall.store.postgres.runs import RunMethods
@@ -63,19 +73,37 @@ class RunLeases(RunMethods):
         """Claim queued runs due at `now` for `node`, in due order (inside a transaction); with
         `start`, start their next attempt too. Rows of `_RUN_COLUMNS` as written, followed
         with `start` by their task's `_TASK_COLUMNS`."""
-        # Candidates in due order, locked so no other claimant takes them meanwhile.
+        running = await self._running_by_key(conn, None)
+        # Candidates in due order, locked so no other claimant takes them meanwhile; runs
+        # their keys hold back now are not read (nor do they hide the runs behind them).
         rows = await conn.fetch(
-            "SELECT r.id, r.task_id, coalesce(r.overlap, t.overlap) != 'allow' FROM runs r "
+            "SELECT r.id, r.task_id, coalesce(r.overlap, t.overlap) != 'allow', t.owner, "
+            "t.concurrency::text, t.rate_limit::text FROM runs r "
             "JOIN tasks t ON t.id = r.task_id "
             "WHERE r.status = 'queued' AND r.due_at <= $1 "
             "AND (r.claimed_by IS NULL OR r.lease_expires_at < $1) "
+            "AND (t.concurrency IS NULL OR coalesce((SELECT c.n FROM"
+            "  unnest($3::text[], $4::int[]) AS c(k, n)"
+            "  WHERE c.k = t.owner || chr(31) || (t.concurrency->>'key')), 0)"
+            "  < (t.concurrency->>'limit')::int) "
+            "AND (t.rate_limit IS NULL"
+            "  OR t.owner || chr(31) || t.rate_limit::text <> ALL($5::text[])) "
             "ORDER BY r.due_at, r.id LIMIT $2 FOR UPDATE OF r SKIP LOCKED",
             now,
             limit * 4,
+            [key_name(*pair) for pair in running],
+            list(running.values()),
+            self._flow.closed(now),
         )
         if not rows:
+            self._flow.held = {}
             return []
-        exclusive = sorted({r[1] for r in rows if r[2]})
+        cands = [candidate(r[0], r[1], r[3], r[2], r[4], r[5]) for r in rows]
+        exclusive = sorted({c.task_id for c in cands if c.exclusive})
+        flows = [c for c in cands if c.flows]
+        if flows:
+            return await self._claim_flows_on(conn, node, now, limit, lease, cands, start=start)
+        self._flow.held = {}
         if exclusive:
             # One claimant at a time per task that does not allow overlap; the next statement
             # (a fresh snapshot, which sees the other's committed claim) looks at which of
@@ -88,12 +116,131 @@ class RunLeases(RunMethods):
                 node,
                 now + lease,
                 limit,
-                [r[0] for r in rows],
-                [r[1] for r in rows],
-                [r[2] for r in rows],
+                [c.run_id for c in cands],
+                [c.task_id for c in cands],
+                [c.exclusive for c in cands],
                 exclusive,
             )
         )
+
+    async def _claim_flows_on(
+        self,
+        conn: asyncpg.Connection,
+        node: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        cands: list[Candidate],
+        *,
+        start: bool,
+    ) -> list[asyncpg.Record]:
+        """`_claim_runs_on` when some candidates have flow-control keys: under the locks of
+        their keys (and of the exclusive tasks), taken in one sorted pass, what runs and what
+        started is read afresh (each statement after the lock sees every claim committed
+        before it), `choose` decides, and the starts of rate keys are logged, all before the
+        transaction commits and lets the next claimant of a key in."""
+        exclusive = sorted({c.task_id for c in cands if c.exclusive})
+        pairs = concurrency_keys(cands)
+        periods = rate_keys(cands)
+        await _lock_tasks(
+            conn,
+            self.schema,
+            exclusive,
+            [f"c{SEP}{key_name(*p)}" for p in pairs] + [f"r{SEP}{key_name(*p)}" for p in periods],
+        )
+        busy: set[str] = set()
+        if exclusive:
+            busy = {
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT x.task_id FROM unnest($1::text[]) AS x(task_id), LATERAL ("
+                    "  SELECT FROM runs r"
+                    f"  WHERE r.task_id = x.task_id AND r.{_UNFINISHED} AND (r.status = 'running'"
+                    "  OR (r.claimed_by IS NOT NULL AND r.lease_expires_at >= $2)) LIMIT 1) b",
+                    exclusive,
+                    now,
+                )
+            }
+        running = await self._running_by_key(conn, [key_name(*p) for p in pairs])
+        starts = await self._recent_starts(conn, periods, now)
+        choice = choose(cands, limit, busy, running, starts, now)
+        self._flow.note(choice, cands)
+        if not choice.chosen:
+            return []
+        claimed = list(
+            await conn.fetch(
+                _START_DUE_SQL if start else _CLAIM_SQL,
+                now,
+                node,
+                now + lease,
+                limit,
+                [c.run_id for c in choice.chosen],
+                [c.task_id for c in choice.chosen],
+                [False] * len(choice.chosen),
+                [],
+            )
+        )
+        logged = choice.starts()
+        if logged:
+            await conn.execute(
+                "INSERT INTO flow_starts (owner, key, started_at, run_id) "
+                "SELECT o, k, $1, r FROM unnest($2::text[], $3::text[], $4::text[]) AS u(o, k, r)",
+                now,
+                [o for o, _, _ in logged],
+                [k for _, k, _ in logged],
+                [r for _, _, r in logged],
+            )
+        return claimed
+
+    @staticmethod
+    async def _running_by_key(
+        conn: asyncpg.Connection, names: list[str] | None
+    ) -> dict[tuple[str, str], int]:
+        """How many runs run per (owner, concurrency key), of the `names` given (`key_name`)
+        or of all keys (the running runs are few)."""
+        rows = await conn.fetch(
+            "SELECT t.owner, t.concurrency->>'key', count(*)::int FROM runs r "
+            "JOIN tasks t ON t.id = r.task_id "
+            "WHERE r.status = 'running' AND t.concurrency IS NOT NULL "
+            "AND ($1::text[] IS NULL OR t.owner || chr(31) || (t.concurrency->>'key') = ANY($1))"
+            " GROUP BY 1, 2",
+            names,
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    @staticmethod
+    async def _recent_starts(
+        conn: asyncpg.Connection, keys: dict[tuple[str, str], timedelta], now: datetime
+    ) -> dict[tuple[str, str], list[datetime]]:
+        """The logged starts of these (owner, rate key) pairs within their period of `now`,
+        oldest first; older ones (beyond the longest period any key may have) are dropped."""
+        if not keys:
+            return {}
+        owners = [o for o, _ in keys]
+        names = [k for _, k in keys]
+        await conn.execute(
+            "DELETE FROM flow_starts f USING unnest($1::text[], $2::text[]) AS u(o, k) "
+            "WHERE f.owner = u.o AND f.key = u.k AND f.started_at <= $3",
+            owners,
+            names,
+            now - MAX_PERIOD,
+        )
+        rows = await conn.fetch(
+            "SELECT u.o, u.k, f.started_at FROM"
+            " unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(o, k, since)"
+            " JOIN flow_starts f ON f.owner = u.o AND f.key = u.k AND f.started_at > u.since"
+            " ORDER BY f.started_at",
+            owners,
+            names,
+            [now - period for period in keys.values()],
+        )
+        out: dict[tuple[str, str], list[datetime]] = {pair: [] for pair in keys}
+        for owner, key, at in rows:
+            out[(owner, key)].append(at)
+        return out
+
+    def held_back(self) -> dict[tuple[str, str], int]:
+        return dict(self._flow.held)
 
     async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:

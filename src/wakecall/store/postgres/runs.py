@@ -192,7 +192,26 @@ class RunMethods(TaskMethods):
             )
         )
         assert row is not None
-        return Upcoming(row["fire_at"], row["run_due_at"], row["expiry"])
+        return Upcoming(row["fire_at"], row["run_due_at"], row["expiry"], self._flow.opens_at())
+
+    async def flow_usage(
+        self, owner: str, concurrency_key: str | None, rate_key: str | None, since: datetime
+    ) -> tuple[int, list[datetime]]:
+        row = await self._call(
+            lambda c: c.fetchrow(
+                "SELECT (SELECT count(*)::int FROM runs r JOIN tasks t ON t.id = r.task_id"
+                "  WHERE r.status = 'running' AND t.owner = $1"
+                "  AND t.concurrency->>'key' = $2) AS running,"
+                " (SELECT coalesce(array_agg(started_at ORDER BY started_at), '{}')"
+                "  FROM flow_starts WHERE owner = $1 AND key = $3 AND started_at > $4) AS starts",
+                owner,
+                concurrency_key,
+                rate_key,
+                since,
+            )
+        )
+        assert row is not None
+        return row["running"], list(row["starts"])
 
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
         if not run_ids:

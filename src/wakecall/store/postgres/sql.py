@@ -12,7 +12,7 @@ _TASK_COLUMNS = (
     "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
     "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
     "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition, "
-    "pause_after_failures, failure_streak, traceparent, tracestate"
+    "pause_after_failures, failure_streak, traceparent, tracestate, concurrency, rate_limit"
 )
 _RUN_COLUMNS = (
     "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "

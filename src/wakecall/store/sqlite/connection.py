@@ -22,6 +22,7 @@ import anyio.to_thread
 from wakecall.errors import DatabaseBusy, NotAWakecallDatabase, StoreError
 from wakecall.models import Event
 from wakecall.store.base import RESYNC, HintListener, NewEvent
+from wakecall.store.flow import FlowGates
 from wakecall.store.plans import Drafts, EventDraft
 from wakecall.store.sqlite.budget import Budget
 from wakecall.store.sqlite.migrations import APPLICATION_ID, SCHEMA_VERSION, migrate
@@ -150,6 +151,8 @@ class StoreConnection:
         self._write_ended = anyio.Event()
         #: The sizes of batches of fires and of finished runs (see `budget`).
         self._fire_budget = Budget()
+        #: Rate gates found closed, between passes (see `store.flow`).
+        self._flow = FlowGates()
         self._finish_budget = Budget()
         self._commits = 0
         self._checkpointer: threading.Thread | None = None

@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from wakecall.models import Run, RunStatus, Task
 from wakecall.store.base import (
@@ -24,6 +25,7 @@ from wakecall.store.sqlite.rows import (
     _RUN_COLUMNS,
     _RUN_MARKS,
     _TASK_COLUMNS,
+    _json_or_none,
     _run_from_row,
     _task_from_row,
     _us,
@@ -41,6 +43,19 @@ class Births:
     run_ids: set[str]
     until_us: int
     tasks: Mapping[str, Task]
+
+
+def _born_row(due_at: datetime, run_id: str, task: Task) -> tuple[Any, ...]:
+    """A run about to be written queued, as `_choose_runs` reads stored ones."""
+    return (
+        _us(due_at),
+        run_id,
+        task.id,
+        str(task.overlap),
+        task.owner,
+        _json_or_none(task.concurrency),
+        _json_or_none(task.rate_limit),
+    )
 
 
 class FireMethods(RunLeases, RunFinishes):
@@ -131,9 +146,9 @@ class FireMethods(RunLeases, RunFinishes):
             chosen: list[str] = []
             born_running: set[str] = set()
             if start_limit > 0:
-                overlap = {d.task.id: str(d.task.overlap) for d in due}
+                tasks = {d.task.id: d.task for d in due}
                 born = [
-                    (_us(new.due_at), new.id, made.task_id, overlap[made.task_id])
+                    _born_row(new.due_at, new.id, tasks[made.task_id])
                     for made in plans
                     if made.instant is None  # its runs due now end as they are written
                     for new in made.runs

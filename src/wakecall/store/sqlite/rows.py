@@ -32,7 +32,7 @@ _TASK_COLUMNS = (
     "catchup, catchup_window_s, max_runs, expires_at, status, pause_note, callback_url, "
     "metadata, idempotency_key, created_at, updated_at, next_fire_at, last_fire_at, run_count, "
     "claimed_by, claim_expires_at, end_reason, depends_on, trigger, condition, "
-    "pause_after_failures, failure_streak, traceparent, tracestate"
+    "pause_after_failures, failure_streak, traceparent, tracestate, concurrency, rate_limit"
 )
 _RUN_COLUMNS = (
     "id, task_id, owner, trigger, scheduled_for, due_at, status, attempt, max_attempts, "
@@ -70,6 +70,8 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "failure_streak": streak_text,
     "traceparent": lambda v: v,
     "tracestate": lambda v: v,
+    "concurrency": lambda v: _json_or_none(v),
+    "rate_limit": lambda v: _json_or_none(v),
 }
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -154,6 +156,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         streak_text(task.failure_streak),
         task.traceparent,
         task.tracestate,
+        _json_or_none(task.concurrency),
+        _json_or_none(task.rate_limit),
     )
 
 

@@ -5,15 +5,18 @@ reclaiming runs whose lease expired."""
 from __future__ import annotations
 
 import heapq
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from wakecall.models import Run, Task
+from wakecall.store.flow import MAX_PERIOD, candidate, choose, key_name, rate_keys
 from wakecall.store.sqlite.rows import (
     _RUN_COLUMNS,
     _TASK_COLUMNS,
+    _dt_req,
     _run_from_row,
     _task_from_row,
     _us,
@@ -35,31 +38,48 @@ class RunLeases(RunMethods):
 
         return await self._tx(claim_runs_on)
 
-    @staticmethod
     def _choose_runs(
+        self,
         conn: sqlite3.Connection,
         now_us: int,
         limit: int,
-        born: Sequence[tuple[int, str, str, str]] = (),
+        born: Sequence[tuple[Any, ...]] = (),
     ) -> list[str]:
         """Up to `limit` queued runs due at `now_us` to start, in due order: a task that does
         not allow overlap contributes its earliest queued run only, and none while one of its
-        runs is running (or claimed by a live node). A run with an overlap of its own (a
-        backfill's) is judged by it instead of its task's. `born` adds runs about to be written
-        queued in this transaction, as (due_at, id, task_id, overlap)."""
+        runs is running (or claimed by a live node); a run with an overlap of its own (a
+        backfill's) is judged by it instead of its task's; a run with a flow-control key starts
+        only within its limits (`store.flow`), and its start is logged. `born` adds runs about
+        to be written queued in this transaction, as (due_at, id, task_id, overlap, owner,
+        concurrency, rate_limit), the last two as stored JSON text."""
+        running = self._running_by_key(conn)
+        closed = self._flow.closed(_dt_req(now_us))
         rows: list[tuple[Any, ...]] = conn.execute(
-            "SELECT r.due_at, r.id, r.task_id, coalesce(r.overlap, t.overlap) FROM runs r "
-            "JOIN tasks t ON t.id = r.task_id "
+            "SELECT r.due_at, r.id, r.task_id, coalesce(r.overlap, t.overlap), t.owner, "
+            "t.concurrency, t.rate_limit FROM runs r JOIN tasks t ON t.id = r.task_id "
             "WHERE r.status = 'queued' AND r.due_at <= ? "
             "AND (r.claimed_by IS NULL OR r.lease_expires_at < ?) "
+            # Runs their keys hold back now are not read (nor do they hide the runs behind).
+            "AND (t.concurrency IS NULL OR coalesce((SELECT c.value FROM json_each(?) c"
+            "  WHERE c.key = t.owner || char(31) || json_extract(t.concurrency, '$.key')), 0)"
+            "  < json_extract(t.concurrency, '$.limit')) "
+            "AND (t.rate_limit IS NULL OR t.owner || char(31) || t.rate_limit"
+            "  NOT IN (SELECT g.value FROM json_each(?) g)) "
             "ORDER BY r.due_at, r.id LIMIT ?",
-            (now_us, now_us, limit * 4),
+            (
+                now_us,
+                now_us,
+                json.dumps({key_name(*pair): n for pair, n in running.items()}),
+                json.dumps(closed),
+                limit * 4,
+            ),
         ).fetchall()
         if born:  # ids are unique: (due_at, id) decides
             rows = heapq.nsmallest(limit * 4, [*rows, *born])
         if not rows:
+            self._flow.held = {}
             return []
-        exclusive = {task_id for _, _, task_id, overlap in rows if overlap != "allow"}
+        exclusive = {r[2] for r in rows if r[3] != "allow"}
         busy: set[str] = set()
         if exclusive:
             marks = ", ".join("?" * len(exclusive))
@@ -72,16 +92,52 @@ class RunLeases(RunMethods):
                     (*exclusive, now_us),
                 )
             }
-        chosen: list[str] = []
-        for _, run_id, task_id, overlap in rows:
-            if len(chosen) >= limit:
-                break
-            if overlap != "allow":
-                if task_id in busy:
-                    continue
-                busy.add(task_id)
-            chosen.append(run_id)
-        return chosen
+        cands = [candidate(r[1], r[2], r[4], r[3] != "allow", r[5], r[6]) for r in rows]
+        now = _dt_req(now_us)
+        starts = self._recent_starts(conn, rate_keys(cands), now)
+        choice = choose(cands, limit, busy, running, starts, now)
+        self._flow.note(choice, cands)
+        logged = choice.starts()
+        if logged:
+            conn.executemany(
+                "INSERT INTO flow_starts (owner, key, started_at, run_id) VALUES (?, ?, ?, ?)",
+                [(owner, key, now_us, run_id) for owner, key, run_id in logged],
+            )
+        return [c.run_id for c in choice.chosen]
+
+    @staticmethod
+    def _running_by_key(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+        """How many runs run per (owner, concurrency key) (the running runs are few)."""
+        return {
+            (owner, key): n
+            for owner, key, n in conn.execute(
+                "SELECT t.owner, json_extract(t.concurrency, '$.key'), count(*) FROM runs r "
+                "JOIN tasks t ON t.id = r.task_id "
+                "WHERE r.status = 'running' AND t.concurrency IS NOT NULL GROUP BY 1, 2"
+            )
+        }
+
+    @staticmethod
+    def _recent_starts(
+        conn: sqlite3.Connection, keys: Mapping[tuple[str, str], timedelta], now: datetime
+    ) -> dict[tuple[str, str], list[datetime]]:
+        """The logged starts of these (owner, rate key) pairs within their period of `now`,
+        oldest first; older ones (beyond the longest period any key may have) are dropped."""
+        out: dict[tuple[str, str], list[datetime]] = {}
+        for (owner, key), period in keys.items():
+            conn.execute(
+                "DELETE FROM flow_starts WHERE owner = ? AND key = ? AND started_at <= ?",
+                (owner, key, _us(now - MAX_PERIOD)),
+            )
+            out[(owner, key)] = [
+                _dt_req(r[0])
+                for r in conn.execute(
+                    "SELECT started_at FROM flow_starts WHERE owner = ? AND key = ? "
+                    "AND started_at > ? ORDER BY started_at",
+                    (owner, key, _us(now - period)),
+                )
+            ]
+        return out
 
     def _claim_runs_on(
         self,
@@ -122,6 +178,9 @@ class RunLeases(RunMethods):
                 "attempt = attempt + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
                 [(node, until_us, now_us, run_id) for run_id in run_ids],
             )
+
+    def held_back(self) -> dict[tuple[str, str], int]:
+        return dict(self._flow.held)
 
     async def start_attempts(self, node: str, now: datetime, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:

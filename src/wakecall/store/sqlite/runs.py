@@ -181,7 +181,33 @@ class RunMethods(TaskMethods):
                 "(SELECT min(lease_expires_at) FROM runs WHERE status = 'running')"
             ).fetchone()
         )
-        return Upcoming(_dt(row[0]), _dt(row[1]), _dt(row[2]))
+        return Upcoming(_dt(row[0]), _dt(row[1]), _dt(row[2]), self._flow.opens_at())
+
+    async def flow_usage(
+        self, owner: str, concurrency_key: str | None, rate_key: str | None, since: datetime
+    ) -> tuple[int, list[datetime]]:
+        def flow_usage_on(conn: sqlite3.Connection) -> tuple[int, list[datetime]]:
+            running = 0
+            if concurrency_key is not None:
+                running = conn.execute(
+                    "SELECT count(*) FROM runs r JOIN tasks t ON t.id = r.task_id "
+                    "WHERE r.status = 'running' AND t.owner = ? "
+                    "AND json_extract(t.concurrency, '$.key') = ?",
+                    (owner, concurrency_key),
+                ).fetchone()[0]
+            starts: list[datetime] = []
+            if rate_key is not None:
+                starts = [
+                    _dt_req(r[0])
+                    for r in conn.execute(
+                        "SELECT started_at FROM flow_starts WHERE owner = ? AND key = ? "
+                        "AND started_at > ? ORDER BY started_at",
+                        (owner, rate_key, _us(since)),
+                    )
+                ]
+            return running, starts
+
+        return await self._read(flow_usage_on)
 
     async def request_cancel(self, owner: str | None, run_ids: Sequence[str]) -> None:
         if not run_ids:
