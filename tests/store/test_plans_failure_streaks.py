@@ -30,7 +30,7 @@ LATER = T0 + timedelta(seconds=3)
 def running(task: Task) -> Run:
     return run_from_values(
         (new_id("run"), task.id, task.owner, Trigger.SCHEDULE, T0, T0, RunStatus.RUNNING, 1, 1,
-         T0, T0, None, None, None, None, "n1", T0 + timedelta(seconds=30), False, None)
+         T0, T0, None, None, None, None, "n1", T0 + timedelta(seconds=30), False, None, None, None)
     )  # fmt: skip
 
 
