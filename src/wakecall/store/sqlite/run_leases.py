@@ -51,47 +51,62 @@ class RunLeases(RunMethods):
         backfill's) is judged by it instead of its task's; a run with a flow-control key starts
         only within its limits (`store.flow`), and its start is logged. `born` adds runs about
         to be written queued in this transaction, as (due_at, id, task_id, overlap, owner,
-        concurrency, rate_limit), the last two as stored JSON text."""
-        running = self._running_by_key(conn)
-        closed = self._flow.closed(_dt_req(now_us))
-        rows: list[tuple[Any, ...]] = conn.execute(
-            "SELECT r.due_at, r.id, r.task_id, coalesce(r.overlap, t.overlap), t.owner, "
-            "t.concurrency, t.rate_limit FROM runs r JOIN tasks t ON t.id = r.task_id "
-            "WHERE r.status = 'queued' AND r.due_at <= ? "
-            "AND (r.claimed_by IS NULL OR r.lease_expires_at < ?) "
-            # Runs their keys hold back now are not read (nor do they hide the runs behind).
-            "AND (t.concurrency IS NULL OR coalesce((SELECT c.value FROM json_each(?) c"
-            "  WHERE c.key = t.owner || char(31) || json_extract(t.concurrency, '$.key')), 0)"
-            "  < json_extract(t.concurrency, '$.limit')) "
-            "AND (t.rate_limit IS NULL OR t.owner || char(31) || t.rate_limit"
-            "  NOT IN (SELECT g.value FROM json_each(?) g)) "
-            "ORDER BY r.due_at, r.id LIMIT ?",
-            (
-                now_us,
-                now_us,
-                json.dumps({key_name(*pair): n for pair, n in running.items()}),
-                json.dumps(closed),
-                limit * 4,
-            ),
-        ).fetchall()
+        concurrency, rate_limit), the last two as stored JSON text.
+
+        Runs without a key (the common case) are chosen by the overlap rule alone; the limits
+        are read only when a due run carries a key."""
+        rows = self._due_rows(conn, now_us, limit, "", ())
         if born:  # ids are unique: (due_at, id) decides
             rows = heapq.nsmallest(limit * 4, [*rows, *born])
         if not rows:
             self._flow.held = {}
             return []
-        exclusive = {r[2] for r in rows if r[3] != "allow"}
-        busy: set[str] = set()
-        if exclusive:
-            marks = ", ".join("?" * len(exclusive))
-            busy = {
-                r[0]
-                for r in conn.execute(
-                    f"SELECT DISTINCT task_id FROM runs WHERE task_id IN ({marks}) AND "
-                    "(status = 'running' OR (status = 'queued' AND claimed_by IS NOT NULL "
-                    "AND lease_expires_at >= ?))",
-                    (*exclusive, now_us),
-                )
-            }
+        if any(r[5] is not None or r[6] is not None for r in rows):
+            return self._choose_flow_runs(conn, now_us, limit, born)
+        self._flow.held = {}
+        busy = self._busy_tasks(conn, {r[2] for r in rows if r[3] != "allow"}, now_us)
+        chosen: list[str] = []
+        for row in rows:
+            if len(chosen) >= limit:
+                break
+            if row[3] != "allow":
+                if row[2] in busy:
+                    continue
+                busy.add(row[2])
+            chosen.append(row[1])
+        return chosen
+
+    def _choose_flow_runs(
+        self,
+        conn: sqlite3.Connection,
+        now_us: int,
+        limit: int,
+        born: Sequence[tuple[Any, ...]],
+    ) -> list[str]:
+        """`_choose_runs` when a due run carries a flow-control key: runs their keys hold back
+        now are not read (nor do they hide the runs behind them); `choose` decides."""
+        running = self._running_by_key(conn)
+        closed = self._flow.closed(_dt_req(now_us))
+        rows = self._due_rows(
+            conn,
+            now_us,
+            limit,
+            "AND (t.concurrency IS NULL OR coalesce((SELECT c.value FROM json_each(?) c"
+            "  WHERE c.key = t.owner || char(31) || json_extract(t.concurrency, '$.key')), 0)"
+            "  < json_extract(t.concurrency, '$.limit')) "
+            "AND (t.rate_limit IS NULL OR t.owner || char(31) || t.rate_limit"
+            "  NOT IN (SELECT g.value FROM json_each(?) g)) ",
+            (
+                json.dumps({key_name(*pair): n for pair, n in running.items()}),
+                json.dumps(closed),
+            ),
+        )
+        if born:
+            rows = heapq.nsmallest(limit * 4, [*rows, *born])
+        if not rows:
+            self._flow.held = {}
+            return []
+        busy = self._busy_tasks(conn, {r[2] for r in rows if r[3] != "allow"}, now_us)
         cands = [candidate(r[1], r[2], r[4], r[3] != "allow", r[5], r[6]) for r in rows]
         now = _dt_req(now_us)
         starts = self._recent_starts(conn, rate_keys(cands), now)
@@ -104,6 +119,38 @@ class RunLeases(RunMethods):
                 [(owner, key, now_us, run_id) for owner, key, run_id in logged],
             )
         return [c.run_id for c in choice.chosen]
+
+    @staticmethod
+    def _due_rows(
+        conn: sqlite3.Connection, now_us: int, limit: int, held_back: str, args: tuple[Any, ...]
+    ) -> list[tuple[Any, ...]]:
+        """Queued runs due at `now_us`, unclaimed or with an expired claim, in due order, as
+        (due_at, id, task_id, overlap, owner, concurrency, rate_limit); `held_back` adds
+        conditions (with their `args`)."""
+        return conn.execute(
+            "SELECT r.due_at, r.id, r.task_id, coalesce(r.overlap, t.overlap), t.owner, "
+            "t.concurrency, t.rate_limit FROM runs r JOIN tasks t ON t.id = r.task_id "
+            "WHERE r.status = 'queued' AND r.due_at <= ? "
+            f"AND (r.claimed_by IS NULL OR r.lease_expires_at < ?) {held_back}"
+            "ORDER BY r.due_at, r.id LIMIT ?",
+            (now_us, now_us, *args, limit * 4),
+        ).fetchall()
+
+    @staticmethod
+    def _busy_tasks(conn: sqlite3.Connection, exclusive: set[str], now_us: int) -> set[str]:
+        """Which of `exclusive` (task ids) have a run running or claimed by a live node."""
+        if not exclusive:
+            return set()
+        marks = ", ".join("?" * len(exclusive))
+        return {
+            r[0]
+            for r in conn.execute(
+                f"SELECT DISTINCT task_id FROM runs WHERE task_id IN ({marks}) AND "
+                "(status = 'running' OR (status = 'queued' AND claimed_by IS NOT NULL "
+                "AND lease_expires_at >= ?))",
+                (*exclusive, now_us),
+            )
+        }
 
     @staticmethod
     def _running_by_key(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
