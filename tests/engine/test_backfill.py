@@ -17,6 +17,7 @@ from wakecall.errors import Conflict, InvalidInput, TaskNotFound
 from wakecall.models import EventType, NoopAction, RunStatus, TaskSpec, Trigger
 from wakecall.store import Store
 from wakecall.testing import FakeClock, ScriptedExecutor, run_until_idle, service_for, step_to
+from wakecall.tracecontext import parse_trace
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 OWNER = "alice"
@@ -119,6 +120,24 @@ async def test_a_second_backfill_queues_only_the_slots_not_backfilled(rig: Rig) 
     assert len(first.done.runs) == 2
     assert (len(again.done.runs), again.done.existing) == (2, first.slots)
     assert len(await rig.runs(task.id)) == 4
+
+
+async def test_backfill_runs_carry_the_trace_context_of_the_call(rig: Rig) -> None:
+    task = (await rig.tasks.create(OWNER, daily())).task
+    trace = parse_trace("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "k=v")
+    assert trace is not None
+    done = await rig.tasks.backfill(
+        OWNER,
+        task.id,
+        start=utc("2026-10-01T00:00:00Z"),
+        end=utc("2026-10-03T00:00:00Z"),
+        trace=trace,
+    )
+    assert [run.trace for run in done.done.runs] == [trace, trace]
+    stored = await rig.runs(task.id)
+    assert [(r.trigger, r.traceparent, r.tracestate) for r in stored] == [
+        (Trigger.BACKFILL, trace.traceparent, "k=v")
+    ] * 2
 
 
 @pytest.mark.engine(backfill_max_slots=10)

@@ -453,12 +453,14 @@ class TaskService:
         end: datetime,
         overlap: str = "queue",
         dry_run: bool = False,
+        trace: TraceContext | None = None,
     ) -> BackfillReceipt:
         """Queue a run for each fire of the task's schedule in [start, end), a past range, as
         its schedule and zone compute them (trigger `backfill`, not counted toward max_runs),
         at most `config.backfill_max_slots` per call; a slot backfilled before gets nothing
         new (see `store.backfills`, also for `overlap`). A paused task is backfilled too (its
-        schedule stays paused); an ended one is refused. With `dry_run` nothing is written."""
+        schedule stays paused); an ended one is refused. With `dry_run` nothing is written. The
+        runs carry `trace` (the trace context of the call)."""
         task = await self.get(owner, task_id)
         how = backfill.overlap_of(overlap)
         now = self.now()
@@ -467,7 +469,9 @@ class TaskService:
             raise Conflict(f"task {task.id} has ended ({task.status}); it cannot run again")
         cap = self.config.backfill_max_slots
         slots = backfill.backfill_slots(task.id, schedule_of(task), start, end, cap)
-        done = await self.store.backfill_runs(owner, Backfill(task.id, slots, how, dry_run), now)
+        done = await self.store.backfill_runs(
+            owner, Backfill(task.id, slots, how, dry_run, trace), now
+        )
         if done.runs and not dry_run:
             self.scheduler.wake()
         return BackfillReceipt(task, start, end, how, slots, done, dry_run)

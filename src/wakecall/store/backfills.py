@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from wakecall.models import BackfillOverlap, Run
+from wakecall.tracecontext import TraceContext
 
 __all__ = ["Backfill", "Backfilled", "claim_overlap"]
 
@@ -29,13 +30,15 @@ __all__ = ["Backfill", "Backfilled", "claim_overlap"]
 @dataclass(frozen=True, slots=True)
 class Backfill:
     """A backfill to write: runs of task `task_id` for `slots` (fires of its schedule, oldest
-    first, due by the time it is written), with `overlap`; `dry_run` writes nothing and
-    answers what would be written."""
+    first, due by the time it is written), with `overlap`, carrying `trace` (the trace context
+    of the call that asked for them); `dry_run` writes nothing and answers what would be
+    written."""
 
     task_id: str
     slots: Sequence[datetime]
     overlap: BackfillOverlap = BackfillOverlap.QUEUE
     dry_run: bool = False
+    trace: TraceContext | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -469,11 +469,13 @@ def plan_backfill(
     busy: bool,
     overlap: BackfillOverlap,
     now: datetime,
+    trace: TraceContext | None = None,
     make_id: Callable[[str], str] = new_id,
 ) -> list[NewRun]:
     """The new runs of a backfill of `slots` (oldest first) for those not in `existing` (slots
     backfilled before), in slot order; their ids sort in that order, which is the order claims
-    take runs due at one instant. `busy`: a run of the task is unfinished (for `skip`)."""
+    take runs due at one instant. `busy`: a run of the task is unfinished (for `skip`). Each
+    carries `trace` (the trace context of the call)."""
     done = set(existing)
     runs: list[NewRun] = []
     for slot in slots:
@@ -493,6 +495,7 @@ def plan_backfill(
                     else None
                 ),
                 counts=False,
+                trace=trace,
             )
         )
     return runs

@@ -264,7 +264,13 @@ class TaskTools(ToolGroup):
     ) -> BackfillView:
         owner = self.rt.owner()
         receipt = await self.rt.tasks.backfill(
-            owner, task_id, start=from_, end=to, overlap=overlap, dry_run=dry_run
+            owner,
+            task_id,
+            start=from_,
+            end=to,
+            overlap=overlap,
+            dry_run=dry_run,
+            trace=call_trace(),
         )
         return await self.hinted(owner, backfill_view(receipt))
 

@@ -17,6 +17,7 @@ from wakecall.store.plans import plan_backfill
 from wakecall.store.postgres.rows import _dumps_or_none, _no_nul, _run_from_row, _task_from_row
 from wakecall.store.postgres.sql import _RUN_COLUMNS, _UNFINISHED, _newest_first
 from wakecall.store.postgres.tasks import TaskMethods
+from wakecall.tracecontext import trace_columns
 
 
 class RunMethods(TaskMethods):
@@ -81,7 +82,9 @@ class RunMethods(TaskMethods):
             busy = await conn.fetchval(
                 f"SELECT EXISTS (SELECT FROM runs WHERE task_id = $1 AND {_UNFINISHED})", task.id
             )
-            new = plan_backfill(slots, existing, busy=busy, overlap=request.overlap, now=now)
+            new = plan_backfill(
+                slots, existing, busy=busy, overlap=request.overlap, now=now, trace=request.trace
+            )
             runs = [new_run_record(task.id, task.owner, task.retry.attempts, n, now) for n in new]
             if not request.dry_run and runs:
                 written = set(await self._insert_backfill(conn, task, runs, request, now))
@@ -99,9 +102,10 @@ class RunMethods(TaskMethods):
         backfill wrote first is left out)."""
         rows = await conn.fetch(
             "INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status, "
-            "attempt, max_attempts, created_at, finished_at, error_message, counts, overlap) "
+            "attempt, max_attempts, created_at, finished_at, error_message, counts, overlap, "
+            "traceparent, tracestate) "
             "SELECT u.id, $1, $2, 'backfill', u.slot, $3, u.status, 0, $4, $3, u.finished_at, "
-            "u.error, false, $5 FROM unnest($6::text[], $7::timestamptz[], $8::text[], "
+            "u.error, false, $5, $11, $12 FROM unnest($6::text[], $7::timestamptz[], $8::text[], "
             "$9::timestamptz[], $10::text[]) AS u(id, slot, status, finished_at, error) "
             "ON CONFLICT DO NOTHING RETURNING id",
             task.id,
@@ -114,6 +118,7 @@ class RunMethods(TaskMethods):
             [str(r.status) for r in runs],
             [r.finished_at for r in runs],
             [r.error_message for r in runs],
+            *trace_columns(request.trace),
         )
         return [r[0] for r in rows]
 

@@ -128,7 +128,9 @@ class RunMethods(TaskMethods):
                 ).fetchone()
                 is not None
             )
-            new = plan_backfill(slots, existing, busy=busy, overlap=request.overlap, now=now)
+            new = plan_backfill(
+                slots, existing, busy=busy, overlap=request.overlap, now=now, trace=request.trace
+            )
             runs = [new_run_record(task.id, task.owner, task.retry.attempts, n, now) for n in new]
             if not request.dry_run and runs:
                 conn.executemany(
