@@ -150,6 +150,24 @@ async def test_a_rate_limit_starts_runs_as_the_rolling_window_allows_and_wakes_t
         assert sum(1 for s in starts[i:] if s < at + timedelta(minutes=1)) <= 2
 
 
+async def test_the_prune_forgets_starts_older_than_the_longest_period(rig: Rig) -> None:
+    rig.action.hold = False
+    rate = {"key": "crm", "limit": 5, "period": "1h"}
+    for _ in range(2):
+        await rig.tasks.create(OWNER, once(rate_limit=rate))
+    await step_to(rig.engine, rig.clock, START + timedelta(seconds=10))
+    long_ago = START - timedelta(days=30)
+    assert len((await rig.store.flow_usage(OWNER, None, "crm", long_ago))[1]) == 2
+    prune = {"runs_per_task": 100, "run_max_age": timedelta(days=90)}
+    day_later = START + timedelta(hours=24)  # the two starts are 24 h old less 10 s
+    await rig.store.prune(day_later, event_max_age=timedelta(days=90), **prune)
+    assert len((await rig.store.flow_usage(OWNER, None, "crm", long_ago))[1]) == 2
+    await rig.store.prune(
+        day_later + timedelta(seconds=10), event_max_age=timedelta(days=90), **prune
+    )
+    assert (await rig.store.flow_usage(OWNER, None, "crm", long_ago))[1] == []
+
+
 async def test_a_patch_sets_and_clears_the_limits(rig: Rig) -> None:
     task = (await rig.tasks.create(OWNER, once())).task
     assert task.concurrency is None and task.rate_limit is None

@@ -9,6 +9,7 @@ from functools import partial
 import asyncpg
 
 from wakecall.store.base import PruneCounts
+from wakecall.store.flow import MAX_PERIOD
 from wakecall.store.postgres.connection import StoreConnection
 
 
@@ -56,13 +57,17 @@ class Pruning(StoreConnection):
             "  DELETE FROM deliveries WHERE status != 'pending' AND created_at < $3"
             "), gone_trigger_events AS ("
             "  DELETE FROM trigger_events WHERE received_at < $3"
+            "), gone_flow_starts AS ("
+            "  DELETE FROM flow_starts WHERE started_at <= $4"
             ") "
             "SELECT (SELECT count(*) FROM gone_runs) AS runs,"
             " (SELECT count(*) FROM gone_events) AS events"
         )
 
         async def prune_on(conn: asyncpg.Connection) -> PruneCounts:
-            row = await conn.fetchrow(sql, now - run_max_age, runs_per_task, now - event_max_age)
+            row = await conn.fetchrow(
+                sql, now - run_max_age, runs_per_task, now - event_max_age, now - MAX_PERIOD
+            )
             assert row is not None
             return PruneCounts(runs=row["runs"], events=row["events"], tasks=tasks)
 

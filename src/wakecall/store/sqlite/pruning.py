@@ -18,6 +18,7 @@ from functools import partial
 from typing import TypeVar
 
 from wakecall.store.base import PruneCounts
+from wakecall.store.flow import MAX_PERIOD
 from wakecall.store.sqlite.budget import BATCH_SECONDS
 from wakecall.store.sqlite.connection import StoreConnection
 from wakecall.store.sqlite.rows import _IN_CHUNK, _us
@@ -169,6 +170,11 @@ _DELIVERIES = (
     "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries "
     "WHERE status != 'pending' AND created_at < ? LIMIT ?)"
 )
+#: The starts a rate limit looks back on: none further back than its longest period.
+_FLOW_STARTS = (
+    "DELETE FROM flow_starts WHERE rowid IN (SELECT rowid FROM flow_starts "
+    "WHERE started_at <= ? LIMIT ?)"
+)
 #: Event ids are remembered (against redelivery) as long as events are kept.
 _TRIGGER_EVENTS = (
     "DELETE FROM trigger_events WHERE (task_id, event_id) IN (SELECT task_id, event_id "
@@ -222,6 +228,9 @@ class Pruning(StoreConnection):
                 deleted, more = await self._bulk(_rows_slice(delete, event_cutoff))
                 if delete is _EVENTS:
                     events += deleted
+        more = True
+        while more:
+            _, more = await self._bulk(_rows_slice(_FLOW_STARTS, _us(now - MAX_PERIOD)))
         return PruneCounts(runs=runs, events=events, tasks=tasks)
 
 
