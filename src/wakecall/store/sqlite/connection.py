@@ -9,9 +9,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import queue
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,19 +92,42 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 class StoreThread:
-    """The one thread that runs a store's calls on its connection, one after the other, in
-    the order they were handed over: the event loop waits for a call's answer, never for
-    SQLite itself. A call, once handed over, runs to its end whatever its caller does (as a
-    sent statement does on a server), so a transaction is never cut in half."""
+    """The one thread that runs a store's calls on its connection, one after the other: the
+    event loop waits for a call's answer, never for SQLite itself. A call, once handed over,
+    runs to its end whatever its caller does (as a sent statement does on a server), so a
+    transaction is never cut in half.
+
+    Calls go in two lanes, each in the order handed over: a call someone waits for (a tool's)
+    goes before the engine's `background` passes still waiting, so during a burst it waits
+    for the one batch under way (`budget.BATCH_SECONDS`), not for every pass queued; after
+    `URGENT_IN_A_ROW` of them a waiting pass goes, so a flood of calls never starves the
+    engine (its lease renewals among its passes). Calls in flight at once are independent
+    (each caller awaits its own), so their order is free."""
+
+    #: Calls taken before a waiting `background` one while both lanes hold calls.
+    URGENT_IN_A_ROW = 8
 
     def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._ready = threading.Condition()
+        self._urgent: deque[_Job] = deque()
+        self._later: deque[_Job | None] = deque()
+        self._urgent_taken = 0
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
+    def _next(self) -> _Job | None:
+        with self._ready:
+            while not self._urgent and not self._later:
+                self._ready.wait()
+            if self._urgent and (not self._later or self._urgent_taken < self.URGENT_IN_A_ROW):
+                self._urgent_taken += 1
+                return self._urgent.popleft()
+            self._urgent_taken = 0
+            return self._later.popleft()
+
     def _serve(self) -> None:
         while True:
-            job = self._jobs.get()
+            job = self._next()
             if job is None:
                 return
             try:
@@ -116,18 +139,33 @@ class StoreThread:
                 job.loop.call_soon_threadsafe(_settle, job.future, result, error)
             del job, result, error
 
-    async def run(self, work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
-        """`work(conn)` on the thread; its result, or its exception raised here."""
+    async def run(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        conn: sqlite3.Connection,
+        *,
+        background: bool = False,
+    ) -> T:
+        """`work(conn)` on the thread (after the calls that are not `background`, when it is);
+        its result, or its exception raised here."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(work, conn, loop, future))
+        self._hand_over(_Job(work, conn, loop, future), background=background)
         with anyio.CancelScope(shield=True):
             result = await future
         return result
 
+    def _hand_over(self, job: _Job | None, *, background: bool) -> None:
+        with self._ready:
+            if background or job is None:
+                self._later.append(job)
+            else:
+                self._urgent.append(job)
+            self._ready.notify()
+
     async def stop(self) -> None:
         """End the thread once the calls handed over before are done."""
-        self._jobs.put(None)
+        self._hand_over(None, background=True)
         await anyio.to_thread.run_sync(self._thread.join)
 
 
@@ -175,7 +213,7 @@ class StoreConnection:
         begun later wait for it to end, unless it is `background` work (the engine's passes,
         see `_read`)."""
         if background:
-            return await self._run(work, self._conn, self._thread)
+            return await self._run(work, self._conn, self._thread, background=True)
         number = self._writes_begun
         self._writes_begun += 1
         self._writes_open.add(number)
@@ -203,6 +241,8 @@ class StoreConnection:
         work: Callable[[sqlite3.Connection], T],
         conn: sqlite3.Connection | None,
         thread: StoreThread | None,
+        *,
+        background: bool = False,
     ) -> T:
         """Run `work(conn)` on `thread`. A read (or a transaction that could not begin) that
         finds the file locked by another process is tried again after a pause, for up to
@@ -213,7 +253,7 @@ class StoreConnection:
         pause = 0.001
         while True:
             try:
-                return await thread.run(work, conn)
+                return await thread.run(work, conn, background=background)
             except _NotBegun:
                 pass  # the write lock is another process's: nothing was done, try again
             except sqlite3.OperationalError as exc:
