@@ -14,7 +14,7 @@ class ReaderMethods(StoreConnection):
     """The read positions of `SQLiteStore`."""
 
     async def read_position(self, owner: str, client: str) -> int:
-        row = await self._call(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT cursor FROM read_positions WHERE owner = ? AND client = ?", (owner, client)
             ).fetchone()
@@ -35,7 +35,7 @@ class ReaderMethods(StoreConnection):
         return await self._tx(save_on)
 
     async def count_events(self, owner: str, *, after: int, limit: int) -> int:
-        row = await self._call(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM events WHERE owner = ? AND cursor > ? "
                 "LIMIT ?)",
@@ -45,7 +45,7 @@ class ReaderMethods(StoreConnection):
         return int(row[0])
 
     async def event_horizon(self, owner: str) -> int:
-        row = await self._call(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT pruned_through FROM event_horizons WHERE owner = ?", (owner,)
             ).fetchone()

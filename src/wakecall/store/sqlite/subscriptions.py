@@ -107,7 +107,7 @@ class SubscriptionMethods(StoreConnection):
         return await self._tx(save_on)
 
     async def get_subscription(self, owner: str, subscription_id: str) -> Subscription | None:
-        row = await self._call(
+        row = await self._read(
             lambda c: c.execute(
                 f"SELECT {_SUB_COLUMNS} FROM event_subscriptions WHERE id = ? AND owner = ?",
                 (subscription_id, owner),
@@ -116,7 +116,7 @@ class SubscriptionMethods(StoreConnection):
         return None if row is None else _sub_from_row(row)
 
     async def endpoint_verified(self, owner: str, url: str) -> bool:
-        row = await self._call(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT 1 FROM event_subscriptions WHERE owner = ? AND url = ? LIMIT 1",
                 (owner, url),
