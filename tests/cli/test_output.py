@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from wakecall.cli.output import duration_ms, local_text, relative, span, utc_text
+from wakecall.cli.output import duration_ms, local_text, relative, short_schedule, span, utc_text
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -58,3 +58,26 @@ def test_instants_are_shown_to_the_second() -> None:
     moment = datetime(2026, 3, 1, 9, 5, 7, 123456, tzinfo=paris)
     assert local_text(moment) == "2026-03-01 09:05:07+01:00"
     assert utc_text(moment) == "2026-03-01 08:05:07Z"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "shown"),
+    [
+        ({"type": "cron", "expression": "0 9 * * MON-FRI"}, "0 9 * * MON-FRI"),
+        ({"type": "interval", "every": "15m", "jitter": "30s"}, "every 15m ~30s"),
+        ({"type": "daily", "times": ["09:00"], "weekdays": ["MON"]}, "daily 09:00 MON"),
+        (
+            {"type": "rrule", "rule": "FREQ=WEEKLY;BYDAY=TU", "exdates": ["2026-06-02T09:00:00"]},
+            "RRULE:FREQ=WEEKLY;BYDAY=TU (1 date excepted)",
+        ),
+        (
+            {"type": "rrule", "rule": "FREQ=DAILY", "start": "2026-06-02T09:00:00"},
+            "RRULE:FREQ=DAILY",
+        ),
+        ({"type": "on_demand"}, "on demand"),
+    ],
+)
+def test_every_kind_of_schedule_is_shown_in_a_few_words(
+    schedule: dict[str, object], shown: str
+) -> None:
+    assert short_schedule(schedule) == shown

@@ -69,6 +69,25 @@ async def test_create_task_takes_a_rule_as_calendar_tools_write_it(client: Clien
     assert task["next_fires"][0]["local"] == "2026-06-02T09:00:00-04:00"
 
 
+async def test_a_rule_without_a_timezone_argument_keeps_the_zone_it_names(
+    client: Client,
+) -> None:
+    text = "DTSTART;TZID=Europe/Paris:20260602T090000\nRRULE:FREQ=WEEKLY;BYDAY=TU"
+    made = await client.call_tool("create_task", {"name": "standup", "schedule": text})
+    assert not made.is_error, made.content
+    assert made.structured_content is not None
+    assert made.structured_content["timezone"] == "Europe/Paris"
+    assert made.structured_content["next_fires"][0]["local"].endswith("T09:00:00+02:00")
+    shown = await client.call_tool("preview_schedule", {"schedule": text})
+    assert not shown.is_error, shown.content
+    assert shown.structured_content is not None
+    assert shown.structured_content["timezone"] == "Europe/Paris"
+    # Other schedules still default to UTC.
+    daily = await client.call_tool("create_task", {"name": "daily", "schedule": "0 9 * * *"})
+    assert daily.structured_content is not None
+    assert daily.structured_content["timezone"] == "UTC"
+
+
 def test_wakecall_preview_describes_a_rule(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "wakecall", "preview", BIWEEKLY, "--tz", "Asia/Tokyo", "--json"],

@@ -228,7 +228,8 @@ def compact(value: Any, limit: int = 60) -> str:
 
 def short_schedule(schedule: Mapping[str, Any]) -> str:
     """A stored schedule in a few words: the cron expression, `every 15m`, `once 2026-…`,
-    `daily 09:00,17:30 MON,FRI`; `~30s` marks jitter."""
+    `daily 09:00,17:30 MON,FRI`, `RRULE:FREQ=WEEKLY;BYDAY=TU (2 dates excepted)`, `on
+    demand`; `~30s` marks jitter."""
     kind = schedule.get("type")
     if kind == "cron":
         text = str(schedule.get("expression"))
@@ -241,6 +242,13 @@ def short_schedule(schedule: Mapping[str, Any]) -> str:
         text = "daily " + ",".join(schedule.get("times") or [])
         if schedule.get("weekdays"):
             text += " " + ",".join(schedule["weekdays"])
+    elif kind == "rrule":
+        text = f"RRULE:{schedule.get('rule')}"
+        excepted = len(schedule.get("exdates") or [])
+        if excepted:
+            text += f" ({excepted} date{'' if excepted == 1 else 's'} excepted)"
+    elif kind == "on_demand":
+        text = "on demand"
     else:
         text = json.dumps(schedule)
     if schedule.get("jitter"):

@@ -182,7 +182,7 @@ _CREATE_TASK = _obj(
     {
         "name": _text(minLength=1, maxLength=200),
         "schedule": {**_SCHEDULE, "description": f"{_SCHEDULE['description']}; or depends_on"},
-        "timezone": _text("IANA zone of the schedule; default UTC"),
+        "timezone": _text("IANA zone of the schedule; default UTC or a rule's TZID"),
         "action": _ACTION,
         "retry": _RETRY,
         "timeout": _duration("per attempt; durations read '30s', '5m', '1h30m'"),

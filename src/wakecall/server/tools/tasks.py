@@ -60,7 +60,7 @@ class TaskTools(ToolGroup):
         self,
         name: str,
         schedule: ScheduleArg | None = None,
-        timezone: ZoneArg = "UTC",
+        timezone: ZoneArg | None = None,
         action: Action | None = None,
         retry: RetryPolicy | None = None,
         timeout: DurationArg | None = None,  # noqa: ASYNC109 - the task's, not ours
@@ -96,7 +96,6 @@ class TaskTools(ToolGroup):
             "condition": condition,
             "concurrency": concurrency,
             "rate_limit": rate_limit,
-            "timezone": timezone,
             "overlap": overlap,
             "max_queued": max_queued,
             "catchup": catchup,
@@ -110,7 +109,9 @@ class TaskTools(ToolGroup):
             "idempotency_key": idempotency_key,
             "action": action if action is not None else {"type": "wakeup", "reason": name},
         }
-        for key, value in (("retry", retry), ("timeout", timeout), ("jitter", jitter)):
+        # Not given, the zone is the one a calendar rule names (DTSTART;TZID=...), else UTC.
+        optional = (("timezone", timezone), ("retry", retry), ("timeout", timeout))
+        for key, value in (*optional, ("jitter", jitter)):
             if value is not None:
                 fields[key] = value
         owner = self.rt.owner()

@@ -72,7 +72,7 @@ class WakeupTools(ToolGroup):
     async def preview_schedule(
         self,
         schedule: ScheduleArg,
-        timezone: ZoneArg = "UTC",
+        timezone: ZoneArg | None = None,
         count: PreviewCount = 5,
         jitter: DurationArg | None = None,
     ) -> PreviewView:
