@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -42,6 +41,7 @@ from wakecall.actions.condition import ConditionChecker
 from wakecall.clock import Clock, SystemClock
 from wakecall.config import EngineConfig
 from wakecall.delivery.fanout import EventFanout
+from wakecall.engine.flights import Flight, Skipped
 from wakecall.engine.listeners import RunListener, RunNews
 from wakecall.engine.outputs import bounded_output
 from wakecall.engine.policies import plan_fires, retry_at
@@ -66,41 +66,6 @@ log = logging.getLogger(__name__)
 #: After a stop's grace period, how long the attempts cut short have to end and what ended has
 #: to be written before the engine gives up on it.
 STOP_FLUSH_SECONDS = 3.0
-
-
-class _Skipped(Exception):
-    """The task's condition said not to proceed."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(eq=False)
-class _Flight:
-    run: Run
-    task: Task
-    #: The action's last sign of life (its start, a beat): the instant reports show, and the
-    #: elapsed time heartbeats are measured on (a suspend or a clock step makes none silent).
-    last_beat: datetime
-    last_beat_elapsed: float
-    stale: bool = False
-    scope: anyio.CancelScope | None = None
-    #: CANCELLED, TIMEOUT or INTERRUPTED once something ends the attempt; the first wins.
-    cancel_reason: AttemptStatus | None = None
-    cancel_message: str = ""
-    outcome_queued: bool = False
-
-    def beat_with(self, clock: Clock) -> Callable[[], None]:
-        def beat() -> None:
-            self.last_beat = clock.now()
-            self.last_beat_elapsed = clock.monotonic()
-
-        return beat
-
-    def silence(self, clock: Clock) -> timedelta:
-        """How long the action has given no sign of life, in elapsed time."""
-        return timedelta(seconds=clock.monotonic() - self.last_beat_elapsed)
 
 
 class Engine:
@@ -139,9 +104,9 @@ class Engine:
         self._sleep_deadline: datetime | None = None
         self._must_claim = True
         self._known_fire: datetime | None = None
-        self._inflight: dict[str, _Flight] = {}
-        self._to_workers: MemoryObjectSendStream[_Flight] | None = None
-        self._from_dispatch: MemoryObjectReceiveStream[_Flight] | None = None
+        self._inflight: dict[str, Flight] = {}
+        self._to_workers: MemoryObjectSendStream[Flight] | None = None
+        self._from_dispatch: MemoryObjectReceiveStream[Flight] | None = None
         self._idle_workers = 0
         self._outcomes: list[RunOutcome] = []
         self._outcome_ready = anyio.Event()
@@ -158,7 +123,7 @@ class Engine:
 
     # --- life cycle -----------------------------------------------------------------------
     async def __aenter__(self) -> Engine:
-        self._to_workers, self._from_dispatch = anyio.create_memory_object_stream[_Flight](math.inf)
+        self._to_workers, self._from_dispatch = anyio.create_memory_object_stream[Flight](math.inf)
         self._idle_workers = 0
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -548,7 +513,7 @@ class Engine:
         if self._run_listeners:
             self._tell_runs(RunNews(started=[run for run, _ in started]))
         for run, task in started:
-            flight = _Flight(run, task, last_beat=now, last_beat_elapsed=self.clock.monotonic())
+            flight = Flight(run, task, last_beat=now, last_beat_elapsed=self.clock.monotonic())
             self._inflight[run.id] = flight
             if run.cancel_requested:
                 self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
@@ -638,7 +603,7 @@ class Engine:
                 )
         self.fanout.publish(await self.store.append_events(now, events))
 
-    def _cancel_flight(self, flight: _Flight, reason: AttemptStatus, message: str) -> None:
+    def _cancel_flight(self, flight: Flight, reason: AttemptStatus, message: str) -> None:
         if flight.cancel_reason is None:
             flight.cancel_reason = reason
             flight.cancel_message = message
@@ -646,7 +611,7 @@ class Engine:
             flight.scope.cancel()
 
     # --- executing one run ----------------------------------------------------------------
-    async def _execute(self, flight: _Flight) -> None:
+    async def _execute(self, flight: Flight) -> None:
         run, task = flight.run, flight.task
         clock = self.clock
         started = clock.monotonic()
@@ -674,7 +639,7 @@ class Engine:
         self._outcome_ready.set()
         self._notify()
 
-    async def _attempt(self, flight: _Flight) -> tuple[AttemptStatus, Any, str | None]:
+    async def _attempt(self, flight: Flight) -> tuple[AttemptStatus, Any, str | None]:
         """Run the flight's attempt (its condition, then its action) inside a cancel scope
         that a cancel request, the heartbeat check, a stop or the attempt's time limit
         cancels. How it ended, its output and its error message: an action's own failure
@@ -697,7 +662,7 @@ class Engine:
                     assert self._tg is not None and task.timeout_s is not None
                     self._tg.start_soon(self._time_limit, flight, task.timeout_s, time_limit)
                 output = await self._act(ctx, executor)
-        except _Skipped as exc:
+        except Skipped as exc:
             return AttemptStatus.SKIPPED, None, f"skipped: {exc.reason}"
         except ActionFailed as exc:
             return AttemptStatus.FAILURE, exc.output, exc.message
@@ -713,16 +678,16 @@ class Engine:
         return AttemptStatus.SUCCESS, output, None
 
     async def _act(self, ctx: ActionContext, executor: Executor) -> Any:
-        with attempt_span(ctx, quiet=(_Skipped,)) as ctx:
+        with attempt_span(ctx, quiet=(Skipped,)) as ctx:
             if ctx.task.condition is not None:
                 if self.conditions is None:
                     raise ActionFailed("this server cannot check a task's condition")
                 reason = await self.conditions.check(ctx)
                 if reason is not None:
-                    raise _Skipped(reason)
+                    raise Skipped(reason)
             return await executor.execute(ctx)
 
-    async def _time_limit(self, flight: _Flight, seconds: float, scope: anyio.CancelScope) -> None:
+    async def _time_limit(self, flight: Flight, seconds: float, scope: anyio.CancelScope) -> None:
         """Cancel the flight's attempt once it has run `seconds` of elapsed time (unless
         `scope` is cancelled first: the attempt ended)."""
         with scope:
