@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Subscription", "SubscriptionRoute", "ToolTask"]
+__all__ = ["Subscription", "SubscriptionRoute", "ToolTask", "subscription_route"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,29 @@ class SubscriptionRoute:
     message_id: str
     secrets: list[str]
     farewell: bool = False
+
+
+def subscription_route(
+    subscription_id: str,
+    message_id: str,
+    own_secret: str | None,
+    secret: str | None,
+    old_secret: str | None,
+    old_secret_until: datetime | None,
+    now: datetime,
+) -> SubscriptionRoute:
+    """The route of a subscription's delivery as a store reads it: a delivery with a secret of
+    its `own` is a farewell signed with it; any other is signed with its subscription's
+    `secret` (none once the subscription is gone) and, until `old_secret_until`, its
+    `old_secret`."""
+    if own_secret is not None:
+        return SubscriptionRoute(subscription_id, message_id, [own_secret], farewell=True)
+    secrets: list[str] = []
+    if secret is not None:
+        secrets.append(secret)
+        if old_secret and old_secret_until is not None and old_secret_until > now:
+            secrets.append(old_secret)
+    return SubscriptionRoute(subscription_id, message_id, secrets)
 
 
 @dataclass(frozen=True, slots=True)

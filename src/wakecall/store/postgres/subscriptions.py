@@ -12,7 +12,12 @@ import asyncpg
 
 from wakecall.errors import LimitReached
 from wakecall.models import Delivery
-from wakecall.models.subscriptions import Subscription, SubscriptionRoute, ToolTask
+from wakecall.models.subscriptions import (
+    Subscription,
+    SubscriptionRoute,
+    ToolTask,
+    subscription_route,
+)
 from wakecall.store.base import NewSubscriptionDelivery
 from wakecall.store.postgres.hints import Hints
 from wakecall.store.postgres.rows import _delivery_from_row
@@ -232,22 +237,18 @@ class SubscriptionMethods(Hints):
                 ids,
             )
         )
-        routes = {}
-        for r in rows:
-            message_id = r["message_id"] or r["id"]
-            if r["own_secret"] is not None:
-                routes[r["id"]] = SubscriptionRoute(
-                    r["subscription_id"], message_id, [r["own_secret"]], farewell=True
-                )
-                continue
-            secrets: list[str] = []
-            if r["secret"] is not None:
-                secrets.append(r["secret"])
-                until = r["old_secret_until"]
-                if r["old_secret"] and until is not None and until > now:
-                    secrets.append(r["old_secret"])
-            routes[r["id"]] = SubscriptionRoute(r["subscription_id"], message_id, secrets)
-        return routes
+        return {
+            r["id"]: subscription_route(
+                r["subscription_id"],
+                r["message_id"] or r["id"],
+                r["own_secret"],
+                r["secret"],
+                r["old_secret"],
+                r["old_secret_until"],
+                now,
+            )
+            for r in rows
+        }
 
     async def create_tool_task(self, task: ToolTask) -> None:
         async def create_on(conn: asyncpg.Connection) -> None:

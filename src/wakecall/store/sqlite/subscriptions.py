@@ -11,7 +11,12 @@ from typing import Any
 
 from wakecall.errors import LimitReached
 from wakecall.models import Delivery
-from wakecall.models.subscriptions import Subscription, SubscriptionRoute, ToolTask
+from wakecall.models.subscriptions import (
+    Subscription,
+    SubscriptionRoute,
+    ToolTask,
+    subscription_route,
+)
 from wakecall.store.base import NewSubscriptionDelivery
 from wakecall.store.sqlite.connection import StoreConnection
 from wakecall.store.sqlite.rows import _DELIVERY_COLUMNS, _delivery_from_row, _dt, _dt_req, _us
@@ -241,22 +246,13 @@ class SubscriptionMethods(StoreConnection):
                 column="d.id",
             )
         )
-        routes = {}
-        for row in rows:
-            if row[1] is None:
-                continue
-            message_id = row[2] or row[0]
-            if row[3] is not None:
-                routes[row[0]] = SubscriptionRoute(row[1], message_id, [row[3]], farewell=True)
-                continue
-            secrets: list[str] = []
-            if row[4] is not None:
-                secrets.append(row[4])
-                until = _dt(row[6])
-                if row[5] and until is not None and until > now:
-                    secrets.append(row[5])
-            routes[row[0]] = SubscriptionRoute(row[1], message_id, secrets)
-        return routes
+        return {
+            row[0]: subscription_route(
+                row[1], row[2] or row[0], row[3], row[4], row[5], _dt(row[6]), now
+            )
+            for row in rows
+            if row[1] is not None
+        }
 
     async def create_tool_task(self, task: ToolTask) -> None:
         def create_on(conn: sqlite3.Connection) -> None:
