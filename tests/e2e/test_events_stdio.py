@@ -37,7 +37,7 @@ async def test_the_handshake_advertises_the_events_capability(wakecall: Any) -> 
 
 async def test_a_stream_over_stdio_pushes_events_until_cancelled(wakecall: Any) -> None:
     notes = Notes()
-    params = wakecall.stdio_params("--events-heartbeat", "0.3s")
+    params = wakecall.stdio_params("--events-heartbeat", "0.1s")
     async with Client(params, extensions=[notes], mode="legacy") as client:
         made = await wakecall.call(
             client,
@@ -54,7 +54,7 @@ async def test_a_stream_over_stdio_pushes_events_until_cancelled(wakecall: Any) 
                 await notes.wait_for(lambda: notes.of("notifications/events/heartbeat"))
                 tg.cancel_scope.cancel()  # the client sends notifications/cancelled
             beats = len(notes.of("notifications/events/heartbeat"))
-            await anyio.sleep(1.0)  # three heartbeats' time: a stream still open would beat
+            await anyio.sleep(0.35)  # three heartbeats' time: a stream still open would beat
         assert len(notes.of("notifications/events/heartbeat")) == beats
         (event,) = notes.of("notifications/events/event")
         assert event["data"]["task"]["id"] == made["id"]
