@@ -6,22 +6,25 @@ every body with `standardwebhooks`."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from support.hooks import HookReceiver, serve_hooks
-from support.loopback import CONFIG, real_time_clock
-from support.postgres import POSTGRES_URL, database
+from support.loopback import real_time_clock
+from support.postgres import POSTGRES_URL
 from support.tls import LoopbackTLS, make_loopback_tls
-from support.webhook_agent import COMPLETED, Agent, a_task, open_agent, settings_for
-from wakecall.server import build_server, open_runtime
+from support.webhook_agent import (
+    COMPLETED,
+    Agent,
+    a_task,
+    open_agent,
+    open_postgres_agents,
+)
 from wakecall.testing import FakeClock
 
 
@@ -231,28 +234,18 @@ async def test_postgres_an_expired_subscription_is_terminated_once_across_nodes(
 ) -> None:
     assert POSTGRES_URL is not None
     clock = real_time_clock()
-    async with database(POSTGRES_URL) as db:
-        settings = replace(
-            settings_for(tmp_path, tls), store=db.url, pg_schema=db.schema, pg_pool=4
-        )
-        with anyio.fail_after(60):
-            async with (
-                open_runtime(settings, clock=clock, config=replace(CONFIG, node_id="a")) as a,
-                open_runtime(settings, clock=clock, config=replace(CONFIG, node_id="b")) as b,
-                Client(build_server(a)) as on_a,
-                Client(build_server(b)) as on_b,
-            ):
-                node_a, node_b = Agent(a, on_a, clock), Agent(b, on_b, clock)
-                granted = await node_a.subscribe(receiver, ttlMs=60_000)
-                clock.advance(timedelta(seconds=61))
-                # Both nodes' feeders find it over; one of them ends it.
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(node_a.settle)
-                    tg.start_soon(node_b.settle)
-                await receiver.wait_for(lambda: len(receiver.events) == 1)
-                await node_a.settle()
-                await node_b.settle()
-                assert await b.engine.store.get_subscription("local", granted["id"]) is None
+    with anyio.fail_after(60):
+        async with open_postgres_agents(tmp_path, tls, clock, POSTGRES_URL) as (node_a, node_b):
+            granted = await node_a.subscribe(receiver, ttlMs=60_000)
+            clock.advance(timedelta(seconds=61))
+            # Both nodes' feeders find it over; one of them ends it.
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(node_a.settle)
+                tg.start_soon(node_b.settle)
+            await receiver.wait_for(lambda: len(receiver.events) == 1)
+            await node_a.settle()
+            await node_b.settle()
+            assert await node_b.rt.engine.store.get_subscription("local", granted["id"]) is None
     ((headers, body),) = envelopes(receiver, "terminated")
     assert headers["x-mcp-subscription-id"] == granted["id"]
     assert body["error"]["data"]["reason"] == "expired"

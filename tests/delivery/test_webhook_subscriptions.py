@@ -5,22 +5,24 @@ client, delivered over HTTPS on loopback to a receiver that verifies every POST 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from support.hooks import HookReceiver, new_whsec, serve_hooks
-from support.loopback import CONFIG, real_time_clock
-from support.postgres import POSTGRES_URL, database
+from support.loopback import real_time_clock
+from support.postgres import POSTGRES_URL
 from support.tls import LoopbackTLS, make_loopback_tls
-from support.webhook_agent import COMPLETED, Agent, a_task, open_agent, settings_for
-from wakecall.server import build_server, open_runtime
+from support.webhook_agent import (
+    COMPLETED,
+    a_task,
+    open_agent,
+    open_postgres_agents,
+)
 
 
 @pytest.fixture
@@ -180,23 +182,13 @@ async def test_postgres_a_subscription_made_on_one_node_gets_events_of_another(
 ) -> None:
     assert POSTGRES_URL is not None
     clock = real_time_clock()
-    async with database(POSTGRES_URL) as db:
-        settings = replace(
-            settings_for(tmp_path, tls), store=db.url, pg_schema=db.schema, pg_pool=4
-        )
-        with anyio.fail_after(60):
-            async with (
-                open_runtime(settings, clock=clock, config=replace(CONFIG, node_id="a")) as a,
-                open_runtime(settings, clock=clock, config=replace(CONFIG, node_id="b")) as b,
-                Client(build_server(a)) as on_a,
-                Client(build_server(b)) as on_b,
-            ):
-                node_a, node_b = Agent(a, on_a, clock), Agent(b, on_b, clock)
-                task_id = await a_task(node_b)
-                await node_a.subscribe(receiver)
-                for _ in range(3):
-                    await node_b.run(task_id)
-                await receiver.wait_for(lambda: len(receiver.events) == 3)
-                page = await node_a.call("get_events", after=0)
+    with anyio.fail_after(60):
+        async with open_postgres_agents(tmp_path, tls, clock, POSTGRES_URL) as (node_a, node_b):
+            task_id = await a_task(node_b)
+            await node_a.subscribe(receiver)
+            for _ in range(3):
+                await node_b.run(task_id)
+            await receiver.wait_for(lambda: len(receiver.events) == 3)
+            page = await node_a.call("get_events", after=0)
     assert [b["cursor"] for b in receiver.bodies()] == [str(e["cursor"]) for e in page["events"]]
     assert len(receiver.attempts) == 3  # each once, whichever node sent it

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from mcp import Client
 from support.events_client import request
 from support.hooks import HookReceiver
 from support.loopback import CONFIG
+from support.postgres import database
 from support.tls import LoopbackTLS
 from wakecall.server import Runtime, build_server, open_runtime
 from wakecall.settings import Settings
@@ -85,6 +86,25 @@ async def open_agent(
             await run_until_idle(rt.engine)
             async with Client(build_server(rt)) as client:
                 yield Agent(rt, client, clock)
+
+
+@asynccontextmanager
+async def open_postgres_agents(
+    tmp_path: Path, tls: LoopbackTLS, clock: FakeClock, url: str
+) -> AsyncIterator[tuple[Agent, Agent]]:
+    """Two nodes, "a" and "b", on a fresh schema of the PostgreSQL server at `url`, each with
+    an in-memory client."""
+    async with database(url) as db:
+        settings = replace(
+            settings_for(tmp_path, tls), store=db.url, pg_schema=db.schema, pg_pool=4
+        )
+        async with (
+            open_runtime(settings, clock=clock, config=replace(CONFIG, node_id="a")) as a,
+            open_runtime(settings, clock=clock, config=replace(CONFIG, node_id="b")) as b,
+            Client(build_server(a)) as on_a,
+            Client(build_server(b)) as on_b,
+        ):
+            yield Agent(a, on_a, clock), Agent(b, on_b, clock)
 
 
 async def a_task(agent: Agent, **metadata: str) -> str:
