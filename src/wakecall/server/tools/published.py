@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
 
-from wakecall.models import MAX_PAUSE_AFTER_FAILURES, MAX_RUNS
+from wakecall.models import MAX_PAUSE_AFTER_FAILURES, MAX_RUNS, ClearableField
 from wakecall.schedules import MAX_DURATION_SECONDS
 
 __all__ = [
@@ -258,19 +258,7 @@ _PATCH_SCHEDULE = _obj(
         "clear": {
             "type": "array",
             "description": "fields to reset to their default",
-            "items": _enum(
-                "timeout",
-                "max_runs",
-                "expires_at",
-                "callback_url",
-                "jitter",
-                "metadata",
-                "depends_on",
-                "trigger",
-                "condition",
-                "concurrency",
-                "rate_limit",
-            ),
+            "items": _enum(*get_args(ClearableField)),
         },
     },
     "task_id",
