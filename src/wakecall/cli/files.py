@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import tomllib
@@ -83,6 +84,9 @@ def add_parsers(sub: Any) -> None:
 
 
 async def run_apply(ctx: Context, args: argparse.Namespace) -> int:
+    # A command that ends when the file is applied makes no garbage in cycles worth collecting
+    # (a 100,000-task file: about a quarter of the time went on the cycle collector).
+    gc.disable()
     report = await apply_file(
         ctx.service, ctx.owner, args.file, prune=args.prune, dry_run=args.dry_run
     )

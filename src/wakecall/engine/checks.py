@@ -38,6 +38,7 @@ __all__ = [
     "ENDED",
     "ENDED_MUTABLE",
     "TASK_ID_PATTERN",
+    "ParsedSchedules",
     "check_sizes",
     "check_task_id",
     "json_size",
@@ -106,6 +107,41 @@ def _first_fire(schedule: Schedule, now: datetime, what: str) -> datetime | None
     return first
 
 
+class ParsedSchedules:
+    """Schedules parsed against one instant, each distinct one once, with its first fire: the
+    tasks of a file of 100,000 name far fewer schedules. Schedules are frozen, so one parse
+    serves every task that names it."""
+
+    def __init__(self, now: datetime, config: EngineConfig) -> None:
+        self.now = now
+        self.config = config
+        self._parsed: dict[tuple[Any, ...], tuple[Schedule, datetime | None]] = {}
+
+    def parse(
+        self,
+        schedule: str | Mapping[str, Any],
+        *,
+        timezone: str | None,
+        jitter: str | float | timedelta | None,
+    ) -> tuple[Schedule, datetime | None]:
+        """The schedule as `parse_for` parses it, and its first fire after `now` (a schedule
+        with none raises `InvalidSchedule`, as `new_task` does)."""
+        written = (
+            schedule
+            if isinstance(schedule, str)
+            else json.dumps(schedule, sort_keys=True, default=repr)
+        )
+        key = (written, timezone, jitter)
+        found = self._parsed.get(key)
+        if found is None:
+            parsed = parse_for(
+                schedule, timezone=timezone, jitter=jitter, now=self.now, config=self.config
+            )
+            found = (parsed, _first_fire(parsed, self.now, "the schedule"))
+            self._parsed[key] = found
+        return found
+
+
 def json_size(value: Any) -> int:
     """Bytes of `value` as compact JSON (what is stored)."""
     return len(json.dumps(value, separators=(",", ":"), default=str).encode())
@@ -155,15 +191,18 @@ def new_task(
     policy: ActionPolicy,
     kind: str = "task",
     task_id: str | None = None,
+    schedules: ParsedSchedules | None = None,
 ) -> Task:
-    """The task `spec` makes, checked against the operator's policy and the current time."""
+    """The task `spec` makes, checked against the operator's policy and the current time
+    (`schedules`: the schedules parsed so far against `now`, for tasks made together)."""
     if task_id is not None:
         check_task_id(task_id)
     policy.check_spec(spec)
     check_sizes(config, metadata=spec.metadata, action=spec.action)
     zone = spec.timezone if "timezone" in spec.model_fields_set else None
-    schedule = parse_for(spec.schedule, timezone=zone, jitter=spec.jitter, now=now, config=config)
-    first = _first_fire(schedule, now, "the schedule")
+    if schedules is None:
+        schedules = ParsedSchedules(now, config)
+    schedule, first = schedules.parse(spec.schedule, timezone=zone, jitter=spec.jitter)
     _check_expiry(spec.expires_at, first, now)
     active = spec.active
     return Task(

@@ -297,14 +297,38 @@ def _check(ip: IPAddress, policy: OutboundPolicy, field: str | None) -> None:
         raise UnsafeURL(str(exc), field=field, example=EXAMPLE_URL) from None
 
 
-def check_url(url: str, policy: OutboundPolicy, *, field: str | None = None) -> httpx2.URL:
-    """Check an outgoing URL before it is stored and return it parsed.
+#: A URL in the plain form most are written in: http(s), a lower-case host name whose last
+#: label starts with a letter (so it is no IP literal in any form), an optional port, and a
+#: path, query and fragment of printable ASCII. `check_url` judges these without a full parse.
+_PLAIN_URL = re.compile(
+    r"https?://((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?)"
+    r"(?::([0-9]{1,5}))?(?:[/?#][!-~]*)?",
+    re.ASCII,
+)
+
+
+def check_url(url: str, policy: OutboundPolicy, *, field: str | None = None) -> None:
+    """Check an outgoing URL before it is stored.
 
     Checks the syntax (http or https, a host, no credentials, a port in 1..65535) and judges a
     host written as an IP literal, in any form, with `check_address`; `localhost` counts as
     loopback. Host names are not resolved here: that happens, and is judged again, every
     time wakecall connects. Raises `UnsafeURL` (naming `field` when given) with an example.
     """
+    plain = _PLAIN_URL.fullmatch(url) if isinstance(url, str) else None
+    if (
+        plain is not None
+        and len(url) <= MAX_URL_LENGTH
+        and len(plain.group(1)) <= 253
+        and (plain.group(2) is None or 1 <= int(plain.group(2)) <= 65535)
+    ):
+        _judge_literal(plain.group(1), policy, field)  # `localhost` and its subdomains
+        return
+    _check_parsed_url(url, policy, field)
+
+
+def _check_parsed_url(url: str, policy: OutboundPolicy, field: str | None) -> None:
+    """`check_url` for any URL: parsed as the HTTP client will parse it."""
     if not isinstance(url, str) or not url:
         raise _refuse("the URL is empty", field)
     if len(url) > MAX_URL_LENGTH:
@@ -342,7 +366,6 @@ def check_url(url: str, policy: OutboundPolicy, *, field: str | None = None) -> 
     raw_host = parsed.raw_host.decode("ascii").lower()
     if ":" not in raw_host and not _is_host_name(raw_host):
         raise _refuse(f"{host!r} is not a valid host name", field)
-    return parsed
 
 
 def _is_host_name(name: str) -> bool:

@@ -92,7 +92,17 @@ def read_duration(value: object, field: str, error: type[InvalidInput]) -> timed
         if value > _MAX_MICROSECONDS // 1_000_000:
             return _bounded(_MAX_MICROSECONDS + 1, field, error)
         return _bounded(round(value * 1_000_000), field, error)
-    return _parse_text(value, field, error)
+    found = _TEXTS_READ.get(value)
+    if found is None:
+        found = _parse_text(value, field, error)
+        if len(_TEXTS_READ) < 1024:
+            _TEXTS_READ[value] = found
+    return found
+
+
+#: Texts read so far, a few of which ("5m", "30s") come back again and again; refusals are
+#: not kept (they name the field).
+_TEXTS_READ: dict[str, timedelta] = {}
 
 
 def _parse_text(text: str, field: str, error: type[InvalidInput]) -> timedelta:

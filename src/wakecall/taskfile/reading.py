@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import rtoml
 from pydantic import ValidationError
 
 from wakecall.engine.checks import TASK_ID_PATTERN
@@ -60,10 +61,8 @@ class FileTask:
     #: Line of each key path written for this task: () for its `[[tasks]]` header,
     #: ("execution", "timeout") for `timeout` in its `[tasks.execution]` table, ...
     key_lines: Mapping[tuple[str, ...], int] = field(default_factory=dict)
-
-    @property
-    def line(self) -> int | None:
-        return self.key_lines.get(())
+    #: Line of its `[[tasks]]` header.
+    line: int | None = None
 
 
 def nearest_line(lines: Mapping[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
@@ -141,7 +140,7 @@ def _read_text(text: str, source: str) -> tuple[list[FileTask], Problems]:
     """The tasks that passed their checks, and the problems of the others."""
     problems = Problems(source)
     try:
-        data = tomllib.loads(text)
+        data = _parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         position = _TOML_POSITION.search(message)
@@ -153,7 +152,7 @@ def _read_text(text: str, source: str) -> tuple[list[FileTask], Problems]:
                 f"not valid TOML: {message[: position.start()]} (column {column})", line=line
             )
         return [], problems
-    lines = _LineFinder(text)
+    lines = _FileLines(text)
     for key in data:
         if key != "tasks":
             problems.add(
@@ -168,9 +167,10 @@ def _read_text(text: str, source: str) -> tuple[list[FileTask], Problems]:
         raw_tasks = []
     tasks: list[FileTask] = []
     seen: dict[str, int] = {}
+    headers = lines.headers(len(raw_tasks))
     for index, entry in enumerate(raw_tasks):
         key_lines = lines.block(index)
-        task = _read_entry(entry, index, key_lines, problems)
+        task = _read_entry(entry, index, key_lines, headers[index], problems)
         if task is None:
             continue
         if task.id in seen:
@@ -187,7 +187,11 @@ def _read_text(text: str, source: str) -> tuple[list[FileTask], Problems]:
 
 
 def _read_entry(
-    entry: object, index: int, key_lines: Mapping[tuple[str, ...], int], problems: Problems
+    entry: object,
+    index: int,
+    key_lines: Mapping[tuple[str, ...], int],
+    header_line: int | None,
+    problems: Problems,
 ) -> FileTask | None:
     """The entry as a task, or None after adding its problems (all of them, not the first)."""
     if not isinstance(entry, dict):
@@ -243,7 +247,7 @@ def _read_entry(
         return None
     if found or task_id is None:
         return None
-    return FileTask(task_id, spec, index, key_lines)
+    return FileTask(task_id, spec, index, key_lines, header_line)
 
 
 def _spec_fields(
@@ -283,6 +287,76 @@ def _spec_fields(
             retry[policy_key] = execution[file_key]
     fields["retry"] = retry
     return fields
+
+
+def _parse_toml(text: str) -> dict[str, Any]:
+    """The document: parsed in native code, and by `tomllib` when that refuses it, so that a
+    refusal carries `tomllib`'s message and position (`TOMLDecodeError`)."""
+    try:
+        return dict(rtoml.loads(text))
+    except rtoml.TomlParsingError:
+        return tomllib.loads(text)
+
+
+class _FileLines:
+    """Where a file's tasks and keys are written. The lines of every key are only needed to
+    report a problem, and scanning for them costs more than parsing the file, so they are
+    found when first asked for; each task's `[[tasks]]` header line, which every report
+    names, is found by one search of the text."""
+
+    _TASK_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*tasks[ \t]*\]\][ \t]*(?:#.*)?$", re.MULTILINE)
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._finder: _LineFinder | None = None
+
+    @property
+    def finder(self) -> _LineFinder:
+        if self._finder is None:
+            self._finder = _LineFinder(self._text)
+        return self._finder
+
+    @property
+    def top(self) -> Mapping[str, int]:
+        return self.finder.top
+
+    def block(self, index: int) -> Mapping[tuple[str, ...], int]:
+        return _BlockLines(self, index)
+
+    def headers(self, count: int) -> list[int | None]:
+        """The header line of each of `count` tasks. The quick search is trusted only when
+        no multi-line string could hide or fake a header and it found one per task."""
+        text = self._text
+        if '"""' not in text and "'''" not in text:
+            found: list[int | None] = []
+            line, position = 1, 0
+            for match in self._TASK_HEADER.finditer(text):
+                line += text.count("\n", position, match.start())
+                position = match.start()
+                found.append(line)
+            if len(found) == count:
+                return found
+        return [self.finder.block(index).get(()) for index in range(count)]
+
+
+class _BlockLines(Mapping[tuple[str, ...], int]):
+    """The key lines of one task, scanned for on first use."""
+
+    def __init__(self, lines: _FileLines, index: int) -> None:
+        self._lines = lines
+        self._index = index
+
+    def _block(self) -> dict[tuple[str, ...], int]:
+        return self._lines.finder.block(self._index)
+
+    def __getitem__(self, path: tuple[str, ...]) -> int:
+        return self._block()[path]
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        return iter(self._block())
+
+    def __len__(self) -> int:
+        return len(self._block())
 
 
 class _LineFinder:

@@ -27,6 +27,11 @@ from wakecall.store.sqlite.tasks import TaskMethods
 __all__ = ["TaskWrites", "add_secret_on"]
 
 
+_INSERT_TASK = (
+    f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({', '.join('?' * len(_TASK_COLUMNS.split(',')))})"
+)
+
+
 class _RolledBack(Exception):
     """Raised inside a transaction to roll it back (a dry run) and carry its result out."""
 
@@ -159,12 +164,15 @@ class TaskWrites(TaskMethods):
             ).fetchone()
             if found is not None:
                 return TaskWritten(_task_from_row(found))
-        if conn.execute("SELECT 1 FROM tasks WHERE id = ?", (task.id,)).fetchone() is not None:
-            raise Conflict(f"a task with id {task.id!r} exists already; choose another id")
         row = _task_to_row(task)
-        conn.execute(
-            f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
-        )
+        try:
+            conn.execute(_INSERT_TASK, row)
+        except sqlite3.IntegrityError as exc:
+            if "tasks.id" not in str(exc):
+                raise
+            raise Conflict(
+                f"a task with id {task.id!r} exists already; choose another id"
+            ) from None
         if write.callback_secret is not None:
             add_secret_on(conn, task.id, write.callback_secret, now, now)
         return TaskWritten(task, created=True)
