@@ -39,10 +39,11 @@ def engine_config(
     concurrency: int | None, batch_size: int | None, node_id: str | None = None
 ) -> Any:
     """The engine's defaults, but for the given concurrency and batch size (None: default)
-    and no per-owner task limit."""
+    and no per-owner limit on tasks held or created per minute (the benchmarks create
+    thousands in a few seconds)."""
     from wakecall.engine import EngineConfig
 
-    kwargs: dict[str, Any] = {"max_tasks_per_owner": 10_000_000}
+    kwargs: dict[str, Any] = {"max_tasks_per_owner": 10_000_000, "tasks_per_minute": 10_000_000}
     if concurrency is not None:
         kwargs["concurrency"] = concurrency
     if batch_size is not None:

@@ -97,7 +97,7 @@ def _table(
     if show_check:
         head.append("each run exactly once?")
     if has_targets:
-        head.append("target (issue 6)")
+        head.append("target")
     lines = [f"### {table.title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label in labels:
         entry = cases.get(label)
