@@ -203,22 +203,20 @@ def steady(rate: int = 100, duration_s: float = 10, grace_s: float = 10) -> dict
                 secret_of = {}
                 for i in range(rate):
                     anchor = start + timedelta(seconds=i / rate)
-                    task = (
-                        await rt.tasks.create(
-                            OWNER,
-                            TaskSpec(
-                                name=f"steady-{i}",
-                                schedule={
-                                    "type": "interval",
-                                    "every": "1s",
-                                    "start": anchor.isoformat(),
-                                },
-                                action=NoopAction(),
-                                callback_url=receiver.url(),
-                            ),
-                        )
-                    ).task
-                    secret_of[task.id] = await rt.issue_secret(task.id, rotate=False)
+                    created = await rt.tasks.create(
+                        OWNER,
+                        TaskSpec(
+                            name=f"steady-{i}",
+                            schedule={
+                                "type": "interval",
+                                "every": "1s",
+                                "start": anchor.isoformat(),
+                            },
+                            action=NoopAction(),
+                            callback_url=receiver.url(),
+                        ),
+                    )
+                    secret_of[created.task.id] = created.callback_secret
                 if utcnow() > start:
                     raise RuntimeError("creating the tasks overran the start")
                 end = start + timedelta(seconds=duration_s)

@@ -170,7 +170,9 @@ def burst(n: int = 10_000, lead_s: float = 1.5) -> dict[str, Any]:
 
         with tempfile.TemporaryDirectory(prefix="wakecall-responsive-") as tmp:
             db = Path(tmp) / "burst.db"
-            settings = Settings(store=str(db), log_level="WARNING", max_tasks=10_000_000)
+            settings = Settings(
+                store=str(db), log_level="WARNING", max_tasks=10_000_000, tasks_per_minute=10**7
+            )
             async with open_runtime(settings) as rt:
                 due = utcnow() + timedelta(seconds=lead_s + 5)
                 spec = TaskSpec(
@@ -301,7 +303,9 @@ def prune(tasks: int = 1_000, per_task: int = 1_000) -> dict[str, Any]:
 
         with tempfile.TemporaryDirectory(prefix="wakecall-responsive-") as tmp:
             db = Path(tmp) / "history.db"
-            settings = Settings(store=str(db), log_level="WARNING", max_tasks=10_000_000)
+            settings = Settings(
+                store=str(db), log_level="WARNING", max_tasks=10_000_000, tasks_per_minute=10**7
+            )
             raw = SQLiteStore(db)
             await raw.open()
             from wakecall.engine import Engine

@@ -340,9 +340,10 @@ SCALE = Part(
                 "its imports; peak RSS is `VmHWM`; idle CPU is utime+stime from `/proc` over "
                 "10 s after a 1 s settle. Step: the engine's own pass methods called directly "
                 "on the full store: an idle pass (`_step` + `_next_deadline`, nothing due, "
-                "median of 15) and one pass after 500 random tasks were made due "
-                "(`_fire_and_dispatch`: claim, plan, record the runs, which end as they are "
-                "recorded since the action is a no-op, with their attempts and events)."
+                "median of 15) and the passes after 500 random tasks were made due, back to "
+                "back until all fired (`_fire_and_dispatch`: claim, plan, record the runs, "
+                "which end as they are recorded since the action is a no-op, with their "
+                "attempts and events; each pass cut to a few milliseconds)."
             ),
         ),
     ),
