@@ -562,6 +562,27 @@ async def test_record_fires_refuses_a_plan_whose_claim_was_lost(store: Store) ->
     assert unchanged.next_fire_at == T0 and unchanged.claimed_by == "n2"
 
 
+@pytest.mark.parametrize("missed", [False, True], ids=["plain", "with an event"])
+async def test_a_task_paused_after_its_claim_is_not_fired_and_its_claim_is_let_go(
+    store: Store, missed: bool
+) -> None:
+    task = make_task()
+    await add_task(store, task)
+    await store.claim_due_tasks("n1", T0, 10, LEASE)
+    pause = {"status": TaskStatus.PAUSED, "pause_note": "hold on", "next_fire_at": None}
+    await update_task(store, "alice", task.id, pause, T0)
+    runs = [queued(T0)]
+    if missed:  # a plan that appends an event takes the other way in
+        runs.append(queued(T0 - timedelta(minutes=5), status=RunStatus.MISSED, counts=False))
+    nxt = T0 + timedelta(minutes=1)
+    result = await store.record_fires("n1", T0, [FirePlan(task.id, runs, nxt, T0)])
+    assert result.runs == [] and result.events == [] and result.lost_task_ids == [task.id]
+    assert await store.list_runs("alice", task_id=task.id) == []
+    paused = await store.get_task("alice", task.id)
+    assert paused.status == TaskStatus.PAUSED and paused.next_fire_at is None
+    assert paused.claimed_by is None and paused.run_count == 0
+
+
 async def test_record_fires_ending_a_task_announces_after_its_last_run(store: Store) -> None:
     task = make_task(max_runs=1)
     await add_task(store, task)

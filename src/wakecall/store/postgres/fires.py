@@ -80,14 +80,26 @@ class FireMethods(RunFinishes):
             lost: list[str] = []
             accepted: list[tuple[FirePlan, Task]] = []
             seen: set[str] = set()
+            stopped: list[str] = []
             for plan in plans:
                 task = tasks.get(plan.task_id)
                 # A second plan for one task finds the claim already released by the first.
                 if task is None or task.claimed_by != node or plan.task_id in seen:
                     lost.append(plan.task_id)
                     continue
+                if task.status != TaskStatus.ACTIVE:  # paused (or ended) since it was claimed
+                    lost.append(plan.task_id)
+                    stopped.append(plan.task_id)
+                    continue
                 seen.add(plan.task_id)
                 accepted.append((plan, task))
+            if stopped:
+                await conn.execute(
+                    "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
+                    "WHERE id = ANY($1::text[]) AND claimed_by = $2",
+                    stopped,
+                    node,
+                )
             if not accepted:
                 return FireResult([], [], lost)
 
@@ -131,11 +143,14 @@ class FireMethods(RunFinishes):
         runs = [(plan.task_id, new) for plan in plans for new in plan.runs]
         row = await conn.fetchrow(
             "WITH locked AS MATERIALIZED ("
-            "  SELECT id, owner, retry, claimed_by FROM tasks WHERE id = ANY($1::text[])"
+            "  SELECT id, owner, retry, claimed_by, status FROM tasks WHERE id = ANY($1::text[])"
             "  ORDER BY id FOR UPDATE"
             "), mine AS MATERIALIZED ("
             "  SELECT id, owner, (retry ->> 'attempts')::int AS attempts FROM locked"
-            "  WHERE claimed_by = $2"
+            "  WHERE claimed_by = $2 AND status = 'active'"
+            "), stopped AS ("  # paused (or ended) since it was claimed: released unfired
+            "  UPDATE tasks t SET claimed_by = NULL, claim_expires_at = NULL"
+            "  FROM locked l WHERE t.id = l.id AND l.claimed_by = $2 AND l.status <> 'active'"
             "), ins AS ("
             "  INSERT INTO runs (id, task_id, owner, trigger, scheduled_for, due_at, status,"
             "    attempt, max_attempts, created_at, finished_at, output, error_message, counts,"
@@ -162,7 +177,7 @@ class FireMethods(RunFinishes):
             "    claimed_by = NULL, claim_expires_at = NULL, updated_at = $3"
             "  FROM unnest($15::text[], $16::timestamptz[], $17::timestamptz[], $18::text[],"
             "    $19::text[]) AS p(id, next_fire_at, last_fire_at, status, end_reason)"
-            "  WHERE t.id = p.id AND t.claimed_by = $2"
+            "  WHERE t.id = p.id AND t.id IN (SELECT id FROM mine)"
             "), hint AS ("
             "  SELECT pg_notify($20, $21) WHERE EXISTS (SELECT FROM ins WHERE status = 'queued')"
             ") "

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from wakecall.models import Run, RunStatus, Task
+from wakecall.models import Run, RunStatus, Task, TaskStatus
 from wakecall.store.base import (
     DueTask,
     FirePlan,
@@ -216,14 +216,25 @@ class FireMethods(RunLeases, RunFinishes):
         lost: list[str] = []
         accepted: list[tuple[FirePlan, Task]] = []
         seen: set[str] = set()
+        stopped: list[str] = []
         for plan in plans:
             task = tasks.get(plan.task_id)
             # A second plan for one task finds the claim already released by the first.
             if task is None or (claimed and task.claimed_by != node) or plan.task_id in seen:
                 lost.append(plan.task_id)
                 continue
+            if task.status != TaskStatus.ACTIVE:  # paused (or ended) since it was claimed
+                lost.append(plan.task_id)
+                stopped.append(plan.task_id)
+                continue
             seen.add(plan.task_id)
             accepted.append((plan, task))
+        if stopped:
+            conn.executemany(
+                "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
+                "WHERE id = ? AND claimed_by = ?",
+                [(task_id, node) for task_id in stopped],
+            )
         candidates = plan_fire_runs(accepted, now)
         running = start.run_ids if start is not None else set()
         lease = (node, start.until_us) if start is not None else None
