@@ -38,7 +38,7 @@ from wakecall.models import (
     TaskStatus,
     Trigger,
 )
-from wakecall.store import RESYNC, FirePlan, Hint, NewRun, RunOutcome, clock_of
+from wakecall.store import RESYNC, FirePlan, Hint, NewEvent, NewRun, RunOutcome, clock_of
 from wakecall.store.postgres import SCHEMA_VERSION, PostgresStore
 
 URL = os.environ.get("WAKECALL_TEST_POSTGRES_URL")
@@ -527,6 +527,43 @@ async def test_a_change_on_one_node_is_hinted_to_the_others_and_not_to_itself(
             assert hint.owners == {"alice"} and not hint.all_owners
             tg.cancel_scope.cancel()
     assert heard_a.got == []  # a store is not told of its own changes
+
+
+@pytest.mark.parametrize("as_started", [True, False], ids=["as started", "read again"])
+async def test_a_run_that_frees_a_concurrency_key_tells_the_other_nodes_to_look_again(
+    nodes: Nodes, as_started: bool
+) -> None:
+    """Runs another node holds back for the key may start now: without the hint they would
+    wait for that node's next poll."""
+    a, b = await nodes(2)
+    task, _ = await add_task(a, make_task("alice", concurrency={"key": "k", "limit": 1}))
+    plain, _ = await add_task(a, make_task("alice"))
+    marker, _ = await add_task(a, make_task("marker"))
+    heard = Hints()
+
+    async def all_heard() -> None:
+        """Until the hints of what `a` wrote so far are in (they come in commit order)."""
+        await a.append_events(T0, [NewEvent(EventType.RUN_STALE, marker.id, None, {})])
+        await heard.wait_for(lambda h: "marker" in h.owners)
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(b.watch, heard)
+            await _listening(a)
+            for each in (plain, task):  # a run without a key first: no hint to look again
+                run = await a.create_run(None, each.id, queued(None), T0)
+                if as_started:  # the finish then takes the one-statement way
+                    assert [r.id for r, _ in await a.start_due_runs("n1", T0, 1, LEASE)] == [run.id]
+                else:
+                    assert [r.id for r in await a.claim_runs("n1", T0, 1, LEASE)] == [run.id]
+                    await a.start_attempts("n1", T0, [run.id])
+                await all_heard()
+                heard.got.clear()
+                end = T0 + timedelta(seconds=1)
+                await a.finish_runs("n1", [RunOutcome(run.id, AttemptStatus.SUCCESS, end)])
+                hint = await heard.wait_for(lambda h: "alice" in h.owners)  # its completion
+                assert hint.due == (each is task)
+            tg.cancel_scope.cancel()
 
 
 async def test_a_lost_listening_connection_comes_back_and_says_hints_may_be_lost(

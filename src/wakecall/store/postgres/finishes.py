@@ -93,10 +93,12 @@ class RunFinishes(RunMethods):
             return None  # a failure streak to write: read the tasks as they are now
         handled = plan.handled
         pending = [p for p in plan.events if isinstance(p, EventDraft)]  # no task had ended
+        # A run that held a concurrency key frees it: the nodes holding runs back look again.
+        keyed = any(item.task.concurrency is not None for item in tasks.values())
         row = await conn.fetchrow(
             _FINISH_STARTED_SQL,
             *self._outcome_args(handled),
-            *self._events_args(pending, False),
+            *self._events_args(pending, keyed),
             list(tasks),
             sorted(f"{task_id}:{item.task_xmin}" for task_id, item in tasks.items()),
             [item.run.id for item, _ in started],
@@ -133,7 +135,12 @@ class RunFinishes(RunMethods):
             if plan.streaks:
                 await self._write_streaks(conn, plan.streaks)
             written = plan.written
-            retried = plan.retried
+            # A retry queued, or a concurrency key freed: the nodes holding runs look again.
+            freed = plan.retried or any(
+                tasks[run.task_id].concurrency is not None
+                for run, _ in handled
+                if run.task_id in tasks
+            )
             ending = end_marks(pending)
             if ending:
                 # Whether an expired task's last run just ended is read after the runs are
@@ -142,11 +149,11 @@ class RunFinishes(RunMethods):
                 announced = await self._mark_ends_announced(conn, ending)
                 queued = await self._queue_dependents(conn, tasks, with_dependents, written)
                 events = await self._append_events(
-                    conn, _place_ends(pending, announced), due=retried or queued
+                    conn, _place_ends(pending, announced), due=freed or queued
                 )
                 return written, events
             queued = await self._queue_dependents(conn, tasks, with_dependents, written)
-            due = retried or queued
+            due = freed or queued
             if not pending:
                 await self._write_outcomes(conn, handled)
                 if due:
