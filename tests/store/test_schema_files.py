@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from wakecall.errors import StoreError
 from wakecall.store.schema_files import load_migrations
+from wakecall.store.sqlite.migrations import statements
 
 
 def backend_package(root: Path, name: str, files: dict[str, str]) -> str:
@@ -54,3 +56,23 @@ def test_schema_files_out_of_order_or_misnamed_are_refused(
     package = backend_package(tmp_path, f"backend_{abs(hash(tuple(files)))}", files)
     with pytest.raises(StoreError, match=message):
         load_migrations(package)
+
+
+def test_sqlite_migrations_split_where_sqlite_ends_a_statement() -> None:
+    script = """-- a comment; with a semicolon
+CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT DEFAULT 'a;b');
+/* a block; comment */ CREATE TRIGGER stamp AFTER INSERT ON notes BEGIN
+  UPDATE notes SET body = body || ';' WHERE id = new.id;
+END;
+INSERT INTO notes (id) VALUES (1)
+"""
+    found = statements(script)
+    assert len(found) == 3
+    conn = sqlite3.connect(":memory:")
+    for statement in found:
+        conn.execute(statement)
+    assert conn.execute("SELECT body FROM notes").fetchall() == [("a;b;",)]
+    assert statements("CREATE TABLE t (a);\n-- nothing after\n") == [
+        "CREATE TABLE t (a);",
+        "\n-- nothing after\n",
+    ]
