@@ -5,8 +5,8 @@ Each slice is a transaction of its own that ends within the batch budget (`budge
 prune of a long history never holds the store's thread (nor the file's write lock) for long:
 the calls that come meanwhile run between its slices. Runs go by two rules, each read from
 an index: those finished before the age cutoff, oldest first (`runs_finished`); then, task by
-task, the finished runs beyond the newest `runs_per_task`, only for a task whose
-`runs_per_task + 1`-th newest run exists (one probe of `runs_task`)."""
+task among the tasks that have runs, the finished runs beyond the newest `runs_per_task`, only
+for a task whose `runs_per_task + 1`-th newest run exists (one probe of `runs_task`)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,8 @@ from wakecall.store.sqlite.budget import BATCH_SECONDS
 from wakecall.store.sqlite.connection import StoreConnection
 from wakecall.store.sqlite.rows import _IN_CHUNK, _us
 
-#: Rows deleted per statement, and tasks looked at per query, within a slice.
+#: Rows deleted per statement within a slice.
 _ROWS = 64
-_TASKS = 128
 _TERMINAL = "status NOT IN ('queued', 'running')"
 
 T = TypeVar("T")
@@ -64,41 +63,40 @@ def _old_runs_slice(conn: sqlite3.Connection, cutoff: int) -> tuple[int, bool]:
 def _over_count_slice(conn: sqlite3.Connection, after: str, keep: int) -> tuple[int, str | None]:
     """From the task after `after` on, in id order, delete each task's finished runs beyond
     its newest `keep`, until the budget is spent: how many, and the task to go on after (None
-    when every task was looked at)."""
+    when every task was looked at). Only tasks that have runs are visited, each found by a
+    seek of `runs_task`: a store of a million tasks and few runs costs a few probes, not a
+    million."""
     deadline = time.perf_counter() + BATCH_SECONDS
     deleted = 0
     while True:
-        task_ids = [
-            r[0]
-            for r in conn.execute(
-                "SELECT id FROM tasks WHERE id > ? ORDER BY id LIMIT ?", (after, _TASKS)
-            )
-        ]
-        for task_id in task_ids:
-            over = conn.execute(
-                "SELECT 1 FROM runs WHERE task_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
-                (task_id, keep),
-            ).fetchone()
-            while over is not None:
-                ids = [
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT id FROM runs WHERE task_id = ? AND {_TERMINAL} "
-                        "ORDER BY id DESC LIMIT ? OFFSET ?",
-                        (task_id, _ROWS, keep),
-                    )
-                ]
-                _delete_runs(conn, ids)
-                deleted += len(ids)
-                if len(ids) < _ROWS:
-                    break
-                if time.perf_counter() >= deadline:
-                    return deleted, after  # this task again, in the next slice
-            after = task_id
-            if time.perf_counter() >= deadline:
-                return deleted, after
-        if len(task_ids) < _TASKS:
+        found = conn.execute(
+            "SELECT task_id FROM runs WHERE task_id > ? ORDER BY task_id LIMIT 1", (after,)
+        ).fetchone()
+        if found is None:
             return deleted, None
+        task_id = found[0]
+        over = conn.execute(
+            "SELECT 1 FROM runs WHERE task_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+            (task_id, keep),
+        ).fetchone()
+        while over is not None:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT id FROM runs WHERE task_id = ? AND {_TERMINAL} "
+                    "ORDER BY id DESC LIMIT ? OFFSET ?",
+                    (task_id, _ROWS, keep),
+                )
+            ]
+            _delete_runs(conn, ids)
+            deleted += len(ids)
+            if len(ids) < _ROWS:
+                break
+            if time.perf_counter() >= deadline:
+                return deleted, after  # this task again, in the next slice
+        after = task_id
+        if time.perf_counter() >= deadline:
+            return deleted, after
 
 
 def _rows_slice(delete: str, cutoff: int) -> Callable[[sqlite3.Connection], tuple[int, bool]]:
