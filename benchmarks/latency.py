@@ -59,10 +59,16 @@ def _channel_observer(handler: Callable[[_ChannelParams], Awaitable[None]]) -> A
 
 def _server_env(tmp: Path) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("WAKECALL_")}
-    return inherited | {"HOME": str(tmp), "XDG_DATA_HOME": str(tmp / "data")}
+    # the cases create hundreds of tasks in a few seconds: no per-minute creation limit
+    return inherited | {
+        "HOME": str(tmp),
+        "XDG_DATA_HOME": str(tmp / "data"),
+        "WAKECALL_TASKS_PER_MINUTE": str(UNLIMITED),
+    }
 
 
 SERVE_FLAGS = ["--log-level", "WARNING"]
+UNLIMITED = 10_000_000
 SERVE = [sys.executable, "-m", "wakecall", "serve", *SERVE_FLAGS]
 
 
@@ -71,7 +77,8 @@ async def _in_memory(path: Path) -> AsyncIterator[Callable[..., Any]]:
     from wakecall.server import build_server, open_runtime
     from wakecall.settings import Settings
 
-    async with open_runtime(Settings(store=str(path), log_level="WARNING")) as rt:
+    settings = Settings(store=str(path), log_level="WARNING", tasks_per_minute=UNLIMITED)
+    async with open_runtime(settings) as rt:
 
         def client(**kwargs: Any) -> Any:
             from mcp import Client
