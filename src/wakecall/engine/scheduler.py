@@ -207,8 +207,14 @@ class Engine:
             self.wake()
         self.fanout.hint(hint)
 
-    def wake(self) -> None:
-        """Make the loop recompute its deadline now (after a create, patch or resume)."""
+    def wake(self, *, earliest: datetime | None = None) -> None:
+        """Make the loop recompute its deadline now (after a create, patch or resume).
+        `earliest`: nothing changed can be due before it; a loop asleep until no later
+        sleeps on (it looks at everything when it wakes). A loop not asleep is always woken:
+        it may have read the next fires before the change."""
+        deadline = self._sleep_deadline
+        if earliest is not None and deadline is not None and deadline <= earliest:
+            return
         self._must_claim = True  # tasks may have become due
         self._wake.set()
         self._notify()

@@ -65,8 +65,10 @@ MAX_CHAIN = 50
 class SchedulerLink(Protocol):
     """What the service tells a scheduler running in the same process."""
 
-    def wake(self) -> None:
-        """Tasks changed: recompute the next deadline now."""
+    def wake(self, *, earliest: datetime | None = None) -> None:
+        """Tasks changed: recompute the next deadline now. `earliest`: nothing the change
+        made can be due before this instant (new tasks and their first fires), so a
+        scheduler asleep until no later than it need not wake."""
 
     def cancel_local(self, run_ids: Sequence[str], message: str) -> None:
         """These runs' task was deleted: cancel those executing here."""
@@ -76,7 +78,7 @@ class _NoScheduler:
     """No scheduler in this process (the command line): a running server notices changes
     on its own, as it notices those of other nodes."""
 
-    def wake(self) -> None:
+    def wake(self, *, earliest: datetime | None = None) -> None:
         return None
 
     def cancel_local(self, run_ids: Sequence[str], message: str) -> None:
@@ -175,7 +177,7 @@ class TaskService:
             running = [run_id for w in written for run_id in w.running]
             if running:
                 self.scheduler.cancel_local(running, "cancelled: the task was deleted")
-            self.scheduler.wake()
+            self.scheduler.wake(earliest=_earliest_new_fire(writes))
         return written
 
     # --- create ---------------------------------------------------------------------------
@@ -567,6 +569,20 @@ class TaskService:
             )
         await self.delete(owner, task_id)
         return task
+
+
+def _earliest_new_fire(writes: Sequence[TaskWrite]) -> datetime | None:
+    """When `writes` only add tasks: the earliest first fire among them (`datetime.max`
+    when none is scheduled: paused, on demand or after another task). None otherwise: a
+    change or a deletion can make anything due now."""
+    earliest = datetime.max.replace(tzinfo=UTC)
+    for write in writes:
+        if not isinstance(write, NewTask):
+            return None
+        fire = write.task.next_fire_at
+        if fire is not None and fire < earliest:
+            earliest = fire
+    return earliest
 
 
 def _explained(exc: LimitReached) -> LimitReached:
