@@ -60,6 +60,18 @@ async def test_a_read_position_is_per_reader_and_never_moves_back(store: Store) 
     assert await store.read_position("bob", "claude-code") == 0
 
 
+async def test_reader_news_is_the_owners_newest_cursor_and_the_readers_position(
+    store: Store,
+) -> None:
+    assert await store.reader_news("alice", "claude-code") == (0, 0)
+    cursors = await events_for(store, "alice", 3)
+    await events_for(store, "bob", 2)
+    await store.save_read_position("alice", "claude-code", cursors[0], T0)
+    assert await store.reader_news("alice", "claude-code") == (cursors[-1], cursors[0])
+    assert await store.reader_news("alice", "codex") == (cursors[-1], 0)
+    assert await store.reader_news("bob", "claude-code") == (await store.latest_cursor("bob"), 0)
+
+
 async def test_count_events_counts_the_owners_newer_events_up_to_a_limit(store: Store) -> None:
     cursors = await events_for(store, "alice", 5)
     await events_for(store, "bob", 2)

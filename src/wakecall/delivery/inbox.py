@@ -166,8 +166,7 @@ class Inbox:
         first hint a reader gets after this process started says how many arrived while it
         was away."""
         client = _named(client)
-        latest = await self.store.latest_cursor(owner)
-        seen = await self.last_read(owner, client)
+        latest, seen = await self.store.reader_news(owner, client)
         first = (owner, client) not in self._greeted
         self._greeted.add((owner, client))
         if latest <= seen:

@@ -576,6 +576,11 @@ class Store(Protocol):
         """The position saved for the reader `(owner, client)`, 0 when none was."""
         ...
 
+    async def reader_news(self, owner: str, client: str) -> tuple[int, int]:
+        """`(latest_cursor(owner), read_position(owner, client))` in one read: what every
+        tool answer's hint compares."""
+        ...
+
     async def save_read_position(self, owner: str, client: str, cursor: int, now: datetime) -> int:
         """Keep `cursor` as the reader's position when it is newer than the one saved (a
         position never moves back); the position as saved."""

@@ -19,6 +19,18 @@ class ReaderMethods(StoreConnection):
         )
         return int(value or 0)
 
+    async def reader_news(self, owner: str, client: str) -> tuple[int, int]:
+        row = await self._call(
+            lambda c: c.fetchrow(
+                "SELECT (SELECT max(cursor) FROM events WHERE owner = $1), "
+                "(SELECT cursor FROM read_positions WHERE owner = $1 AND client = $2)",
+                owner,
+                client,
+            )
+        )
+        assert row is not None
+        return int(row[0] or 0), int(row[1] or 0)
+
     async def save_read_position(self, owner: str, client: str, cursor: int, now: datetime) -> int:
         value = await self._write(
             lambda c: c.fetchval(

@@ -21,6 +21,16 @@ class ReaderMethods(StoreConnection):
         )
         return int(row[0]) if row is not None else 0
 
+    async def reader_news(self, owner: str, client: str) -> tuple[int, int]:
+        row = await self._read(
+            lambda c: c.execute(
+                "SELECT (SELECT max(cursor) FROM events WHERE owner = ?), "
+                "(SELECT cursor FROM read_positions WHERE owner = ? AND client = ?)",
+                (owner, owner, client),
+            ).fetchone()
+        )
+        return int(row[0] or 0), int(row[1] or 0)
+
     async def save_read_position(self, owner: str, client: str, cursor: int, now: datetime) -> int:
         def save_on(conn: sqlite3.Connection) -> int:
             row = conn.execute(
