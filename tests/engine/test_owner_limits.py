@@ -162,3 +162,8 @@ async def test_a_task_file_is_not_held_to_the_creation_rate(
     path.write_text("".join(f'[[tasks]]\nid = "t{i}"\nschedule = "@daily"\n\n' for i in range(5)))
     await apply_file(tasks, OWNER, path)
     assert len(await store.list_tasks(OWNER)) == 5
+    # nor do its creations count against the owner's own, made just after
+    for i in range(3):
+        await tasks.create(OWNER, TaskSpec(name=f"own-{i}", schedule="@daily"))
+    with pytest.raises(LimitReached, match="created 3 tasks in the last minute"):
+        await tasks.create(OWNER, TaskSpec(name="one too many", schedule="@daily"))

@@ -67,6 +67,7 @@ from wakecall.store.task_writes import (
     live_tasks_added,
     live_tasks_removed,
     over_limits,
+    rated_creations,
 )
 
 __all__ = [
@@ -101,6 +102,7 @@ __all__ = [
     "live_tasks_removed",
     "new_run_record",
     "over_limits",
+    "rated_creations",
 ]
 
 

@@ -122,6 +122,17 @@ def created_by_kind(written: list[TaskWritten]) -> dict[str, int]:
     return counts
 
 
+def rated_creations(limits: OwnerLimits, written: list[TaskWritten]) -> dict[str, int]:
+    """How many tasks of each kind the writes inserted, of the kinds a per-minute limit
+    holds: only those are recorded and counted. Creations made without one (an operator's
+    task file) do not count against the owner's later ones."""
+    return {
+        kind: count
+        for kind, count in created_by_kind(written).items()
+        if limits.per_minute(kind) is not None
+    }
+
+
 def over_limits(
     limits: OwnerLimits, live: int, written: list[TaskWritten], recent: dict[str, int]
 ) -> LimitReached | None:

@@ -18,8 +18,8 @@ from wakecall.store.base import (
     TaskUpdate,
     TaskWrite,
     TaskWritten,
-    created_by_kind,
     over_limits,
+    rated_creations,
 )
 from wakecall.store.plans import EndMark, EventDraft
 from wakecall.store.postgres.locks import _LOCK_CLASS, _lock_key
@@ -119,27 +119,29 @@ class TaskWrites(TaskMethods):
     ) -> None:
         """Record the new tasks' creations, then raise `LimitReached` if the writes break a
         limit (the owner's advisory lock, taken first, keeps other writers of new tasks out)."""
-        made = created_by_kind(written)
-        await conn.execute(
-            "DELETE FROM task_creations WHERE owner = $1 AND created_at <= $2",
-            owner,
-            now - timedelta(minutes=1),
-        )
-        kinds = [kind for kind, count in made.items() for _ in range(count)]
-        await conn.execute(
-            "INSERT INTO task_creations (owner, kind, created_at) "
-            "SELECT $1, kind, $2 FROM unnest($3::text[]) AS k(kind)",
-            owner,
-            now,
-            kinds,
-        )
-        rows = await conn.fetch(
-            "SELECT kind, count(*) AS n FROM task_creations WHERE owner = $1 "
-            "AND kind = ANY($2::text[]) GROUP BY kind",
-            owner,
-            list(made),
-        )
-        recent = {row["kind"]: int(row["n"]) for row in rows}
+        made = rated_creations(limits, written)
+        recent: dict[str, int] = {}
+        if made:
+            await conn.execute(
+                "DELETE FROM task_creations WHERE owner = $1 AND created_at <= $2",
+                owner,
+                now - timedelta(minutes=1),
+            )
+            kinds = [kind for kind, count in made.items() for _ in range(count)]
+            await conn.execute(
+                "INSERT INTO task_creations (owner, kind, created_at) "
+                "SELECT $1, kind, $2 FROM unnest($3::text[]) AS k(kind)",
+                owner,
+                now,
+                kinds,
+            )
+            rows = await conn.fetch(
+                "SELECT kind, count(*) AS n FROM task_creations WHERE owner = $1 "
+                "AND kind = ANY($2::text[]) GROUP BY kind",
+                owner,
+                list(made),
+            )
+            recent = {row["kind"]: int(row["n"]) for row in rows}
         broken = over_limits(limits, await self._live_tasks(conn, owner), written, recent)
         if broken is not None:
             raise broken

@@ -16,8 +16,8 @@ from wakecall.store.base import (
     TaskUpdate,
     TaskWrite,
     TaskWritten,
-    created_by_kind,
     over_limits,
+    rated_creations,
 )
 from wakecall.store.plans import EndMark, EventDraft
 from wakecall.store.sqlite.connection import _DRAFTS
@@ -106,21 +106,25 @@ class TaskWrites(TaskMethods):
     ) -> None:
         """Record the new tasks' creations, then raise `LimitReached` if the writes break a
         limit (the transaction holds the write lock: no one else writes meanwhile)."""
-        made = created_by_kind(written)
-        minute_ago = _us(now - timedelta(minutes=1))
-        conn.execute(
-            "DELETE FROM task_creations WHERE owner = ? AND created_at <= ?", (owner, minute_ago)
-        )
-        conn.executemany(
-            "INSERT INTO task_creations (owner, kind, created_at) VALUES (?, ?, ?)",
-            [(owner, kind, _us(now)) for kind, count in made.items() for _ in range(count)],
-        )
-        recent = {
-            kind: conn.execute(
-                "SELECT count(*) FROM task_creations WHERE owner = ? AND kind = ?", (owner, kind)
-            ).fetchone()[0]
-            for kind in made
-        }
+        made = rated_creations(limits, written)
+        recent: dict[str, int] = {}
+        if made:
+            minute_ago = _us(now - timedelta(minutes=1))
+            conn.execute(
+                "DELETE FROM task_creations WHERE owner = ? AND created_at <= ?",
+                (owner, minute_ago),
+            )
+            conn.executemany(
+                "INSERT INTO task_creations (owner, kind, created_at) VALUES (?, ?, ?)",
+                [(owner, kind, _us(now)) for kind, count in made.items() for _ in range(count)],
+            )
+            recent = {
+                kind: conn.execute(
+                    "SELECT count(*) FROM task_creations WHERE owner = ? AND kind = ?",
+                    (owner, kind),
+                ).fetchone()[0]
+                for kind in made
+            }
         broken = over_limits(limits, self._live_tasks(conn, owner), written, recent)
         if broken is not None:
             raise broken
