@@ -4,7 +4,7 @@ the runs queued for the tasks that depend on a success."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -93,8 +93,7 @@ class RunFinishes(RunMethods):
             return None  # a failure streak to write: read the tasks as they are now
         handled = plan.handled
         pending = [p for p in plan.events if isinstance(p, EventDraft)]  # no task had ended
-        # A run that held a concurrency key frees it: the nodes holding runs back look again.
-        keyed = any(item.task.concurrency is not None for item in tasks.values())
+        keyed = _frees_a_key(item.task for item in tasks.values())
         row = await conn.fetchrow(
             _FINISH_STARTED_SQL,
             *self._outcome_args(handled),
@@ -136,10 +135,8 @@ class RunFinishes(RunMethods):
                 await self._write_streaks(conn, plan.streaks)
             written = plan.written
             # A retry queued, or a concurrency key freed: the nodes holding runs look again.
-            freed = plan.retried or any(
-                tasks[run.task_id].concurrency is not None
-                for run, _ in handled
-                if run.task_id in tasks
+            freed = plan.retried or _frees_a_key(
+                tasks[run.task_id] for run, _ in handled if run.task_id in tasks
             )
             ending = end_marks(pending)
             if ending:
@@ -236,3 +233,9 @@ class RunFinishes(RunMethods):
             [_dumps_or_none(run.output) for run in runs],
             final,
         ]
+
+
+def _frees_a_key(tasks: Iterable[Task]) -> bool:
+    """Whether a run of these tasks that ends frees a concurrency key: then the nodes that hold
+    runs back for it must look again (they would otherwise wait for their poll)."""
+    return any(task.concurrency is not None for task in tasks)

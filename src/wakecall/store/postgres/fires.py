@@ -94,12 +94,7 @@ class FireMethods(RunFinishes):
                 seen.add(plan.task_id)
                 accepted.append((plan, task))
             if stopped:
-                await conn.execute(
-                    "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
-                    "WHERE id = ANY($1::text[]) AND claimed_by = $2",
-                    stopped,
-                    node,
-                )
+                await _release_on(conn, node, stopped)
             if not accepted:
                 return FireResult([], [], lost)
 
@@ -309,12 +304,17 @@ class FireMethods(RunFinishes):
             return
 
         async def release_tasks_on(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
-                "WHERE claimed_by = $1 AND id = ANY($2::text[])",
-                node,
-                list(task_ids),
-            )
+            await _release_on(conn, node, task_ids)
             await self._hint(conn, due=True)
 
         await self._write(release_tasks_on)
+
+
+async def _release_on(conn: asyncpg.Connection, node: str, task_ids: Sequence[str]) -> None:
+    """Give back `node`'s claims on these tasks."""
+    await conn.execute(
+        "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
+        "WHERE claimed_by = $1 AND id = ANY($2::text[])",
+        node,
+        list(task_ids),
+    )

@@ -230,11 +230,7 @@ class FireMethods(RunLeases, RunFinishes):
             seen.add(plan.task_id)
             accepted.append((plan, task))
         if stopped:
-            conn.executemany(
-                "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
-                "WHERE id = ? AND claimed_by = ?",
-                [(task_id, node) for task_id in stopped],
-            )
+            _release_on(conn, node, stopped)
         candidates = plan_fire_runs(accepted, now)
         running = start.run_ids if start is not None else set()
         lease = (node, start.until_us) if start is not None else None
@@ -301,13 +297,14 @@ class FireMethods(RunLeases, RunFinishes):
     async def release_tasks(self, node: str, task_ids: Sequence[str]) -> None:
         if not task_ids:
             return
-        marks = ", ".join("?" * len(task_ids))
+        await self._tx(lambda conn: _release_on(conn, node, task_ids))
 
-        def release_tasks_on(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
-                f"WHERE claimed_by = ? AND id IN ({marks})",
-                (node, *task_ids),
-            )
 
-        await self._tx(release_tasks_on)
+def _release_on(conn: sqlite3.Connection, node: str, task_ids: Sequence[str]) -> None:
+    """Give back `node`'s claims on these tasks."""
+    marks = ", ".join("?" * len(task_ids))
+    conn.execute(
+        "UPDATE tasks SET claimed_by = NULL, claim_expires_at = NULL "
+        f"WHERE claimed_by = ? AND id IN ({marks})",
+        (node, *task_ids),
+    )
