@@ -62,6 +62,11 @@ def parse_duration(value: str | int | float | timedelta, *, field: str = "durati
     return read_duration(value, field, InvalidInput)
 
 
+#: Texts read so far, a few of which ("5m", "30s") come back again and again; refusals are
+#: not kept (they name the field).
+_TEXTS_READ: dict[str, timedelta] = {}
+
+
 def read_duration(value: object, field: str, error: type[InvalidInput]) -> timedelta:
     """``parse_duration`` raising ``error`` (a subclass of ``InvalidInput``) instead."""
     if isinstance(value, timedelta):
@@ -98,11 +103,6 @@ def read_duration(value: object, field: str, error: type[InvalidInput]) -> timed
         if len(_TEXTS_READ) < 1024:
             _TEXTS_READ[value] = found
     return found
-
-
-#: Texts read so far, a few of which ("5m", "30s") come back again and again; refusals are
-#: not kept (they name the field).
-_TEXTS_READ: dict[str, timedelta] = {}
 
 
 def _parse_text(text: str, field: str, error: type[InvalidInput]) -> timedelta:
