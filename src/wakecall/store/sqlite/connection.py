@@ -48,11 +48,17 @@ _DRAFTS = Drafts(_encode)
 #: it has grown past this size (SQLite's own default is about 4 MB).
 _CHECKPOINT_EVERY = 64
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
-#: Past this size, bulk writes (the prune's slices) wait for the running checkpoint, and past
-#: the second every write does (see `_checkpoint_if_big`): a tool call is not held up by the
-#: log a prune wrote.
-_CHECKPOINT_HOLD_BYTES = 64 * 1024 * 1024
+#: Past this size every write waits for the running checkpoint (see `_checkpoint_if_big`);
+#: bulk writes (the prune's slices) always do.
 _CHECKPOINT_HOLD_ALL_BYTES = 256 * 1024 * 1024
+#: When the log starts over, SQLite cuts its file back to this size if it grew past it
+#: (without it the file keeps its largest size for good). Not smaller: a file cut short and
+#: grown again makes the next checkpoints' fsyncs slow.
+_LOG_KEPT_BYTES = 64 * 1024 * 1024
+#: A checkpoint copies the log in passes, each what was written during the one before, until
+#: a pass finds at most this many pages; the writer copies the rest itself (`_copy_tail`).
+_TAIL_PAGES = 256
+_CHECKPOINT_PASSES = 8
 
 
 class _NotBegun(Exception):
@@ -163,6 +169,11 @@ class StoreThread:
                 self._urgent.append(job)
             self._ready.notify()
 
+    def calls_waiting(self) -> bool:
+        """Whether a call someone waits for is queued (asked by bulk work on the thread,
+        which then ends its slice early)."""
+        return bool(self._urgent)
+
     async def stop(self) -> None:
         """End the thread once the calls handed over before are done."""
         self._hand_over(None, background=True)
@@ -196,6 +207,8 @@ class StoreConnection:
         self._checkpointer: threading.Thread | None = None
         #: The size of the write-ahead log when the running checkpoint began (0: none).
         self._held_at = 0
+        #: A checkpoint ended and left the log's tail for the writer (see `_copy_tail`).
+        self._tail_waiting = False
         #: The events (and callback deliveries) the running transaction appends, written in
         #: one statement each before it commits (see `_append_event`).
         self._event_rows: list[tuple[Any, ...]] = []
@@ -283,16 +296,16 @@ class StoreConnection:
         background: bool = False,
     ) -> T:
         """Run `work(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back on any error. A `bulk`
-        write (one slice of many) waits sooner for a checkpoint under way; reads need not
+        write (one slice of many) waits for a checkpoint under way; reads need not
         wait for a `background` one (see `_call`)."""
-        hold = _CHECKPOINT_HOLD_BYTES if bulk else _CHECKPOINT_HOLD_ALL_BYTES
-        while self._held_at >= hold:
-            if not self._checkpointing():
-                self._held_at = 0
+        while self._checkpointing():
+            if not bulk and self._held_at < _CHECKPOINT_HOLD_ALL_BYTES:
                 break
             await anyio.sleep(0.001)
 
         def body(conn: sqlite3.Connection) -> T:
+            if self._tail_waiting:
+                self._copy_tail(conn)
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -320,10 +333,11 @@ class StoreConnection:
         stall every call waiting on the store's thread for the copy and its fsync.
 
         The log starts over from its beginning only when a write begins after a checkpoint
-        that copied all of it; writes in a steady stream can keep missing that moment. Past
-        `_CHECKPOINT_HOLD_BYTES`, bulk writes therefore wait (the loop free) for the checkpoint
-        to end, and past `_CHECKPOINT_HOLD_ALL_BYTES` every write does, which bounds the log
-        (the size is looked at again while a checkpoint runs)."""
+        that copied all of it, and writes in a steady stream keep missing that moment: the
+        checkpoint ends with what the writer copies itself (`_copy_tail`). So that this tail
+        is short, bulk writes (the prune's) wait, the loop free, while a checkpoint runs; past
+        `_CHECKPOINT_HOLD_ALL_BYTES` (a slow copy on a busy machine) every write does, which
+        bounds the log (the size is looked at again while a checkpoint runs)."""
         if self.path == ":memory:":
             return
         try:
@@ -347,14 +361,39 @@ class StoreConnection:
         return self._checkpointer is not None and self._checkpointer.is_alive()
 
     def _checkpoint(self) -> None:
+        """Copy the log back in passes, each taking what was written during the one before,
+        until a pass finds little left; that last little the writer copies (`_copy_tail`)."""
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
             try:
-                # PASSIVE: never waits for (nor blocks) readers or writers; what it cannot copy
-                # now is copied next time.
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                copied_before = 0
+                for _ in range(_CHECKPOINT_PASSES):
+                    # PASSIVE: never waits for (nor blocks) readers or writers; what it cannot
+                    # copy now is copied next time.
+                    busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if busy or pages < 0:
+                        return
+                    # A log that started over meanwhile counts its pages from zero again.
+                    fresh = copied - copied_before if copied >= copied_before else copied
+                    copied_before = copied
+                    if fresh <= _TAIL_PAGES:
+                        break
             finally:
                 conn.close()
+        except sqlite3.Error as exc:
+            log.warning("checkpointing %s failed (retried later): %s", self.path, exc)
+            return
+        self._tail_waiting = True
+
+    def _copy_tail(self, conn: sqlite3.Connection) -> None:
+        """On the writer's thread, before a transaction begins: copy what the log gained
+        since the checkpoint's last pass (a few pages). The log then holds nothing that is not
+        in the file, so the transaction starts it over from its beginning, which a checkpoint
+        alone never brings about while writes keep coming: the log's file would grow for
+        good, and every write wait for each checkpoint once it passed the bounds."""
+        self._tail_waiting = False
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
             log.warning("checkpointing %s failed (retried later): %s", self.path, exc)
 
@@ -418,6 +457,7 @@ class StoreConnection:
                 log.warning("SQLite refused WAL mode for %s (mode %s)", self.path, mode)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint_if_big
+        conn.execute(f"PRAGMA journal_size_limit = {_LOG_KEPT_BYTES}")
         conn.execute("PRAGMA foreign_keys = OFF")
         if version < SCHEMA_VERSION:
             migrate(conn, self.path)
