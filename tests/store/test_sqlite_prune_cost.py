@@ -1,5 +1,6 @@
 """The SQLite prune's cost follows the history it trims, not the number of tasks: a store of
-thousands of tasks without runs is trimmed with a handful of statements."""
+thousands of tasks without runs is trimmed with a handful of statements. Its slices make way
+for tool calls."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from wakecall.ids import new_id
 from wakecall.models import AttemptStatus, Overlap, RunStatus, Trigger
 from wakecall.store import NewRun, RunOutcome, SQLiteStore
 from wakecall.store.base import NewTask
+from wakecall.store.sqlite.budget import BATCH_SECONDS
+from wakecall.store.sqlite.pruning import _SliceEnd
 
 
 async def test_the_prune_visits_only_tasks_that_have_runs(tmp_path: Path) -> None:
@@ -46,3 +49,18 @@ async def test_the_prune_visits_only_tasks_that_have_runs(tmp_path: Path) -> Non
     probes = [s for s in statements if "FROM runs WHERE task_id" in s]
     assert len(probes) <= 10, probes[:20]  # not one per task: 3,001 tasks
     assert len(statements) < 100
+
+
+def test_a_prune_slice_ends_early_for_a_waiting_call_once_it_did_a_quarter_of_its_budget() -> None:
+    now = [10.0]
+    waiting = [False]
+    ended = _SliceEnd(lambda: waiting[0], clock=lambda: now[0])
+    assert not ended()
+    waiting[0] = True
+    assert not ended()  # a call waits, but the slice has not done its share yet
+    now[0] += BATCH_SECONDS / 4
+    assert ended()
+    waiting[0] = False
+    assert not ended()
+    now[0] += BATCH_SECONDS
+    assert ended()  # its budget spent, whoever waits

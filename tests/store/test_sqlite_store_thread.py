@@ -83,3 +83,25 @@ async def test_a_flood_of_calls_lets_a_waiting_pass_through(thread: StoreThread)
     assert order.index("pass") == StoreThread.URGENT_IN_A_ROW
     assert [o for o in order if o != "pass"] == [f"call {n}" for n in range(calls)]
     conn.close()
+
+
+async def test_bulk_work_can_tell_that_a_waited_for_call_is_queued(thread: StoreThread) -> None:
+    """What the prune's slices ask between statements (`calls_waiting`): only a call someone
+    waits for counts, not another background pass."""
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    seen: list[bool] = []
+    started, release, run_busy = hold_the_thread(thread, conn)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_busy)
+            await anyio.to_thread.run_sync(started.wait)
+            seen.append(thread.calls_waiting())
+            tg.start_soon(lambda: thread.run(noting([], "pass"), conn, background=True))
+            await anyio.wait_all_tasks_blocked()
+            seen.append(thread.calls_waiting())
+            tg.start_soon(lambda: thread.run(noting([], "tool call"), conn))
+            await anyio.wait_all_tasks_blocked()
+            seen.append(thread.calls_waiting())
+            release.set()
+    assert seen == [False, False, True]
+    assert not thread.calls_waiting()

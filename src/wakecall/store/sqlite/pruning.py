@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from wakecall.store.base import PruneCounts
 from wakecall.store.flow import MAX_PERIOD
@@ -24,10 +24,32 @@ from wakecall.store.sqlite.connection import StoreConnection
 from wakecall.store.sqlite.rows import _IN_CHUNK, _us
 
 #: Rows deleted per statement within a slice.
-_ROWS = 64
+_ROWS = 16
 _TERMINAL = "status NOT IN ('queued', 'running')"
 
 T = TypeVar("T")
+
+
+class _SliceEnd:
+    """When a slice, begun now, ends: its budget spent, or, once it has done a quarter of
+    it, as soon as a call that someone waits for (a tool's) is queued behind it. The call
+    waits for a statement or two, not a whole slice; and the prune, which calls in a steady
+    stream would otherwise cut to a statement a slice, keeps a share of the thread."""
+
+    def __init__(
+        self,
+        calls_waiting: Callable[[], bool],
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        begun = clock()
+        self._deadline = begun + BATCH_SECONDS
+        self._yields_from = begun + BATCH_SECONDS / 4
+        self._calls_waiting = calls_waiting
+        self._clock = clock
+
+    def __call__(self) -> bool:
+        now = self._clock()
+        return now >= self._deadline or (now >= self._yields_from and self._calls_waiting())
 
 
 def _delete_runs(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
@@ -38,10 +60,12 @@ def _delete_runs(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
         conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
 
 
-def _old_runs_slice(conn: sqlite3.Connection, cutoff: int) -> tuple[int, bool]:
-    """Delete finished runs older than `cutoff`, oldest first, until the budget is spent:
-    how many, and whether some may be left."""
-    deadline = time.perf_counter() + BATCH_SECONDS
+def _old_runs_slice(
+    conn: sqlite3.Connection, *, cutoff: int, waiting: Callable[[], bool]
+) -> tuple[int, bool]:
+    """Delete finished runs older than `cutoff`, oldest first, until the slice ends: how
+    many, and whether some may be left."""
+    ended = _SliceEnd(waiting)
     deleted = 0
     while True:
         ids = [
@@ -56,17 +80,19 @@ def _old_runs_slice(conn: sqlite3.Connection, cutoff: int) -> tuple[int, bool]:
         deleted += len(ids)
         if len(ids) < _ROWS:
             return deleted, False
-        if time.perf_counter() >= deadline:
+        if ended():
             return deleted, True
 
 
-def _over_count_slice(conn: sqlite3.Connection, after: str, keep: int) -> tuple[int, str | None]:
+def _over_count_slice(
+    conn: sqlite3.Connection, *, after: str, keep: int, waiting: Callable[[], bool]
+) -> tuple[int, str | None]:
     """From the task after `after` on, in id order, delete each task's finished runs beyond
-    its newest `keep`, until the budget is spent: how many, and the task to go on after (None
+    its newest `keep`, until the slice ends: how many, and the task to go on after (None
     when every task was looked at). Only tasks that have runs are visited, each found by a
     seek of `runs_task`: a store of a million tasks and few runs costs a few probes, not a
     million."""
-    deadline = time.perf_counter() + BATCH_SECONDS
+    ended = _SliceEnd(waiting)
     deleted = 0
     while True:
         found = conn.execute(
@@ -92,29 +118,27 @@ def _over_count_slice(conn: sqlite3.Connection, after: str, keep: int) -> tuple[
             deleted += len(ids)
             if len(ids) < _ROWS:
                 break
-            if time.perf_counter() >= deadline:
+            if ended():
                 return deleted, after  # this task again, in the next slice
         after = task_id
-        if time.perf_counter() >= deadline:
+        if ended():
             return deleted, after
 
 
-def _rows_slice(delete: str, cutoff: int) -> Callable[[sqlite3.Connection], tuple[int, bool]]:
-    """A slice deleting with `delete` (which takes the cutoff and a row limit) until fewer
-    rows than the limit go or the budget is spent: how many, and whether some may be left."""
-
-    def slice_on(conn: sqlite3.Connection) -> tuple[int, bool]:
-        deadline = time.perf_counter() + BATCH_SECONDS
-        deleted = 0
-        while True:
-            gone = conn.execute(delete, (cutoff, _ROWS * 5)).rowcount
-            deleted += gone
-            if gone < _ROWS * 5:
-                return deleted, False
-            if time.perf_counter() >= deadline:
-                return deleted, True
-
-    return slice_on
+def _rows_slice(
+    conn: sqlite3.Connection, *, delete: str, cutoff: int, waiting: Callable[[], bool]
+) -> tuple[int, bool]:
+    """Delete with `delete` (which takes the cutoff and a row limit) until fewer rows than
+    the limit go or the slice ends: how many, and whether some may be left."""
+    ended = _SliceEnd(waiting)
+    deleted = 0
+    while True:
+        gone = conn.execute(delete, (cutoff, _ROWS * 5)).rowcount
+        deleted += gone
+        if gone < _ROWS * 5:
+            return deleted, False
+        if ended():
+            return deleted, True
 
 
 #: A finished task goes once it ended before the cutoff, has no run that is unfinished or
@@ -130,11 +154,15 @@ _FINISHED_TASKS = (
 
 
 def _finished_tasks_slice(
-    conn: sqlite3.Connection, cutoff: int, after: tuple[int, str]
+    conn: sqlite3.Connection,
+    *,
+    cutoff: int,
+    after: tuple[int, str],
+    waiting: Callable[[], bool],
 ) -> tuple[int, tuple[int, str] | None]:
     """Delete finished tasks that ended before `cutoff`, oldest first from `after` on, with
-    their runs, until the budget is spent: how many, and where to go on (None: all seen)."""
-    deadline = time.perf_counter() + BATCH_SECONDS
+    their runs, until the slice ends: how many, and where to go on (None: all seen)."""
+    ended = _SliceEnd(waiting)
     deleted = 0
     while True:
         rows = conn.execute(_FINISHED_TASKS, (cutoff, *after, cutoff, _ROWS)).fetchall()
@@ -144,7 +172,7 @@ def _finished_tasks_slice(
         if len(rows) < _ROWS:
             return deleted, None
         after = (rows[-1][1], rows[-1][0])
-        if time.perf_counter() >= deadline:
+        if ended():
             return deleted, after
 
 
@@ -183,8 +211,11 @@ _TRIGGER_EVENTS = (
 class Pruning(StoreConnection):
     """The retention of `SQLiteStore`."""
 
-    async def _bulk(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._tx(work, bulk=True, background=True)
+    async def _bulk(self, work: Callable[..., T], **arguments: Any) -> T:
+        """One slice, `work(conn, **arguments)`, told when a call waits behind it."""
+        assert self._thread is not None, "the store is open"
+        sliced = partial(work, waiting=self._thread.calls_waiting, **arguments)
+        return await self._tx(sliced, bulk=True, background=True)
 
     async def prune(
         self,
@@ -203,32 +234,32 @@ class Pruning(StoreConnection):
             place: tuple[int, str] | None = (-1, "")
             while place is not None:
                 deleted, place = await self._bulk(
-                    partial(_finished_tasks_slice, cutoff=task_cutoff, after=place)
+                    _finished_tasks_slice, cutoff=task_cutoff, after=place
                 )
                 tasks += deleted
         runs = 0
         more = True
         while more:
-            deleted, more = await self._bulk(lambda conn: _old_runs_slice(conn, run_cutoff))
+            deleted, more = await self._bulk(_old_runs_slice, cutoff=run_cutoff)
             runs += deleted
         after: str | None = ""
         while after is not None:
-            deleted, after = await self._bulk(
-                partial(_over_count_slice, after=after, keep=runs_per_task)
-            )
+            deleted, after = await self._bulk(_over_count_slice, after=after, keep=runs_per_task)
             runs += deleted
         # Each owner's horizon first: a reader's position older than it may skip events.
-        await self._bulk(partial(_record_horizons, cutoff=event_cutoff))
+        await self._tx(partial(_record_horizons, cutoff=event_cutoff), bulk=True, background=True)
         events = 0
         for delete in (_EVENTS, _DELIVERIES, _TRIGGER_EVENTS):
             more = True
             while more:
-                deleted, more = await self._bulk(_rows_slice(delete, event_cutoff))
+                deleted, more = await self._bulk(_rows_slice, delete=delete, cutoff=event_cutoff)
                 if delete is _EVENTS:
                     events += deleted
         more = True
         while more:
-            _, more = await self._bulk(_rows_slice(_FLOW_STARTS, _us(now - MAX_PERIOD)))
+            _, more = await self._bulk(
+                _rows_slice, delete=_FLOW_STARTS, cutoff=_us(now - MAX_PERIOD)
+            )
         return PruneCounts(runs=runs, events=events, tasks=tasks)
 
 
