@@ -130,15 +130,15 @@ async def test_an_older_schema_is_upgraded_once_when_stores_open_at_once(
         # version 5 (readers, subscriptions), the per-owner cursors of version 6, the index of
         # version 7 (finished tasks), the backfill keys and the runs' own overlap of version 8,
         # the columns of version 9 (pause after failures), the subscription endings of version
-        # 10, the trace context columns of version 11 and the flow control of version 12 did
-        # not exist then.
+        # 10, the trace context columns of version 11, the flow control of version 12 and the
+        # index of live tasks of version 13 did not exist then.
         conn = await asyncpg.connect(URL)
         try:
             await conn.execute(
                 f'DROP INDEX "{schema}".runs_fire, "{schema}".runs_backfill; '
                 f'ALTER TABLE "{schema}".runs DROP COLUMN overlap, '
                 "ADD UNIQUE (task_id, scheduled_for); "
-                f'DROP INDEX "{schema}".tasks_finished; '
+                f'DROP INDEX "{schema}".tasks_finished, "{schema}".tasks_live; '
                 f'DROP TABLE "{schema}".event_owners, "{schema}".flow_starts; '
                 f'ALTER TABLE "{schema}".tasks DROP COLUMN concurrency, DROP COLUMN rate_limit; '
                 f"DELETE FROM \"{schema}\".meta WHERE key = 'event_cursor_floor'; "

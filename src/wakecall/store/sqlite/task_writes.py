@@ -131,12 +131,9 @@ class TaskWrites(TaskMethods):
 
     @staticmethod
     def _live_tasks(conn: sqlite3.Connection, owner: str) -> int:
-        return int(
-            conn.execute(
-                "SELECT count(*) FROM tasks WHERE owner = ? AND status IN ('active', 'paused')",
-                (owner,),
-            ).fetchone()[0]
-        )
+        """The owner's active and paused tasks, as `live_tasks` counts them (schema 13)."""
+        row = conn.execute("SELECT live FROM live_tasks WHERE owner = ?", (owner,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def _write_task(
         self,
