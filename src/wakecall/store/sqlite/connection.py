@@ -205,7 +205,8 @@ class StoreConnection:
         self._finish_budget = Budget()
         self._commits = 0
         self._checkpointer: threading.Thread | None = None
-        #: The size of the write-ahead log when the running checkpoint began (0: none).
+        #: The size of the write-ahead log when the running checkpoint began, or later while
+        #: it ran (read only while a checkpoint runs; see `_tx`).
         self._held_at = 0
         #: A checkpoint ended and left the log's tail for the writer (see `_copy_tail`).
         self._tail_waiting = False

@@ -213,9 +213,13 @@ class Pruning(StoreConnection):
 
     async def _bulk(self, work: Callable[..., T], **arguments: Any) -> T:
         """One slice, `work(conn, **arguments)`, told when a call waits behind it."""
-        assert self._thread is not None, "the store is open"
-        sliced = partial(work, waiting=self._thread.calls_waiting, **arguments)
+        sliced = partial(work, waiting=self._calls_waiting, **arguments)
         return await self._tx(sliced, bulk=True, background=True)
+
+    def _calls_waiting(self) -> bool:
+        # A closed store has no thread: `_tx` then refuses the slice with its own error.
+        thread = self._thread
+        return thread is not None and thread.calls_waiting()
 
     async def prune(
         self,
