@@ -4,7 +4,7 @@ it), and each distinct schedule parsed once per apply."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -95,3 +95,25 @@ def test_each_distinct_schedule_is_parsed_once_and_refusals_are_not_kept() -> No
     for _ in range(2):
         with pytest.raises(InvalidSchedule):
             schedules.parse("2020-01-01T00:00:00Z", timezone=None, jitter=None)
+
+
+def test_tables_that_are_the_same_json_share_a_parse_and_others_do_not() -> None:
+    now = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    schedules = checks.ParsedSchedules(now, EngineConfig())
+    daily = schedules.parse({"type": "daily", "times": ["09:00"]}, timezone=None, jitter=None)
+    reordered = schedules.parse({"times": ["09:00"], "type": "daily"}, timezone=None, jitter=None)
+    assert reordered is daily
+    # 1 and true are equal in Python but not the same JSON: the second is refused, not served
+    # the first's parse.
+    every = schedules.parse({"type": "interval", "every": 60}, timezone=None, jitter=None)
+    assert every[0].every == timedelta(seconds=60)
+    assert schedules.parse({"type": "interval", "every": 60.0}, timezone=None, jitter=None)[
+        0
+    ].every == timedelta(seconds=60)
+    schedules.parse({"type": "interval", "every": 1}, timezone=None, jitter=None)
+    with pytest.raises(InvalidSchedule, match="got bool"):
+        schedules.parse({"type": "interval", "every": True}, timezone=None, jitter=None)
+    two = schedules.parse(
+        {"type": "daily", "times": ["09:00", "10:00"]}, timezone=None, jitter=None
+    )
+    assert two is not daily

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -126,12 +126,7 @@ class ParsedSchedules:
     ) -> tuple[Schedule, datetime | None]:
         """The schedule as `parse_for` parses it, and its first fire after `now` (a schedule
         with none raises `InvalidSchedule`, as `new_task` does)."""
-        written = (
-            schedule
-            if isinstance(schedule, str)
-            else json.dumps(schedule, sort_keys=True, default=repr)
-        )
-        key = (written, timezone, jitter)
+        key = (_frozen(schedule), timezone, jitter)
         found = self._parsed.get(key)
         if found is None:
             parsed = parse_for(
@@ -142,8 +137,21 @@ class ParsedSchedules:
         return found
 
 
+def _frozen(value: Any) -> Hashable:
+    """A key equal for equal JSON values and only for them: key order in a table does not
+    count, and each value's type does (`1`, `1.0` and `true` are different keys, as they are
+    different JSON, though Python holds them equal)."""
+    if isinstance(value, dict):
+        return (dict, frozenset((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return (list, tuple(_frozen(v) for v in value))
+    return (type(value), value) if isinstance(value, Hashable) else (type(value), repr(value))
+
+
 def json_size(value: Any) -> int:
     """Bytes of `value` as compact JSON (what is stored)."""
+    if isinstance(value, dict | list) and not value:
+        return 2  # `{}` or `[]`: most tasks' metadata, not worth an encoder
     return len(json.dumps(value, separators=(",", ":"), default=str).encode())
 
 

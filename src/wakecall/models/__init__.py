@@ -54,6 +54,7 @@ from wakecall.models.specs import (
     TaskSpec,
     TriggerSpec,
     retry_policy_from_json,
+    retry_policy_to_json,
 )
 from wakecall.models.statuses import (
     CALLBACK_EVENTS,
@@ -115,6 +116,7 @@ __all__ = [
     "invalid_input_from",
     "pauses_for_failures",
     "retry_policy_from_json",
+    "retry_policy_to_json",
     "run_event_payload",
     "run_from_values",
     "streak_after",

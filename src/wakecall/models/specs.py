@@ -266,3 +266,10 @@ class TaskPatch(_Model):
 def retry_policy_from_json(text: str) -> RetryPolicy:
     """A stored retry policy, parsed once per distinct text (policies are immutable)."""
     return RetryPolicy.model_validate_json(text)
+
+
+@lru_cache(maxsize=4096)
+def retry_policy_to_json(policy: RetryPolicy) -> str:
+    """A retry policy as stored, written once per distinct policy: the tasks of a large file
+    or a busy owner share a few (policies are immutable and compare by value)."""
+    return policy.model_dump_json()

@@ -259,8 +259,9 @@ def _refuse(message: str, field: str | None) -> UnsafeURL:
     return UnsafeURL(message, field=field, example=EXAMPLE_URL)
 
 
-def _judge_literal(host: str, policy: OutboundPolicy, field: str | None) -> None:
-    """Judge a host written as an IP literal or a localhost name; host names pass."""
+def _judge_name(host: str, policy: OutboundPolicy, field: str | None) -> bool:
+    """Judge a host name that names this machine (`localhost` and its subdomains); whether
+    it was one."""
     lowered = host.lower().rstrip(".")
     if lowered == "localhost" or lowered.endswith(_LOCALHOST_NAMES[1]):
         if not policy.allow_loopback:
@@ -270,6 +271,13 @@ def _judge_literal(host: str, policy: OutboundPolicy, field: str | None) -> None
                 field=field,
                 example=EXAMPLE_URL,
             )
+        return True
+    return False
+
+
+def _judge_literal(host: str, policy: OutboundPolicy, field: str | None) -> None:
+    """Judge a host written as an IP literal or a localhost name; host names pass."""
+    if _judge_name(host, policy, field):
         return
     if ":" in host:  # an IPv6 literal, possibly with a %25-encoded zone
         try:
@@ -322,7 +330,9 @@ def check_url(url: str, policy: OutboundPolicy, *, field: str | None = None) -> 
         and len(plain.group(1)) <= 253
         and (plain.group(2) is None or 1 <= int(plain.group(2)) <= 65535)
     ):
-        _judge_literal(plain.group(1), policy, field)  # `localhost` and its subdomains
+        # Its last label starts with a letter, so it is no IP literal; only a name of this
+        # machine (`localhost` and its subdomains) is judged.
+        _judge_name(plain.group(1), policy, field)
         return
     _check_parsed_url(url, policy, field)
 

@@ -8,7 +8,16 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from wakecall.models import Delivery, DeliveryStatus, Event, EventType, Run, Task, delivery_type
+from wakecall.models import (
+    Delivery,
+    DeliveryStatus,
+    Event,
+    EventType,
+    Run,
+    Task,
+    delivery_type,
+    retry_policy_to_json,
+)
 from wakecall.store.rows import run_from_row, streak_text, task_from_row
 
 # Task fields that a `TaskUpdate` may set, and how each is written.
@@ -17,7 +26,7 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "schedule": lambda v: json.dumps(v),
     "timezone": str,
     "action": lambda v: json.dumps(v),
-    "retry": lambda v: v.model_dump_json(),
+    "retry": retry_policy_to_json,
     "timeout_s": lambda v: v,
     "overlap": str,
     "max_queued": int,
@@ -101,7 +110,7 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         json.dumps(task.schedule),
         task.timezone,
         json.dumps(task.action),
-        task.retry.model_dump_json(),
+        retry_policy_to_json(task.retry),
         task.timeout_s,
         str(task.overlap),
         task.max_queued,

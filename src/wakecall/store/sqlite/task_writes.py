@@ -4,7 +4,8 @@ within the owner's task limit, a new task with its first callback secret."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from wakecall.errors import Conflict
@@ -30,6 +31,29 @@ __all__ = ["TaskWrites", "add_secret_on"]
 _INSERT_TASK = (
     f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({', '.join('?' * len(_TASK_COLUMNS.split(',')))})"
 )
+
+
+#: Writes in one call from which the transaction gets a larger page cache (`_roomy_cache`).
+_MANY_WRITES = 1_000
+#: The page cache for those, in KiB (SQLite's default is 2 MiB). Pages are taken only as the
+#: transaction touches them and given back when it ends.
+_ROOMY_CACHE_KIB = 256 * 1024
+
+
+@contextmanager
+def _roomy_cache(conn: sqlite3.Connection, writes: int) -> Iterator[None]:
+    """A page cache that holds the tables and indexes a large batch of writes touches: with
+    SQLite's default of 2 MiB, a transaction of 100,000 new tasks spills its changed pages to
+    the log and reads them back, and takes 2.7 s against 1.7 s."""
+    if writes < _MANY_WRITES:
+        yield
+        return
+    before = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size = -{_ROOMY_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size = {int(before)}")
 
 
 class _RolledBack(Exception):
@@ -76,7 +100,8 @@ class TaskWrites(TaskMethods):
 
         def write_tasks_on(conn: sqlite3.Connection) -> list[TaskWritten]:
             pending: list[EventDraft | EndMark] = []
-            written = [self._write_task(conn, owner, write, now, pending) for write in writes]
+            with _roomy_cache(conn, len(writes)):
+                written = [self._write_task(conn, owner, write, now, pending) for write in writes]
             if limited:
                 assert limits is not None
                 self._check_limits(conn, owner, limits, written, now)
