@@ -10,7 +10,7 @@ import pytest
 
 from wakecall.config import EngineConfig
 from wakecall.engine import checks
-from wakecall.errors import InvalidSchedule
+from wakecall.errors import InvalidInput, InvalidSchedule
 from wakecall.taskfile import TaskFileError, parse_task_file
 from wakecall.taskfile.reading import _FileLines, _LineFinder
 
@@ -117,3 +117,22 @@ def test_tables_that_are_the_same_json_share_a_parse_and_others_do_not() -> None
         {"type": "daily", "times": ["09:00", "10:00"]}, timezone=None, jitter=None
     )
     assert two is not daily
+
+
+def test_a_schedule_is_compared_in_its_stored_form_once_per_distinct_value() -> None:
+    now = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    schedules = checks.ParsedSchedules(now, EngineConfig())
+    cron = schedules.stored_form("0 9 * * *", timezone="Europe/Paris", jitter=None)
+    assert cron == ({"type": "cron", "expression": "0 9 * * *", "timezone": "Europe/Paris"}, False)
+    assert schedules.stored_form("0 9 * * *", timezone="Europe/Paris", jitter=None) is cron
+    interval = schedules.stored_form(
+        {"type": "interval", "every": "5m"}, timezone=None, jitter=None
+    )
+    assert interval[0]["start"] == now.isoformat() and interval[1] is True
+    assert schedules.stored_form("in 5m", timezone=None, jitter=None)[1] is True
+    # Refusals are not kept: each time, the same words.
+    for _ in range(2):
+        with pytest.raises(InvalidInput, match="not in the future"):
+            schedules.stored_form("2020-01-01T00:00:00Z", timezone=None, jitter=None)
+    with pytest.raises(InvalidInput):
+        schedules.stored_form("every blue moon", timezone=None, jitter=None)

@@ -116,6 +116,7 @@ class ParsedSchedules:
         self.now = now
         self.config = config
         self._parsed: dict[tuple[Any, ...], tuple[Schedule, datetime | None]] = {}
+        self._specs: dict[tuple[Any, ...], tuple[dict[str, Any], bool]] = {}
 
     def parse(
         self,
@@ -126,7 +127,7 @@ class ParsedSchedules:
     ) -> tuple[Schedule, datetime | None]:
         """The schedule as `parse_for` parses it, and its first fire after `now` (a schedule
         with none raises `InvalidSchedule`, as `new_task` does)."""
-        key = (_frozen(schedule), timezone, jitter)
+        key = (json_key(schedule), timezone, jitter)
         found = self._parsed.get(key)
         if found is None:
             parsed = parse_for(
@@ -136,15 +137,45 @@ class ParsedSchedules:
             self._parsed[key] = found
         return found
 
+    def stored_form(
+        self,
+        schedule: str | Mapping[str, Any],
+        *,
+        timezone: str | None,
+        jitter: str | float | timedelta | None,
+    ) -> tuple[dict[str, Any], bool]:
+        """The schedule as a task stores it (`to_spec`) when parsed at `now`, and whether it
+        is written relative to the time it is parsed at ("in 5m", an interval without a
+        start: parsed an hour later, it differs). Raises `InvalidInput` as `parse_for` does."""
+        key = (json_key(schedule), timezone, jitter)
+        found = self._specs.get(key)
+        if found is None:
+            at_now = parse_for(
+                schedule, timezone=timezone, jitter=jitter, now=self.now, config=self.config
+            ).to_spec()
+            try:
+                later = parse_for(
+                    schedule,
+                    timezone=timezone,
+                    jitter=jitter,
+                    now=self.now + timedelta(hours=1),
+                    config=self.config,
+                ).to_spec()
+            except InvalidInput:
+                later = at_now
+            found = (at_now, later != at_now)
+            self._specs[key] = found
+        return found
 
-def _frozen(value: Any) -> Hashable:
+
+def json_key(value: Any) -> Hashable:
     """A key equal for equal JSON values and only for them: key order in a table does not
     count, and each value's type does (`1`, `1.0` and `true` are different keys, as they are
     different JSON, though Python holds them equal)."""
     if isinstance(value, dict):
-        return (dict, frozenset((k, _frozen(v)) for k, v in value.items()))
+        return (dict, frozenset((k, json_key(v)) for k, v in value.items()))
     if isinstance(value, list | tuple):
-        return (list, tuple(_frozen(v) for v in value))
+        return (list, tuple(json_key(v) for v in value))
     return (type(value), value) if isinstance(value, Hashable) else (type(value), repr(value))
 
 

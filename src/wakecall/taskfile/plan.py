@@ -240,7 +240,7 @@ def _plan(
             f"{task.id} is a wakeup, not a task; a task file cannot manage it (give the task "
             "another id)"
         )
-    return _plan_change(service, current, task, now, source)
+    return _plan_change(service, current, task, now, source, schedules)
 
 
 def _plan_new(
@@ -263,17 +263,25 @@ def _plan_new(
 
 
 def _plan_change(
-    service: TaskService, current: Task, task: FileTask, now: datetime, source: str
+    service: TaskService,
+    current: Task,
+    task: FileTask,
+    now: datetime,
+    source: str,
+    schedules: checks.ParsedSchedules,
 ) -> _Step:
     spec = task.spec
-    names, patch = _diff(service, current, spec, now)
-    changes = checks.patch_changes(
-        current,
-        TaskPatch.model_validate(patch),
-        now=now,
-        config=service.config,
-        policy=service.policy,
-    )
+    names, patch = _diff(current, spec, schedules)
+    # An empty patch changes nothing and breaks no rule: most tasks of a file applied again.
+    changes = {}
+    if patch:
+        changes = checks.patch_changes(
+            current,
+            TaskPatch.model_validate(patch),
+            now=now,
+            config=service.config,
+            policy=service.policy,
+        )
     ended = current.status in checks.ENDED
     if not ended and not spec.active and current.status == TaskStatus.ACTIVE:
         changes.update(checks.pause_changes(current, f"disabled in {source}"))
@@ -291,7 +299,7 @@ def _plan_change(
 
 
 def _diff(
-    service: TaskService, task: Task, spec: TaskSpec, now: datetime
+    task: Task, spec: TaskSpec, schedules: checks.ParsedSchedules
 ) -> tuple[list[str], dict[str, Any]]:
     """The file fields in which `spec` differs from `task`, and the patch that applies them."""
     names: list[str] = []
@@ -303,7 +311,7 @@ def _diff(
             patch[name] = value
 
     differs("name", spec.name, spec.name == task.name)
-    for name, value in _schedule_diff(service, task, spec, now):
+    for name, value in _schedule_diff(task, spec, schedules):
         names.append(name)
         patch[name] = value
     differs("action", spec.action, spec.action.model_dump(mode="json") == task.action)
@@ -340,7 +348,7 @@ def _diff(
 
 
 def _schedule_diff(
-    service: TaskService, task: Task, spec: TaskSpec, now: datetime
+    task: Task, spec: TaskSpec, schedules: checks.ParsedSchedules
 ) -> list[tuple[str, Any]]:
     """("schedule" | "timezone" | "jitter", patch value) for each that differs."""
     stored = task.schedule
@@ -352,8 +360,11 @@ def _schedule_diff(
         and spec.jitter == stored_jitter
     ):
         return []  # written as `export` writes it: equal without a look at the clock
-    new = _parsed_spec(service, spec, zone, now)
-    if _is_relative(service, spec, zone, now, new):
+    try:
+        new, relative = schedules.stored_form(spec.schedule, timezone=zone, jitter=spec.jitter)
+    except InvalidInput as exc:
+        raise InvalidInput(str(exc), field="schedule") from None
+    if relative:
         # written relative to now ("in 5m", an interval without a start): the task keeps
         # the anchor it already has
         new = {**new, **{k: stored[k] for k in ("start", "at") if k in new and k in stored}}
@@ -365,29 +376,6 @@ def _schedule_diff(
     if new.get("jitter") != stored.get("jitter"):
         changed.append(("jitter", spec.jitter))
     return changed
-
-
-def _parsed_spec(
-    service: TaskService, spec: TaskSpec, zone: str | None, now: datetime
-) -> dict[str, Any]:
-    try:
-        schedule = checks.parse_for(
-            spec.schedule, timezone=zone, jitter=spec.jitter, now=now, config=service.config
-        )
-    except InvalidInput as exc:
-        raise InvalidInput(str(exc), field="schedule") from None
-    return schedule.to_spec()
-
-
-def _is_relative(
-    service: TaskService, spec: TaskSpec, zone: str | None, now: datetime, at_now: dict[str, Any]
-) -> bool:
-    """True when the schedule is written relative to the current time."""
-    try:
-        later = _parsed_spec(service, spec, zone, now + timedelta(hours=1))
-    except InvalidInput:
-        return False
-    return later != at_now
 
 
 def _core(spec: Mapping[str, Any]) -> dict[str, Any]:
