@@ -460,6 +460,10 @@ class StoreConnection:
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint_if_big
         conn.execute(f"PRAGMA journal_size_limit = {_LOG_KEPT_BYTES}")
         conn.execute("PRAGMA foreign_keys = OFF")
+        # A write that fires a trigger (the count of live tasks, schema 13) keeps a statement
+        # journal for each row it writes; in a temporary file, that cost 14 µs a row, in
+        # memory 4 (`benchmarks/analysis.md`, part 12).
+        conn.execute("PRAGMA temp_store = MEMORY")
         if version < SCHEMA_VERSION:
             migrate(conn, self.path)
         self._cursor_floor = conn.execute("SELECT value FROM event_cursor_floor").fetchone()[0]
