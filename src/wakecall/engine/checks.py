@@ -150,22 +150,24 @@ class ParsedSchedules:
         key = (json_key(schedule), timezone, jitter)
         found = self._specs.get(key)
         if found is None:
-            at_now = parse_for(
-                schedule, timezone=timezone, jitter=jitter, now=self.now, config=self.config
-            ).to_spec()
+            at_now = self._spec_at(schedule, timezone, jitter, self.now)
             try:
-                later = parse_for(
-                    schedule,
-                    timezone=timezone,
-                    jitter=jitter,
-                    now=self.now + timedelta(hours=1),
-                    config=self.config,
-                ).to_spec()
+                later = self._spec_at(schedule, timezone, jitter, self.now + timedelta(hours=1))
             except InvalidInput:
                 later = at_now
             found = (at_now, later != at_now)
             self._specs[key] = found
         return found
+
+    def _spec_at(
+        self,
+        schedule: str | Mapping[str, Any],
+        timezone: str | None,
+        jitter: str | float | timedelta | None,
+        at: datetime,
+    ) -> dict[str, Any]:
+        parsed = parse_for(schedule, timezone=timezone, jitter=jitter, now=at, config=self.config)
+        return parsed.to_spec()
 
 
 def json_key(value: Any) -> Hashable:

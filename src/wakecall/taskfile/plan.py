@@ -13,7 +13,7 @@ import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ async def _apply(
         for task in tasks:
             try:
                 found = current.get(task.id)
-                steps.append(_plan(service, owner, found, task, now, source, schedules))
+                steps.append(_plan(service, owner, found, task, source, schedules))
             except (InvalidInput, Conflict) as exc:
                 _add_problem(problems, task, exc)
     named = {t.id for t in tasks}
@@ -227,7 +227,6 @@ def _plan(
     owner: str,
     current: Task | None,
     task: FileTask,
-    now: datetime,
     source: str,
     schedules: checks.ParsedSchedules,
 ) -> _Step:
@@ -240,7 +239,7 @@ def _plan(
             f"{task.id} is a wakeup, not a task; a task file cannot manage it (give the task "
             "another id)"
         )
-    return _plan_change(service, current, task, now, source, schedules)
+    return _plan_change(service, current, task, source, schedules)
 
 
 def _plan_new(
@@ -266,11 +265,11 @@ def _plan_change(
     service: TaskService,
     current: Task,
     task: FileTask,
-    now: datetime,
     source: str,
     schedules: checks.ParsedSchedules,
 ) -> _Step:
     spec = task.spec
+    now = schedules.now
     names, patch = _diff(current, spec, schedules)
     # An empty patch changes nothing and breaks no rule: most tasks of a file applied again.
     changes = {}
