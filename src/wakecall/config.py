@@ -31,6 +31,11 @@ class EngineConfig:
     #: Longest sleep of the loop: bounds how late it notices changes made by other processes
     #: (the CLI, other nodes) that could not wake it directly.
     poll_interval: timedelta = timedelta(seconds=2)
+    #: How long before a fire's instant the loop may record it: the run is written running
+    #: then, and its action starts at the instant itself (a transaction no longer comes
+    #: between the two). A pause or delete inside this lead no longer stops that fire.
+    #: Tasks whose runs end as they are written (wakeups, `noop`) are never recorded early.
+    fire_lead: timedelta = timedelta(milliseconds=10)
     #: How long a claim on a task or run holds without renewal.
     lease: timedelta = timedelta(seconds=30)
     #: A running run whose action gave no sign of life (a beat: its start, a command's
@@ -79,5 +84,7 @@ class EngineConfig:
             raise ValueError("concurrency must be at least 1")
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if not timedelta(0) <= self.fire_lead <= timedelta(seconds=1):
+            raise ValueError("fire_lead must be between 0 and 1s")
         if self.lease < timedelta(seconds=1):
             raise ValueError("lease must be at least 1s")

@@ -126,6 +126,12 @@ class Settings:
         "longest scheduler sleep: bounds how late a lost hint from another node is noticed",
         _duration,
     )
+    fire_lead: timedelta = setting(
+        _ENGINE.fire_lead,
+        "how long before its instant a fire may be recorded (its action still starts on time; "
+        "a pause within it does not stop that fire); 0 records fires at their instant",
+        _duration,
+    )
     heartbeat_timeout: timedelta = setting(
         _ENGINE.heartbeat_timeout,
         "a run silent this long (no output from a command) is reported stale; 0 turns it off",
@@ -222,6 +228,7 @@ class Settings:
             concurrency=self.concurrency,
             lease=self.lease,
             poll_interval=self.poll_interval,
+            fire_lead=self.fire_lead,
             heartbeat_timeout=self.heartbeat_timeout or None,
             kill_stale=self.kill_stale,
             min_interval=self.min_interval,

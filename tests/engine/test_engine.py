@@ -109,12 +109,13 @@ async def test_an_interval_task_fires_once_per_interval(rig: Rig) -> None:
 
 
 async def test_the_loop_sleeps_until_the_next_fire_and_a_create_wakes_it(rig: Rig) -> None:
+    lead = rig.engine.config.fire_lead  # it wakes that long before a fire, to record it
     await rig.tasks.create(OWNER, spec("0 13 * * *"))
     await run_until_idle(rig.engine)
-    assert rig.clock.next_deadline == START + timedelta(hours=1)
+    assert rig.clock.next_deadline == START + timedelta(hours=1) - lead
     await rig.tasks.create(OWNER, spec("in 30s"))
     await run_until_idle(rig.engine)
-    assert rig.clock.next_deadline == START + timedelta(seconds=30)
+    assert rig.clock.next_deadline == START + timedelta(seconds=30) - lead
 
 
 async def test_a_failed_attempt_is_retried_with_backoff(rig: Rig) -> None:
@@ -394,7 +395,7 @@ async def test_patching_the_schedule_takes_effect_at_once(rig: Rig) -> None:
     patched = (await rig.tasks.patch(OWNER, task.id, TaskPatch(schedule="*/5 * * * *"))).task
     assert patched.next_fire_at == START + timedelta(minutes=5)
     await run_until_idle(rig.engine)
-    assert rig.clock.next_deadline == START + timedelta(minutes=5)
+    assert rig.clock.next_deadline == START + timedelta(minutes=5) - rig.engine.config.fire_lead
     patched = (
         await rig.tasks.patch(
             OWNER, task.id, TaskPatch(timezone="America/New_York", schedule="0 9 * * *")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +219,9 @@ async def test_patch_schedule_changes_any_field_and_takes_effect_at_once(agent: 
     assert patched["next_fires"][0]["utc"] == "2026-01-05T12:05:00Z"
     await run_until_idle(agent.rt.engine)
     assert agent.clock.next_deadline is not None
-    assert agent.clock.next_deadline.isoformat() == "2026-01-05T12:05:00+00:00"
+    # The engine wakes a lead before the new fire to record it (`fire_lead`).
+    lead = agent.rt.engine.config.fire_lead
+    assert agent.clock.next_deadline + lead == datetime(2026, 1, 5, 12, 5, tzinfo=UTC)
     await agent.step(timedelta(minutes=5))
     runs = await agent.call("list_runs", task_id=task["id"])
     assert [r["status"] for r in runs["runs"]] == ["success"]

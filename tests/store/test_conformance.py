@@ -354,6 +354,52 @@ async def test_fire_and_start_starts_older_queued_runs_before_new_ones(store: St
     assert [run.id for run, _ in later.started] == [new_runs[old.id].id]
 
 
+async def test_fire_and_start_reaches_to_its_horizon(store: Store) -> None:
+    """With a horizon, tasks due by it are claimed and their fires recorded at `now`. A new
+    run due after `now` is either started at its own instant or left queued (a store that
+    cannot start ahead); one with a flow control, and a stored run due after `now`, wait."""
+    soon = T0 + timedelta(milliseconds=4)
+    horizon = T0 + timedelta(milliseconds=10)
+    ahead = make_task(next_fire_at=soon)
+    limited = make_task(next_fire_at=soon, rate_limit={"key": "k", "limit": 5, "period_s": 60.0})
+    beyond = make_task(next_fire_at=T0 + timedelta(milliseconds=30))
+    stored = make_task(overlap=Overlap.ALLOW, next_fire_at=T0 - timedelta(minutes=1))
+    for t in (ahead, limited, beyond, stored):
+        await add_task(store, t)
+    stored_run = queued(soon)
+    await store.claim_due_tasks("n1", T0, 10, LEASE)
+    await store.record_fires("n1", T0, [FirePlan(stored.id, [stored_run], T0 + LEASE, T0)])
+    new_runs: dict[str, NewRun] = {}
+
+    def plan(item: DueTask) -> FirePlan | None:
+        fire = item.task.next_fire_at
+        assert fire is not None
+        new_runs[item.task.id] = queued(fire)
+        return FirePlan(item.task.id, [new_runs[item.task.id]], fire + timedelta(minutes=1), fire)
+
+    done = await store.fire_and_start(
+        "n1", T0, limit=10, lease=LEASE, plan=plan, start_limit=10, horizon=horizon
+    )
+    assert set(new_runs) == {ahead.id, limited.id}
+    for task_id in new_runs:
+        moved = await store.get_task(None, task_id)
+        assert moved.next_fire_at == soon + timedelta(minutes=1) and moved.updated_at == T0
+    assert (await store.get_task(None, beyond.id)).run_count == 0
+    waiting = [new_runs[limited.id].id, stored_run.id]
+    for run_id in waiting:
+        assert (await store.get_run(None, run_id)).status == RunStatus.QUEUED
+    mine = new_runs[ahead.id]
+    run = await store.get_run(None, mine.id)
+    assert run.created_at == T0
+    if run.status == RunStatus.RUNNING:
+        assert [r.id for r, _ in done.started] == [mine.id]
+        assert run.started_at == soon and run.lease_expires_at == T0 + LEASE
+        (attempt,) = await store.list_attempts(None, mine.id)
+        assert attempt.started_at == soon
+    else:
+        assert run.status == RunStatus.QUEUED and done.started == []
+
+
 async def test_fire_and_start_with_no_room_only_records(store: Store) -> None:
     task = make_task()
     await add_task(store, task)

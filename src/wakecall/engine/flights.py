@@ -32,6 +32,8 @@ class Flight:
     last_beat: datetime
     last_beat_elapsed: float
     stale: bool = False
+    #: Started ahead of its instant (`EngineConfig.fire_lead`): the attempt waits for it.
+    held: bool = False
     scope: anyio.CancelScope | None = None
     #: CANCELLED, TIMEOUT or INTERRUPTED once something ends the attempt; the first wins.
     cancel_reason: AttemptStatus | None = None

@@ -83,16 +83,20 @@ def plan_fires(
     config: EngineConfig,
     make_id: Callable[[str], str] = new_id,
     instant: Instant | None = None,
+    reach: datetime | None = None,
 ) -> FirePlan:
     """The runs a due task gets at `now` and how it moves on. `instant` (the task's action
     ends at once, see `FirePlan.instant`) is kept on the plan only when no run of the task is
     unfinished, or its overlap policy allows runs side by side: then no overlap rule can
-    apply to the new runs."""
+    apply to the new runs. With `reach` (a little after `now`), the fires due by `reach` are
+    planned, as the engine's lead claims them (`EngineConfig.fire_lead`); the catch-up window
+    and the grace of `skip` are still judged at `now`."""
     task = due.task
     first = task.next_fire_at
-    assert first is not None and first <= now, "plan_fires needs a due task"
+    reach = now if reach is None else max(now, reach)
+    assert first is not None and first <= reach, "plan_fires needs a due task"
 
-    latest = schedule.latest_at_or_before(now)
+    latest = schedule.latest_at_or_before(reach)
     if latest is None or latest < first:
         latest = first
     window = timedelta(seconds=task.catchup_window_s)
@@ -130,7 +134,7 @@ def plan_fires(
         count, capped = _count_fires(schedule, first, last_missed)
         missed = _Missed(first, last_missed, count, capped)
 
-    nxt = schedule.next_after(max(latest, now))
+    nxt = schedule.next_after(max(latest, reach))
     trace = task.trace  # the creating call's, for the runs of the first fire only
     runs: list[NewRun] = []
     if missed is not None:

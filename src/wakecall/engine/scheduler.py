@@ -104,6 +104,8 @@ class Engine:
         self._sleep_deadline: datetime | None = None
         self._must_claim = True
         self._known_fire: datetime | None = None
+        #: How far ahead the last pass claimed fires (`EngineConfig.fire_lead`).
+        self._claimed_to: datetime | None = None
         self._inflight: dict[str, Flight] = {}
         self._to_workers: MemoryObjectSendStream[Flight] | None = None
         self._from_dispatch: MemoryObjectReceiveStream[Flight] | None = None
@@ -213,7 +215,8 @@ class Engine:
         sleeps on (it looks at everything when it wakes). A loop not asleep is always woken:
         it may have read the next fires before the change."""
         deadline = self._sleep_deadline
-        if earliest is not None and deadline is not None and deadline <= earliest:
+        reach = None if earliest is None else earliest - self.config.fire_lead
+        if reach is not None and deadline is not None and deadline <= reach:
             return
         self._must_claim = True  # tasks may have become due
         self._wake.set()
@@ -238,13 +241,14 @@ class Engine:
 
     # --- idleness (for tests and the testing helpers) -------------------------------------
     def is_idle(self) -> bool:
-        """True when the loop sleeps until a future instant with nothing in flight."""
+        """True when the loop sleeps until a future instant with nothing in flight (but runs
+        started ahead, waiting for their instant: they too wait for the clock)."""
         deadline = self._sleep_deadline
         return (
             deadline is not None
             and deadline > self.clock.now()
             and not self._wake.is_set()
-            and not self._inflight
+            and all(f.held for f in self._inflight.values())
             and not self._outcomes
             and not self._writing
             and not self._pruning
@@ -313,8 +317,8 @@ class Engine:
         if self._next_reap is None or now > self._next_reap:
             more |= await self._reap(now)
         # Claiming due tasks when none can be due costs a round trip per pass: skip it after
-        # a wake-up for finished runs when the last look put the next fire in the future.
-        if self._must_claim or self._known_fire is None or self._known_fire <= now:
+        # a wake-up for finished runs when the last look put the next fire beyond the lead.
+        if self._must_claim or self._fire_in_reach(now):
             self._must_claim = False
             more |= await self._fire_and_dispatch(now)
         else:
@@ -356,6 +360,7 @@ class Engine:
             )
 
     async def _next_deadline(self, now: datetime) -> datetime:
+        cfg = self.config
         if self._stopping:  # only the leases of runs in flight are still kept
             renewal = self._next_extend or now + self.config.poll_interval
             return max(renewal, now + timedelta(microseconds=1))
@@ -378,7 +383,9 @@ class Engine:
                 candidates.append(now + timeout - max(silences))
         fire = upcoming.fire_at
         if fire is not None and fire > now:
-            candidates.append(fire)
+            # A fire a pass has already reached is waited for at its instant: what that pass
+            # left is a task whose runs end as they are written.
+            candidates.append(fire if self._reached(fire) else fire - cfg.fire_lead)
         due = upcoming.run_due_at
         free = len(self._inflight) < self.config.concurrency
         if free and due is not None and due > now:
@@ -446,15 +453,40 @@ class Engine:
             retry_at=retry,
         )
 
+    def _fire_in_reach(self, now: datetime) -> bool:
+        """Whether the next fire, as last read, is due or comes within the lead unclaimed."""
+        fire = self._known_fire
+        if fire is None or fire <= now:
+            return True
+        return fire <= now + self.config.fire_lead and not self._reached(fire)
+
+    def _reached(self, fire: datetime) -> bool:
+        """Whether a pass has already claimed fires as far as `fire`."""
+        return self._claimed_to is not None and fire <= self._claimed_to
+
     async def _fire_and_dispatch(self, now: datetime) -> bool:
         """Record the fires of due tasks and start due runs (in one transaction where the
-        store can). True when the batch of due tasks was full."""
+        store can), reaching `fire_lead` ahead: a run due within it is written running, and
+        its worker waits for its instant. A task whose runs end as they are written is left
+        to a pass at its instant (its event must not come early). True when the batch of due
+        tasks was full (and no task was left so)."""
         cfg = self.config
+        horizon = now + cfg.fire_lead
+        self._claimed_to = horizon
+        left_early = False
 
         def plan(item: DueTask) -> FirePlan | None:
+            nonlocal left_early
             try:
                 task = item.task
-                return plan_fires(item, schedule_of(task), now, cfg, instant=self._instant(task))
+                instant = self._instant(task)
+                if instant is None:
+                    return plan_fires(item, schedule_of(task), now, cfg, reach=horizon)
+                assert task.next_fire_at is not None
+                if task.next_fire_at > now:
+                    left_early = True
+                    return None
+                return plan_fires(item, schedule_of(task), now, cfg, instant=instant)
             except Exception:
                 log.exception("cannot plan task %s; leaving it for later", item.task.id)
                 return None
@@ -466,6 +498,7 @@ class Engine:
             lease=cfg.lease,
             plan=plan,
             start_limit=self._free_slots(),
+            horizon=horizon,
         )
         for made in done.plans:
             if made.cancel_run_ids:
@@ -485,7 +518,7 @@ class Engine:
                 )
             )
         self._start_flights(now, done.started)
-        return done.more
+        return done.more and not left_early
 
     def _instant(self, task: Task) -> Instant | None:
         """The instant end of the task's runs, when its action has one (`InstantExecutor`),
@@ -519,7 +552,10 @@ class Engine:
         if self._run_listeners:
             self._tell_runs(RunNews(started=[run for run, _ in started]))
         for run, task in started:
-            flight = Flight(run, task, last_beat=now, last_beat_elapsed=self.clock.monotonic())
+            # A run started ahead of its instant (`fire_lead`) is written starting then.
+            start = max(now, run.started_at or now)
+            flight = Flight(run, task, last_beat=start, last_beat_elapsed=self.clock.monotonic())
+            flight.held = start > now
             self._inflight[run.id] = flight
             if run.cancel_requested:
                 self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
@@ -620,6 +656,7 @@ class Engine:
     async def _execute(self, flight: Flight) -> None:
         run, task = flight.run, flight.task
         clock = self.clock
+        await self._hold(flight)
         started = clock.monotonic()
         status, output, error = await self._attempt(flight)
         finished = clock.now()
@@ -645,6 +682,19 @@ class Engine:
         self._outcome_ready.set()
         self._notify()
 
+    async def _hold(self, flight: Flight) -> None:
+        """Wait for the instant of a run started ahead of it (`EngineConfig.fire_lead`). A
+        cancel ends the wait, and the attempt then ends at once."""
+        if flight.held:
+            with anyio.CancelScope() as scope:
+                flight.scope = scope
+                if flight.cancel_reason is None:
+                    await self.clock.sleep_until(flight.last_beat)  # its start, until it beats
+            flight.scope = None
+            flight.held = False
+            flight.last_beat_elapsed = self.clock.monotonic()
+            self._notify()
+
     async def _attempt(self, flight: Flight) -> tuple[AttemptStatus, Any, str | None]:
         """Run the flight's attempt (its condition, then its action) inside a cancel scope
         that a cancel request, the heartbeat check, a stop or the attempt's time limit
@@ -656,6 +706,8 @@ class Engine:
             available = ", ".join(sorted(self.executors))
             message = f"this server cannot run {task.action.get('type')!r} actions"
             return AttemptStatus.FAILURE, None, f"{message} (available: {available})"
+        if flight.cancel_reason is not None:  # before it began (held, or asked at its start)
+            return flight.cancel_reason, None, flight.cancel_message
         run, clock = flight.run, self.clock
         ctx = ActionContext(task, run, run.attempt, clock, beat=flight.beat_with(clock))
         time_limit = None if task.timeout_s is None else anyio.CancelScope()

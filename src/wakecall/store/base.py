@@ -113,10 +113,13 @@ async def fire_and_start_in_steps(
     lease: timedelta,
     plan: Planner,
     start_limit: int,
+    horizon: datetime | None = None,
 ) -> PassResult:
     """`Store.fire_and_start` from the store's other methods, one call after the other, for a
-    store that has no single transaction for it."""
-    due = await store.claim_due_tasks(node, now, limit, lease) if limit > 0 else []
+    store that has no single transaction for it. It starts no run ahead of its instant: runs
+    due by `horizon` but after `now` stay queued for a pass at their instant."""
+    reach = now if horizon is None else max(now, horizon)
+    due = await store.claim_due_tasks(node, reach, limit, lease) if limit > 0 else []
     plans: list[FirePlan] = []
     unplanned: list[str] = []
     for item in due:
@@ -310,11 +313,18 @@ class Store(Protocol):
         lease: timedelta,
         plan: Planner,
         start_limit: int,
+        horizon: datetime | None = None,
     ) -> PassResult:
         """The engine's pass over due work: `claim_due_tasks(limit)`, `plan` each claimed task,
         `record_fires` of the plans (tasks left unplanned are released unchanged), then
         `start_due_runs(start_limit)`, which may start the runs just recorded (not those
-        settled at birth, which take no slot). A store may do
+        settled at birth, which take no slot).
+
+        With `horizon` (a little after `now`), tasks due by `horizon` are claimed, not only
+        those due by `now`; everything is still written at `now`. A store may then start a
+        run just recorded that is due by `horizon`, unless its task has a flow control, with
+        its start (the run's and its attempt's `started_at`) at its due instant; the engine
+        holds its action until then. A store that cannot leaves such runs queued. A store may do
         it all in one transaction (claims then need no marks, since nothing else can see the
         tasks in between); `fire_and_start_in_steps` does it with the other methods. A store
         may also claim fewer than `limit` tasks, to keep the pass short (SQLite sizes it to a

@@ -40,8 +40,16 @@ class PostgresStore(
         lease: timedelta,
         plan: Planner,
         start_limit: int,
+        horizon: datetime | None = None,
     ) -> PassResult:
         # Claims are marked, so each step is its own transaction and nodes share the work.
         return await fire_and_start_in_steps(
-            self, node, now, limit=limit, lease=lease, plan=plan, start_limit=start_limit
+            self,
+            node,
+            now,
+            limit=limit,
+            lease=lease,
+            plan=plan,
+            start_limit=start_limit,
+            horizon=horizon,
         )

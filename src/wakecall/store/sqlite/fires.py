@@ -33,6 +33,9 @@ from wakecall.store.sqlite.rows import (
 )
 from wakecall.store.sqlite.run_leases import RunLeases
 
+#: Where a run's row (`_run_row`, in `_RUN_COLUMNS` order) holds its `started_at`.
+_STARTED_AT = 10
+
 
 @dataclass(frozen=True, slots=True)
 class Births:
@@ -56,6 +59,14 @@ def _born_row(due_at: datetime, run_id: str, task: Task) -> tuple[Any, ...]:
         _json_or_none(task.concurrency),
         _json_or_none(task.rate_limit),
     )
+
+
+def _startable(due_at: datetime, now: datetime, reach: datetime, task: Task) -> bool:
+    """Whether a new run may start in this pass: due by now, or by `reach` ahead of its
+    instant when no flow control (whose windows are judged at `now`) applies."""
+    if due_at <= now:
+        return True
+    return due_at <= reach and task.concurrency is None and task.rate_limit is None
 
 
 class FireMethods(RunLeases, RunFinishes):
@@ -124,6 +135,7 @@ class FireMethods(RunLeases, RunFinishes):
         lease: timedelta,
         plan: Planner,
         start_limit: int,
+        horizon: datetime | None = None,
     ) -> PassResult:
         """One transaction: SQLite has one writer at a time, so the tasks read here cannot be
         taken by anyone before the fires are recorded, and need no claim marks.
@@ -131,14 +143,17 @@ class FireMethods(RunLeases, RunFinishes):
         The runs to start are chosen before the new runs are written, among the stored queued
         runs and the new ones alike (the same order and overlap rules as `start_due_runs`); a
         new run chosen is written running in its first attempt, and its record and its task's
-        are built from the rows written, not read back."""
+        are built from the rows written, not read back. A new run due after `now` (by
+        `horizon`) is among them unless its task has a flow control, and is written started
+        at its due instant."""
         now_us, until_us = _us(now), _us(now + lease)
+        reach = now if horizon is None else max(now, horizon)
         limit = self._fire_budget.limit(limit)
 
         def fire_and_start_on(conn: sqlite3.Connection) -> PassResult:
             began = time.perf_counter()
             due = (
-                self._claim_due_on(conn, node, now_us, until_us, limit, mark=False)
+                self._claim_due_on(conn, node, _us(reach), until_us, limit, mark=False)
                 if limit > 0
                 else []
             )
@@ -152,7 +167,8 @@ class FireMethods(RunLeases, RunFinishes):
                     for made in plans
                     if made.instant is None  # its runs due now end as they are written
                     for new in made.runs
-                    if new.status == RunStatus.QUEUED and new.due_at <= now
+                    if new.status == RunStatus.QUEUED
+                    and _startable(new.due_at, now, reach, tasks[made.task_id])
                 ]
                 chosen = self._choose_runs(conn, now_us, start_limit, born)
                 born_ids = {b[1] for b in born}
@@ -274,14 +290,16 @@ class FireMethods(RunLeases, RunFinishes):
         started: dict[str, tuple[Run, Task]] = {}
         if running:
             moves = {m.task_id: m for m in writes.moves}
-            for run, row in zip(candidates, run_rows, strict=True):
-                if run[0].id in running and run[0].id in inserted:
-                    task = moved_task(tasks[run[0].task_id], moves[run[0].task_id], now)
-                    started[run[0].id] = (_run_from_row(row[:-1]), task)  # without `counts`
+            attempts = []
+            for (run, _), row in zip(candidates, run_rows, strict=True):
+                if run.id in running and run.id in inserted:
+                    task = moved_task(tasks[run.task_id], moves[run.task_id], now)
+                    started[run.id] = (_run_from_row(row[:-1]), task)  # without `counts`
+                    attempts.append((run.id, row[_STARTED_AT], node))
             conn.executemany(
                 "INSERT INTO attempts (run_id, number, status, started_at, node) "
                 "VALUES (?, 1, 'running', ?, ?)",
-                [(run_id, now_us, node) for run_id in started],
+                attempts,
             )
         if writes.settled:
             conn.executemany(

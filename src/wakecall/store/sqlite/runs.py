@@ -48,7 +48,8 @@ class RunMethods(TaskMethods):
             1 if lease else run.attempt,
             run.max_attempts,
             now_us,
-            now_us if lease or run.started_at is not None else None,
+            # A run started ahead of its instant (`fire_and_start`'s horizon) starts then.
+            max(now_us, _us(run.due_at)) if lease else now_us if run.started_at else None,
             now_us if run.finished_at is not None else None,
             run.duration_ms,
             _json_or_none(run.output),
