@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -55,6 +55,7 @@ from wakecall.models import (
     RunStatus,
     Trigger,
 )
+from wakecall.server.run_series import FinishedRuns
 
 if TYPE_CHECKING:
     from wakecall.delivery.callbacks import CallbackDispatcher
@@ -114,13 +115,10 @@ class Metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.registry.register(collector)
         r = self.registry
-        self.runs_finished = Counter(
-            "wakecall_runs_finished",
-            "Attempts that ended, by task and by the run's status after it: the final status, "
-            "or 'retrying' when the run was queued again.",
-            ["task_id", "status"],
-            registry=r,
-        )
+        #: The owner of each task with a series (an owner's scrape shows only its own).
+        self._task_owners: dict[str, str] = {}
+        self.runs_finished = FinishedRuns(max_task_series, on_forget=self._forget_task)
+        r.register(self.runs_finished)
         self.runs_started = Counter(
             "wakecall_runs_started",
             "Runs whose first attempt started, by what started them: schedule, catchup, "
@@ -194,9 +192,9 @@ class Metrics:
             self.runs_started.labels(str(trigger))
         for status in _DELIVERY_STATUS.values():
             self.deliveries.labels("webhook", status)
-        self._task_statuses: OrderedDict[str, set[str]] = OrderedDict()
-        #: The owner of each task with a series (an owner's scrape shows only its own).
-        self._task_owners: dict[str, str] = {}
+        # Their children, looked up once: a burst counts thousands of runs on the loop.
+        self._started_by_trigger = {str(t): self.runs_started.labels(str(t)) for t in Trigger}
+        self._errors_by_kind = {kind: self.attempt_errors.labels(kind) for kind in _ERROR_KINDS}
         self._engine: Engine | None = None
         #: What the engine told of runs and not yet counted (see `on_runs`).
         self._unread: deque[RunNews] = deque()
@@ -258,7 +256,7 @@ class Metrics:
         for run in news.started:
             if run.attempt != 1:
                 continue
-            self.runs_started.labels(str(run.trigger)).inc()
+            self._started_by_trigger[str(run.trigger)].inc()
             # A backfill re-runs a past fire on purpose: its distance to it is not lateness.
             if run.trigger is Trigger.BACKFILL:
                 continue
@@ -268,9 +266,9 @@ class Metrics:
         for run, how in news.finished:
             final = run.status.is_terminal
             self._task_owners[run.task_id] = run.owner
-            self._count_finished(run.task_id, str(run.status) if final else "retrying")
+            self.runs_finished.inc(run.task_id, str(run.status) if final else "retrying")
             if how not in _NOT_ERRORS:
-                self.attempt_errors.labels(str(how)).inc()
+                self._errors_by_kind[str(how)].inc()
             if final:
                 if run.duration_ms is not None:
                     self.run_duration.observe(run.duration_ms / 1000)
@@ -304,19 +302,8 @@ class Metrics:
         elif status == RunStatus.MISSED:
             self.runs_missed.inc()
 
-    def _count_finished(self, task_id: str, status: str) -> None:
-        seen = self._task_statuses.get(task_id)
-        if seen is None:
-            seen = self._task_statuses[task_id] = set()
-            while len(self._task_statuses) > self.max_task_series:
-                old_id, old_statuses = self._task_statuses.popitem(last=False)
-                self._task_owners.pop(old_id, None)
-                for old in old_statuses:
-                    self.runs_finished.remove(old_id, old)
-        else:
-            self._task_statuses.move_to_end(task_id)
-        seen.add(status)
-        self.runs_finished.labels(task_id, status).inc()
+    def _forget_task(self, task_id: str) -> None:
+        self._task_owners.pop(task_id, None)
 
     # --- scraping -------------------------------------------------------------------------
     async def refresh(self) -> None:
@@ -367,12 +354,7 @@ class OwnerSeries(Collector):
         self.owner = owner
 
     def collect(self) -> Iterator[Metric]:
-        own = self.metrics.tasks_of(self.owner)
-        for family in self.metrics.runs_finished.collect():
-            kept = [s for s in family.samples if s.labels.get("task_id") in own]
-            mine = Metric(family.name, family.documentation, family.type, family.unit)
-            mine.samples = kept
-            yield mine
+        yield self.metrics.runs_finished.family(self.metrics.tasks_of(self.owner))
 
 
 def metrics_endpoint(
