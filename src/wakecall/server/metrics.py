@@ -8,14 +8,15 @@ dispatcher already have:
   (executions by task and status, durations, errors by kind);
 * the engine's `fanout`: events written (`task.run.stale`: a run silent past the heartbeat
   timeout; `task.paused` with reason `failures`: a task paused after failed runs);
-* `CallbackDispatcher.add_listener`: each webhook attempt (deliveries by channel and status).
+* `CallbackDispatcher.add_listener`: each webhook attempt (deliveries by channel and status);
+* `Pusher.on_pushed`: events pushed to live MCP sessions (channel `push`).
 
 Those listeners run on the engine's loop for every batch, so they only bump counters in
-memory. What is cheaper to read than to track (runs in flight, the due backlog) is read when
-scraped, by `Metrics.render`.
+memory; the runs finished by task are counted in plain dictionaries and made into series
+when scraped (`run_series.FinishedRuns`). What is cheaper to read than to track (runs in
+flight, the due backlog) is read when scraped, by `Metrics.render`.
 
-Counts are this node's: with several nodes on one database, sum them in Prometheus. Pushes to
-live MCP sessions are not counted (the pusher has no hook yet), so `channel` is only `webhook`.
+Counts are this node's: with several nodes on one database, sum them in Prometheus.
 """
 
 from __future__ import annotations

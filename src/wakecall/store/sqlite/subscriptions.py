@@ -144,7 +144,7 @@ class SubscriptionMethods(StoreConnection):
     async def subscriptions_to_feed(
         self, now: datetime, limit: int
     ) -> list[tuple[Subscription, Delivery | None]]:
-        rows = await self._call(
+        rows = await self._read(
             lambda c: c.execute(
                 f"SELECT {_S_COLUMNS}, {_D_COLUMNS} FROM event_subscriptions s "
                 "LEFT JOIN deliveries d ON d.id = s.pending_delivery "
@@ -202,7 +202,7 @@ class SubscriptionMethods(StoreConnection):
     async def subscriptions_to_end(
         self, now: datetime, suspended_before: datetime, limit: int
     ) -> list[Subscription]:
-        rows = await self._call(
+        rows = await self._read(
             lambda c: c.execute(
                 f"SELECT {_SUB_COLUMNS} FROM event_subscriptions WHERE refresh_before <= ? "
                 "OR (refresh_before IS NULL AND active = 0 AND suspended_at <= ?) "
@@ -236,7 +236,7 @@ class SubscriptionMethods(StoreConnection):
         ids = list(dict.fromkeys(delivery_ids))
         if not ids:
             return {}
-        rows = await self._call(
+        rows = await self._read(
             lambda c: self._rows_by_id(
                 c,
                 "SELECT d.id, d.subscription_id, d.message_id, d.secret, s.secret, "
@@ -269,7 +269,7 @@ class SubscriptionMethods(StoreConnection):
         await self._tx(create_on)
 
     async def get_tool_task(self, owner: str, task_id: str, now: datetime) -> ToolTask | None:
-        row = await self._call(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT id, owner, run_id, created_at, expires_at FROM tool_tasks "
                 "WHERE id = ? AND owner = ? AND expires_at > ?",
