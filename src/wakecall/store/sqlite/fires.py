@@ -89,16 +89,17 @@ class FireMethods(RunLeases, RunFinishes):
         limit: int,
         *,
         mark: bool,
+        due_by_us: int | None = None,
     ) -> list[DueTask]:
-        """Due tasks unclaimed (or whose claim expired), earliest first, as claimed by `node`;
-        with `mark`, the claims are written (for a caller that plans outside the
-        transaction)."""
+        """Tasks due by `due_by_us` (default: now) unclaimed (or whose claim expired by now),
+        earliest first, as claimed by `node`; with `mark`, the claims are written (for a
+        caller that plans outside the transaction)."""
         rows = conn.execute(
             f"SELECT {_TASK_COLUMNS} FROM tasks "
             "WHERE status = 'active' AND next_fire_at IS NOT NULL AND next_fire_at <= ? "
             "AND (claimed_by IS NULL OR claim_expires_at < ?) "
             "ORDER BY next_fire_at LIMIT ?",
-            (now_us, now_us, limit),
+            (now_us if due_by_us is None else due_by_us, now_us, limit),
         ).fetchall()
         if not rows:
             return []
@@ -153,7 +154,9 @@ class FireMethods(RunLeases, RunFinishes):
         def fire_and_start_on(conn: sqlite3.Connection) -> PassResult:
             began = time.perf_counter()
             due = (
-                self._claim_due_on(conn, node, _us(reach), until_us, limit, mark=False)
+                self._claim_due_on(
+                    conn, node, now_us, until_us, limit, mark=False, due_by_us=_us(reach)
+                )
                 if limit > 0
                 else []
             )
