@@ -45,6 +45,10 @@ class WatchedStore(SQLiteStore):
 
     def _note(self, name: str) -> None:
         self.calls[name] += 1
+        self.poke()
+
+    def poke(self) -> None:
+        """Let `wait_for` look again."""
         self.changed.set()
         self.changed = anyio.Event()
 
@@ -130,7 +134,13 @@ async def _running(
 ) -> AsyncIterator[tuple[CallbackDispatcher, list[Delivery]]]:
     """Run the dispatcher; the list fills with each attempt recorded."""
     recorded: list[Delivery] = []
-    dispatcher.add_listener(recorded.append)
+
+    def record(delivery: Delivery) -> None:
+        recorded.append(delivery)
+        if isinstance(dispatcher.store, WatchedStore):
+            dispatcher.store.poke()  # a waiter on the store looks at `recorded` again
+
+    dispatcher.add_listener(record)
     async with anyio.create_task_group() as tg:
         tg.start_soon(dispatcher.run)
         yield dispatcher, recorded

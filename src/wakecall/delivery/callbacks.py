@@ -231,16 +231,20 @@ class CallbackDispatcher:
         room = self.capacity - len(self._inflight)
         if room < self.min_claim:
             return now + self.poll_interval  # woken again when attempts are recorded
-        claimed = await self.store.claim_deliveries(self.node, now, room, self.lease)
-        # A delivery still in flight here whose claim ran out and that this node claimed
-        # again is not sent a second time: the attempt under way records it.
-        fresh = [d for d in claimed if d.id not in self._inflight]
-        if fresh:
-            await self._queue(fresh, now)
-        if len(claimed) == room:
-            return now + self.poll_interval  # more may be due: woken when there is room
-        candidates = [now + self.poll_interval]
+        # A read first: the claimer is woken by every batch of events, and most carry no
+        # callback, so a claim (a write, queued behind the engine's) would find nothing.
         due = await self.store.next_delivery_due_at()
+        if due is not None and due <= now:
+            claimed = await self.store.claim_deliveries(self.node, now, room, self.lease)
+            # A delivery still in flight here whose claim ran out and that this node claimed
+            # again is not sent a second time: the attempt under way records it.
+            fresh = [d for d in claimed if d.id not in self._inflight]
+            if fresh:
+                await self._queue(fresh, now)
+            if len(claimed) == room:
+                return now + self.poll_interval  # more may be due: woken when there is room
+            due = await self.store.next_delivery_due_at()
+        candidates = [now + self.poll_interval]
         if due is not None and due > now:
             candidates.append(due)
         return min(candidates)
