@@ -40,6 +40,14 @@ class Flight:
     cancel_message: str = ""
     outcome_queued: bool = False
 
+    def cancel(self, reason: AttemptStatus, message: str) -> None:
+        """End the attempt (at once, or as it begins): the first reason given is kept."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+            self.cancel_message = message
+        if self.scope is not None:
+            self.scope.cancel()
+
     def beat_with(self, clock: Clock) -> Callable[[], None]:
         def beat() -> None:
             self.last_beat = clock.now()

@@ -29,23 +29,23 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from wakecall.actions import ActionContext, ActionFailed, Executor, default_executors
+from wakecall.actions import Executor, default_executors
 from wakecall.actions.condition import ConditionChecker
 from wakecall.clock import Clock, SystemClock
 from wakecall.config import EngineConfig
 from wakecall.delivery.fanout import EventFanout
-from wakecall.engine.flights import Flight, Skipped
+from wakecall.engine.attempts import Attempts
+from wakecall.engine.flights import Flight
 from wakecall.engine.listeners import RunListener, RunNews
 from wakecall.engine.outputs import bounded_output
 from wakecall.engine.policies import plan_fires, retry_at
-from wakecall.engine.run_spans import attempt_span, run_span
+from wakecall.engine.run_spans import run_span
 from wakecall.engine.schedule_cache import schedule_of
 from wakecall.errors import StoreError
 from wakecall.models import AttemptStatus, EventType, Run, RunStatus, Task, run_event_payload
@@ -96,8 +96,9 @@ class Engine:
         self.executors: dict[str, Executor] = dict(
             default_executors() if executors is None else executors
         )
-        #: Runs the checks of tasks that have a `condition` (None: such runs fail).
-        self.conditions = conditions
+        #: Runs each attempt; `conditions` checks the tasks that have a `condition` (None:
+        #: such runs fail).
+        self._attempts = Attempts(self.executors, conditions, self.clock)
         self._run_listeners: list[RunListener] = []
         self._wake = anyio.Event()
         self._changed: anyio.Event | None = None
@@ -175,7 +176,7 @@ class Engine:
             await self.wait_until(lambda: all(f.outcome_queued for f in self._inflight.values()))
         for flight in list(self._inflight.values()):
             if not flight.outcome_queued:
-                self._cancel_flight(flight, AttemptStatus.INTERRUPTED, "the scheduler stopped")
+                flight.cancel(AttemptStatus.INTERRUPTED, "the scheduler stopped")
         with anyio.move_on_after(STOP_FLUSH_SECONDS):
             await self.wait_until(lambda: not self._inflight)
         self._abandon_writes.set()  # the writer gives up on what it could not write (logged)
@@ -233,7 +234,7 @@ class Engine:
         for run_id in run_ids:
             flight = self._inflight.get(run_id)
             if flight is not None:
-                self._cancel_flight(flight, AttemptStatus.CANCELLED, message)
+                flight.cancel(AttemptStatus.CANCELLED, message)
 
     @property
     def inflight(self) -> list[Run]:
@@ -558,7 +559,7 @@ class Engine:
             flight.held = start > now
             self._inflight[run.id] = flight
             if run.cancel_requested:
-                self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
+                flight.cancel(AttemptStatus.CANCELLED, "cancelled on request")
             assert self._to_workers is not None
             self._to_workers.send_nowait(flight)
             if self._idle_workers:
@@ -598,11 +599,11 @@ class Engine:
             if flight is None:
                 continue
             if run_id not in held:
-                self._cancel_flight(
-                    flight, AttemptStatus.CANCELLED, "cancelled: the run was deleted or taken over"
+                flight.cancel(
+                    AttemptStatus.CANCELLED, "cancelled: the run was deleted or taken over"
                 )
             elif run_id in cancel:
-                self._cancel_flight(flight, AttemptStatus.CANCELLED, "cancelled on request")
+                flight.cancel(AttemptStatus.CANCELLED, "cancelled on request")
 
     async def _check_heartbeats(self, now: datetime, threshold: timedelta) -> None:
         """Report (and, with `kill_stale`, cancel) runs with no beat for `threshold` of elapsed
@@ -637,20 +638,12 @@ class Engine:
             }
             events.append(NewEvent(EventType.RUN_STALE, flight.task.id, flight.run.id, payload))
             if kill:
-                self._cancel_flight(
-                    flight,
+                flight.cancel(
                     AttemptStatus.TIMEOUT,
                     f"timeout: no sign of life for {silent:.0f}s (heartbeat timeout "
                     f"{threshold.total_seconds():g}s)",
                 )
         self.fanout.publish(await self.store.append_events(now, events))
-
-    def _cancel_flight(self, flight: Flight, reason: AttemptStatus, message: str) -> None:
-        if flight.cancel_reason is None:
-            flight.cancel_reason = reason
-            flight.cancel_message = message
-        if flight.scope is not None:
-            flight.scope.cancel()
 
     # --- executing one run ----------------------------------------------------------------
     async def _execute(self, flight: Flight) -> None:
@@ -658,7 +651,8 @@ class Engine:
         clock = self.clock
         await self._hold(flight)
         started = clock.monotonic()
-        status, output, error = await self._attempt(flight)
+        assert self._tg is not None
+        status, output, error = await self._attempts.run(flight, self._tg)
         finished = clock.now()
         if status == AttemptStatus.INTERRUPTED:
             outcome = self._outcome_for_interrupted(run, finished, flight.cancel_message)
@@ -694,64 +688,6 @@ class Engine:
             flight.held = False
             flight.last_beat_elapsed = self.clock.monotonic()
             self._notify()
-
-    async def _attempt(self, flight: Flight) -> tuple[AttemptStatus, Any, str | None]:
-        """Run the flight's attempt (its condition, then its action) inside a cancel scope
-        that a cancel request, the heartbeat check, a stop or the attempt's time limit
-        cancels. How it ended, its output and its error message: an action's own failure
-        keeps its message whether or not the task has a timeout."""
-        task = flight.task
-        executor = self.executors.get(str(task.action.get("type")))
-        if executor is None:
-            available = ", ".join(sorted(self.executors))
-            message = f"this server cannot run {task.action.get('type')!r} actions"
-            return AttemptStatus.FAILURE, None, f"{message} (available: {available})"
-        if flight.cancel_reason is not None:  # before it began (held, or asked at its start)
-            return flight.cancel_reason, None, flight.cancel_message
-        run, clock = flight.run, self.clock
-        ctx = ActionContext(task, run, run.attempt, clock, beat=flight.beat_with(clock))
-        time_limit = None if task.timeout_s is None else anyio.CancelScope()
-        try:
-            with anyio.CancelScope() as scope:
-                flight.scope = scope
-                if flight.cancel_reason is not None:
-                    scope.cancel()
-                if time_limit is not None:
-                    assert self._tg is not None and task.timeout_s is not None
-                    self._tg.start_soon(self._time_limit, flight, task.timeout_s, time_limit)
-                output = await self._act(ctx, executor)
-        except Skipped as exc:
-            return AttemptStatus.SKIPPED, None, f"skipped: {exc.reason}"
-        except ActionFailed as exc:
-            return AttemptStatus.FAILURE, exc.output, exc.message
-        except Exception as exc:  # an action's own bug: record it, keep the engine running
-            log.exception("action of run %s raised", run.id)
-            return AttemptStatus.FAILURE, None, f"{type(exc).__name__}: {exc}"
-        finally:
-            if time_limit is not None:
-                time_limit.cancel()
-        if scope.cancelled_caught:
-            status = flight.cancel_reason or AttemptStatus.CANCELLED
-            return status, None, flight.cancel_message or "cancelled"
-        return AttemptStatus.SUCCESS, output, None
-
-    async def _act(self, ctx: ActionContext, executor: Executor) -> Any:
-        with attempt_span(ctx, quiet=(Skipped,)) as ctx:
-            if ctx.task.condition is not None:
-                if self.conditions is None:
-                    raise ActionFailed("this server cannot check a task's condition")
-                reason = await self.conditions.check(ctx)
-                if reason is not None:
-                    raise Skipped(reason)
-            return await executor.execute(ctx)
-
-    async def _time_limit(self, flight: Flight, seconds: float, scope: anyio.CancelScope) -> None:
-        """Cancel the flight's attempt once it has run `seconds` of elapsed time (unless
-        `scope` is cancelled first: the attempt ended)."""
-        with scope:
-            await self.clock.sleep(seconds)
-            message = f"timeout: the attempt took longer than {seconds:g}s"
-            self._cancel_flight(flight, AttemptStatus.TIMEOUT, message)
 
     # --- writing finished runs ------------------------------------------------------------
     async def _writer(self) -> None:
