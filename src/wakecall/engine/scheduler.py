@@ -528,7 +528,7 @@ class Engine:
         applies (its runs start, and count, like any other)."""
         if task.condition is not None or task.failure_streak:
             return None
-        if task.concurrency or task.rate_limit:
+        if task.flow_controlled:
             return None
         executor = self.executors.get(str(task.action.get("type")))
         output_of = getattr(executor, "instant_output", None)

@@ -228,7 +228,7 @@ class TaskService:
         """Why the task's due queued runs wait for its flow-control keys, in words (e.g.
         "waiting for concurrency key crm (3/3 running)"); None when none waits on them."""
         task = await self.store.get_task(owner, task_id)
-        if task.concurrency is None and task.rate_limit is None:
+        if not task.flow_controlled:
             return None
         now = self.clock.now()
         queued = await self.store.list_runs(owner, task_id=task_id, status=RunStatus.QUEUED)

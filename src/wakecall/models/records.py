@@ -96,6 +96,11 @@ class Task:
         return stored_trace(self.traceparent, self.tracestate)
 
     @property
+    def flow_controlled(self) -> bool:
+        """Whether a concurrency or rate limit by key applies to its runs."""
+        return self.concurrency is not None or self.rate_limit is not None
+
+    @property
     def remaining_runs(self) -> int | None:
         return None if self.max_runs is None else max(self.max_runs - self.run_count, 0)
 

@@ -66,7 +66,7 @@ def _startable(due_at: datetime, now: datetime, reach: datetime, task: Task) -> 
     instant when no flow control (whose windows are judged at `now`) applies."""
     if due_at <= now:
         return True
-    return due_at <= reach and task.concurrency is None and task.rate_limit is None
+    return due_at <= reach and not task.flow_controlled
 
 
 class FireMethods(RunLeases, RunFinishes):
