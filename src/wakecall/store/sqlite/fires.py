@@ -34,7 +34,7 @@ from wakecall.store.sqlite.rows import (
 from wakecall.store.sqlite.run_leases import RunLeases
 
 #: Where a run's row (`_run_row`, in `_RUN_COLUMNS` order) holds its `started_at`.
-_STARTED_AT = 10
+_STARTED_AT = _RUN_COLUMNS.split(", ").index("started_at")
 
 
 @dataclass(frozen=True, slots=True)

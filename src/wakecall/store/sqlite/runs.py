@@ -36,7 +36,13 @@ class RunMethods(TaskMethods):
         run: Run, now_us: int, counts: bool, lease: tuple[str, int] | None = None
     ) -> tuple[Any, ...]:
         """The row of a new run; with `lease` (node, until), the run starts its first attempt
-        as it is written."""
+        as it is written: at its due instant when that is ahead (`fire_and_start`'s
+        horizon)."""
+        started_us = None
+        if lease:
+            started_us = max(now_us, _us(run.due_at))
+        elif run.started_at is not None:
+            started_us = now_us
         return (
             run.id,
             run.task_id,
@@ -48,8 +54,7 @@ class RunMethods(TaskMethods):
             1 if lease else run.attempt,
             run.max_attempts,
             now_us,
-            # A run started ahead of its instant (`fire_and_start`'s horizon) starts then.
-            max(now_us, _us(run.due_at)) if lease else now_us if run.started_at else None,
+            started_us,
             now_us if run.finished_at is not None else None,
             run.duration_ms,
             _json_or_none(run.output),
