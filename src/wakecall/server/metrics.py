@@ -92,8 +92,9 @@ _DELIVERY_STATUS = {
 }
 _ERROR_KINDS = tuple(str(s) for s in AttemptStatus if s not in _NOT_ERRORS)
 
-#: Runs counted per slice of `Metrics.fold` (about a millisecond's work), and the pause of
-#: `Metrics.run` between folds.
+#: Runs counted per slice of `Metrics.fold` (a fraction of a millisecond since the runs
+#: finished by task are counted in `run_series.FinishedRuns`), and the pause of `Metrics.run`
+#: between folds.
 _FOLD_SLICE = 50
 _FOLD_PAUSE = 0.25
 
@@ -223,8 +224,8 @@ class Metrics:
     # --- listeners (on the engine's loop: memory only) ------------------------------------
     def on_runs(self, news: RunNews) -> None:
         """Keep the news, counted later by `fold` a slice at a time: a burst tells of
-        thousands of runs at once, and counting them there and then (a labelled series for
-        each new task among them) would hold the event loop for tens of milliseconds."""
+        thousands of runs at once, and counting them there and then (two histograms and
+        three counters a run) would hold the event loop for milliseconds."""
         self._unread.append(news)
         self._unread_runs += len(news.created) + len(news.started) + len(news.finished)
         self._has_unread.set()
