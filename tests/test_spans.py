@@ -45,3 +45,41 @@ def test_serving_imports_no_opentelemetry_before_a_span_is_made() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+WITH_THE_API_AND_NO_PROVIDER = f"""
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from wakecall.spans import traced
+from wakecall.tracecontext import TraceContext
+stored = TraceContext("{TRACEPARENT}", None)
+with traced("wakecall.attempt", stored, {{}}) as span:
+    print(span.headers["traceparent"])
+found = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(found))
+trace.set_tracer_provider(provider)
+with traced("wakecall.attempt", stored, {{}}) as span:
+    print(span.headers["traceparent"])
+(made,) = found.get_finished_spans()
+print(f"{{made.context.span_id:016x}}")
+"""
+
+
+def test_spans_are_made_once_the_process_sets_a_provider() -> None:
+    """With the API but no provider, an attempt sends a child of the stored context; a
+    provider the process sets later records the spans made from then on, and what is sent
+    names them."""
+    done = subprocess.run(
+        [sys.executable, "-c", WITH_THE_API_AND_NO_PROVIDER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    before, after, recorded = done.stdout.split()
+    assert before.split("-")[1] == after.split("-")[1] == TRACEPARENT[3:35]
+    assert before.split("-")[2] not in (TRACEPARENT[36:52], recorded)
+    assert after.split("-")[2] == recorded

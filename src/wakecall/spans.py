@@ -45,6 +45,14 @@ class _Otel:
         self.provider = provider
         self._tracer = None
 
+    def recording(self) -> bool:
+        """Whether a span made now is recorded: a provider was given, or the process has set
+        one. Until then the API hands out spans that record nothing and carry no context of
+        their own, so making them is work for nothing."""
+        trace = self.trace
+        provider = self.provider if self.provider is not None else trace.get_tracer_provider()
+        return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
     def tracer(self) -> Any:
         if self._tracer is None:
             self._tracer = self.trace.get_tracer("wakecall", tracer_provider=self.provider)
@@ -75,6 +83,12 @@ def _api() -> _Otel | None:
         except ImportError:
             _missing = True
     return _otel
+
+
+def _recording_api() -> _Otel | None:
+    """The OpenTelemetry API when the spans made now are recorded, otherwise None."""
+    api = _api()
+    return api if api is not None and api.recording() else None
 
 
 def use_provider(provider: Any) -> None:
@@ -115,7 +129,7 @@ def traced(
     otherwise a child of `trace` (same trace id and flags, a new parent id), or nothing
     without a `trace`."""
     stored = trace.child().headers() if trace is not None else {}
-    api = _api()
+    api = _recording_api()
     if api is None:
         yield Traced(None, stored, None)
         return
@@ -151,8 +165,8 @@ def record_span(
     error: str | None = None,
 ) -> None:
     """Record a span that already ended (a run, told once it has finished), parented on
-    `trace`; nothing without the API."""
-    api = _api()
+    `trace`; nothing without the API or with no provider set."""
+    api = _recording_api()
     if api is None:
         return
     span = api.tracer().start_span(
