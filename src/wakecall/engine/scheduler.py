@@ -25,7 +25,6 @@ transaction per batch, not several per run. `Engine.stop` ends it all, within a 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -33,7 +32,6 @@ from types import TracebackType
 import anyio
 import anyio.abc
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wakecall.actions import Executor, default_executors
 from wakecall.actions.condition import ConditionChecker
@@ -42,6 +40,7 @@ from wakecall.config import EngineConfig
 from wakecall.delivery.fanout import EventFanout
 from wakecall.engine.attempts import Attempts
 from wakecall.engine.flights import Flight
+from wakecall.engine.handoff import Handoff
 from wakecall.engine.listeners import RunListener, RunNews
 from wakecall.engine.outputs import bounded_output
 from wakecall.engine.policies import plan_fires, retry_at
@@ -108,9 +107,7 @@ class Engine:
         #: How far ahead the last pass claimed fires (`EngineConfig.fire_lead`).
         self._claimed_to: datetime | None = None
         self._inflight: dict[str, Flight] = {}
-        self._to_workers: MemoryObjectSendStream[Flight] | None = None
-        self._from_dispatch: MemoryObjectReceiveStream[Flight] | None = None
-        self._idle_workers = 0
+        self._to_workers: Handoff[Flight] = Handoff()
         self._outcomes: list[RunOutcome] = []
         self._outcome_ready = anyio.Event()
         self._writing = False
@@ -126,8 +123,7 @@ class Engine:
 
     # --- life cycle -----------------------------------------------------------------------
     async def __aenter__(self) -> Engine:
-        self._to_workers, self._from_dispatch = anyio.create_memory_object_stream[Flight](math.inf)
-        self._idle_workers = 0
+        self._to_workers = Handoff()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._loop, name="wakecall-scheduler")
@@ -148,9 +144,7 @@ class Engine:
         try:
             return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
-            assert self._to_workers is not None and self._from_dispatch is not None
             self._to_workers.close()
-            self._from_dispatch.close()
 
     async def stop(self, grace: float = 0.0) -> None:
         """Within `grace` + `STOP_FLUSH_SECONDS` seconds (unless a store call under way hangs):
@@ -560,11 +554,7 @@ class Engine:
             self._inflight[run.id] = flight
             if run.cancel_requested:
                 flight.cancel(AttemptStatus.CANCELLED, "cancelled on request")
-            assert self._to_workers is not None
-            self._to_workers.send_nowait(flight)
-            if self._idle_workers:
-                self._idle_workers -= 1  # a waiting worker takes it
-            else:
+            if not self._to_workers.put(flight):  # no worker waits: one more
                 self._tg.start_soon(self._worker, name="wakecall-run-worker")
         self._notify()
 
@@ -572,20 +562,9 @@ class Engine:
         """Executes runs, one after another, as the dispatcher hands them over. Workers are
         kept, not a task spawned per run (handing a run to a waiting worker costs a tenth of a
         spawn); there are never more than the most runs ever in flight at once."""
-        runs = self._from_dispatch
-        assert runs is not None
-        while True:
-            try:
-                try:
-                    # A run already handed over is taken at once: `receive` would first yield
-                    # to the loop, a whole loop iteration per run in a burst.
-                    flight = runs.receive_nowait()
-                except anyio.WouldBlock:
-                    flight = await runs.receive()
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return
+        runs = self._to_workers
+        while (flight := await runs.take()) is not None:
             await self._execute(flight)
-            self._idle_workers += 1
 
     async def _extend(self, now: datetime) -> None:
         cfg = self.config
