@@ -35,7 +35,7 @@ from wakecall.store import (
     TaskEnd,
     Upcoming,
 )
-from wakecall.store.base import DeliveryOutcome, Instant
+from wakecall.store.base import DeliveryOutcome, Instant, fire_and_start_in_steps
 
 
 def queued(fire: datetime | None = T0, **changes: Any) -> NewRun:
@@ -224,6 +224,48 @@ async def test_claim_due_tasks_claims_only_due_active_unclaimed_tasks(store: Sto
     # An expired claim is claimable again: that is how a dead node's claims are reaped.
     reclaimed = await store.claim_due_tasks("n2", T0 + LEASE + timedelta(seconds=1), 10, LEASE)
     assert {d.task.id for d in reclaimed} == {due.id, exact.id, future.id}
+
+
+async def test_claim_due_tasks_reaches_ahead_but_judges_claims_at_now(store: Store) -> None:
+    """With `due_by`, tasks due by it are claimed too; another node's claim is taken only
+    once it has expired by `now`, never because it expires within the reach."""
+    claim_at = T0 - LEASE + timedelta(milliseconds=2)  # n0's claim expires 2 ms after T0
+    soon = make_task(next_fire_at=T0 + timedelta(milliseconds=5))
+    held = make_task(next_fire_at=claim_at - timedelta(seconds=1))
+    for t in (soon, held):
+        await add_task(store, t)
+    (taken,) = await store.claim_due_tasks("n0", claim_at, 10, LEASE)
+    assert taken.task.id == held.id
+    reach = T0 + timedelta(milliseconds=10)
+    claimed = await store.claim_due_tasks("n1", T0, 10, LEASE, due_by=reach)
+    assert [d.task.id for d in claimed] == [soon.id]
+    assert claimed[0].task.claim_expires_at == T0 + LEASE
+    later = T0 + timedelta(milliseconds=3)
+    (retaken,) = await store.claim_due_tasks("n1", later, 10, LEASE, due_by=reach)
+    assert retaken.task.id == held.id
+
+
+async def test_a_pass_in_steps_takes_no_claim_that_expires_within_its_horizon(
+    store: Store,
+) -> None:
+    """The pass of a store without one transaction for it (PostgreSQL's) reaches to its
+    horizon for due tasks, not for other nodes' claims."""
+    claim_at = T0 - LEASE + timedelta(milliseconds=2)
+    held = make_task(next_fire_at=claim_at - timedelta(seconds=1))
+    await add_task(store, held)
+    await store.claim_due_tasks("n0", claim_at, 10, LEASE)
+    seen: list[str] = []
+
+    def plan(item: DueTask) -> FirePlan | None:
+        seen.append(item.task.id)
+        return None
+
+    horizon = T0 + timedelta(milliseconds=10)
+    await fire_and_start_in_steps(
+        store, "n1", T0, limit=10, lease=LEASE, plan=plan, start_limit=0, horizon=horizon
+    )
+    assert seen == []
+    assert (await store.get_task(None, held.id)).claimed_by == "n0"
 
 
 async def test_claim_due_tasks_respects_the_limit_earliest_first(store: Store) -> None:

@@ -119,7 +119,7 @@ async def fire_and_start_in_steps(
     store that has no single transaction for it. It starts no run ahead of its instant: runs
     due by `horizon` but after `now` stay queued for a pass at their instant."""
     reach = now if horizon is None else max(now, horizon)
-    due = await store.claim_due_tasks(node, reach, limit, lease) if limit > 0 else []
+    due = await store.claim_due_tasks(node, now, limit, lease, due_by=reach) if limit > 0 else []
     plans: list[FirePlan] = []
     unplanned: list[str] = []
     for item in due:
@@ -282,10 +282,17 @@ class Store(Protocol):
 
     # --- fires ----------------------------------------------------------------------------
     async def claim_due_tasks(
-        self, node: str, now: datetime, limit: int, lease: timedelta
+        self,
+        node: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        *,
+        due_by: datetime | None = None,
     ) -> list[DueTask]:
-        """Claim up to `limit` active tasks with `next_fire_at <= now` that are unclaimed or
-        whose claim expired, earliest first, for `node` until `now + lease`."""
+        """Claim up to `limit` active tasks with `next_fire_at <= due_by` (default `now`) that
+        are unclaimed or whose claim expired by `now`, earliest first, for `node` until
+        `now + lease`."""
         ...
 
     async def record_fires(self, node: str, now: datetime, plans: Sequence[FirePlan]) -> FireResult:

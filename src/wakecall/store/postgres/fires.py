@@ -34,12 +34,18 @@ class FireMethods(RunFinishes):
     """The fire methods of `PostgresStore`."""
 
     async def claim_due_tasks(
-        self, node: str, now: datetime, limit: int, lease: timedelta
+        self,
+        node: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        *,
+        due_by: datetime | None = None,
     ) -> list[DueTask]:
         sql = (
             "WITH due AS ("
             "  SELECT id FROM tasks"
-            "  WHERE status = 'active' AND next_fire_at IS NOT NULL AND next_fire_at <= $1"
+            "  WHERE status = 'active' AND next_fire_at IS NOT NULL AND next_fire_at <= $5"
             "  AND (claimed_by IS NULL OR claim_expires_at < $1)"
             "  ORDER BY next_fire_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
             "), claimed AS ("
@@ -56,7 +62,8 @@ class FireMethods(RunFinishes):
         queued, running = len(_cols(_TASK_COLUMNS)), len(_cols(_TASK_COLUMNS)) + 1
 
         async def claim_due_tasks_on(conn: asyncpg.Connection) -> list[DueTask]:
-            rows = await conn.fetch(sql, now, limit, node, now + lease)
+            reach = now if due_by is None else max(now, due_by)
+            rows = await conn.fetch(sql, now, limit, node, now + lease, reach)
             return [DueTask(_task_from_row(r), r[queued], tuple(r[running] or ())) for r in rows]
 
         return await self._write(claim_due_tasks_on)

@@ -73,11 +73,20 @@ class FireMethods(RunLeases, RunFinishes):
     """The fire methods of `SQLiteStore`."""
 
     async def claim_due_tasks(
-        self, node: str, now: datetime, limit: int, lease: timedelta
+        self,
+        node: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        *,
+        due_by: datetime | None = None,
     ) -> list[DueTask]:
         now_us, until_us = _us(now), _us(now + lease)
+        due_by_us = None if due_by is None else _us(max(now, due_by))
         return await self._tx(
-            lambda conn: self._claim_due_on(conn, node, now_us, until_us, limit, mark=True)
+            lambda conn: self._claim_due_on(
+                conn, node, now_us, until_us, limit, mark=True, due_by_us=due_by_us
+            )
         )
 
     @staticmethod
