@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from wakecall.actions import WakeupExecutor
-from wakecall.engine import Engine, EngineConfig, TaskService
+from wakecall.engine import Engine, EngineConfig, RunNews, TaskService
 from wakecall.models import AttemptStatus, RunStatus, TaskSpec
 from wakecall.settings import load_settings
 from wakecall.store import SQLiteStore
@@ -102,6 +102,21 @@ async def test_a_fire_is_recorded_a_lead_ahead_and_its_action_starts_at_its_inst
     assert ctx.clock.now() == FIRE
     done = await rig.only_run(task_id)
     assert done.status == RunStatus.SUCCESS and done.started_at == FIRE
+
+
+async def test_a_held_run_is_told_started_when_its_action_begins(rig: Rig) -> None:
+    """What listens for runs (the lateness metric) hears of a held run when its action
+    begins, as late as the wake came, not when it was written."""
+    heard: list[RunNews] = []
+    rig.engine.add_run_listener(heard.append)
+    task_id = await rig.create(in_30s())
+    await rig.at(FIRE - LEAD)
+    assert [r for news in heard for r in news.started] == []
+    late = FIRE + timedelta(milliseconds=3)
+    await rig.at(late)
+    (started,) = [r for news in heard for r in news.started]
+    assert started.task_id == task_id and started.started_at == late
+    assert (await rig.only_run(task_id)).started_at == FIRE  # as written
 
 
 async def test_runs_that_end_as_they_are_written_are_not_recorded_early(rig: Rig) -> None:

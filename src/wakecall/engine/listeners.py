@@ -20,7 +20,8 @@ class RunNews:
     #: Runs whose attempt just ended, as written (final, or queued again for a retry), with
     #: how that attempt ended. A run that ended at birth is here and in `started` at once.
     finished: Sequence[tuple[Run, AttemptStatus]] = ()
-    #: Runs whose attempt just started.
+    #: Runs whose attempt just started. A run started ahead of its instant (`fire_lead`) is
+    #: told when its action begins, with `started_at` then.
     started: Sequence[Run] = ()
 
 

@@ -544,13 +544,17 @@ class Engine:
             return
         self._next_extend = self._next_extend or now + self.config.lease / 3
         assert self._tg is not None
-        if self._run_listeners:
-            self._tell_runs(RunNews(started=[run for run, _ in started]))
+        flights = []
         for run, task in started:
             # A run started ahead of its instant (`fire_lead`) is written starting then.
             start = max(now, run.started_at or now)
             flight = Flight(run, task, last_beat=start, last_beat_elapsed=self.clock.monotonic())
             flight.held = start > now
+            flights.append(flight)
+        if self._run_listeners:  # a held run is told when its hold ends (`_hold`)
+            self._tell_runs(RunNews(started=[f.run for f in flights if not f.held]))
+        for flight in flights:
+            run = flight.run
             self._inflight[run.id] = flight
             if run.cancel_requested:
                 flight.cancel(AttemptStatus.CANCELLED, "cancelled on request")
@@ -666,6 +670,9 @@ class Engine:
             flight.scope = None
             flight.held = False
             flight.last_beat_elapsed = self.clock.monotonic()
+            if self._run_listeners:  # started now, as late as the wake came
+                begun = max(self.clock.now(), flight.last_beat)
+                self._tell_runs(RunNews(started=[flight.run.replace(started_at=begun)]))
             self._notify()
 
     # --- writing finished runs ------------------------------------------------------------
