@@ -25,6 +25,7 @@ from wakecall.models import (
     task_from_values,
 )
 from wakecall.recent import Recent
+from wakecall.store.json_text import decode
 
 __all__ = ["ATTEMPT_STATUS_TO_RUN", "run_from_row", "streak_text", "task_from_row"]
 
@@ -54,7 +55,7 @@ Instant = Callable[[Any], Any]
 
 
 def _load_json(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
+    return None if value is None else decode(value)
 
 
 def streak_text(streak: Sequence[str]) -> str | None:
@@ -72,10 +73,10 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
     parts = _DEFINITIONS.get(key)
     if parts is None:
         parts = (
-            json.loads(row[4]),
-            json.loads(row[6]),
+            decode(row[4]),
+            decode(row[6]),
             retry_policy_from_json(row[7]),
-            json.loads(row[18]),
+            decode(row[18]),
             _load_json(row[29]),
             _load_json(row[30]),
             _load_json(row[35]),  # concurrency

@@ -3,7 +3,6 @@ the Unix epoch (UTC), and records to rows and back."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -20,6 +19,7 @@ from wakecall.models import (
     retry_policy_from_json,
     retry_policy_to_json,
 )
+from wakecall.store.json_text import decode, encode
 from wakecall.store.rows import run_from_row, streak_text, task_from_row
 
 _DELIVERY_COLUMNS = (
@@ -46,9 +46,9 @@ _EVENT_COLUMNS = "cursor, owner, type, task_id, run_id, created_at, payload"
 # Task fields that a `TaskUpdate` may set, and how each is written.
 _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "name": str,
-    "schedule": lambda v: json.dumps(v),
+    "schedule": encode,
     "timezone": str,
-    "action": lambda v: json.dumps(v),
+    "action": encode,
     "retry": retry_policy_to_json,
     "timeout_s": lambda v: v,
     "overlap": str,
@@ -60,7 +60,7 @@ _UPDATABLE: dict[str, Callable[[Any], Any]] = {
     "status": str,
     "pause_note": lambda v: v,
     "callback_url": lambda v: v,
-    "metadata": lambda v: json.dumps(v),
+    "metadata": encode,
     "next_fire_at": lambda v: _us_or_none(v),
     "last_fire_at": lambda v: _us_or_none(v),
     "end_reason": lambda v: v,
@@ -100,8 +100,8 @@ def _dt(value: int | None) -> datetime | None:
     return None if value is None else _dt_req(value)
 
 
-#: `json.dumps(value, default=str)` without building an encoder per call.
-_encode = json.JSONEncoder(default=str).encode
+#: How the SQLite store writes JSON text (`store.json_text`).
+_encode = encode
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -126,9 +126,9 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.owner,
         task.name,
         task.kind,
-        json.dumps(task.schedule),
+        encode(task.schedule),
         task.timezone,
-        json.dumps(task.action),
+        encode(task.action),
         retry_policy_to_json(task.retry),
         task.timeout_s,
         str(task.overlap),
@@ -140,7 +140,7 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         str(task.status),
         task.pause_note,
         task.callback_url,
-        json.dumps(task.metadata),
+        encode(task.metadata),
         task.idempotency_key,
         _us(task.created_at),
         _us(task.updated_at),
@@ -192,7 +192,7 @@ def _event_from_row(row: Sequence[Any]) -> Event:
         task_id=row[3],
         run_id=row[4],
         created_at=_dt_req(row[5]),
-        payload=json.loads(row[6]),
+        payload=decode(row[6]),
     )
 
 
