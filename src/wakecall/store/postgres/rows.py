@@ -72,7 +72,8 @@ def _jsonb_safe(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    """JSON text for a `jsonb` column, as the SQLite store writes it where `jsonb` accepts it."""
+    """JSON text for a `jsonb` column (which keeps its own form of it): the standard
+    library's, with what `jsonb` refuses (NaN, the infinities, NUL) made safe."""
     text: str | None
     try:
         text = json.dumps(value, default=str, allow_nan=False)
