@@ -4,7 +4,6 @@ costs about 35 µs."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from wakecall.models import Task
 from wakecall.recent import Recent
@@ -20,21 +19,12 @@ __all__ = ["schedule_of"]
 #: them made a full pass take 160 ms, a stall of the loop), and a parse costs about 35 µs.
 _PARSED: Recent[str, Schedule] = Recent(4096)
 
-#: The parsed schedules of recently planned tasks, with the spec they were parsed from: a store
-#: that hands out the same spec object for an unchanged task skips even the cache key. The spec
-#: is held, so an identity match can never be a reused id.
-_BY_TASK: Recent[str, tuple[dict[str, Any], Schedule]] = Recent(4096)
-
 
 def schedule_of(task: Task) -> Schedule:
     """The task's parsed schedule (cached by its stored form)."""
     spec = task.schedule
-    known = _BY_TASK.get(task.id)
-    if known is not None and known[0] is spec:
-        return known[1]
     key = repr(spec)
     schedule = _PARSED.get(key)
     if schedule is None:
         schedule = _PARSED.keep(key, schedule_from_spec(json.loads(json.dumps(spec))))
-    _BY_TASK.keep(task.id, (spec, schedule))
     return schedule

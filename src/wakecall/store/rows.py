@@ -24,7 +24,6 @@ from wakecall.models import (
     run_from_values,
     task_from_values,
 )
-from wakecall.recent import Recent
 from wakecall.store.json_text import decode
 
 __all__ = ["ATTEMPT_STATUS_TO_RUN", "run_from_row", "streak_text", "task_from_row"]
@@ -45,12 +44,6 @@ _TASK_STATUSES = {m.value: m for m in TaskStatus}
 _RUN_STATUSES = {m.value: m for m in RunStatus}
 _TRIGGERS = {m.value: m for m in Trigger}
 
-#: The decoded JSON columns of recently read tasks, by task id and the columns' text. A task is
-#: read several times in its run's life (claimed, started, finished) and its definition rarely
-#: changes in between; the key holds the text, so a changed definition is decoded afresh. The
-#: id keeps tasks from sharing decoded (mutable) values.
-_DEFINITIONS: Recent[tuple[Any, ...], tuple[Any, ...]] = Recent(4096)
-
 Instant = Callable[[Any], Any]
 
 
@@ -69,31 +62,16 @@ def _streak(value: str | None) -> tuple[str, ...]:
 
 def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) -> Task:
     """A task from a row whose first columns are the task columns, in their order."""
-    key = (row[0], row[4], row[6], row[7], row[18], row[29], row[30], row[35], row[36])
-    parts = _DEFINITIONS.get(key)
-    if parts is None:
-        parts = (
-            decode(row[4]),
-            decode(row[6]),
-            retry_policy_from_json(row[7]),
-            decode(row[18]),
-            _load_json(row[29]),
-            _load_json(row[30]),
-            _load_json(row[35]),  # concurrency
-            _load_json(row[36]),  # rate_limit
-        )
-        _DEFINITIONS.keep(key, parts)
-    schedule, action, retry, metadata, trigger, condition, concurrency, rate_limit = parts
     return task_from_values(
         (
             row[0],  # id
             row[1],  # owner
             row[2],  # name
             row[3],  # kind
-            schedule,
+            decode(row[4]),  # schedule
             row[5],  # timezone
-            action,
-            retry,
+            decode(row[6]),  # action
+            retry_policy_from_json(row[7]),
             row[8],  # timeout_s
             _OVERLAPS[row[9]],
             row[10],  # max_queued
@@ -104,7 +82,7 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
             _TASK_STATUSES[row[15]],
             row[16],  # pause_note
             row[17],  # callback_url
-            metadata,
+            decode(row[18]),  # metadata
             row[19],  # idempotency_key
             instant_req(row[20]),  # created_at
             instant_req(row[21]),  # updated_at
@@ -115,14 +93,14 @@ def task_from_row(row: Sequence[Any], instant: Instant, instant_req: Instant) ->
             instant(row[26]),  # claim_expires_at
             row[27],  # end_reason
             row[28],  # depends_on
-            trigger,
-            condition,
+            _load_json(row[29]),  # trigger
+            _load_json(row[30]),  # condition
             row[31],  # pause_after_failures
             _streak(row[32]),  # failure_streak
             row[33],  # traceparent
             row[34],  # tracestate
-            concurrency,
-            rate_limit,
+            _load_json(row[35]),  # concurrency
+            _load_json(row[36]),  # rate_limit
         )
     )
 
