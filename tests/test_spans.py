@@ -22,14 +22,7 @@ with traced("wakecall.attempt", None, {{}}) as span:
 
 
 def test_without_opentelemetry_each_request_sends_a_child_of_the_stored_context() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_OPENTELEMETRY],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    child, state, nothing = done.stdout.split()
+    child, state, nothing = _printed_by(WITHOUT_OPENTELEMETRY).split()
     version, trace_id, parent_id, flags = child.split("-")
     assert (version, trace_id, flags, state) == ("00", TRACEPARENT[3:35], "01", "a=1")
     assert parent_id != TRACEPARENT[36:52] and len(parent_id) == 16
@@ -41,10 +34,7 @@ def test_serving_imports_no_opentelemetry_before_a_span_is_made() -> None:
         "import sys, wakecall.server, wakecall.cli, wakecall.engine, wakecall.spans; "
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == "[]"
+    assert _printed_by(code).strip() == "[]"
 
 
 WITH_THE_API_AND_NO_PROVIDER = f"""
@@ -72,14 +62,16 @@ def test_spans_are_made_once_the_process_sets_a_provider() -> None:
     """With the API but no provider, an attempt sends a child of the stored context; a
     provider the process sets later records the spans made from then on, and what is sent
     names them."""
-    done = subprocess.run(
-        [sys.executable, "-c", WITH_THE_API_AND_NO_PROVIDER],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    before, after, recorded = done.stdout.split()
+    before, after, recorded = _printed_by(WITH_THE_API_AND_NO_PROVIDER).split()
     assert before.split("-")[1] == after.split("-")[1] == TRACEPARENT[3:35]
     assert before.split("-")[2] not in (TRACEPARENT[36:52], recorded)
     assert after.split("-")[2] == recorded
+
+
+def _printed_by(code: str) -> str:
+    """What `code` prints, run in an interpreter of its own (each test needs a fresh one:
+    what is imported, and the process's tracer provider, which is set once)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout
