@@ -23,6 +23,7 @@ from wakecall.errors import DatabaseBusy, NotAWakecallDatabase, StoreError
 from wakecall.models import Event
 from wakecall.store.base import RESYNC, HintListener, NewEvent
 from wakecall.store.flow import FlowGates
+from wakecall.store.json_text import encode
 from wakecall.store.plans import Drafts, EventDraft
 from wakecall.store.sqlite.budget import Budget
 from wakecall.store.sqlite.migrations import APPLICATION_ID, SCHEMA_VERSION, migrate
@@ -31,7 +32,6 @@ from wakecall.store.sqlite.rows import (
     _EVENT_COLUMNS,
     _IN_CHUNK,
     _dt_req,
-    _encode,
     _us,
 )
 from wakecall.tracecontext import trace_columns
@@ -42,7 +42,7 @@ T = TypeVar("T")
 
 #: Events as this store writes them: payloads encoded as they are (SQLite text holds anything
 #: JSON does), and the written event carrying the payload as given.
-_DRAFTS = Drafts(_encode)
+_DRAFTS = Drafts(encode)
 
 #: The write-ahead log is checkpointed (on a thread) when, looked at every this many commits,
 #: it has grown past this size (SQLite's own default is about 4 MB).

@@ -100,12 +100,8 @@ def _dt(value: int | None) -> datetime | None:
     return None if value is None else _dt_req(value)
 
 
-#: How the SQLite store writes JSON text (`store.json_text`).
-_encode = encode
-
-
 def _json_or_none(value: Any) -> str | None:
-    return None if value is None else _encode(value)
+    return None if value is None else encode(value)
 
 
 def _attempts(retry_json: str) -> int:
